@@ -1,0 +1,154 @@
+//! The one error type of the contract.
+
+use std::time::Duration;
+
+/// A boxed error kept as the source of a backend failure.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything a cache operation can fail with.
+///
+/// The variants fall in two families, told apart by [`CacheError::is_caller_error`]:
+///
+/// - **caller mistakes** ([`InvalidKey`](Self::InvalidKey),
+///   [`ValueTooLarge`](Self::ValueTooLarge), [`InvalidTtl`](Self::InvalidTtl),
+///   [`Unsupported`](Self::Unsupported), [`Config`](Self::Config)): retrying the same
+///   call cannot help, and nothing was written;
+/// - **backend trouble** ([`Unreachable`](Self::Unreachable), [`Timeout`](Self::Timeout),
+///   [`Auth`](Self::Auth), [`Backend`](Self::Backend)): the server could not be reached,
+///   did not answer in time, refused the credentials or answered with an error.
+///   [`CacheError::is_retryable`] says which of these are worth another try.
+///
+/// Messages are meant for logs: they never contain a password from a connection URL,
+/// and they name the limit that was broken.
+///
+/// ```
+/// use cache_api::CacheError;
+///
+/// let err = CacheError::ValueTooLarge { size: 2 << 20, limit: 1 << 20 };
+/// assert!(err.is_caller_error());
+/// assert!(!err.is_retryable());
+/// assert_eq!(err.to_string(), "value of 2097152 bytes exceeds the limit of 1048576 bytes");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// The key cannot be used (the empty key, on every backend).
+    #[error("invalid key: {reason}")]
+    InvalidKey {
+        /// Why the key was refused.
+        reason: &'static str,
+    },
+
+    /// The value is larger than the backend accepts; nothing was written.
+    #[error("value of {size} bytes exceeds the limit of {limit} bytes")]
+    ValueTooLarge {
+        /// Size of the refused value in bytes.
+        size: usize,
+        /// Largest value the backend accepts, in bytes.
+        limit: usize,
+    },
+
+    /// The TTL cannot be represented by the backend; nothing was written.
+    #[error("invalid ttl of {ttl:?}: {reason}")]
+    InvalidTtl {
+        /// The refused TTL.
+        ttl: Duration,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+
+    /// The backend does not offer this operation.
+    #[error("{operation} is not supported by this backend")]
+    Unsupported {
+        /// The operation that was asked for.
+        operation: &'static str,
+    },
+
+    /// The cache was configured with contradictory or malformed settings
+    /// (a bad URL, an unknown scheme, a zero pool size).
+    #[error("invalid configuration: {message}")]
+    Config {
+        /// What is wrong, without any secret from the configuration.
+        message: String,
+    },
+
+    /// The server could not be reached: connection refused, reset or closed.
+    #[error("{backend} unreachable: {source}")]
+    Unreachable {
+        /// Which backend ("redis", "memcached", ...).
+        backend: &'static str,
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The server did not answer within the configured timeout.
+    #[error("{backend} {operation} timed out after {after:?}")]
+    Timeout {
+        /// Which backend.
+        backend: &'static str,
+        /// What was waited for ("response", "connect", "pool checkout", ...).
+        operation: &'static str,
+        /// The timeout that ran out.
+        after: Duration,
+    },
+
+    /// The server refused the credentials.
+    #[error("{backend} authentication failed: {source}")]
+    Auth {
+        /// Which backend.
+        backend: &'static str,
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The server answered with an error, or with something the client could not parse.
+    #[error("{backend} error: {source}")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl CacheError {
+    /// Builds a [`CacheError::Config`] from anything printable.
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::Config {
+            message: message.into(),
+        }
+    }
+
+    /// True for mistakes of the caller (bad key, value, TTL, configuration or an
+    /// unsupported operation): the same call will fail again, and nothing was written.
+    #[must_use]
+    pub fn is_caller_error(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidKey { .. }
+                | Self::ValueTooLarge { .. }
+                | Self::InvalidTtl { .. }
+                | Self::Unsupported { .. }
+                | Self::Config { .. }
+        )
+    }
+
+    /// True when the same call may succeed if tried again: the server was
+    /// unreachable or did not answer in time.
+    ///
+    /// A timed-out `set` may or may not have been applied; every operation of the
+    /// contract is idempotent, so repeating it is safe.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unreachable { .. } | Self::Timeout { .. })
+    }
+
+    /// True when the error is a [`CacheError::Timeout`].
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout { .. })
+    }
+}
