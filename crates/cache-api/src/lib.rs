@@ -136,7 +136,11 @@ pub trait Cache: Send + Sync {
     /// # Errors
     ///
     /// As [`set`](Cache::set). On backend trouble some entries may have been written.
-    async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> Result<(), CacheError> {
+    async fn set_many(
+        &self,
+        entries: &[(&str, Bytes)],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
         validate_keys(entries.iter().map(|(key, _)| *key))?;
         let limit = self.limits().max_value_size;
         if let Some((_, value)) = entries.iter().find(|(_, value)| value.len() > limit) {
@@ -264,7 +268,12 @@ mod tests {
             validate_key(key)?;
             Ok(self.0.lock().unwrap().get(key).cloned())
         }
-        async fn set(&self, key: &str, value: Bytes, _ttl: Option<Duration>) -> Result<(), CacheError> {
+        async fn set(
+            &self,
+            key: &str,
+            value: Bytes,
+            _ttl: Option<Duration>,
+        ) -> Result<(), CacheError> {
             validate_key(key)?;
             self.0.lock().unwrap().insert(key.to_owned(), value);
             Ok(())
@@ -286,12 +295,20 @@ mod tests {
         let got = cache.get_many(&["b", "missing", "a", "b"]).await.unwrap();
         assert_eq!(
             got,
-            vec![Some(Bytes::from("2")), None, Some(Bytes::from("1")), Some(Bytes::from("2"))]
+            vec![
+                Some(Bytes::from("2")),
+                None,
+                Some(Bytes::from("1")),
+                Some(Bytes::from("2"))
+            ]
         );
         assert!(cache.exists("a").await.unwrap());
         assert_eq!(cache.delete_many(&["a", "a", "missing"]).await.unwrap(), 1);
         assert!(!cache.exists("a").await.unwrap());
-        assert!(matches!(cache.clear().await, Err(CacheError::Unsupported { .. })));
+        assert!(matches!(
+            cache.clear().await,
+            Err(CacheError::Unsupported { .. })
+        ));
     }
 
     /// A bad key anywhere in a batch writes nothing.
@@ -306,7 +323,10 @@ mod tests {
         assert_eq!(cache.get("a").await.unwrap(), None);
 
         let too_big = Bytes::from(vec![0; cache.limits().max_value_size + 1]);
-        let err = cache.set_many(&[("a", Bytes::from("1")), ("b", too_big)], None).await.unwrap_err();
+        let err = cache
+            .set_many(&[("a", Bytes::from("1")), ("b", too_big)], None)
+            .await
+            .unwrap_err();
         assert!(matches!(err, CacheError::ValueTooLarge { .. }));
         assert_eq!(cache.get("a").await.unwrap(), None);
     }

@@ -38,7 +38,10 @@ impl Limits {
     /// When `ttl_granularity` is zero: every clock has some granularity.
     #[must_use]
     pub const fn new(ttl_granularity: Duration, max_value_size: usize) -> Self {
-        assert!(!ttl_granularity.is_zero(), "ttl granularity must be positive");
+        assert!(
+            !ttl_granularity.is_zero(),
+            "ttl granularity must be positive"
+        );
         Self {
             ttl_granularity,
             max_value_size,
@@ -85,11 +88,20 @@ mod tests {
     #[test]
     fn ttl_rounds_up_never_down() {
         let ms = Limits::default();
-        assert_eq!(ms.round_up_ttl(Duration::from_micros(1)), Duration::from_millis(1));
-        assert_eq!(ms.round_up_ttl(Duration::from_millis(5)), Duration::from_millis(5));
+        assert_eq!(
+            ms.round_up_ttl(Duration::from_micros(1)),
+            Duration::from_millis(1)
+        );
+        assert_eq!(
+            ms.round_up_ttl(Duration::from_millis(5)),
+            Duration::from_millis(5)
+        );
         assert_eq!(ms.round_up_ttl(Duration::ZERO), Duration::ZERO);
         let s = Limits::new(Duration::from_secs(1), 10);
-        assert_eq!(s.round_up_ttl(Duration::from_millis(1001)), Duration::from_secs(2));
+        assert_eq!(
+            s.round_up_ttl(Duration::from_millis(1001)),
+            Duration::from_secs(2)
+        );
         assert_eq!(s.round_up_ttl(Duration::MAX), Duration::MAX);
     }
 }

@@ -1,0 +1,206 @@
+//! `cachectl check`: every check of the contract against one backend URL.
+
+use std::{
+    process::ExitCode,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use cache_tck::{run_check, Check, Group, KeyRecorder, Outcome, CHECKS};
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+
+use crate::{options, report, say, Connection, EXIT_FAILED};
+
+#[derive(clap::Args)]
+pub(crate) struct CheckArgs {
+    /// Backend URL: memory:// (the default), redis://host:port, memcache://host:port.
+    #[arg(default_value = "memory://")]
+    url: String,
+    /// Which checks: core (the five of the original contract), extended, or all.
+    #[arg(long, value_enum, default_value_t = Which::All)]
+    group: Which,
+    /// Only the checks whose name contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// How many checks run at once (most of a check's time is spent waiting for TTLs).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: u16,
+    /// Print one JSON document instead of lines.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Which {
+    Core,
+    Extended,
+    All,
+}
+
+#[derive(Serialize)]
+struct CheckReport<'a> {
+    name: &'static str,
+    group: String,
+    passed: bool,
+    elapsed_ms: u128,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cleanup_error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    url: String,
+    checks: Vec<CheckReport<'a>>,
+    passed: usize,
+    failed: usize,
+}
+
+/// One check's outcome, plus whether removing its keys afterwards failed.
+struct Ran {
+    outcome: Outcome,
+    cleanup_error: Option<String>,
+}
+
+pub(crate) async fn run(args: CheckArgs) -> ExitCode {
+    let selected: Vec<&'static Check> = CHECKS
+        .iter()
+        .filter(|check| match args.group {
+            Which::Core => check.group == Group::Core,
+            Which::Extended => check.group == Group::Extended,
+            Which::All => true,
+        })
+        .filter(|check| {
+            args.filter
+                .as_deref()
+                .is_none_or(|text| check.name.contains(text))
+        })
+        .collect();
+    if selected.is_empty() {
+        eprintln!("cachectl: no check matches");
+        return ExitCode::from(EXIT_FAILED);
+    }
+
+    // Fail fast, with one clear message, when the backend cannot be used at all.
+    if let Err(err) = cache_url::connect_with(&args.url, &options(&args.connection)).await {
+        return report(&err);
+    }
+
+    let run_id = &run_id();
+    let url = &args.url;
+    let connection = &args.connection;
+    let json = args.json;
+    let mut results: Vec<Ran> = stream::iter(selected.into_iter().enumerate())
+        .map(|(index, check)| async move {
+            // Each check gets a fresh cache under a namespace of its own, and removes
+            // exactly the keys it wrote, so a live server keeps everything else.
+            let prefix = format!("cachectl-check:{run_id}:{index}:");
+            let ran = run_one(url, &options(connection).key_prefix(prefix), check).await;
+            if !json {
+                print_line(&ran);
+            }
+            ran
+        })
+        .buffer_unordered(usize::from(args.jobs))
+        .collect()
+        .await;
+    results.sort_by_key(|ran| CHECKS.iter().position(|c| c.name == ran.outcome.check.name));
+
+    let failed = results
+        .iter()
+        .filter(|ran| !ran.outcome.passed() || ran.cleanup_error.is_some())
+        .count();
+    let passed = results.len() - failed;
+    if json {
+        let report = Report {
+            url: cache_url::redact(&args.url),
+            checks: results.iter().map(to_report).collect(),
+            passed,
+            failed,
+        };
+        say(&serde_json::to_string_pretty(&report).expect("the report is plain data"));
+    } else {
+        say(&format!("{passed} passed, {failed} failed"));
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    }
+}
+
+async fn run_one(url: &str, options: &cache_url::Options, check: &'static Check) -> Ran {
+    let cache = match cache_url::connect_with(url, options).await {
+        Ok(cache) => KeyRecorder::new(cache),
+        Err(err) => {
+            return Ran {
+                outcome: Outcome {
+                    check,
+                    elapsed: Duration::ZERO,
+                    result: Err(cache_tck::Failure::new(
+                        "connect",
+                        "a cache",
+                        format!("Err({err})"),
+                    )),
+                },
+                cleanup_error: None,
+            }
+        }
+    };
+    let outcome = run_check(check, &cache).await;
+    let cleanup_error = cache
+        .remove_written()
+        .await
+        .err()
+        .map(|err| format!("removing the check's keys failed: {err}"));
+    Ran {
+        outcome,
+        cleanup_error,
+    }
+}
+
+fn print_line(ran: &Ran) {
+    let Ran {
+        outcome,
+        cleanup_error,
+    } = ran;
+    let status = if outcome.passed() && cleanup_error.is_none() {
+        "PASS"
+    } else {
+        "FAIL"
+    };
+    let mut line = format!(
+        "{status}  {:<70} {:>7.2}s",
+        outcome.check.name,
+        outcome.elapsed.as_secs_f64()
+    );
+    if let Err(failure) = &outcome.result {
+        line.push_str(&format!("  {failure}"));
+    }
+    if let Some(error) = cleanup_error {
+        line.push_str(&format!("  {error}"));
+    }
+    say(&line);
+}
+
+fn to_report(ran: &Ran) -> CheckReport<'_> {
+    CheckReport {
+        name: ran.outcome.check.name,
+        group: ran.outcome.check.group.to_string(),
+        passed: ran.outcome.passed() && ran.cleanup_error.is_none(),
+        elapsed_ms: ran.outcome.elapsed.as_millis(),
+        failure: ran.outcome.result.as_ref().err().map(ToString::to_string),
+        cleanup_error: ran.cleanup_error.as_deref(),
+    }
+}
+
+/// A name for this run that no other run shares: process id and start time.
+fn run_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    format!("{}-{nanos:x}", std::process::id())
+}

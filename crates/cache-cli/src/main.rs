@@ -1,0 +1,187 @@
+//! `cachectl`: runs the cache contract against any backend URL, and reads or writes
+//! single entries by hand.
+
+#![forbid(unsafe_code)]
+
+mod check;
+
+use std::{process::ExitCode, time::Duration};
+
+use cache_api::{Bytes, CacheError};
+use clap::{Parser, Subcommand};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Exit code for a failed check, a miss or a refused operation.
+const EXIT_FAILED: u8 = 1;
+/// Exit code when the backend cannot be used at all (bad URL, unreachable).
+const EXIT_UNUSABLE: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "cachectl",
+    version,
+    about = "Check a cache backend against the contract, or use it by hand"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Connection {
+    /// Connect and response timeout of network backends, e.g. 500ms or 2s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the contract's checks and print one line per check.
+    ///
+    /// Against a server it did not start, every check works under a key prefix of its
+    /// own and removes exactly the keys it wrote: no other data is touched.
+    Check(check::CheckArgs),
+    /// Print the raw bytes stored under KEY (exit 1 on a miss).
+    Get {
+        /// Backend URL: memory://, redis://host:port, memcache://host:port.
+        url: String,
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Store VALUE (or standard input, when VALUE is left out) under KEY.
+    Set {
+        /// Backend URL.
+        url: String,
+        /// The key.
+        key: String,
+        /// The value; read from standard input when left out, so binary and large
+        /// values can be piped in.
+        value: Option<String>,
+        /// Time to live, e.g. 10s, 5m, 31days; none by default.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<Duration>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Delete KEY; prints whether a live entry was removed.
+    Del {
+        /// Backend URL.
+        url: String,
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => return check::run(args).await,
+        Command::Get {
+            url,
+            key,
+            connection,
+        } => get(&url, &key, &connection).await,
+        Command::Set {
+            url,
+            key,
+            value,
+            ttl,
+            connection,
+        } => set(&url, &key, value, ttl, &connection).await,
+        Command::Del {
+            url,
+            key,
+            connection,
+        } => del(&url, &key, &connection).await,
+    };
+    result.unwrap_or_else(|err| report(&err))
+}
+
+fn options(connection: &Connection) -> cache_url::Options {
+    let options = cache_url::Options::default();
+    match connection.timeout {
+        Some(timeout) => options.timeout(timeout),
+        None => options,
+    }
+}
+
+/// Prints a line to standard output; a closed pipe (`cachectl check | head`) is not
+/// worth a panic.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// Prints an error with its chain of causes, and picks the exit code.
+fn report(err: &CacheError) -> ExitCode {
+    let mut message = format!("cachectl: {err}");
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(&format!("\n  caused by: {cause}"));
+        source = cause.source();
+    }
+    eprintln!("{message}");
+    match err {
+        CacheError::Config { .. } | CacheError::Unreachable { .. } | CacheError::Auth { .. } => {
+            ExitCode::from(EXIT_UNUSABLE)
+        }
+        _ => ExitCode::from(EXIT_FAILED),
+    }
+}
+
+async fn get(url: &str, key: &str, connection: &Connection) -> Result<ExitCode, CacheError> {
+    let cache = cache_url::connect_with(url, &options(connection)).await?;
+    match cache.get(key).await? {
+        Some(value) => {
+            let mut stdout = tokio::io::stdout();
+            let written = async {
+                stdout.write_all(&value).await?;
+                stdout.flush().await
+            };
+            if let Err(err) = written.await {
+                eprintln!("cachectl: cannot write to standard output: {err}");
+                return Ok(ExitCode::from(EXIT_FAILED));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!("cachectl: miss: no entry under {key:?}");
+            Ok(ExitCode::from(EXIT_FAILED))
+        }
+    }
+}
+
+async fn set(
+    url: &str,
+    key: &str,
+    value: Option<String>,
+    ttl: Option<Duration>,
+    connection: &Connection,
+) -> Result<ExitCode, CacheError> {
+    let value = match value {
+        Some(value) => Bytes::from(value),
+        None => {
+            let mut buffer = Vec::new();
+            if let Err(err) = tokio::io::stdin().read_to_end(&mut buffer).await {
+                eprintln!("cachectl: cannot read the value from standard input: {err}");
+                return Ok(ExitCode::from(EXIT_FAILED));
+            }
+            Bytes::from(buffer)
+        }
+    };
+    let cache = cache_url::connect_with(url, &options(connection)).await?;
+    cache.set(key, value, ttl).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn del(url: &str, key: &str, connection: &Connection) -> Result<ExitCode, CacheError> {
+    let cache = cache_url::connect_with(url, &options(connection)).await?;
+    let removed = cache.delete(key).await?;
+    say(if removed { "deleted" } else { "not found" });
+    Ok(ExitCode::SUCCESS)
+}

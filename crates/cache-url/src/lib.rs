@@ -1,0 +1,235 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+use std::{sync::Arc, time::Duration};
+
+use cache_api::{Cache, CacheError};
+
+/// Settings that apply whatever the backend; unset fields keep the backend's default.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let options = cache_url::Options::default()
+///     .key_prefix("myapp:")
+///     .timeout(Duration::from_millis(500));
+/// assert_eq!(options.key_prefix.as_deref(), Some("myapp:"));
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+#[must_use]
+pub struct Options {
+    /// The namespace of this cache object: every key is stored under it, and `clear`
+    /// removes only what is under it. Ignored by `memory://`, whose every connection
+    /// is a cache of its own.
+    pub key_prefix: Option<String>,
+    /// Connect and response timeout of network backends.
+    pub timeout: Option<Duration>,
+}
+
+impl Options {
+    /// Sets the key prefix.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Sets the timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// The schemes this build understands, for help texts.
+pub const SCHEMES: &[&str] = &[
+    #[cfg(feature = "memory")]
+    "memory://",
+    #[cfg(feature = "redis")]
+    "redis://",
+    #[cfg(feature = "memcached")]
+    "memcache://",
+];
+
+/// Connects to the backend the URL names, with its default settings.
+///
+/// # Errors
+///
+/// [`CacheError::Config`] for a malformed URL, an unknown scheme or one whose cargo
+/// feature is off; the backend's connection error otherwise.
+pub async fn connect(url: &str) -> Result<Arc<dyn Cache>, CacheError> {
+    connect_with(url, &Options::default()).await
+}
+
+/// Connects to the backend the URL names, with `options` applied.
+///
+/// # Errors
+///
+/// As [`connect`].
+pub async fn connect_with(url: &str, options: &Options) -> Result<Arc<dyn Cache>, CacheError> {
+    let Some((scheme, _)) = url.split_once("://") else {
+        return Err(CacheError::config(format!(
+            "{:?} is not a cache URL: expected one of {}",
+            redact(url),
+            SCHEMES.join(", ")
+        )));
+    };
+    // Only the network backends read the options.
+    let _ = options;
+    // Adding a backend means one more arm here, one feature in Cargo.toml.
+    match scheme {
+        #[cfg(feature = "memory")]
+        "memory" => memory(url),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" | "redis+unix" => redis(url, options).await,
+        #[cfg(feature = "memcached")]
+        "memcache" | "memcached" => memcached(url, options).await,
+        // Reached only for the schemes whose feature is off in this build.
+        #[allow(unreachable_patterns)]
+        "memory" | "redis" | "rediss" | "redis+unix" | "memcache" | "memcached" => {
+            Err(CacheError::config(format!(
+                "{scheme}:// support is not compiled in: enable the matching feature of cache-url"
+            )))
+        }
+        other => Err(CacheError::config(format!(
+            "unknown cache URL scheme {other:?}: expected one of {}",
+            SCHEMES.join(", ")
+        ))),
+    }
+}
+
+#[cfg(feature = "memory")]
+fn memory(url: &str) -> Result<Arc<dyn Cache>, CacheError> {
+    let rest = &url["memory://".len()..];
+    let (host, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if !host.is_empty() {
+        return Err(CacheError::config(format!(
+            "memory:// takes no host, got {host:?}"
+        )));
+    }
+    let mut builder = cache_memory::MemoryCache::builder();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = || {
+            value.parse::<u64>().map_err(|_| {
+                CacheError::config(format!(
+                    "memory:// option {name} needs a number of bytes, got {value:?}"
+                ))
+            })
+        };
+        builder = match name {
+            "max_capacity_bytes" => builder.max_capacity_bytes(number()?),
+            "max_value_size" => {
+                builder.max_value_size(usize::try_from(number()?).unwrap_or(usize::MAX))
+            }
+            _ => return Err(CacheError::config(format!(
+                "unknown memory:// option {name:?}: expected max_capacity_bytes or max_value_size"
+            ))),
+        };
+    }
+    Ok(Arc::new(builder.build()?))
+}
+
+#[cfg(feature = "redis")]
+async fn redis(url: &str, options: &Options) -> Result<Arc<dyn Cache>, CacheError> {
+    let mut builder = cache_redis::RedisCache::builder(url);
+    if let Some(prefix) = &options.key_prefix {
+        builder = builder.key_prefix(prefix.clone());
+    }
+    if let Some(timeout) = options.timeout {
+        builder = builder.timeout(timeout);
+    }
+    Ok(Arc::new(builder.build().await?))
+}
+
+#[cfg(feature = "memcached")]
+async fn memcached(url: &str, options: &Options) -> Result<Arc<dyn Cache>, CacheError> {
+    let mut builder = cache_memcached::MemcachedCache::builder(url);
+    if let Some(prefix) = &options.key_prefix {
+        builder = builder.key_prefix(prefix.clone());
+    }
+    if let Some(timeout) = options.timeout {
+        builder = builder.timeout(timeout);
+    }
+    Ok(Arc::new(builder.build().await?))
+}
+
+/// The URL with the password of its user info replaced by `***`, safe for logs.
+///
+/// ```
+/// assert_eq!(cache_url::redact("redis://alice:s3cret@127.0.0.1:6379/0"), "redis://alice:***@127.0.0.1:6379/0");
+/// assert_eq!(cache_url::redact("redis://:s3cret@127.0.0.1"), "redis://:***@127.0.0.1");
+/// assert_eq!(cache_url::redact("memcache://127.0.0.1:11211"), "memcache://127.0.0.1:11211");
+/// ```
+#[must_use]
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // Not a URL; it may still be a password pasted by mistake.
+        return "<not a URL>".to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{tail}")
+            } else {
+                format!("{scheme}://{user}@{host}{tail}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_urls_connect_and_options_are_checked() {
+        let cache = connect("memory://").await.unwrap();
+        cache.set("k", "v".into(), None).await.unwrap();
+        assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+
+        let small = connect("memory://?max_capacity_bytes=4096&max_value_size=100")
+            .await
+            .unwrap();
+        assert_eq!(small.limits().max_value_size, 100);
+
+        for bad in [
+            "memory://host",
+            "memory://?max_value_size=lots",
+            "memory://?colour=red",
+        ] {
+            let err = connect(bad).await.err().expect("a config error");
+            assert!(matches!(err, CacheError::Config { .. }), "{bad}: {err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_schemes_and_non_urls_are_config_errors_without_secrets() {
+        let err = connect("ftp://user:hunter2@host").await.err().unwrap();
+        assert!(
+            err.to_string().contains("unknown cache URL scheme \"ftp\""),
+            "{err}"
+        );
+        let err = connect("hunter2").await.err().unwrap();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+    }
+
+    #[test]
+    fn redact_handles_odd_user_info() {
+        assert_eq!(redact("redis://user@host"), "redis://user@host");
+        assert_eq!(
+            redact("redis://u:p@ss@host/2?x=1"),
+            "redis://u:***@host/2?x=1"
+        );
+        assert_eq!(
+            redact("redis://host/?password=x"),
+            "redis://host/?password=x"
+        );
+    }
+}
