@@ -101,7 +101,6 @@ impl MemoryCache {
     }
 
     /// A builder for a cache with other limits.
-    #[must_use]
     pub fn builder() -> MemoryCacheBuilder {
         MemoryCacheBuilder::default()
     }
