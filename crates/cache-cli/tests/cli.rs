@@ -1,0 +1,80 @@
+//! `cachectl` as a user runs it: the binary, its output and its exit codes.
+
+use std::process::{Command, Output};
+
+fn cachectl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cachectl"))
+        .args(args)
+        .output()
+        .expect("cachectl runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `cachectl check` on the default memory backend runs every check, one line each, and
+/// closes with the count line.
+#[test]
+fn check_on_memory_passes_every_check() {
+    let out = cachectl(&["check"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    let total = cache_tck::CHECKS.len();
+    assert_eq!(lines.last(), Some(&format!("{total} passed, 0 failed").as_str()), "{stdout}");
+    for check in cache_tck::CHECKS {
+        assert!(
+            lines.iter().any(|line| line.starts_with("PASS") && line.contains(check.name)),
+            "no PASS line for {}:\n{stdout}",
+            check.name
+        );
+    }
+}
+
+/// `--json` prints one document with a result per check.
+#[test]
+fn check_json_reports_each_check() {
+    let out = cachectl(&["check", "memory://", "--group", "core", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(report["passed"], 5);
+    assert_eq!(report["failed"], 0);
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|check| check["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[0], "test_set_and_get_value_without_ttl");
+    assert_eq!(names.len(), 5);
+}
+
+/// A filter that matches no check is an error, not an empty success.
+#[test]
+fn no_matching_check_is_an_error() {
+    let out = cachectl(&["check", "--filter", "no-such-check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no check matches"));
+}
+
+/// Bad URLs are configuration errors (exit 2) that never echo a password.
+#[test]
+fn bad_urls_fail_clearly_without_secrets() {
+    for url in ["ftp://user:hunter2@localhost", "hunter2", "memory://?colour=red"] {
+        let out = cachectl(&["get", url, "k"]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {stderr}");
+        assert!(stderr.contains("invalid configuration"), "{url}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{url}: {stderr}");
+    }
+}
+
+/// A miss is exit code 1 with nothing on standard output.
+#[test]
+fn get_of_a_miss_exits_1() {
+    let out = cachectl(&["get", "memory://", "nothing-here"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(text(&out.stderr).contains("miss"));
+}
