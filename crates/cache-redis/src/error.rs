@@ -1,0 +1,201 @@
+//! How the errors of `redis` and `deadpool-redis` become [`CacheError`]s.
+
+use std::{fmt, time::Duration};
+
+use cache_api::{BoxError, CacheError};
+use deadpool_redis::{PoolError, TimeoutType};
+use redis::{ErrorKind, RedisError};
+
+use crate::config::scrub;
+
+pub(crate) const BACKEND: &str = "redis";
+
+/// What an error is mapped against: the timeouts it may have run into, and the
+/// secrets it must not show.
+#[derive(Clone)]
+pub(crate) struct ErrorContext {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) response_timeout: Duration,
+    pub(crate) pool_wait_timeout: Duration,
+    pub(crate) secrets: Vec<String>,
+}
+
+/// Server error codes that mean the credentials were refused or are missing, or the
+/// user they name may not run the command.
+const AUTH_CODES: &[&str] = &["NOAUTH", "WRONGPASS", "NOPERM"];
+
+impl ErrorContext {
+    /// Maps an error of a command (or of opening a connection, when `connecting`).
+    pub(crate) fn map(&self, err: RedisError, connecting: bool) -> CacheError {
+        if err.is_timeout() {
+            return if connecting {
+                self.timeout("connect", self.connect_timeout)
+            } else {
+                self.timeout("response", self.response_timeout)
+            };
+        }
+        let is_auth = err.kind() == ErrorKind::AuthenticationFailed
+            || err.code().is_some_and(|code| AUTH_CODES.contains(&code));
+        let is_unreachable =
+            err.is_io_error() || err.is_connection_refusal() || err.is_connection_dropped();
+        let source = self.source(err);
+        if is_auth {
+            CacheError::Auth {
+                backend: BACKEND,
+                source,
+            }
+        } else if is_unreachable {
+            CacheError::Unreachable {
+                backend: BACKEND,
+                source,
+            }
+        } else {
+            CacheError::Backend {
+                backend: BACKEND,
+                source,
+            }
+        }
+    }
+
+    /// Maps an error of a pool checkout.
+    pub(crate) fn map_pool(&self, err: PoolError) -> CacheError {
+        match err {
+            PoolError::Timeout(TimeoutType::Wait) => {
+                self.timeout("pool checkout", self.pool_wait_timeout)
+            }
+            PoolError::Timeout(TimeoutType::Create) => {
+                self.timeout("connect", self.connect_timeout)
+            }
+            // Recycling a pooled connection is a PING.
+            PoolError::Timeout(TimeoutType::Recycle) => {
+                self.timeout("response", self.response_timeout)
+            }
+            PoolError::Backend(err) => self.map(err, true),
+            other => CacheError::Backend {
+                backend: BACKEND,
+                source: Box::new(Scrubbed(scrub(&other.to_string(), &self.secrets))),
+            },
+        }
+    }
+
+    pub(crate) fn timeout(&self, operation: &'static str, after: Duration) -> CacheError {
+        CacheError::Timeout {
+            backend: BACKEND,
+            operation,
+            after,
+        }
+    }
+
+    /// Keeps the original error as the source, unless its message or `Debug` output
+    /// shows a secret: then only a scrubbed copy of its message is kept.
+    fn source(&self, err: RedisError) -> BoxError {
+        let shown = format!("{err} {err:?}");
+        if self
+            .secrets
+            .iter()
+            .any(|secret| !secret.is_empty() && shown.contains(secret.as_str()))
+        {
+            Box::new(Scrubbed(scrub(&err.to_string(), &self.secrets)))
+        } else {
+            Box::new(err)
+        }
+    }
+}
+
+/// Whether an operation that failed with `err` may be sent once more: the connection
+/// was refused or dropped, so nothing (or nothing known) reached the server, and every
+/// operation of the contract is idempotent. Timeouts are not retried, so that an
+/// operation never takes longer than its timeout.
+pub(crate) fn worth_one_retry(err: &RedisError) -> bool {
+    !err.is_timeout() && (err.is_connection_dropped() || err.is_connection_refusal())
+}
+
+/// An error message from which a password was removed.
+#[derive(Debug)]
+pub(crate) struct Scrubbed(pub(crate) String);
+
+impl fmt::Display for Scrubbed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Scrubbed {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    fn context() -> ErrorContext {
+        ErrorContext {
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_millis(500),
+            pool_wait_timeout: Duration::from_secs(1),
+            secrets: vec!["s3cret".to_owned()],
+        }
+    }
+
+    #[test]
+    fn timeouts_name_the_timeout_that_ran_out() {
+        let err = RedisError::from(io::Error::from(io::ErrorKind::TimedOut));
+        match context().map(err.clone(), false) {
+            CacheError::Timeout {
+                operation, after, ..
+            } => {
+                assert_eq!((operation, after), ("response", Duration::from_millis(500)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            context().map(err, true),
+            CacheError::Timeout {
+                operation: "connect",
+                ..
+            }
+        ));
+        assert!(matches!(
+            context().map_pool(PoolError::Timeout(TimeoutType::Wait)),
+            CacheError::Timeout {
+                operation: "pool checkout",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn io_errors_are_unreachable_and_refusals_are_retried() {
+        let refused = RedisError::from(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert!(worth_one_retry(&refused));
+        assert!(matches!(
+            context().map(refused, false),
+            CacheError::Unreachable { .. }
+        ));
+        let reset = RedisError::from(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert!(worth_one_retry(&reset));
+        assert!(!worth_one_retry(&RedisError::from(io::Error::from(
+            io::ErrorKind::TimedOut
+        ))));
+    }
+
+    #[test]
+    fn auth_failures_are_auth_errors() {
+        let err = RedisError::from((
+            ErrorKind::AuthenticationFailed,
+            "Password authentication failed",
+        ));
+        assert!(matches!(context().map(err, true), CacheError::Auth { .. }));
+    }
+
+    #[test]
+    fn a_message_showing_the_password_is_scrubbed() {
+        let err = RedisError::from((ErrorKind::Client, "failed", "with s3cret inside".to_owned()));
+        let mapped = context().map(err, false);
+        let shown = format!(
+            "{mapped} {mapped:?} {}",
+            std::error::Error::source(&mapped).unwrap()
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("with *** inside"), "{shown}");
+    }
+}

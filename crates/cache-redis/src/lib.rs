@@ -1,0 +1,649 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+mod config;
+mod error;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::{
+    borrow::Cow,
+    fmt,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use cache_api::{async_trait, validate_key, validate_keys, Bytes, Cache, CacheError, Limits};
+use redis::{
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
+    AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError,
+};
+
+pub use cache_api;
+pub use config::{
+    RedisCacheBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_VALUE_SIZE, DEFAULT_POOL_WAIT_TIMEOUT,
+    DEFAULT_RESPONSE_TIMEOUT, REDIS_MAX_VALUE_SIZE,
+};
+
+use config::{Mode, Settings, CLEAR_POOL_SIZE};
+use error::{worth_one_retry, ErrorContext};
+
+/// The longest TTL sent to Redis, in milliseconds: half of `i64::MAX`. Redis adds the
+/// TTL to its clock and refuses the command when the sum overflows an `i64`; with half
+/// the range left, no server clock of this era (or the next 140 million years) can
+/// make it overflow.
+const MAX_TTL_MILLIS: u64 = (i64::MAX / 2) as u64;
+
+/// Keys asked for per `SCAN` round trip of a prefix `clear`.
+const SCAN_COUNT: usize = 500;
+
+/// A [`Cache`] on a Redis server.
+///
+/// Values are stored as the raw bytes given, under the key prefix plus the key, so
+/// `redis-cli GET` reads exactly what was written. Cloning is cheap: clones share the
+/// connections. The cache must be used inside a Tokio runtime, the one it was built in.
+///
+/// ```no_run
+/// // cache-redis = "0.1"
+/// # async fn run() -> Result<(), cache_api::CacheError> {
+/// use std::time::Duration;
+/// use cache_redis::{cache_api::{Bytes, Cache}, RedisCache};
+///
+/// let cache = RedisCache::connect("redis://127.0.0.1:6379").await?;
+/// cache.set("greeting", Bytes::from("hello"), Some(Duration::from_secs(60))).await?;
+/// assert_eq!(cache.get("greeting").await?, Some(Bytes::from("hello")));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    hot: HotPath,
+    /// Serves `clear` in both modes, and every operation in pooled mode.
+    pool: deadpool_redis::Pool,
+    prefix: String,
+    max_value_size: usize,
+    mode: Mode,
+    database: i64,
+    redacted_url: String,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    errors: ErrorContext,
+}
+
+enum HotPath {
+    /// Multiplexed connections that reconnect by themselves, used round robin.
+    Multiplexed {
+        connections: Vec<ConnectionManager>,
+        next: AtomicUsize,
+    },
+    /// Every operation checks a connection out of the pool.
+    Pooled,
+}
+
+/// What one operation sends: a single command or a pipeline (one round trip either way).
+#[derive(Clone, Copy)]
+enum Request<'a> {
+    Command(&'a Cmd),
+    Pipeline(&'a Pipeline),
+}
+
+impl Request<'_> {
+    async fn send<T: FromRedisValue, C: ConnectionLike + Send>(
+        self,
+        connection: &mut C,
+    ) -> Result<T, RedisError> {
+        match self {
+            Request::Command(command) => command.query_async(connection).await,
+            Request::Pipeline(pipeline) => pipeline.query_async(connection).await,
+        }
+    }
+}
+
+/// Why one attempt failed: a redis error (which may be worth a retry), or an error
+/// already mapped (a pool checkout or an overall deadline).
+enum Failure {
+    Redis(RedisError),
+    Mapped(CacheError),
+}
+
+impl Failure {
+    fn into_cache_error(self, errors: &ErrorContext) -> CacheError {
+        match self {
+            Failure::Redis(err) => errors.map(err, false),
+            Failure::Mapped(err) => err,
+        }
+    }
+
+    fn worth_one_retry(&self) -> bool {
+        matches!(self, Failure::Redis(err) if worth_one_retry(err))
+    }
+}
+
+/// What a TTL becomes in Redis.
+enum Expiry {
+    /// Plain `SET`: no TTL, and any previous one is removed.
+    Never,
+    /// A zero TTL: the entry is already gone, so the key is removed.
+    Now,
+    /// `SET .. PX`.
+    Millis(u64),
+}
+
+fn expiry(ttl: Option<Duration>) -> Result<Expiry, CacheError> {
+    let Some(ttl) = ttl else {
+        return Ok(Expiry::Never);
+    };
+    if ttl.is_zero() {
+        return Ok(Expiry::Now);
+    }
+    // Rounded up, so that 1 ns is 1 ms and never 0 (which Redis refuses).
+    let millis = ttl.as_nanos().div_ceil(1_000_000);
+    match u64::try_from(millis) {
+        Ok(millis) if millis <= MAX_TTL_MILLIS => Ok(Expiry::Millis(millis)),
+        _ => Err(CacheError::InvalidTtl {
+            ttl,
+            reason: "longer than redis can represent (at most i64::MAX / 2 milliseconds, about 146 million years)",
+        }),
+    }
+}
+
+/// Escapes the glob characters of `SCAN MATCH` so that a prefix matches only itself.
+fn escape_glob(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+impl RedisCache {
+    /// Connects to the server at `url` with every default setting: no key prefix,
+    /// one multiplexed connection, the timeouts of the crate documentation.
+    ///
+    /// `url` is `redis://[[user]:password@]host[:port][/database]`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisCacheBuilder::build`].
+    pub async fn connect(url: &str) -> Result<Self, CacheError> {
+        Self::builder(url).build().await
+    }
+
+    /// A builder for a cache on the server at `url`, to set a key prefix, timeouts,
+    /// the connection model or the value limit before connecting.
+    pub fn builder(url: &str) -> RedisCacheBuilder {
+        RedisCacheBuilder::new(url)
+    }
+
+    /// The prefix put in front of every key (empty when there is none).
+    #[must_use]
+    pub fn key_prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The database number this cache works in.
+    #[must_use]
+    pub fn database(&self) -> u32 {
+        // Settings only ever hold a u32.
+        u32::try_from(self.inner.database).unwrap_or_default()
+    }
+
+    pub(crate) async fn connect_with(settings: Settings) -> Result<Self, CacheError> {
+        let Settings {
+            target,
+            key_prefix,
+            connect_timeout,
+            response_timeout,
+            pool_wait_timeout,
+            mode,
+            max_value_size,
+        } = settings;
+        let errors = ErrorContext {
+            connect_timeout,
+            response_timeout,
+            pool_wait_timeout,
+            secrets: target.secrets.clone(),
+        };
+        let config_error = |err: RedisError| {
+            CacheError::config(config::scrub(
+                &format!("invalid redis settings: {err}"),
+                &errors.secrets,
+            ))
+        };
+
+        let connection_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(response_timeout));
+        let pool_size = match mode {
+            Mode::Pooled { max_size } => max_size,
+            Mode::Multiplexed { .. } => CLEAR_POOL_SIZE,
+        };
+        let manager =
+            deadpool_redis::Manager::new_with_config(target.info.clone(), connection_config)
+                .map_err(config_error)?;
+        let pool = deadpool_redis::Pool::builder(manager)
+            .max_size(pool_size)
+            .runtime(deadpool_redis::Runtime::Tokio1)
+            .wait_timeout(Some(pool_wait_timeout))
+            .create_timeout(Some(connect_timeout))
+            .recycle_timeout(Some(response_timeout))
+            .build()
+            .map_err(|err| {
+                CacheError::config(format!("cannot build the connection pool: {err}"))
+            })?;
+
+        let hot = match mode {
+            Mode::Pooled { .. } => {
+                let mut connection = pool.get().await.map_err(|err| errors.map_pool(err))?;
+                redis::cmd("PING")
+                    .query_async::<()>(&mut connection)
+                    .await
+                    .map_err(|err| errors.map(err, false))?;
+                HotPath::Pooled
+            }
+            Mode::Multiplexed { connections: count } => {
+                // No retries inside the manager: a failed reconnect surfaces at once
+                // as an error of the operation that waited for it, and the next
+                // operation starts a new attempt. That keeps every operation within
+                // its timeouts while the server is away.
+                let manager_config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(connect_timeout))
+                    .set_response_timeout(Some(response_timeout))
+                    .set_number_of_retries(0);
+                let mut connections = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let client = redis::Client::open(target.info.clone()).map_err(config_error)?;
+                    let connecting =
+                        ConnectionManager::new_with_config(client, manager_config.clone());
+                    let mut connection = tokio::time::timeout(connect_timeout, connecting)
+                        .await
+                        .map_err(|_| errors.timeout("connect", connect_timeout))?
+                        .map_err(|err| errors.map(err, true))?;
+                    redis::cmd("PING")
+                        .query_async::<()>(&mut connection)
+                        .await
+                        .map_err(|err| errors.map(err, false))?;
+                    connections.push(connection);
+                }
+                HotPath::Multiplexed {
+                    connections,
+                    next: AtomicUsize::new(0),
+                }
+            }
+        };
+
+        Ok(Self {
+            inner: Arc::new(Inner {
+                hot,
+                pool,
+                prefix: key_prefix,
+                max_value_size,
+                mode,
+                database: target.info.redis_settings().db(),
+                redacted_url: target.redacted_url,
+                connect_timeout,
+                response_timeout,
+                errors,
+            }),
+        })
+    }
+
+    fn key<'a>(&self, key: &'a str) -> Cow<'a, str> {
+        if self.inner.prefix.is_empty() {
+            Cow::Borrowed(key)
+        } else {
+            let mut full = String::with_capacity(self.inner.prefix.len() + key.len());
+            full.push_str(&self.inner.prefix);
+            full.push_str(key);
+            Cow::Owned(full)
+        }
+    }
+
+    fn check_size(&self, value: &[u8]) -> Result<(), CacheError> {
+        let limit = self.inner.max_value_size;
+        if value.len() > limit {
+            return Err(CacheError::ValueTooLarge {
+                size: value.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends `request` on the hot path, once more if the connection was dropped or
+    /// refused (every operation of the contract is idempotent). The retry goes to the
+    /// same multiplexed connection, whose reconnect the failure has started.
+    async fn run<T: FromRedisValue + Send>(&self, request: Request<'_>) -> Result<T, CacheError> {
+        let inner = &*self.inner;
+        let result = match &inner.hot {
+            HotPath::Multiplexed { connections, next } => {
+                let index = next.fetch_add(1, Ordering::Relaxed) % connections.len();
+                let mut connection = connections[index].clone();
+                match self.attempt_multiplexed(&mut connection, request).await {
+                    Err(failure) if failure.worth_one_retry() => {
+                        self.attempt_multiplexed(&mut connection, request).await
+                    }
+                    other => other,
+                }
+            }
+            HotPath::Pooled => match self.attempt_pooled(request).await {
+                Err(failure) if failure.worth_one_retry() => self.attempt_pooled(request).await,
+                other => other,
+            },
+        };
+        result.map_err(|failure| failure.into_cache_error(&inner.errors))
+    }
+
+    async fn attempt_multiplexed<T: FromRedisValue + Send>(
+        &self,
+        connection: &mut ConnectionManager,
+        request: Request<'_>,
+    ) -> Result<T, Failure> {
+        let inner = &*self.inner;
+        // The response timeout bounds the command, and the connect timeout bounds the
+        // wait for a reconnect in progress (the manager makes one attempt). This
+        // deadline only guards against the two adding up to more than they should.
+        let deadline = inner.connect_timeout + inner.response_timeout;
+        match tokio::time::timeout(deadline, request.send(connection)).await {
+            Ok(result) => result.map_err(Failure::Redis),
+            Err(_) => Err(Failure::Mapped(
+                inner.errors.timeout("connect", inner.connect_timeout),
+            )),
+        }
+    }
+
+    async fn attempt_pooled<T: FromRedisValue + Send>(
+        &self,
+        request: Request<'_>,
+    ) -> Result<T, Failure> {
+        let inner = &*self.inner;
+        let mut connection = inner
+            .pool
+            .get()
+            .await
+            .map_err(|err| Failure::Mapped(inner.errors.map_pool(err)))?;
+        let result = request.send(&mut connection).await;
+        if let Err(err) = &result {
+            if err.is_io_error() {
+                // Never hand a connection that failed on I/O (or timed out with an
+                // answer still owed) to the next caller.
+                drop(deadpool_redis::Connection::take(connection));
+            }
+        }
+        result.map_err(Failure::Redis)
+    }
+
+    async fn clear_prefix(&self) -> Result<(), Failure> {
+        let inner = &*self.inner;
+        let mut connection = inner
+            .pool
+            .get()
+            .await
+            .map_err(|err| Failure::Mapped(inner.errors.map_pool(err)))?;
+        let pattern = format!("{}*", escape_glob(&inner.prefix));
+        let result: Result<(), RedisError> = async {
+            let mut cursor = 0_u64;
+            loop {
+                let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_COUNT)
+                    .query_async(&mut connection)
+                    .await?;
+                if !keys.is_empty() {
+                    redis::cmd("UNLINK")
+                        .arg(&keys)
+                        .query_async::<()>(&mut connection)
+                        .await?;
+                }
+                if next == 0 {
+                    return Ok(());
+                }
+                cursor = next;
+            }
+        }
+        .await;
+        if let Err(err) = &result {
+            if err.is_io_error() {
+                drop(deadpool_redis::Connection::take(connection));
+            }
+        }
+        result.map_err(Failure::Redis)
+    }
+}
+
+#[async_trait]
+impl Cache for RedisCache {
+    /// One `GET`.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        validate_key(key)?;
+        self.run(Request::Command(
+            redis::cmd("GET").arg(self.key(key).as_ref()),
+        ))
+        .await
+    }
+
+    /// One `SET key value` (no TTL: any previous TTL is removed), `SET key value PX ms`
+    /// (the TTL rounded up to whole milliseconds), or `UNLINK key` for a zero TTL.
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
+        validate_key(key)?;
+        self.check_size(&value)?;
+        let key = self.key(key);
+        let mut command;
+        match expiry(ttl)? {
+            Expiry::Now => {
+                command = redis::cmd("UNLINK");
+                command.arg(key.as_ref());
+            }
+            Expiry::Never => {
+                command = redis::cmd("SET");
+                command.arg(key.as_ref()).arg(value.as_ref());
+            }
+            Expiry::Millis(millis) => {
+                command = redis::cmd("SET");
+                command
+                    .arg(key.as_ref())
+                    .arg(value.as_ref())
+                    .arg("PX")
+                    .arg(millis);
+            }
+        }
+        self.run(Request::Command(&command)).await
+    }
+
+    /// One `UNLINK` (a `DEL` that frees the memory in the background); true when a
+    /// live entry was removed.
+    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        validate_key(key)?;
+        let removed: usize = self
+            .run(Request::Command(
+                redis::cmd("UNLINK").arg(self.key(key).as_ref()),
+            ))
+            .await?;
+        Ok(removed > 0)
+    }
+
+    /// One `MGET`; no round trip for an empty list.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        validate_keys(keys.iter().copied())?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut command = redis::cmd("MGET");
+        for key in keys {
+            command.arg(self.key(key).as_ref());
+        }
+        self.run(Request::Command(&command)).await
+    }
+
+    /// One round trip: `MSET` without TTL, a pipeline of `SET .. PX` with one, one
+    /// `UNLINK` for a zero TTL; nothing for an empty list. Every key, value and the
+    /// TTL are checked before anything is sent.
+    async fn set_many(
+        &self,
+        entries: &[(&str, Bytes)],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        validate_keys(entries.iter().map(|(key, _)| *key))?;
+        for (_, value) in entries {
+            self.check_size(value)?;
+        }
+        let expiry = expiry(ttl)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        match expiry {
+            Expiry::Never => {
+                let mut command = redis::cmd("MSET");
+                for (key, value) in entries {
+                    command.arg(self.key(key).as_ref()).arg(value.as_ref());
+                }
+                self.run(Request::Command(&command)).await
+            }
+            Expiry::Now => {
+                let mut command = redis::cmd("UNLINK");
+                for (key, _) in entries {
+                    command.arg(self.key(key).as_ref());
+                }
+                self.run(Request::Command(&command)).await
+            }
+            Expiry::Millis(millis) => {
+                let mut pipeline = redis::pipe();
+                for (key, value) in entries {
+                    pipeline
+                        .cmd("SET")
+                        .arg(self.key(key).as_ref())
+                        .arg(value.as_ref())
+                        .arg("PX")
+                        .arg(millis)
+                        .ignore();
+                }
+                self.run(Request::Pipeline(&pipeline)).await
+            }
+        }
+    }
+
+    /// One `UNLINK` of every key; a key named twice counts once. No round trip for an
+    /// empty list.
+    async fn delete_many(&self, keys: &[&str]) -> Result<usize, CacheError> {
+        validate_keys(keys.iter().copied())?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut command = redis::cmd("UNLINK");
+        for key in keys {
+            command.arg(self.key(key).as_ref());
+        }
+        self.run(Request::Command(&command)).await
+    }
+
+    /// One `EXISTS`.
+    async fn exists(&self, key: &str) -> Result<bool, CacheError> {
+        validate_key(key)?;
+        let count: usize = self
+            .run(Request::Command(
+                redis::cmd("EXISTS").arg(self.key(key).as_ref()),
+            ))
+            .await?;
+        Ok(count > 0)
+    }
+
+    /// With a key prefix: removes the keys that start with it and nothing else
+    /// (`SCAN MATCH prefix*` with the prefix's glob characters escaped, and one `UNLINK`
+    /// per batch found), on a pooled connection of its own; costs one round trip per
+    /// 500 keys scanned, whoever owns them. Without a prefix: `FLUSHDB ASYNC`, which
+    /// empties the **whole database**, keys of other applications included.
+    async fn clear(&self) -> Result<(), CacheError> {
+        if self.inner.prefix.is_empty() {
+            return self
+                .run(Request::Command(redis::cmd("FLUSHDB").arg("ASYNC")))
+                .await;
+        }
+        let result = match self.clear_prefix().await {
+            Err(failure) if failure.worth_one_retry() => self.clear_prefix().await,
+            other => other,
+        };
+        result.map_err(|failure| failure.into_cache_error(&self.inner.errors))
+    }
+
+    /// 1 ms TTL granularity, the configured value limit, and keys stored as-is up to
+    /// 512 MiB minus the prefix.
+    fn limits(&self) -> Limits {
+        Limits::new(Duration::from_millis(1), self.inner.max_value_size)
+            .with_max_native_key_len(REDIS_MAX_VALUE_SIZE - self.inner.prefix.len())
+    }
+}
+
+impl fmt::Debug for RedisCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        let mode = match inner.mode {
+            Mode::Multiplexed { connections } => format!("multiplexed({connections})"),
+            Mode::Pooled { max_size } => format!("pooled({max_size})"),
+        };
+        f.debug_struct("RedisCache")
+            .field("url", &inner.redacted_url)
+            .field("database", &inner.database)
+            .field("key_prefix", &inner.prefix)
+            .field("mode", &mode)
+            .field("max_value_size", &inner.max_value_size)
+            .field("connect_timeout", &inner.connect_timeout)
+            .field("response_timeout", &inner.response_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_round_up_to_milliseconds() {
+        assert!(matches!(expiry(None), Ok(Expiry::Never)));
+        assert!(matches!(expiry(Some(Duration::ZERO)), Ok(Expiry::Now)));
+        assert!(matches!(
+            expiry(Some(Duration::from_nanos(1))),
+            Ok(Expiry::Millis(1))
+        ));
+        assert!(matches!(
+            expiry(Some(Duration::from_micros(1_500))),
+            Ok(Expiry::Millis(2))
+        ));
+        let ten_years = Duration::from_secs(10 * 365 * 24 * 3600);
+        assert!(matches!(expiry(Some(ten_years)), Ok(Expiry::Millis(ms)) if ms == 315_360_000_000));
+        assert!(matches!(
+            expiry(Some(Duration::from_millis(MAX_TTL_MILLIS))),
+            Ok(Expiry::Millis(MAX_TTL_MILLIS))
+        ));
+        for too_long in [Duration::from_millis(MAX_TTL_MILLIS + 1), Duration::MAX] {
+            assert!(matches!(
+                expiry(Some(too_long)),
+                Err(CacheError::InvalidTtl { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn glob_characters_are_escaped() {
+        assert_eq!(escape_glob("a*b?c[d]e\\f:"), "a\\*b\\?c\\[d\\]e\\\\f:");
+        assert_eq!(escape_glob("plain:"), "plain:");
+    }
+
+    #[test]
+    fn the_cache_is_send_sync_and_clone() {
+        fn assert_traits<T: Send + Sync + Clone + 'static>() {}
+        assert_traits::<RedisCache>();
+    }
+}

@@ -1,0 +1,251 @@
+//! The test fixture (feature `testing`): a [`RedisCache`] per test, on a server shared
+//! by the whole test process, under a key prefix of its own that is emptied when the
+//! cache is dropped.
+//!
+//! The server comes from [`cache_testserver::shared_server`]: `REDIS_URL` when set,
+//! else `redis-server` from `PATH` on a free port, else a container of
+//! `REDIS_IMAGE` (default `cache-test/redis:latest`); `CACHE_TEST_SERVERS` narrows the
+//! choice (`auto`, `binary`, `containers`, `external`). When none can be found or
+//! started, the test fails with a message saying how to provide one.
+//!
+//! ```no_run
+//! // [dev-dependencies] cache-redis = { version = "0.1", features = ["testing"] }
+//! use cache_redis::{cache_api::{Bytes, Cache}, testing::fresh_cache};
+//!
+//! #[tokio::test]
+//! async fn remembers_a_session() {
+//!     let cache = fresh_cache().await;
+//!     cache.set("session:1", Bytes::from("alice"), None).await.unwrap();
+//!     assert_eq!(cache.get("session:1").await.unwrap(), Some(Bytes::from("alice")));
+//! } // the keys under the cache's prefix are removed here
+//! ```
+
+use std::{
+    fmt,
+    ops::Deref,
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use cache_api::{async_trait, Bytes, Cache, CacheError, Limits};
+pub use cache_testserver::{
+    free_port, shared_server, LocalServer, Ready, ServerKind, SharedServer,
+};
+
+use crate::{config, escape_glob, RedisCache, SCAN_COUNT};
+
+fn redis_args(port: u16) -> Vec<String> {
+    let port = port.to_string();
+    [
+        "--port",
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    .iter()
+    .map(|arg| (*arg).to_owned())
+    .collect()
+}
+
+fn redis_url(host: &str, port: u16) -> String {
+    format!("redis://{host}:{port}")
+}
+
+/// How to find or start a Redis server for tests: `REDIS_URL`, `redis-server` on
+/// `PATH` (run as `--port P --bind 127.0.0.1 --save "" --appendonly no`), or the image
+/// named by `REDIS_IMAGE` (default `cache-test/redis:latest`, built by
+/// `scripts/build-test-images`).
+pub static REDIS: ServerKind = ServerKind {
+    name: "redis",
+    url_env: "REDIS_URL",
+    binary: "redis-server",
+    binary_args: redis_args,
+    image_env: "REDIS_IMAGE",
+    default_image: "cache-test/redis:latest",
+    container_port: 6379,
+    container_args: &[],
+    container_ready: Ready::StdoutLine("Ready to accept connections"),
+    url_for: redis_url,
+    install_hint: "apt-get install redis-server",
+};
+
+/// Response timeout of fixture caches: generous, because test machines are often
+/// loaded and a check that writes the largest allowed value must not flake.
+pub const FIXTURE_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A key prefix no other cache of any test process has used: pid, a per-process
+/// counter and the clock in nanoseconds, ending with `:`.
+#[must_use]
+pub fn unique_prefix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    format!("cache-test:{}:{count}:{nanos}:", std::process::id())
+}
+
+/// A fresh, clean cache on the shared test server: a [`RedisTestCache`] with a
+/// [unique prefix](unique_prefix).
+///
+/// # Panics
+///
+/// When no Redis server can be found or started (the message says how to provide
+/// one), or when the cache cannot connect to it.
+pub async fn fresh_cache() -> RedisTestCache {
+    let server = cache_testserver::shared_server(&REDIS).await;
+    fresh_cache_on(server.url()).await
+}
+
+/// A fresh, clean cache on the server at `url`, exactly as [`fresh_cache`] makes them
+/// on the shared server: useful to check what the fixture leaves behind on a server
+/// of your own.
+///
+/// # Panics
+///
+/// When the cache cannot connect to `url`.
+pub async fn fresh_cache_on(url: &str) -> RedisTestCache {
+    let prefix = unique_prefix();
+    let cache = RedisCache::builder(url)
+        .key_prefix(prefix.clone())
+        .response_timeout(FIXTURE_RESPONSE_TIMEOUT)
+        .build()
+        .await
+        .unwrap_or_else(|err| {
+            panic!(
+                "cannot connect the test cache to the redis server at {}: {err}",
+                config::redact_url(url)
+            )
+        });
+    RedisTestCache {
+        cache,
+        url: url.to_owned(),
+        prefix,
+    }
+}
+
+/// A [`RedisCache`] under a prefix of its own, which removes every key under that
+/// prefix when dropped, so a server that the fixture did not start ends up holding
+/// exactly the keys it held before.
+///
+/// It is a [`Cache`] (every operation forwarded) and derefs to the [`RedisCache`].
+pub struct RedisTestCache {
+    cache: RedisCache,
+    /// Kept to connect once more in `drop`; never shown, as it may hold a password.
+    url: String,
+    prefix: String,
+}
+
+impl RedisTestCache {
+    /// The prefix of this cache's keys on the server.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+impl Deref for RedisTestCache {
+    type Target = RedisCache;
+
+    fn deref(&self) -> &RedisCache {
+        &self.cache
+    }
+}
+
+impl fmt::Debug for RedisTestCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTestCache")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Cache for RedisTestCache {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        self.cache.get(key).await
+    }
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
+        self.cache.set(key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        self.cache.delete(key).await
+    }
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        self.cache.get_many(keys).await
+    }
+    async fn set_many(
+        &self,
+        entries: &[(&str, Bytes)],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        self.cache.set_many(entries, ttl).await
+    }
+    async fn delete_many(&self, keys: &[&str]) -> Result<usize, CacheError> {
+        self.cache.delete_many(keys).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool, CacheError> {
+        self.cache.exists(key).await
+    }
+    async fn clear(&self) -> Result<(), CacheError> {
+        self.cache.clear().await
+    }
+    fn limits(&self) -> Limits {
+        self.cache.limits()
+    }
+}
+
+impl Drop for RedisTestCache {
+    /// Removes the keys under the prefix over a blocking connection of its own, so no
+    /// async runtime is needed (the test's runtime may be shutting down). A failure is
+    /// reported on stderr, never as a panic: dropping may happen while a failed test
+    /// unwinds.
+    fn drop(&mut self) {
+        if let Err(err) = remove_keys_under(&self.url, &self.prefix) {
+            let secrets = config::parse_url(&self.url, None)
+                .map(|target| target.secrets)
+                .unwrap_or_default();
+            eprintln!(
+                "cache-redis testing: could not remove the keys under {:?} at {}: {}",
+                self.prefix,
+                config::redact_url(&self.url),
+                config::scrub(&err.to_string(), &secrets)
+            );
+        }
+    }
+}
+
+/// Removes every key under `prefix` on the server at `url`, with a blocking connection;
+/// returns how many were removed.
+fn remove_keys_under(url: &str, prefix: &str) -> Result<usize, redis::RedisError> {
+    const TIMEOUT: Duration = Duration::from_secs(5);
+    let client = redis::Client::open(url)?;
+    let mut connection = client.get_connection_with_timeout(TIMEOUT)?;
+    connection.set_read_timeout(Some(TIMEOUT))?;
+    connection.set_write_timeout(Some(TIMEOUT))?;
+    let pattern = format!("{}*", escape_glob(prefix));
+    let mut cursor = 0_u64;
+    let mut removed = 0;
+    loop {
+        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query(&mut connection)?;
+        if !keys.is_empty() {
+            removed += redis::cmd("UNLINK")
+                .arg(&keys)
+                .query::<usize>(&mut connection)?;
+        }
+        if next == 0 {
+            return Ok(removed);
+        }
+        cursor = next;
+    }
+}

@@ -1,0 +1,249 @@
+//! Faults on a server of the test's own: a frozen server (SIGSTOP) gives timeouts
+//! within the configured time, a killed and restarted one is served again without any
+//! action by the application, and an exhausted pool gives a checkout timeout.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use cache_api::{Bytes, Cache, CacheError};
+use cache_redis::RedisCache;
+use common::{eventually, local_server};
+use futures::future::join_all;
+
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+
+async fn frozen_server_times_out_and_recovers(
+    cache: RedisCache,
+    server: &cache_redis::testing::LocalServer,
+) {
+    cache.set("k", Bytes::from("before"), None).await.unwrap();
+    server.pause();
+    let start = Instant::now();
+    let result = cache.get("k").await;
+    let took = start.elapsed();
+    server.resume();
+    match result {
+        Err(CacheError::Timeout {
+            backend: "redis", ..
+        }) => {}
+        other => panic!("get on a frozen server: expected Timeout, got {other:?}"),
+    }
+    assert!(took < Duration::from_secs(2), "the timeout took {took:?}");
+    assert!(
+        took >= RESPONSE_TIMEOUT / 2,
+        "the timeout came before the response timeout: {took:?}"
+    );
+
+    // The same cache object works again once the server runs, at the first try.
+    assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("before")));
+    cache.set("k", Bytes::from("after"), None).await.unwrap();
+    assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("after")));
+}
+
+/// Multiplexed: a get on a frozen server is a response `Timeout` in < 2 s, and the
+/// cache works again after SIGCONT.
+#[tokio::test]
+async fn a_frozen_server_gives_a_response_timeout_and_the_cache_recovers() {
+    let server = local_server(&[]).await;
+    let cache = RedisCache::builder(&server.url())
+        .response_timeout(RESPONSE_TIMEOUT)
+        .build()
+        .await
+        .unwrap();
+    frozen_server_times_out_and_recovers(cache, &server).await;
+}
+
+/// Pooled: the same, through the pool. A checkout's PING times out (response
+/// timeout), then a new connection is tried (connect timeout): with both at 500 ms the
+/// timeout comes in < 2 s.
+#[tokio::test]
+async fn a_frozen_server_gives_a_timeout_in_pooled_mode_and_the_cache_recovers() {
+    let server = local_server(&[]).await;
+    let cache = RedisCache::builder(&server.url())
+        .timeout(RESPONSE_TIMEOUT)
+        .pooled(2)
+        .build()
+        .await
+        .unwrap();
+    frozen_server_times_out_and_recovers(cache, &server).await;
+}
+
+async fn restarted_server_is_served_again(
+    cache: RedisCache,
+    server: &mut cache_redis::testing::LocalServer,
+) {
+    cache.set("k", Bytes::from("v"), None).await.unwrap();
+    server.kill();
+
+    let start = Instant::now();
+    match cache.get("k").await {
+        Err(CacheError::Unreachable {
+            backend: "redis", ..
+        }) => {}
+        other => panic!("get on a killed server: expected Unreachable, got {other:?}"),
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "failing took {:?}",
+        start.elapsed()
+    );
+    // A second failure while the server is away is as quick, and starts no hang.
+    assert!(matches!(
+        cache.set("k", Bytes::from("v"), None).await,
+        Err(CacheError::Unreachable { .. })
+    ));
+
+    server.restart().await.unwrap();
+    // Nothing is done to the cache: it reconnects by itself, and the first operation
+    // after the restart already succeeds (a dropped connection is retried once).
+    cache.set("k", Bytes::from("again"), None).await.unwrap();
+    assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("again")));
+
+    // A second restart while idle: served again within a few seconds at most.
+    server.restart().await.unwrap();
+    let took = eventually(Duration::from_secs(5), || {
+        cache.set("k", Bytes::from("third"), None)
+    })
+    .await
+    .unwrap();
+    assert!(took < Duration::from_secs(5));
+    assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("third")));
+}
+
+/// Multiplexed: after kill and restart on the same port, the same cache serves again.
+#[tokio::test]
+async fn a_killed_and_restarted_server_is_served_again() {
+    let mut server = local_server(&[]).await;
+    let cache = RedisCache::builder(&server.url())
+        .response_timeout(RESPONSE_TIMEOUT)
+        .connections(2)
+        .build()
+        .await
+        .unwrap();
+    restarted_server_is_served_again(cache, &mut server).await;
+}
+
+/// Pooled: broken pooled connections are dropped, not handed out again.
+#[tokio::test]
+async fn a_killed_and_restarted_server_is_served_again_in_pooled_mode() {
+    let mut server = local_server(&[]).await;
+    let cache = RedisCache::builder(&server.url())
+        .response_timeout(RESPONSE_TIMEOUT)
+        .pooled(3)
+        .build()
+        .await
+        .unwrap();
+    // Fill the pool with three connections, all of which the kill breaks.
+    let warm = (0..3).map(|i| cache.set(["a", "b", "c"][i], Bytes::from("x"), None));
+    for result in join_all(warm).await {
+        result.unwrap();
+    }
+    restarted_server_is_served_again(cache, &mut server).await;
+}
+
+/// A prefix `clear` (on its pooled connection) also works after a restart.
+#[tokio::test]
+async fn clear_works_after_a_restart() {
+    let mut server = local_server(&[]).await;
+    let cache = RedisCache::builder(&server.url())
+        .key_prefix("p:")
+        .response_timeout(RESPONSE_TIMEOUT)
+        .build()
+        .await
+        .unwrap();
+    cache.set("k", Bytes::from("v"), None).await.unwrap();
+    cache.clear().await.unwrap();
+    server.restart().await.unwrap();
+    cache.set("k", Bytes::from("v"), None).await.unwrap();
+    cache.clear().await.unwrap();
+    assert_eq!(cache.get("k").await.unwrap(), None);
+}
+
+/// A pool of two serves 32 concurrent callers: they wait their turn, all succeed.
+#[tokio::test]
+async fn a_pool_of_two_serves_32_concurrent_callers() {
+    let server = local_server(&[]).await;
+    let cache = RedisCache::builder(&server.url())
+        .pooled(2)
+        .build()
+        .await
+        .unwrap();
+    let callers = (0..32).map(|i| {
+        let cache = cache.clone();
+        async move {
+            let key = format!("caller-{i}");
+            cache.set(&key, Bytes::from(key.clone()), None).await?;
+            let read = cache.get(&key).await?;
+            Ok::<_, CacheError>((key, read))
+        }
+    });
+    for result in join_all(callers).await {
+        let (key, read) = result.unwrap();
+        assert_eq!(read, Some(Bytes::from(key)));
+    }
+    let mut client = common::plain(&server.url()).await;
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut client)
+        .await
+        .unwrap();
+    assert!(
+        list.lines().count() <= 3,
+        "more than two pooled connections: {list}"
+    );
+}
+
+/// With both pooled connections held by calls to a frozen server, a third caller gets
+/// a "pool checkout" `Timeout` after the pool-wait timeout, not a hang.
+#[tokio::test]
+async fn an_exhausted_pool_gives_a_checkout_timeout() {
+    let server = local_server(&[]).await;
+    let pool_wait = Duration::from_millis(300);
+    let cache = RedisCache::builder(&server.url())
+        .pooled(2)
+        .pool_wait_timeout(pool_wait)
+        .response_timeout(Duration::from_secs(3))
+        .build()
+        .await
+        .unwrap();
+    let warm = join_all([
+        cache.set("a", Bytes::from("1"), None),
+        cache.set("b", Bytes::from("2"), None),
+    ])
+    .await;
+    assert!(warm.iter().all(Result::is_ok), "{warm:?}");
+
+    server.pause();
+    let holders: Vec<_> = (0..2)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get("a").await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    let result = cache.get("b").await;
+    let took = start.elapsed();
+    server.resume();
+
+    match result {
+        Err(CacheError::Timeout {
+            operation: "pool checkout",
+            after,
+            ..
+        }) => assert_eq!(after, pool_wait),
+        other => panic!("expected a pool checkout Timeout, got {other:?}"),
+    }
+    assert!(
+        took < Duration::from_secs(2),
+        "the checkout timeout took {took:?}"
+    );
+    for holder in holders {
+        // Answered once the server runs again (or timed out): either way, no hang.
+        let _ = tokio::time::timeout(Duration::from_secs(5), holder)
+            .await
+            .expect("a holder hung");
+    }
+    assert_eq!(cache.get("b").await.unwrap(), Some(Bytes::from("2")));
+}
