@@ -1,0 +1,425 @@
+//! The builder of [`MemcachedCache`](crate::MemcachedCache) and the connection URL it reads.
+//!
+//! URL form: `memcache://host[:port][,host[:port]...][/][?param=value&...]`, scheme
+//! `memcache` or `memcached`, port 11211 by default, IPv6 hosts in brackets. Parameters:
+//! `prefix`, `timeout` (`250ms`, `2s` or plain seconds such as `0.5`), `pool_size`,
+//! `max_value_size` (bytes) and `namespace_refresh` (like `timeout`). Methods of the builder
+//! called after [`MemcachedCache::builder`](crate::MemcachedCache::builder) override the URL.
+
+use std::{fmt, time::Duration};
+
+use cache_api::CacheError;
+use percent_encoding::percent_decode_str;
+
+use crate::keys::{is_native_byte, GENERATION_OPEN, MAX_PREFIX_LEN};
+
+/// memcached's port when a URL names none.
+pub(crate) const DEFAULT_PORT: u16 = 11211;
+
+/// Default for [`MemcachedCacheBuilder::timeout`]: memcached answers in well under a
+/// millisecond, so a second already means trouble.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Default for [`MemcachedCacheBuilder::max_value_size`]: memcached's default item size of
+/// 1 MiB less 512 bytes, the most an item spends on its header, flags and a 250-byte key
+/// (measured: 309 bytes on memcached 1.6), so that a value of exactly this size is stored
+/// by a server with default settings.
+pub const DEFAULT_MAX_VALUE_SIZE: usize = (1 << 20) - 512;
+
+/// Default for [`MemcachedCacheBuilder::pool_size`]: connections per server.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+
+/// Default for [`MemcachedCacheBuilder::namespace_refresh`].
+pub const DEFAULT_NAMESPACE_REFRESH: Duration = Duration::from_secs(1);
+
+/// Settings of a [`MemcachedCache`](crate::MemcachedCache), checked by
+/// [`build`](MemcachedCacheBuilder::build).
+///
+/// Created by [`MemcachedCache::builder`](crate::MemcachedCache::builder); a malformed URL
+/// is reported by `build`, so the calls can be chained without a `?` in between.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), cache_api::CacheError> {
+/// use std::time::Duration;
+/// use cache_memcached::MemcachedCache;
+///
+/// let cache = MemcachedCache::builder("memcache://10.0.0.1:11211,10.0.0.2:11211")
+///     .key_prefix("shop:")
+///     .timeout(Duration::from_millis(250))
+///     .pool_size(32)
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a builder does nothing until .build().await"]
+#[derive(Clone)]
+pub struct MemcachedCacheBuilder {
+    pub(crate) servers: Result<Vec<String>, String>,
+    pub(crate) key_prefix: Option<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) pool_size: usize,
+    pub(crate) max_value_size: usize,
+    pub(crate) namespace_refresh: Duration,
+    pub(crate) journal: Option<crate::Journal>,
+}
+
+impl fmt::Debug for MemcachedCacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Only what was parsed is shown: a URL is never kept, so nothing it held leaks.
+        f.debug_struct("MemcachedCacheBuilder")
+            .field("servers", &self.servers.as_ref().map_err(|_| "invalid url"))
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .field("pool_size", &self.pool_size)
+            .field("max_value_size", &self.max_value_size)
+            .field("namespace_refresh", &self.namespace_refresh)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemcachedCacheBuilder {
+    pub(crate) fn from_url(url: &str) -> Self {
+        let mut builder = Self {
+            servers: Ok(Vec::new()),
+            key_prefix: None,
+            timeout: DEFAULT_TIMEOUT,
+            pool_size: DEFAULT_POOL_SIZE,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            namespace_refresh: DEFAULT_NAMESPACE_REFRESH,
+            journal: None,
+        };
+        match parse_url(url) {
+            Ok(parsed) => {
+                builder.servers = Ok(parsed.servers);
+                builder.key_prefix = parsed.prefix.or(builder.key_prefix);
+                builder.timeout = parsed.timeout.unwrap_or(builder.timeout);
+                builder.pool_size = parsed.pool_size.unwrap_or(builder.pool_size);
+                builder.max_value_size = parsed.max_value_size.unwrap_or(builder.max_value_size);
+                builder.namespace_refresh = parsed
+                    .namespace_refresh
+                    .unwrap_or(builder.namespace_refresh);
+            }
+            Err(message) => builder.servers = Err(message),
+        }
+        builder
+    }
+
+    /// Replaces the servers of the URL with these `host[:port]` addresses (port 11211
+    /// when left out, IPv6 hosts in brackets). Keys are spread over them by rendezvous
+    /// hashing.
+    pub fn servers<S: AsRef<str>>(mut self, servers: impl IntoIterator<Item = S>) -> Self {
+        let parsed: Result<Vec<String>, String> = servers
+            .into_iter()
+            .map(|server| parse_server(server.as_ref()))
+            .collect();
+        // A bad URL stays an error: it must not be hidden by a later call.
+        if self.servers.is_ok() {
+            self.servers = parsed;
+        }
+        self
+    }
+
+    /// Puts every key of this cache in a namespace of its own, and makes
+    /// [`clear`](cache_api::Cache::clear) remove only that namespace (see the crate docs).
+    ///
+    /// The prefix must be 1 to 128 bytes without spaces, control characters or `{`; end it
+    /// with a delimiter (`"shop:"`), and do not give one cache a prefix that starts
+    /// another's (`"shop"` and `"shop2"`), or their keys can meet.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = Some(prefix.into());
+        self
+    }
+
+    /// How long connecting, and each exchange with a server, may take (default 1 s). Zero
+    /// is refused by `build`: there is no "wait forever".
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Most connections open to each server at once, and kept idle between uses
+    /// (default 16). A caller that finds every connection busy waits for one, up to the
+    /// timeout.
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// Largest value `set` accepts, in bytes (default [`DEFAULT_MAX_VALUE_SIZE`], what a
+    /// server with the default 1 MiB item size stores). Larger values are
+    /// [`CacheError::ValueTooLarge`] before anything is sent. For a server started with a
+    /// larger `-I`, raise it to that size less 512 bytes.
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
+    /// With a key prefix: how old the generation number this instance knows may get
+    /// before an operation checks it again (default 1 s). Another instance's
+    /// [`clear`](cache_api::Cache::clear) of the same prefix is seen within this time; the
+    /// check runs alongside the operation, so it adds no round trip. Zero checks on every
+    /// operation.
+    pub fn namespace_refresh(mut self, every: Duration) -> Self {
+        self.namespace_refresh = every;
+        self
+    }
+
+    /// Checks the settings, connects to every server (one `mn` no-op each) and, with a
+    /// key prefix, reads or creates the namespace's generation number.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Config`] for a malformed URL, no server, credentials in the URL (the
+    /// meta protocol has no authentication), a zero timeout or pool size, or a bad prefix;
+    /// [`CacheError::Unreachable`] or [`CacheError::Timeout`] when a server does not
+    /// answer.
+    pub async fn build(self) -> Result<crate::MemcachedCache, CacheError> {
+        crate::MemcachedCache::from_builder(self).await
+    }
+
+    pub(crate) fn checked_servers(&self) -> Result<&[String], CacheError> {
+        match &self.servers {
+            Err(message) => Err(CacheError::config(message.clone())),
+            Ok(servers) if servers.is_empty() => {
+                Err(CacheError::config("no memcached server given"))
+            }
+            Ok(servers) => Ok(servers),
+        }
+    }
+
+    pub(crate) fn checked_prefix(&self) -> Result<Option<&str>, CacheError> {
+        let Some(prefix) = self.key_prefix.as_deref() else {
+            return Ok(None);
+        };
+        if prefix.is_empty() {
+            return Err(CacheError::config(
+                "the key prefix must not be empty; leave it unset for no prefix",
+            ));
+        }
+        if prefix.len() > MAX_PREFIX_LEN {
+            return Err(CacheError::config(format!(
+                "the key prefix is {} bytes, more than {MAX_PREFIX_LEN}",
+                prefix.len()
+            )));
+        }
+        if !prefix.bytes().all(is_native_byte) || prefix.contains(GENERATION_OPEN) {
+            return Err(CacheError::config(format!(
+                "the key prefix {prefix:?} holds a space, a control character or {GENERATION_OPEN:?}"
+            )));
+        }
+        Ok(Some(prefix))
+    }
+}
+
+/// What a URL says.
+#[derive(Debug, Default, PartialEq)]
+struct ParsedUrl {
+    servers: Vec<String>,
+    prefix: Option<String>,
+    timeout: Option<Duration>,
+    pool_size: Option<usize>,
+    max_value_size: Option<usize>,
+    namespace_refresh: Option<Duration>,
+}
+
+/// Parses a connection URL. Error messages never repeat the URL: it may hold a password.
+fn parse_url(url: &str) -> Result<ParsedUrl, String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err("the url must start with memcache://".to_owned());
+    };
+    if !matches!(scheme, "memcache" | "memcached") {
+        return Err("the url scheme must be memcache or memcached".to_owned());
+    }
+    let (location, query) = match rest.split_once('?') {
+        Some((location, query)) => (location, Some(query)),
+        None => (rest, None),
+    };
+    if location.contains('@') {
+        return Err(
+            "credentials in the url are not supported: memcached's meta protocol has no authentication"
+                .to_owned(),
+        );
+    }
+    let hosts = location.strip_suffix('/').unwrap_or(location);
+    if hosts.contains('/') {
+        return Err("the url must not have a path".to_owned());
+    }
+    let mut parsed = ParsedUrl {
+        servers: hosts
+            .split(',')
+            .map(parse_server)
+            .collect::<Result<_, _>>()?,
+        ..ParsedUrl::default()
+    };
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode_str(value)
+            .decode_utf8()
+            .map_err(|_| format!("the url parameter {name} is not utf-8"))?;
+        match name {
+            "prefix" | "key_prefix" => parsed.prefix = Some(value.into_owned()),
+            "timeout" => parsed.timeout = Some(parse_duration(name, &value)?),
+            "namespace_refresh" => parsed.namespace_refresh = Some(parse_duration(name, &value)?),
+            "pool_size" => parsed.pool_size = Some(parse_number(name, &value)?),
+            "max_value_size" => parsed.max_value_size = Some(parse_number(name, &value)?),
+            _ => {
+                return Err(format!(
+                    "unknown url parameter {:?} (known: prefix, timeout, pool_size, max_value_size, namespace_refresh)",
+                    percent_decode_str(name).decode_utf8_lossy()
+                ))
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+/// `host[:port]` to `host:port`; IPv6 hosts stay in brackets.
+fn parse_server(server: &str) -> Result<String, String> {
+    let server = server.trim();
+    if server.contains('@') {
+        // Not repeated: what precedes the `@` may be a password.
+        return Err(
+            "credentials in a server address are not supported: memcached's meta protocol has no authentication"
+                .to_owned(),
+        );
+    }
+    let (host, port) = if let Some(rest) = server.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(|| {
+            format!("the server address {server:?} opens a bracket it does not close")
+        })?;
+        let port = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or_else(|| format!("bad server address {server:?}"))?,
+            ),
+        };
+        (format!("[{host}]"), port)
+    } else {
+        match server.rsplit_once(':') {
+            Some((host, port)) => (host.to_owned(), Some(port)),
+            None => (server.to_owned(), None),
+        }
+    };
+    // A colon belongs only in a bracketed IPv6 host.
+    let bracketed = host.starts_with('[');
+    let misplaced = |c: char| c.is_whitespace() || c == '/' || (c == ':' && !bracketed);
+    if host.is_empty() || host == "[]" || host.contains(misplaced) {
+        return Err(format!("bad server address {server:?}"));
+    }
+    let port = match port {
+        None => DEFAULT_PORT,
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .filter(|port| *port != 0)
+            .ok_or_else(|| format!("bad port in the server address {server:?}"))?,
+    };
+    Ok(format!("{host}:{port}"))
+}
+
+fn parse_duration(name: &str, value: &str) -> Result<Duration, String> {
+    let bad = || format!("the url parameter {name} must be a duration such as 250ms, 2s or 0.5");
+    let (number, scale) = if let Some(ms) = value.strip_suffix("ms") {
+        (ms, 1e-3)
+    } else if let Some(s) = value.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (value, 1.0)
+    };
+    let seconds: f64 = number.trim().parse().map_err(|_| bad())?;
+    Duration::try_from_secs_f64(seconds * scale).map_err(|_| bad())
+}
+
+fn parse_number(name: &str, value: &str) -> Result<usize, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("the url parameter {name} must be a whole number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_or_several_servers() {
+        let parsed = parse_url("memcache://127.0.0.1:11211").unwrap();
+        assert_eq!(parsed.servers, ["127.0.0.1:11211"]);
+        let parsed = parse_url("memcached://a,b:11212,[::1]:11213,[::1]/").unwrap();
+        assert_eq!(
+            parsed.servers,
+            ["a:11211", "b:11212", "[::1]:11213", "[::1]:11211"]
+        );
+    }
+
+    #[test]
+    fn parameters() {
+        let parsed = parse_url(
+            "memcache://h?prefix=shop%3A&timeout=250ms&pool_size=4&max_value_size=100&namespace_refresh=0",
+        )
+        .unwrap();
+        assert_eq!(parsed.prefix.as_deref(), Some("shop:"));
+        assert_eq!(parsed.timeout, Some(Duration::from_millis(250)));
+        assert_eq!(parsed.pool_size, Some(4));
+        assert_eq!(parsed.max_value_size, Some(100));
+        assert_eq!(parsed.namespace_refresh, Some(Duration::ZERO));
+        assert_eq!(
+            parse_url("memcache://h?timeout=2s").unwrap().timeout,
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            parse_url("memcache://h?timeout=0.5").unwrap().timeout,
+            Some(Duration::from_millis(500))
+        );
+    }
+
+    #[test]
+    fn bad_urls_are_refused_without_repeating_them() {
+        for url in [
+            "redis://h",
+            "h:11211",
+            "memcache://",
+            "memcache://h:0",
+            "memcache://h:99999",
+            "memcache://h/db",
+            "memcache://h,,k",
+            "memcache://[::1",
+            "memcache://h?timeout=-1",
+            "memcache://h?timeout=soon",
+            "memcache://h?pool_size=many",
+            "memcache://h?password=hunter2",
+        ] {
+            let error = parse_url(url).expect_err(url);
+            assert!(!error.contains("hunter2"), "{error}");
+        }
+    }
+
+    #[test]
+    fn credentials_are_refused_and_never_repeated() {
+        for url in [
+            "memcache://user:hunter2@h:11211",
+            "memcache://user:hun/ter2@h:11211",
+            "memcache://:hunter2@h",
+        ] {
+            let error = parse_url(url).expect_err(url);
+            assert!(error.contains("credentials"), "{error}");
+            assert!(
+                !error.contains("hunter2") && !error.contains("hun/ter2"),
+                "{error}"
+            );
+            let builder = MemcachedCacheBuilder::from_url(url);
+            assert!(!format!("{builder:?}").contains("hunter2"));
+        }
+        let error = parse_server("user:hunter2@h:11211").unwrap_err();
+        assert!(
+            error.contains("credentials") && !error.contains("hunter2"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! From the client library's errors to the contract's [`CacheError`].
+
+use std::{fmt, io, time::Duration};
+
+use cache_api::CacheError;
+use memcache::exp::Error;
+
+/// The backend's name in every error.
+pub(crate) const BACKEND: &str = "memcached";
+
+/// What an error is mapped with: which operation ran, under which timeout, and, for a
+/// write, the size of the value and the configured limit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Context {
+    pub(crate) operation: &'static str,
+    pub(crate) timeout: Duration,
+    pub(crate) value: Option<(usize, usize)>,
+}
+
+impl Context {
+    pub(crate) fn timeout(&self) -> CacheError {
+        CacheError::Timeout {
+            backend: BACKEND,
+            operation: self.operation,
+            after: self.timeout,
+        }
+    }
+
+    /// Maps an error of `memcache::exp`, keeping it as the source.
+    ///
+    /// A request that was written but not answered (`Ambiguous`) is classified by what
+    /// went wrong: every operation of the contract is idempotent, so a timed-out write
+    /// is as retryable as a timed-out read.
+    pub(crate) fn map(&self, error: Error) -> CacheError {
+        if is_too_large(&error) {
+            if let Some((size, limit)) = self.value {
+                return CacheError::ValueTooLarge { size, limit };
+            }
+        }
+        match kind(&error) {
+            Kind::Timeout => self.timeout(),
+            Kind::Unreachable => CacheError::Unreachable {
+                backend: BACKEND,
+                source: Box::new(error),
+            },
+            Kind::Backend => CacheError::Backend {
+                backend: BACKEND,
+                source: Box::new(error),
+            },
+        }
+    }
+
+    /// Maps an error of the crate's synchronous client (used for `flush_all`).
+    pub(crate) fn map_sync(&self, error: memcache::MemcacheError) -> CacheError {
+        match &error {
+            memcache::MemcacheError::IOError(io) if io.kind() == io::ErrorKind::TimedOut => {
+                self.timeout()
+            }
+            memcache::MemcacheError::IOError(_) | memcache::MemcacheError::PoolError(_) => {
+                CacheError::Unreachable {
+                    backend: BACKEND,
+                    source: Box::new(error),
+                }
+            }
+            _ => CacheError::Backend {
+                backend: BACKEND,
+                source: Box::new(error),
+            },
+        }
+    }
+}
+
+enum Kind {
+    Timeout,
+    Unreachable,
+    Backend,
+}
+
+fn kind(error: &Error) -> Kind {
+    match error {
+        Error::Timeout { .. } => Kind::Timeout,
+        Error::Io(io) if io.kind() == io::ErrorKind::TimedOut => Kind::Timeout,
+        Error::Io(_) => Kind::Unreachable,
+        Error::Ambiguous { source, .. } => kind(source),
+        _ => Kind::Backend,
+    }
+}
+
+/// memcached answers `SERVER_ERROR object too large for cache` to a value over its item
+/// size (`-I`), after reading the value off the wire, so the connection stays usable.
+fn is_too_large(error: &Error) -> bool {
+    match error {
+        Error::Server(message) => message.contains("too large"),
+        Error::Ambiguous { source, .. } => is_too_large(source),
+        _ => false,
+    }
+}
+
+/// Whether the server refused the command itself (`CLIENT_ERROR`), as it refuses to
+/// increment a value that is no number.
+pub(crate) fn is_rejected(error: &Error) -> bool {
+    match error {
+        Error::Rejected(_) => true,
+        Error::Ambiguous { source, .. } => is_rejected(source),
+        _ => false,
+    }
+}
+
+/// An answer of the server that the contract cannot accept, kept as the source of a
+/// [`CacheError::Backend`].
+#[derive(Debug)]
+pub(crate) struct Unexpected(pub(crate) String);
+
+impl fmt::Display for Unexpected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unexpected {}
+
+/// A [`CacheError::Backend`] for an answer the server should not have given.
+pub(crate) fn unexpected(message: impl Into<String>) -> CacheError {
+    CacheError::Backend {
+        backend: BACKEND,
+        source: Box::new(Unexpected(message.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(value: Option<(usize, usize)>) -> Context {
+        Context {
+            operation: "set",
+            timeout: Duration::from_millis(250),
+            value,
+        }
+    }
+
+    #[test]
+    fn transport_errors_are_told_apart() {
+        let refused = Error::Io(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert!(matches!(
+            context(None).map(refused),
+            CacheError::Unreachable { .. }
+        ));
+        let timed_out = Error::Timeout { key: b"k".to_vec() };
+        let mapped = context(None).map(timed_out);
+        assert_eq!(mapped.to_string(), "memcached set timed out after 250ms");
+        let written = Error::Ambiguous {
+            key: b"k".to_vec(),
+            source: Box::new(Error::Timeout { key: b"k".to_vec() }),
+        };
+        assert!(context(None).map(written).is_timeout());
+        let reset = Error::Ambiguous {
+            key: b"k".to_vec(),
+            source: Box::new(Error::Io(io::Error::from(io::ErrorKind::ConnectionReset))),
+        };
+        assert!(matches!(
+            context(None).map(reset),
+            CacheError::Unreachable { .. }
+        ));
+        let other = Error::Protocol("garbled".into());
+        let mapped = context(None).map(other);
+        assert!(matches!(mapped, CacheError::Backend { .. }));
+        assert!(std::error::Error::source(&mapped).is_some());
+    }
+
+    #[test]
+    fn object_too_large_is_value_too_large() {
+        let answer = || Error::Ambiguous {
+            key: b"k".to_vec(),
+            source: Box::new(Error::Server("object too large for cache".into())),
+        };
+        let mapped = context(Some((2 << 20, 1 << 20))).map(answer());
+        assert!(
+            matches!(mapped, CacheError::ValueTooLarge { size, limit } if size == 2 << 20 && limit == 1 << 20)
+        );
+        // Without a value (a read), the same answer is only a backend error.
+        assert!(matches!(
+            context(None).map(answer()),
+            CacheError::Backend { .. }
+        ));
+    }
+}

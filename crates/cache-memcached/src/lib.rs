@@ -1,0 +1,854 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+mod config;
+mod error;
+mod keys;
+mod namespace;
+mod router;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+    future::Future,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use cache_api::{async_trait, validate_key, validate_keys, Bytes, Cache, CacheError, Limits};
+use memcache::exp::{
+    AsyncMetaClient, Delete, Error as ClientError, Get, GetResult, MutationStatus, Set,
+};
+
+pub use config::{
+    MemcachedCacheBuilder, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE_REFRESH, DEFAULT_POOL_SIZE,
+    DEFAULT_TIMEOUT,
+};
+use error::{unexpected, Context, BACKEND};
+use keys::KeySpace;
+use namespace::{fresh_generation, Namespace, Snapshot};
+
+/// The server keys a cache wrote, kept for a test fixture that removes them afterwards.
+pub(crate) type Journal = Arc<Mutex<HashSet<Vec<u8>>>>;
+
+/// Longest TTL memcached takes as a number of seconds; above it, a number is a Unix time.
+const MAX_RELATIVE_TTL_SECS: u64 = 30 * 24 * 60 * 60;
+
+/// memcached parses an expiry as a signed 32-bit number: its last second is 2038-01-19.
+const MAX_EXPIRY: u64 = i32::MAX as u64;
+
+/// A [`Cache`] on one or several memcached servers, over the meta protocol of
+/// `memcache::exp`.
+///
+/// Cheap to clone: clones share the connection pools and the namespace state. See the
+/// [crate documentation](crate) for the key encoding, TTL rules, `clear` and several
+/// servers.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), cache_api::CacheError> {
+/// use std::time::Duration;
+/// use cache_api::{Bytes, Cache};
+/// use cache_memcached::MemcachedCache;
+///
+/// let cache = MemcachedCache::connect("memcache://127.0.0.1:11211?prefix=app:").await?;
+/// cache.set("user:42", Bytes::from("Ada"), Some(Duration::from_secs(300))).await?;
+/// assert_eq!(cache.get("user:42").await?.as_deref(), Some(&b"Ada"[..]));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct MemcachedCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: AsyncMetaClient,
+    servers: Vec<String>,
+    key_prefix: Option<String>,
+    keys: KeySpace,
+    namespace: Option<Namespace>,
+    timeout: Duration,
+    pool_size: usize,
+    max_value_size: usize,
+    journal: Option<Journal>,
+}
+
+impl fmt::Debug for MemcachedCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("MemcachedCache")
+            .field("servers", &inner.servers)
+            .field("key_prefix", &inner.key_prefix)
+            .field(
+                "generation",
+                &inner
+                    .namespace
+                    .as_ref()
+                    .map(|namespace| namespace.snapshot().generation),
+            )
+            .field("timeout", &inner.timeout)
+            .field("pool_size", &inner.pool_size)
+            .field("max_value_size", &inner.max_value_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// When an entry expires, in memcached's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// No `T` flag: never (an earlier TTL is dropped).
+    Never,
+    /// The `T` value: seconds from now up to 30 days, a Unix time beyond.
+    At(u32),
+    /// A zero TTL: the entry is removed, nothing is stored.
+    Expired,
+}
+
+fn expiry(ttl: Option<Duration>) -> Result<Expiry, CacheError> {
+    let Some(ttl) = ttl else {
+        return Ok(Expiry::Never);
+    };
+    if ttl.is_zero() {
+        return Ok(Expiry::Expired);
+    }
+    let too_far = || CacheError::InvalidTtl {
+        ttl,
+        reason: "memcached cannot expire an entry after 2038-01-19",
+    };
+    // Rounded up: 300 ms is 1 s, never 0, which memcached reads as "never expires".
+    let seconds = ttl
+        .as_secs()
+        .checked_add(u64::from(ttl.subsec_nanos() > 0))
+        .ok_or_else(too_far)?;
+    if seconds <= MAX_RELATIVE_TTL_SECS {
+        return u32::try_from(seconds)
+            .map(Expiry::At)
+            .map_err(|_| too_far());
+    }
+    // memcached reads more than 30 days as a Unix time, so long TTLs are sent as one.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| CacheError::InvalidTtl {
+            ttl,
+            reason: "the system clock is before 1970",
+        })?
+        .as_secs();
+    match now.checked_add(seconds) {
+        Some(at) if at <= MAX_EXPIRY => u32::try_from(at).map(Expiry::At).map_err(|_| too_far()),
+        _ => Err(too_far()),
+    }
+}
+
+/// Awaits a call of the client within the timeout, mapping its error.
+async fn call<T>(
+    context: Context,
+    future: impl Future<Output = Result<T, ClientError>>,
+) -> Result<T, CacheError> {
+    match tokio::time::timeout(context.timeout, future).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(context.map(error)),
+        Err(_) => Err(context.timeout()),
+    }
+}
+
+fn hit_value(result: GetResult) -> Option<Bytes> {
+    result
+        .hit()
+        .then(|| Bytes::from(result.value.unwrap_or_default()))
+}
+
+/// The generation counter of a prefix, as found on the server.
+enum Counter {
+    Missing,
+    Value(u64),
+    /// Something that is no number: overwritten by another client.
+    Garbage,
+}
+
+async fn read_counter(
+    client: &AsyncMetaClient,
+    key: &[u8],
+    context: Context,
+) -> Result<Counter, CacheError> {
+    let result = call(context, client.run(Get::new(key))).await?;
+    if !result.hit() {
+        return Ok(Counter::Missing);
+    }
+    let value = result.value.unwrap_or_default();
+    Ok(std::str::from_utf8(&value)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .map_or(Counter::Garbage, Counter::Value))
+}
+
+/// Reads the generation of a prefix, creating the counter when it is missing or garbled.
+async fn establish_generation(
+    client: &AsyncMetaClient,
+    key: &[u8],
+    known: u64,
+    context: Context,
+) -> Result<u64, CacheError> {
+    for _ in 0..3 {
+        match read_counter(client, key, context).await? {
+            Counter::Value(generation) => return Ok(generation),
+            Counter::Missing => {
+                let fresh = fresh_generation(known);
+                let added =
+                    call(context, client.run(Set::new(key, fresh.to_string()).add())).await?;
+                match added.status {
+                    MutationStatus::Applied => return Ok(fresh),
+                    // Another instance created it first: read theirs.
+                    MutationStatus::AlreadyExists => continue,
+                    other => {
+                        return Err(unexpected(format!(
+                            "creating the generation counter: {other:?}"
+                        )))
+                    }
+                }
+            }
+            Counter::Garbage => {
+                let fresh = fresh_generation(known);
+                call(context, client.run(Set::new(key, fresh.to_string()))).await?;
+                return Ok(fresh);
+            }
+        }
+    }
+    Err(unexpected(
+        "the generation counter kept changing while it was read",
+    ))
+}
+
+/// Moves a prefix to a new generation and returns it.
+async fn bump_generation(
+    client: &AsyncMetaClient,
+    key: &[u8],
+    known: u64,
+    context: Context,
+) -> Result<u64, CacheError> {
+    for _ in 0..3 {
+        let fresh = fresh_generation(known);
+        match tokio::time::timeout(context.timeout, client.increment(key).send()).await {
+            Err(_) => return Err(context.timeout()),
+            Ok(Ok(result)) if result.applied() => {
+                return result.value.ok_or_else(|| {
+                    unexpected("the generation counter was incremented without a value")
+                })
+            }
+            Ok(Ok(result)) if result.status == MutationStatus::NotFound => {
+                let added =
+                    call(context, client.run(Set::new(key, fresh.to_string()).add())).await?;
+                match added.status {
+                    MutationStatus::Applied => return Ok(fresh),
+                    MutationStatus::AlreadyExists => continue,
+                    other => {
+                        return Err(unexpected(format!(
+                            "creating the generation counter: {other:?}"
+                        )))
+                    }
+                }
+            }
+            Ok(Ok(result)) => {
+                return Err(unexpected(format!(
+                    "incrementing the generation counter: {:?}",
+                    result.status
+                )))
+            }
+            // A counter overwritten with something that is no number cannot be incremented.
+            Ok(Err(error)) if error::is_rejected(&error) => {
+                call(context, client.run(Set::new(key, fresh.to_string()))).await?;
+                return Ok(fresh);
+            }
+            Ok(Err(error)) => return Err(context.map(error)),
+        }
+    }
+    Err(unexpected(
+        "the generation counter kept changing while it was incremented",
+    ))
+}
+
+impl MemcachedCache {
+    /// Connects with the settings of `url` (see [`MemcachedCache::builder`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`MemcachedCacheBuilder::build`].
+    pub async fn connect(url: &str) -> Result<Self, CacheError> {
+        Self::builder(url).build().await
+    }
+
+    /// Starts a builder from a URL: `memcache://host[:port][,host[:port]...]`, with
+    /// optional parameters `prefix`, `timeout`, `pool_size`, `max_value_size` and
+    /// `namespace_refresh` (see [`MemcachedCacheBuilder`]). A malformed URL is reported by
+    /// [`build`](MemcachedCacheBuilder::build).
+    pub fn builder(url: &str) -> MemcachedCacheBuilder {
+        MemcachedCacheBuilder::from_url(url)
+    }
+
+    /// The servers, as `host:port`, in the order given.
+    #[must_use]
+    pub fn servers(&self) -> &[String] {
+        &self.inner.servers
+    }
+
+    /// The key prefix, if any.
+    #[must_use]
+    pub fn key_prefix(&self) -> Option<&str> {
+        self.inner.key_prefix.as_deref()
+    }
+
+    /// The timeout of connecting and of each exchange with a server.
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    async fn from_builder(builder: MemcachedCacheBuilder) -> Result<Self, CacheError> {
+        let servers = builder.checked_servers()?.to_vec();
+        let prefix = builder.checked_prefix()?.map(str::to_owned);
+        if builder.timeout.is_zero() {
+            return Err(CacheError::config("the timeout must be longer than zero"));
+        }
+        if builder.pool_size == 0 {
+            return Err(CacheError::config("the pool size must be at least 1"));
+        }
+        if builder.max_value_size == 0 {
+            return Err(CacheError::config(
+                "the largest value size must be at least 1 byte",
+            ));
+        }
+        let timeout = builder.timeout;
+        let connect = Context {
+            operation: "connect",
+            timeout,
+            value: None,
+        };
+        let client = call(
+            connect,
+            AsyncMetaClient::builder()
+                .router(router::StableRendezvous)
+                .connect_timeout(Some(timeout))
+                .io_timeout(Some(timeout))
+                .max_idle(builder.pool_size)
+                .max_connections(Some(builder.pool_size))
+                .connect_multiple_async(servers.iter().map(String::as_str)),
+        )
+        .await?;
+        // Connections are dialled lazily: a no-op on every server finds a dead address now.
+        let every_server = Context {
+            timeout: timeout.saturating_mul(u32::try_from(servers.len()).unwrap_or(u32::MAX)),
+            ..connect
+        };
+        call(every_server, client.noop()).await?;
+
+        let keys = KeySpace::new(prefix.as_deref());
+        let namespace = match keys.generation_key() {
+            None => None,
+            Some(key) => {
+                if let Some(journal) = &builder.journal {
+                    journal
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(key.clone());
+                }
+                let generation = establish_generation(&client, &key, 0, connect).await?;
+                Some(Namespace::new(key, generation, builder.namespace_refresh))
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                servers,
+                key_prefix: prefix,
+                keys,
+                namespace,
+                timeout,
+                pool_size: builder.pool_size,
+                max_value_size: builder.max_value_size,
+                journal: builder.journal,
+            }),
+        })
+    }
+
+    fn context(&self, operation: &'static str) -> Context {
+        Context {
+            operation,
+            timeout: self.inner.timeout,
+            value: None,
+        }
+    }
+
+    fn value_context(&self, operation: &'static str, size: usize) -> Context {
+        Context {
+            value: Some((size, self.inner.max_value_size)),
+            ..self.context(operation)
+        }
+    }
+
+    fn check_size(&self, value: &Bytes) -> Result<(), CacheError> {
+        let limit = self.inner.max_value_size;
+        if value.len() > limit {
+            return Err(CacheError::ValueTooLarge {
+                size: value.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    fn record(&self, server_key: &[u8]) {
+        if let Some(journal) = &self.inner.journal {
+            journal
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(server_key.to_vec());
+        }
+    }
+
+    /// Runs `run` in the current generation of the prefix (`None` without a prefix). When
+    /// a check of the generation is due it runs alongside, and `run` is repeated once in
+    /// the new generation if the number moved.
+    async fn in_namespace<T, F, Fut>(&self, run: F) -> Result<T, CacheError>
+    where
+        F: Fn(Option<u64>) -> Fut,
+        Fut: Future<Output = Result<T, CacheError>>,
+    {
+        let Some(namespace) = &self.inner.namespace else {
+            return run(None).await;
+        };
+        let seen = namespace.snapshot();
+        if !namespace.claim_check() {
+            return run(Some(seen.generation)).await;
+        }
+        let (latest, result) = tokio::join!(
+            self.check_generation(namespace, seen),
+            run(Some(seen.generation))
+        );
+        match latest {
+            Some(latest) if latest != seen.generation => run(Some(latest)).await,
+            _ => result,
+        }
+    }
+
+    /// The generation to use from now on, or `None` when the server could not tell (the
+    /// known one stays in use, so keys on other servers keep working).
+    async fn check_generation(&self, namespace: &Namespace, seen: Snapshot) -> Option<u64> {
+        let context = self.context("generation check");
+        match establish_generation(&self.inner.client, &namespace.key, seen.generation, context)
+            .await
+        {
+            Ok(generation) => Some(namespace.adopt(seen, generation)),
+            Err(error) => {
+                tracing::warn!(%error, "memcached: could not check the generation of the key prefix, keeping the known one");
+                None
+            }
+        }
+    }
+
+    async fn get_in(
+        &self,
+        generation: Option<u64>,
+        key: &str,
+    ) -> Result<Option<Bytes>, CacheError> {
+        let server_key = self.inner.keys.server_key(generation, key);
+        let result = call(
+            self.context("get"),
+            self.inner.client.run(Get::new(server_key)),
+        )
+        .await?;
+        Ok(hit_value(result))
+    }
+
+    async fn exists_in(&self, generation: Option<u64>, key: &str) -> Result<bool, CacheError> {
+        let server_key = self.inner.keys.server_key(generation, key);
+        let probe = Get::new(server_key).without_value();
+        Ok(call(self.context("exists"), self.inner.client.run(probe))
+            .await?
+            .hit())
+    }
+
+    fn set_operation(
+        &self,
+        generation: Option<u64>,
+        key: &str,
+        value: &Bytes,
+        expiry: Expiry,
+    ) -> Set {
+        let server_key = self.inner.keys.server_key(generation, key);
+        self.record(&server_key);
+        let set = Set::new(server_key, value);
+        match expiry {
+            Expiry::At(at) => set.ttl_raw(at),
+            Expiry::Never | Expiry::Expired => set,
+        }
+    }
+
+    async fn set_in(
+        &self,
+        generation: Option<u64>,
+        key: &str,
+        value: &Bytes,
+        expiry: Expiry,
+    ) -> Result<(), CacheError> {
+        let set = self.set_operation(generation, key, value, expiry);
+        let context = self.value_context("set", value.len());
+        let result = call(context, self.inner.client.run(set)).await?;
+        stored(result.status)
+    }
+
+    async fn delete_in(&self, generation: Option<u64>, key: &str) -> Result<bool, CacheError> {
+        let server_key = self.inner.keys.server_key(generation, key);
+        let result = call(
+            self.context("delete"),
+            self.inner.client.run(Delete::new(server_key)),
+        )
+        .await?;
+        removed(result.status)
+    }
+
+    async fn get_many_in(
+        &self,
+        generation: Option<u64>,
+        keys: &[&str],
+    ) -> Result<Vec<Option<Bytes>>, CacheError> {
+        let context = self.context("get_many");
+        let reads = keys
+            .iter()
+            .map(|key| Get::new(self.inner.keys.server_key(generation, key)));
+        // One pipelined exchange per server, the servers in parallel.
+        let results = call(context, self.inner.client.run_many(reads)).await?;
+        results
+            .into_iter()
+            .map(|result| result.map(hit_value).map_err(|error| context.map(error)))
+            .collect()
+    }
+
+    async fn set_many_in(
+        &self,
+        generation: Option<u64>,
+        entries: &[(&str, &Bytes)],
+        expiry: Expiry,
+    ) -> Result<(), CacheError> {
+        let writes: Vec<Set> = entries
+            .iter()
+            .map(|(key, value)| self.set_operation(generation, key, value, expiry))
+            .collect();
+        let results = call(self.context("set_many"), self.inner.client.run_many(writes)).await?;
+        for (result, (_, value)) in results.into_iter().zip(entries) {
+            let result =
+                result.map_err(|error| self.value_context("set_many", value.len()).map(error))?;
+            stored(result.status)?;
+        }
+        Ok(())
+    }
+
+    async fn delete_many_in(
+        &self,
+        generation: Option<u64>,
+        keys: &[&str],
+    ) -> Result<usize, CacheError> {
+        let context = self.context("delete_many");
+        let deletes = keys
+            .iter()
+            .map(|key| Delete::new(self.inner.keys.server_key(generation, key)));
+        let results = call(context, self.inner.client.run_many(deletes)).await?;
+        let mut count = 0;
+        for result in results {
+            count += usize::from(removed(result.map_err(|error| context.map(error))?.status)?);
+        }
+        Ok(count)
+    }
+
+    /// `flush_all` on every server, through the crate's synchronous client: the meta
+    /// protocol has no flush.
+    async fn flush_all(&self) -> Result<(), CacheError> {
+        let context = self.context("clear");
+        let timeout = self.inner.timeout;
+        // The synchronous client's pool reports a hung and a dead server alike; a no-op
+        // first tells them apart, and spares the blocking thread when a server is down.
+        let servers = u32::try_from(self.inner.servers.len()).unwrap_or(u32::MAX);
+        let every_server = Context {
+            timeout: timeout.saturating_mul(servers),
+            ..context
+        };
+        call(every_server, self.inner.client.noop()).await?;
+        let urls: Vec<String> = self
+            .inner
+            .servers
+            .iter()
+            .map(|server| format!("memcache://{server}?protocol=ascii"))
+            .collect();
+        let flush = tokio::task::spawn_blocking(move || {
+            memcache::Client::builder()
+                .add_server(urls)?
+                .with_connection_timeout(timeout)
+                .with_read_timeout(timeout)
+                .with_write_timeout(timeout)
+                .build()?
+                .flush()
+        });
+        // Connecting and flushing, one server after the other.
+        let limit = timeout
+            .saturating_mul(servers.saturating_mul(2))
+            .saturating_add(timeout);
+        match tokio::time::timeout(limit, flush).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(error))) => Err(context.map_sync(error)),
+            Ok(Err(join)) => Err(CacheError::Backend {
+                backend: BACKEND,
+                source: Box::new(join),
+            }),
+            Err(_) => Err(context.timeout()),
+        }
+    }
+}
+
+fn stored(status: MutationStatus) -> Result<(), CacheError> {
+    match status {
+        MutationStatus::Applied => Ok(()),
+        other => Err(unexpected(format!(
+            "memcached did not store the value: {other:?}"
+        ))),
+    }
+}
+
+fn removed(status: MutationStatus) -> Result<bool, CacheError> {
+    match status {
+        MutationStatus::Applied => Ok(true),
+        MutationStatus::NotFound => Ok(false),
+        other => Err(unexpected(format!(
+            "memcached did not delete the key: {other:?}"
+        ))),
+    }
+}
+
+/// The keys of a batch without repeats, in the order first seen, and for each position of
+/// the batch the index of its key in that list.
+fn distinct<'a>(keys: impl IntoIterator<Item = &'a str>) -> (Vec<&'a str>, Vec<usize>) {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut unique = Vec::new();
+    let positions = keys
+        .into_iter()
+        .map(|key| {
+            *index.entry(key).or_insert_with(|| {
+                unique.push(key);
+                unique.len() - 1
+            })
+        })
+        .collect();
+    (unique, positions)
+}
+
+#[async_trait]
+impl Cache for MemcachedCache {
+    /// One `mg` on the key's server.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        validate_key(key)?;
+        self.in_namespace(move |generation| self.get_in(generation, key))
+            .await
+    }
+
+    /// One `ms` on the key's server; a zero TTL is an `md` instead. The value is checked
+    /// against the size limit before anything is sent.
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
+        validate_key(key)?;
+        self.check_size(&value)?;
+        let expiry = expiry(ttl)?;
+        if expiry == Expiry::Expired {
+            return self
+                .in_namespace(move |generation| self.delete_in(generation, key))
+                .await
+                .map(drop);
+        }
+        let value = &value;
+        self.in_namespace(move |generation| self.set_in(generation, key, value, expiry))
+            .await
+    }
+
+    /// One `md` on the key's server: true when memcached removed a live entry.
+    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        validate_key(key)?;
+        self.in_namespace(move |generation| self.delete_in(generation, key))
+            .await
+    }
+
+    /// One pipelined exchange per server holding any of the keys, the servers in
+    /// parallel; a key named twice is read once. Fails as a whole when any server fails.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        validate_keys(keys.iter().copied())?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (unique, positions) = distinct(keys.iter().copied());
+        let unique = &unique;
+        let values = self
+            .in_namespace(move |generation| self.get_many_in(generation, unique))
+            .await?;
+        Ok(positions
+            .into_iter()
+            .map(|index| values[index].clone())
+            .collect())
+    }
+
+    /// One pipelined exchange per server, the servers in parallel; for a key named twice
+    /// only the last value is sent.
+    async fn set_many(
+        &self,
+        entries: &[(&str, Bytes)],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        validate_keys(entries.iter().map(|(key, _)| *key))?;
+        entries
+            .iter()
+            .try_for_each(|(_, value)| self.check_size(value))?;
+        let expiry = expiry(ttl)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (unique, positions) = distinct(entries.iter().map(|(key, _)| *key));
+        let mut last: Vec<Option<&Bytes>> = vec![None; unique.len()];
+        for (position, (_, value)) in positions.into_iter().zip(entries) {
+            last[position] = Some(value);
+        }
+        let batch: Vec<(&str, &Bytes)> = unique
+            .iter()
+            .zip(last)
+            .filter_map(|(key, value)| value.map(|value| (*key, value)))
+            .collect();
+        if expiry == Expiry::Expired {
+            let keys: Vec<&str> = batch.iter().map(|(key, _)| *key).collect();
+            let keys = &keys;
+            return self
+                .in_namespace(move |generation| self.delete_many_in(generation, keys))
+                .await
+                .map(drop);
+        }
+        let batch = &batch;
+        self.in_namespace(move |generation| self.set_many_in(generation, batch, expiry))
+            .await
+    }
+
+    /// One pipelined exchange per server, the servers in parallel; a key named twice is
+    /// deleted and counted once.
+    async fn delete_many(&self, keys: &[&str]) -> Result<usize, CacheError> {
+        validate_keys(keys.iter().copied())?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let (unique, _) = distinct(keys.iter().copied());
+        let unique = &unique;
+        self.in_namespace(move |generation| self.delete_many_in(generation, unique))
+            .await
+    }
+
+    /// One `mg` without the value on the key's server.
+    async fn exists(&self, key: &str) -> Result<bool, CacheError> {
+        validate_key(key)?;
+        self.in_namespace(move |generation| self.exists_in(generation, key))
+            .await
+    }
+
+    /// With a key prefix: moves the prefix to a new generation (one `ma` on the server of
+    /// the counter); nothing else on the servers is touched. Without a prefix:
+    /// **`flush_all` on every server, which removes every entry of every client of those
+    /// servers.**
+    async fn clear(&self) -> Result<(), CacheError> {
+        let Some(namespace) = &self.inner.namespace else {
+            return self.flush_all().await;
+        };
+        let known = namespace.snapshot().generation;
+        let generation = bump_generation(
+            &self.inner.client,
+            &namespace.key,
+            known,
+            self.context("clear"),
+        )
+        .await?;
+        namespace.set(generation);
+        Ok(())
+    }
+
+    /// 1 s TTL granularity, the configured largest value, and 250 bytes less the prefix
+    /// and its generation tag (22 bytes) for keys stored under their own name.
+    fn limits(&self) -> Limits {
+        Limits::new(Duration::from_secs(1), self.inner.max_value_size)
+            .with_max_native_key_len(self.inner.keys.max_native_key_len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_round_up_to_whole_seconds() {
+        assert_eq!(expiry(None).unwrap(), Expiry::Never);
+        assert_eq!(expiry(Some(Duration::ZERO)).unwrap(), Expiry::Expired);
+        assert_eq!(
+            expiry(Some(Duration::from_nanos(1))).unwrap(),
+            Expiry::At(1)
+        );
+        assert_eq!(
+            expiry(Some(Duration::from_millis(300))).unwrap(),
+            Expiry::At(1)
+        );
+        assert_eq!(
+            expiry(Some(Duration::from_millis(1001))).unwrap(),
+            Expiry::At(2)
+        );
+        let thirty_days = Duration::from_secs(MAX_RELATIVE_TTL_SECS);
+        assert_eq!(expiry(Some(thirty_days)).unwrap(), Expiry::At(2_592_000));
+    }
+
+    #[test]
+    fn ttls_over_30_days_become_unix_times() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let thirty_one_days = 31 * 24 * 60 * 60;
+        let Expiry::At(at) = expiry(Some(Duration::from_secs(thirty_one_days))).unwrap() else {
+            panic!("31 days must expire");
+        };
+        let at = u64::from(at);
+        assert!(
+            at >= now + thirty_one_days && at <= now + thirty_one_days + 2,
+            "{at}"
+        );
+        // 30 days and a fraction of a second round up into the absolute range.
+        let just_over = Duration::from_secs(MAX_RELATIVE_TTL_SECS) + Duration::from_millis(1);
+        assert!(matches!(expiry(Some(just_over)).unwrap(), Expiry::At(at) if u64::from(at) > now));
+    }
+
+    #[test]
+    fn ttls_beyond_2038_are_invalid() {
+        for ttl in [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX),
+            Duration::from_secs(100 * 365 * 24 * 3600),
+        ] {
+            assert!(
+                matches!(expiry(Some(ttl)), Err(CacheError::InvalidTtl { .. })),
+                "{ttl:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_cache_is_cheap_to_share_across_tasks() {
+        fn shareable<T: Cache + Clone + Send + Sync + fmt::Debug + 'static>() {}
+        shareable::<MemcachedCache>();
+        fn object(cache: MemcachedCache) -> Arc<dyn Cache> {
+            Arc::new(cache)
+        }
+        let _ = object;
+    }
+
+    #[test]
+    fn batches_lose_repeats_but_keep_positions() {
+        let (unique, positions) = distinct(["b", "a", "b", "c", "a"]);
+        assert_eq!(unique, ["b", "a", "c"]);
+        assert_eq!(positions, [0, 1, 0, 2, 1]);
+    }
+}

@@ -1,0 +1,119 @@
+//! A hung server (SIGSTOP) gives `Timeout` within the configured timeout, never a hang,
+//! and the same cache object works again once it resumes; a killed server gives
+//! `Unreachable` until it is restarted. memcached processes of the tests' own.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use cache_api::{Bytes, Cache, CacheError};
+use cache_memcached::MemcachedCache;
+use common::{local_server, pause_and_wait};
+
+const TIMEOUT: Duration = Duration::from_millis(300);
+/// Room for a loaded two-core machine on top of the timeout.
+const MARGIN: Duration = Duration::from_millis(700);
+
+/// Runs `operation` and checks it failed with `Timeout` within the timeout and margin.
+async fn times_out<T: std::fmt::Debug>(
+    what: &str,
+    operation: impl std::future::Future<Output = Result<T, CacheError>>,
+) {
+    let started = Instant::now();
+    let result = operation.await;
+    let elapsed = started.elapsed();
+    match result {
+        Err(CacheError::Timeout { after, .. }) => assert_eq!(after, TIMEOUT, "{what}"),
+        other => panic!("{what} on a paused server: expected Err(Timeout), got {other:?}"),
+    }
+    assert!(
+        elapsed < TIMEOUT + MARGIN,
+        "{what} took {elapsed:?} with a {TIMEOUT:?} timeout"
+    );
+}
+
+/// Every operation on a paused server times out in time; after SIGCONT the same cache
+/// answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_server_times_out_and_is_used_again_after_resume() {
+    for prefix in [None, Some("faults:")] {
+        let server = local_server(&[]).await;
+        let builder = MemcachedCache::builder(&server.url()).timeout(TIMEOUT);
+        let builder = match prefix {
+            // Checking the generation on every operation must not add to the wait.
+            Some(prefix) => builder.key_prefix(prefix).namespace_refresh(Duration::ZERO),
+            None => builder,
+        };
+        let cache = builder.build().await.unwrap();
+        cache.set("k", Bytes::from("before"), None).await.unwrap();
+
+        pause_and_wait(&server);
+        times_out("get", cache.get("k")).await;
+        times_out("set", cache.set("k", Bytes::from("during"), None)).await;
+        times_out("delete", cache.delete("other")).await;
+        times_out("exists", cache.exists("k")).await;
+        times_out("get_many", cache.get_many(&["k", "other"])).await;
+        times_out("set_many", cache.set_many(&[("a", Bytes::from("1"))], None)).await;
+        times_out("delete_many", cache.delete_many(&["a", "b"])).await;
+        times_out("clear", cache.clear()).await;
+        server.resume();
+
+        // The timed-out writes were sent and may have been applied once the server woke.
+        let value = cache.get("k").await.unwrap();
+        assert!(
+            matches!(value.as_deref(), Some(b"before" | b"during") | None),
+            "{prefix:?}: {value:?}"
+        );
+        cache.set("k", Bytes::from("after"), None).await.unwrap();
+        assert_eq!(
+            cache.get("k").await.unwrap().as_deref(),
+            Some(&b"after"[..]),
+            "{prefix:?}"
+        );
+    }
+}
+
+/// Connecting to a paused server fails with `Timeout` in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_to_a_paused_server_times_out() {
+    let server = local_server(&[]).await;
+    pause_and_wait(&server);
+    let builder = MemcachedCache::builder(&server.url())
+        .key_prefix("p:")
+        .timeout(TIMEOUT);
+    times_out("build", builder.build()).await;
+    server.resume();
+    MemcachedCache::builder(&server.url())
+        .timeout(TIMEOUT)
+        .build()
+        .await
+        .unwrap();
+}
+
+/// A killed server gives `Unreachable`; restarted on the same port, it is used again by
+/// the same cache object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_is_unreachable_until_restarted() {
+    let mut server = local_server(&[]).await;
+    let cache = MemcachedCache::builder(&server.url())
+        .timeout(TIMEOUT)
+        .build()
+        .await
+        .unwrap();
+    cache.set("k", Bytes::from("v"), None).await.unwrap();
+    server.kill();
+    let error = cache.get("k").await.unwrap_err();
+    assert!(matches!(error, CacheError::Unreachable { .. }), "{error:?}");
+    assert!(error.is_retryable());
+    server.restart().await.unwrap();
+    assert_eq!(
+        cache.get("k").await.unwrap(),
+        None,
+        "a restarted memcached is empty"
+    );
+    cache.set("k", Bytes::from("again"), None).await.unwrap();
+    assert_eq!(
+        cache.get("k").await.unwrap().as_deref(),
+        Some(&b"again"[..])
+    );
+}
