@@ -427,12 +427,21 @@ impl LocalServer {
     }
 
     /// Freezes the server with `SIGSTOP`: connections stay open but nothing is answered.
+    /// Returns once every thread of the server is stopped (a signal is delivered
+    /// asynchronously, and a request sent in between would still be answered), or after
+    /// 5 s on a system without `/proc`.
     ///
     /// # Panics
     ///
     /// Panics when the server is not running (killed, or exited by itself) or the signal fails.
     pub fn pause(&self) {
         self.signal("STOP");
+        if let Some(pid) = self.pid() {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !all_threads_stopped(pid) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
     }
 
     /// Lets a paused server run again with `SIGCONT`.
@@ -512,4 +521,19 @@ mod tests {
             "the watchdog script and PID_MARKER disagree"
         );
     }
+}
+
+/// Whether every thread of `pid` is in state `T` (stopped), read from `/proc`.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the parenthesised command name, which may hold spaces.
+            stat.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+                .is_some_and(|state| state == 'T' || state == 't')
+        })
+    })
 }
