@@ -22,10 +22,16 @@ fn check_on_memory_passes_every_check() {
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
     let total = cache_tck::CHECKS.len();
-    assert_eq!(lines.last(), Some(&format!("{total} passed, 0 failed").as_str()), "{stdout}");
+    assert_eq!(
+        lines.last(),
+        Some(&format!("{total} passed, 0 failed").as_str()),
+        "{stdout}"
+    );
     for check in cache_tck::CHECKS {
         assert!(
-            lines.iter().any(|line| line.starts_with("PASS") && line.contains(check.name)),
+            lines
+                .iter()
+                .any(|line| line.starts_with("PASS") && line.contains(check.name)),
             "no PASS line for {}:\n{stdout}",
             check.name
         );
@@ -61,7 +67,11 @@ fn no_matching_check_is_an_error() {
 /// Bad URLs are configuration errors (exit 2) that never echo a password.
 #[test]
 fn bad_urls_fail_clearly_without_secrets() {
-    for url in ["ftp://user:hunter2@localhost", "hunter2", "memory://?colour=red"] {
+    for url in [
+        "ftp://user:hunter2@localhost",
+        "hunter2",
+        "memory://?colour=red",
+    ] {
         let out = cachectl(&["get", url, "k"]);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{url}: {stderr}");

@@ -3,8 +3,9 @@
 //! URL form: `memcache://host[:port][,host[:port]...][/][?param=value&...]`, scheme
 //! `memcache` or `memcached`, port 11211 by default, IPv6 hosts in brackets. Parameters:
 //! `prefix`, `timeout` (`250ms`, `2s` or plain seconds such as `0.5`), `pool_size`,
-//! `max_value_size` (bytes) and `namespace_refresh` (like `timeout`). Methods of the builder
-//! called after [`MemcachedCache::builder`](crate::MemcachedCache::builder) override the URL.
+//! `max_value_size` (bytes), `namespace_refresh` (like `timeout`) and `get_many_fail_open`
+//! (`true` or `false`). Methods of the builder called after
+//! [`MemcachedCache::builder`](crate::MemcachedCache::builder) override the URL.
 
 use std::{fmt, time::Duration};
 
@@ -60,6 +61,7 @@ pub struct MemcachedCacheBuilder {
     pub(crate) pool_size: usize,
     pub(crate) max_value_size: usize,
     pub(crate) namespace_refresh: Duration,
+    pub(crate) get_many_fail_open: bool,
     pub(crate) journal: Option<crate::Journal>,
 }
 
@@ -73,6 +75,7 @@ impl fmt::Debug for MemcachedCacheBuilder {
             .field("pool_size", &self.pool_size)
             .field("max_value_size", &self.max_value_size)
             .field("namespace_refresh", &self.namespace_refresh)
+            .field("get_many_fail_open", &self.get_many_fail_open)
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +89,7 @@ impl MemcachedCacheBuilder {
             pool_size: DEFAULT_POOL_SIZE,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             namespace_refresh: DEFAULT_NAMESPACE_REFRESH,
+            get_many_fail_open: false,
             journal: None,
         };
         match parse_url(url) {
@@ -98,6 +102,9 @@ impl MemcachedCacheBuilder {
                 builder.namespace_refresh = parsed
                     .namespace_refresh
                     .unwrap_or(builder.namespace_refresh);
+                builder.get_many_fail_open = parsed
+                    .get_many_fail_open
+                    .unwrap_or(builder.get_many_fail_open);
             }
             Err(message) => builder.servers = Err(message),
         }
@@ -164,6 +171,23 @@ impl MemcachedCacheBuilder {
         self
     }
 
+    /// Whether [`get_many`](cache_api::Cache::get_many) reads the keys of a server that
+    /// is unreachable or does not answer in time as misses, instead of failing the whole
+    /// batch (default `false`: the batch fails).
+    ///
+    /// Off, a `get_many` fails with [`CacheError::Unreachable`] or
+    /// [`CacheError::Timeout`] as soon as one of the servers holding its keys fails, like
+    /// every other operation. On, each server's part of the batch runs under its own
+    /// timeout and the parts of the servers that failed come back as `None`, logged with
+    /// `tracing::warn!`: a dead server among several then costs a batch only its own
+    /// keys, at the price of reading them as misses where the caller cannot tell.
+    /// Other errors (a garbled answer) still fail the batch. `get`, `exists` and the
+    /// writes are not affected.
+    pub fn get_many_fail_open(mut self, fail_open: bool) -> Self {
+        self.get_many_fail_open = fail_open;
+        self
+    }
+
     /// Checks the settings, connects to every server (one `mn` no-op each) and, with a
     /// key prefix, reads or creates the namespace's generation number.
     ///
@@ -220,6 +244,7 @@ struct ParsedUrl {
     pool_size: Option<usize>,
     max_value_size: Option<usize>,
     namespace_refresh: Option<Duration>,
+    get_many_fail_open: Option<bool>,
 }
 
 /// Parses a connection URL. Error messages never repeat the URL: it may hold a password.
@@ -266,9 +291,10 @@ fn parse_url(url: &str) -> Result<ParsedUrl, String> {
             "namespace_refresh" => parsed.namespace_refresh = Some(parse_duration(name, &value)?),
             "pool_size" => parsed.pool_size = Some(parse_number(name, &value)?),
             "max_value_size" => parsed.max_value_size = Some(parse_number(name, &value)?),
+            "get_many_fail_open" => parsed.get_many_fail_open = Some(parse_bool(name, &value)?),
             _ => {
                 return Err(format!(
-                    "unknown url parameter {:?} (known: prefix, timeout, pool_size, max_value_size, namespace_refresh)",
+                    "unknown url parameter {:?} (known: prefix, timeout, pool_size, max_value_size, namespace_refresh, get_many_fail_open)",
                     percent_decode_str(name).decode_utf8_lossy()
                 ))
             }
@@ -336,6 +362,14 @@ fn parse_duration(name: &str, value: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds * scale).map_err(|_| bad())
 }
 
+fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(format!("the url parameter {name} must be true or false")),
+    }
+}
+
 fn parse_number(name: &str, value: &str) -> Result<usize, String> {
     value
         .trim()
@@ -369,6 +403,13 @@ mod tests {
         assert_eq!(parsed.pool_size, Some(4));
         assert_eq!(parsed.max_value_size, Some(100));
         assert_eq!(parsed.namespace_refresh, Some(Duration::ZERO));
+        assert_eq!(parsed.get_many_fail_open, None);
+        for (value, expected) in [("true", true), ("1", true), ("false", false), ("0", false)] {
+            let url = format!("memcache://a,b?get_many_fail_open={value}");
+            assert_eq!(parse_url(&url).unwrap().get_many_fail_open, Some(expected));
+            let builder = MemcachedCacheBuilder::from_url(&url);
+            assert_eq!(builder.get_many_fail_open, expected, "{url}");
+        }
         assert_eq!(
             parse_url("memcache://h?timeout=2s").unwrap().timeout,
             Some(Duration::from_secs(2))
@@ -393,6 +434,7 @@ mod tests {
             "memcache://h?timeout=-1",
             "memcache://h?timeout=soon",
             "memcache://h?pool_size=many",
+            "memcache://h?get_many_fail_open=yes",
             "memcache://h?password=hunter2",
         ] {
             let error = parse_url(url).expect_err(url);

@@ -20,7 +20,7 @@ use std::{
 
 use cache_api::{async_trait, validate_key, validate_keys, Bytes, Cache, CacheError, Limits};
 use memcache::exp::{
-    AsyncMetaClient, Delete, Error as ClientError, Get, GetResult, MutationStatus, Set,
+    AsyncMetaClient, Delete, Error as ClientError, Get, GetResult, MutationStatus, Router, Set,
 };
 
 pub use config::{
@@ -72,6 +72,7 @@ struct Inner {
     timeout: Duration,
     pool_size: usize,
     max_value_size: usize,
+    get_many_fail_open: bool,
     journal: Option<Journal>,
 }
 
@@ -91,6 +92,7 @@ impl fmt::Debug for MemcachedCache {
             .field("timeout", &inner.timeout)
             .field("pool_size", &inner.pool_size)
             .field("max_value_size", &inner.max_value_size)
+            .field("get_many_fail_open", &inner.get_many_fail_open)
             .finish_non_exhaustive()
     }
 }
@@ -279,9 +281,9 @@ impl MemcachedCache {
     }
 
     /// Starts a builder from a URL: `memcache://host[:port][,host[:port]...]`, with
-    /// optional parameters `prefix`, `timeout`, `pool_size`, `max_value_size` and
-    /// `namespace_refresh` (see [`MemcachedCacheBuilder`]). A malformed URL is reported by
-    /// [`build`](MemcachedCacheBuilder::build).
+    /// optional parameters `prefix`, `timeout`, `pool_size`, `max_value_size`,
+    /// `namespace_refresh` and `get_many_fail_open` (see [`MemcachedCacheBuilder`]). A
+    /// malformed URL is reported by [`build`](MemcachedCacheBuilder::build).
     pub fn builder(url: &str) -> MemcachedCacheBuilder {
         MemcachedCacheBuilder::from_url(url)
     }
@@ -366,6 +368,7 @@ impl MemcachedCache {
                 timeout,
                 pool_size: builder.pool_size,
                 max_value_size: builder.max_value_size,
+                get_many_fail_open: builder.get_many_fail_open,
                 journal: builder.journal,
             }),
         })
@@ -513,15 +516,87 @@ impl MemcachedCache {
         keys: &[&str],
     ) -> Result<Vec<Option<Bytes>>, CacheError> {
         let context = self.context("get_many");
-        let reads = keys
+        let server_keys: Vec<Vec<u8>> = keys
             .iter()
-            .map(|key| Get::new(self.inner.keys.server_key(generation, key)));
+            .map(|key| self.inner.keys.server_key(generation, key))
+            .collect();
+        if self.inner.get_many_fail_open {
+            return self.get_many_fail_open(&server_keys, context).await;
+        }
         // One pipelined exchange per server, the servers in parallel.
-        let results = call(context, self.inner.client.run_many(reads)).await?;
+        let results = call(
+            context,
+            self.inner.client.run_many(server_keys.iter().map(Get::new)),
+        )
+        .await?;
         results
             .into_iter()
             .map(|result| result.map(hit_value).map_err(|error| context.map(error)))
             .collect()
+    }
+
+    /// `get_many` where a server that is unreachable or too slow costs only its own keys,
+    /// read as misses. Each server's part is a batch of its own under its own timeout: one
+    /// timeout over the whole batch would let a hung server throw away the answers of the
+    /// others.
+    async fn get_many_fail_open(
+        &self,
+        server_keys: &[Vec<u8>],
+        context: Context,
+    ) -> Result<Vec<Option<Bytes>>, CacheError> {
+        let servers = &self.inner.servers;
+        let mut parts: Vec<Vec<usize>> = vec![Vec::new(); servers.len()];
+        for (position, key) in server_keys.iter().enumerate() {
+            // The client clamps a route the same way, so both agree on the server.
+            let server = router::StableRendezvous
+                .route(key, servers)
+                .min(servers.len() - 1);
+            parts[server].push(position);
+        }
+        let exchanges = parts
+            .iter()
+            .enumerate()
+            .filter(|(_, positions)| !positions.is_empty())
+            .map(|(server, positions)| async move {
+                let reads = positions
+                    .iter()
+                    .map(|&position| Get::new(&server_keys[position]));
+                let answers = call(context, self.inner.client.run_many(reads)).await;
+                (server, positions, answers)
+            });
+        let mut values = vec![None; server_keys.len()];
+        for (server, positions, answers) in futures::future::join_all(exchanges).await {
+            let failed = |error: CacheError| -> Result<(), CacheError> {
+                if !error.is_retryable() {
+                    return Err(error);
+                }
+                tracing::warn!(
+                    server = %servers[server],
+                    %error,
+                    keys = positions.len(),
+                    "memcached: get_many reads the keys of a failed server as misses"
+                );
+                Ok(())
+            };
+            let answers = match answers {
+                Ok(answers) => answers,
+                Err(error) => {
+                    failed(error)?;
+                    continue;
+                }
+            };
+            for (&position, answer) in positions.iter().zip(answers) {
+                match answer {
+                    Ok(result) => values[position] = hit_value(result),
+                    // A server failing mid-batch fails every answer it still owed: say so once.
+                    Err(error) => {
+                        failed(context.map(error))?;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(values)
     }
 
     async fn set_many_in(
@@ -674,7 +749,9 @@ impl Cache for MemcachedCache {
     }
 
     /// One pipelined exchange per server holding any of the keys, the servers in
-    /// parallel; a key named twice is read once. Fails as a whole when any server fails.
+    /// parallel; a key named twice is read once. Fails as a whole when any server fails,
+    /// unless [`get_many_fail_open`](MemcachedCacheBuilder::get_many_fail_open) is set:
+    /// then the keys of a server that is unreachable or too slow read as misses.
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
         validate_keys(keys.iter().copied())?;
         if keys.is_empty() {

@@ -30,7 +30,8 @@ pub const REDIS_MAX_VALUE_SIZE: usize = 512 << 20;
 /// holds a connection for its whole SCAN loop, and two of them at once is plenty.
 pub(crate) const CLEAR_POOL_SIZE: usize = 2;
 
-/// Builds a [`RedisCache`]; created by [`RedisCache::builder`].
+/// Builds a [`RedisCache`]; created by [`RedisCache::builder`] (one server, or a
+/// cluster for a `redis+cluster://` URL) or [`RedisCache::cluster_builder`].
 ///
 /// Every setting has a default (see the crate documentation's table), no timeout
 /// is infinite, and [`build`](Self::build) refuses zero or contradictory settings
@@ -53,6 +54,8 @@ pub(crate) const CLEAR_POOL_SIZE: usize = 2;
 #[derive(Clone)]
 pub struct RedisCacheBuilder {
     pub(crate) url: String,
+    /// The seed URLs given to [`RedisCache::cluster_builder`]; `url` is then unused.
+    pub(crate) seeds: Option<Vec<String>>,
     pub(crate) key_prefix: String,
     pub(crate) connect_timeout: Duration,
     pub(crate) response_timeout: Duration,
@@ -67,6 +70,7 @@ impl RedisCacheBuilder {
     pub(crate) fn new(url: &str) -> Self {
         Self {
             url: url.to_owned(),
+            seeds: None,
             key_prefix: String::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
@@ -78,6 +82,22 @@ impl RedisCacheBuilder {
         }
     }
 
+    pub(crate) fn new_cluster<I, S>(seeds: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self {
+            seeds: Some(
+                seeds
+                    .into_iter()
+                    .map(|seed| seed.as_ref().to_owned())
+                    .collect(),
+            ),
+            ..Self::new("")
+        }
+    }
+
     /// Puts `prefix` in front of every key this cache reads or writes, and limits
     /// [`clear`](cache_api::Cache::clear) to the keys that start with it.
     ///
@@ -85,6 +105,11 @@ impl RedisCacheBuilder {
     /// convention (`"myapp:"`): without one, the prefix `foo` would also see and clear
     /// the keys of a cache whose prefix is `foobar`. The empty prefix (the default)
     /// means no prefix: keys are stored as given and `clear` empties the database.
+    ///
+    /// On a cluster, a prefix with a hash tag (`"{myapp}:"`) puts every key of the
+    /// cache in one slot, so on one master: bulk operations become one command, but the
+    /// whole namespace lives on that one master. A plain prefix (`"myapp:"`) spreads
+    /// the keys over every master. See the crate documentation.
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();
         self
@@ -99,6 +124,10 @@ impl RedisCacheBuilder {
 
     /// Time allowed for the server's answer to one command (or one pipeline of a bulk
     /// operation); past it the operation fails with [`CacheError::Timeout`]. Default 1 s.
+    ///
+    /// On a cluster, one operation (redirects, reconnects and retries included) may
+    /// take the connect plus the response timeout, after which it fails with a
+    /// [`CacheError::Timeout`] whose operation is `"request"`.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
@@ -107,7 +136,7 @@ impl RedisCacheBuilder {
     /// Time an operation waits for a free pooled connection (in
     /// [`pooled`](Self::pooled) mode, and for [`clear`](cache_api::Cache::clear));
     /// past it the operation fails with a [`CacheError::Timeout`] whose operation is
-    /// `"pool checkout"`. Default 1 s.
+    /// `"pool checkout"`. Default 1 s. Unused on a cluster, which has no pool.
     pub fn pool_wait_timeout(mut self, timeout: Duration) -> Self {
         self.pool_wait_timeout = timeout;
         self
@@ -123,7 +152,8 @@ impl RedisCacheBuilder {
     /// Number of multiplexed connections the operations are spread over, round robin.
     /// Default 1, which serves hundreds of thousands of small operations a second when
     /// many tasks share it; more help when large values would otherwise queue behind
-    /// each other. Contradicts [`pooled`](Self::pooled).
+    /// each other. Contradicts [`pooled`](Self::pooled). Refused on a cluster, whose
+    /// client keeps one multiplexed connection per node.
     pub fn connections(mut self, connections: usize) -> Self {
         self.connections = Some(connections);
         self
@@ -133,7 +163,7 @@ impl RedisCacheBuilder {
     /// connection per operation at a time, instead of the shared multiplexed
     /// connections. Each checkout costs a `PING`, so this is slower; it suits servers
     /// or proxies that handle pipelined requests badly. Contradicts
-    /// [`connections`](Self::connections).
+    /// [`connections`](Self::connections). Refused on a cluster.
     pub fn pooled(mut self, max_size: usize) -> Self {
         self.pooled = Some(max_size);
         self
@@ -148,19 +178,23 @@ impl RedisCacheBuilder {
     }
 
     /// The database number to `SELECT` (default 0). The URL path can name it too
-    /// (`redis://host/2`); naming two different numbers is a configuration error.
+    /// (`redis://host/2`); naming two different numbers is a configuration error. A
+    /// cluster has only database 0: any other number is refused.
     pub fn database(mut self, database: u32) -> Self {
         self.database = Some(i64::from(database));
         self
     }
 
-    /// Checks the settings, connects and `PING`s the server.
+    /// Checks the settings, connects and `PING`s the server. For a cluster: connects
+    /// to the seeds, and reads which master serves which slot (`CLUSTER SLOTS`).
     ///
     /// # Errors
     ///
     /// - [`CacheError::Config`] for a malformed URL, a `rediss://` URL (TLS is not
     ///   supported by this build), a zero timeout, size or count, a prefix without a
-    ///   trailing delimiter, or contradictory settings;
+    ///   trailing delimiter, or contradictory settings; for a cluster also seeds with
+    ///   different credentials, a database other than 0, `connections` or `pooled`,
+    ///   and a server whose cluster support is disabled;
     /// - [`CacheError::Unreachable`] or [`CacheError::Timeout`] when the server cannot
     ///   be reached;
     /// - [`CacheError::Auth`] when it refuses the credentials (or asks for some).
@@ -179,7 +213,15 @@ impl RedisCacheBuilder {
                 return Err(CacheError::config(format!("the {name} must be positive")));
             }
         }
+        let cluster = self.seeds.is_some() || is_cluster_url(&self.url);
         let mode = match (self.connections, self.pooled) {
+            (Some(_), _) | (_, Some(_)) if cluster => {
+                return Err(CacheError::config(
+                    "connections(n) and pooled(max_size) do not apply to a redis cluster: \
+                     the cluster client keeps one multiplexed connection per node",
+                ))
+            }
+            _ if cluster => Mode::Cluster,
             (Some(_), Some(_)) => {
                 return Err(CacheError::config(
                     "connections(n) and pooled(max_size) exclude each other: pick multiplexed or pooled",
@@ -199,9 +241,30 @@ impl RedisCacheBuilder {
             )));
         }
         check_prefix(&self.key_prefix)?;
-        let target = parse_url(&self.url, self.database)?;
+        let endpoint = if cluster {
+            let seeds = match &self.seeds {
+                Some(seeds) => seeds.clone(),
+                None => split_cluster_url(&self.url)?,
+            };
+            let shown = match &self.seeds {
+                Some(seeds) => seeds
+                    .iter()
+                    .map(|seed| redact_url(seed))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                None => redact_url(&self.url),
+            };
+            parse_cluster_seeds(&seeds, self.database, shown)?
+        } else {
+            let target = parse_url(&self.url, self.database)?;
+            Endpoint {
+                nodes: Nodes::Single(target.info),
+                redacted_url: target.redacted_url,
+                secrets: target.secrets,
+            }
+        };
         Ok(Settings {
-            target,
+            endpoint,
             key_prefix: self.key_prefix.clone(),
             connect_timeout: self.connect_timeout,
             response_timeout: self.response_timeout,
@@ -214,8 +277,18 @@ impl RedisCacheBuilder {
 
 impl fmt::Debug for RedisCacheBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisCacheBuilder")
-            .field("url", &redact_url(&self.url))
+        let mut debug = f.debug_struct("RedisCacheBuilder");
+        match &self.seeds {
+            Some(seeds) => debug.field(
+                "cluster_seeds",
+                &seeds
+                    .iter()
+                    .map(|seed| redact_url(seed))
+                    .collect::<Vec<_>>(),
+            ),
+            None => debug.field("url", &redact_url(&self.url)),
+        };
+        debug
             .field("key_prefix", &self.key_prefix)
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
@@ -231,13 +304,19 @@ impl fmt::Debug for RedisCacheBuilder {
 /// How operations reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
-    Multiplexed { connections: usize },
-    Pooled { max_size: usize },
+    Multiplexed {
+        connections: usize,
+    },
+    Pooled {
+        max_size: usize,
+    },
+    /// A Redis Cluster, through the cluster client of the `redis` crate.
+    Cluster,
 }
 
 /// Checked settings, ready to connect with.
 pub(crate) struct Settings {
-    pub(crate) target: Target,
+    pub(crate) endpoint: Endpoint,
     pub(crate) key_prefix: String,
     pub(crate) connect_timeout: Duration,
     pub(crate) response_timeout: Duration,
@@ -246,14 +325,134 @@ pub(crate) struct Settings {
     pub(crate) max_value_size: usize,
 }
 
-/// Where to connect, parsed from the URL.
-pub(crate) struct Target {
-    pub(crate) info: redis::ConnectionInfo,
-    /// The URL with its password replaced by `***`, for `Debug`.
+/// Where to connect: one server or the seed nodes of a cluster.
+pub(crate) struct Endpoint {
+    pub(crate) nodes: Nodes,
+    /// The URL (or the seed URLs) with the password replaced by `***`, for `Debug`.
     pub(crate) redacted_url: String,
     /// The password as written in the URL and decoded, so that no error message can
     /// carry it even if a dependency ever put it in one.
     pub(crate) secrets: Vec<String>,
+}
+
+/// The connection information of one server, or of every seed node of a cluster.
+pub(crate) enum Nodes {
+    Single(redis::ConnectionInfo),
+    Cluster(Vec<redis::ConnectionInfo>),
+}
+
+/// Where to connect, parsed from one `redis://` URL.
+pub(crate) struct Target {
+    pub(crate) info: redis::ConnectionInfo,
+    /// The URL with its password replaced by `***`, for `Debug`.
+    pub(crate) redacted_url: String,
+    /// The password as written in the URL and decoded.
+    pub(crate) secrets: Vec<String>,
+}
+
+/// The scheme of a cluster URL: `redis+cluster://host1:port1,host2:port2`.
+pub(crate) const CLUSTER_SCHEME: &str = "redis+cluster";
+
+fn is_cluster_url(raw: &str) -> bool {
+    raw.split_once("://")
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case(CLUSTER_SCHEME))
+}
+
+/// Splits `redis+cluster://[user:password@]host1[:port1],host2[:port2][/0]` into one
+/// `redis://` URL per host, each with the same credentials and path.
+pub(crate) fn split_cluster_url(raw: &str) -> Result<Vec<String>, CacheError> {
+    let Some((_, rest)) = raw
+        .split_once("://")
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(CLUSTER_SCHEME))
+    else {
+        return Err(CacheError::config(format!(
+            "{} is not a cluster url: expected {CLUSTER_SCHEME}://host1:port1,host2:port2",
+            redact_url(raw)
+        )));
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    // The host list holds no '@', so the last one ends the user info even when a
+    // password holds an unencoded '@'.
+    let (user_info, hosts) = match authority.rsplit_once('@') {
+        Some((user_info, hosts)) => (Some(user_info), hosts),
+        None => (None, authority),
+    };
+    if hosts.is_empty() {
+        return Err(CacheError::config("the redis cluster url names no host"));
+    }
+    hosts
+        .split(',')
+        .map(|host| {
+            if host.trim().is_empty() {
+                return Err(CacheError::config(format!(
+                    "the redis cluster url {} has an empty entry in its host list",
+                    redact_url(raw)
+                )));
+            }
+            Ok(match user_info {
+                Some(user_info) => format!("redis://{user_info}@{host}{tail}"),
+                None => format!("redis://{host}{tail}"),
+            })
+        })
+        .collect()
+}
+
+/// Parses the seed URLs of a cluster: each a `redis://` URL, all with the same
+/// credentials, none naming a database other than 0.
+fn parse_cluster_seeds(
+    seeds: &[String],
+    database: Option<i64>,
+    redacted_url: String,
+) -> Result<Endpoint, CacheError> {
+    if seeds.is_empty() {
+        return Err(CacheError::config(
+            "a redis cluster needs at least one seed url",
+        ));
+    }
+    if let Some(database) = database.filter(|database| *database != 0) {
+        return Err(CacheError::config(format!(
+            "a redis cluster has only database 0, but database({database}) was set"
+        )));
+    }
+    let mut infos = Vec::with_capacity(seeds.len());
+    let mut secrets: Vec<String> = Vec::new();
+    let mut credentials = None;
+    for seed in seeds {
+        let target = parse_url(seed, None)?;
+        for secret in target.secrets {
+            if !secrets.contains(&secret) {
+                secrets.push(secret);
+            }
+        }
+        let settings = target.info.redis_settings();
+        if settings.db() != 0 {
+            return Err(CacheError::config(format!(
+                "a redis cluster has only database 0, but the url {} names database {}",
+                target.redacted_url,
+                settings.db()
+            )));
+        }
+        let these = (
+            settings.username().map(str::to_owned),
+            settings.password().map(str::to_owned),
+        );
+        match &credentials {
+            None => credentials = Some(these),
+            Some(first) if *first != these => {
+                return Err(CacheError::config(
+                    "the seed urls of a redis cluster must all carry the same user and password",
+                ))
+            }
+            Some(_) => {}
+        }
+        infos.push(target.info);
+    }
+    Ok(Endpoint {
+        nodes: Nodes::Cluster(infos),
+        redacted_url,
+        secrets,
+    })
 }
 
 fn check_prefix(prefix: &str) -> Result<(), CacheError> {
@@ -332,6 +531,9 @@ pub(crate) fn parse_url(raw: &str, database: Option<i64>) -> Result<Target, Cach
 /// The URL with its password (if any) replaced by `***`; a URL that does not parse is
 /// not shown at all, since where its password is cannot be told.
 pub(crate) fn redact_url(raw: &str) -> String {
+    if is_cluster_url(raw) {
+        return redact_cluster_url(raw);
+    }
     match Url::parse(raw) {
         Ok(mut url) => {
             if url.password().is_some() && url.set_password(Some("***")).is_err() {
@@ -340,6 +542,23 @@ pub(crate) fn redact_url(raw: &str) -> String {
             url.to_string()
         }
         Err(_) => "<unparseable url>".to_owned(),
+    }
+}
+
+/// A `redis+cluster://` URL with its password (if any) replaced by `***`; the url crate
+/// cannot parse its host list, so the user info is cut out by hand.
+fn redact_cluster_url(raw: &str) -> String {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return "<unparseable url>".to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, hosts)) => match user_info.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{hosts}{tail}"),
+            None => format!("{scheme}://{user_info}@{hosts}{tail}"),
+        },
+        None => raw.to_owned(),
     }
 }
 
@@ -468,6 +687,88 @@ mod tests {
         assert_eq!(
             base.pooled(3).validate().unwrap().mode,
             Mode::Pooled { max_size: 3 }
+        );
+    }
+
+    #[test]
+    fn cluster_urls_split_into_seeds_with_the_same_credentials() {
+        assert_eq!(
+            split_cluster_url("redis+cluster://u:p%40ss@10.0.0.1:7000,10.0.0.2:7001,[::1]:7002")
+                .unwrap(),
+            vec![
+                "redis://u:p%40ss@10.0.0.1:7000",
+                "redis://u:p%40ss@10.0.0.2:7001",
+                "redis://u:p%40ss@[::1]:7002",
+            ]
+        );
+        assert_eq!(
+            split_cluster_url("REDIS+CLUSTER://h1,h2:7001/0").unwrap(),
+            vec!["redis://h1/0", "redis://h2:7001/0"]
+        );
+        for bad in [
+            "redis+cluster://",
+            "redis+cluster://:s3cret@",
+            "redis+cluster://:s3cret@h1,,h2",
+            "redis://:s3cret@h1",
+        ] {
+            let err = split_cluster_url(bad).unwrap_err();
+            assert!(matches!(err, CacheError::Config { .. }), "{bad}: {err:?}");
+            assert!(!err.to_string().contains("s3cret"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn cluster_settings_are_checked() {
+        let cluster = |url: &str| RedisCacheBuilder::new(url);
+        let settings = cluster("redis+cluster://:s3cret@127.0.0.1:7000,127.0.0.1:7001")
+            .validate()
+            .unwrap();
+        assert_eq!(settings.mode, Mode::Cluster);
+        assert!(matches!(&settings.endpoint.nodes, Nodes::Cluster(seeds) if seeds.len() == 2));
+        assert_eq!(
+            settings.endpoint.redacted_url,
+            "redis+cluster://:***@127.0.0.1:7000,127.0.0.1:7001"
+        );
+        assert_eq!(settings.endpoint.secrets, vec!["s3cret".to_owned()]);
+
+        let seeds = RedisCacheBuilder::new_cluster(["redis://127.0.0.1:7000"]);
+        assert_eq!(seeds.validate().unwrap().mode, Mode::Cluster);
+        assert!(seeds.clone().database(0).validate().is_ok());
+        for builder in [
+            seeds.clone().database(1),
+            seeds.clone().connections(1),
+            seeds.clone().pooled(4),
+            cluster("redis+cluster://h1:7000/2"),
+            RedisCacheBuilder::new_cluster(["redis://:a@h1", "redis://:b@h2"]),
+            RedisCacheBuilder::new_cluster(["redis://alice:a@h1", "redis://:a@h2"]),
+            RedisCacheBuilder::new_cluster(Vec::<String>::new()),
+            RedisCacheBuilder::new_cluster(["rediss://h1"]),
+        ] {
+            let shown = format!("{builder:?}");
+            assert!(
+                matches!(builder.validate(), Err(CacheError::Config { .. })),
+                "{shown} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn cluster_urls_are_redacted() {
+        assert_eq!(
+            redact_url("redis+cluster://alice:s3cret@h1:7000,h2:7001/0"),
+            "redis+cluster://alice:***@h1:7000,h2:7001/0"
+        );
+        assert_eq!(
+            redact_url("redis+cluster://h1:7000,h2:7001"),
+            "redis+cluster://h1:7000,h2:7001"
+        );
+        let shown = format!(
+            "{:?}",
+            RedisCacheBuilder::new_cluster(["redis://:s3cret@h1:7000", "redis://:s3cret@h2"])
+        );
+        assert!(
+            !shown.contains("s3cret") && shown.contains("***"),
+            "{shown}"
         );
     }
 

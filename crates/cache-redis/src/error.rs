@@ -36,8 +36,13 @@ impl ErrorContext {
         }
         let is_auth = err.kind() == ErrorKind::AuthenticationFailed
             || err.code().is_some_and(|code| AUTH_CODES.contains(&code));
-        let is_unreachable =
-            err.is_io_error() || err.is_connection_refusal() || err.is_connection_dropped();
+        // A cluster client that has no connection to the node serving a slot (the node
+        // is down and no other node took its slots over yet) is as unreachable as a
+        // refused connection.
+        let is_unreachable = err.is_io_error()
+            || err.is_connection_refusal()
+            || err.is_connection_dropped()
+            || err.kind() == ErrorKind::ClusterConnectionNotFound;
         let source = self.source(err);
         if is_auth {
             CacheError::Auth {
@@ -88,7 +93,7 @@ impl ErrorContext {
 
     /// Keeps the original error as the source, unless its message or `Debug` output
     /// shows a secret: then only a scrubbed copy of its message is kept.
-    fn source(&self, err: RedisError) -> BoxError {
+    pub(crate) fn source(&self, err: RedisError) -> BoxError {
         let shown = format!("{err} {err:?}");
         if self
             .secrets

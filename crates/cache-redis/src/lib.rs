@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod cluster;
 mod config;
 mod error;
 #[cfg(feature = "testing")]
@@ -29,7 +30,8 @@ pub use config::{
     DEFAULT_RESPONSE_TIMEOUT, REDIS_MAX_VALUE_SIZE,
 };
 
-use config::{Mode, Settings, CLEAR_POOL_SIZE};
+use cluster::ClusterBackend;
+use config::{Mode, Nodes, Settings, CLEAR_POOL_SIZE};
 use error::{worth_one_retry, ErrorContext};
 
 /// The longest TTL sent to Redis, in milliseconds: half of `i64::MAX`. Redis adds the
@@ -41,7 +43,8 @@ const MAX_TTL_MILLIS: u64 = (i64::MAX / 2) as u64;
 /// Keys asked for per `SCAN` round trip of a prefix `clear`.
 const SCAN_COUNT: usize = 500;
 
-/// A [`Cache`] on a Redis server.
+/// A [`Cache`] on a Redis server, or on a Redis Cluster
+/// ([`cluster_builder`](Self::cluster_builder), or a `redis+cluster://` URL).
 ///
 /// Values are stored as the raw bytes given, under the key prefix plus the key, so
 /// `redis-cli GET` reads exactly what was written. Cloning is cheap: clones share the
@@ -64,17 +67,28 @@ pub struct RedisCache {
 }
 
 struct Inner {
-    hot: HotPath,
-    /// Serves `clear` in both modes, and every operation in pooled mode.
-    pool: deadpool_redis::Pool,
+    backend: Backend,
     prefix: String,
     max_value_size: usize,
     mode: Mode,
-    database: i64,
     redacted_url: String,
     connect_timeout: Duration,
     response_timeout: Duration,
     errors: ErrorContext,
+}
+
+/// One server, or a cluster.
+enum Backend {
+    Single(Single),
+    Cluster(ClusterBackend),
+}
+
+/// One server: the hot path, and the pool that serves `clear`.
+struct Single {
+    hot: HotPath,
+    /// Serves `clear` in both modes, and every operation in pooled mode.
+    pool: deadpool_redis::Pool,
+    database: i64,
 }
 
 enum HotPath {
@@ -167,10 +181,12 @@ fn escape_glob(text: &str) -> String {
 }
 
 impl RedisCache {
-    /// Connects to the server at `url` with every default setting: no key prefix,
-    /// one multiplexed connection, the timeouts of the crate documentation.
+    /// Connects to the server (or cluster) at `url` with every default setting: no key
+    /// prefix, one multiplexed connection, the timeouts of the crate documentation.
     ///
-    /// `url` is `redis://[[user]:password@]host[:port][/database]`.
+    /// `url` is `redis://[[user]:password@]host[:port][/database]` for one server, or
+    /// `redis+cluster://[[user]:password@]host1:port1,host2:port2[,...]` for a Redis
+    /// Cluster (see [`cluster_builder`](Self::cluster_builder)).
     ///
     /// # Errors
     ///
@@ -181,8 +197,41 @@ impl RedisCache {
 
     /// A builder for a cache on the server at `url`, to set a key prefix, timeouts,
     /// the connection model or the value limit before connecting.
+    ///
+    /// A `redis+cluster://host1:port1,host2:port2` URL makes it a cluster builder, as
+    /// [`cluster_builder`](Self::cluster_builder) with those hosts as seeds.
     pub fn builder(url: &str) -> RedisCacheBuilder {
         RedisCacheBuilder::new(url)
+    }
+
+    /// A builder for a cache on a Redis Cluster, reached through `seeds`: one or more
+    /// `redis://[[user]:password@]host:port` URLs of its nodes (any nodes: the others
+    /// are found from them). The credentials of the seeds apply to every node.
+    ///
+    /// Every single-key command goes to the master of its key's slot and follows
+    /// `MOVED` and `ASK` redirects by itself; bulk operations are split by slot and
+    /// sent as one pipeline per master; `clear` walks every master. Key prefix,
+    /// timeouts and value limit work as for one server; the database is always 0, and
+    /// [`connections`](RedisCacheBuilder::connections) or
+    /// [`pooled`](RedisCacheBuilder::pooled) are refused with `CacheError::Config`.
+    ///
+    /// ```no_run
+    /// // cache-redis = "0.1"
+    /// # async fn run() -> Result<(), cache_api::CacheError> {
+    /// use cache_redis::RedisCache;
+    ///
+    /// let cache = RedisCache::cluster_builder(["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"])
+    ///     .key_prefix("myapp:")
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cluster_builder<I, S>(seeds: I) -> RedisCacheBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        RedisCacheBuilder::new_cluster(seeds)
     }
 
     /// The prefix put in front of every key (empty when there is none).
@@ -191,16 +240,25 @@ impl RedisCache {
         &self.inner.prefix
     }
 
-    /// The database number this cache works in.
+    /// The database number this cache works in (always 0 on a cluster).
     #[must_use]
     pub fn database(&self) -> u32 {
-        // Settings only ever hold a u32.
-        u32::try_from(self.inner.database).unwrap_or_default()
+        match &self.inner.backend {
+            // Settings only ever hold a u32.
+            Backend::Single(single) => u32::try_from(single.database).unwrap_or_default(),
+            Backend::Cluster(_) => 0,
+        }
+    }
+
+    /// Whether this cache works on a Redis Cluster.
+    #[must_use]
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner.backend, Backend::Cluster(_))
     }
 
     pub(crate) async fn connect_with(settings: Settings) -> Result<Self, CacheError> {
         let Settings {
-            target,
+            endpoint,
             key_prefix,
             connect_timeout,
             response_timeout,
@@ -212,8 +270,41 @@ impl RedisCache {
             connect_timeout,
             response_timeout,
             pool_wait_timeout,
-            secrets: target.secrets.clone(),
+            secrets: endpoint.secrets.clone(),
         };
+        let backend = match endpoint.nodes {
+            Nodes::Single(info) => {
+                Backend::Single(Self::connect_single(info, mode, &errors).await?)
+            }
+            Nodes::Cluster(seeds) => {
+                Backend::Cluster(ClusterBackend::connect(seeds, &errors).await?)
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                backend,
+                prefix: key_prefix,
+                max_value_size,
+                mode,
+                redacted_url: endpoint.redacted_url,
+                connect_timeout,
+                response_timeout,
+                errors,
+            }),
+        })
+    }
+
+    async fn connect_single(
+        info: redis::ConnectionInfo,
+        mode: Mode,
+        errors: &ErrorContext,
+    ) -> Result<Single, CacheError> {
+        let ErrorContext {
+            connect_timeout,
+            response_timeout,
+            pool_wait_timeout,
+            ..
+        } = *errors;
         let config_error = |err: RedisError| {
             CacheError::config(config::scrub(
                 &format!("invalid redis settings: {err}"),
@@ -226,11 +317,11 @@ impl RedisCache {
             .set_response_timeout(Some(response_timeout));
         let pool_size = match mode {
             Mode::Pooled { max_size } => max_size,
-            Mode::Multiplexed { .. } => CLEAR_POOL_SIZE,
+            Mode::Multiplexed { .. } | Mode::Cluster => CLEAR_POOL_SIZE,
         };
-        let manager =
-            deadpool_redis::Manager::new_with_config(target.info.clone(), connection_config)
-                .map_err(config_error)?;
+        let database = info.redis_settings().db();
+        let manager = deadpool_redis::Manager::new_with_config(info.clone(), connection_config)
+            .map_err(config_error)?;
         let pool = deadpool_redis::Pool::builder(manager)
             .max_size(pool_size)
             .runtime(deadpool_redis::Runtime::Tokio1)
@@ -262,7 +353,7 @@ impl RedisCache {
                     .set_number_of_retries(0);
                 let mut connections = Vec::with_capacity(count);
                 for _ in 0..count {
-                    let client = redis::Client::open(target.info.clone()).map_err(config_error)?;
+                    let client = redis::Client::open(info.clone()).map_err(config_error)?;
                     let connecting =
                         ConnectionManager::new_with_config(client, manager_config.clone());
                     let mut connection = tokio::time::timeout(connect_timeout, connecting)
@@ -280,21 +371,12 @@ impl RedisCache {
                     next: AtomicUsize::new(0),
                 }
             }
+            Mode::Cluster => unreachable!("a cluster has no single-server hot path"),
         };
-
-        Ok(Self {
-            inner: Arc::new(Inner {
-                hot,
-                pool,
-                prefix: key_prefix,
-                max_value_size,
-                mode,
-                database: target.info.redis_settings().db(),
-                redacted_url: target.redacted_url,
-                connect_timeout,
-                response_timeout,
-                errors,
-            }),
+        Ok(Single {
+            hot,
+            pool,
+            database,
         })
     }
 
@@ -320,12 +402,24 @@ impl RedisCache {
         Ok(())
     }
 
+    /// Sends one command: to the one server (see [`run`](Self::run)), or through the
+    /// cluster client to the master of its key's slot.
+    async fn command<T: FromRedisValue + Send>(&self, command: &Cmd) -> Result<T, CacheError> {
+        match &self.inner.backend {
+            Backend::Single(single) => self.run(single, Request::Command(command)).await,
+            Backend::Cluster(cluster) => cluster.command(command, &self.inner.errors).await,
+        }
+    }
+
     /// Sends `request` on the hot path, once more if the connection was dropped or
     /// refused (every operation of the contract is idempotent). The retry goes to the
     /// same multiplexed connection, whose reconnect the failure has started.
-    async fn run<T: FromRedisValue + Send>(&self, request: Request<'_>) -> Result<T, CacheError> {
-        let inner = &*self.inner;
-        let result = match &inner.hot {
+    async fn run<T: FromRedisValue + Send>(
+        &self,
+        single: &Single,
+        request: Request<'_>,
+    ) -> Result<T, CacheError> {
+        let result = match &single.hot {
             HotPath::Multiplexed { connections, next } => {
                 let index = next.fetch_add(1, Ordering::Relaxed) % connections.len();
                 let mut connection = connections[index].clone();
@@ -336,12 +430,14 @@ impl RedisCache {
                     other => other,
                 }
             }
-            HotPath::Pooled => match self.attempt_pooled(request).await {
-                Err(failure) if failure.worth_one_retry() => self.attempt_pooled(request).await,
+            HotPath::Pooled => match self.attempt_pooled(single, request).await {
+                Err(failure) if failure.worth_one_retry() => {
+                    self.attempt_pooled(single, request).await
+                }
                 other => other,
             },
         };
-        result.map_err(|failure| failure.into_cache_error(&inner.errors))
+        result.map_err(|failure| failure.into_cache_error(&self.inner.errors))
     }
 
     async fn attempt_multiplexed<T: FromRedisValue + Send>(
@@ -364,14 +460,15 @@ impl RedisCache {
 
     async fn attempt_pooled<T: FromRedisValue + Send>(
         &self,
+        single: &Single,
         request: Request<'_>,
     ) -> Result<T, Failure> {
-        let inner = &*self.inner;
-        let mut connection = inner
+        let errors = &self.inner.errors;
+        let mut connection = single
             .pool
             .get()
             .await
-            .map_err(|err| Failure::Mapped(inner.errors.map_pool(err)))?;
+            .map_err(|err| Failure::Mapped(errors.map_pool(err)))?;
         let result = request.send(&mut connection).await;
         if let Err(err) = &result {
             if err.is_io_error() {
@@ -383,14 +480,14 @@ impl RedisCache {
         result.map_err(Failure::Redis)
     }
 
-    async fn clear_prefix(&self) -> Result<(), Failure> {
-        let inner = &*self.inner;
-        let mut connection = inner
+    async fn clear_prefix(&self, single: &Single) -> Result<(), Failure> {
+        let errors = &self.inner.errors;
+        let mut connection = single
             .pool
             .get()
             .await
-            .map_err(|err| Failure::Mapped(inner.errors.map_pool(err)))?;
-        let pattern = format!("{}*", escape_glob(&inner.prefix));
+            .map_err(|err| Failure::Mapped(errors.map_pool(err)))?;
+        let pattern = format!("{}*", escape_glob(&self.inner.prefix));
         let result: Result<(), RedisError> = async {
             let mut cursor = 0_u64;
             loop {
@@ -429,10 +526,8 @@ impl Cache for RedisCache {
     /// One `GET`.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         validate_key(key)?;
-        self.run(Request::Command(
-            redis::cmd("GET").arg(self.key(key).as_ref()),
-        ))
-        .await
+        self.command(redis::cmd("GET").arg(self.key(key).as_ref()))
+            .await
     }
 
     /// One `SET key value` (no TTL: any previous TTL is removed), `SET key value PX ms`
@@ -460,7 +555,7 @@ impl Cache for RedisCache {
                     .arg(millis);
             }
         }
-        self.run(Request::Command(&command)).await
+        self.command(&command).await
     }
 
     /// One `UNLINK` (a `DEL` that frees the memory in the background); true when a
@@ -468,29 +563,37 @@ impl Cache for RedisCache {
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         validate_key(key)?;
         let removed: usize = self
-            .run(Request::Command(
-                redis::cmd("UNLINK").arg(self.key(key).as_ref()),
-            ))
+            .command(redis::cmd("UNLINK").arg(self.key(key).as_ref()))
             .await?;
         Ok(removed > 0)
     }
 
-    /// One `MGET`; no round trip for an empty list.
+    /// One `MGET`; no round trip for an empty list. On a cluster: one `MGET` per slot,
+    /// pipelined per master, every master at once.
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
         validate_keys(keys.iter().copied())?;
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut command = redis::cmd("MGET");
-        for key in keys {
-            command.arg(self.key(key).as_ref());
+        match &self.inner.backend {
+            Backend::Single(single) => {
+                let mut command = redis::cmd("MGET");
+                for key in keys {
+                    command.arg(self.key(key).as_ref());
+                }
+                self.run(single, Request::Command(&command)).await
+            }
+            Backend::Cluster(cluster) => {
+                let keys: Vec<Cow<'_, str>> = keys.iter().map(|key| self.key(key)).collect();
+                cluster.get_many(&keys, &self.inner.errors).await
+            }
         }
-        self.run(Request::Command(&command)).await
     }
 
     /// One round trip: `MSET` without TTL, a pipeline of `SET .. PX` with one, one
     /// `UNLINK` for a zero TTL; nothing for an empty list. Every key, value and the
-    /// TTL are checked before anything is sent.
+    /// TTL are checked before anything is sent. On a cluster: the same commands per
+    /// slot, pipelined per master, every master at once.
     async fn set_many(
         &self,
         entries: &[(&str, Bytes)],
@@ -504,20 +607,32 @@ impl Cache for RedisCache {
         if entries.is_empty() {
             return Ok(());
         }
+        let single = match &self.inner.backend {
+            Backend::Single(single) => single,
+            Backend::Cluster(cluster) => {
+                let entries: Vec<(Cow<'_, str>, &Bytes)> = entries
+                    .iter()
+                    .map(|(key, value)| (self.key(key), value))
+                    .collect();
+                return cluster
+                    .set_many(&entries, &expiry, &self.inner.errors)
+                    .await;
+            }
+        };
         match expiry {
             Expiry::Never => {
                 let mut command = redis::cmd("MSET");
                 for (key, value) in entries {
                     command.arg(self.key(key).as_ref()).arg(value.as_ref());
                 }
-                self.run(Request::Command(&command)).await
+                self.run(single, Request::Command(&command)).await
             }
             Expiry::Now => {
                 let mut command = redis::cmd("UNLINK");
                 for (key, _) in entries {
                     command.arg(self.key(key).as_ref());
                 }
-                self.run(Request::Command(&command)).await
+                self.run(single, Request::Command(&command)).await
             }
             Expiry::Millis(millis) => {
                 let mut pipeline = redis::pipe();
@@ -530,32 +645,39 @@ impl Cache for RedisCache {
                         .arg(millis)
                         .ignore();
                 }
-                self.run(Request::Pipeline(&pipeline)).await
+                self.run(single, Request::Pipeline(&pipeline)).await
             }
         }
     }
 
     /// One `UNLINK` of every key; a key named twice counts once. No round trip for an
-    /// empty list.
+    /// empty list. On a cluster: one `UNLINK` per slot, pipelined per master, every
+    /// master at once.
     async fn delete_many(&self, keys: &[&str]) -> Result<usize, CacheError> {
         validate_keys(keys.iter().copied())?;
         if keys.is_empty() {
             return Ok(0);
         }
-        let mut command = redis::cmd("UNLINK");
-        for key in keys {
-            command.arg(self.key(key).as_ref());
+        match &self.inner.backend {
+            Backend::Single(single) => {
+                let mut command = redis::cmd("UNLINK");
+                for key in keys {
+                    command.arg(self.key(key).as_ref());
+                }
+                self.run(single, Request::Command(&command)).await
+            }
+            Backend::Cluster(cluster) => {
+                let keys: Vec<Cow<'_, str>> = keys.iter().map(|key| self.key(key)).collect();
+                cluster.delete_many(&keys, &self.inner.errors).await
+            }
         }
-        self.run(Request::Command(&command)).await
     }
 
     /// One `EXISTS`.
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         validate_key(key)?;
         let count: usize = self
-            .run(Request::Command(
-                redis::cmd("EXISTS").arg(self.key(key).as_ref()),
-            ))
+            .command(redis::cmd("EXISTS").arg(self.key(key).as_ref()))
             .await?;
         Ok(count > 0)
     }
@@ -564,15 +686,22 @@ impl Cache for RedisCache {
     /// (`SCAN MATCH prefix*` with the prefix's glob characters escaped, and one `UNLINK`
     /// per batch found), on a pooled connection of its own; costs one round trip per
     /// 500 keys scanned, whoever owns them. Without a prefix: `FLUSHDB ASYNC`, which
-    /// empties the **whole database**, keys of other applications included.
+    /// empties the **whole database**, keys of other applications included. On a
+    /// cluster, the same on every master (all at once).
     async fn clear(&self) -> Result<(), CacheError> {
+        let single = match &self.inner.backend {
+            Backend::Single(single) => single,
+            Backend::Cluster(cluster) => {
+                return cluster.clear(&self.inner.prefix, &self.inner.errors).await
+            }
+        };
         if self.inner.prefix.is_empty() {
             return self
-                .run(Request::Command(redis::cmd("FLUSHDB").arg("ASYNC")))
+                .run(single, Request::Command(redis::cmd("FLUSHDB").arg("ASYNC")))
                 .await;
         }
-        let result = match self.clear_prefix().await {
-            Err(failure) if failure.worth_one_retry() => self.clear_prefix().await,
+        let result = match self.clear_prefix(single).await {
+            Err(failure) if failure.worth_one_retry() => self.clear_prefix(single).await,
             other => other,
         };
         result.map_err(|failure| failure.into_cache_error(&self.inner.errors))
@@ -592,10 +721,11 @@ impl fmt::Debug for RedisCache {
         let mode = match inner.mode {
             Mode::Multiplexed { connections } => format!("multiplexed({connections})"),
             Mode::Pooled { max_size } => format!("pooled({max_size})"),
+            Mode::Cluster => "cluster".to_owned(),
         };
         f.debug_struct("RedisCache")
             .field("url", &inner.redacted_url)
-            .field("database", &inner.database)
+            .field("database", &self.database())
             .field("key_prefix", &inner.prefix)
             .field("mode", &mode)
             .field("max_value_size", &inner.max_value_size)

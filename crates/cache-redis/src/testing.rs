@@ -1,6 +1,7 @@
 //! The test fixture (feature `testing`): a [`RedisCache`] per test, on a server shared
 //! by the whole test process, under a key prefix of its own that is emptied when the
-//! cache is dropped.
+//! cache is dropped. [`fresh_cluster_cache`] does the same on a shared Redis Cluster
+//! ([`cluster`]), and [`RedisCluster`] starts a cluster of a test's own.
 //!
 //! The server comes from [`cache_testserver::shared_server`]: `REDIS_URL` when set,
 //! else `redis-server` from `PATH` on a free port, else a container of
@@ -30,6 +31,13 @@ use std::{
 use cache_api::{async_trait, Bytes, Cache, CacheError, Limits};
 pub use cache_testserver::{
     free_port, shared_server, LocalServer, Ready, ServerKind, SharedServer,
+};
+
+mod cluster;
+
+pub use cluster::{
+    cluster, cluster_masters, key_slot, ClusterMaster, ClusterSpec, RedisCluster, SharedCluster,
+    CLUSTER_URL_ENV, REDIS_CLUSTER_NODE,
 };
 
 use crate::{config, escape_glob, RedisCache, SCAN_COUNT};
@@ -101,9 +109,23 @@ pub async fn fresh_cache() -> RedisTestCache {
     fresh_cache_on(server.url()).await
 }
 
+/// A fresh, clean cache on the Redis Cluster the tests of this process share (see
+/// [`cluster`]): a [`RedisTestCache`] with a [unique prefix](unique_prefix), whose keys
+/// are removed from every master when it is dropped. The prefix has no hash tag, so the
+/// keys spread over every master.
+///
+/// # Panics
+///
+/// When no cluster can be found or started (the message says how to provide one), or
+/// when the cache cannot connect to it.
+pub async fn fresh_cluster_cache() -> RedisTestCache {
+    fresh_cache_on(cluster().await.url()).await
+}
+
 /// A fresh, clean cache on the server at `url`, exactly as [`fresh_cache`] makes them
 /// on the shared server: useful to check what the fixture leaves behind on a server
-/// of your own.
+/// of your own. A `redis+cluster://` URL gives a cache on that cluster, as
+/// [`fresh_cluster_cache`] makes them.
 ///
 /// # Panics
 ///
@@ -205,23 +227,38 @@ impl Drop for RedisTestCache {
     /// reported on stderr, never as a panic: dropping may happen while a failed test
     /// unwinds.
     fn drop(&mut self) {
-        if let Err(err) = remove_keys_under(&self.url, &self.prefix) {
-            let secrets = config::parse_url(&self.url, None)
-                .map(|target| target.secrets)
-                .unwrap_or_default();
+        let result = if self.cache.is_cluster() {
+            cluster::remove_keys_under_cluster(&self.url, &self.prefix)
+        } else {
+            remove_keys_under(&self.url, &self.prefix, false).map_err(|err| err.to_string())
+        };
+        if let Err(err) = result {
+            let secrets = secrets_of(&self.url);
             eprintln!(
                 "cache-redis testing: could not remove the keys under {:?} at {}: {}",
                 self.prefix,
                 config::redact_url(&self.url),
-                config::scrub(&err.to_string(), &secrets)
+                config::scrub(&err, &secrets)
             );
         }
     }
 }
 
+/// The passwords a URL (one server's or a cluster's) carries, to scrub from messages.
+fn secrets_of(url: &str) -> Vec<String> {
+    let seeds = config::split_cluster_url(url).unwrap_or_else(|_| vec![url.to_owned()]);
+    seeds
+        .iter()
+        .filter_map(|seed| config::parse_url(seed, None).ok())
+        .flat_map(|target| target.secrets)
+        .collect()
+}
+
 /// Removes every key under `prefix` on the server at `url`, with a blocking connection;
-/// returns how many were removed.
-fn remove_keys_under(url: &str, prefix: &str) -> Result<usize, redis::RedisError> {
+/// returns how many were removed. On a cluster node (`per_slot`), the keys of each
+/// batch are unlinked one slot at a time, as a node refuses multi-key commands across
+/// slots.
+fn remove_keys_under(url: &str, prefix: &str, per_slot: bool) -> Result<usize, redis::RedisError> {
     const TIMEOUT: Duration = Duration::from_secs(5);
     let client = redis::Client::open(url)?;
     let mut connection = client.get_connection_with_timeout(TIMEOUT)?;
@@ -238,7 +275,19 @@ fn remove_keys_under(url: &str, prefix: &str) -> Result<usize, redis::RedisError
             .arg("COUNT")
             .arg(SCAN_COUNT)
             .query(&mut connection)?;
-        if !keys.is_empty() {
+        if per_slot && !keys.is_empty() {
+            let mut slots: std::collections::BTreeMap<u16, Vec<&Vec<u8>>> =
+                std::collections::BTreeMap::new();
+            for key in &keys {
+                slots.entry(key_slot(key)).or_default().push(key);
+            }
+            let mut pipeline = redis::pipe();
+            for keys in slots.values() {
+                pipeline.cmd("UNLINK").arg(keys);
+            }
+            let counts: Vec<usize> = pipeline.query(&mut connection)?;
+            removed += counts.iter().sum::<usize>();
+        } else if !keys.is_empty() {
             removed += redis::cmd("UNLINK")
                 .arg(&keys)
                 .query::<usize>(&mut connection)?;

@@ -83,15 +83,17 @@ pub async fn connect_with(url: &str, options: &Options) -> Result<Arc<dyn Cache>
         "memory" => memory(url),
         #[cfg(feature = "redis")]
         "redis" | "rediss" | "redis+unix" => redis(url, options).await,
+        // `RedisCache::builder` reads the seed list of a `redis+cluster://` URL itself.
+        #[cfg(feature = "redis")]
+        "redis+cluster" => redis(url, options).await,
         #[cfg(feature = "memcached")]
         "memcache" | "memcached" => memcached(url, options).await,
         // Reached only for the schemes whose feature is off in this build.
         #[allow(unreachable_patterns)]
-        "memory" | "redis" | "rediss" | "redis+unix" | "memcache" | "memcached" => {
-            Err(CacheError::config(format!(
-                "{scheme}:// support is not compiled in: enable the matching feature of cache-url"
-            )))
-        }
+        "memory" | "redis" | "rediss" | "redis+unix" | "redis+cluster" | "memcache"
+        | "memcached" => Err(CacheError::config(format!(
+            "{scheme}:// support is not compiled in: enable the matching feature of cache-url"
+        ))),
         other => Err(CacheError::config(format!(
             "unknown cache URL scheme {other:?}: expected one of {}",
             SCHEMES.join(", ")
@@ -123,9 +125,11 @@ fn memory(url: &str) -> Result<Arc<dyn Cache>, CacheError> {
             "max_value_size" => {
                 builder.max_value_size(usize::try_from(number()?).unwrap_or(usize::MAX))
             }
-            _ => return Err(CacheError::config(format!(
+            _ => {
+                return Err(CacheError::config(format!(
                 "unknown memory:// option {name:?}: expected max_capacity_bytes or max_value_size"
-            ))),
+            )))
+            }
         };
     }
     Ok(Arc::new(builder.build()?))

@@ -3,10 +3,16 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader, Write},
+    net::TcpStream,
+    time::{Duration, Instant},
+};
 
 use cache_memcached::testing::{shared_server, unique_prefix, LocalServer, MEMCACHED};
 use memcache::exp::{Get, Meta, MetaClient};
+use percent_encoding::percent_decode;
 
 /// The URL of the process's shared test server (found or started on first use).
 pub async fn shared_url() -> String {
@@ -131,4 +137,194 @@ fn all_threads_stopped(pid: u32) -> bool {
                 .is_some_and(|state| state == 'T' || state == 't')
         })
     })
+}
+
+/// `count` memcached processes of the test's own, and the URL of the ring they form.
+///
+/// # Panics
+///
+/// When memcached cannot be started.
+pub async fn local_ring(count: usize) -> (Vec<LocalServer>, String) {
+    let mut servers = Vec::with_capacity(count);
+    for _ in 0..count {
+        servers.push(local_server(&[]).await);
+    }
+    let url = ring_url(&servers);
+    (servers, url)
+}
+
+/// `memcache://host:port,host:port,...` of these servers, in their order.
+pub fn ring_url(servers: &[LocalServer]) -> String {
+    format!("memcache://{}", addresses(servers).join(","))
+}
+
+/// `host:port` of each server, in their order.
+pub fn addresses(servers: &[LocalServer]) -> Vec<String> {
+    servers
+        .iter()
+        .map(|server| address(&server.url()))
+        .collect()
+}
+
+/// One text protocol exchange with a server (`host:port`): sends `command` and reads
+/// lines until one of `last_lines` (or a line starting with `ERROR`/`CLIENT_ERROR`/
+/// `SERVER_ERROR`, or `BUSY`) ends the answer. Returns the lines without `\r\n`, the
+/// last one included.
+fn exchange(address: &str, command: &str, last_lines: &[&str]) -> Vec<Vec<u8>> {
+    let stream = TcpStream::connect(address)
+        .unwrap_or_else(|error| panic!("cannot connect to {address}: {error}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a read timeout");
+    (&stream)
+        .write_all(format!("{command}\r\n").as_bytes())
+        .unwrap_or_else(|error| panic!("cannot send {command:?} to {address}: {error}"));
+    let mut reader = BufReader::new(&stream);
+    let mut lines = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .unwrap_or_else(|error| panic!("{command:?} on {address}: {error}"));
+        assert!(
+            read > 0,
+            "{address} closed the connection during {command:?}"
+        );
+        while line
+            .last()
+            .is_some_and(|byte| matches!(byte, b'\r' | b'\n'))
+        {
+            line.pop();
+        }
+        let done = last_lines.iter().any(|last| line == last.as_bytes())
+            || [&b"ERROR"[..], b"CLIENT_ERROR", b"SERVER_ERROR", b"BUSY"]
+                .iter()
+                .any(|start| line.starts_with(start));
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
+}
+
+/// memcached's `stats` of one server (`host:port`): the numeric counters by name.
+pub fn server_stats(address: &str) -> HashMap<String, u64> {
+    exchange(address, "stats", &["END"])
+        .iter()
+        .filter_map(|line| {
+            let line = std::str::from_utf8(line).ok()?;
+            let mut words = line.strip_prefix("STAT ")?.split(' ');
+            let name = words.next()?;
+            let value = words.next()?.parse().ok()?;
+            Some((name.to_owned(), value))
+        })
+        .collect()
+}
+
+/// One counter of `stats`.
+///
+/// # Panics
+///
+/// When the server does not report it.
+pub fn stat(stats: &HashMap<String, u64>, name: &str) -> u64 {
+    *stats
+        .get(name)
+        .unwrap_or_else(|| panic!("memcached reports no {name} in stats"))
+}
+
+/// Every key a server (`host:port`) holds, from `lru_crawler metadump all` (the keys
+/// percent-decoded). memcached runs one crawler at a time: a busy one is asked again, for
+/// up to 10 s.
+pub fn metadump(address: &str) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = exchange(address, "lru_crawler metadump all", &["END"]);
+        let last = lines.last().map(Vec::as_slice).unwrap_or_default();
+        if last.starts_with(b"BUSY") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        assert_eq!(
+            last,
+            b"END",
+            "lru_crawler metadump all on {address} answered {:?}",
+            String::from_utf8_lossy(last)
+        );
+        return lines[..lines.len() - 1]
+            .iter()
+            .filter_map(|line| {
+                let encoded = line.strip_prefix(b"key=")?;
+                let end = encoded
+                    .iter()
+                    .position(|&byte| byte == b' ')
+                    .unwrap_or(encoded.len());
+                Some(percent_decode(&encoded[..end]).collect())
+            })
+            .collect();
+    }
+}
+
+/// For each raw key, the index of the one server of `addresses` that holds it, read with
+/// one multi-get per server.
+///
+/// # Panics
+///
+/// When a key is on no server or on several.
+pub fn holders(addresses: &[String], raw_keys: &[Vec<u8>]) -> Vec<usize> {
+    let mut holder: Vec<Option<usize>> = vec![None; raw_keys.len()];
+    for (index, address) in addresses.iter().enumerate() {
+        let client = MetaClient::connect(address.as_str())
+            .unwrap_or_else(|error| panic!("cannot connect to {address}: {error}"));
+        let results = client
+            .run_many(raw_keys.iter().map(Get::new))
+            .unwrap_or_else(|error| panic!("multi-get on {address}: {error}"));
+        for (position, result) in results.into_iter().enumerate() {
+            let result = result.unwrap_or_else(|error| panic!("multi-get on {address}: {error}"));
+            if result.hit() {
+                if let Some(other) = holder[position].replace(index) {
+                    panic!(
+                        "{:?} is on servers {other} and {index}",
+                        String::from_utf8_lossy(&raw_keys[position])
+                    );
+                }
+            }
+        }
+    }
+    holder
+        .into_iter()
+        .zip(raw_keys)
+        .map(|(holder, key)| {
+            holder.unwrap_or_else(|| panic!("{:?} is on no server", String::from_utf8_lossy(key)))
+        })
+        .collect()
+}
+
+/// Which of `addresses` holds the generation counter of `prefix`, and its value.
+///
+/// # Panics
+///
+/// When no server or several hold it.
+pub fn generation_home(addresses: &[String], prefix: &str) -> (usize, u64) {
+    let counter = format!("{prefix}{{gen}}");
+    let found: Vec<(usize, Vec<u8>)> = addresses
+        .iter()
+        .enumerate()
+        .filter_map(|(index, address)| {
+            raw_get(&format!("memcache://{address}"), counter.as_bytes())
+                .map(|value| (index, value))
+        })
+        .collect();
+    match found.as_slice() {
+        [(index, value)] => {
+            let generation = std::str::from_utf8(value)
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{counter} holds {value:?}, not a number"));
+            (*index, generation)
+        }
+        other => panic!(
+            "{counter} is on servers {:?}, expected exactly one",
+            other.iter().map(|(index, _)| index).collect::<Vec<_>>()
+        ),
+    }
 }

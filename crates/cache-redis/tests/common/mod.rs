@@ -93,3 +93,28 @@ pub fn everything_shown(err: &CacheError) -> String {
     }
     shown
 }
+
+/// A Redis Cluster of the test's own, killed when dropped.
+pub async fn local_cluster(
+    spec: &cache_redis::testing::ClusterSpec,
+) -> cache_redis::testing::RedisCluster {
+    cache_redis::testing::RedisCluster::start_with(spec)
+        .await
+        .unwrap_or_else(|err| panic!("cannot start a redis cluster for this test: {err}"))
+}
+
+/// The masters of the cluster at `url`.
+pub fn masters(url: &str) -> Vec<cache_redis::testing::ClusterMaster> {
+    cache_redis::testing::cluster_masters(url)
+        .unwrap_or_else(|err| panic!("cannot read the masters of the cluster: {err}"))
+}
+
+/// The keys of one node that match `pattern` (a `KEYS` glob).
+pub async fn keys_on(node_url: &str, pattern: &str) -> Vec<Vec<u8>> {
+    let mut client = plain(node_url).await;
+    redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut client)
+        .await
+        .unwrap()
+}
