@@ -13,7 +13,7 @@ use crate::{options, report, say, Connection, EXIT_FAILED};
 
 #[derive(clap::Args)]
 pub(crate) struct CheckArgs {
-    /// Backend URL: memory:// (the default), redis://host:port, memcache://host:port.
+    /// Backend URL: memory:// (the default), redis://host:port, redis+cluster://h1:p1,h2:p2, memcache://host:port[,host:port...].
     #[arg(default_value = "memory://")]
     url: String,
     /// Which checks: core (the five of the original contract), extended, or all.

@@ -48,6 +48,8 @@ pub const SCHEMES: &[&str] = &[
     "memory://",
     #[cfg(feature = "redis")]
     "redis://",
+    #[cfg(feature = "redis")]
+    "redis+cluster://",
     #[cfg(feature = "memcached")]
     "memcache://",
 ];
