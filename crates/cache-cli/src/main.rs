@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod check;
 
 use std::{process::ExitCode, time::Duration};
@@ -41,9 +42,12 @@ enum Command {
     /// Against a server it did not start, every check works under a key prefix of its
     /// own and removes exactly the keys it wrote: no other data is touched.
     Check(check::CheckArgs),
+    /// Load-test a backend: throughput and latency percentiles of a workload, optionally
+    /// beside the same workload sent straight through the backend's client.
+    Bench(bench::BenchArgs),
     /// Print the raw bytes stored under KEY (exit 1 on a miss).
     Get {
-        /// Backend URL: memory://, redis://host:port, memcache://host:port.
+        /// Backend URL: memory://, redis://host:port, redis+cluster://h1:p1,h2:p2, memcache://host:port[,host:port...].
         url: String,
         /// The key.
         key: String,
@@ -81,6 +85,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => return check::run(args).await,
+        Command::Bench(args) => return bench::run(args).await,
         Command::Get {
             url,
             key,
@@ -122,7 +127,11 @@ fn report(err: &CacheError) -> ExitCode {
     let mut message = format!("cachectl: {err}");
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
-        message.push_str(&format!("\n  caused by: {cause}"));
+        // CacheError's message already ends with its source's; print only what is new.
+        let cause_text = cause.to_string();
+        if !message.contains(&cause_text) {
+            message.push_str(&format!("\n  caused by: {cause_text}"));
+        }
         source = cause.source();
     }
     eprintln!("{message}");

@@ -510,19 +510,6 @@ impl fmt::Debug for LocalServer {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{PID_MARKER, WATCHDOG};
-
-    #[test]
-    fn watchdog_reports_the_pid_after_the_marker() {
-        assert!(
-            WATCHDOG.contains(&format!("echo \"{PID_MARKER}$server\"")),
-            "the watchdog script and PID_MARKER disagree"
-        );
-    }
-}
-
 /// Whether every thread of `pid` is in state `T` (stopped), read from `/proc`.
 fn all_threads_stopped(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -536,4 +523,17 @@ fn all_threads_stopped(pid: u32) -> bool {
                 .is_some_and(|state| state == 'T' || state == 't')
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PID_MARKER, WATCHDOG};
+
+    #[test]
+    fn watchdog_reports_the_pid_after_the_marker() {
+        assert!(
+            WATCHDOG.contains(&format!("echo \"{PID_MARKER}$server\"")),
+            "the watchdog script and PID_MARKER disagree"
+        );
+    }
 }

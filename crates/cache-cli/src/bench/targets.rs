@@ -1,0 +1,240 @@
+//! What `cachectl bench` drives: the adapter as applications hold it (`Arc<dyn Cache>`),
+//! and, for `--baseline raw`, the client under each backend with the same settings.
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use cache_api::Cache;
+use memcache::exp::{AsyncMetaClient, Delete, Get, Set};
+use redis::{
+    aio::{ConnectionManager, ConnectionManagerConfig},
+    AsyncConnectionConfig,
+};
+
+use super::engine::{BoxError, Target};
+
+/// The adapter, called exactly as an application calls it: through `Arc<dyn Cache>`.
+pub(crate) struct Adapter(pub(crate) Arc<dyn Cache>);
+
+impl Target for Adapter {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BoxError> {
+        Ok(self.0.get(key).await?)
+    }
+
+    async fn set(&self, key: &str, value: Bytes) -> Result<(), BoxError> {
+        Ok(self.0.set(key, value, None).await?)
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, BoxError> {
+        Ok(self.0.get_many(keys).await?)
+    }
+
+    async fn delete_many(&self, keys: &[&str]) -> Result<(), BoxError> {
+        self.0.delete_many(keys).await?;
+        Ok(())
+    }
+}
+
+/// The client under a backend, used the way its own documentation shows.
+pub(crate) enum Raw {
+    /// moka's async cache of `String` to `Bytes`, weighed and evicted like the
+    /// in-memory backend.
+    Moka(moka::future::Cache<String, Bytes>),
+    /// redis's `ConnectionManager`s, used round robin (the redis backend's default mode).
+    Redis {
+        connections: Vec<ConnectionManager>,
+        next: AtomicUsize,
+    },
+    /// A deadpool-redis pool (the redis backend's pooled mode).
+    RedisPool(deadpool_redis::Pool),
+    /// memcache's meta-protocol client with its connection pool.
+    Memcached(AsyncMetaClient),
+}
+
+/// Bytes the in-memory backend charges each entry on top of key and value.
+const MEMORY_ENTRY_OVERHEAD: usize = 96;
+
+impl Raw {
+    /// moka with the in-memory backend's byte budget, weigher and LRU eviction.
+    pub(crate) fn moka(capacity_bytes: u64) -> Self {
+        Raw::Moka(
+            moka::future::Cache::builder()
+                .max_capacity(capacity_bytes)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .weigher(|key: &String, value: &Bytes| {
+                    u32::try_from(key.len() + value.len() + MEMORY_ENTRY_OVERHEAD)
+                        .unwrap_or(u32::MAX)
+                })
+                .build(),
+        )
+    }
+
+    /// `connections` connection managers with the redis backend's timeouts and no
+    /// retries inside the manager.
+    pub(crate) async fn redis(
+        url: &str,
+        connections: usize,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<Self, BoxError> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(response_timeout))
+            .set_number_of_retries(0);
+        let mut managers = Vec::with_capacity(connections);
+        for _ in 0..connections {
+            let client = redis::Client::open(url)?;
+            managers.push(ConnectionManager::new_with_config(client, config.clone()).await?);
+        }
+        Ok(Raw::Redis {
+            connections: managers,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// A deadpool-redis pool of `max_size` connections with the redis backend's
+    /// timeouts.
+    pub(crate) fn redis_pool(
+        url: &str,
+        max_size: usize,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+        wait_timeout: Duration,
+    ) -> Result<Self, BoxError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(response_timeout));
+        let manager = deadpool_redis::Manager::new_with_config(url, config)?;
+        let pool = deadpool_redis::Pool::builder(manager)
+            .max_size(max_size)
+            .runtime(deadpool_redis::Runtime::Tokio1)
+            .wait_timeout(Some(wait_timeout))
+            .create_timeout(Some(connect_timeout))
+            .recycle_timeout(Some(response_timeout))
+            .build()?;
+        Ok(Raw::RedisPool(pool))
+    }
+
+    /// The meta client with the memcached backend's pool size and timeouts.
+    pub(crate) async fn memcached(
+        servers: &[String],
+        pool_size: usize,
+        timeout: Duration,
+    ) -> Result<Self, BoxError> {
+        let client = AsyncMetaClient::builder()
+            .connect_timeout(Some(timeout))
+            .io_timeout(Some(timeout))
+            .max_idle(pool_size)
+            .max_connections(Some(pool_size))
+            .connect_multiple_async(servers.iter().map(String::as_str))
+            .await?;
+        client.noop().await?;
+        Ok(Raw::Memcached(client))
+    }
+
+    fn redis_connection(
+        connections: &[ConnectionManager],
+        next: &AtomicUsize,
+    ) -> ConnectionManager {
+        connections[next.fetch_add(1, Ordering::Relaxed) % connections.len()].clone()
+    }
+
+    async fn redis_query<T: redis::FromRedisValue + Send>(
+        &self,
+        command: &redis::Cmd,
+    ) -> Result<T, BoxError> {
+        match self {
+            Raw::Redis { connections, next } => {
+                let mut connection = Self::redis_connection(connections, next);
+                Ok(command.query_async(&mut connection).await?)
+            }
+            Raw::RedisPool(pool) => {
+                let mut connection = pool.get().await?;
+                Ok(command.query_async(&mut connection).await?)
+            }
+            Raw::Moka(_) | Raw::Memcached(_) => unreachable!("not a redis client"),
+        }
+    }
+}
+
+fn memcached_value(result: memcache::exp::GetResult) -> Option<Bytes> {
+    result
+        .hit()
+        .then(|| Bytes::from(result.value.unwrap_or_default()))
+}
+
+impl Target for Raw {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BoxError> {
+        match self {
+            Raw::Moka(cache) => Ok(cache.get(key).await),
+            Raw::Redis { .. } | Raw::RedisPool(_) => {
+                self.redis_query(redis::cmd("GET").arg(key)).await
+            }
+            Raw::Memcached(client) => Ok(memcached_value(client.run(Get::new(key)).await?)),
+        }
+    }
+
+    async fn set(&self, key: &str, value: Bytes) -> Result<(), BoxError> {
+        match self {
+            Raw::Moka(cache) => {
+                cache.insert(key.to_owned(), value).await;
+                Ok(())
+            }
+            Raw::Redis { .. } | Raw::RedisPool(_) => {
+                self.redis_query(redis::cmd("SET").arg(key).arg(value.as_ref()))
+                    .await
+            }
+            Raw::Memcached(client) => {
+                client.run(Set::new(key, &value)).await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, BoxError> {
+        match self {
+            Raw::Moka(cache) => {
+                let mut values = Vec::with_capacity(keys.len());
+                for key in keys {
+                    values.push(cache.get(*key).await);
+                }
+                Ok(values)
+            }
+            Raw::Redis { .. } | Raw::RedisPool(_) => {
+                self.redis_query(redis::cmd("MGET").arg(keys)).await
+            }
+            Raw::Memcached(client) => client
+                .run_many(keys.iter().map(Get::new))
+                .await?
+                .into_iter()
+                .map(|result| Ok(memcached_value(result?)))
+                .collect(),
+        }
+    }
+
+    async fn delete_many(&self, keys: &[&str]) -> Result<(), BoxError> {
+        match self {
+            Raw::Moka(cache) => {
+                for key in keys {
+                    cache.invalidate(*key).await;
+                }
+                Ok(())
+            }
+            Raw::Redis { .. } | Raw::RedisPool(_) => {
+                self.redis_query(redis::cmd("UNLINK").arg(keys)).await
+            }
+            Raw::Memcached(client) => {
+                for result in client.run_many(keys.iter().map(Delete::new)).await? {
+                    result?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! `cachectl bench` as a user runs it, on the in-memory backend: short runs bounded by an
+//! operation count, whose output must carry the numbers. Speed itself is never asserted.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn cachectl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cachectl"))
+        .args(args)
+        .output()
+        .expect("cachectl runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json(args: &[&str]) -> Value {
+    let out = cachectl(args);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|err| panic!("not JSON ({err}):\n{}", text(&out.stdout)))
+}
+
+fn number(value: &Value, path: &str) -> f64 {
+    path.split('.')
+        .fold(value, |value, name| &value[name])
+        .as_f64()
+        .unwrap_or_else(|| panic!("no number at {path} in {value:#}"))
+}
+
+/// The table names both sides and prints throughput, percentiles and the ratio.
+#[test]
+fn table_has_the_numbers() {
+    let out = cachectl(&[
+        "bench",
+        "memory://",
+        "--ops",
+        "4000",
+        "--warmup",
+        "0s",
+        "--concurrency",
+        "4",
+        "--baseline",
+        "raw",
+        "--rounds",
+        "2",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    for heading in ["ops/s", "keys/s", "p50 us", "p99 us", "p99.9 us", "hit %"] {
+        assert!(stdout.contains(heading), "no {heading:?} column:\n{stdout}");
+    }
+    for side in ["adapter ", "raw ", "adapter/raw "] {
+        let line = stdout
+            .lines()
+            .find(|line| line.starts_with(side))
+            .unwrap_or_else(|| panic!("no {side:?} line:\n{stdout}"));
+        let first: f64 = line[side.len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|figure| figure.replace(',', "").parse().ok())
+            .unwrap_or_else(|| panic!("no figure on {line:?}"));
+        assert!(first > 0.0, "{line}");
+    }
+    assert!(
+        stdout.contains("cleanup: removed every key written"),
+        "{stdout}"
+    );
+}
+
+/// `--json` prints one document whose counts match the operation budget exactly.
+#[test]
+fn json_counts_match_the_budget() {
+    let report = json(&[
+        "bench",
+        "memory://",
+        "--json",
+        "--ops",
+        "3000",
+        "--warmup",
+        "0s",
+        "--concurrency",
+        "8",
+        "--baseline",
+        "raw",
+        "--rounds",
+        "3",
+        "--workload",
+        "mix",
+        "--value-size",
+        "32",
+        "--keys",
+        "500",
+    ]);
+    assert_eq!(report["workload"], "mix");
+    assert_eq!(report["backend"], "memory");
+    for side in ["adapter", "raw"] {
+        assert_eq!(
+            number(&report, &format!("{side}.ops")),
+            3000.0,
+            "{report:#}"
+        );
+        assert_eq!(
+            number(&report, &format!("{side}.errors")),
+            0.0,
+            "{report:#}"
+        );
+        // 90 % reads of stored keys: every read hits.
+        assert_eq!(
+            number(&report, &format!("{side}.misses")),
+            0.0,
+            "{report:#}"
+        );
+        assert!(
+            number(&report, &format!("{side}.hits")) > 2000.0,
+            "{report:#}"
+        );
+        let p50 = number(&report, &format!("{side}.p50_us"));
+        let p99 = number(&report, &format!("{side}.p99_us"));
+        assert!(p50 > 0.0 && p99 >= p50, "{report:#}");
+        assert!(number(&report, &format!("{side}.ops_per_sec")) > 0.0);
+    }
+    assert!(number(&report, "ratio.throughput") > 0.0, "{report:#}");
+    assert!(
+        number(&report, "ratio.throughput_median") > 0.0,
+        "{report:#}"
+    );
+    let rounds = report["ratio"]["throughput_rounds"]
+        .as_array()
+        .expect("a ratio per round");
+    assert_eq!(rounds.len(), 3, "{report:#}");
+    assert!(number(&report, "ratio.p99") > 0.0, "{report:#}");
+    assert_eq!(report["cleanup"], "removed every key written");
+}
+
+/// A get-many operation reads `--batch` keys: keys/s is the batch times ops/s.
+#[test]
+fn get_many_counts_keys() {
+    let report = json(&[
+        "bench",
+        "memory://",
+        "--json",
+        "--ops",
+        "200",
+        "--warmup",
+        "0s",
+        "--workload",
+        "get-many",
+        "--batch",
+        "25",
+        "--keys",
+        "100",
+    ]);
+    assert_eq!(number(&report, "adapter.ops"), 200.0);
+    assert_eq!(number(&report, "adapter.keys"), 5000.0);
+    assert_eq!(number(&report, "adapter.hits"), 5000.0);
+    assert!(
+        report.get("raw").is_none(),
+        "no baseline was asked for: {report:#}"
+    );
+}
+
+/// A miss workload misses, and sampling records the process's memory.
+#[test]
+fn get_miss_misses_and_samples_are_taken() {
+    let report = json(&[
+        "bench",
+        "memory://",
+        "--json",
+        "--ops",
+        "500",
+        "--warmup",
+        "0s",
+        "--workload",
+        "get-miss",
+        "--sample-every",
+        "1s",
+    ]);
+    assert_eq!(number(&report, "adapter.misses"), 500.0);
+    assert_eq!(number(&report, "adapter.hits"), 0.0);
+    let samples = report["samples"].as_array().expect("samples");
+    assert!(!samples.is_empty());
+    assert!(
+        samples
+            .iter()
+            .all(|sample| sample["rss_kib"].as_u64() > Some(0)),
+        "{report:#}"
+    );
+}
+
+/// `--footprint` stores the entries in a process per side and reports bytes per entry.
+#[test]
+fn footprint_reports_bytes_per_entry() {
+    let report = json(&[
+        "bench",
+        "memory://",
+        "--json",
+        "--footprint",
+        "20000",
+        "--baseline",
+        "raw",
+    ]);
+    for side in ["adapter", "raw"] {
+        assert_eq!(
+            number(&report, &format!("{side}.live_entries")),
+            20000.0,
+            "{report:#}"
+        );
+        // The value alone is 100 bytes; the figure is a measurement, so only its sign
+        // and rough size are checked.
+        let per_entry = number(&report, &format!("{side}.bytes_per_entry"));
+        assert!(per_entry > 100.0 && per_entry < 10_000.0, "{report:#}");
+    }
+}
+
+/// A server that cannot be reached is a usable error, exit code 2, not a hang.
+#[test]
+fn unreachable_server_exits_2() {
+    let out = cachectl(&[
+        "bench",
+        "redis://127.0.0.1:1",
+        "--ops",
+        "10",
+        "--timeout",
+        "2s",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("cachectl bench:"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Redis-only settings are refused for other backends.
+#[test]
+fn pooled_is_refused_outside_redis() {
+    let out = cachectl(&["bench", "memory://", "--ops", "10", "--pooled", "4"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("redis:// only"),
+        "{}",
+        text(&out.stderr)
+    );
+}
