@@ -23,7 +23,8 @@ use targets::{Adapter, Raw};
 
 #[derive(clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Backend URL: memory://, redis://host:port, memcache://host:port.
+    /// Backend URL: memory://, redis://host:port, redis+cluster://h1:p1,h2:p2,
+    /// memcache://host:port.
     #[arg(default_value = "memory://")]
     url: String,
     /// What each operation does: get (of stored keys), get-miss, set, mix (90 % get,
@@ -61,14 +62,17 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
     rounds: u32,
     /// redis: send every operation through a pool of at most N connections (the
-    /// backend's pooled mode; the raw baseline is then a deadpool-redis pool).
+    /// backend's pooled mode; the raw baseline is then a deadpool-redis pool). Not for
+    /// a cluster.
     #[arg(long, conflicts_with = "connections", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pooled: Option<u32>,
-    /// redis: spread operations over N multiplexed connections (default 1).
+    /// redis: spread operations over N multiplexed connections (default 1). Not for a
+    /// cluster.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000))]
     connections: Option<u32>,
     /// Every so often during the run, record the process's resident memory and, for
-    /// network backends, the server's connection count, e.g. 10s.
+    /// network backends other than a redis cluster, the server's connection count,
+    /// e.g. 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
     sample_every: Option<Duration>,
     /// memory:// only: instead of a load run, store N entries of --value-size bytes and
@@ -108,6 +112,10 @@ enum Backend {
         capacity_bytes: u64,
     },
     Redis,
+    /// A Redis Cluster, reached through the `redis://` URL of each seed.
+    RedisCluster {
+        seeds: Vec<String>,
+    },
     Memcached {
         servers: Vec<String>,
         pool_size: usize,
@@ -119,7 +127,7 @@ impl Backend {
     fn name(&self) -> &'static str {
         match self {
             Backend::Memory { .. } => "memory",
-            Backend::Redis => "redis",
+            Backend::Redis | Backend::RedisCluster { .. } => "redis",
             Backend::Memcached { .. } => "memcached",
         }
     }
@@ -148,6 +156,9 @@ fn backend_of(url: &str, connection: &Connection) -> Result<Backend, CacheError>
             Ok(Backend::Memory { capacity_bytes })
         }
         "redis" => Ok(Backend::Redis),
+        "redis+cluster" => Ok(Backend::RedisCluster {
+            seeds: cluster_seeds(url)?,
+        }),
         "memcache" | "memcached" => {
             let servers = authority
                 .trim_end_matches('/')
@@ -192,9 +203,35 @@ fn backend_of(url: &str, connection: &Connection) -> Result<Backend, CacheError>
             })
         }
         other => Err(CacheError::config(format!(
-            "cachectl bench knows memory://, redis:// and memcache:// URLs, not {other}://"
+            "cachectl bench knows memory://, redis://, redis+cluster:// and memcache:// URLs, not {other}://"
         ))),
     }
+}
+
+/// The `redis://` URL of each host of `redis+cluster://[user:password@]h1:p1,h2:p2[/0]`,
+/// each with the same user info and path: the seeds the redis backend reads from it.
+fn cluster_seeds(url: &str) -> Result<Vec<String>, CacheError> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    // The host list holds no '@': the last one ends the user info, even when a password
+    // holds an unencoded '@'.
+    let (user_info, hosts) = match authority.rsplit_once('@') {
+        Some((user_info, hosts)) => (format!("{user_info}@"), hosts),
+        None => (String::new(), authority),
+    };
+    hosts
+        .split(',')
+        .map(|host| {
+            if host.trim().is_empty() {
+                return Err(CacheError::config(format!(
+                    "the redis cluster URL {} has an empty entry in its host list",
+                    cache_url::redact(url)
+                )));
+            }
+            Ok(format!("redis://{user_info}{host}{tail}"))
+        })
+        .collect()
 }
 
 /// What is printed about one side of a run.
@@ -328,8 +365,12 @@ async fn run_checked(args: BenchArgs) -> Result<ExitCode, String> {
     if args.footprint.is_some() || args.footprint_side.is_some() {
         return footprint(&args, &backend).await;
     }
-    if (args.pooled.is_some() || args.connections.is_some()) && !matches!(backend, Backend::Redis) {
-        return Err("--pooled and --connections apply to redis:// only".to_owned());
+    if args.pooled.is_some() || args.connections.is_some() {
+        match backend {
+            Backend::Redis => {}
+            Backend::RedisCluster { .. } => return Err(NOT_FOR_A_CLUSTER.to_owned()),
+            _ => return Err("--pooled and --connections apply to redis:// only".to_owned()),
+        }
     }
     let unique = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -361,6 +402,8 @@ async fn run_checked(args: BenchArgs) -> Result<ExitCode, String> {
         None => None,
     };
     let counter = match args.sample_every {
+        // A cluster's connections spread over its nodes, which one count cannot show.
+        Some(_) if matches!(backend, Backend::RedisCluster { .. }) => ConnectionCounter::None,
         Some(_) => ConnectionCounter::connect(&args.url, &backend_servers(&backend))
             .await
             .map_err(|err| {
@@ -434,6 +477,10 @@ async fn run_checked(args: BenchArgs) -> Result<ExitCode, String> {
         ExitCode::SUCCESS
     })
 }
+
+/// Why `--pooled` and `--connections` are refused for a cluster URL.
+const NOT_FOR_A_CLUSTER: &str = "--pooled and --connections do not apply to a redis cluster: \
+    the cluster client keeps one multiplexed connection per node";
 
 /// Exit code of a run stopped by Ctrl-C, as shells report a SIGINT.
 const EXIT_INTERRUPTED: u8 = 130;
@@ -590,6 +637,15 @@ async fn connect_raw(args: &BenchArgs, backend: &Backend) -> Result<Raw, engine:
                 }
             }
         }
+        Backend::RedisCluster { seeds } => {
+            let timeout = args.connection.timeout;
+            Raw::redis_cluster(
+                seeds,
+                timeout.unwrap_or(cache_redis::DEFAULT_CONNECT_TIMEOUT),
+                timeout.unwrap_or(cache_redis::DEFAULT_RESPONSE_TIMEOUT),
+            )
+            .await
+        }
         Backend::Memcached {
             servers,
             pool_size,
@@ -609,6 +665,7 @@ fn mode_name(args: &BenchArgs, backend: &Backend) -> String {
     match (backend, args.pooled) {
         (Backend::Redis, Some(max_size)) => format!("pooled({max_size})"),
         (Backend::Redis, None) => format!("multiplexed({})", args.connections.unwrap_or(1)),
+        (Backend::RedisCluster { seeds }, _) => format!("cluster({} seeds)", seeds.len()),
         (Backend::Memcached { pool_size, .. }, _) => format!("pool({pool_size} per server)"),
         (Backend::Memory { capacity_bytes }, _) => format!("capacity {capacity_bytes} bytes"),
     }
@@ -963,5 +1020,26 @@ mod tests {
         };
         assert_eq!(capacity_bytes, 4096);
         assert!(backend_of("ftp://host", &connection).is_err());
+    }
+
+    #[test]
+    fn cluster_urls_give_the_raw_client_a_seed_per_host() {
+        let connection = Connection { timeout: None };
+        let seeds = |url: &str| match backend_of(url, &connection) {
+            Ok(Backend::RedisCluster { seeds }) => seeds,
+            _ => panic!("a cluster backend for {url}"),
+        };
+        assert_eq!(
+            seeds("redis+cluster://127.0.0.1:7000,127.0.0.1:7001"),
+            ["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]
+        );
+        assert_eq!(
+            seeds("redis+cluster://u:p@ss@h1:7000,h2/0"),
+            ["redis://u:p@ss@h1:7000/0", "redis://u:p@ss@h2/0"]
+        );
+        let Err(err) = backend_of("redis+cluster://:s3cret@h1,,h2", &connection) else {
+            panic!("an empty host is refused");
+        };
+        assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 }

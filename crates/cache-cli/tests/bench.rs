@@ -1,8 +1,10 @@
-//! `cachectl bench` as a user runs it, on the in-memory backend: short runs bounded by an
-//! operation count, whose output must carry the numbers. Speed itself is never asserted.
+//! `cachectl bench` as a user runs it, on the in-memory backend and on a Redis Cluster of
+//! the cache-redis fixture: short runs bounded by an operation count, whose output must
+//! carry the numbers. Speed itself is never asserted.
 
 use std::process::{Command, Output};
 
+use cache_redis::testing::{ClusterSpec, RedisCluster};
 use serde_json::Value;
 
 fn cachectl(args: &[&str]) -> Output {
@@ -255,4 +257,103 @@ fn pooled_is_refused_outside_redis() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// Against a Redis Cluster, both sides of every workload run without an error, the
+/// adapter/raw ratio is reported and the cluster's password never shows.
+#[tokio::test]
+async fn cluster_runs_both_sides() {
+    const PASSWORD: &str = "bench-s3cret";
+    // Three masters without replicas: the run needs no failover, only the slots spread.
+    let spec = ClusterSpec::new().replicas_per_master(0).password(PASSWORD);
+    let cluster = RedisCluster::start_with(&spec)
+        .await
+        .unwrap_or_else(|err| panic!("cannot start a redis cluster: {err}"));
+    let url = cluster.url();
+    for workload in ["get", "set", "mix", "get-many"] {
+        let args = [
+            "bench",
+            url.as_str(),
+            "--json",
+            "--baseline",
+            "raw",
+            "--workload",
+            workload,
+            "--ops",
+            "600",
+            "--rounds",
+            "2",
+            "--warmup",
+            "0s",
+            "--concurrency",
+            "8",
+            "--keys",
+            "300",
+            "--batch",
+            "20",
+        ]
+        .map(str::to_owned);
+        let out = tokio::task::spawn_blocking(move || {
+            cachectl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .expect("cachectl ran");
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{workload}: {stdout}{stderr}");
+        assert!(
+            !stdout.contains(PASSWORD) && !stderr.contains(PASSWORD),
+            "{workload}: the password shows: {stdout}{stderr}"
+        );
+        let report: Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|err| panic!("not JSON ({err}):\n{stdout}"));
+        assert_eq!(report["backend"], "redis", "{report:#}");
+        assert!(
+            report["mode"]
+                .as_str()
+                .is_some_and(|mode| mode.starts_with("cluster")),
+            "{report:#}"
+        );
+        for side in ["adapter", "raw"] {
+            assert_eq!(number(&report, &format!("{side}.ops")), 600.0, "{report:#}");
+            assert_eq!(
+                number(&report, &format!("{side}.errors")),
+                0.0,
+                "{report:#}"
+            );
+            if workload != "set" {
+                assert_eq!(
+                    number(&report, &format!("{side}.misses")),
+                    0.0,
+                    "{report:#}"
+                );
+            }
+        }
+        assert!(number(&report, "ratio.throughput") > 0.0, "{report:#}");
+        assert!(
+            number(&report, "ratio.throughput_median") > 0.0,
+            "{report:#}"
+        );
+        assert_eq!(report["cleanup"], "removed every key written", "{report:#}");
+    }
+}
+
+/// `--pooled` and `--connections` are refused for a cluster, before connecting.
+#[test]
+fn pooled_is_refused_on_a_cluster() {
+    for extra in [["--pooled", "4"], ["--connections", "2"]] {
+        let mut args = vec![
+            "bench",
+            "redis+cluster://127.0.0.1:1,127.0.0.1:2",
+            "--ops",
+            "10",
+        ];
+        args.extend(extra);
+        let out = cachectl(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("do not apply to a redis cluster"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
 }

@@ -14,6 +14,8 @@ use cache_api::Cache;
 use memcache::exp::{AsyncMetaClient, Delete, Get, Set};
 use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
+    cluster::ClusterClient,
+    cluster_async::ClusterConnection,
     AsyncConnectionConfig,
 };
 
@@ -53,12 +55,19 @@ pub(crate) enum Raw {
     },
     /// A deadpool-redis pool (the redis backend's pooled mode).
     RedisPool(deadpool_redis::Pool),
+    /// redis's async cluster connection (the redis backend on a Redis Cluster).
+    RedisCluster(ClusterConnection),
     /// memcache's meta-protocol client with its connection pool.
     Memcached(AsyncMetaClient),
 }
 
 /// Bytes the in-memory backend charges each entry on top of key and value.
 const MEMORY_ENTRY_OVERHEAD: usize = 96;
+
+/// Shortest and longest wait, in milliseconds, of the cluster client between two tries
+/// of a request: those the redis backend gives it on a cluster (private to that crate).
+const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 10;
+const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 250;
 
 impl Raw {
     /// moka with the in-memory backend's byte budget, weigher and LRU eviction.
@@ -121,6 +130,26 @@ impl Raw {
         Ok(Raw::RedisPool(pool))
     }
 
+    /// The cluster client reached through `seeds` (`redis://` URLs), with the settings
+    /// of the redis backend on a cluster: its connect and response timeouts, its waits
+    /// between tries, the default number of tries, every command to a master.
+    pub(crate) async fn redis_cluster(
+        seeds: &[String],
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<Self, BoxError> {
+        let client = ClusterClient::builder(seeds.iter().map(String::as_str))
+            .connection_timeout(connect_timeout)
+            .response_timeout(response_timeout)
+            // The backend bounds each operation, tries and redirects included, by the
+            // connect plus the response timeout; this is the client's own way to do so.
+            .overall_response_timeout(Some(connect_timeout + response_timeout))
+            .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
+            .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)
+            .build()?;
+        Ok(Raw::RedisCluster(client.get_async_connection().await?))
+    }
+
     /// The meta client with the memcached backend's pool size and timeouts.
     pub(crate) async fn memcached(
         servers: &[String],
@@ -158,6 +187,11 @@ impl Raw {
                 let mut connection = pool.get().await?;
                 Ok(command.query_async(&mut connection).await?)
             }
+            Raw::RedisCluster(connection) => {
+                // A handle on the one connection task: cloning it is cheap.
+                let mut connection = connection.clone();
+                Ok(command.query_async(&mut connection).await?)
+            }
             Raw::Moka(_) | Raw::Memcached(_) => unreachable!("not a redis client"),
         }
     }
@@ -173,7 +207,7 @@ impl Target for Raw {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BoxError> {
         match self {
             Raw::Moka(cache) => Ok(cache.get(key).await),
-            Raw::Redis { .. } | Raw::RedisPool(_) => {
+            Raw::Redis { .. } | Raw::RedisPool(_) | Raw::RedisCluster(_) => {
                 self.redis_query(redis::cmd("GET").arg(key)).await
             }
             Raw::Memcached(client) => Ok(memcached_value(client.run(Get::new(key)).await?)),
@@ -186,7 +220,7 @@ impl Target for Raw {
                 cache.insert(key.to_owned(), value).await;
                 Ok(())
             }
-            Raw::Redis { .. } | Raw::RedisPool(_) => {
+            Raw::Redis { .. } | Raw::RedisPool(_) | Raw::RedisCluster(_) => {
                 self.redis_query(redis::cmd("SET").arg(key).arg(value.as_ref()))
                     .await
             }
@@ -206,7 +240,12 @@ impl Target for Raw {
                 }
                 Ok(values)
             }
-            Raw::Redis { .. } | Raw::RedisPool(_) => {
+            Raw::Redis { .. } | Raw::RedisPool(_) | Raw::RedisCluster(_) => {
+                // On a cluster the client splits an MGET whose keys lie in several slots
+                // into one MGET per slot, sends them all at once and puts the answers
+                // back in order. Those are the backend's commands too; it pipelines them
+                // per master, from a map of the slots, which this client keeps to itself
+                // (its pipelines may not cross slots).
                 self.redis_query(redis::cmd("MGET").arg(keys)).await
             }
             Raw::Memcached(client) => client
@@ -226,7 +265,8 @@ impl Target for Raw {
                 }
                 Ok(())
             }
-            Raw::Redis { .. } | Raw::RedisPool(_) => {
+            Raw::Redis { .. } | Raw::RedisPool(_) | Raw::RedisCluster(_) => {
+                // Split per slot by the cluster client, like MGET.
                 self.redis_query(redis::cmd("UNLINK").arg(keys)).await
             }
             Raw::Memcached(client) => {
