@@ -26,81 +26,24 @@ use std::{
     collections::HashSet,
     io::Write as _,
     ops::Deref,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, Mutex, PoisonError,
-    },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
 };
 
-use cache_api::{async_trait, Bytes, Cache, CacheError, Limits};
 pub use cache_testserver::{
-    shared_server, LocalServer, Origin, Ready, ServerKind, SharedServer, SOURCE_ENV,
+    shared_server, LocalServer, Origin, Ready, ServerKind, SharedServer, MEMCACHED, SOURCE_ENV,
 };
+use cache_testserver::{CleanUp, Source, TestCache};
 use memcache::exp::{Delete, MetaClient};
 use tokio::sync::OnceCell;
 
 use crate::{Journal, MemcachedCache, MemcachedCacheBuilder};
 
-/// memcached for `cache-testserver`: `MEMCACHED_URL` names an external server,
-/// `MEMCACHED_IMAGE` overrides the image `cache-test/memcached:latest`.
-///
-/// The binary listens on `127.0.0.1` only, without UDP. The image's entrypoint already
-/// runs `memcached -u root -vv` (and `-vv` makes it print `server listening` when ready),
-/// so the container gets no arguments of its own: repeating `-vv` would make memcached
-/// trace every command.
-pub static MEMCACHED: ServerKind = ServerKind {
-    name: "memcached",
-    url_env: "MEMCACHED_URL",
-    binary: "memcached",
-    binary_args: memcached_args,
-    image_env: "MEMCACHED_IMAGE",
-    default_image: "cache-test/memcached:latest",
-    container_port: 11211,
-    container_args: &[],
-    container_ready: Ready::StderrLine("server listening"),
-    url_for: memcached_url,
-    install_hint: "apt-get install memcached",
-};
-
-fn memcached_args(port: u16) -> Vec<String> {
-    let mut args: Vec<String> = ["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"]
-        .iter()
-        .map(|arg| (*arg).to_owned())
-        .collect();
-    // memcached refuses to start as root unless told which user to run as.
-    if running_as_root() {
-        args.extend(["-u".to_owned(), "root".to_owned()]);
-    }
-    args
-}
-
-fn memcached_url(host: &str, port: u16) -> String {
-    format!("memcache://{host}:{port}")
-}
-
-/// Whether this process runs as root (real or effective user id 0), read from `/proc`.
-fn running_as_root() -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Uid:"))
-        .is_some_and(|ids| ids.split_whitespace().take(2).any(|id| id == "0"))
-}
-
 /// A key prefix no other cache of any test process uses: process id, a counter and the
 /// clock in nanoseconds.
 #[must_use]
 pub fn unique_prefix() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|since| since.as_nanos())
-        .unwrap_or_default();
-    format!("test:{}:{count}:{nanos}:", std::process::id())
+    cache_testserver::unique_prefix("test")
 }
 
 /// A [`MemcachedCache`] on the shared test server under a [`unique_prefix`].
@@ -139,7 +82,7 @@ async fn fresh_cache_on(
         .build()
         .await
         .unwrap_or_else(|error| panic!("cannot build a memcached cache on {what}: {error}"));
-    MemcachedTestCache { cache, journal }
+    TestCache::new(JournaledMemcachedCache { cache, journal })
 }
 
 /// How many servers the fixture's ring has when it starts them itself.
@@ -194,7 +137,7 @@ impl TestRing {
     /// True when this process started the servers (so `flush_all` on them is allowed).
     #[must_use]
     pub fn owned_by_fixture(&self) -> bool {
-        self.origin != Origin::Environment
+        self.origin.owned_by_fixture()
     }
 }
 
@@ -230,21 +173,10 @@ pub async fn ring() -> &'static TestRing {
 }
 
 async fn find_or_start_ring() -> Result<TestRing, String> {
-    let source = std::env::var(SOURCE_ENV).unwrap_or_default();
-    let source = match source.trim() {
-        "" => "auto",
-        other => other,
-    };
-    let (take_env, take_binary) = match source {
-        "auto" | "containers" => (true, true),
-        "external" => (true, false),
-        "binary" => (false, true),
-        other => {
-            return Err(format!(
-                "cache-memcached: {SOURCE_ENV}={other:?} is not one of auto, binary, containers, external"
-            ))
-        }
-    };
+    let source = Source::from_env().map_err(|error| format!("cache-memcached: {error}"))?;
+    // There is no ring of containers: `containers` takes what `auto` does.
+    let take_env = source != Source::Binary;
+    let take_binary = source != Source::External;
     let mut tried = Vec::new();
     if take_env {
         match std::env::var(RING_URL_ENV) {
@@ -259,10 +191,11 @@ async fn find_or_start_ring() -> Result<TestRing, String> {
         }
     }
     Err(format!(
-        "cache-memcached: no memcached ring available ({SOURCE_ENV}={source}); tried: {}\n\
+        "cache-memcached: no memcached ring available ({SOURCE_ENV}={}); tried: {}\n\
          provide one of:\n  - an external ring: {RING_URL_ENV}=memcache://host:port,host:port,host:port \
          (with {SOURCE_ENV} unset, auto or external)\n  - the binary on PATH: {hint} \
          (with {SOURCE_ENV} unset, auto or binary)",
+        source.name(),
         tried.join("; "),
         hint = MEMCACHED.install_hint,
     ))
@@ -354,16 +287,22 @@ pub async fn fresh_ring_cache_with(
 
 /// A [`MemcachedCache`] that deletes every key it wrote when dropped.
 ///
-/// It is a [`Cache`] itself and dereferences to the [`MemcachedCache`]. The clean-up is
-/// synchronous (a blocking meta protocol client, one pipelined delete per server, 1 s
-/// timeout) so it also runs when a test panics; failures are ignored, the entries then
-/// age out like any other.
-pub struct MemcachedTestCache {
+/// It is a [`Cache`](cache_api::Cache) itself and dereferences to the [`MemcachedCache`],
+/// through the [`JournaledMemcachedCache`] it wraps. The clean-up is synchronous (a
+/// blocking meta protocol client, one pipelined delete per server, 1 s timeout) so it
+/// also runs when a test panics; failures are ignored, the entries then age out like any
+/// other.
+pub type MemcachedTestCache = TestCache<JournaledMemcachedCache>;
+
+/// What a [`MemcachedTestCache`] wraps: the [`MemcachedCache`] (it derefs to it) and the
+/// journal of every key it wrote.
+pub struct JournaledMemcachedCache {
     cache: MemcachedCache,
     journal: Journal,
 }
 
-impl std::fmt::Debug for MemcachedTestCache {
+/// Named for the [`MemcachedTestCache`] that shows it: the wrapper adds nothing to see.
+impl std::fmt::Debug for JournaledMemcachedCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemcachedTestCache")
             .field("cache", &self.cache)
@@ -371,7 +310,7 @@ impl std::fmt::Debug for MemcachedTestCache {
     }
 }
 
-impl Deref for MemcachedTestCache {
+impl Deref for JournaledMemcachedCache {
     type Target = MemcachedCache;
 
     fn deref(&self) -> &MemcachedCache {
@@ -379,7 +318,7 @@ impl Deref for MemcachedTestCache {
     }
 }
 
-impl MemcachedTestCache {
+impl JournaledMemcachedCache {
     /// How many distinct memcached keys this cache wrote so far (its generation counter
     /// included) and will delete when dropped.
     #[must_use]
@@ -416,44 +355,9 @@ impl MemcachedTestCache {
     }
 }
 
-impl Drop for MemcachedTestCache {
-    fn drop(&mut self) {
+impl CleanUp for JournaledMemcachedCache {
+    fn clean_up(&mut self) {
         self.remove_written();
-    }
-}
-
-#[async_trait]
-impl Cache for MemcachedTestCache {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        self.cache.get(key).await
-    }
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
-        self.cache.set(key, value, ttl).await
-    }
-    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        self.cache.delete(key).await
-    }
-    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
-        self.cache.get_many(keys).await
-    }
-    async fn set_many(
-        &self,
-        entries: &[(&str, Bytes)],
-        ttl: Option<Duration>,
-    ) -> Result<(), CacheError> {
-        self.cache.set_many(entries, ttl).await
-    }
-    async fn delete_many(&self, keys: &[&str]) -> Result<usize, CacheError> {
-        self.cache.delete_many(keys).await
-    }
-    async fn exists(&self, key: &str) -> Result<bool, CacheError> {
-        self.cache.exists(key).await
-    }
-    async fn clear(&self) -> Result<(), CacheError> {
-        self.cache.clear().await
-    }
-    fn limits(&self) -> Limits {
-        self.cache.limits()
     }
 }
 
@@ -468,13 +372,5 @@ mod tests {
         assert!(a.ends_with(':') && a.len() < 64, "{a}");
         let builder = MemcachedCache::builder("memcache://127.0.0.1").key_prefix(a);
         assert!(builder.checked_prefix().is_ok());
-    }
-
-    #[test]
-    fn the_binary_listens_on_loopback_only() {
-        let args = memcached_args(12345);
-        assert!(args.windows(2).any(|pair| pair == ["-l", "127.0.0.1"]));
-        assert!(args.windows(2).any(|pair| pair == ["-p", "12345"]));
-        assert!(args.windows(2).any(|pair| pair == ["-U", "0"]));
     }
 }

@@ -21,17 +21,12 @@
 //! } // the keys under the cache's prefix are removed here
 //! ```
 
-use std::{
-    fmt,
-    ops::Deref,
-    sync::atomic::{AtomicU64, Ordering},
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{fmt, ops::Deref, time::Duration};
 
-use cache_api::{async_trait, Bytes, Cache, CacheError, Limits};
 pub use cache_testserver::{
-    free_port, shared_server, LocalServer, Ready, ServerKind, SharedServer,
+    free_port, shared_server, LocalServer, Ready, ServerKind, SharedServer, REDIS,
 };
+use cache_testserver::{CleanUp, TestCache};
 
 mod cluster;
 
@@ -42,45 +37,6 @@ pub use cluster::{
 
 use crate::{config, escape_glob, RedisCache, SCAN_COUNT};
 
-fn redis_args(port: u16) -> Vec<String> {
-    let port = port.to_string();
-    [
-        "--port",
-        &port,
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ]
-    .iter()
-    .map(|arg| (*arg).to_owned())
-    .collect()
-}
-
-fn redis_url(host: &str, port: u16) -> String {
-    format!("redis://{host}:{port}")
-}
-
-/// How to find or start a Redis server for tests: `REDIS_URL`, `redis-server` on
-/// `PATH` (run as `--port P --bind 127.0.0.1 --save "" --appendonly no`), or the image
-/// named by `REDIS_IMAGE` (default `cache-test/redis:latest`, built by
-/// `scripts/build-test-images`).
-pub static REDIS: ServerKind = ServerKind {
-    name: "redis",
-    url_env: "REDIS_URL",
-    binary: "redis-server",
-    binary_args: redis_args,
-    image_env: "REDIS_IMAGE",
-    default_image: "cache-test/redis:latest",
-    container_port: 6379,
-    container_args: &[],
-    container_ready: Ready::StdoutLine("Ready to accept connections"),
-    url_for: redis_url,
-    install_hint: "apt-get install redis-server",
-};
-
 /// Response timeout of fixture caches: generous, because test machines are often
 /// loaded and a check that writes the largest allowed value must not flake.
 pub const FIXTURE_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -89,12 +45,7 @@ pub const FIXTURE_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// counter and the clock in nanoseconds, ending with `:`.
 #[must_use]
 pub fn unique_prefix() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos());
-    format!("cache-test:{}:{count}:{nanos}:", std::process::id())
+    cache_testserver::unique_prefix("cache-test")
 }
 
 /// A fresh, clean cache on the shared test server: a [`RedisTestCache`] with a
@@ -143,26 +94,31 @@ pub async fn fresh_cache_on(url: &str) -> RedisTestCache {
                 config::redact_url(url)
             )
         });
-    RedisTestCache {
+    TestCache::new(PrefixedRedisCache {
         cache,
         url: url.to_owned(),
         prefix,
-    }
+    })
 }
 
 /// A [`RedisCache`] under a prefix of its own, which removes every key under that
 /// prefix when dropped, so a server that the fixture did not start ends up holding
 /// exactly the keys it held before.
 ///
-/// It is a [`Cache`] (every operation forwarded) and derefs to the [`RedisCache`].
-pub struct RedisTestCache {
+/// It is a [`Cache`](cache_api::Cache) (every operation forwarded) and derefs to the
+/// [`RedisCache`], through the [`PrefixedRedisCache`] it wraps.
+pub type RedisTestCache = TestCache<PrefixedRedisCache>;
+
+/// What a [`RedisTestCache`] wraps: the [`RedisCache`] (it derefs to it), its prefix, and
+/// the URL to remove the keys under that prefix from.
+pub struct PrefixedRedisCache {
     cache: RedisCache,
     /// Kept to connect once more in `drop`; never shown, as it may hold a password.
     url: String,
     prefix: String,
 }
 
-impl RedisTestCache {
+impl PrefixedRedisCache {
     /// The prefix of this cache's keys on the server.
     #[must_use]
     pub fn prefix(&self) -> &str {
@@ -170,7 +126,7 @@ impl RedisTestCache {
     }
 }
 
-impl Deref for RedisTestCache {
+impl Deref for PrefixedRedisCache {
     type Target = RedisCache;
 
     fn deref(&self) -> &RedisCache {
@@ -178,7 +134,8 @@ impl Deref for RedisTestCache {
     }
 }
 
-impl fmt::Debug for RedisTestCache {
+/// Named for the [`RedisTestCache`] that shows it: the wrapper adds nothing to see.
+impl fmt::Debug for PrefixedRedisCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisTestCache")
             .field("cache", &self.cache)
@@ -186,47 +143,12 @@ impl fmt::Debug for RedisTestCache {
     }
 }
 
-#[async_trait]
-impl Cache for RedisTestCache {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        self.cache.get(key).await
-    }
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
-        self.cache.set(key, value, ttl).await
-    }
-    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        self.cache.delete(key).await
-    }
-    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
-        self.cache.get_many(keys).await
-    }
-    async fn set_many(
-        &self,
-        entries: &[(&str, Bytes)],
-        ttl: Option<Duration>,
-    ) -> Result<(), CacheError> {
-        self.cache.set_many(entries, ttl).await
-    }
-    async fn delete_many(&self, keys: &[&str]) -> Result<usize, CacheError> {
-        self.cache.delete_many(keys).await
-    }
-    async fn exists(&self, key: &str) -> Result<bool, CacheError> {
-        self.cache.exists(key).await
-    }
-    async fn clear(&self) -> Result<(), CacheError> {
-        self.cache.clear().await
-    }
-    fn limits(&self) -> Limits {
-        self.cache.limits()
-    }
-}
-
-impl Drop for RedisTestCache {
+impl CleanUp for PrefixedRedisCache {
     /// Removes the keys under the prefix over a blocking connection of its own, so no
     /// async runtime is needed (the test's runtime may be shutting down). A failure is
     /// reported on stderr, never as a panic: dropping may happen while a failed test
     /// unwinds.
-    fn drop(&mut self) {
+    fn clean_up(&mut self) {
         let result = if self.cache.is_cluster() {
             cluster::remove_keys_under_cluster(&self.url, &self.prefix)
         } else {

@@ -7,6 +7,7 @@
 //! exits, the way the binary source's watchdog kills its server.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +18,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use crate::kind::{Ready, ServerKind};
-use crate::process::find_binary;
+use crate::process::{find_binary, run_at_exit};
 use crate::shared::{announce, redact_url, SharedServer};
 use crate::CONTAINER_LABEL;
 
@@ -67,21 +68,12 @@ fn check_image(docker: &Path, image: &str, kind: &ServerKind) -> Result<(), Stri
 }
 
 /// Starts a shell that removes container `name` once this process's end of its stdin closes.
-///
-/// It runs in its own process group so that a Ctrl-C on the terminal, which ends the test
-/// process, does not end the remover before it has done its work.
 fn spawn_remover(docker: &Path, name: &str) -> Result<Child, String> {
-    use std::os::unix::process::CommandExt;
-    Command::new("sh")
-        .args(["-c", r#"read _; "$1" rm -f -v "$2" >/dev/null 2>&1"#, "sh"])
-        .arg(docker)
-        .arg(name)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|err| format!("cannot run sh to watch the container: {err}"))
+    run_at_exit(
+        r#""$1" rm -f -v "$2" >/dev/null 2>&1"#,
+        [docker.as_os_str(), OsStr::new(name)],
+    )
+    .map_err(|err| format!("cannot run sh to watch the container: {err}"))
 }
 
 /// Starts a container of `kind`'s image and waits until it is ready.

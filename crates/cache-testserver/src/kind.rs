@@ -1,7 +1,8 @@
 //! The static description of a kind of server: how to find it, start it and address it.
 //!
-//! A backend crate declares one `pub static` [`ServerKind`] per server it talks to; everything else
-//! in this crate is driven by that description, so adding a new kind of server needs no code here.
+//! One `pub static` [`ServerKind`] describes each kind of server (this crate's own are in
+//! `kinds.rs`); everything else in this crate is driven by that description, so another kind of
+//! server is declared where it is needed, without code here.
 
 /// Static description of a kind of server (Redis, memcached, ...).
 ///

@@ -5,15 +5,19 @@
 #[cfg(feature = "containers")]
 mod container;
 mod kind;
+mod kinds;
 mod port;
 mod process;
 mod runtime;
 mod shared;
+mod test_cache;
 
 pub use kind::{Ready, ServerKind};
+pub use kinds::{MEMCACHED, REDIS};
 pub use port::{free_port, wait_for_port};
-pub use process::LocalServer;
-pub use shared::{shared_server, Origin, SharedServer, SOURCE_ENV};
+pub use process::{run_at_exit, LocalServer};
+pub use shared::{shared_server, Origin, SharedServer, Source, SOURCE_ENV};
+pub use test_cache::{unique_prefix, CleanUp, TestCache};
 
 /// Label (with value `1`) on every container this crate starts, so leftovers can be found and
 /// removed: `docker ps -aq --filter label=cache-testserver=1 | xargs -r docker rm -f -v`.

@@ -5,6 +5,7 @@
 //! kernel closes that pipe, the watchdog's `read` returns and it kills the server: no server
 //! outlives its test process, without any signal handler or `unsafe` code.
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,9 @@ const READY_DEADLINE: Duration = Duration::from_secs(10);
 
 /// How long a killed server may take to release its port.
 const CLOSE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long a paused server's threads may take to stop.
+const STOP_DEADLINE: Duration = Duration::from_secs(5);
 
 /// How many free ports [`LocalServer::start`] tries when another process takes the one it picked.
 const PORT_ATTEMPTS: usize = 3;
@@ -54,6 +58,37 @@ status=$?
 kill "$watcher" 2>/dev/null
 exit "$status"
 "#;
+
+/// Starts a shell that runs `script` once its standard input closes: when the returned
+/// [`Child`] is dropped, or when this process ends, however it ends (the kernel then closes
+/// the pipe, even after `SIGKILL`). `args` are the script's `$1`, `$2`...; its output is
+/// discarded.
+///
+/// For clean-up that must happen whatever ends a test process: removing a container, a
+/// directory. The shell runs in its own process group, so that a Ctrl-C on the terminal,
+/// which ends the test process, does not end the shell before it has done its work.
+///
+/// # Errors
+///
+/// Returns the error of starting `sh`.
+pub fn run_at_exit<I, S>(script: &str, args: I) -> std::io::Result<Child>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new("sh");
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    command
+        .arg("-c")
+        .arg(format!("read _; {script}"))
+        .arg("sh")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
 
 /// Looks `binary` up on `PATH`, or checks it directly when it contains a `/`.
 pub(crate) fn find_binary(binary: &str) -> Option<PathBuf> {
@@ -433,12 +468,23 @@ impl LocalServer {
     ///
     /// # Panics
     ///
-    /// Panics when the server is not running (killed, or exited by itself) or the signal fails.
+    /// Panics when the server is not running (killed, or exited by itself), when the signal
+    /// fails, or when `/proc` shows a thread of the server still running 5 s after it.
     pub fn pause(&self) {
         self.signal("STOP");
         if let Some(pid) = self.pid() {
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while !all_threads_stopped(pid) && std::time::Instant::now() < deadline {
+            let deadline = Instant::now() + STOP_DEADLINE;
+            while !all_threads_stopped(pid) {
+                if Instant::now() >= deadline {
+                    // Without /proc there is nothing to wait on: the deadline is the wait.
+                    assert!(
+                        !Path::new("/proc/self/task").is_dir(),
+                        "the {} server (pid {pid}) on port {} did not stop within {STOP_DEADLINE:?} of SIGSTOP",
+                        self.kind.name,
+                        self.port
+                    );
+                    return;
+                }
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
@@ -527,7 +573,31 @@ fn all_threads_stopped(pid: u32) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{PID_MARKER, WATCHDOG};
+    use std::time::{Duration, Instant};
+
+    use super::{run_at_exit, PID_MARKER, WATCHDOG};
+
+    #[test]
+    fn run_at_exit_runs_the_script_once_its_stdin_closes() {
+        let marker = std::env::temp_dir().join(format!(
+            "cache-testserver-run-at-exit-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&marker);
+        let shell = run_at_exit(r#"touch "$1""#, [&marker]).expect("sh starts");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!marker.exists(), "the script ran before its stdin closed");
+        drop(shell);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !marker.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the script did not run within 5 s of its stdin closing"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_file(&marker);
+    }
 
     #[test]
     fn watchdog_reports_the_pid_after_the_marker() {

@@ -36,17 +36,39 @@ impl fmt::Display for Origin {
     }
 }
 
-/// The sources `CACHE_TEST_SERVERS` can ask for.
+impl Origin {
+    /// True when this process started the server, so FLUSHDB / flush_all on it is allowed;
+    /// false for [`Origin::Environment`], a server that may hold someone else's data.
+    #[must_use]
+    pub fn owned_by_fixture(self) -> bool {
+        self != Self::Environment
+    }
+}
+
+/// The sources `CACHE_TEST_SERVERS` can ask for; see [`shared_server`].
+///
+/// Fixtures that find or start servers of their own (a ring, a cluster) read it too, so
+/// that one variable narrows every source the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
+pub enum Source {
+    /// Unset, empty or `auto`: the URL variable, else the binary, else a container.
     Auto,
+    /// `binary`: the binary only.
     Binary,
+    /// `containers`: a container only.
     Containers,
+    /// `external`: the URL variable only.
     External,
 }
 
 impl Source {
-    fn from_env() -> Result<Self, String> {
+    /// Reads `CACHE_TEST_SERVERS`, ignoring white space around the value.
+    ///
+    /// # Errors
+    ///
+    /// Returns a message naming the variable when its value is not unicode or not one of
+    /// `auto`, `binary`, `containers`, `external`.
+    pub fn from_env() -> Result<Self, String> {
         match std::env::var(SOURCE_ENV) {
             Err(std::env::VarError::NotPresent) => Ok(Self::Auto),
             Err(std::env::VarError::NotUnicode(_)) => {
@@ -64,7 +86,9 @@ impl Source {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The value of `CACHE_TEST_SERVERS` that asks for this source, e.g. `"auto"`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
         match self {
             Self::Auto => "auto",
             Self::Binary => "binary",
@@ -117,7 +141,7 @@ impl SharedServer {
     /// False for an external server from the environment, which may hold someone else's data.
     #[must_use]
     pub fn owned_by_fixture(&self) -> bool {
-        self.origin != Origin::Environment
+        self.origin.owned_by_fixture()
     }
 
     /// The id of the container running the server, when it runs in one.

@@ -11,10 +11,9 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use cache_testserver::{free_port, LocalServer, Ready, ServerKind};
+use cache_testserver::{free_port, run_at_exit, LocalServer, ServerKind, Source, REDIS};
 use tokio::sync::OnceCell;
 
-use super::{redis_args, redis_url};
 use crate::{cluster::key_slot as slot_of, config};
 
 /// Environment variable naming an external cluster (a `redis+cluster://` URL) for the
@@ -31,7 +30,7 @@ const HEALTHY_DEADLINE: Duration = Duration::from_secs(30);
 const LOOK_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn cluster_node_args(port: u16) -> Vec<String> {
-    let mut args = redis_args(port);
+    let mut args = (REDIS.binary_args)(port);
     let settings = [
         ("--cluster-enabled", "yes".to_owned()),
         ("--cluster-config-file", format!("nodes-{port}.conf")),
@@ -58,22 +57,16 @@ fn cluster_node_args(port: u16) -> Vec<String> {
 }
 
 /// How to start one node of a test cluster: `redis-server` from `PATH` (7.0 or later,
-/// for `--cluster-port`), with the arguments of [`REDIS`](super::REDIS) plus cluster
+/// for `--cluster-port`), with the arguments of [`REDIS`] plus cluster
 /// mode, a node timeout of 1 s, quick replica sync and failover, and
 /// `cluster-require-full-coverage no`. [`RedisCluster`] adds `--dir` (a directory of
 /// the node's own) and the password, if any.
 pub static REDIS_CLUSTER_NODE: ServerKind = ServerKind {
     name: "redis-cluster-node",
     url_env: CLUSTER_URL_ENV,
-    binary: "redis-server",
     binary_args: cluster_node_args,
-    image_env: "REDIS_IMAGE",
-    default_image: "cache-test/redis:latest",
-    container_port: 6379,
-    container_args: &[],
-    container_ready: Ready::StdoutLine("Ready to accept connections"),
-    url_for: redis_url,
     install_hint: "apt-get install redis-server redis-tools (7.0 or later)",
+    ..REDIS
 };
 
 /// The shape of a test cluster.
@@ -296,19 +289,11 @@ fn unique_dir() -> PathBuf {
     ))
 }
 
-/// A shell in its own process group that removes `dir` once its stdin closes: when the
-/// cluster is dropped, or when this process ends however it ends. The pause lets the
-/// watchdogs kill the nodes first, so that none writes into a directory being removed.
+/// A shell that removes `dir` once its stdin closes: when the cluster is dropped, or when
+/// this process ends however it ends. The pause lets the watchdogs kill the nodes first,
+/// so that none writes into a directory being removed.
 fn spawn_remover(dir: &Path) -> std::io::Result<Child> {
-    use std::os::unix::process::CommandExt;
-    Command::new("sh")
-        .args(["-c", r#"read _; sleep 1; rm -rf "$1""#, "sh"])
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
+    run_at_exit(r#"sleep 1; rm -rf "$1""#, [dir])
 }
 
 fn node_url(port: u16, password: Option<&str>) -> String {
@@ -545,8 +530,8 @@ async fn find_or_start() -> Result<SharedCluster, String> {
             return Ok(SharedCluster { url, started: None });
         }
     }
-    let external_only =
-        std::env::var(cache_testserver::SOURCE_ENV).is_ok_and(|source| source.trim() == "external");
+    // Only `external` rules out starting a cluster; a value shared_server refuses does not.
+    let external_only = Source::from_env() == Ok(Source::External);
     let failure = if external_only {
         format!(
             "{CLUSTER_URL_ENV} is not set, and {}=external",

@@ -1,5 +1,5 @@
-//! What the integration tests share: server kinds for Redis and memcached, raw protocol probes,
-//! and a way to run one test again in a child process with a chosen environment.
+//! What the integration tests share: server kinds (the crate's own, and some made to fail), raw
+//! protocol probes, and a way to run one test again in a child process with a chosen environment.
 //!
 //! Child processes matter here because the behaviour under test is per process (one shared server
 //! per process, chosen from the environment once; clean-up when the process dies), and because
@@ -13,73 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cache_testserver::{Ready, ServerKind};
-
-fn redis_args(port: u16) -> Vec<String> {
-    let port = port.to_string();
-    [
-        "--port",
-        &port,
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ]
-    .iter()
-    .map(|arg| (*arg).to_owned())
-    .collect()
-}
-
-fn redis_url(host: &str, port: u16) -> String {
-    format!("redis://{host}:{port}")
-}
-
-fn memcached_args(port: u16) -> Vec<String> {
-    // memcached refuses to run as root without -u and ignores -u otherwise; tests may run as root.
-    vec![
-        "-u".to_owned(),
-        "root".to_owned(),
-        "-p".to_owned(),
-        port.to_string(),
-        "-l".to_owned(),
-        "127.0.0.1".to_owned(),
-        "-U".to_owned(),
-        "0".to_owned(),
-    ]
-}
-
-fn memcached_url(host: &str, port: u16) -> String {
-    format!("memcache://{host}:{port}")
-}
-
-pub static REDIS: ServerKind = ServerKind {
-    name: "redis",
-    url_env: "REDIS_URL",
-    binary: "redis-server",
-    binary_args: redis_args,
-    image_env: "REDIS_IMAGE",
-    default_image: "cache-test/redis:latest",
-    container_port: 6379,
-    container_args: &[],
-    container_ready: Ready::StdoutLine("Ready to accept connections"),
-    url_for: redis_url,
-    install_hint: "apt-get install redis-server",
-};
-
-pub static MEMCACHED: ServerKind = ServerKind {
-    name: "memcached",
-    url_env: "MEMCACHED_URL",
-    binary: "memcached",
-    binary_args: memcached_args,
-    image_env: "MEMCACHED_IMAGE",
-    default_image: "cache-test/memcached:latest",
-    container_port: 11211,
-    container_args: &[],
-    container_ready: Ready::StderrLine("server listening"),
-    url_for: memcached_url,
-    install_hint: "apt-get install memcached",
-};
+pub use cache_testserver::{MEMCACHED, REDIS};
 
 /// Redis whose binary is missing, so that `auto` has to fall back to a container.
 pub static REDIS_WITHOUT_BINARY: ServerKind = ServerKind {
@@ -100,14 +34,11 @@ pub static NOWHERE: ServerKind = ServerKind {
     name: "nowhere",
     url_env: "CACHE_TESTSERVER_NOWHERE_URL",
     binary: "cache-testserver-no-such-server",
-    binary_args: redis_args,
     image_env: "CACHE_TESTSERVER_NOWHERE_IMAGE",
     default_image: "cache-test/no-such-image:latest",
-    container_port: 6379,
-    container_args: &[],
     container_ready: Ready::StdoutLine("never"),
-    url_for: redis_url,
     install_hint: "apt-get install no-such-server",
+    ..REDIS
 };
 
 /// The port of a `scheme://host:port` URL.
