@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use cache_api::{Bytes, Cache, CacheError};
 use cache_memcached::MemcachedCache;
-use common::{local_server, pause_and_wait};
+use common::local_server;
 
 const TIMEOUT: Duration = Duration::from_millis(300);
 /// Room for a loaded two-core machine on top of the timeout.
@@ -47,7 +47,7 @@ async fn a_paused_server_times_out_and_is_used_again_after_resume() {
         let cache = builder.build().await.unwrap();
         cache.set("k", Bytes::from("before"), None).await.unwrap();
 
-        pause_and_wait(&server);
+        server.pause();
         times_out("get", cache.get("k")).await;
         times_out("set", cache.set("k", Bytes::from("during"), None)).await;
         times_out("delete", cache.delete("other")).await;
@@ -77,7 +77,7 @@ async fn a_paused_server_times_out_and_is_used_again_after_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_to_a_paused_server_times_out() {
     let server = local_server(&[]).await;
-    pause_and_wait(&server);
+    server.pause();
     let builder = MemcachedCache::builder(&server.url())
         .key_prefix("p:")
         .timeout(TIMEOUT);

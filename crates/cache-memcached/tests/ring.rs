@@ -54,8 +54,16 @@ async fn get_many_fail_open_keeps_the_contract() {
 /// How many keys the spread and batch tests write.
 const SPREAD_KEYS: usize = 3000;
 
-fn spread_keys() -> Vec<String> {
-    (0..SPREAD_KEYS).map(|i| format!("spread:{i}")).collect()
+/// Writes `SPREAD_KEYS` keys through `cache`, each with its own value, in one
+/// `set_many`, and returns them.
+async fn write_spread_keys(cache: &impl Cache) -> Vec<String> {
+    let keys: Vec<String> = (0..SPREAD_KEYS).map(|i| format!("spread:{i}")).collect();
+    let entries: Vec<(&str, Bytes)> = keys
+        .iter()
+        .map(|key| (key.as_str(), value_of(key)))
+        .collect();
+    cache.set_many(&entries, None).await.unwrap();
+    keys
 }
 
 fn value_of(key: &str) -> Bytes {
@@ -112,12 +120,7 @@ fn keys_per_node(cache: &MemcachedTestCache, servers: &[String]) -> Vec<HashSet<
 async fn keys_spread_fairly_over_every_node() {
     let ring = ring().await;
     let cache = fresh_ring_cache().await;
-    let keys = spread_keys();
-    let entries: Vec<(&str, Bytes)> = keys
-        .iter()
-        .map(|key| (key.as_str(), value_of(key)))
-        .collect();
-    cache.set_many(&entries, None).await.unwrap();
+    let keys = write_spread_keys(&cache).await;
 
     let per_node = keys_per_node(&cache, ring.servers());
     let found: usize = per_node.iter().map(HashSet::len).sum();
@@ -227,12 +230,7 @@ async fn get_many_is_one_pipelined_exchange_per_node() {
         .build()
         .await
         .unwrap();
-    let keys = spread_keys();
-    let entries: Vec<(&str, Bytes)> = keys
-        .iter()
-        .map(|key| (key.as_str(), value_of(key)))
-        .collect();
-    cache.set_many(&entries, None).await.unwrap();
+    let keys = write_spread_keys(&cache).await;
     let held: Vec<usize> = direct
         .iter()
         .map(|address| {

@@ -13,7 +13,7 @@ use std::{
 
 use cache_api::{Bytes, Cache, CacheError};
 use cache_memcached::{testing::LocalServer, MemcachedCache, MemcachedCacheBuilder};
-use common::{addresses, generation_home, holders, local_ring, pause_and_wait};
+use common::{addresses, generation_home, holders, local_ring};
 
 const NODES: usize = 3;
 /// Keys written before a node is lost.
@@ -95,11 +95,11 @@ fn failed_in_time<T: std::fmt::Debug>(
     );
 }
 
-/// A ring of the test's own, a cache on it under `prefix`, `KEYS` keys written, and for
-/// each key the node that holds it.
-struct Setup {
-    nodes: Vec<LocalServer>,
+/// A cache under `prefix` on a ring of the test's own, `KEYS` keys written through it,
+/// and for each key the node that holds it.
+struct Placed {
     url: String,
+    prefix: &'static str,
     cache: MemcachedCache,
     keys: Vec<String>,
     holder: Vec<usize>,
@@ -107,19 +107,64 @@ struct Setup {
     home: usize,
 }
 
+impl Placed {
+    /// The keys that `node` holds, in order.
+    fn keys_on(&self, node: usize) -> Vec<&str> {
+        self.keys_where(|holder| holder == node)
+    }
+
+    /// The keys that the other nodes hold, in order.
+    fn keys_off(&self, node: usize) -> Vec<&str> {
+        self.keys_where(|holder| holder != node)
+    }
+
+    fn all_keys(&self) -> Vec<&str> {
+        self.keys_where(|_| true)
+    }
+
+    fn keys_where(&self, held_by: impl Fn(usize) -> bool) -> Vec<&str> {
+        self.keys
+            .iter()
+            .zip(&self.holder)
+            .filter(|(_, holder)| held_by(**holder))
+            .map(|(key, _)| key.as_str())
+            .collect()
+    }
+}
+
+/// A cache on the ring at `url` with the tests' timeout, under `prefix` if any, adjusted
+/// by `configure`.
+async fn cache_on(
+    url: &str,
+    prefix: Option<&str>,
+    configure: impl FnOnce(MemcachedCacheBuilder) -> MemcachedCacheBuilder,
+) -> MemcachedCache {
+    let builder = MemcachedCache::builder(url).timeout(TIMEOUT);
+    let builder = match prefix {
+        Some(prefix) => builder.key_prefix(prefix),
+        None => builder,
+    };
+    configure(builder).build().await.unwrap()
+}
+
+/// Asserts that a `get_many` of `keys` finds every one of them.
+async fn assert_get_many_finds_all(cache: &MemcachedCache, keys: &[&str], what: &str) {
+    let found = cache.get_many(keys).await.unwrap();
+    let hits = found.iter().filter(|value| value.is_some()).count();
+    assert_eq!(
+        hits,
+        keys.len(),
+        "{what}: get_many found {hits} of the keys"
+    );
+}
+
+/// The ring's nodes, and what was written on it.
 async fn setup(
-    prefix: &str,
+    prefix: &'static str,
     configure: fn(MemcachedCacheBuilder) -> MemcachedCacheBuilder,
-) -> Setup {
+) -> (Vec<LocalServer>, Placed) {
     let (nodes, url) = local_ring(NODES).await;
-    let cache = configure(
-        MemcachedCache::builder(&url)
-            .key_prefix(prefix)
-            .timeout(TIMEOUT),
-    )
-    .build()
-    .await
-    .unwrap();
+    let cache = cache_on(&url, Some(prefix), configure).await;
     let keys = keys();
     for key in &keys {
         cache.set(key, value(key, "before"), None).await.unwrap();
@@ -133,14 +178,15 @@ async fn setup(
     for node in 0..NODES {
         assert!(holder.contains(&node), "no key on node {node}");
     }
-    Setup {
-        nodes,
+    let placed = Placed {
         url,
+        prefix,
         cache,
         keys,
         holder,
         home,
-    }
+    };
+    (nodes, placed)
 }
 
 /// With a node killed, its keys fail get, set, delete and exists with `Unreachable` or
@@ -151,25 +197,12 @@ async fn setup(
 /// nothing across a restart).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_fails_only_its_keys_until_it_is_restarted() {
-    let Setup {
-        mut nodes,
-        url,
-        cache,
-        keys,
-        holder,
-        home,
-    } = setup("loss:", |builder| builder).await;
+    let (mut nodes, ring) = setup("loss:", |builder| builder).await;
+    let cache = &ring.cache;
     // Not the counter's node: this test is about the data keys alone.
-    let victim = (home + 1) % NODES;
-    let on_victim = |index: usize| holder[index] == victim;
-    let dead_keys: Vec<&str> = (0..KEYS)
-        .filter(|&i| on_victim(i))
-        .map(|i| keys[i].as_str())
-        .collect();
-    let live_keys: Vec<&str> = (0..KEYS)
-        .filter(|&i| !on_victim(i))
-        .map(|i| keys[i].as_str())
-        .collect();
+    let victim = (ring.home + 1) % NODES;
+    let dead_keys = ring.keys_on(victim);
+    let live_keys = ring.keys_off(victim);
 
     let killed_at = Instant::now();
     nodes[victim].kill();
@@ -279,8 +312,7 @@ async fn a_killed_node_fails_only_its_keys_until_it_is_restarted() {
             "{key}"
         );
     }
-    let all: Vec<&str> = keys.iter().map(String::as_str).collect();
-    assert_eq!(cache.get_many(&all).await.unwrap().len(), KEYS);
+    assert_eq!(cache.get_many(&ring.all_keys()).await.unwrap().len(), KEYS);
 
     report(&format!(
         "killed node {victim} of {NODES} ({} of {KEYS} keys on it), timeout {TIMEOUT:?}",
@@ -305,7 +337,6 @@ async fn a_killed_node_fails_only_its_keys_until_it_is_restarted() {
          {recovered_after:.2?} after the restart returned, {failures_after_restart} failed \
          attempts after it); the pass over every key took {pass_took:.2?}"
     ));
-    drop(url);
 }
 
 /// With the node that holds the generation counter killed, every key on the other nodes
@@ -315,22 +346,11 @@ async fn a_killed_node_fails_only_its_keys_until_it_is_restarted() {
 /// generation, so the namespace starts empty on every node, and works again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_counters_node_keeps_the_other_nodes_keys_working() {
-    let Setup {
-        mut nodes,
-        cache,
-        keys,
-        holder,
-        home,
-        ..
-    } = setup("home:", |builder| builder.namespace_refresh(Duration::ZERO)).await;
-    let on_home: Vec<&str> = (0..KEYS)
-        .filter(|&i| holder[i] == home)
-        .map(|i| keys[i].as_str())
-        .collect();
-    let elsewhere: Vec<&str> = (0..KEYS)
-        .filter(|&i| holder[i] != home)
-        .map(|i| keys[i].as_str())
-        .collect();
+    let (mut nodes, ring) =
+        setup("home:", |builder| builder.namespace_refresh(Duration::ZERO)).await;
+    let (cache, home) = (&ring.cache, ring.home);
+    let on_home = ring.keys_on(home);
+    let elsewhere = ring.keys_off(home);
 
     nodes[home].kill();
     let mut latencies = Latencies::default();
@@ -386,7 +406,7 @@ async fn killing_the_counters_node_keeps_the_other_nodes_keys_working() {
         }
     }
     let recovered_after = back_at.elapsed();
-    let all: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let all = ring.all_keys();
     assert!(cache
         .get_many(&all)
         .await
@@ -418,31 +438,19 @@ async fn killing_the_counters_node_keeps_the_other_nodes_keys_working() {
 async fn a_frozen_counters_node_delays_only_the_operations_that_check_it() {
     const REFRESH: Duration = Duration::from_millis(500);
     const RUN: Duration = Duration::from_millis(1600);
-    let Setup {
-        nodes,
-        url,
-        cache,
-        keys,
-        holder,
-        home,
-    } = setup("frozen:", |builder| {
+    let (nodes, ring) = setup("frozen:", |builder| {
         builder.namespace_refresh(Duration::ZERO)
     })
     .await;
-    let elsewhere: Vec<&str> = (0..KEYS)
-        .filter(|&i| holder[i] != home)
-        .map(|i| keys[i].as_str())
-        .collect();
+    let (cache, home) = (&ring.cache, ring.home);
+    let elsewhere = ring.keys_off(home);
     // The same prefix, checked once per interval.
-    let interval_cache = MemcachedCache::builder(&url)
-        .key_prefix("frozen:")
-        .timeout(TIMEOUT)
-        .namespace_refresh(REFRESH)
-        .build()
-        .await
-        .unwrap();
+    let interval_cache = cache_on(&ring.url, Some(ring.prefix), |builder| {
+        builder.namespace_refresh(REFRESH)
+    })
+    .await;
 
-    pause_and_wait(&nodes[home]);
+    nodes[home].pause();
     let mut every_op = Latencies::default();
     for key in elsewhere.iter().take(8) {
         let (result, elapsed) = timed(cache.get(key)).await;
@@ -510,23 +518,14 @@ async fn a_frozen_counters_node_delays_only_the_operations_that_check_it() {
 /// cache fails the same batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_many_fail_open_reads_a_lost_nodes_keys_as_misses() {
-    let Setup {
-        mut nodes,
-        url,
-        cache,
-        keys,
-        holder,
-        home,
-    } = setup("open:", |builder| builder).await;
-    let open = MemcachedCache::builder(&url)
-        .key_prefix("open:")
-        .timeout(TIMEOUT)
-        .get_many_fail_open(true)
-        .build()
-        .await
-        .unwrap();
-    let victim = (home + 1) % NODES;
-    let all: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let (mut nodes, ring) = setup("open:", |builder| builder).await;
+    let (cache, keys, holder) = (&ring.cache, &ring.keys, &ring.holder);
+    let open = cache_on(&ring.url, Some(ring.prefix), |builder| {
+        builder.get_many_fail_open(true)
+    })
+    .await;
+    let victim = (ring.home + 1) % NODES;
+    let all = ring.all_keys();
     let check = |values: Vec<Option<Bytes>>, what: &str| {
         for (index, read) in values.into_iter().enumerate() {
             let expected = (holder[index] != victim).then(|| value(&keys[index], "before"));
@@ -545,19 +544,15 @@ async fn get_many_fail_open_reads_a_lost_nodes_keys_as_misses() {
     );
 
     nodes[victim].restart().await.unwrap();
-    let on_victim: Vec<(&str, Bytes)> = (0..KEYS)
-        .filter(|&i| holder[i] == victim)
-        .map(|i| (keys[i].as_str(), value(&keys[i], "before")))
+    let on_victim: Vec<(&str, Bytes)> = ring
+        .keys_on(victim)
+        .into_iter()
+        .map(|key| (key, value(key, "before")))
         .collect();
     cache.set_many(&on_victim, None).await.unwrap();
-    assert!(open
-        .get_many(&all)
-        .await
-        .unwrap()
-        .iter()
-        .all(Option::is_some));
+    assert_get_many_finds_all(&open, &all, "the node restarted and refilled").await;
 
-    pause_and_wait(&nodes[victim]);
+    nodes[victim].pause();
     let (result, elapsed) = timed(cache.get_many(&all)).await;
     failed_in_time("get_many without fail-open", result, elapsed);
     let (result, frozen) = timed(open.get_many(&all)).await;
@@ -572,12 +567,7 @@ async fn get_many_fail_open_reads_a_lost_nodes_keys_as_misses() {
          killed, {frozen:.2?} with it frozen (timeout {TIMEOUT:?})"
     ));
     // Resumed: every key reads again.
-    assert!(open
-        .get_many(&all)
-        .await
-        .unwrap()
-        .iter()
-        .all(Option::is_some));
+    assert_get_many_finds_all(&open, &all, "the node resumed").await;
 }
 
 /// While a node other than the counter's is dead, a prefixed cache's `clear` works (it
@@ -585,26 +575,16 @@ async fn get_many_fail_open_reads_a_lost_nodes_keys_as_misses() {
 /// `flush_all` needs every node).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clear_with_a_dead_node() {
-    let Setup {
-        mut nodes,
-        url,
-        cache,
-        keys,
-        holder,
-        home,
-    } = setup("clear:", |builder| builder).await;
-    let unprefixed = MemcachedCache::builder(&url)
-        .timeout(TIMEOUT)
-        .build()
-        .await
-        .unwrap();
-    let victim = (home + 1) % NODES;
+    let (mut nodes, ring) = setup("clear:", |builder| builder).await;
+    let (cache, holder) = (&ring.cache, &ring.holder);
+    let unprefixed = cache_on(&ring.url, None, |builder| builder).await;
+    let victim = (ring.home + 1) % NODES;
     nodes[victim].kill();
     cache.clear().await.unwrap();
     // A new generation places every key anew: some on the dead node, which fail; the
     // others read as misses.
     let mut misses = 0;
-    for (index, key) in keys.iter().enumerate() {
+    for (index, key) in ring.keys.iter().enumerate() {
         match cache.get(key).await {
             Ok(None) => misses += 1,
             Ok(Some(found)) => panic!("{key} (on node {}) after clear: {found:?}", holder[index]),

@@ -105,40 +105,6 @@ impl Drop for Cleanup {
     }
 }
 
-/// Pauses `server` and waits until every thread of it is stopped: SIGSTOP is delivered
-/// asynchronously, and a request sent in between would still be answered.
-///
-/// # Panics
-///
-/// When the server does not stop within 5 s.
-pub fn pause_and_wait(server: &LocalServer) {
-    let pid = server.pid().expect("a running server");
-    server.pause();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !all_threads_stopped(pid) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "memcached (pid {pid}) did not stop after SIGSTOP"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Whether every thread of `pid` is in state `T` (stopped), from `/proc`.
-fn all_threads_stopped(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks.flatten().all(|task| {
-        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
-            // The state follows the parenthesised command name, which may hold spaces.
-            stat.rsplit_once(") ")
-                .and_then(|(_, rest)| rest.chars().next())
-                .is_some_and(|state| state == 'T' || state == 't')
-        })
-    })
-}
-
 /// `count` memcached processes of the test's own, and the URL of the ring they form.
 ///
 /// # Panics
