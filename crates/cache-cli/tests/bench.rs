@@ -2,21 +2,11 @@
 //! the cache-redis fixture: short runs bounded by an operation count, whose output must
 //! carry the numbers. Speed itself is never asserted.
 
-use std::process::{Command, Output};
+mod common;
 
 use cache_redis::testing::{ClusterSpec, RedisCluster};
+use common::{cachectl, text};
 use serde_json::Value;
-
-fn cachectl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cachectl"))
-        .args(args)
-        .output()
-        .expect("cachectl runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn json(args: &[&str]) -> Value {
     let out = cachectl(args);

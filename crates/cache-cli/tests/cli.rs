@@ -1,17 +1,8 @@
 //! `cachectl` as a user runs it: the binary, its output and its exit codes.
 
-use std::process::{Command, Output};
+mod common;
 
-fn cachectl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cachectl"))
-        .args(args)
-        .output()
-        .expect("cachectl runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{cachectl, text};
 
 /// `cachectl check` on the default memory backend runs every check, one line each, and
 /// closes with the count line.
