@@ -26,11 +26,14 @@ fn ttl_text(ttl: Option<Duration>) -> String {
     }
 }
 
-/// How long to sleep so that an entry written with `ttl` has certainly expired:
-/// the TTL, plus the backend's granularity, plus a margin. With a 1 ms granularity and
-/// a 1 s TTL this is the seed guide's 1.1 s (and a millisecond).
-fn wait_past(ttl: Duration, limits: &Limits) -> Duration {
-    limits.round_up_ttl(ttl) + limits.ttl_granularity + EXPIRY_MARGIN
+/// Sleeps until an entry written with `ttl` has certainly expired: the TTL, plus the
+/// backend's granularity, plus a margin. With a 1 ms granularity and a 1 s TTL this is
+/// the seed guide's 1.1 s (and a millisecond). Returns how long it slept, for failure
+/// messages.
+async fn sleep_past(ttl: Duration, limits: &Limits) -> Duration {
+    let wait = limits.round_up_ttl(ttl) + limits.ttl_granularity + EXPIRY_MARGIN;
+    tokio::time::sleep(wait).await;
+    wait
 }
 
 /// The shortest TTL worth waiting for: 300 ms, or the granularity when it is coarser.
@@ -106,6 +109,31 @@ fn expect_invalid_key<T: std::fmt::Debug>(
     }
 }
 
+/// Sets every key to a value of its own, `"{label} {i}"` for the key at index `i`, then
+/// reads each back (`context` naming that read in a failure) and, when `delete_context`
+/// is given, deletes it, expecting `true`. Every key is written before any is read, so a
+/// key that lands on another's entry shows.
+async fn round_trip_each<K: AsRef<str>>(
+    cache: &dyn Cache,
+    keys: &[K],
+    label: &str,
+    context: &str,
+    delete_context: Option<&str>,
+) -> CheckResult {
+    for (i, key) in keys.iter().enumerate() {
+        set(cache, key.as_ref(), format!("{label} {i}").as_bytes(), None).await?;
+    }
+    for (i, key) in keys.iter().enumerate() {
+        let key = key.as_ref();
+        let value = format!("{label} {i}");
+        expect(cache, key, Some(value.as_bytes()), context).await?;
+        if let Some(delete_context) = delete_context {
+            delete(cache, key, true, delete_context).await?;
+        }
+    }
+    Ok(())
+}
+
 /// A value with every byte value in it, so that truncation, re-encoding or a lost
 /// byte anywhere shows.
 fn patterned(len: usize, seed: u8) -> Vec<u8> {
@@ -134,8 +162,7 @@ pub async fn test_get_non_existent_key_is_a_cache_miss(cache: &dyn Cache) -> Che
 pub async fn test_key_expires_after_ttl(cache: &dyn Cache) -> CheckResult {
     let ttl = Duration::from_secs(1);
     set(cache, "tck:expires", b"short-lived", Some(ttl)).await?;
-    let wait = wait_past(ttl, &cache.limits());
-    tokio::time::sleep(wait).await;
+    let wait = sleep_past(ttl, &cache.limits()).await;
     expect(
         cache,
         "tck:expires",
@@ -175,8 +202,7 @@ pub async fn test_set_overwrites_existing_value_and_ttl(cache: &dyn Cache) -> Ch
     .await?;
     let ttl = Duration::from_secs(1);
     set(cache, "tck:overwrite", b"second", Some(ttl)).await?;
-    let wait = wait_past(ttl, &cache.limits());
-    tokio::time::sleep(wait).await;
+    let wait = sleep_past(ttl, &cache.limits()).await;
     expect(
         cache,
         "tck:overwrite",
@@ -219,8 +245,7 @@ pub async fn test_set_without_ttl_clears_previous_ttl(cache: &dyn Cache) -> Chec
     let ttl = short_ttl(&limits);
     set(cache, "tck:ttl-cleared", b"with ttl", Some(ttl)).await?;
     set(cache, "tck:ttl-cleared", b"without ttl", None).await?;
-    let wait = wait_past(ttl, &limits);
-    tokio::time::sleep(wait).await;
+    let wait = sleep_past(ttl, &limits).await;
     expect(
         cache,
         "tck:ttl-cleared",
@@ -236,8 +261,7 @@ pub async fn test_overwrite_with_a_longer_ttl_extends_the_entry(cache: &dyn Cach
     let ttl = short_ttl(&limits);
     set(cache, "tck:ttl-extended", b"short", Some(ttl)).await?;
     set(cache, "tck:ttl-extended", b"long", Some(LONG_TTL)).await?;
-    let wait = wait_past(ttl, &limits);
-    tokio::time::sleep(wait).await;
+    let wait = sleep_past(ttl, &limits).await;
     expect(
         cache,
         "tck:ttl-extended",
@@ -255,8 +279,7 @@ pub async fn test_ttl_below_granularity_is_rounded_up(cache: &dyn Cache) -> Chec
     let sub = granularity * 3 / 10;
     set(cache, "tck:sub-granularity", b"rounded up", Some(sub)).await?;
     // Rounded down to zero, some servers would keep the entry forever.
-    let wait = wait_past(sub, &limits);
-    tokio::time::sleep(wait).await;
+    let wait = sleep_past(sub, &limits).await;
     expect(
         cache,
         "tck:sub-granularity",
@@ -377,7 +400,7 @@ pub async fn test_delete_of_an_expired_entry_returns_false(cache: &dyn Cache) ->
     let limits = cache.limits();
     let ttl = short_ttl(&limits);
     set(cache, "tck:delete-expired", b"x", Some(ttl)).await?;
-    tokio::time::sleep(wait_past(ttl, &limits)).await;
+    sleep_past(ttl, &limits).await;
     delete(cache, "tck:delete-expired", false, "of an expired entry").await
 }
 
@@ -578,20 +601,14 @@ pub async fn test_long_keys_round_trip(cache: &dyn Cache) -> CheckResult {
         "é".repeat(2048),
         format!("{} {}", "with spaces".repeat(200), "end"),
     ];
-    for (i, key) in keys.iter().enumerate() {
-        set(cache, key, format!("long key {i}").as_bytes(), None).await?;
-    }
-    for (i, key) in keys.iter().enumerate() {
-        expect(
-            cache,
-            key,
-            Some(format!("long key {i}").as_bytes()),
-            "after set of a long key",
-        )
-        .await?;
-        delete(cache, key, true, "of a long key").await?;
-    }
-    Ok(())
+    round_trip_each(
+        cache,
+        &keys,
+        "long key",
+        "after set of a long key",
+        Some("of a long key"),
+    )
+    .await
 }
 
 /// Keys with spaces, tabs, CR/LF, control characters, NUL, glob and non-ASCII
@@ -615,19 +632,7 @@ pub async fn test_keys_with_spaces_control_characters_and_non_ascii_round_trip(
         "percent%20and+plus",
         "a:b:c/d",
     ];
-    for (i, key) in keys.iter().enumerate() {
-        set(cache, key, format!("value {i}").as_bytes(), None).await?;
-    }
-    for (i, key) in keys.iter().enumerate() {
-        expect(
-            cache,
-            key,
-            Some(format!("value {i}").as_bytes()),
-            "after set",
-        )
-        .await?;
-    }
-    Ok(())
+    round_trip_each(cache, &keys, "value", "after set", None).await
 }
 
 /// Distinct keys never share an entry, however alike they are or however a backend
@@ -659,19 +664,7 @@ pub async fn test_distinct_keys_never_collide(cache: &dyn Cache) -> CheckResult 
     // Keys made to look like what an encoding backend might produce for a long key.
     keys.push(format!("{}#{}", "x".repeat(200), "0".repeat(64)));
     keys.push(format!("{}:{}", "x".repeat(200), "f".repeat(43)));
-    for (i, key) in keys.iter().enumerate() {
-        set(cache, key, format!("value {i}").as_bytes(), None).await?;
-    }
-    for (i, key) in keys.iter().enumerate() {
-        expect(
-            cache,
-            key,
-            Some(format!("value {i}").as_bytes()),
-            "after setting many alike keys",
-        )
-        .await?;
-    }
-    Ok(())
+    round_trip_each(cache, &keys, "value", "after setting many alike keys", None).await
 }
 
 /// A key cannot smuggle protocol commands: keys with CR/LF and command words are
@@ -688,19 +681,14 @@ pub async fn test_keys_cannot_inject_protocol_commands(cache: &dyn Cache) -> Che
         "*1\r\n$8\r\nFLUSHALL\r\n",
         "x\r\nmn\r\n",
     ];
-    for (i, key) in keys.iter().enumerate() {
-        set(cache, key, format!("value {i}").as_bytes(), None).await?;
-    }
-    for (i, key) in keys.iter().enumerate() {
-        expect(
-            cache,
-            key,
-            Some(format!("value {i}").as_bytes()),
-            "after set",
-        )
-        .await?;
-        delete(cache, key, true, "of a key with protocol characters").await?;
-    }
+    round_trip_each(
+        cache,
+        &keys,
+        "value",
+        "after set",
+        Some("of a key with protocol characters"),
+    )
+    .await?;
     expect(
         cache,
         "tck:victim",
@@ -852,8 +840,7 @@ pub async fn test_set_many_stores_every_entry_with_the_ttl(cache: &dyn Cache) ->
         .set_many(&entries[..2], Some(ttl))
         .await
         .or_fail(|| format!("set_many of 2 entries with a {ttl:?} ttl"))?;
-    let wait = wait_past(ttl, &limits);
-    tokio::time::sleep(wait).await;
+    let wait = sleep_past(ttl, &limits).await;
     expect(
         cache,
         "tck:sm-1",
@@ -954,7 +941,7 @@ pub async fn test_exists_agrees_with_get(cache: &dyn Cache) -> CheckResult {
     let limits = cache.limits();
     let ttl = short_ttl(&limits);
     set(cache, "tck:exists-expiring", b"x", Some(ttl)).await?;
-    tokio::time::sleep(wait_past(ttl, &limits)).await;
+    sleep_past(ttl, &limits).await;
     exists(cache, "tck:exists-expiring", false, "after its ttl").await
 }
 
