@@ -47,6 +47,28 @@ pub fn validate_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> Result<(), 
     keys.into_iter().try_for_each(validate_key)
 }
 
+/// Checks a value against the largest size a backend stores, before anything is sent.
+///
+/// # Errors
+///
+/// [`CacheError::ValueTooLarge`], naming the value's size and the limit, when the value
+/// is longer than `limit`.
+///
+/// ```
+/// assert!(cache_api::validate_value(b"hello", 5).is_ok());
+/// let err = cache_api::validate_value(b"hello!", 5).unwrap_err();
+/// assert_eq!(err.to_string(), "value of 6 bytes exceeds the limit of 5 bytes");
+/// ```
+pub fn validate_value(value: &[u8], limit: usize) -> Result<(), CacheError> {
+    if value.len() > limit {
+        return Err(CacheError::ValueTooLarge {
+            size: value.len(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
 /// An async cache: bytes in, bytes out, with an optional time to live per entry.
 ///
 /// Implementors write [`get`](Cache::get), [`set`](Cache::set) and
@@ -143,11 +165,8 @@ pub trait Cache: Send + Sync {
     ) -> Result<(), CacheError> {
         validate_keys(entries.iter().map(|(key, _)| *key))?;
         let limit = self.limits().max_value_size;
-        if let Some((_, value)) = entries.iter().find(|(_, value)| value.len() > limit) {
-            return Err(CacheError::ValueTooLarge {
-                size: value.len(),
-                limit,
-            });
+        for (_, value) in entries {
+            validate_value(value, limit)?;
         }
         for (key, value) in entries {
             self.set(key, value.clone(), ttl).await?;
@@ -205,35 +224,115 @@ pub trait Cache: Send + Sync {
     }
 }
 
+/// The future every [`Cache`] method returns behind `async fn`: boxed, `Send`.
+pub type CacheFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, CacheError>> + Send + 'a>>;
+
+// Written out by hand rather than with `#[async_trait]`: each method hands back the
+// boxed future of the cache it points to, where the macro would box that future again
+// (one more allocation, copy and poll layer on every call through `Arc<dyn Cache>`).
 macro_rules! forward_cache {
     ($(#[$doc:meta])* impl<$t:ident> for $ty:ty) => {
         $(#[$doc])*
-        #[async_trait]
         impl<$t: Cache + ?Sized> Cache for $ty {
-            async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-                (**self).get(key).await
+            fn get<'life0, 'life1, 'async_trait>(
+                &'life0 self,
+                key: &'life1 str,
+            ) -> CacheFuture<'async_trait, Option<Bytes>>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).get(key)
             }
-            async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
-                (**self).set(key, value, ttl).await
+
+            fn set<'life0, 'life1, 'async_trait>(
+                &'life0 self,
+                key: &'life1 str,
+                value: Bytes,
+                ttl: Option<Duration>,
+            ) -> CacheFuture<'async_trait, ()>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).set(key, value, ttl)
             }
-            async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-                (**self).delete(key).await
+
+            fn delete<'life0, 'life1, 'async_trait>(
+                &'life0 self,
+                key: &'life1 str,
+            ) -> CacheFuture<'async_trait, bool>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).delete(key)
             }
-            async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
-                (**self).get_many(keys).await
+
+            fn get_many<'life0, 'life1, 'life2, 'async_trait>(
+                &'life0 self,
+                keys: &'life1 [&'life2 str],
+            ) -> CacheFuture<'async_trait, Vec<Option<Bytes>>>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                'life2: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).get_many(keys)
             }
-            async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> Result<(), CacheError> {
-                (**self).set_many(entries, ttl).await
+
+            fn set_many<'life0, 'life1, 'life2, 'async_trait>(
+                &'life0 self,
+                entries: &'life1 [(&'life2 str, Bytes)],
+                ttl: Option<Duration>,
+            ) -> CacheFuture<'async_trait, ()>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                'life2: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).set_many(entries, ttl)
             }
-            async fn delete_many(&self, keys: &[&str]) -> Result<usize, CacheError> {
-                (**self).delete_many(keys).await
+
+            fn delete_many<'life0, 'life1, 'life2, 'async_trait>(
+                &'life0 self,
+                keys: &'life1 [&'life2 str],
+            ) -> CacheFuture<'async_trait, usize>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                'life2: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).delete_many(keys)
             }
-            async fn exists(&self, key: &str) -> Result<bool, CacheError> {
-                (**self).exists(key).await
+
+            fn exists<'life0, 'life1, 'async_trait>(
+                &'life0 self,
+                key: &'life1 str,
+            ) -> CacheFuture<'async_trait, bool>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).exists(key)
             }
-            async fn clear(&self) -> Result<(), CacheError> {
-                (**self).clear().await
+
+            fn clear<'life0, 'async_trait>(&'life0 self) -> CacheFuture<'async_trait, ()>
+            where
+                'life0: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).clear()
             }
+
             fn limits(&self) -> Limits {
                 (**self).limits()
             }
@@ -242,7 +341,8 @@ macro_rules! forward_cache {
 }
 
 forward_cache!(
-    /// A shared cache is a cache: `Arc<dyn Cache>` is what applications hold.
+    /// A shared cache is a cache: `Arc<dyn Cache>` is what applications hold. Each call
+    /// returns the future of the cache inside, with nothing added.
     impl<T> for Arc<T>
 );
 forward_cache!(
