@@ -227,6 +227,29 @@ fn by_slot<'a>(keys: impl Iterator<Item = &'a [u8]>) -> BTreeMap<u16, Vec<usize>
     slots
 }
 
+/// One `name` command per slot of `keys`, its arguments added by `args` for each
+/// position of the slot, in order.
+fn per_slot<'a>(
+    name: &str,
+    keys: impl Iterator<Item = &'a [u8]>,
+    mut args: impl FnMut(&mut Cmd, usize),
+) -> Vec<SlotCommand> {
+    by_slot(keys)
+        .into_iter()
+        .map(|(slot, positions)| {
+            let mut command = redis::cmd(name);
+            for &position in &positions {
+                args(&mut command, position);
+            }
+            SlotCommand {
+                slot,
+                command,
+                positions,
+            }
+        })
+        .collect()
+}
+
 /// Whether the node that answered does not serve the slot: the cache's view of the
 /// slots is out of date, or a slot is being migrated.
 fn is_redirect(kind: ErrorKind) -> bool {
@@ -445,20 +468,13 @@ impl ClusterBackend {
         keys: &[Cow<'_, str>],
         errors: &ErrorContext,
     ) -> Result<Vec<Option<Bytes>>, CacheError> {
-        let commands = by_slot(keys.iter().map(|key| key.as_bytes()))
-            .into_iter()
-            .map(|(slot, positions)| {
-                let mut command = redis::cmd("MGET");
-                for position in &positions {
-                    command.arg(keys[*position].as_ref());
-                }
-                SlotCommand {
-                    slot,
-                    command,
-                    positions,
-                }
-            })
-            .collect();
+        let commands = per_slot(
+            "MGET",
+            keys.iter().map(|key| key.as_bytes()),
+            |command, at| {
+                command.arg(keys[at].as_ref());
+            },
+        );
         self.bounded(
             async {
                 let mut found = vec![None; keys.len()];
@@ -510,24 +526,17 @@ impl ClusterBackend {
                 } else {
                     "UNLINK"
                 };
-                by_slot(entries.iter().map(|(key, _)| key.as_bytes()))
-                    .into_iter()
-                    .map(|(slot, positions)| {
-                        let mut command = redis::cmd(name);
-                        for position in &positions {
-                            let (key, value) = &entries[*position];
-                            command.arg(key.as_ref());
-                            if matches!(expiry, Expiry::Never) {
-                                command.arg(value.as_ref());
-                            }
+                per_slot(
+                    name,
+                    entries.iter().map(|(key, _)| key.as_bytes()),
+                    |command, at| {
+                        let (key, value) = &entries[at];
+                        command.arg(key.as_ref());
+                        if matches!(expiry, Expiry::Never) {
+                            command.arg(value.as_ref());
                         }
-                        SlotCommand {
-                            slot,
-                            command,
-                            positions,
-                        }
-                    })
-                    .collect()
+                    },
+                )
             }
         };
         self.bounded(async { self.bulk(commands).await.map(drop) }, errors)
@@ -540,20 +549,13 @@ impl ClusterBackend {
         keys: &[Cow<'_, str>],
         errors: &ErrorContext,
     ) -> Result<usize, CacheError> {
-        let commands = by_slot(keys.iter().map(|key| key.as_bytes()))
-            .into_iter()
-            .map(|(slot, positions)| {
-                let mut command = redis::cmd("UNLINK");
-                for position in &positions {
-                    command.arg(keys[*position].as_ref());
-                }
-                SlotCommand {
-                    slot,
-                    command,
-                    positions,
-                }
-            })
-            .collect();
+        let commands = per_slot(
+            "UNLINK",
+            keys.iter().map(|key| key.as_bytes()),
+            |command, at| {
+                command.arg(keys[at].as_ref());
+            },
+        );
         self.bounded(
             async {
                 let mut removed = 0;

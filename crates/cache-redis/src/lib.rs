@@ -15,10 +15,12 @@ use std::{
         atomic::{AtomicUsize, Ordering},
         Arc,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use cache_api::{async_trait, validate_key, validate_keys, Bytes, Cache, CacheError, Limits};
+use cache_api::{
+    async_trait, validate_key, validate_keys, validate_value, Bytes, Cache, CacheError, Limits,
+};
 use redis::{
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError,
@@ -392,70 +394,80 @@ impl RedisCache {
     }
 
     fn check_size(&self, value: &[u8]) -> Result<(), CacheError> {
-        let limit = self.inner.max_value_size;
-        if value.len() > limit {
-            return Err(CacheError::ValueTooLarge {
-                size: value.len(),
-                limit,
-            });
-        }
-        Ok(())
+        validate_value(value, self.inner.max_value_size)
     }
 
-    /// Sends one command: to the one server (see [`run`](Self::run)), or through the
+    /// Sends one command: to the one server (see [`send`](Self::send)), or through the
     /// cluster client to the master of its key's slot.
     async fn command<T: FromRedisValue + Send>(&self, command: &Cmd) -> Result<T, CacheError> {
         match &self.inner.backend {
-            Backend::Single(single) => self.run(single, Request::Command(command)).await,
-            Backend::Cluster(cluster) => cluster.command(command, &self.inner.errors).await,
+            Backend::Single(single) => self.send(single, Request::Command(command)).await,
+            // Boxed, here and for the pooled mode below: the futures of the other modes
+            // would otherwise be part of every call's future, which the default mode
+            // then allocates and copies for nothing.
+            Backend::Cluster(cluster) => {
+                Box::pin(cluster.command(command, &self.inner.errors)).await
+            }
         }
     }
 
-    /// Sends `request` on the hot path, once more if the connection was dropped or
-    /// refused (every operation of the contract is idempotent). The retry goes to the
-    /// same multiplexed connection, whose reconnect the failure has started.
-    async fn run<T: FromRedisValue + Send>(
+    /// Sends `request` to the one server, on the hot path of its mode.
+    async fn send<T: FromRedisValue + Send>(
         &self,
         single: &Single,
         request: Request<'_>,
     ) -> Result<T, CacheError> {
-        let result = match &single.hot {
+        match &single.hot {
             HotPath::Multiplexed { connections, next } => {
-                let index = next.fetch_add(1, Ordering::Relaxed) % connections.len();
-                let mut connection = connections[index].clone();
-                match self.attempt_multiplexed(&mut connection, request).await {
-                    Err(failure) if failure.worth_one_retry() => {
-                        self.attempt_multiplexed(&mut connection, request).await
-                    }
-                    other => other,
-                }
+                self.send_multiplexed(connections, next, request).await
             }
-            HotPath::Pooled => match self.attempt_pooled(single, request).await {
-                Err(failure) if failure.worth_one_retry() => {
-                    self.attempt_pooled(single, request).await
-                }
-                other => other,
-            },
-        };
-        result.map_err(|failure| failure.into_cache_error(&self.inner.errors))
+            HotPath::Pooled => Box::pin(self.send_pooled(single, request)).await,
+        }
     }
 
-    async fn attempt_multiplexed<T: FromRedisValue + Send>(
+    /// Sends `request` on the next multiplexed connection, once more if the connection
+    /// was dropped or refused (every operation of the contract is idempotent). The
+    /// retry goes to the same connection, whose reconnect the failure has started.
+    ///
+    /// No timer of its own: the connection bounds the wait for a reconnect by the
+    /// connect timeout (one attempt, no retries inside the manager) and the answer by
+    /// the response timeout, so an operation fails within the two.
+    async fn send_multiplexed<T: FromRedisValue + Send>(
         &self,
-        connection: &mut ConnectionManager,
+        connections: &[ConnectionManager],
+        next: &AtomicUsize,
         request: Request<'_>,
-    ) -> Result<T, Failure> {
-        let inner = &*self.inner;
-        // The response timeout bounds the command, and the connect timeout bounds the
-        // wait for a reconnect in progress (the manager makes one attempt). This
-        // deadline only guards against the two adding up to more than they should.
-        let deadline = inner.connect_timeout + inner.response_timeout;
-        match tokio::time::timeout(deadline, request.send(connection)).await {
-            Ok(result) => result.map_err(Failure::Redis),
-            Err(_) => Err(Failure::Mapped(
-                inner.errors.timeout("connect", inner.connect_timeout),
-            )),
+    ) -> Result<T, CacheError> {
+        let connection = match connections {
+            [only] => only,
+            _ => &connections[next.fetch_add(1, Ordering::Relaxed) % connections.len()],
+        };
+        let mut connection = connection.clone();
+        let started = Instant::now();
+        let mut result = request.send(&mut connection).await;
+        if matches!(&result, Err(err) if worth_one_retry(err)) {
+            result = request.send(&mut connection).await;
         }
+        result.map_err(|err| {
+            // Both timeouts surface as the same I/O error: one that took longer than
+            // the response timeout was waiting for a reconnect.
+            let connecting = started.elapsed() > self.inner.response_timeout;
+            self.inner.errors.map(err, connecting)
+        })
+    }
+
+    /// Sends `request` on a pooled connection, once more on a fresh one if the
+    /// connection was dropped or refused.
+    async fn send_pooled<T: FromRedisValue + Send>(
+        &self,
+        single: &Single,
+        request: Request<'_>,
+    ) -> Result<T, CacheError> {
+        let result = match self.attempt_pooled(single, request).await {
+            Err(failure) if failure.worth_one_retry() => self.attempt_pooled(single, request).await,
+            other => other,
+        };
+        result.map_err(|failure| failure.into_cache_error(&self.inner.errors))
     }
 
     async fn attempt_pooled<T: FromRedisValue + Send>(
@@ -581,7 +593,7 @@ impl Cache for RedisCache {
                 for key in keys {
                     command.arg(self.key(key).as_ref());
                 }
-                self.run(single, Request::Command(&command)).await
+                self.send(single, Request::Command(&command)).await
             }
             Backend::Cluster(cluster) => {
                 let keys: Vec<Cow<'_, str>> = keys.iter().map(|key| self.key(key)).collect();
@@ -625,14 +637,14 @@ impl Cache for RedisCache {
                 for (key, value) in entries {
                     command.arg(self.key(key).as_ref()).arg(value.as_ref());
                 }
-                self.run(single, Request::Command(&command)).await
+                self.send(single, Request::Command(&command)).await
             }
             Expiry::Now => {
                 let mut command = redis::cmd("UNLINK");
                 for (key, _) in entries {
                     command.arg(self.key(key).as_ref());
                 }
-                self.run(single, Request::Command(&command)).await
+                self.send(single, Request::Command(&command)).await
             }
             Expiry::Millis(millis) => {
                 let mut pipeline = redis::pipe();
@@ -645,7 +657,7 @@ impl Cache for RedisCache {
                         .arg(millis)
                         .ignore();
                 }
-                self.run(single, Request::Pipeline(&pipeline)).await
+                self.send(single, Request::Pipeline(&pipeline)).await
             }
         }
     }
@@ -664,7 +676,7 @@ impl Cache for RedisCache {
                 for key in keys {
                     command.arg(self.key(key).as_ref());
                 }
-                self.run(single, Request::Command(&command)).await
+                self.send(single, Request::Command(&command)).await
             }
             Backend::Cluster(cluster) => {
                 let keys: Vec<Cow<'_, str>> = keys.iter().map(|key| self.key(key)).collect();
@@ -697,7 +709,7 @@ impl Cache for RedisCache {
         };
         if self.inner.prefix.is_empty() {
             return self
-                .run(single, Request::Command(redis::cmd("FLUSHDB").arg("ASYNC")))
+                .send(single, Request::Command(redis::cmd("FLUSHDB").arg("ASYNC")))
                 .await;
         }
         let result = match self.clear_prefix(single).await {
