@@ -10,6 +10,8 @@
 //! Every key produced here is made of bytes memcached accepts as they are, so the client
 //! library never switches to its own base64 form (`b` flag) for them.
 
+use std::io::Write as _;
+
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
@@ -81,16 +83,22 @@ impl KeySpace {
     }
 
     /// The memcached key for `key` in `generation` (`Some` exactly when there is a prefix).
+    /// One allocation, of the key's own length.
     pub(crate) fn server_key(&self, generation: Option<u64>, key: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(MAX_KEY_LEN);
+        let native = self.is_native(key);
+        let body = if native { key.len() } else { self.native_len };
+        let head = self
+            .prefix
+            .as_ref()
+            .map_or(0, |prefix| prefix.len() + GENERATION_TAG_MAX);
+        let mut out = Vec::with_capacity(head + body);
         if let Some(prefix) = &self.prefix {
             out.extend_from_slice(prefix.as_bytes());
             let generation = generation.unwrap_or_default();
-            out.extend_from_slice(
-                format!("{GENERATION_OPEN}{generation}{GENERATION_CLOSE}").as_bytes(),
-            );
+            // Writing to a `Vec` cannot fail.
+            let _ = write!(out, "{GENERATION_OPEN}{generation}{GENERATION_CLOSE}");
         }
-        if self.is_native(key) {
+        if native {
             out.extend_from_slice(key.as_bytes());
         } else {
             encode_into(key, self.native_len, &mut out);

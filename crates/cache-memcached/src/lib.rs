@@ -18,7 +18,9 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use cache_api::{async_trait, validate_key, validate_keys, Bytes, Cache, CacheError, Limits};
+use cache_api::{
+    async_trait, validate_key, validate_keys, validate_value, Bytes, Cache, CacheError, Limits,
+};
 use memcache::exp::{
     AsyncMetaClient, Delete, Error as ClientError, Get, GetResult, MutationStatus, Router, Set,
 };
@@ -153,6 +155,20 @@ async fn call<T>(
         Ok(Err(error)) => Err(context.map(error)),
         Err(_) => Err(context.timeout()),
     }
+}
+
+/// A `mg` of `key`, which it takes over (`Get::new` would copy it).
+fn get_of(key: Vec<u8>) -> Get {
+    let mut get = Get::new([]);
+    get.key = key;
+    get
+}
+
+/// A `md` of `key`, which it takes over.
+fn delete_of(key: Vec<u8>) -> Delete {
+    let mut delete = Delete::new([]);
+    delete.key = key;
+    delete
 }
 
 fn hit_value(result: GetResult) -> Option<Bytes> {
@@ -331,7 +347,10 @@ impl MemcachedCache {
             AsyncMetaClient::builder()
                 .router(router::StableRendezvous)
                 .connect_timeout(Some(timeout))
-                .io_timeout(Some(timeout))
+                // No I/O timeout inside the client: every call is bounded as a whole by
+                // `call`, and a second timer per exchange would only cost time. An
+                // exchange cut short there drops its connection, never reuses it.
+                .io_timeout(None)
                 .max_idle(builder.pool_size)
                 .max_connections(Some(builder.pool_size))
                 .connect_multiple_async(servers.iter().map(String::as_str)),
@@ -390,14 +409,7 @@ impl MemcachedCache {
     }
 
     fn check_size(&self, value: &Bytes) -> Result<(), CacheError> {
-        let limit = self.inner.max_value_size;
-        if value.len() > limit {
-            return Err(CacheError::ValueTooLarge {
-                size: value.len(),
-                limit,
-            });
-        }
-        Ok(())
+        validate_value(value, self.inner.max_value_size)
     }
 
     fn record(&self, server_key: &[u8]) {
@@ -424,6 +436,21 @@ impl MemcachedCache {
         if !namespace.claim_check() {
             return run(Some(seen.generation)).await;
         }
+        // Boxed: a check is due once per refresh interval, and its state would otherwise
+        // make every operation's future several times larger.
+        Box::pin(self.run_with_check(namespace, seen, run)).await
+    }
+
+    async fn run_with_check<T, F, Fut>(
+        &self,
+        namespace: &Namespace,
+        seen: Snapshot,
+        run: F,
+    ) -> Result<T, CacheError>
+    where
+        F: Fn(Option<u64>) -> Fut,
+        Fut: Future<Output = Result<T, CacheError>>,
+    {
         let (latest, result) = tokio::join!(
             self.check_generation(namespace, seen),
             run(Some(seen.generation))
@@ -457,7 +484,7 @@ impl MemcachedCache {
         let server_key = self.inner.keys.server_key(generation, key);
         let result = call(
             self.context("get"),
-            self.inner.client.run(Get::new(server_key)),
+            self.inner.client.run(get_of(server_key)),
         )
         .await?;
         Ok(hit_value(result))
@@ -465,7 +492,7 @@ impl MemcachedCache {
 
     async fn exists_in(&self, generation: Option<u64>, key: &str) -> Result<bool, CacheError> {
         let server_key = self.inner.keys.server_key(generation, key);
-        let probe = Get::new(server_key).without_value();
+        let probe = get_of(server_key).without_value();
         Ok(call(self.context("exists"), self.inner.client.run(probe))
             .await?
             .hit())
@@ -480,7 +507,9 @@ impl MemcachedCache {
     ) -> Set {
         let server_key = self.inner.keys.server_key(generation, key);
         self.record(&server_key);
-        let set = Set::new(server_key, value);
+        let mut set = Set::new([], []);
+        set.key = server_key;
+        set.value = value.to_vec();
         match expiry {
             Expiry::At(at) => set.ttl_raw(at),
             Expiry::Never | Expiry::Expired => set,
@@ -504,7 +533,7 @@ impl MemcachedCache {
         let server_key = self.inner.keys.server_key(generation, key);
         let result = call(
             self.context("delete"),
-            self.inner.client.run(Delete::new(server_key)),
+            self.inner.client.run(delete_of(server_key)),
         )
         .await?;
         removed(result.status)
@@ -526,7 +555,9 @@ impl MemcachedCache {
         // One pipelined exchange per server, the servers in parallel.
         let results = call(
             context,
-            self.inner.client.run_many(server_keys.iter().map(Get::new)),
+            self.inner
+                .client
+                .run_many(server_keys.into_iter().map(get_of)),
         )
         .await?;
         results
@@ -626,7 +657,7 @@ impl MemcachedCache {
         let context = self.context("delete_many");
         let deletes = keys
             .iter()
-            .map(|key| Delete::new(self.inner.keys.server_key(generation, key)));
+            .map(|key| delete_of(self.inner.keys.server_key(generation, key)));
         let results = call(context, self.inner.client.run_many(deletes)).await?;
         let mut count = 0;
         for result in results {
