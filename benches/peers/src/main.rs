@@ -51,6 +51,10 @@ struct Args {
     /// Connections of the async-memcached peer (the memcached backend's default pool).
     #[arg(long, default_value_t = 16)]
     connections: usize,
+    /// Threads of the async runtime: 1 runs everything on one thread; by default one
+    /// per core (as `cachectl bench --threads`).
+    #[arg(long)]
+    threads: Option<usize>,
     #[arg(long)]
     json: bool,
 }
@@ -287,10 +291,31 @@ async fn run_peer(args: &Args) -> Result<Measurement, BoxError> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
-    match run_peer(&args).await {
+    let runtime = match args.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(threads) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(report(&args)),
+        Err(err) => {
+            eprintln!("bench-peers: cannot start the async runtime: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn report(args: &Args) -> ExitCode {
+    match run_peer(args).await {
         Ok(m) => {
             let side = SideReport {
                 ops: m.ops,

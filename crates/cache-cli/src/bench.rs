@@ -82,11 +82,22 @@ pub(crate) struct BenchArgs {
     /// Which side a footprint child process measures (set by --footprint itself).
     #[arg(long, hide = true, value_enum)]
     footprint_side: Option<Side>,
+    /// Threads of the async runtime that runs the load and the client: 1 runs
+    /// everything on one thread (as redis-benchmark does); by default one per core.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_024))]
+    threads: Option<u32>,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     connection: Connection,
+}
+
+impl BenchArgs {
+    /// The runtime threads asked for, if any.
+    pub(crate) fn threads(&self) -> Option<usize> {
+        self.threads.map(|threads| threads as usize)
+    }
 }
 
 fn parse_workload(text: &str) -> Result<Workload, String> {
@@ -297,6 +308,8 @@ struct Report {
     value_size: usize,
     keys: usize,
     concurrency: usize,
+    /// Threads of the async runtime.
+    threads: usize,
     rounds: u32,
     warmup_s: f64,
     adapter: SideReport,
@@ -446,6 +459,7 @@ async fn run_checked(args: BenchArgs) -> Result<ExitCode, String> {
         value_size: args.value_size,
         keys: args.keys as usize,
         concurrency: args.concurrency as usize,
+        threads: tokio::runtime::Handle::current().metrics().num_workers(),
         rounds: if raw.is_some() { args.rounds } else { 1 },
         warmup_s: args.warmup.as_secs_f64(),
         ratio: raw_m.as_ref().map(|raw| Ratio {
@@ -725,8 +739,14 @@ fn print_report(report: &Report) {
         String::new()
     };
     say(&format!(
-        "workload {}{batch}, {}-byte values, {} keys, concurrency {}, {} round(s) per side, warmup {}s",
-        report.workload, report.value_size, report.keys, report.concurrency, report.rounds, report.warmup_s
+        "workload {}{batch}, {}-byte values, {} keys, concurrency {}, {} runtime thread(s), {} round(s) per side, warmup {}s",
+        report.workload,
+        report.value_size,
+        report.keys,
+        report.concurrency,
+        report.threads,
+        report.rounds,
+        report.warmup_s
     ));
     say(&format!(
         "{:<12} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
@@ -945,7 +965,9 @@ async fn footprint_side(
             };
             let before = probe::rss_kib().map_err(|err| err.to_string())?;
             for i in 0..entries {
-                cache.insert(footprint_key(i), value(i)).await;
+                cache
+                    .insert(footprint_key(i), targets::MokaEntry::new(value(i)))
+                    .await;
             }
             cache.run_pending_tasks().await;
             let live = cache.entry_count();

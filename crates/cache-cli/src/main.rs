@@ -80,9 +80,36 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let threads = match &cli.command {
+        Command::Bench(args) => args.threads(),
+        _ => None,
+    };
+    let runtime = match threads {
+        // One thread: every task, the connections' own included, runs on it, as in the
+        // event loop of redis-benchmark or memcached's own tools.
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(threads) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(err) => {
+            eprintln!("cachectl: cannot start the async runtime: {err}");
+            ExitCode::from(EXIT_UNUSABLE)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => return check::run(args).await,
         Command::Bench(args) => return bench::run(args).await,

@@ -11,7 +11,7 @@ use std::{
     str::FromStr,
     sync::{
         atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
-        Arc,
+        Arc, Mutex, PoisonError,
     },
     time::{Duration, Instant},
 };
@@ -28,6 +28,12 @@ const HIGHEST_NANOS: u64 = 60_000_000_000;
 /// Operations a task counts locally before adding them to the shared progress counter:
 /// one shared atomic per operation would cost the fastest backends a measurable share.
 const PROGRESS_EVERY: u64 = 64;
+
+/// Latencies a task buffers before adding them to the run's histogram. One histogram per
+/// task would be simpler, but each is some 200 KiB: at 128 tasks they crowd out of the
+/// CPU caches what the client under test needs, and the load generator shows in the
+/// figures.
+const LATENCY_BATCH: usize = 256;
 
 /// What a benchmark drives: the adapter behind `dyn Cache`, a raw client, or a peer
 /// library. The futures are `Send` so that tasks can run on any worker thread.
@@ -287,6 +293,48 @@ fn tally<'a>(
     Ok((hits, misses, hits + misses))
 }
 
+/// A task's latencies on their way to the run's one histogram, in batches.
+struct Latencies {
+    shared: Arc<Mutex<Histogram<u64>>>,
+    batch: Vec<u64>,
+}
+
+impl Latencies {
+    fn new(shared: Arc<Mutex<Histogram<u64>>>) -> Self {
+        Self {
+            shared,
+            batch: Vec::with_capacity(LATENCY_BATCH),
+        }
+    }
+
+    fn record(&mut self, nanos: u64) {
+        self.batch.push(nanos.clamp(1, HIGHEST_NANOS));
+        if self.batch.len() == LATENCY_BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        // A task that panicked while holding the lock left whole counts behind.
+        let mut histogram = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        for &nanos in &self.batch {
+            histogram.saturating_record(nanos);
+        }
+        self.batch.clear();
+    }
+}
+
+/// What one task counted, latencies aside.
+#[derive(Default)]
+struct Counts {
+    ops: u64,
+    keys: u64,
+    hits: u64,
+    misses: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
 /// Runs the plan's workload on `target` with `plan.concurrency` tasks until `bound`.
 ///
 /// # Panics
@@ -298,6 +346,7 @@ pub(crate) async fn measure<T: Target>(
     bound: Bound,
     progress: &Arc<Progress>,
 ) -> Measurement {
+    let shared = Arc::new(Mutex::new(Measurement::new().histogram));
     let started = Instant::now();
     let deadline = bound.duration.map(|duration| started + duration);
     let budget = bound
@@ -312,14 +361,41 @@ pub(crate) async fn measure<T: Target>(
                 deadline,
                 budget.clone(),
                 Arc::clone(progress),
+                Latencies::new(Arc::clone(&shared)),
             ))
         })
         .collect();
-    let mut total = Measurement::new();
+    let mut counts = Vec::with_capacity(tasks.len());
     for task in tasks {
-        total.merge(&task.await.expect("a benchmark task panicked"));
+        counts.push(task.await.expect("a benchmark task panicked"));
     }
-    total.elapsed = started.elapsed();
+    // The run ends with its last operation; adding up what the tasks counted is not part
+    // of it.
+    let elapsed = started.elapsed();
+    let mut total = Measurement::new();
+    for task in counts {
+        total.ops += task.ops;
+        total.keys += task.keys;
+        total.hits += task.hits;
+        total.misses += task.misses;
+        total.errors += task.errors;
+        if total.first_error.is_none() {
+            total.first_error = task.first_error;
+        }
+    }
+    total.elapsed = elapsed;
+    total.histogram = Arc::try_unwrap(shared)
+        .map(|histogram| {
+            histogram
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner)
+        })
+        .unwrap_or_else(|shared| {
+            shared
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        });
     total
 }
 
@@ -330,8 +406,9 @@ async fn worker<T: Target>(
     deadline: Option<Instant>,
     budget: Option<Arc<AtomicI64>>,
     progress: Arc<Progress>,
-) -> Measurement {
-    let mut measurement = Measurement::new();
+    mut latencies: Latencies,
+) -> Counts {
+    let mut measurement = Counts::default();
     let mut random = Random::new(seed);
     let keys = &plan.keys;
     let expected_len = plan.value.len();
@@ -388,10 +465,7 @@ async fn worker<T: Target>(
             }
         };
         let end = Instant::now();
-        let nanos = u64::try_from((end - start).as_nanos()).unwrap_or(u64::MAX);
-        measurement
-            .histogram
-            .saturating_record(nanos.clamp(1, HIGHEST_NANOS));
+        latencies.record(u64::try_from((end - start).as_nanos()).unwrap_or(u64::MAX));
         measurement.ops += 1;
         match found {
             Ok((hits, misses, keys)) => {
@@ -418,6 +492,7 @@ async fn worker<T: Target>(
         }
     }
     progress.ops.fetch_add(unreported, Ordering::Relaxed);
+    latencies.flush();
     measurement
 }
 
