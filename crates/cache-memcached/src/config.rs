@@ -137,8 +137,10 @@ impl MemcachedCacheBuilder {
         self
     }
 
-    /// How long connecting, and each exchange with a server, may take (default 1 s). Zero
-    /// is refused by `build`: there is no "wait forever".
+    /// How long each call may take as a whole, waiting for a free pooled connection,
+    /// connecting and the exchange with the server included (default 1 s); connecting
+    /// at `build` is bounded by it too. Zero is refused by `build`: there is no "wait
+    /// forever".
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self

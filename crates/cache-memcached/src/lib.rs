@@ -316,7 +316,7 @@ impl MemcachedCache {
         self.inner.key_prefix.as_deref()
     }
 
-    /// The timeout of connecting and of each exchange with a server.
+    /// The bound on each call as a whole, and on connecting.
     #[must_use]
     pub fn timeout(&self) -> Duration {
         self.inner.timeout
@@ -732,10 +732,13 @@ fn removed(status: MutationStatus) -> Result<bool, CacheError> {
 /// The keys of a batch without repeats, in the order first seen, and for each position of
 /// the batch the index of its key in that list.
 fn distinct<'a>(keys: impl IntoIterator<Item = &'a str>) -> (Vec<&'a str>, Vec<usize>) {
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut unique = Vec::new();
+    let keys = keys.into_iter();
+    let room = keys.size_hint().0;
+    // aHash: this runs for every key of every batch, and SipHash was a visible part of it.
+    let mut index: HashMap<&str, usize, ahash::RandomState> =
+        HashMap::with_capacity_and_hasher(room, ahash::RandomState::new());
+    let mut unique = Vec::with_capacity(room);
     let positions = keys
-        .into_iter()
         .map(|key| {
             *index.entry(key).or_insert_with(|| {
                 unique.push(key);
@@ -793,6 +796,10 @@ impl Cache for MemcachedCache {
         let values = self
             .in_namespace(move |generation| self.get_many_in(generation, unique))
             .await?;
+        if unique.len() == keys.len() {
+            // No key named twice: the answers are already in the order asked.
+            return Ok(values);
+        }
         Ok(positions
             .into_iter()
             .map(|index| values[index].clone())
