@@ -69,6 +69,31 @@ pub fn validate_value(value: &[u8], limit: usize) -> Result<(), CacheError> {
     Ok(())
 }
 
+/// Checks every key and value of a `set_many` batch before anything is written, so that a
+/// caller mistake anywhere in the batch writes nothing.
+///
+/// # Errors
+///
+/// [`CacheError::InvalidKey`] or [`CacheError::ValueTooLarge`] for the first entry that
+/// is one.
+///
+/// ```
+/// use cache_api::Bytes;
+///
+/// let entries = [("a", Bytes::from("1")), ("b", Bytes::from("22"))];
+/// assert!(cache_api::validate_entries(&entries, 2).is_ok());
+/// assert!(cache_api::validate_entries(&entries, 1).is_err());
+/// ```
+pub fn validate_entries(
+    entries: &[(&str, Bytes)],
+    max_value_size: usize,
+) -> Result<(), CacheError> {
+    entries.iter().try_for_each(|(key, value)| {
+        validate_key(key)?;
+        validate_value(value, max_value_size)
+    })
+}
+
 /// An async cache: bytes in, bytes out, with an optional time to live per entry.
 ///
 /// Implementors write [`get`](Cache::get), [`set`](Cache::set) and
@@ -163,11 +188,7 @@ pub trait Cache: Send + Sync {
         entries: &[(&str, Bytes)],
         ttl: Option<Duration>,
     ) -> Result<(), CacheError> {
-        validate_keys(entries.iter().map(|(key, _)| *key))?;
-        let limit = self.limits().max_value_size;
-        for (_, value) in entries {
-            validate_value(value, limit)?;
-        }
+        validate_entries(entries, self.limits().max_value_size)?;
         for (key, value) in entries {
             self.set(key, value.clone(), ttl).await?;
         }

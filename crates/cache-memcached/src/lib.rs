@@ -19,7 +19,8 @@ use std::{
 };
 
 use cache_api::{
-    async_trait, validate_key, validate_keys, validate_value, Bytes, Cache, CacheError, Limits,
+    async_trait, validate_entries, validate_key, validate_keys, validate_value, Bytes, Cache,
+    CacheError, Limits,
 };
 use memcache::exp::{
     AsyncMetaClient, Delete, Error as ClientError, Get, GetResult, MutationStatus, Router, Set,
@@ -201,6 +202,24 @@ async fn read_counter(
         .map_or(Counter::Garbage, Counter::Value))
 }
 
+/// Creates a missing generation counter with `fresh`: `Some(fresh)` when this call created
+/// it, `None` when another instance did first (read or increment theirs instead).
+async fn create_counter(
+    client: &AsyncMetaClient,
+    key: &[u8],
+    fresh: u64,
+    context: Context,
+) -> Result<Option<u64>, CacheError> {
+    let added = call(context, client.run(Set::new(key, fresh.to_string()).add())).await?;
+    match added.status {
+        MutationStatus::Applied => Ok(Some(fresh)),
+        MutationStatus::AlreadyExists => Ok(None),
+        other => Err(unexpected(format!(
+            "creating the generation counter: {other:?}"
+        ))),
+    }
+}
+
 /// Reads the generation of a prefix, creating the counter when it is missing or garbled.
 async fn establish_generation(
     client: &AsyncMetaClient,
@@ -212,18 +231,11 @@ async fn establish_generation(
         match read_counter(client, key, context).await? {
             Counter::Value(generation) => return Ok(generation),
             Counter::Missing => {
-                let fresh = fresh_generation(known);
-                let added =
-                    call(context, client.run(Set::new(key, fresh.to_string()).add())).await?;
-                match added.status {
-                    MutationStatus::Applied => return Ok(fresh),
-                    // Another instance created it first: read theirs.
-                    MutationStatus::AlreadyExists => continue,
-                    other => {
-                        return Err(unexpected(format!(
-                            "creating the generation counter: {other:?}"
-                        )))
-                    }
+                // `None`: another instance created it first; read theirs.
+                if let Some(created) =
+                    create_counter(client, key, fresh_generation(known), context).await?
+                {
+                    return Ok(created);
                 }
             }
             Counter::Garbage => {
@@ -255,16 +267,9 @@ async fn bump_generation(
                 })
             }
             Ok(Ok(result)) if result.status == MutationStatus::NotFound => {
-                let added =
-                    call(context, client.run(Set::new(key, fresh.to_string()).add())).await?;
-                match added.status {
-                    MutationStatus::Applied => return Ok(fresh),
-                    MutationStatus::AlreadyExists => continue,
-                    other => {
-                        return Err(unexpected(format!(
-                            "creating the generation counter: {other:?}"
-                        )))
-                    }
+                // `None`: another instance created it first; increment theirs.
+                if let Some(created) = create_counter(client, key, fresh, context).await? {
+                    return Ok(created);
                 }
             }
             Ok(Ok(result)) => {
@@ -813,10 +818,7 @@ impl Cache for MemcachedCache {
         entries: &[(&str, Bytes)],
         ttl: Option<Duration>,
     ) -> Result<(), CacheError> {
-        validate_keys(entries.iter().map(|(key, _)| *key))?;
-        entries
-            .iter()
-            .try_for_each(|(_, value)| self.check_size(value))?;
+        validate_entries(entries, self.inner.max_value_size)?;
         let expiry = expiry(ttl)?;
         if entries.is_empty() {
             return Ok(());

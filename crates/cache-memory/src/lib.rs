@@ -9,7 +9,8 @@ use std::{
 
 use ahash::RandomState;
 use cache_api::{
-    async_trait, validate_key, validate_keys, validate_value, Bytes, Cache, CacheError, Limits,
+    async_trait, validate_entries, validate_key, validate_keys, validate_value, Bytes, Cache,
+    CacheError, Limits,
 };
 use moka::{future::Cache as Moka, policy::EvictionPolicy, Expiry};
 
@@ -208,11 +209,7 @@ impl Cache for MemoryCache {
         entries: &[(&str, Bytes)],
         ttl: Option<Duration>,
     ) -> Result<(), CacheError> {
-        // Check the whole batch first, so that a bad entry writes nothing.
-        for (key, value) in entries {
-            validate_key(key)?;
-            self.check_value(value)?;
-        }
+        validate_entries(entries, self.limits.max_value_size)?;
         for (key, value) in entries {
             self.store(key, value.clone(), ttl).await;
         }

@@ -27,7 +27,7 @@ use redis::{
 use crate::{
     config::scrub,
     error::{ErrorContext, BACKEND},
-    escape_glob, Expiry, SCAN_COUNT,
+    escape_glob, Expiry,
 };
 
 /// Number of hash slots of a Redis Cluster.
@@ -626,13 +626,7 @@ impl ClusterBackend {
         let pattern = format!("{}*", escape_glob(prefix));
         let mut cursor = 0_u64;
         loop {
-            let scan = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .clone();
+            let scan = crate::scan_command(cursor, &pattern);
             let (next, keys) = self
                 .bounded(
                     async {

@@ -19,7 +19,8 @@ use std::{
 };
 
 use cache_api::{
-    async_trait, validate_key, validate_keys, validate_value, Bytes, Cache, CacheError, Limits,
+    async_trait, validate_entries, validate_key, validate_keys, validate_value, Bytes, Cache,
+    CacheError, Limits,
 };
 use redis::{
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
@@ -168,6 +169,17 @@ fn expiry(ttl: Option<Duration>) -> Result<Expiry, CacheError> {
             reason: "longer than redis can represent (at most i64::MAX / 2 milliseconds, about 146 million years)",
         }),
     }
+}
+
+/// `SCAN cursor MATCH pattern COUNT 500`: one round of walking the keys under a prefix.
+pub(crate) fn scan_command(cursor: u64, pattern: &str) -> Cmd {
+    let mut scan = redis::cmd("SCAN");
+    scan.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(SCAN_COUNT);
+    scan
 }
 
 /// Escapes the glob characters of `SCAN MATCH` so that a prefix matches only itself.
@@ -393,6 +405,20 @@ impl RedisCache {
         }
     }
 
+    /// `name` with every key, prefixed, as its arguments.
+    fn keys_command(&self, name: &str, keys: &[&str]) -> Cmd {
+        let mut command = redis::cmd(name);
+        for key in keys {
+            command.arg(self.key(key).as_ref());
+        }
+        command
+    }
+
+    /// Every key with the prefix in front.
+    fn full_keys<'a>(&self, keys: &[&'a str]) -> Vec<Cow<'a, str>> {
+        keys.iter().map(|key| self.key(key)).collect()
+    }
+
     fn check_size(&self, value: &[u8]) -> Result<(), CacheError> {
         validate_value(value, self.inner.max_value_size)
     }
@@ -503,12 +529,7 @@ impl RedisCache {
         let result: Result<(), RedisError> = async {
             let mut cursor = 0_u64;
             loop {
-                let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(SCAN_COUNT)
+                let (next, keys): (u64, Vec<Vec<u8>>) = scan_command(cursor, &pattern)
                     .query_async(&mut connection)
                     .await?;
                 if !keys.is_empty() {
@@ -589,15 +610,13 @@ impl Cache for RedisCache {
         }
         match &self.inner.backend {
             Backend::Single(single) => {
-                let mut command = redis::cmd("MGET");
-                for key in keys {
-                    command.arg(self.key(key).as_ref());
-                }
+                let command = self.keys_command("MGET", keys);
                 self.send(single, Request::Command(&command)).await
             }
             Backend::Cluster(cluster) => {
-                let keys: Vec<Cow<'_, str>> = keys.iter().map(|key| self.key(key)).collect();
-                cluster.get_many(&keys, &self.inner.errors).await
+                cluster
+                    .get_many(&self.full_keys(keys), &self.inner.errors)
+                    .await
             }
         }
     }
@@ -611,10 +630,7 @@ impl Cache for RedisCache {
         entries: &[(&str, Bytes)],
         ttl: Option<Duration>,
     ) -> Result<(), CacheError> {
-        validate_keys(entries.iter().map(|(key, _)| *key))?;
-        for (_, value) in entries {
-            self.check_size(value)?;
-        }
+        validate_entries(entries, self.inner.max_value_size)?;
         let expiry = expiry(ttl)?;
         if entries.is_empty() {
             return Ok(());
@@ -672,15 +688,13 @@ impl Cache for RedisCache {
         }
         match &self.inner.backend {
             Backend::Single(single) => {
-                let mut command = redis::cmd("UNLINK");
-                for key in keys {
-                    command.arg(self.key(key).as_ref());
-                }
+                let command = self.keys_command("UNLINK", keys);
                 self.send(single, Request::Command(&command)).await
             }
             Backend::Cluster(cluster) => {
-                let keys: Vec<Cow<'_, str>> = keys.iter().map(|key| self.key(key)).collect();
-                cluster.delete_many(&keys, &self.inner.errors).await
+                cluster
+                    .delete_many(&self.full_keys(keys), &self.inner.errors)
+                    .await
             }
         }
     }

@@ -35,7 +35,7 @@ pub use cluster::{
     CLUSTER_URL_ENV, REDIS_CLUSTER_NODE,
 };
 
-use crate::{config, escape_glob, RedisCache, SCAN_COUNT};
+use crate::{config, escape_glob, RedisCache};
 
 /// Response timeout of fixture caches: generous, because test machines are often
 /// loaded and a check that writes the largest allowed value must not flake.
@@ -190,13 +190,8 @@ fn remove_keys_under(url: &str, prefix: &str, per_slot: bool) -> Result<usize, r
     let mut cursor = 0_u64;
     let mut removed = 0;
     loop {
-        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .query(&mut connection)?;
+        let (next, keys): (u64, Vec<Vec<u8>>) =
+            crate::scan_command(cursor, &pattern).query(&mut connection)?;
         if per_slot && !keys.is_empty() {
             let mut slots: std::collections::BTreeMap<u16, Vec<&Vec<u8>>> =
                 std::collections::BTreeMap::new();
