@@ -293,18 +293,7 @@ async fn run_peer(args: &Args) -> Result<Measurement, BoxError> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match args.threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        Some(threads) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
-    };
+    let runtime = engine::runtime(args.threads);
     match runtime {
         Ok(runtime) => runtime.block_on(report(&args)),
         Err(err) => {

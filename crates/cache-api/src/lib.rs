@@ -249,113 +249,150 @@ pub trait Cache: Send + Sync {
 pub type CacheFuture<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, CacheError>> + Send + 'a>>;
 
-// Written out by hand rather than with `#[async_trait]`: each method hands back the
-// boxed future of the cache it points to, where the macro would box that future again
-// (one more allocation, copy and poll layer on every call through `Arc<dyn Cache>`).
+/// Implements [`Cache`] for a type that holds a cache, by handing every call to that
+/// cache: each method returns the inner cache's future as it is, where a wrapper written
+/// with `#[async_trait]` would box that future once more on every call.
+///
+/// `forward_cache!(impl[GENERICS] for TYPE, |this| INNER)`: `GENERICS` are the impl's
+/// generic parameters with their bounds, and `INNER`, given `this: &TYPE`, is a
+/// reference to the cache every call goes to. Doc comments before `impl` go on the impl.
+/// A wrapper that does something of its own in some methods writes its impl by hand.
+///
+/// ```
+/// // cache-api = "0.1"
+/// use cache_api::{forward_cache, Cache};
+///
+/// /// A cache shown under a name of its own.
+/// struct Named<C> {
+///     name: &'static str,
+///     cache: C,
+/// }
+///
+/// forward_cache!(
+///     /// Every call goes to the cache inside.
+///     impl[C: Cache] for Named<C>, |this| &this.cache
+/// );
+///
+/// fn assert_cache<T: Cache>() {}
+/// assert_cache::<Named<Box<dyn Cache>>>();
+/// ```
+#[macro_export]
 macro_rules! forward_cache {
-    ($(#[$doc:meta])* impl<$t:ident> for $ty:ty) => {
+    (
+        $(#[$doc:meta])*
+        impl[$($generics:tt)*] for $ty:ty, |$this:ident| $inner:expr
+    ) => {
         $(#[$doc])*
-        impl<$t: Cache + ?Sized> Cache for $ty {
+        impl<$($generics)*> $crate::Cache for $ty {
             fn get<'life0, 'life1, 'async_trait>(
                 &'life0 self,
                 key: &'life1 str,
-            ) -> CacheFuture<'async_trait, Option<Bytes>>
+            ) -> $crate::CacheFuture<'async_trait, ::core::option::Option<$crate::Bytes>>
             where
                 'life0: 'async_trait,
                 'life1: 'async_trait,
                 Self: 'async_trait,
             {
-                (**self).get(key)
+                let $this = self;
+                $crate::Cache::get($inner, key)
             }
 
             fn set<'life0, 'life1, 'async_trait>(
                 &'life0 self,
                 key: &'life1 str,
-                value: Bytes,
-                ttl: Option<Duration>,
-            ) -> CacheFuture<'async_trait, ()>
+                value: $crate::Bytes,
+                ttl: ::core::option::Option<::core::time::Duration>,
+            ) -> $crate::CacheFuture<'async_trait, ()>
             where
                 'life0: 'async_trait,
                 'life1: 'async_trait,
                 Self: 'async_trait,
             {
-                (**self).set(key, value, ttl)
+                let $this = self;
+                $crate::Cache::set($inner, key, value, ttl)
             }
 
             fn delete<'life0, 'life1, 'async_trait>(
                 &'life0 self,
                 key: &'life1 str,
-            ) -> CacheFuture<'async_trait, bool>
+            ) -> $crate::CacheFuture<'async_trait, bool>
             where
                 'life0: 'async_trait,
                 'life1: 'async_trait,
                 Self: 'async_trait,
             {
-                (**self).delete(key)
+                let $this = self;
+                $crate::Cache::delete($inner, key)
             }
 
             fn get_many<'life0, 'life1, 'life2, 'async_trait>(
                 &'life0 self,
                 keys: &'life1 [&'life2 str],
-            ) -> CacheFuture<'async_trait, Vec<Option<Bytes>>>
+            ) -> $crate::CacheFuture<'async_trait, ::std::vec::Vec<::core::option::Option<$crate::Bytes>>>
             where
                 'life0: 'async_trait,
                 'life1: 'async_trait,
                 'life2: 'async_trait,
                 Self: 'async_trait,
             {
-                (**self).get_many(keys)
+                let $this = self;
+                $crate::Cache::get_many($inner, keys)
             }
 
             fn set_many<'life0, 'life1, 'life2, 'async_trait>(
                 &'life0 self,
-                entries: &'life1 [(&'life2 str, Bytes)],
-                ttl: Option<Duration>,
-            ) -> CacheFuture<'async_trait, ()>
+                entries: &'life1 [(&'life2 str, $crate::Bytes)],
+                ttl: ::core::option::Option<::core::time::Duration>,
+            ) -> $crate::CacheFuture<'async_trait, ()>
             where
                 'life0: 'async_trait,
                 'life1: 'async_trait,
                 'life2: 'async_trait,
                 Self: 'async_trait,
             {
-                (**self).set_many(entries, ttl)
+                let $this = self;
+                $crate::Cache::set_many($inner, entries, ttl)
             }
 
             fn delete_many<'life0, 'life1, 'life2, 'async_trait>(
                 &'life0 self,
                 keys: &'life1 [&'life2 str],
-            ) -> CacheFuture<'async_trait, usize>
+            ) -> $crate::CacheFuture<'async_trait, usize>
             where
                 'life0: 'async_trait,
                 'life1: 'async_trait,
                 'life2: 'async_trait,
                 Self: 'async_trait,
             {
-                (**self).delete_many(keys)
+                let $this = self;
+                $crate::Cache::delete_many($inner, keys)
             }
 
             fn exists<'life0, 'life1, 'async_trait>(
                 &'life0 self,
                 key: &'life1 str,
-            ) -> CacheFuture<'async_trait, bool>
+            ) -> $crate::CacheFuture<'async_trait, bool>
             where
                 'life0: 'async_trait,
                 'life1: 'async_trait,
                 Self: 'async_trait,
             {
-                (**self).exists(key)
+                let $this = self;
+                $crate::Cache::exists($inner, key)
             }
 
-            fn clear<'life0, 'async_trait>(&'life0 self) -> CacheFuture<'async_trait, ()>
+            fn clear<'life0, 'async_trait>(&'life0 self) -> $crate::CacheFuture<'async_trait, ()>
             where
                 'life0: 'async_trait,
                 Self: 'async_trait,
             {
-                (**self).clear()
+                let $this = self;
+                $crate::Cache::clear($inner)
             }
 
-            fn limits(&self) -> Limits {
-                (**self).limits()
+            fn limits(&self) -> $crate::Limits {
+                let $this = self;
+                $crate::Cache::limits($inner)
             }
         }
     };
@@ -364,15 +401,15 @@ macro_rules! forward_cache {
 forward_cache!(
     /// A shared cache is a cache: `Arc<dyn Cache>` is what applications hold. Each call
     /// returns the future of the cache inside, with nothing added.
-    impl<T> for Arc<T>
+    impl[T: Cache + ?Sized] for Arc<T>, |this| &**this
 );
 forward_cache!(
     /// An owned, boxed cache is a cache.
-    impl<T> for Box<T>
+    impl[T: Cache + ?Sized] for Box<T>, |this| &**this
 );
 forward_cache!(
     /// A borrowed cache is a cache.
-    impl<T> for &T
+    impl[T: Cache + ?Sized] for &T, |this| &**this
 );
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use cache_api::{Cache, CacheError};
 use serde::Serialize;
 
 use crate::{options, say, Connection, EXIT_FAILED, EXIT_UNUSABLE};
+pub(crate) use engine::runtime;
 use engine::{Bound, Measurement, Plan, Progress, Workload};
 use probe::{ConnectionCounter, Sample};
 use targets::{Adapter, Raw};

@@ -86,20 +86,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => args.threads(),
         _ => None,
     };
-    let runtime = match threads {
-        // One thread: every task, the connections' own included, runs on it, as in the
-        // event loop of redis-benchmark or memcached's own tools.
-        Some(1) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        Some(threads) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
-    };
+    let runtime = bench::runtime(threads);
     match runtime {
         Ok(runtime) => runtime.block_on(run(cli)),
         Err(err) => {

@@ -347,3 +347,37 @@ fn pooled_is_refused_on_a_cluster() {
         );
     }
 }
+
+/// `--threads` sets the runtime the run reports: 1 is a single thread, 3 three workers.
+#[test]
+fn threads_set_the_runtime() {
+    for threads in [1, 3] {
+        let threads_arg = threads.to_string();
+        let report = json(&[
+            "bench",
+            "memory://",
+            "--ops",
+            "500",
+            "--warmup",
+            "0s",
+            "--concurrency",
+            "4",
+            "--threads",
+            &threads_arg,
+            "--baseline",
+            "raw",
+            "--rounds",
+            "2",
+            "--json",
+        ]);
+        assert_eq!(number(&report, "threads"), f64::from(threads), "{report:#}");
+        for side in ["adapter", "raw"] {
+            assert_eq!(number(&report, &format!("{side}.ops")), 500.0, "{report:#}");
+            assert_eq!(
+                number(&report, &format!("{side}.errors")),
+                0.0,
+                "{report:#}"
+            );
+        }
+    }
+}

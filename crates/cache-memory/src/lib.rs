@@ -131,9 +131,7 @@ impl MemoryCache {
     fn check_value(&self, value: &Bytes) -> Result<(), CacheError> {
         validate_value(value, self.limits.max_value_size)
     }
-}
 
-impl MemoryCache {
     /// Writes a checked entry: value and TTL replace the old ones; a zero TTL removes it.
     async fn store(&self, key: &str, value: Bytes, ttl: Option<Duration>) {
         let ttl = ttl.filter(|ttl| *ttl <= LONGEST_TTL);

@@ -5,9 +5,9 @@
 use std::fmt;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use cache_api::{async_trait, Bytes, Cache, CacheError, Limits};
+use cache_api::Cache;
 
 /// A key prefix that no other call, in this test process or any other, returns:
 /// `{head}:{pid}:{counter}:{nanos}:`, the process id, a per-process counter and the clock
@@ -72,40 +72,10 @@ impl<T: CleanUp + fmt::Debug> fmt::Debug for TestCache<T> {
     }
 }
 
-#[async_trait]
-impl<T: CleanUp> Cache for TestCache<T> {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        self.inner.get(key).await
-    }
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
-        self.inner.set(key, value, ttl).await
-    }
-    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        self.inner.delete(key).await
-    }
-    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
-        self.inner.get_many(keys).await
-    }
-    async fn set_many(
-        &self,
-        entries: &[(&str, Bytes)],
-        ttl: Option<Duration>,
-    ) -> Result<(), CacheError> {
-        self.inner.set_many(entries, ttl).await
-    }
-    async fn delete_many(&self, keys: &[&str]) -> Result<usize, CacheError> {
-        self.inner.delete_many(keys).await
-    }
-    async fn exists(&self, key: &str) -> Result<bool, CacheError> {
-        self.inner.exists(key).await
-    }
-    async fn clear(&self) -> Result<(), CacheError> {
-        self.inner.clear().await
-    }
-    fn limits(&self) -> Limits {
-        self.inner.limits()
-    }
-}
+cache_api::forward_cache!(
+    /// Every operation goes to the cache inside `T`.
+    impl[T: CleanUp] for TestCache<T>, |this| &*this.inner
+);
 
 #[cfg(test)]
 mod tests {

@@ -35,6 +35,25 @@ const PROGRESS_EVERY: u64 = 64;
 /// figures.
 const LATENCY_BATCH: usize = 256;
 
+/// The runtime a benchmark runs on: with `threads` of 1, everything (load, client, the
+/// connections' own tasks) on the current thread, as in the one event loop of
+/// redis-benchmark; otherwise a multi-thread runtime of that many workers, one per core
+/// by default.
+///
+/// # Errors
+///
+/// When the operating system refuses the threads or the I/O driver.
+pub(crate) fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if let Some(threads) = threads.filter(|threads| *threads > 1) {
+        builder.worker_threads(threads);
+    }
+    builder.enable_all().build()
+}
+
 /// What a benchmark drives: the adapter behind `dyn Cache`, a raw client, or a peer
 /// library. The futures are `Send` so that tasks can run on any worker thread.
 pub(crate) trait Target: Send + Sync + 'static {
@@ -188,6 +207,18 @@ pub(crate) struct Measurement {
 
 impl Measurement {
     pub(crate) fn new() -> Self {
+        Self::with_histogram(
+            Histogram::new_with_bounds(1, HIGHEST_NANOS, 3).expect("valid histogram bounds"),
+        )
+    }
+
+    /// A measurement of a task that only counts: its latencies go to the run's shared
+    /// histogram, so its own starts empty and tiny, and stays so.
+    fn counting() -> Self {
+        Self::with_histogram(Histogram::new(3).expect("valid histogram precision"))
+    }
+
+    fn with_histogram(histogram: Histogram<u64>) -> Self {
         Self {
             ops: 0,
             keys: 0,
@@ -196,8 +227,7 @@ impl Measurement {
             errors: 0,
             first_error: None,
             elapsed: Duration::ZERO,
-            histogram: Histogram::new_with_bounds(1, HIGHEST_NANOS, 3)
-                .expect("valid histogram bounds"),
+            histogram,
         }
     }
 
@@ -324,17 +354,6 @@ impl Latencies {
     }
 }
 
-/// What one task counted, latencies aside.
-#[derive(Default)]
-struct Counts {
-    ops: u64,
-    keys: u64,
-    hits: u64,
-    misses: u64,
-    errors: u64,
-    first_error: Option<String>,
-}
-
 /// Runs the plan's workload on `target` with `plan.concurrency` tasks until `bound`.
 ///
 /// # Panics
@@ -365,23 +384,16 @@ pub(crate) async fn measure<T: Target>(
             ))
         })
         .collect();
-    let mut counts = Vec::with_capacity(tasks.len());
+    let mut counted = Vec::with_capacity(tasks.len());
     for task in tasks {
-        counts.push(task.await.expect("a benchmark task panicked"));
+        counted.push(task.await.expect("a benchmark task panicked"));
     }
     // The run ends with its last operation; adding up what the tasks counted is not part
     // of it.
     let elapsed = started.elapsed();
-    let mut total = Measurement::new();
-    for task in counts {
-        total.ops += task.ops;
-        total.keys += task.keys;
-        total.hits += task.hits;
-        total.misses += task.misses;
-        total.errors += task.errors;
-        if total.first_error.is_none() {
-            total.first_error = task.first_error;
-        }
+    let mut total = Measurement::counting();
+    for task in &counted {
+        total.merge(task);
     }
     total.elapsed = elapsed;
     total.histogram = Arc::try_unwrap(shared)
@@ -407,8 +419,8 @@ async fn worker<T: Target>(
     budget: Option<Arc<AtomicI64>>,
     progress: Arc<Progress>,
     mut latencies: Latencies,
-) -> Counts {
-    let mut measurement = Counts::default();
+) -> Measurement {
+    let mut measurement = Measurement::counting();
     let mut random = Random::new(seed);
     let keys = &plan.keys;
     let expected_len = plan.value.len();
