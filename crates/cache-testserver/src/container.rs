@@ -58,12 +58,28 @@ fn check_image(docker: &Path, image: &str, kind: &ServerKind) -> Result<(), Stri
     let stderr = String::from_utf8_lossy(&output.stderr);
     if stderr.contains("No such image") || stderr.contains("no such image") {
         Err(format!(
-            "image {image} not found locally (images are not pulled); run scripts/build-test-images, \
-             or set {}=name:tag to an image that exists",
-            kind.image_env
+            "image {image} not found locally (images are not pulled): {}",
+            missing_image_hint(image, kind)
         ))
     } else {
         Err(format!("docker cannot be used: {}", stderr.trim()))
+    }
+}
+
+/// How to get a missing image: the local `cache-test/*` images are built by a script, any
+/// other image is pulled by hand.
+fn missing_image_hint(image: &str, kind: &ServerKind) -> String {
+    if image.starts_with("cache-test/") {
+        format!(
+            "run scripts/build-test-images, or set {}=name:tag to an image that exists",
+            kind.image_env
+        )
+    } else {
+        format!(
+            "pull it first (docker pull {image}), or unset {} to use the image \
+             scripts/build-test-images builds ({})",
+            kind.image_env, kind.default_image
+        )
     }
 }
 
@@ -103,6 +119,8 @@ pub(crate) async fn start(kind: &'static ServerKind) -> Result<SharedServer, Str
     let ready = match kind.container_ready {
         Ready::StdoutLine(line) => WaitFor::message_on_stdout(line),
         Ready::StderrLine(line) => WaitFor::message_on_stderr(line),
+        // Checked below, once the published port is known.
+        Ready::Reply { .. } => WaitFor::Nothing,
     };
     let port_key = format!("{}/tcp", kind.container_port);
     let request = GenericImage::new(name, tag)
@@ -138,9 +156,16 @@ pub(crate) async fn start(kind: &'static ServerKind) -> Result<SharedServer, Str
         .get_host_port_ipv4(kind.container_port)
         .await
         .map_err(|err| format!("container {id} of {image} has no published port: {err}"))?;
-    crate::port::wait_for_port(port, Duration::from_secs(10))
-        .await
-        .map_err(|err| format!("container {id} of {image}: {err}"))?;
+    let waited = match kind.container_ready {
+        Ready::Reply {
+            request,
+            reply_prefix,
+        } => crate::port::wait_for_reply(port, request, reply_prefix, STARTUP_TIMEOUT).await,
+        Ready::StdoutLine(_) | Ready::StderrLine(_) => {
+            crate::port::wait_for_port(port, Duration::from_secs(10)).await
+        }
+    };
+    waited.map_err(|err| format!("container {id} of {image}: {err}"))?;
 
     let url = (kind.url_for)("127.0.0.1", port);
     announce(&format!(
@@ -158,7 +183,18 @@ pub(crate) async fn start(kind: &'static ServerKind) -> Result<SharedServer, Str
 
 #[cfg(test)]
 mod tests {
-    use super::split_image;
+    use super::{missing_image_hint, split_image};
+    use crate::MEMCACHED;
+
+    #[test]
+    fn a_missing_image_is_built_when_local_and_pulled_otherwise() {
+        let local = missing_image_hint("cache-test/memcached:latest", &MEMCACHED);
+        assert!(local.contains("scripts/build-test-images"), "{local}");
+        assert!(!local.contains("docker pull"), "{local}");
+        let official = missing_image_hint("memcached:1.6", &MEMCACHED);
+        assert!(official.contains("docker pull memcached:1.6"), "{official}");
+        assert!(official.contains("unset MEMCACHED_IMAGE"), "{official}");
+    }
 
     #[test]
     fn split_image_reads_the_tag_after_the_last_path_segment() {

@@ -32,7 +32,7 @@
 ///     default_image: "cache-test/redis:latest",
 ///     container_port: 6379,
 ///     container_args: &[],
-///     container_ready: Ready::StdoutLine("Ready to accept connections"),
+///     container_ready: Ready::Reply { request: "PING\r\n", reply_prefix: "+PONG" },
 ///     url_for: redis_url,
 ///     install_hint: "apt-get install redis-server",
 /// };
@@ -77,4 +77,14 @@ pub enum Ready {
     StdoutLine(&'static str),
     /// The server writes this text on its standard error once it accepts connections.
     StderrLine(&'static str),
+    /// The server answers `request`, sent over TCP to its published port, with a reply that
+    /// starts with `reply_prefix`. Works whatever the image logs: memcached prints nothing at
+    /// start unless run with `-vv`, and Docker's port proxy accepts connections before the
+    /// server inside listens, so only a round trip tells that the server is there.
+    Reply {
+        /// Bytes sent on a fresh connection, e.g. `"version\r\n"`.
+        request: &'static str,
+        /// How a ready server's reply starts, e.g. `"VERSION "`.
+        reply_prefix: &'static str,
+    },
 }

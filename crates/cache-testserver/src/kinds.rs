@@ -4,7 +4,8 @@
 use crate::kind::{Ready, ServerKind};
 
 /// Redis: `REDIS_URL` names an external server, `REDIS_IMAGE` overrides the image
-/// `cache-test/redis:latest` (built by `scripts/build-test-images`).
+/// `cache-test/redis:latest` (built by `scripts/build-test-images`). A container is ready
+/// once it answers `PING`.
 ///
 /// The binary runs as `redis-server --port P --bind 127.0.0.1 --save "" --appendonly no`:
 /// loopback only, nothing persisted.
@@ -17,7 +18,10 @@ pub static REDIS: ServerKind = ServerKind {
     default_image: "cache-test/redis:latest",
     container_port: 6379,
     container_args: &[],
-    container_ready: Ready::StdoutLine("Ready to accept connections"),
+    container_ready: Ready::Reply {
+        request: "PING\r\n",
+        reply_prefix: "+PONG",
+    },
     url_for: redis_url,
     install_hint: "apt-get install redis-server",
 };
@@ -25,10 +29,9 @@ pub static REDIS: ServerKind = ServerKind {
 /// memcached: `MEMCACHED_URL` names an external server, `MEMCACHED_IMAGE` overrides the
 /// image `cache-test/memcached:latest` (built by `scripts/build-test-images`).
 ///
-/// The binary listens on `127.0.0.1` only, without UDP. The image's entrypoint already
-/// runs `memcached -u root -vv` (and `-vv` makes it print `server listening` when ready),
-/// so the container gets no arguments of its own: repeating `-vv` would make memcached
-/// trace every command.
+/// The binary listens on `127.0.0.1` only, without UDP. The container keeps its image's
+/// command, and is ready once it answers `version`: that holds for any memcached image,
+/// whatever it logs.
 pub static MEMCACHED: ServerKind = ServerKind {
     name: "memcached",
     url_env: "MEMCACHED_URL",
@@ -38,7 +41,10 @@ pub static MEMCACHED: ServerKind = ServerKind {
     default_image: "cache-test/memcached:latest",
     container_port: 11211,
     container_args: &[],
-    container_ready: Ready::StderrLine("server listening"),
+    container_ready: Ready::Reply {
+        request: "version\r\n",
+        reply_prefix: "VERSION ",
+    },
     url_for: memcached_url,
     install_hint: "apt-get install memcached",
 };

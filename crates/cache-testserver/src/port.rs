@@ -52,6 +52,70 @@ pub async fn wait_for_port(port: u16, deadline: Duration) -> Result<(), String> 
     .await
 }
 
+/// Waits until the server on `127.0.0.1:port` answers `request` with a reply starting with
+/// `reply_prefix`, trying again until `deadline` has passed.
+///
+/// A connection alone proves nothing for a container: Docker's port proxy accepts it before
+/// the server inside listens, then closes it.
+pub(crate) async fn wait_for_reply(
+    port: u16,
+    request: &'static str,
+    reply_prefix: &'static str,
+    deadline: Duration,
+) -> Result<(), String> {
+    on_background(async move {
+        let start = Instant::now();
+        loop {
+            let last = match exchange(port, request.as_bytes(), reply_prefix.len()).await {
+                Ok(reply) if reply.starts_with(reply_prefix.as_bytes()) => return Ok(()),
+                Ok(reply) => format!("the reply was {:?}", String::from_utf8_lossy(&reply)),
+                Err(err) => err,
+            };
+            if start.elapsed() >= deadline {
+                return Err(format!(
+                    "127.0.0.1:{port} did not answer {:?} with {reply_prefix:?} within \
+                     {deadline:?} ({last})",
+                    request.trim_end()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+}
+
+/// Sends `request` on a fresh connection to `127.0.0.1:port` and returns the first bytes of
+/// the reply: at least `wanted` of them unless the server closes the connection first, each
+/// step bounded by a short timeout.
+async fn exchange(port: u16, request: &[u8], wanted: usize) -> Result<Vec<u8>, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let step = Duration::from_secs(1);
+    let connect = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port));
+    let mut stream = match tokio::time::timeout(step, connect).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => return Err(format!("connecting failed: {err}")),
+        Err(_) => return Err("connecting timed out".to_owned()),
+    };
+    match tokio::time::timeout(step, stream.write_all(request)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return Err(format!("sending failed: {err}")),
+        Err(_) => return Err("sending timed out".to_owned()),
+    }
+    let mut reply = Vec::new();
+    let mut buffer = [0_u8; 256];
+    while reply.len() < wanted.max(1) {
+        match tokio::time::timeout(step, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) if reply.is_empty() => return Err("closed without a reply".to_owned()),
+            Ok(Ok(0)) => break,
+            Ok(Ok(read)) => reply.extend_from_slice(&buffer[..read]),
+            Ok(Err(err)) => return Err(format!("reading failed: {err}")),
+            Err(_) => return Err("no reply within 1s".to_owned()),
+        }
+    }
+    Ok(reply)
+}
+
 /// True when a TCP connection to `127.0.0.1:port` succeeds within a short time.
 pub(crate) async fn accepts_connections(port: u16) -> bool {
     let connect = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port));
@@ -76,5 +140,60 @@ pub(crate) fn wait_until_closed_blocking(port: u16, deadline: Duration) -> bool 
             return false;
         }
         std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::wait_for_reply;
+
+    /// A listener on a free loopback port that reads one request per connection and answers
+    /// `reply`.
+    async fn listener(reply: Option<&'static str>) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0_u8; 64];
+                let _ = stream.read(&mut request).await;
+                // `None` stands for Docker's port proxy before the server listens: accept, close.
+                if let Some(reply) = reply {
+                    let _ = stream.write_all(reply.as_bytes()).await;
+                }
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_server_giving_the_expected_reply_is_ready() {
+        let port = listener(Some("VERSION 1.6.18\r\n")).await;
+        wait_for_reply(port, "version\r\n", "VERSION ", Duration::from_secs(5))
+            .await
+            .expect("ready");
+    }
+
+    #[tokio::test]
+    async fn a_port_that_accepts_and_closes_is_not_ready() {
+        let port = listener(None).await;
+        let err = wait_for_reply(port, "version\r\n", "VERSION ", Duration::from_millis(300))
+            .await
+            .expect_err("never ready");
+        assert!(err.contains("closed without a reply"), "{err}");
+        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_reply_is_not_ready_and_is_shown() {
+        let port = listener(Some("-ERR unknown command\r\n")).await;
+        let err = wait_for_reply(port, "PING\r\n", "+PONG", Duration::from_millis(300))
+            .await
+            .expect_err("never ready");
+        assert!(err.contains("-ERR unknown command"), "{err}");
     }
 }
