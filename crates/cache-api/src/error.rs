@@ -14,8 +14,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///   [`Unsupported`](Self::Unsupported), [`Config`](Self::Config)): retrying the same
 ///   call cannot help, and nothing was written;
 /// - **backend trouble** ([`Unreachable`](Self::Unreachable), [`Timeout`](Self::Timeout),
-///   [`Auth`](Self::Auth), [`Backend`](Self::Backend)): the server could not be reached,
-///   did not answer in time, refused the credentials or answered with an error.
+///   [`Auth`](Self::Auth), [`PermissionDenied`](Self::PermissionDenied),
+///   [`Backend`](Self::Backend)): the server could not be reached, did not answer in
+///   time, refused the credentials or the command, or answered with an error.
 ///   [`CacheError::is_retryable`] says which of these are worth another try.
 ///
 /// Messages are meant for logs: they never contain a password from a connection URL,
@@ -99,6 +100,18 @@ pub enum CacheError {
         /// Which backend.
         backend: &'static str,
         /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The server knows who is asking but refuses the command to that user (a Redis ACL
+    /// without the right, `NOPERM`); the message names the command. Retrying cannot
+    /// help: the account needs the right, or the application another setting.
+    #[error("{backend} permission denied: {source}")]
+    PermissionDenied {
+        /// Which backend.
+        backend: &'static str,
+        /// The underlying error, naming the refused command.
         #[source]
         source: BoxError,
     },

@@ -694,7 +694,7 @@ fn connect_error(err: RedisError, errors: &ErrorContext) -> CacheError {
              use a redis:// url for a single server",
         );
     }
-    let refused_credentials = ["WRONGPASS", "NOAUTH", "NOPERM", "AuthenticationFailed"]
+    let refused_credentials = ["WRONGPASS", "NOAUTH", "AuthenticationFailed"]
         .iter()
         .any(|code| text.contains(code))
         || text.contains("authentication failed");
@@ -704,7 +704,7 @@ fn connect_error(err: RedisError, errors: &ErrorContext) -> CacheError {
             source: errors.source(err),
         };
     }
-    errors.map(err, true)
+    errors.map_connect(err, 0)
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@ use cache_api::CacheError;
 use redis::IntoConnectionInfo;
 use url::Url;
 
-use crate::RedisCache;
+use crate::{
+    url_query::{self, ModeParam, UrlParams},
+    RedisCache,
+};
 
 /// Default time allowed to open a connection (TCP connect, `AUTH`, `SELECT`).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -64,11 +67,21 @@ pub struct RedisCacheBuilder {
     pub(crate) pooled: Option<usize>,
     pub(crate) max_value_size: usize,
     pub(crate) database: Option<i64>,
+    /// The connection model the URL's `mode` and `pool_size` ask for, used unless
+    /// [`connections`](Self::connections) or [`pooled`](Self::pooled) is called.
+    url_mode: (Option<usize>, Option<usize>),
+    /// The database the URL's `db` parameter names.
+    url_database: Option<i64>,
+    /// Why the URL's query could not be read, reported by `build`.
+    url_error: Option<String>,
 }
+
+/// Default pool size of `mode=pooled` in a URL that names no `pool_size`.
+pub const DEFAULT_POOL_SIZE: usize = 16;
 
 impl RedisCacheBuilder {
     pub(crate) fn new(url: &str) -> Self {
-        Self {
+        let mut builder = Self {
             url: url.to_owned(),
             seeds: None,
             key_prefix: String::new(),
@@ -79,7 +92,43 @@ impl RedisCacheBuilder {
             pooled: None,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             database: None,
+            url_mode: (None, None),
+            url_database: None,
+            url_error: None,
+        };
+        match url_query::split(url) {
+            Ok((base, params)) => {
+                builder.url = base;
+                builder.apply(params);
+            }
+            Err(CacheError::Config { message }) => builder.url_error = Some(message),
+            Err(other) => builder.url_error = Some(other.to_string()),
         }
+        builder
+    }
+
+    /// Takes the settings a URL's query names; the builder's methods, called after,
+    /// override them.
+    fn apply(&mut self, params: UrlParams) {
+        if let Some(prefix) = params.prefix {
+            self.key_prefix = prefix;
+        }
+        if let Some(timeout) = params.timeout {
+            self.connect_timeout = timeout;
+            self.response_timeout = timeout;
+            self.pool_wait_timeout = timeout;
+        }
+        self.connect_timeout = params.connect_timeout.unwrap_or(self.connect_timeout);
+        self.response_timeout = params.response_timeout.unwrap_or(self.response_timeout);
+        self.pool_wait_timeout = params.pool_wait_timeout.unwrap_or(self.pool_wait_timeout);
+        self.max_value_size = params.max_value_size.unwrap_or(self.max_value_size);
+        self.url_database = params.db.map(i64::from);
+        self.url_mode = match (params.mode, params.pool_size) {
+            (Some(ModeParam::Pooled), size) => (None, Some(size.unwrap_or(DEFAULT_POOL_SIZE))),
+            (Some(ModeParam::Multiplexed) | None, Some(size)) => (Some(size), None),
+            (Some(ModeParam::Multiplexed), None) => (Some(1), None),
+            (None, None) => (None, None),
+        };
     }
 
     pub(crate) fn new_cluster<I, S>(seeds: I) -> Self
@@ -204,6 +253,9 @@ impl RedisCacheBuilder {
     }
 
     pub(crate) fn validate(&self) -> Result<Settings, CacheError> {
+        if let Some(message) = &self.url_error {
+            return Err(CacheError::config(message.clone()));
+        }
         for (name, value) in [
             ("connect timeout", self.connect_timeout),
             ("response timeout", self.response_timeout),
@@ -214,10 +266,17 @@ impl RedisCacheBuilder {
             }
         }
         let cluster = self.seeds.is_some() || is_cluster_url(&self.url);
-        let mode = match (self.connections, self.pooled) {
+        // The builder's own calls win over what the URL said.
+        let (connections, pooled) = if self.connections.is_some() || self.pooled.is_some() {
+            (self.connections, self.pooled)
+        } else {
+            self.url_mode
+        };
+        let mode = match (connections, pooled) {
             (Some(_), _) | (_, Some(_)) if cluster => {
                 return Err(CacheError::config(
-                    "connections(n) and pooled(max_size) do not apply to a redis cluster: \
+                    "a connection count or pool (connections(n), pooled(max_size), or the url \
+                     parameters pool_size and mode) does not apply to a redis cluster: \
                      the cluster client keeps one multiplexed connection per node",
                 ))
             }
@@ -241,6 +300,14 @@ impl RedisCacheBuilder {
             )));
         }
         check_prefix(&self.key_prefix)?;
+        let database = match (self.database, self.url_database) {
+            (Some(set), Some(named)) if set != named => {
+                return Err(CacheError::config(format!(
+                    "the url parameter db names database {named} but database({set}) was set"
+                )))
+            }
+            (set, named) => set.or(named),
+        };
         let endpoint = if cluster {
             let seeds = match &self.seeds {
                 Some(seeds) => seeds.clone(),
@@ -254,9 +321,9 @@ impl RedisCacheBuilder {
                     .join(", "),
                 None => redact_url(&self.url),
             };
-            parse_cluster_seeds(&seeds, self.database, shown)?
+            parse_cluster_seeds(&seeds, database, shown)?
         } else {
-            let target = parse_url(&self.url, self.database)?;
+            let target = parse_url(&self.url, database)?;
             Endpoint {
                 nodes: Nodes::Single(target.info),
                 redacted_url: target.redacted_url,
@@ -489,6 +556,13 @@ pub(crate) fn parse_url(raw: &str, database: Option<i64>) -> Result<Target, Cach
     if url.host_str().is_none_or(str::is_empty) {
         return Err(CacheError::config("the redis url names no host"));
     }
+    if url.query().is_some_and(|query| !query.is_empty()) {
+        // The builder takes the parameters of its own URL out before this point; a
+        // query here is on a seed of `cluster_builder`, where it would be lost.
+        return Err(CacheError::config(
+            "the seed urls of cluster_builder take no parameters: set them on the builder",
+        ));
+    }
     let from_path = match url.path().trim_matches('/') {
         "" => None,
         path => Some(path.parse::<u32>().map(i64::from).map_err(|_| {
@@ -688,6 +762,89 @@ mod tests {
             base.pooled(3).validate().unwrap().mode,
             Mode::Pooled { max_size: 3 }
         );
+    }
+
+    #[test]
+    fn url_parameters_are_applied_and_the_builder_overrides_them() {
+        let settings = RedisCacheBuilder::new(
+            "redis://:s3cret@127.0.0.1:6379?prefix=app%3A&timeout=250ms&db=3&pool_size=4",
+        )
+        .validate()
+        .unwrap();
+        assert_eq!(settings.key_prefix, "app:");
+        assert_eq!(settings.connect_timeout, Duration::from_millis(250));
+        assert_eq!(settings.response_timeout, Duration::from_millis(250));
+        assert_eq!(settings.pool_wait_timeout, Duration::from_millis(250));
+        assert_eq!(settings.mode, Mode::Multiplexed { connections: 4 });
+        match &settings.endpoint.nodes {
+            Nodes::Single(info) => assert_eq!(info.redis_settings().db(), 3),
+            Nodes::Cluster(_) => panic!("one server"),
+        }
+        assert!(!settings.endpoint.redacted_url.contains("s3cret"));
+
+        let pooled = RedisCacheBuilder::new("redis://h?mode=pooled")
+            .validate()
+            .unwrap();
+        assert_eq!(
+            pooled.mode,
+            Mode::Pooled {
+                max_size: DEFAULT_POOL_SIZE
+            }
+        );
+        let overridden = RedisCacheBuilder::new("redis://h?prefix=a:&pool_size=4")
+            .key_prefix("b:")
+            .pooled(2)
+            .validate()
+            .unwrap();
+        assert_eq!(overridden.key_prefix, "b:");
+        assert_eq!(overridden.mode, Mode::Pooled { max_size: 2 });
+
+        let upper = RedisCacheBuilder::new("REDIS://127.0.0.1:6379/1?PREFIX=x:");
+        assert!(
+            matches!(upper.validate(), Err(CacheError::Config { message }) if message.contains("\"PREFIX\"")),
+            "parameter names are case-sensitive"
+        );
+        let upper = RedisCacheBuilder::new("REDIS://127.0.0.1:6379/1")
+            .validate()
+            .unwrap();
+        assert!(matches!(upper.endpoint.nodes, Nodes::Single(_)));
+    }
+
+    #[test]
+    fn bad_url_parameters_are_config_errors_naming_them() {
+        for (url, named) in [
+            ("redis://:s3cret@h?colour=red", "colour"),
+            ("redis://:s3cret@h?pool_size=0", "pool_size"),
+            ("redis://:s3cret@h?timeout=abc", "timeout"),
+            ("redis://:s3cret@h/2?db=3", "database 2"),
+            ("redis://:s3cret@h?prefix=app", "\"app:\""),
+            ("redis+cluster://:s3cret@h1,h2?pool_size=2", "pool_size"),
+            ("redis+cluster://:s3cret@h1,h2?db=1", "database 0"),
+        ] {
+            match RedisCacheBuilder::new(url).validate() {
+                Err(CacheError::Config { message }) => {
+                    assert!(message.contains(named), "{url}: {message}");
+                    assert!(!message.contains("s3cret"), "{url}: {message}");
+                }
+                Err(other) => panic!("{url}: expected a config error, got {other:?}"),
+                Ok(_) => panic!("{url} was accepted"),
+            }
+        }
+        let seeds = RedisCacheBuilder::new_cluster(["redis://h1?prefix=a:"]);
+        assert!(matches!(seeds.validate(), Err(CacheError::Config { .. })));
+        let clash = RedisCacheBuilder::new("redis://h?db=3").database(4);
+        assert!(matches!(clash.validate(), Err(CacheError::Config { .. })));
+    }
+
+    #[test]
+    fn cluster_urls_carry_their_parameters() {
+        let settings =
+            RedisCacheBuilder::new("redis+cluster://h1:7000,h2:7001?prefix=c:&timeout=2s")
+                .validate()
+                .unwrap();
+        assert_eq!(settings.key_prefix, "c:");
+        assert_eq!(settings.response_timeout, Duration::from_secs(2));
+        assert!(matches!(&settings.endpoint.nodes, Nodes::Cluster(seeds) if seeds.len() == 2));
     }
 
     #[test]

@@ -20,9 +20,11 @@ pub(crate) struct ErrorContext {
     pub(crate) secrets: Vec<String>,
 }
 
-/// Server error codes that mean the credentials were refused or are missing, or the
-/// user they name may not run the command.
-const AUTH_CODES: &[&str] = &["NOAUTH", "WRONGPASS", "NOPERM"];
+/// Server error codes that mean the credentials were refused or are missing.
+const AUTH_CODES: &[&str] = &["NOAUTH", "WRONGPASS"];
+
+/// The server error code of a command the user's ACL does not allow.
+const PERMISSION_CODE: &str = "NOPERM";
 
 impl ErrorContext {
     /// Maps an error of a command (or of opening a connection, when `connecting`).
@@ -32,6 +34,17 @@ impl ErrorContext {
                 self.timeout("connect", self.connect_timeout)
             } else {
                 self.timeout("response", self.response_timeout)
+            };
+        }
+        // The cluster client wraps a node's refusal in an error of its own: look at the text.
+        let text = err.to_string();
+        if err.code() == Some(PERMISSION_CODE)
+            || text.contains(PERMISSION_CODE)
+            || text.contains("NoPerm")
+        {
+            return CacheError::PermissionDenied {
+                backend: BACKEND,
+                source: self.source(err),
             };
         }
         let is_auth = err.kind() == ErrorKind::AuthenticationFailed
@@ -60,6 +73,30 @@ impl ErrorContext {
                 source,
             }
         }
+    }
+
+    /// Maps an error met while opening a connection or sending its first `PING`: on
+    /// top of [`map`](Self::map), a database the server does not have is a
+    /// configuration error, and an answer that is not Redis's protocol says so in one
+    /// line instead of the parser's dump.
+    pub(crate) fn map_connect(&self, err: RedisError, database: i64) -> CacheError {
+        let text = err.to_string();
+        if text.contains("DB index is out of range") {
+            return CacheError::config(format!(
+                "database {database} does not exist on this server (see its `databases` setting)"
+            ));
+        }
+        if err.kind() == ErrorKind::Parse || text.contains("Parse error") {
+            return CacheError::Backend {
+                backend: BACKEND,
+                source: Box::new(Scrubbed(
+                    "the server does not answer as a redis server (its reply is not the redis protocol): \
+                     is the url pointing at the right port?"
+                        .to_owned(),
+                )),
+            };
+        }
+        self.map(err, true)
     }
 
     /// Maps an error of a pool checkout.
@@ -181,6 +218,42 @@ mod tests {
         assert!(!worth_one_retry(&RedisError::from(io::Error::from(
             io::ErrorKind::TimedOut
         ))));
+    }
+
+    #[test]
+    fn permission_refusals_are_their_own_error_naming_the_command() {
+        let err = RedisError::from((
+            ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+            "NOPERM",
+            "this user has no permissions to run the 'flushdb' command".to_owned(),
+        ));
+        let mapped = context().map(err, false);
+        assert!(
+            matches!(mapped, CacheError::PermissionDenied { .. }),
+            "{mapped:?}"
+        );
+        assert!(mapped.to_string().contains("'flushdb'"), "{mapped}");
+    }
+
+    #[test]
+    fn a_missing_database_and_a_foreign_protocol_read_clearly() {
+        let db = RedisError::from((
+            ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+            "Redis server refused to switch database",
+            "DB index is out of range".to_owned(),
+        ));
+        let mapped = context().map_connect(db, 99);
+        assert!(
+            matches!(&mapped, CacheError::Config { message } if message.contains("database 99")),
+            "{mapped:?}"
+        );
+        let parse = RedisError::from((ErrorKind::Parse, "Parse error at 1\nUnexpected `82`"));
+        let mapped = context().map_connect(parse, 0);
+        let shown = mapped.to_string();
+        assert!(
+            shown.contains("does not answer as a redis server") && !shown.contains('\n'),
+            "{shown}"
+        );
     }
 
     #[test]

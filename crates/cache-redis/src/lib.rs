@@ -7,12 +7,13 @@ mod config;
 mod error;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod url_query;
 
 use std::{
     borrow::Cow,
     fmt,
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -29,8 +30,8 @@ use redis::{
 
 pub use cache_api;
 pub use config::{
-    RedisCacheBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_VALUE_SIZE, DEFAULT_POOL_WAIT_TIMEOUT,
-    DEFAULT_RESPONSE_TIMEOUT, REDIS_MAX_VALUE_SIZE,
+    RedisCacheBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_VALUE_SIZE, DEFAULT_POOL_SIZE,
+    DEFAULT_POOL_WAIT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, REDIS_MAX_VALUE_SIZE,
 };
 
 use cluster::ClusterBackend;
@@ -97,11 +98,20 @@ struct Single {
 enum HotPath {
     /// Multiplexed connections that reconnect by themselves, used round robin.
     Multiplexed {
-        connections: Vec<ConnectionManager>,
+        connections: Vec<Managed>,
         next: AtomicUsize,
     },
     /// Every operation checks a connection out of the pool.
     Pooled,
+}
+
+/// One multiplexed connection, and whether it may be reconnecting.
+struct Managed {
+    connection: ConnectionManager,
+    /// Set when an operation saw the connection dropped or refused (the manager then
+    /// reconnects in the background), cleared by the next success. Both of the
+    /// manager's timeouts surface as the same I/O error; this tells them apart.
+    reconnecting: AtomicBool,
 }
 
 /// What one operation sends: a single command or a pipeline (one round trip either way).
@@ -349,11 +359,14 @@ impl RedisCache {
 
         let hot = match mode {
             Mode::Pooled { .. } => {
-                let mut connection = pool.get().await.map_err(|err| errors.map_pool(err))?;
+                let mut connection = pool.get().await.map_err(|err| match err {
+                    deadpool_redis::PoolError::Backend(err) => errors.map_connect(err, database),
+                    other => errors.map_pool(other),
+                })?;
                 redis::cmd("PING")
                     .query_async::<()>(&mut connection)
                     .await
-                    .map_err(|err| errors.map(err, false))?;
+                    .map_err(|err| errors.map_connect(err, database))?;
                 HotPath::Pooled
             }
             Mode::Multiplexed { connections: count } => {
@@ -373,12 +386,15 @@ impl RedisCache {
                     let mut connection = tokio::time::timeout(connect_timeout, connecting)
                         .await
                         .map_err(|_| errors.timeout("connect", connect_timeout))?
-                        .map_err(|err| errors.map(err, true))?;
+                        .map_err(|err| errors.map_connect(err, database))?;
                     redis::cmd("PING")
                         .query_async::<()>(&mut connection)
                         .await
-                        .map_err(|err| errors.map(err, false))?;
-                    connections.push(connection);
+                        .map_err(|err| errors.map_connect(err, database))?;
+                    connections.push(Managed {
+                        connection,
+                        reconnecting: AtomicBool::new(false),
+                    });
                 }
                 HotPath::Multiplexed {
                     connections,
@@ -460,26 +476,51 @@ impl RedisCache {
     /// the response timeout, so an operation fails within the two.
     async fn send_multiplexed<T: FromRedisValue + Send>(
         &self,
-        connections: &[ConnectionManager],
+        connections: &[Managed],
         next: &AtomicUsize,
         request: Request<'_>,
     ) -> Result<T, CacheError> {
-        let connection = match connections {
+        let managed = match connections {
             [only] => only,
             _ => &connections[next.fetch_add(1, Ordering::Relaxed) % connections.len()],
         };
-        let mut connection = connection.clone();
+        let mut connection = managed.connection.clone();
         let started = Instant::now();
         let mut result = request.send(&mut connection).await;
         if matches!(&result, Err(err) if worth_one_retry(err)) {
+            managed.reconnecting.store(true, Ordering::Relaxed);
             result = request.send(&mut connection).await;
         }
-        result.map_err(|err| {
-            // Both timeouts surface as the same I/O error: one that took longer than
-            // the response timeout was waiting for a reconnect.
-            let connecting = started.elapsed() > self.inner.response_timeout;
-            self.inner.errors.map(err, connecting)
-        })
+        match result {
+            Ok(value) => {
+                if managed.reconnecting.load(Ordering::Relaxed) {
+                    managed.reconnecting.store(false, Ordering::Relaxed);
+                }
+                Ok(value)
+            }
+            Err(err) => {
+                if worth_one_retry(&err) {
+                    managed.reconnecting.store(true, Ordering::Relaxed);
+                }
+                let connecting = err.is_timeout()
+                    && self.timed_out_connecting(started.elapsed(), &managed.reconnecting);
+                Err(self.inner.errors.map(err, connecting))
+            }
+        }
+    }
+
+    /// Which of the manager's two timers ran out, from how long the operation took: a
+    /// response timeout cannot fire before the response timeout has passed, nor a
+    /// connect timeout before the connect timeout; past both, only a connection known
+    /// to be reconnecting was waiting for a connect.
+    fn timed_out_connecting(&self, elapsed: Duration, reconnecting: &AtomicBool) -> bool {
+        if elapsed < self.inner.response_timeout {
+            true
+        } else if elapsed < self.inner.connect_timeout {
+            false
+        } else {
+            reconnecting.load(Ordering::Relaxed)
+        }
     }
 
     /// Sends `request` on a pooled connection, once more on a fresh one if the

@@ -5,6 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use cache_api::{Cache, CacheError};
+use percent_encoding::percent_decode_str;
 
 /// Settings that apply whatever the backend; unset fields keep the backend's default.
 ///
@@ -77,10 +78,10 @@ pub async fn connect_with(url: &str, options: &Options) -> Result<Arc<dyn Cache>
             SCHEMES.join(", ")
         )));
     };
-    // Only the network backends read the options.
-    let _ = options;
+    // Schemes are case-insensitive (RFC 3986, section 3.1).
+    let scheme = scheme.to_ascii_lowercase();
     // Adding a backend means one more arm here, one feature in Cargo.toml.
-    match scheme {
+    match scheme.as_str() {
         #[cfg(feature = "memory")]
         "memory" => memory(url),
         #[cfg(feature = "redis")]
@@ -96,11 +97,43 @@ pub async fn connect_with(url: &str, options: &Options) -> Result<Arc<dyn Cache>
         | "memcached" => Err(CacheError::config(format!(
             "{scheme}:// support is not compiled in: enable the matching feature of cache-url"
         ))),
-        other => Err(CacheError::config(format!(
-            "unknown cache URL scheme {other:?}: expected one of {}",
+        _ => Err(CacheError::config(format!(
+            "unknown cache URL scheme in {:?}: expected one of {}",
+            redact(url),
             SCHEMES.join(", ")
         ))),
     }
+}
+
+/// The key prefix a URL's query names (`?prefix=app:`, percent-decoded), if any.
+///
+/// Tools that work inside an application's namespace use it to nest a namespace of
+/// their own under it (`app:` then `app:tool-run-1:`), so that clearing their own
+/// namespace never touches the application's keys.
+///
+/// ```
+/// assert_eq!(cache_url::url_key_prefix("redis://h:6379/0?prefix=app%3A").as_deref(), Some("app:"));
+/// assert_eq!(cache_url::url_key_prefix("memcache://h?timeout=1s"), None);
+/// ```
+#[must_use]
+pub fn url_key_prefix(url: &str) -> Option<String> {
+    let (_, query) = url.split_once('?')?;
+    let query = query.split_once('#').map_or(query, |(query, _)| query);
+    let mut prefix = None;
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name == "prefix" || name == "key_prefix" {
+            // The same decoding as the backends: `+` is a space, `%XX` a byte.
+            let value = value.replace('+', " ");
+            prefix = Some(
+                percent_decode_str(&value)
+                    .decode_utf8_lossy()
+                    .trim()
+                    .to_owned(),
+            );
+        }
+    }
+    prefix
 }
 
 #[cfg(feature = "memory")]
@@ -108,8 +141,10 @@ fn memory(url: &str) -> Result<Arc<dyn Cache>, CacheError> {
     let rest = &url["memory://".len()..];
     let (host, query) = rest.split_once('?').unwrap_or((rest, ""));
     if !host.is_empty() {
+        // The host part may hold user info with a password: show the URL redacted.
         return Err(CacheError::config(format!(
-            "memory:// takes no host, got {host:?}"
+            "memory:// takes no host, got {:?}",
+            redact(url)
         )));
     }
     let mut builder = cache_memory::MemoryCache::builder();
@@ -118,7 +153,7 @@ fn memory(url: &str) -> Result<Arc<dyn Cache>, CacheError> {
         let number = || {
             value.parse::<u64>().map_err(|_| {
                 CacheError::config(format!(
-                    "memory:// option {name} needs a number of bytes, got {value:?}"
+                    "the memory:// parameter {name} needs a number of bytes"
                 ))
             })
         };
@@ -127,10 +162,19 @@ fn memory(url: &str) -> Result<Arc<dyn Cache>, CacheError> {
             "max_value_size" => {
                 builder.max_value_size(usize::try_from(number()?).unwrap_or(usize::MAX))
             }
+            // Every memory:// cache is a namespace of its own: a prefix changes nothing,
+            // but it is accepted, as on every scheme, so one URL shape fits all.
+            "prefix" | "key_prefix" => builder,
+            "timeout" | "pool_size" | "db" => {
+                return Err(CacheError::config(format!(
+                    "the url parameter {name} does not apply to memory://, which has no server"
+                )))
+            }
             _ => {
                 return Err(CacheError::config(format!(
-                "unknown memory:// option {name:?}: expected max_capacity_bytes or max_value_size"
-            )))
+                    "unknown memory:// parameter {:?} (known: max_capacity_bytes, max_value_size, prefix)",
+                    percent_decode_str(name).decode_utf8_lossy()
+                )))
             }
         };
     }
@@ -218,12 +262,64 @@ mod tests {
     async fn unknown_schemes_and_non_urls_are_config_errors_without_secrets() {
         let err = connect("ftp://user:hunter2@host").await.err().unwrap();
         assert!(
-            err.to_string().contains("unknown cache URL scheme \"ftp\""),
+            err.to_string()
+                .contains("unknown cache URL scheme in \"ftp://user:***@host\""),
             "{err}"
         );
         let err = connect("hunter2").await.err().unwrap();
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn schemes_are_case_insensitive_and_memory_takes_the_shared_parameters() {
+        for url in [
+            "MEMORY://",
+            "Memory://?prefix=app%3A",
+            "memory://?key_prefix=x:",
+        ] {
+            assert!(connect(url).await.is_ok(), "{url}");
+        }
+        for (url, named) in [
+            ("memory://?timeout=1s", "timeout"),
+            ("memory://?pool_size=2", "pool_size"),
+            ("memory://?db=2", "db"),
+            ("memory://?colour=red", "colour"),
+        ] {
+            let err = connect(url).await.err().expect("a config error");
+            assert!(
+                matches!(&err, CacheError::Config { message } if message.contains(named)),
+                "{url}: {err:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_password_in_a_memory_url_is_never_echoed() {
+        for url in [
+            "memory://u:hunter2@",
+            "memory://u:hunter2@host?max_value_size=1",
+            "MEMORY://:hunter2@",
+        ] {
+            let err = connect(url).await.err().expect("a config error");
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("hunter2"), "{url}: {shown}");
+            assert!(shown.contains("***"), "{url}: {shown}");
+        }
+    }
+
+    #[test]
+    fn the_url_prefix_is_read_decoded() {
+        assert_eq!(
+            url_key_prefix("redis://h?prefix=a%3Ab%3A").as_deref(),
+            Some("a:b:")
+        );
+        assert_eq!(
+            url_key_prefix("redis://h?x=1&key_prefix=k:").as_deref(),
+            Some("k:")
+        );
+        assert_eq!(url_key_prefix("redis://h?prefix=").as_deref(), Some(""));
+        assert_eq!(url_key_prefix("redis://h"), None);
     }
 
     #[test]

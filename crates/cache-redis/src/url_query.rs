@@ -1,0 +1,186 @@
+//! The query parameters of a `redis://` or `redis+cluster://` URL.
+//!
+//! Every parameter the URL may carry is read here and taken out of the URL before
+//! the `redis` crate sees it (that crate ignores what it does not know, which would
+//! silently drop a key prefix). An unknown or malformed parameter is a
+//! [`CacheError::Config`] naming it; values are never repeated, so a secret pasted in
+//! the wrong place does not end up in a log.
+
+use std::time::Duration;
+
+use cache_api::CacheError;
+
+/// The parameters a Redis URL understands, for error messages.
+pub(crate) const KNOWN: &str = "prefix, timeout, connect_timeout, response_timeout, \
+     pool_wait_timeout, pool_size, mode, max_value_size, db";
+
+/// How operations reach the server, as a URL names it (`mode=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ModeParam {
+    Multiplexed,
+    Pooled,
+}
+
+/// What the query of a URL says; `None` where it says nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct UrlParams {
+    pub(crate) prefix: Option<String>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) response_timeout: Option<Duration>,
+    pub(crate) pool_wait_timeout: Option<Duration>,
+    pub(crate) pool_size: Option<usize>,
+    pub(crate) mode: Option<ModeParam>,
+    pub(crate) max_value_size: Option<usize>,
+    pub(crate) db: Option<u32>,
+}
+
+/// Splits `url` into the URL without its query and the parameters of that query.
+pub(crate) fn split(url: &str) -> Result<(String, UrlParams), CacheError> {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, query),
+        None => (url, ""),
+    };
+    if query.contains('#') {
+        return Err(CacheError::config(
+            "a redis url has no fragment: percent-encode '#' in parameter values",
+        ));
+    }
+    Ok((base.to_owned(), parse(query)?))
+}
+
+/// Reads the parameters of a query string (without the `?`).
+pub(crate) fn parse(query: &str) -> Result<UrlParams, CacheError> {
+    let mut params = UrlParams::default();
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let value = value.trim();
+        match name.as_ref() {
+            "prefix" | "key_prefix" => params.prefix = Some(value.to_owned()),
+            "timeout" => params.timeout = Some(duration(&name, value)?),
+            "connect_timeout" => params.connect_timeout = Some(duration(&name, value)?),
+            "response_timeout" => params.response_timeout = Some(duration(&name, value)?),
+            "pool_wait_timeout" => params.pool_wait_timeout = Some(duration(&name, value)?),
+            "pool_size" => params.pool_size = Some(count(&name, value)?),
+            "max_value_size" => params.max_value_size = Some(count(&name, value)?),
+            "db" => {
+                params.db = Some(value.parse().map_err(|_| {
+                    CacheError::config("the url parameter db must be a database number")
+                })?);
+            }
+            "mode" => {
+                params.mode = Some(match value {
+                    "multiplexed" => ModeParam::Multiplexed,
+                    "pooled" => ModeParam::Pooled,
+                    _ => {
+                        return Err(CacheError::config(
+                            "the url parameter mode must be multiplexed or pooled",
+                        ))
+                    }
+                });
+            }
+            "" => {}
+            other => {
+                return Err(CacheError::config(format!(
+                    "unknown redis url parameter {other:?} (known: {KNOWN})"
+                )))
+            }
+        }
+    }
+    Ok(params)
+}
+
+/// A positive duration: `250ms`, `2s`, `1m` (humantime's grammar) or plain seconds
+/// such as `0.5`, as memcached URLs take them.
+fn duration(name: &str, value: &str) -> Result<Duration, CacheError> {
+    let bad = || {
+        CacheError::config(format!(
+            "the url parameter {name} must be a positive duration such as 250ms, 2s or 0.5"
+        ))
+    };
+    let parsed = match humantime::parse_duration(value) {
+        Ok(duration) => duration,
+        Err(_) => value
+            .parse::<f64>()
+            .ok()
+            .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+            .ok_or_else(bad)?,
+    };
+    if parsed.is_zero() {
+        return Err(bad());
+    }
+    Ok(parsed)
+}
+
+/// A whole number of at least 1.
+fn count(name: &str, value: &str) -> Result<usize, CacheError> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|count| *count > 0)
+        .ok_or_else(|| {
+            CacheError::config(format!(
+                "the url parameter {name} must be a whole number of at least 1"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(result: Result<UrlParams, CacheError>) -> String {
+        match result {
+            Err(CacheError::Config { message }) => message,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_parameter_is_read() {
+        let (base, params) = split(
+            "redis://:pw@h:1/2?prefix=app%3A&timeout=250ms&connect_timeout=2s\
+             &response_timeout=0.5&pool_wait_timeout=1m&pool_size=4&mode=pooled\
+             &max_value_size=1000&db=2",
+        )
+        .unwrap();
+        assert_eq!(base, "redis://:pw@h:1/2");
+        assert_eq!(
+            params,
+            UrlParams {
+                prefix: Some("app:".to_owned()),
+                timeout: Some(Duration::from_millis(250)),
+                connect_timeout: Some(Duration::from_secs(2)),
+                response_timeout: Some(Duration::from_millis(500)),
+                pool_wait_timeout: Some(Duration::from_secs(60)),
+                pool_size: Some(4),
+                mode: Some(ModeParam::Pooled),
+                max_value_size: Some(1000),
+                db: Some(2),
+            }
+        );
+        assert_eq!(split("redis://h").unwrap().1, UrlParams::default());
+        assert_eq!(split("redis://h/?").unwrap().1, UrlParams::default());
+    }
+
+    #[test]
+    fn unknown_and_malformed_parameters_name_the_parameter_not_the_value() {
+        for (query, named) in [
+            ("colour=red", "\"colour\""),
+            ("password=hunter2", "\"password\""),
+            ("pool_size=0", "pool_size"),
+            ("pool_size=hunter2", "pool_size"),
+            ("timeout=abc", "timeout"),
+            ("timeout=0", "timeout"),
+            ("timeout=-1", "timeout"),
+            ("db=three", "db"),
+            ("db=-1", "db"),
+            ("mode=fast", "mode"),
+            ("max_value_size=0", "max_value_size"),
+        ] {
+            let shown = message(parse(query));
+            assert!(shown.contains(named), "{query}: {shown}");
+            assert!(!shown.contains("hunter2"), "{query}: {shown}");
+        }
+        assert!(split("redis://h?prefix=a#b").is_err());
+    }
+}
