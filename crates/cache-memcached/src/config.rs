@@ -129,9 +129,9 @@ impl MemcachedCacheBuilder {
     /// Puts every key of this cache in a namespace of its own, and makes
     /// [`clear`](cache_api::Cache::clear) remove only that namespace (see the crate docs).
     ///
-    /// The prefix must be 1 to 128 bytes without spaces, control characters or `{`; end it
-    /// with a delimiter (`"shop:"`), and do not give one cache a prefix that starts
-    /// another's (`"shop"` and `"shop2"`), or their keys can meet.
+    /// The prefix must be at most 128 bytes without spaces, control characters or `{`, and
+    /// end with an ASCII punctuation character (`"shop:"`), so that `clear` of `shop:`
+    /// never touches `shopping:`. The empty prefix means no prefix.
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = Some(prefix.into());
         self
@@ -217,10 +217,15 @@ impl MemcachedCacheBuilder {
         let Some(prefix) = self.key_prefix.as_deref() else {
             return Ok(None);
         };
-        if prefix.is_empty() {
-            return Err(CacheError::config(
-                "the key prefix must not be empty; leave it unset for no prefix",
-            ));
+        // The empty prefix is no prefix, as for every backend.
+        let Some(last) = prefix.chars().last() else {
+            return Ok(None);
+        };
+        if !last.is_ascii_punctuation() {
+            return Err(CacheError::config(format!(
+                "the key prefix {prefix:?} must end with a delimiter such as ':' (\"{prefix}:\"), \
+                 or it would also match the keys of longer prefixes like \"{prefix}bar\""
+            )));
         }
         if prefix.len() > MAX_PREFIX_LEN {
             return Err(CacheError::config(format!(
@@ -254,7 +259,8 @@ fn parse_url(url: &str) -> Result<ParsedUrl, String> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err("the url must start with memcache://".to_owned());
     };
-    if !matches!(scheme, "memcache" | "memcached") {
+    // Schemes are case-insensitive (RFC 3986).
+    if !scheme.eq_ignore_ascii_case("memcache") && !scheme.eq_ignore_ascii_case("memcached") {
         return Err("the url scheme must be memcache or memcached".to_owned());
     }
     let (location, query) = match rest.split_once('?') {
@@ -465,5 +471,64 @@ mod tests {
             error.contains("credentials") && !error.contains("hunter2"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn schemes_are_case_insensitive() {
+        for url in ["MEMCACHE://h", "Memcached://h:11212", "memCache://h"] {
+            assert!(parse_url(url).is_ok(), "{url}");
+        }
+        assert!(parse_url("MEMCACHEX://h").is_err());
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        for (url, name) in [
+            ("memcache://h?colour=blue", "colour"),
+            ("memcache://h?timeout", "timeout"),
+            ("memcache://h?pool_size=-1", "pool_size"),
+            ("memcache://h?namespace_refresh=later", "namespace_refresh"),
+            ("memcache://h?max_value_size=1.5", "max_value_size"),
+        ] {
+            let error = parse_url(url).expect_err(url);
+            assert!(error.contains(name), "{url}: {error}");
+        }
+    }
+
+    fn prefix_of(prefix: &str) -> Result<Option<String>, CacheError> {
+        MemcachedCacheBuilder::from_url("memcache://h")
+            .key_prefix(prefix)
+            .checked_prefix()
+            .map(|prefix| prefix.map(str::to_owned))
+    }
+
+    #[test]
+    fn the_empty_prefix_is_no_prefix() {
+        assert_eq!(prefix_of("").unwrap(), None);
+        let builder = MemcachedCacheBuilder::from_url("memcache://h?prefix=");
+        assert_eq!(builder.checked_prefix().unwrap(), None);
+    }
+
+    #[test]
+    fn prefixes_must_end_with_a_delimiter() {
+        for good in ["app:", "a.b.", "x-", "shop/", "ns_", "k#"] {
+            assert_eq!(prefix_of(good).unwrap().as_deref(), Some(good));
+        }
+        let error = prefix_of("foo").unwrap_err().to_string();
+        assert!(
+            error
+                .contains(r#"the key prefix "foo" must end with a delimiter such as ':' ("foo:")"#)
+                && error.contains(r#"longer prefixes like "foobar""#),
+            "{error}"
+        );
+        for bad in ["app", "été", "a:b", "x1"] {
+            assert!(prefix_of(bad).is_err(), "{bad}");
+        }
+        // memcached's own rules stay.
+        for bad in ["a b:", "a{b:", "{:", "tab\t:"] {
+            assert!(prefix_of(bad).is_err(), "{bad:?}");
+        }
+        assert!(prefix_of(&format!("{}:", "p".repeat(MAX_PREFIX_LEN))).is_err());
+        assert!(prefix_of(&format!("{}:", "p".repeat(MAX_PREFIX_LEN - 1))).is_ok());
     }
 }

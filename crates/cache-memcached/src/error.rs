@@ -96,16 +96,6 @@ fn is_too_large(error: &Error) -> bool {
     }
 }
 
-/// Whether the server refused the command itself (`CLIENT_ERROR`), as it refuses to
-/// increment a value that is no number.
-pub(crate) fn is_rejected(error: &Error) -> bool {
-    match error {
-        Error::Rejected(_) => true,
-        Error::Ambiguous { source, .. } => is_rejected(source),
-        _ => false,
-    }
-}
-
 /// An answer of the server that the contract cannot accept, kept as the source of a
 /// [`CacheError::Backend`].
 #[derive(Debug)]

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod admin;
 mod config;
 mod error;
 mod keys;
@@ -32,13 +33,16 @@ pub use config::{
 };
 use error::{unexpected, Context, BACKEND};
 use keys::KeySpace;
-use namespace::{fresh_generation, Namespace, Snapshot};
+use namespace::{fresh_generation, now_micros, Namespace, Snapshot};
 
 /// The server keys a cache wrote, kept for a test fixture that removes them afterwards.
 pub(crate) type Journal = Arc<Mutex<HashSet<Vec<u8>>>>;
 
 /// Longest TTL memcached takes as a number of seconds; above it, a number is a Unix time.
 const MAX_RELATIVE_TTL_SECS: u64 = 30 * 24 * 60 * 60;
+
+/// How many timeouts a `clear` waits for memcached's crawler while another listing runs.
+const CRAWLER_BUSY_TIMEOUTS: u32 = 10;
 
 /// memcached parses an expiry as a signed 32-bit number: its last second is 2038-01-19.
 const MAX_EXPIRY: u64 = i32::MAX as u64;
@@ -220,75 +224,68 @@ async fn create_counter(
     }
 }
 
-/// Reads the generation of a prefix, creating the counter when it is missing or garbled.
-async fn establish_generation(
+/// The generation of a prefix as the server holds it: `None` when the counter is absent,
+/// or garbled (then the next write replaces it). Never writes.
+async fn read_generation(
     client: &AsyncMetaClient,
     key: &[u8],
-    known: u64,
     context: Context,
-) -> Result<u64, CacheError> {
-    for _ in 0..3 {
-        match read_counter(client, key, context).await? {
-            Counter::Value(generation) => return Ok(generation),
-            Counter::Missing => {
-                // `None`: another instance created it first; read theirs.
-                if let Some(created) =
-                    create_counter(client, key, fresh_generation(known), context).await?
-                {
-                    return Ok(created);
-                }
-            }
-            Counter::Garbage => {
-                let fresh = fresh_generation(known);
-                call(context, client.run(Set::new(key, fresh.to_string()))).await?;
-                return Ok(fresh);
-            }
-        }
-    }
-    Err(unexpected(
-        "the generation counter kept changing while it was read",
-    ))
+) -> Result<Option<u64>, CacheError> {
+    Ok(match read_counter(client, key, context).await? {
+        Counter::Value(generation) => Some(generation),
+        Counter::Missing | Counter::Garbage => None,
+    })
 }
 
-/// Moves a prefix to a new generation and returns it.
-async fn bump_generation(
-    client: &AsyncMetaClient,
-    key: &[u8],
-    known: u64,
+/// What an operation does in a namespace whose generation counter is absent.
+enum Absent<T> {
+    /// A read (or a delete): nothing is reachable, so this is the answer once the counter
+    /// is confirmed absent; nothing is written.
+    Empty(T),
+    /// A write: the counter is created first.
+    Create,
+}
+
+/// The per-item overhead subtracted from a server's item size to get the largest value it
+/// stores whatever the key (see [`DEFAULT_MAX_VALUE_SIZE`]).
+const ITEM_OVERHEAD: usize = (1 << 20) - DEFAULT_MAX_VALUE_SIZE;
+
+/// The generation tag of a data key of `prefix`: the digits between `{` and `}` right
+/// after the prefix. `None` for any other key, the counter `<prefix>{gen}` included.
+fn generation_of(prefix: &[u8], server_key: &[u8]) -> Option<u64> {
+    let rest = server_key.strip_prefix(prefix)?.strip_prefix(b"{")?;
+    let end = rest.iter().position(|&byte| byte == b'}')?;
+    let digits = &rest[..end];
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// The largest value every server stores: the configured limit, lowered to the smallest
+/// server's item size (`item_size_max` of `stats settings`) less [`ITEM_OVERHEAD`]. Asks
+/// every server at once.
+///
+/// # Errors
+///
+/// `Config` when a server does not answer as memcached; `Unreachable` or `Timeout` when
+/// one does not answer at all.
+async fn effective_value_limit(
+    servers: &[String],
+    configured: usize,
     context: Context,
-) -> Result<u64, CacheError> {
-    for _ in 0..3 {
-        let fresh = fresh_generation(known);
-        match tokio::time::timeout(context.timeout, client.increment(key).send()).await {
-            Err(_) => return Err(context.timeout()),
-            Ok(Ok(result)) if result.applied() => {
-                return result.value.ok_or_else(|| {
-                    unexpected("the generation counter was incremented without a value")
-                })
-            }
-            Ok(Ok(result)) if result.status == MutationStatus::NotFound => {
-                // `None`: another instance created it first; increment theirs.
-                if let Some(created) = create_counter(client, key, fresh, context).await? {
-                    return Ok(created);
-                }
-            }
-            Ok(Ok(result)) => {
-                return Err(unexpected(format!(
-                    "incrementing the generation counter: {:?}",
-                    result.status
-                )))
-            }
-            // A counter overwritten with something that is no number cannot be incremented.
-            Ok(Err(error)) if error::is_rejected(&error) => {
-                call(context, client.run(Set::new(key, fresh.to_string()))).await?;
-                return Ok(fresh);
-            }
-            Ok(Err(error)) => return Err(context.map(error)),
+) -> Result<usize, CacheError> {
+    let asks = servers.iter().map(|server| async move {
+        let mut admin = admin::Admin::connect(server, context).await?;
+        admin.item_size_max().await
+    });
+    let mut limit = configured;
+    for item_size in futures::future::join_all(asks).await {
+        if let Some(item_size) = item_size? {
+            limit = limit.min(item_size.saturating_sub(ITEM_OVERHEAD).max(1));
         }
     }
-    Err(unexpected(
-        "the generation counter kept changing while it was incremented",
-    ))
+    Ok(limit)
 }
 
 impl MemcachedCache {
@@ -347,6 +344,10 @@ impl MemcachedCache {
             timeout,
             value: None,
         };
+        // Before the meta client: a server that is no memcached (a Redis port) is told so
+        // here in plain words, not by a parse error of the meta protocol.
+        let max_value_size =
+            effective_value_limit(&servers, builder.max_value_size, connect).await?;
         let client = call(
             connect,
             AsyncMetaClient::builder()
@@ -372,13 +373,8 @@ impl MemcachedCache {
         let namespace = match keys.generation_key() {
             None => None,
             Some(key) => {
-                if let Some(journal) = &builder.journal {
-                    journal
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .insert(key.clone());
-                }
-                let generation = establish_generation(&client, &key, 0, connect).await?;
+                // Only read: a cache that is built and read from writes nothing.
+                let generation = read_generation(&client, &key, connect).await?;
                 Some(Namespace::new(key, generation, builder.namespace_refresh))
             }
         };
@@ -391,7 +387,7 @@ impl MemcachedCache {
                 namespace,
                 timeout,
                 pool_size: builder.pool_size,
-                max_value_size: builder.max_value_size,
+                max_value_size,
                 get_many_fail_open: builder.get_many_fail_open,
                 journal: builder.journal,
             }),
@@ -427,10 +423,12 @@ impl MemcachedCache {
     }
 
     /// Runs `run` in the current generation of the prefix (`None` without a prefix). When
-    /// a check of the generation is due it runs alongside, and `run` is repeated once in
-    /// the new generation if the number moved.
-    async fn in_namespace<T, F, Fut>(&self, run: F) -> Result<T, CacheError>
+    /// the counter is absent, `absent` says what to do. When a check of the generation is
+    /// due it runs alongside, and `run` is repeated once in the new generation if the
+    /// number moved or vanished.
+    async fn in_namespace<T, F, Fut>(&self, absent: Absent<T>, run: F) -> Result<T, CacheError>
     where
+        T: Clone,
         F: Fn(Option<u64>) -> Fut,
         Fut: Future<Output = Result<T, CacheError>>,
     {
@@ -439,46 +437,126 @@ impl MemcachedCache {
         };
         let seen = namespace.snapshot();
         if !namespace.claim_check() {
-            return run(Some(seen.generation)).await;
+            return self
+                .run_in(namespace, seen.generation, &absent, &run)
+                .await
+                .1;
         }
         // Boxed: a check is due once per refresh interval, and its state would otherwise
         // make every operation's future several times larger.
-        Box::pin(self.run_with_check(namespace, seen, run)).await
+        Box::pin(self.run_with_check(namespace, seen, absent, run)).await
+    }
+
+    /// Runs `run` in `generation`, or does what `absent` says when there is none. Returns
+    /// the generation used with the result.
+    async fn run_in<T, F, Fut>(
+        &self,
+        namespace: &Namespace,
+        generation: Option<u64>,
+        absent: &Absent<T>,
+        run: &F,
+    ) -> (Option<u64>, Result<T, CacheError>)
+    where
+        T: Clone,
+        F: Fn(Option<u64>) -> Fut,
+        Fut: Future<Output = Result<T, CacheError>>,
+    {
+        let generation = match (generation, absent) {
+            (Some(generation), _) => generation,
+            // Looked up every time while absent: the read costs the round trip a data
+            // read would, and another instance's first write is seen at once.
+            (None, Absent::Empty(empty)) => {
+                let before = namespace.snapshot();
+                let found = read_generation(
+                    &self.inner.client,
+                    &namespace.key,
+                    self.context("generation check"),
+                )
+                .await;
+                match found
+                    .map(|found| found.and_then(|found| namespace.adopt(before, Some(found))))
+                {
+                    Err(error) => return (None, Err(error)),
+                    Ok(None) => return (None, Ok(empty.clone())),
+                    Ok(Some(generation)) => generation,
+                }
+            }
+            (None, Absent::Create) => match self.create_generation(namespace).await {
+                Ok(generation) => generation,
+                Err(error) => return (None, Err(error)),
+            },
+        };
+        (Some(generation), run(Some(generation)).await)
     }
 
     async fn run_with_check<T, F, Fut>(
         &self,
         namespace: &Namespace,
         seen: Snapshot,
+        absent: Absent<T>,
         run: F,
     ) -> Result<T, CacheError>
     where
+        T: Clone,
         F: Fn(Option<u64>) -> Fut,
         Fut: Future<Output = Result<T, CacheError>>,
     {
-        let (latest, result) = tokio::join!(
+        let (latest, (used, result)) = tokio::join!(
             self.check_generation(namespace, seen),
-            run(Some(seen.generation))
+            self.run_in(namespace, seen.generation, &absent, &run)
         );
         match latest {
-            Some(latest) if latest != seen.generation => run(Some(latest)).await,
+            Some(latest) if latest != used => self.run_in(namespace, latest, &absent, &run).await.1,
             _ => result,
         }
     }
 
-    /// The generation to use from now on, or `None` when the server could not tell (the
-    /// known one stays in use, so keys on other servers keep working).
-    async fn check_generation(&self, namespace: &Namespace, seen: Snapshot) -> Option<u64> {
+    /// The generation to use from now on (`Some(None)`: the counter is absent), or `None`
+    /// when the server could not tell (the known one stays in use, so keys on other
+    /// servers keep working).
+    async fn check_generation(&self, namespace: &Namespace, seen: Snapshot) -> Option<Option<u64>> {
         let context = self.context("generation check");
-        match establish_generation(&self.inner.client, &namespace.key, seen.generation, context)
-            .await
-        {
+        match read_generation(&self.inner.client, &namespace.key, context).await {
             Ok(generation) => Some(namespace.adopt(seen, generation)),
             Err(error) => {
                 tracing::warn!(%error, "memcached: could not check the generation of the key prefix, keeping the known one");
                 None
             }
         }
+    }
+
+    /// Creates the absent generation counter (memcached `add`: of racing instances one
+    /// creates it, the others read its number), above every generation this instance knew.
+    async fn create_generation(&self, namespace: &Namespace) -> Result<u64, CacheError> {
+        let context = self.context("generation create");
+        let client = &self.inner.client;
+        let key = &namespace.key;
+        for _ in 0..3 {
+            let known = namespace.snapshot().highest;
+            let fresh = fresh_generation(known);
+            self.record(key);
+            if let Some(created) = create_counter(client, key, fresh, context).await? {
+                namespace.set(Some(created), created);
+                return Ok(created);
+            }
+            match read_counter(client, key, context).await? {
+                Counter::Value(theirs) => {
+                    namespace.set(Some(theirs), theirs);
+                    return Ok(theirs);
+                }
+                // Deleted again in between (a `clear`): try once more.
+                Counter::Missing => {}
+                // Overwritten by another client with something that is no number.
+                Counter::Garbage => {
+                    call(context, client.run(Set::new(key, fresh.to_string()))).await?;
+                    namespace.set(Some(fresh), fresh);
+                    return Ok(fresh);
+                }
+            }
+        }
+        Err(unexpected(
+            "the generation counter kept changing while it was created",
+        ))
     }
 
     async fn get_in(
@@ -671,6 +749,54 @@ impl MemcachedCache {
         Ok(count)
     }
 
+    /// Deletes, on every server at once, each entry of the prefix in a generation up to
+    /// `cutoff`. Entries of a later generation were written after the counter was deleted
+    /// (by another instance that created it again) and are kept.
+    async fn remove_entries(&self, cutoff: u64) -> Result<(), CacheError> {
+        let Some(prefix) = self.inner.key_prefix.as_deref() else {
+            return Ok(());
+        };
+        let context = self.context("clear");
+        let wanted = |key: &[u8]| {
+            // Sent back as they are: a key the text protocol cannot carry is not ours.
+            generation_of(prefix.as_bytes(), key).is_some_and(|generation| generation <= cutoff)
+                && key.iter().copied().all(keys::is_native_byte)
+        };
+        let removals = self.inner.servers.iter().map(|server| async move {
+            let mut admin = match admin::Admin::connect(server, context).await {
+                Ok(admin) => admin,
+                // A server that refuses connections is not running, and memcached keeps
+                // nothing across a restart: there is nothing to remove.
+                Err(CacheError::Unreachable { source, .. })
+                    if source
+                        .downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) =>
+                {
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
+            };
+            // memcached runs one crawler at a time; other clears may be listing too.
+            let busy_for = self.inner.timeout.saturating_mul(CRAWLER_BUSY_TIMEOUTS);
+            match admin.metadump(wanted, busy_for).await? {
+                admin::Dump::Keys(keys) => admin.delete(&keys).await,
+                admin::Dump::Refused(answer) => {
+                    tracing::warn!(
+                        %server,
+                        %answer,
+                        "memcached: the server does not list its keys; the cleared entries stay until they age out"
+                    );
+                    Ok(())
+                }
+            }
+        });
+        futures::future::join_all(removals)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, CacheError>>()
+            .map(drop)
+    }
+
     /// `flush_all` on every server, through the crate's synchronous client: the meta
     /// protocol has no flush.
     async fn flush_all(&self) -> Result<(), CacheError> {
@@ -759,8 +885,10 @@ impl Cache for MemcachedCache {
     /// One `mg` on the key's server.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         validate_key(key)?;
-        self.in_namespace(move |generation| self.get_in(generation, key))
-            .await
+        self.in_namespace(Absent::Empty(None), move |generation| {
+            self.get_in(generation, key)
+        })
+        .await
     }
 
     /// One `ms` on the key's server; a zero TTL is an `md` instead. The value is checked
@@ -771,20 +899,26 @@ impl Cache for MemcachedCache {
         let expiry = expiry(ttl)?;
         if expiry == Expiry::Expired {
             return self
-                .in_namespace(move |generation| self.delete_in(generation, key))
+                .in_namespace(Absent::Empty(false), move |generation| {
+                    self.delete_in(generation, key)
+                })
                 .await
                 .map(drop);
         }
         let value = &value;
-        self.in_namespace(move |generation| self.set_in(generation, key, value, expiry))
-            .await
+        self.in_namespace(Absent::Create, move |generation| {
+            self.set_in(generation, key, value, expiry)
+        })
+        .await
     }
 
     /// One `md` on the key's server: true when memcached removed a live entry.
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         validate_key(key)?;
-        self.in_namespace(move |generation| self.delete_in(generation, key))
-            .await
+        self.in_namespace(Absent::Empty(false), move |generation| {
+            self.delete_in(generation, key)
+        })
+        .await
     }
 
     /// One pipelined exchange per server holding any of the keys, the servers in
@@ -799,7 +933,9 @@ impl Cache for MemcachedCache {
         let (unique, positions) = distinct(keys.iter().copied());
         let unique = &unique;
         let values = self
-            .in_namespace(move |generation| self.get_many_in(generation, unique))
+            .in_namespace(Absent::Empty(vec![None; unique.len()]), move |generation| {
+                self.get_many_in(generation, unique)
+            })
             .await?;
         if unique.len() == keys.len() {
             // No key named twice: the answers are already in the order asked.
@@ -837,13 +973,17 @@ impl Cache for MemcachedCache {
             let keys: Vec<&str> = batch.iter().map(|(key, _)| *key).collect();
             let keys = &keys;
             return self
-                .in_namespace(move |generation| self.delete_many_in(generation, keys))
+                .in_namespace(Absent::Empty(0), move |generation| {
+                    self.delete_many_in(generation, keys)
+                })
                 .await
                 .map(drop);
         }
         let batch = &batch;
-        self.in_namespace(move |generation| self.set_many_in(generation, batch, expiry))
-            .await
+        self.in_namespace(Absent::Create, move |generation| {
+            self.set_many_in(generation, batch, expiry)
+        })
+        .await
     }
 
     /// One pipelined exchange per server, the servers in parallel; a key named twice is
@@ -855,35 +995,43 @@ impl Cache for MemcachedCache {
         }
         let (unique, _) = distinct(keys.iter().copied());
         let unique = &unique;
-        self.in_namespace(move |generation| self.delete_many_in(generation, unique))
-            .await
+        self.in_namespace(Absent::Empty(0), move |generation| {
+            self.delete_many_in(generation, unique)
+        })
+        .await
     }
 
     /// One `mg` without the value on the key's server.
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         validate_key(key)?;
-        self.in_namespace(move |generation| self.exists_in(generation, key))
-            .await
+        self.in_namespace(Absent::Empty(false), move |generation| {
+            self.exists_in(generation, key)
+        })
+        .await
     }
 
-    /// With a key prefix: moves the prefix to a new generation (one `ma` on the server of
-    /// the counter); nothing else on the servers is touched. Without a prefix:
-    /// **`flush_all` on every server, which removes every entry of every client of those
-    /// servers.**
+    /// With a key prefix: deletes the prefix's generation counter (the namespace reads
+    /// empty at once here, within `namespace_refresh` on other instances), then lists each
+    /// server's keys (`lru_crawler metadump all`) and deletes every entry of the prefix,
+    /// in pipelined batches. A server that refuses to list keeps them until they age out.
+    /// Without a prefix: **`flush_all` on every server, which removes every entry of every
+    /// client of those servers.**
     async fn clear(&self) -> Result<(), CacheError> {
         let Some(namespace) = &self.inner.namespace else {
             return self.flush_all().await;
         };
-        let known = namespace.snapshot().generation;
-        let generation = bump_generation(
-            &self.inner.client,
-            &namespace.key,
-            known,
-            self.context("clear"),
-        )
-        .await?;
-        namespace.set(generation);
-        Ok(())
+        let context = self.context("clear");
+        let client = &self.inner.client;
+        // Every generation used so far is at most this: the counter's number, what this
+        // instance knew, and the clock, from which any counter created later starts.
+        let current = read_generation(client, &namespace.key, context).await?;
+        let cutoff = now_micros()
+            .max(namespace.snapshot().highest)
+            .max(current.unwrap_or_default());
+        let result = call(context, client.run(delete_of(namespace.key.clone()))).await?;
+        removed(result.status)?;
+        namespace.set(None, cutoff);
+        self.remove_entries(cutoff).await
     }
 
     /// 1 s TTL granularity, the configured largest value, and 250 bytes less the prefix
@@ -960,6 +1108,34 @@ mod tests {
             Arc::new(cache)
         }
         let _ = object;
+    }
+
+    #[test]
+    fn only_data_keys_of_the_exact_prefix_have_a_generation() {
+        let prefix = b"app:";
+        assert_eq!(generation_of(prefix, b"app:{17}k"), Some(17));
+        assert_eq!(generation_of(prefix, b"app:{17}"), Some(17));
+        assert_eq!(generation_of(prefix, b"app:{17}~#x#hash"), Some(17));
+        for other in [
+            &b"app:{gen}"[..],
+            b"app:{}k",
+            b"app:{1a}k",
+            b"app:{17k",
+            b"app:17}k",
+            b"app:k",
+            b"apple:{17}k",
+            b"ap:{17}k",
+            b"xapp:{17}k",
+            b"app:app:{17}k",
+            b"app:{99999999999999999999999}k",
+        ] {
+            assert_eq!(
+                generation_of(prefix, other),
+                None,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! The generation number of a prefixed cache, as this instance knows it.
 //!
-//! memcached cannot list keys, so a prefix cannot be cleared key by key. Instead every key
-//! of a prefixed cache carries the prefix's *generation* (`<prefix>{<generation>}<key>`),
-//! a number stored on the server under `<prefix>{gen}`. `clear` increments it: the old
-//! entries become unreachable at once and age out of memory by their TTL or the LRU.
+//! Every key of a prefixed cache carries the prefix's *generation*
+//! (`<prefix>{<generation>}<key>`), a number stored on the server under `<prefix>{gen}`.
+//! While that counter is absent the namespace holds nothing reachable: reads are misses
+//! and nothing is written to find that out. The first write creates it (memcached `add`,
+//! so racing instances agree on one number) from the clock in microseconds, above every
+//! number this instance knew. `clear` deletes it (the instant, logical part), then removes
+//! the entries themselves where the server can list them.
 //!
 //! Each instance keeps the number in memory and checks it again when it is older than the
 //! refresh interval; the check runs alongside the operation that triggered it, and the
-//! operation is repeated in the new generation when the number moved. A lost counter
-//! (evicted, server restarted) is created again from the clock, above every number issued
-//! before, so a lost counter can only hide entries, never bring back cleared ones.
+//! operation is repeated in the new generation when the number moved (or vanished).
 
 use std::{
     sync::{
@@ -34,7 +35,10 @@ pub(crate) struct Namespace {
 
 #[derive(Debug, Clone, Copy)]
 struct State {
-    generation: u64,
+    /// `None` while the counter is absent (as last seen).
+    generation: Option<u64>,
+    /// The highest generation this instance ever knew: a counter it creates starts above.
+    highest: u64,
     /// Bumped at every change, so that a check that began before a change cannot undo it.
     version: u64,
 }
@@ -42,16 +46,18 @@ struct State {
 /// A generation as read at some moment, to hand back to [`Namespace::adopt`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Snapshot {
-    pub(crate) generation: u64,
+    pub(crate) generation: Option<u64>,
+    pub(crate) highest: u64,
     version: u64,
 }
 
 impl Namespace {
-    pub(crate) fn new(key: Vec<u8>, generation: u64, refresh: Duration) -> Self {
+    pub(crate) fn new(key: Vec<u8>, generation: Option<u64>, refresh: Duration) -> Self {
         Self {
             key,
             state: Mutex::new(State {
                 generation,
+                highest: generation.unwrap_or_default(),
                 version: 0,
             }),
             refresh,
@@ -69,6 +75,7 @@ impl Namespace {
         let state = *self.lock();
         Snapshot {
             generation: state.generation,
+            highest: state.highest,
             version: state.version,
         }
     }
@@ -92,28 +99,38 @@ impl Namespace {
     /// Takes `generation`, read from the server after `seen` was taken, unless the
     /// generation changed here in between (a `clear` of this instance). Returns the
     /// generation in use afterwards.
-    pub(crate) fn adopt(&self, seen: Snapshot, generation: u64) -> u64 {
+    pub(crate) fn adopt(&self, seen: Snapshot, generation: Option<u64>) -> Option<u64> {
         let mut state = self.lock();
         if state.version == seen.version && state.generation != generation {
             state.generation = generation;
+            state.highest = state.highest.max(generation.unwrap_or_default());
             state.version += 1;
         }
         state.generation
     }
 
-    /// Sets the generation this instance just wrote to the server.
-    pub(crate) fn set(&self, generation: u64) {
+    /// Sets the generation this instance just created, read or deleted on the server;
+    /// `highest` is raised to at least `seen_up_to`.
+    pub(crate) fn set(&self, generation: Option<u64>, seen_up_to: u64) {
         let mut state = self.lock();
         state.generation = generation;
+        state.highest = state
+            .highest
+            .max(seen_up_to)
+            .max(generation.unwrap_or_default());
         state.version += 1;
     }
 }
 
 /// A generation for a counter created anew: the clock in microseconds, and above `known`.
 pub(crate) fn fresh_generation(known: u64) -> u64 {
-    let micros = SystemTime::now()
+    now_micros().max(known.saturating_add(1))
+}
+
+/// The clock in microseconds since the Unix epoch.
+pub(crate) fn now_micros() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|since| u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or_default();
-    micros.max(known.saturating_add(1))
+        .unwrap_or_default()
 }

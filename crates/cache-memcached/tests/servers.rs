@@ -150,6 +150,11 @@ async fn a_dead_server_fails_only_its_keys_until_it_is_back() {
 async fn losing_the_generation_server_fails_only_its_keys() {
     let (a, b) = two_servers().await;
     let cache = cache_on(&[&a, &b], Some("p:")).await;
+    let keys = keys();
+    // The first write creates the counter.
+    for key in &keys {
+        cache.set(key, Bytes::from("before"), None).await.unwrap();
+    }
     let counter_on_a = raw_get(&a.url(), b"p:{gen}");
     let (mut counter_server, other) = match counter_on_a {
         Some(_) => (a, b),
@@ -157,10 +162,6 @@ async fn losing_the_generation_server_fails_only_its_keys() {
     };
     let generation =
         String::from_utf8(raw_get(&counter_server.url(), b"p:{gen}").unwrap()).unwrap();
-    let keys = keys();
-    for key in &keys {
-        cache.set(key, Bytes::from("before"), None).await.unwrap();
-    }
     let on_other: Vec<&String> = keys
         .iter()
         .filter(|key| {

@@ -236,8 +236,9 @@ async fn value_over_the_limit_is_refused_before_sending() {
     assert_eq!(cache.get("big").await.unwrap(), Some(exact));
 }
 
-/// A value the server itself refuses ("object too large for cache") is `ValueTooLarge`
-/// too, and the same cache keeps working.
+/// A configured limit above what the server stores (`-I 1m`) is lowered to the server's
+/// item size less the item overhead; a larger value is `ValueTooLarge` naming that limit,
+/// and the same cache keeps working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_servers_own_refusal_is_value_too_large() {
     let server = local_server(&["-I", "1m"]).await;
@@ -253,7 +254,7 @@ async fn the_servers_own_refusal_is_value_too_large() {
             .await
             .unwrap_err();
         assert!(
-            matches!(error, CacheError::ValueTooLarge { size, limit } if size == 2 << 20 && limit == 4 << 20),
+            matches!(error, CacheError::ValueTooLarge { size, limit } if size == 2 << 20 && limit == DEFAULT_MAX_VALUE_SIZE),
             "{error:?}"
         );
         let error = cache
@@ -406,7 +407,7 @@ async fn bad_settings_are_config_errors() {
         MemcachedCache::builder(&url).timeout(Duration::ZERO),
         MemcachedCache::builder(&url).pool_size(0),
         MemcachedCache::builder(&url).max_value_size(0),
-        MemcachedCache::builder(&url).key_prefix(""),
+        MemcachedCache::builder(&url).key_prefix("no-delimiter"),
         MemcachedCache::builder(&url).key_prefix("with space:"),
         MemcachedCache::builder(&url).key_prefix("brace{:"),
         MemcachedCache::builder(&url).key_prefix("p".repeat(129)),
@@ -430,4 +431,86 @@ async fn bad_settings_are_config_errors() {
         .await
         .unwrap();
     assert_eq!(cache.timeout(), Duration::from_millis(500));
+}
+
+/// A server started with `-I 512k`: the limit is its item size less 512 bytes, a value of
+/// exactly that size is stored under the longest key, one byte more is `ValueTooLarge`
+/// naming it (never "exceeds the limit" of its own size).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limit_follows_a_smaller_server_item_size() {
+    let small = local_server(&["-I", "512k"]).await;
+    let limit = (512 << 10) - 512;
+    let cache = MemcachedCache::connect(&small.url()).await.unwrap();
+    assert_eq!(cache.limits().max_value_size, limit);
+    let long_key = "k".repeat(cache.limits().max_native_key_len.unwrap_or(250));
+    let exact = Bytes::from(vec![1; limit]);
+    cache.set(&long_key, exact.clone(), None).await.unwrap();
+    assert_eq!(cache.get(&long_key).await.unwrap(), Some(exact));
+    let error = cache
+        .set("over", Bytes::from(vec![1; limit + 1]), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, CacheError::ValueTooLarge { size, limit: named } if size == limit + 1 && named == limit),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains(&limit.to_string()), "{error}");
+
+    // Over a ring: the smallest server sets the limit.
+    let large = local_server(&["-I", "2m"]).await;
+    let ring = MemcachedCache::builder(&large.url())
+        .servers([common::address(&small.url()), common::address(&large.url())])
+        .max_value_size(4 << 20)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(ring.limits().max_value_size, limit);
+    // A smaller configured limit stays.
+    let configured = MemcachedCache::builder(&small.url())
+        .max_value_size(1000)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(configured.limits().max_value_size, 1000);
+}
+
+/// `memcache://` pointed at a Redis server says so in plain words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_port_is_no_memcached_server() {
+    let redis = cache_testserver::LocalServer::start(&cache_testserver::REDIS, &[])
+        .await
+        .unwrap_or_else(|error| panic!("this test needs redis-server: {error}"));
+    let url = format!("memcache://127.0.0.1:{}", redis.port());
+    let error = MemcachedCache::builder(&url)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, CacheError::Config { .. }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "invalid configuration: 127.0.0.1:{} does not answer as a memcached server",
+            redis.port()
+        )
+    );
+}
+
+/// Schemes are case-insensitive, and the empty prefix is no prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upper_case_schemes_and_the_empty_prefix_work() {
+    let url = shared_url().await;
+    let upper = url.replacen("memcache://", "MEMCACHE://", 1);
+    let cache = MemcachedCache::connect(&format!("{upper}?prefix="))
+        .await
+        .unwrap();
+    assert_eq!(cache.key_prefix(), None);
+    let key = unique_key("upper");
+    cache.set(&key, Bytes::from("v"), None).await.unwrap();
+    assert_eq!(
+        raw_get(&url, key.as_bytes()).as_deref(),
+        Some(&b"v"[..]),
+        "stored under the key itself"
+    );
+    assert!(cache.delete(&key).await.unwrap());
 }
