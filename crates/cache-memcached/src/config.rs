@@ -190,13 +190,15 @@ impl MemcachedCacheBuilder {
         self
     }
 
-    /// Checks the settings, connects to every server (one `mn` no-op each) and, with a
-    /// key prefix, reads or creates the namespace's generation number.
+    /// Checks the settings, asks every server its item size (`stats settings`), connects
+    /// to every server (one `mn` no-op each) and, with a
+    /// key prefix, reads (never creates) the namespace's generation number.
     ///
     /// # Errors
     ///
     /// [`CacheError::Config`] for a malformed URL, no server, credentials in the URL (the
-    /// meta protocol has no authentication), a zero timeout or pool size, or a bad prefix;
+    /// meta protocol has no authentication), a zero timeout or pool size, a bad prefix, or
+    /// a server that does not answer as memcached;
     /// [`CacheError::Unreachable`] or [`CacheError::Timeout`] when a server does not
     /// answer.
     pub async fn build(self) -> Result<crate::MemcachedCache, CacheError> {
