@@ -1,0 +1,178 @@
+//! `cachectl check` and `cachectl bench` leave a memcached server exactly as they found
+//! it: every item's line of `lru_crawler metadump all` (key, expiry, last access, cas,
+//! size...) compared before and after runs with and without a key prefix, passing and
+//! failing. The server is one the test starts, so that a full dump sees nothing but what
+//! the test put there.
+
+mod common;
+
+use std::{
+    collections::BTreeSet,
+    io::{BufRead, BufReader, Write},
+    net::TcpStream,
+    process::{Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use cache_testserver::{LocalServer, MEMCACHED};
+use common::{cachectl, text};
+
+/// One text protocol exchange: `command`, then lines up to one of `last`, or a refusal.
+fn exchange(port: u16, command: &str, last: &[&str]) -> Vec<String> {
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|err| panic!("cannot connect to the test server on {port}: {err}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    (&stream)
+        .write_all(format!("{command}\r\n").as_bytes())
+        .unwrap();
+    let mut reader = BufReader::new(&stream);
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        let read = reader
+            .read_line(&mut line)
+            .unwrap_or_else(|err| panic!("{command:?}: {err}"));
+        assert!(
+            read > 0,
+            "the server closed the connection during {command:?}"
+        );
+        let line = line.trim_end().to_owned();
+        let done = last.contains(&line.as_str())
+            || ["ERROR", "CLIENT_ERROR", "SERVER_ERROR", "BUSY"]
+                .iter()
+                .any(|start| line.starts_with(start));
+        lines.push(line);
+        if done {
+            return lines;
+        }
+    }
+}
+
+/// Every item the server holds, one metadump line each (memcached lists for one client
+/// at a time: a busy lister is asked again).
+fn dump(port: u16) -> BTreeSet<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut lines = exchange(port, "lru_crawler metadump all", &["END"]);
+        let last = lines.pop().unwrap_or_default();
+        if last.starts_with("BUSY") && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        assert_eq!(last, "END", "metadump answered {last:?}");
+        return lines.into_iter().collect();
+    }
+}
+
+/// Items of "other applications": with and without TTL, under the prefix the runs use
+/// and beside it, and ones that look like a check's or a namespace's own keys.
+fn seed(port: u16) {
+    for (key, ttl) in [
+        ("app:user:1", 0),
+        ("app:session:9", 3600),
+        ("appx:other", 0),
+        ("app:{gen", 0),
+        ("other:key", 600),
+        ("cachectl-check:not-mine:0:k", 0),
+        ("cachectl-check:not-mine:0:{gen}", 0),
+    ] {
+        let value = format!("value of {key}");
+        let answer = exchange(
+            port,
+            &format!("set {key} 0 {ttl} {}\r\n{value}", value.len()),
+            &["STORED"],
+        );
+        assert_eq!(answer, ["STORED"], "seeding {key}");
+    }
+}
+
+fn assert_unchanged(before: &BTreeSet<String>, port: u16, run: &str) {
+    let after = dump(port);
+    let added: Vec<&String> = after.difference(before).collect();
+    let removed: Vec<&String> = before.difference(&after).collect();
+    assert!(
+        added.is_empty() && removed.is_empty(),
+        "{run} changed the server: {} items added (first: {:?}), {} removed or changed (first: {:?})",
+        added.len(),
+        added.first(),
+        removed.len(),
+        removed.first(),
+    );
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = cachectl(args);
+    let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "cachectl {args:?} failed:\n{shown}");
+    shown
+}
+
+fn start_server() -> (tokio::runtime::Runtime, LocalServer) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime
+        .block_on(LocalServer::start(&MEMCACHED, &[]))
+        .unwrap_or_else(|err| {
+            panic!("cannot start memcached (scripts/install-servers installs it): {err}")
+        });
+    (runtime, server)
+}
+
+/// Passing runs of `check` (with and without a prefix) and `bench` leave every item as it
+/// was, down to its expiry, size and last access time.
+#[test]
+fn passing_runs_leave_every_item_as_it_was() {
+    let (_runtime, server) = start_server();
+    let url = server.url();
+    let port = server.port();
+    seed(port);
+    let before = dump(port);
+    assert_eq!(before.len(), 7, "{before:#?}");
+
+    for target in [url.clone(), format!("{url}?prefix=app%3A")] {
+        let output = run_ok(&["check", &target]);
+        assert!(output.contains("0 failed"), "{output}");
+        assert_unchanged(&before, port, &format!("cachectl check {target}"));
+    }
+    run_ok(&["bench", &url, "--duration", "2s"]);
+    assert_unchanged(&before, port, "cachectl bench --duration 2s");
+}
+
+/// A server frozen for 1.5 s in the middle of a prefixed run fails the checks that were
+/// talking to it; their clean-up waits for it and removes everything once it answers.
+#[test]
+fn a_server_frozen_mid_run_is_cleaned_once_it_answers() {
+    let (_runtime, server) = start_server();
+    let url = server.url();
+    let port = server.port();
+    seed(port);
+    let before = dump(port);
+    let target = format!("{url}?prefix=app:");
+    let child = Command::new(env!("CARGO_BIN_EXE_cachectl"))
+        .args(["check", &target, "--timeout", "300ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cachectl runs");
+    thread::sleep(Duration::from_millis(1500));
+    server.pause();
+    thread::sleep(Duration::from_millis(1500));
+    server.resume();
+    let out = child.wait_with_output().expect("cachectl ends");
+    let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        !out.status.success() && shown.contains("timed out"),
+        "the frozen server was meant to fail some checks:\n{shown}"
+    );
+    assert!(!shown.contains("clean-up failed"), "{shown}");
+    assert_unchanged(
+        &before,
+        port,
+        "a cachectl check interrupted by a frozen server",
+    );
+}
