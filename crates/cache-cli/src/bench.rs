@@ -16,6 +16,7 @@ use bytes::Bytes;
 use cache_api::{Cache, CacheError};
 use serde::Serialize;
 
+use crate::report::Header;
 use crate::{options, say, Connection, EXIT_FAILED, EXIT_UNUSABLE};
 pub(crate) use engine::runtime;
 use engine::{Bound, Measurement, Plan, Progress, Workload};
@@ -301,11 +302,15 @@ struct Ratio {
 
 #[derive(Serialize)]
 struct Report {
+    #[serde(flatten)]
+    header: Header,
     url: String,
     backend: &'static str,
     mode: String,
     workload: &'static str,
-    batch: usize,
+    /// Keys per operation: only for the get-many workload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch: Option<usize>,
     value_size: usize,
     keys: usize,
     concurrency: usize,
@@ -320,10 +325,47 @@ struct Report {
     ratio: Option<Ratio>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     samples: Vec<Sample>,
-    cleanup: String,
+    cleanup: Cleanup,
     /// Stopped by Ctrl-C: the figures cover only part of the planned run.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     interrupted: bool,
+}
+
+/// What removing the run's keys achieved.
+#[derive(Serialize)]
+struct Cleanup {
+    /// Keys deleted after the run: every key the run may have written, unless removal failed.
+    removed_keys: usize,
+    /// `None` once every key is removed; otherwise the prefix of the keys left behind.
+    left_prefix: Option<String>,
+    /// Why removal failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl Cleanup {
+    fn describe(&self) -> String {
+        match (&self.left_prefix, &self.error) {
+            (None, _) => format!("removed every key written ({} keys)", self.removed_keys),
+            (Some(prefix), error) => format!(
+                "failed after removing {} keys: {}; keys may be left under {prefix:?}",
+                self.removed_keys,
+                error.as_deref().unwrap_or("unknown error")
+            ),
+        }
+    }
+}
+
+/// Warns on standard error when this cachectl was built without optimisations: its figures
+/// would be several times lower than a release build's, with nothing else to tell.
+fn warn_if_debug_build() {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "cachectl bench: warning: this is a debug build (no optimisations), figures run \
+             2-3x lower; use a release build: cargo install --path crates/cache-cli, or \
+             cargo run --release -p cache-cli -- bench ..."
+        );
+    }
 }
 
 /// The phase shown by the progress line.
@@ -375,7 +417,12 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
 }
 
 async fn run_checked(args: BenchArgs) -> Result<ExitCode, String> {
+    let header = Header::now("bench");
     let backend = backend_of(&args.url, &args.connection).map_err(|err| err.to_string())?;
+    // A footprint child process measures memory, not speed, and its parent has warned.
+    if args.footprint_side.is_none() {
+        warn_if_debug_build();
+    }
     if args.footprint.is_some() || args.footprint_side.is_some() {
         return footprint(&args, &backend).await;
     }
@@ -435,15 +482,24 @@ async fn run_checked(args: BenchArgs) -> Result<ExitCode, String> {
     let outcome = measure_both(&args, &plan, &adapter, raw.as_ref(), &status, &counter).await;
     status.set("removing keys");
     let mut cleanup = match engine::remove_keys(&*adapter, &plan).await {
-        Ok(()) => "removed every key written".to_owned(),
-        Err(err) => format!("failed: {}", scrub(&err.to_string(), &args.url)),
+        Ok(removed_keys) => Cleanup {
+            removed_keys,
+            left_prefix: None,
+            error: None,
+        },
+        Err((removed_keys, err)) => Cleanup {
+            removed_keys,
+            left_prefix: Some(prefix.clone()),
+            error: Some(scrub(&err.to_string(), &args.url)),
+        },
     };
     if let Some(raw) = &raw {
-        if let Err(err) = engine::remove_keys(&**raw, &plan).await {
-            cleanup = format!(
-                "failed through the raw client: {}",
+        if let Err((_, err)) = engine::remove_keys(&**raw, &plan).await {
+            cleanup.left_prefix = Some(prefix.clone());
+            cleanup.error = Some(format!(
+                "through the raw client: {}",
                 scrub(&err.to_string(), &args.url)
-            );
+            ));
         }
     }
     printer.abort();
@@ -452,11 +508,12 @@ async fn run_checked(args: BenchArgs) -> Result<ExitCode, String> {
     let (adapter_m, raw_m, round_ratios, samples) = outcome?;
 
     let report = Report {
+        header,
         url: cache_url::redact(&args.url),
         backend: backend.name(),
         mode: mode_name(&args, &backend),
         workload: args.workload.name(),
-        batch: args.batch as usize,
+        batch: (args.workload == Workload::GetMany).then_some(args.batch as usize),
         value_size: args.value_size,
         keys: args.keys as usize,
         concurrency: args.concurrency as usize,
@@ -482,7 +539,7 @@ async fn run_checked(args: BenchArgs) -> Result<ExitCode, String> {
     }
     let failed = report.adapter.errors > 0
         || report.raw.as_ref().is_some_and(|raw| raw.errors > 0)
-        || !report.cleanup.starts_with("removed");
+        || report.cleanup.left_prefix.is_some();
     if interrupted {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
@@ -734,11 +791,9 @@ fn print_report(report: &Report) {
         "cachectl bench {} ({}, {})",
         report.url, report.backend, report.mode
     ));
-    let batch = if report.workload == "get-many" {
-        format!(" of {} keys", report.batch)
-    } else {
-        String::new()
-    };
+    let batch = report
+        .batch
+        .map_or_else(String::new, |batch| format!(" of {batch} keys"));
     say(&format!(
         "workload {}{batch}, {}-byte values, {} keys, concurrency {}, {} runtime thread(s), {} round(s) per side, warmup {}s",
         report.workload,
@@ -813,7 +868,7 @@ fn print_report(report: &Report) {
             ));
         }
     }
-    say(&format!("cleanup: {}", report.cleanup));
+    say(&format!("cleanup: {}", report.cleanup.describe()));
     if report.interrupted {
         say("interrupted: the figures cover only part of the planned run");
     }
@@ -832,6 +887,8 @@ struct FootprintSide {
 
 #[derive(Serialize)]
 struct FootprintReport {
+    #[serde(flatten)]
+    header: Header,
     url: String,
     value_size: usize,
     key_len: usize,
@@ -888,6 +945,7 @@ async fn footprint(args: &BenchArgs, backend: &Backend) -> Result<ExitCode, Stri
         None => None,
     };
     let report = FootprintReport {
+        header: Header::now("bench"),
         url: cache_url::redact(&args.url),
         value_size: args.value_size,
         key_len: footprint_key(0).len(),

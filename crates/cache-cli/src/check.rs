@@ -9,6 +9,7 @@ use cache_tck::{run_check, Check, Group, KeyRecorder, Outcome, CHECKS};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
+use crate::report::{backend_name, Header};
 use crate::{options, report, say, Connection, EXIT_FAILED};
 
 #[derive(clap::Args)]
@@ -53,10 +54,49 @@ struct CheckReport<'a> {
 
 #[derive(Serialize)]
 struct Report<'a> {
+    #[serde(flatten)]
+    header: Header,
     url: String,
+    backend: &'static str,
+    limits: DeclaredLimits,
     checks: Vec<CheckReport<'a>>,
     passed: usize,
     failed: usize,
+}
+
+/// What the backend declares about itself ([`cache_api::Limits`]), which the checks read.
+#[derive(Serialize)]
+struct DeclaredLimits {
+    ttl_granularity_ms: f64,
+    max_value_size: usize,
+    /// `None` (JSON `null`): every key is stored as-is.
+    max_native_key_len: Option<usize>,
+}
+
+impl From<cache_api::Limits> for DeclaredLimits {
+    fn from(limits: cache_api::Limits) -> Self {
+        Self {
+            ttl_granularity_ms: limits.ttl_granularity.as_secs_f64() * 1000.0,
+            max_value_size: limits.max_value_size,
+            max_native_key_len: limits.max_native_key_len,
+        }
+    }
+}
+
+impl DeclaredLimits {
+    /// One line for the text report.
+    fn describe(&self) -> String {
+        let keys = self.max_native_key_len.map_or_else(
+            || "every key stored as-is".to_owned(),
+            |len| format!("keys over {len} bytes encoded"),
+        );
+        let granularity = Duration::from_secs_f64(self.ttl_granularity_ms / 1000.0);
+        format!(
+            "ttl granularity {}, largest value {} bytes, {keys}",
+            humantime::format_duration(granularity),
+            self.max_value_size
+        )
+    }
 }
 
 /// One check's outcome, plus whether removing its keys afterwards failed.
@@ -84,9 +124,19 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
         return ExitCode::from(EXIT_FAILED);
     }
 
+    let header = Header::now("check");
     // Fail fast, with one clear message, when the backend cannot be used at all.
-    if let Err(err) = cache_url::connect_with(&args.url, &options(&args.connection)).await {
-        return report(&err);
+    let limits = match cache_url::connect_with(&args.url, &options(&args.connection)).await {
+        Ok(cache) => DeclaredLimits::from(cache.limits()),
+        Err(err) => return report(&err),
+    };
+    let backend = backend_name(&args.url);
+    if !args.json {
+        say(&format!(
+            "cachectl check {} ({backend}): {}",
+            cache_url::redact(&args.url),
+            limits.describe()
+        ));
     }
 
     let run_id = &run_id();
@@ -116,7 +166,10 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
     let passed = results.len() - failed;
     if json {
         let report = Report {
+            header,
             url: cache_url::redact(&args.url),
+            backend,
+            limits,
             checks: results.iter().map(to_report).collect(),
             passed,
             failed,

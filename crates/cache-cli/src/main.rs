@@ -5,6 +5,7 @@
 
 mod bench;
 mod check;
+mod report;
 
 use std::{process::ExitCode, time::Duration};
 
@@ -21,7 +22,8 @@ const EXIT_UNUSABLE: u8 = 2;
 #[command(
     name = "cachectl",
     version,
-    about = "Check a cache backend against the contract, or use it by hand"
+    about = "Check a cache backend against the contract, or use it by hand",
+    after_help = schemes_help()
 )]
 struct Cli {
     #[command(subcommand)]
@@ -41,11 +43,17 @@ enum Command {
     ///
     /// Against a server it did not start, every check works under a key prefix of its
     /// own and removes exactly the keys it wrote: no other data is touched.
+    #[command(after_help = schemes_help())]
     Check(check::CheckArgs),
     /// Load-test a backend: throughput and latency percentiles of a workload, optionally
     /// beside the same workload sent straight through the backend's client.
+    ///
+    /// Measure with a release build (`cargo install --path crates/cache-cli`, or
+    /// `cargo run --release`): a debug build runs several times slower, and says so.
+    #[command(after_help = schemes_help())]
     Bench(bench::BenchArgs),
     /// Print the raw bytes stored under KEY (exit 1 on a miss).
+    #[command(after_help = schemes_help())]
     Get {
         /// Backend URL: memory://, redis://host:port, redis+cluster://h1:p1,h2:p2, memcache://host:port[,host:port...].
         url: String,
@@ -55,8 +63,9 @@ enum Command {
         connection: Connection,
     },
     /// Store VALUE (or standard input, when VALUE is left out) under KEY.
+    #[command(after_help = schemes_help())]
     Set {
-        /// Backend URL.
+        /// Backend URL (schemes below).
         url: String,
         /// The key.
         key: String,
@@ -70,14 +79,23 @@ enum Command {
         connection: Connection,
     },
     /// Delete KEY; prints whether a live entry was removed.
+    #[command(after_help = schemes_help())]
     Del {
-        /// Backend URL.
+        /// Backend URL (schemes below).
         url: String,
         /// The key.
         key: String,
         #[command(flatten)]
         connection: Connection,
     },
+}
+
+/// The URL schemes this build of cachectl understands, for the end of every help text.
+fn schemes_help() -> String {
+    format!(
+        "URL schemes: {} (see the cache-url documentation for each one's parameters)",
+        cache_url::SCHEMES.join(", ")
+    )
 }
 
 fn main() -> ExitCode {

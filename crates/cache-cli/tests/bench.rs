@@ -129,7 +129,12 @@ fn json_counts_match_the_budget() {
         .expect("a ratio per round");
     assert_eq!(rounds.len(), 3, "{report:#}");
     assert!(number(&report, "ratio.p99") > 0.0, "{report:#}");
-    assert_eq!(report["cleanup"], "removed every key written");
+    assert_eq!(report["cleanup"]["removed_keys"], 500, "{report:#}");
+    assert!(report["cleanup"]["left_prefix"].is_null(), "{report:#}");
+    assert!(
+        report.get("batch").is_none(),
+        "no batch for mix: {report:#}"
+    );
 }
 
 /// A get-many operation reads `--batch` keys: keys/s is the batch times ops/s.
@@ -323,7 +328,8 @@ async fn cluster_runs_both_sides() {
             number(&report, "ratio.throughput_median") > 0.0,
             "{report:#}"
         );
-        assert_eq!(report["cleanup"], "removed every key written", "{report:#}");
+        assert_eq!(report["cleanup"]["removed_keys"], 300, "{report:#}");
+        assert!(report["cleanup"]["left_prefix"].is_null(), "{report:#}");
     }
 }
 

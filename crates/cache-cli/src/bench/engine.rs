@@ -542,17 +542,25 @@ pub(crate) async fn populate<T: Target>(target: &Arc<T>, plan: &Arc<Plan>) -> Re
 }
 
 /// Removes every stored key of the plan through `target`, 100 per call: the only keys
-/// any workload writes.
+/// any workload writes. Returns how many keys were deleted.
 ///
 /// # Errors
 ///
-/// The first error of a `delete_many`.
-pub(crate) async fn remove_keys<T: Target>(target: &T, plan: &Plan) -> Result<(), BoxError> {
+/// The first error of a `delete_many`, with the number of keys deleted before it.
+pub(crate) async fn remove_keys<T: Target>(
+    target: &T,
+    plan: &Plan,
+) -> Result<usize, (usize, BoxError)> {
+    let mut removed = 0;
     for chunk in plan.keys.chunks(100) {
         let keys: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        target.delete_many(&keys).await?;
+        target
+            .delete_many(&keys)
+            .await
+            .map_err(|err| (removed, err))?;
+        removed += keys.len();
     }
-    Ok(())
+    Ok(removed)
 }
 
 #[cfg(test)]
