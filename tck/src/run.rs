@@ -91,17 +91,18 @@ where
     }
 }
 
-const CHECKS_SOURCE: &str = include_str!("checks.rs");
-
 /// The first doc line of the check called `name`, read from the checks' own source so
 /// that the documentation is the single statement of what each check expects.
 pub(crate) fn doc_line(name: &str) -> &'static str {
     let signature = format!("pub async fn {name}(");
-    let Some(at) = CHECKS_SOURCE.find(&signature) else {
+    let Some((source, at)) = crate::checks::SOURCES
+        .iter()
+        .find_map(|source| source.find(&signature).map(|at| (*source, at)))
+    else {
         return "";
     };
     let mut first = "";
-    for line in CHECKS_SOURCE[..at].lines().rev() {
+    for line in source[..at].lines().rev() {
         match line.trim_start().strip_prefix("///") {
             Some(doc) => first = doc.trim(),
             None => break,

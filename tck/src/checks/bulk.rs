@@ -1,0 +1,376 @@
+//! Bulk operations and `exists`: each agrees with the single-key operations, after
+//! overwrites, deletes, expiry and refused batches.
+
+use std::time::Duration;
+
+use cache_api::{Bytes, Cache, CacheError};
+
+use super::{
+    delete, describe, exists, expect, expect_many, remove, set, short_ttl, sleep_past, KEEP,
+    LONG_TTL,
+};
+use crate::failure::{CheckResult, Failure, OrFail};
+
+/// `get_many` returns one answer per key, in the order asked, `None` for misses.
+pub async fn test_get_many_keeps_order_and_reports_misses(cache: &dyn Cache) -> CheckResult {
+    set(cache, "tck:many-a", b"a", KEEP).await?;
+    set(cache, "tck:many-b", b"b", KEEP).await?;
+    set(cache, "tck:many-c", b"", KEEP).await?;
+    let keys = ["tck:many-b", "tck:many-missing", "tck:many-a", "tck:many-c"];
+    let got = cache
+        .get_many(&keys)
+        .await
+        .or_fail(|| format!("get_many({keys:?})"))?;
+    let want = vec![
+        Some(Bytes::from("b")),
+        None,
+        Some(Bytes::from("a")),
+        Some(Bytes::new()),
+    ];
+    if got != want {
+        return Err(Failure::new(
+            format!("get_many({keys:?})"),
+            format!("{want:?}"),
+            format!("{got:?}"),
+        ));
+    }
+    // Many keys at once: a backend that batches must keep every answer in place.
+    let many: Vec<String> = (0..150).map(|i| format!("tck:many-{i}")).collect();
+    for key in many.iter().step_by(2) {
+        set(cache, key, key.as_bytes(), KEEP).await?;
+    }
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    let got = cache
+        .get_many(&refs)
+        .await
+        .or_fail(|| "get_many of 150 keys".to_owned())?;
+    if got.len() != refs.len() {
+        return Err(Failure::new(
+            "get_many of 150 keys",
+            "150 answers",
+            format!("{} answers", got.len()),
+        ));
+    }
+    for (i, (key, answer)) in refs.iter().zip(&got).enumerate() {
+        let want = (i % 2 == 0).then(|| Bytes::copy_from_slice(key.as_bytes()));
+        if *answer != want {
+            return Err(Failure::new(
+                format!("get_many of 150 keys, answer {i} ({key})"),
+                describe(&want),
+                describe(answer),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `get_many` with a key named twice answers at both positions.
+pub async fn test_get_many_answers_duplicate_keys_at_each_position(
+    cache: &dyn Cache,
+) -> CheckResult {
+    set(cache, "tck:dup", b"dup", KEEP).await?;
+    let keys = ["tck:dup", "tck:dup-missing", "tck:dup", "tck:dup-missing"];
+    let got = cache
+        .get_many(&keys)
+        .await
+        .or_fail(|| format!("get_many({keys:?})"))?;
+    let want = vec![
+        Some(Bytes::from("dup")),
+        None,
+        Some(Bytes::from("dup")),
+        None,
+    ];
+    if got == want {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            format!("get_many({keys:?})"),
+            format!("{want:?}"),
+            format!("{got:?}"),
+        ))
+    }
+}
+
+/// `get_many` agrees with `get` after an overwrite (by `set` and over `set_many`), a
+/// delete and an expiry.
+pub async fn test_get_many_agrees_with_get_after_overwrite_delete_and_expiry(
+    cache: &dyn Cache,
+) -> CheckResult {
+    let limits = cache.limits();
+    let ttl = short_ttl(&limits);
+    set(cache, "tck:gm-overwritten", b"first", KEEP).await?;
+    set(cache, "tck:gm-overwritten", b"second", KEEP).await?;
+    set(cache, "tck:gm-deleted", b"deleted", KEEP).await?;
+    delete(cache, "tck:gm-deleted", true, "of a live entry").await?;
+    set(cache, "tck:gm-expired", b"expired", Some(ttl)).await?;
+    set(cache, "tck:gm-kept", b"kept", KEEP).await?;
+    cache
+        .set_many(
+            &[("tck:gm-batch", Bytes::from_static(b"batch first"))],
+            KEEP,
+        )
+        .await
+        .or_fail(|| "set_many([(\"tck:gm-batch\", \"batch first\")], 1h)".to_owned())?;
+    set(cache, "tck:gm-batch", b"single second", KEEP).await?;
+    let wait = sleep_past(ttl, &limits).await;
+
+    let keys = [
+        "tck:gm-overwritten",
+        "tck:gm-deleted",
+        "tck:gm-expired",
+        "tck:gm-kept",
+        "tck:gm-batch",
+    ];
+    let want: [Option<&[u8]>; 5] = [
+        Some(b"second"),
+        None,
+        None,
+        Some(b"kept"),
+        Some(b"single second"),
+    ];
+    let context = format!("{wait:?} after overwrite, delete and a {ttl:?} ttl");
+    for (key, want) in keys.iter().zip(want) {
+        expect(cache, key, want, &context).await?;
+    }
+    expect_many(cache, &keys, &want, &context).await
+}
+
+/// Bulk operations on empty lists succeed and do nothing.
+pub async fn test_bulk_operations_accept_empty_lists(cache: &dyn Cache) -> CheckResult {
+    let got = cache
+        .get_many(&[])
+        .await
+        .or_fail(|| "get_many([])".to_owned())?;
+    if !got.is_empty() {
+        return Err(Failure::new("get_many([])", "[]", format!("{got:?}")));
+    }
+    cache
+        .set_many(&[], None)
+        .await
+        .or_fail(|| "set_many([], None)".to_owned())?;
+    cache
+        .set_many(&[], Some(LONG_TTL))
+        .await
+        .or_fail(|| "set_many([], 60s)".to_owned())?;
+    let removed = cache
+        .delete_many(&[])
+        .await
+        .or_fail(|| "delete_many([])".to_owned())?;
+    if removed != 0 {
+        return Err(Failure::new(
+            "delete_many([])",
+            "Ok(0)",
+            format!("Ok({removed})"),
+        ));
+    }
+    Ok(())
+}
+
+/// `set_many` stores every entry, the last value of a repeated key winning, and
+/// applies the TTL to each.
+pub async fn test_set_many_stores_every_entry_with_the_ttl(cache: &dyn Cache) -> CheckResult {
+    let entries = [
+        ("tck:sm-1", Bytes::from("one")),
+        ("tck:sm-2", Bytes::from("two")),
+        ("tck:sm-dup", Bytes::from("first")),
+        ("tck:sm-dup", Bytes::from("last")),
+        ("tck:sm-empty", Bytes::new()),
+    ];
+    cache
+        .set_many(&entries, Some(LONG_TTL))
+        .await
+        .or_fail(|| "set_many of 5 entries with a 60s ttl".to_owned())?;
+    expect(cache, "tck:sm-1", Some(b"one"), "after set_many").await?;
+    expect(cache, "tck:sm-2", Some(b"two"), "after set_many").await?;
+    expect(
+        cache,
+        "tck:sm-dup",
+        Some(b"last"),
+        "after set_many naming the key twice",
+    )
+    .await?;
+    expect(cache, "tck:sm-empty", Some(b""), "after set_many").await?;
+
+    let limits = cache.limits();
+    let ttl = short_ttl(&limits);
+    cache
+        .set_many(&entries[..2], Some(ttl))
+        .await
+        .or_fail(|| format!("set_many of 2 entries with a {ttl:?} ttl"))?;
+    let wait = sleep_past(ttl, &limits).await;
+    expect(
+        cache,
+        "tck:sm-1",
+        None,
+        &format!("{wait:?} after set_many with a {ttl:?} ttl"),
+    )
+    .await?;
+    expect(
+        cache,
+        "tck:sm-2",
+        None,
+        &format!("{wait:?} after set_many with a {ttl:?} ttl"),
+    )
+    .await?;
+    expect(
+        cache,
+        "tck:sm-dup",
+        Some(b"last"),
+        "untouched by a later set_many",
+    )
+    .await?;
+
+    cache
+        .set_many(&entries[4..], Some(Duration::ZERO))
+        .await
+        .or_fail(|| "set_many with a zero ttl".to_owned())?;
+    expect(
+        cache,
+        "tck:sm-empty",
+        None,
+        "after set_many with a zero ttl",
+    )
+    .await
+}
+
+/// `set_many` without TTL over keys that had one removes their old TTL, as `set` does.
+pub async fn test_set_many_without_ttl_clears_previous_ttl(cache: &dyn Cache) -> CheckResult {
+    let limits = cache.limits();
+    let ttl = short_ttl(&limits);
+    set(cache, "tck:sm-cleared", b"with ttl", Some(ttl)).await?;
+    cache
+        .set_many(
+            &[
+                ("tck:sm-cleared", Bytes::from_static(b"without ttl")),
+                ("tck:sm-cleared-fresh", Bytes::from_static(b"without ttl")),
+            ],
+            None,
+        )
+        .await
+        .or_fail(|| "set_many of 2 entries without ttl".to_owned())?;
+    let wait = sleep_past(ttl, &limits).await;
+    expect(
+        cache,
+        "tck:sm-cleared",
+        Some(b"without ttl"),
+        &format!("{wait:?} after set({ttl:?}) then set_many(None)"),
+    )
+    .await?;
+    remove(cache, &["tck:sm-cleared", "tck:sm-cleared-fresh"]).await;
+    Ok(())
+}
+
+/// `set_many` with a TTL too large to represent writes every entry or, refused with
+/// `InvalidTtl`, none: the previous values stay.
+pub async fn test_set_many_with_an_unrepresentable_ttl_writes_all_or_nothing(
+    cache: &dyn Cache,
+) -> CheckResult {
+    set(cache, "tck:smax-old", b"before", KEEP).await?;
+    let entries = [
+        ("tck:smax-old", Bytes::from_static(b"after")),
+        ("tck:smax-new", Bytes::from_static(b"after")),
+    ];
+    let step = "set_many of 2 entries with Duration::MAX";
+    let result = match cache.set_many(&entries, Some(Duration::MAX)).await {
+        Ok(()) => {
+            expect_many(
+                cache,
+                &["tck:smax-old", "tck:smax-new"],
+                &[Some(b"after"), Some(b"after")],
+                &format!("after {step} accepted"),
+            )
+            .await
+        }
+        Err(CacheError::InvalidTtl { .. }) => {
+            expect_many(
+                cache,
+                &["tck:smax-old", "tck:smax-new"],
+                &[Some(b"before"), None],
+                &format!("after {step} refused"),
+            )
+            .await
+        }
+        Err(other) => Err(Failure::new(
+            step,
+            "Ok or Err(InvalidTtl)",
+            format!("Err({other}) [{other:?}]"),
+        )),
+    };
+    remove(cache, &["tck:smax-old", "tck:smax-new"]).await;
+    result
+}
+
+/// `delete_many` removes every key named and counts the live entries it removed,
+/// a key named twice once.
+pub async fn test_delete_many_counts_removed_entries(cache: &dyn Cache) -> CheckResult {
+    for key in ["tck:dm-1", "tck:dm-2", "tck:dm-3", "tck:dm-kept"] {
+        set(cache, key, b"x", KEEP).await?;
+    }
+    let keys = [
+        "tck:dm-1",
+        "tck:dm-missing",
+        "tck:dm-2",
+        "tck:dm-1",
+        "tck:dm-3",
+    ];
+    let removed = cache
+        .delete_many(&keys)
+        .await
+        .or_fail(|| format!("delete_many({keys:?})"))?;
+    if removed != 3 {
+        return Err(Failure::new(
+            format!("delete_many({keys:?})"),
+            "Ok(3)",
+            format!("Ok({removed})"),
+        ));
+    }
+    for key in ["tck:dm-1", "tck:dm-2", "tck:dm-3"] {
+        expect(cache, key, None, "after delete_many").await?;
+    }
+    expect(
+        cache,
+        "tck:dm-kept",
+        Some(b"x"),
+        "after delete_many of other keys",
+    )
+    .await
+}
+
+/// `delete_many` does not count entries whose TTL has passed, and removes the live one
+/// named with them.
+pub async fn test_delete_many_does_not_count_expired_entries(cache: &dyn Cache) -> CheckResult {
+    let limits = cache.limits();
+    let ttl = short_ttl(&limits);
+    set(cache, "tck:dme-1", b"x", Some(ttl)).await?;
+    cache
+        .set_many(&[("tck:dme-2", Bytes::from_static(b"x"))], Some(ttl))
+        .await
+        .or_fail(|| format!("set_many([(\"tck:dme-2\", \"x\")], {ttl:?})"))?;
+    set(cache, "tck:dme-live", b"x", KEEP).await?;
+    let wait = sleep_past(ttl, &limits).await;
+    let keys = ["tck:dme-1", "tck:dme-2", "tck:dme-live", "tck:dme-missing"];
+    let step = format!("delete_many({keys:?}) {wait:?} after two got a {ttl:?} ttl");
+    let removed = cache.delete_many(&keys).await.or_fail(|| step.clone())?;
+    if removed != 1 {
+        return Err(Failure::new(step, "Ok(1)", format!("Ok({removed})")));
+    }
+    expect_many(cache, &keys, &[None; 4], "after delete_many").await
+}
+
+/// `exists` agrees with `get`: true for live entries (empty ones too), false for
+/// missing, deleted and expired ones.
+pub async fn test_exists_agrees_with_get(cache: &dyn Cache) -> CheckResult {
+    set(cache, "tck:exists", b"x", KEEP).await?;
+    set(cache, "tck:exists-empty", b"", KEEP).await?;
+    exists(cache, "tck:exists", true, "of a live entry").await?;
+    exists(cache, "tck:exists-empty", true, "of a live empty value").await?;
+    exists(cache, "tck:exists-missing", false, "of a key never set").await?;
+    delete(cache, "tck:exists", true, "of a live entry").await?;
+    exists(cache, "tck:exists", false, "after delete").await?;
+
+    let limits = cache.limits();
+    let ttl = short_ttl(&limits);
+    set(cache, "tck:exists-expiring", b"x", Some(ttl)).await?;
+    sleep_past(ttl, &limits).await;
+    exists(cache, "tck:exists-expiring", false, "after its ttl").await
+}

@@ -1,0 +1,111 @@
+//! `clear`: every entry goes, whichever way it was written, and the cache stays usable.
+
+use cache_api::{Bytes, Cache};
+
+use super::{exists, expect, expect_many, set, KEEP, LONG_TTL};
+use crate::failure::{CheckResult, Failure, OrFail};
+
+/// `clear` removes every entry of the cache, with and without TTL.
+pub async fn test_clear_removes_every_entry(cache: &dyn Cache) -> CheckResult {
+    let keys: Vec<String> = (0..20).map(|i| format!("tck:clear-{i}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        let ttl = (i % 2 == 0).then_some(LONG_TTL);
+        set(cache, key, b"x", ttl).await?;
+    }
+    set(cache, "tck:clear-*", b"glob-looking key", None).await?;
+    cache
+        .clear()
+        .await
+        .or_fail(|| "clear() of 21 entries".to_owned())?;
+    for key in keys.iter().map(String::as_str).chain(["tck:clear-*"]) {
+        expect(cache, key, None, "after clear").await?;
+    }
+    set(cache, "tck:after-clear", b"usable", KEEP).await?;
+    expect(cache, "tck:after-clear", Some(b"usable"), "after clear").await
+}
+
+/// `clear` removes entries written by every write path (`set` and `set_many`, with and
+/// without TTL, overwritten ones, empty values, long keys): `get`, `get_many`, `exists`
+/// and `delete_many` all find nothing, and batches work afterwards.
+pub async fn test_clear_removes_entries_from_every_write_path(cache: &dyn Cache) -> CheckResult {
+    let long_key = format!("tck:clear-long-{}", "k".repeat(4096));
+    set(cache, "tck:clear-set-ttl", b"x", KEEP).await?;
+    set(cache, "tck:clear-set-none", b"x", None).await?;
+    set(cache, "tck:clear-ttl-then-none", b"x", KEEP).await?;
+    set(cache, "tck:clear-ttl-then-none", b"y", None).await?;
+    set(cache, "tck:clear-none-then-ttl", b"x", None).await?;
+    set(cache, "tck:clear-none-then-ttl", b"y", KEEP).await?;
+    set(cache, "tck:clear-empty", b"", KEEP).await?;
+    set(cache, &long_key, b"x", KEEP).await?;
+    set(cache, "tck:clear spaces\r\nand controls", b"x", KEEP).await?;
+    let batch = [
+        ("tck:clear-batch-ttl", Bytes::from_static(b"x")),
+        ("tck:clear-set-then-batch", Bytes::from_static(b"y")),
+    ];
+    set(cache, "tck:clear-set-then-batch", b"x", KEEP).await?;
+    cache
+        .set_many(&batch, KEEP)
+        .await
+        .or_fail(|| "set_many of 2 entries with a 1h ttl".to_owned())?;
+    cache
+        .set_many(&[("tck:clear-batch-none", Bytes::from_static(b"x"))], None)
+        .await
+        .or_fail(|| "set_many of 1 entry without ttl".to_owned())?;
+    let keys = [
+        "tck:clear-set-ttl",
+        "tck:clear-set-none",
+        "tck:clear-ttl-then-none",
+        "tck:clear-none-then-ttl",
+        "tck:clear-empty",
+        &long_key,
+        "tck:clear spaces\r\nand controls",
+        "tck:clear-batch-ttl",
+        "tck:clear-set-then-batch",
+        "tck:clear-batch-none",
+    ];
+
+    cache
+        .clear()
+        .await
+        .or_fail(|| format!("clear() of {} entries", keys.len()))?;
+    for key in keys {
+        expect(cache, key, None, "after clear").await?;
+    }
+    expect_many(cache, &keys, &[None; 10], "after clear").await?;
+    for key in keys {
+        exists(cache, key, false, "after clear").await?;
+    }
+    let step = || format!("delete_many of the {} cleared keys", keys.len());
+    let removed = cache.delete_many(&keys).await.or_fail(step)?;
+    if removed != 0 {
+        return Err(Failure::new(step(), "Ok(0)", format!("Ok({removed})")));
+    }
+
+    cache
+        .set_many(&batch, KEEP)
+        .await
+        .or_fail(|| "set_many of 2 entries with a 1h ttl after clear".to_owned())?;
+    expect_many(
+        cache,
+        &["tck:clear-batch-ttl", "tck:clear-set-then-batch"],
+        &[Some(b"x"), Some(b"y")],
+        "after clear, then set_many",
+    )
+    .await
+}
+
+/// `clear` on an empty cache succeeds.
+pub async fn test_clear_on_an_empty_cache_succeeds(cache: &dyn Cache) -> CheckResult {
+    cache
+        .clear()
+        .await
+        .or_fail(|| "clear() of an empty cache".to_owned())?;
+    cache.clear().await.or_fail(|| "clear() twice".to_owned())?;
+    expect(
+        cache,
+        "tck:clear-empty",
+        None,
+        "after clear of an empty cache",
+    )
+    .await
+}

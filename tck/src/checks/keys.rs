@@ -1,0 +1,199 @@
+//! Keys: the empty key, long keys, keys with spaces, control characters and non-ASCII
+//! text, keys that must not collide, and keys that must not inject commands.
+
+use cache_api::{Bytes, Cache};
+
+use super::{
+    delete, expect, expect_invalid_key, expect_many, round_trip_each, set, KEEP, LONG_TTL,
+};
+use crate::failure::CheckResult;
+
+/// The empty key is `InvalidKey` on every operation, and a batch holding it writes
+/// and removes nothing.
+pub async fn test_empty_key_is_invalid_on_every_operation(cache: &dyn Cache) -> CheckResult {
+    let v = || Bytes::from_static(b"v");
+    expect_invalid_key(cache.get("").await, "get(\"\")")?;
+    expect_invalid_key(cache.set("", v(), None).await, "set(\"\", \"v\", None)")?;
+    expect_invalid_key(
+        cache.set("", v(), Some(LONG_TTL)).await,
+        "set(\"\", \"v\", 60s)",
+    )?;
+    expect_invalid_key(
+        cache.set("", v(), Some(std::time::Duration::ZERO)).await,
+        "set(\"\", \"v\", 0s)",
+    )?;
+    expect_invalid_key(cache.delete("").await, "delete(\"\")")?;
+    expect_invalid_key(cache.exists("").await, "exists(\"\")")?;
+    expect_invalid_key(
+        cache.get_many(&["tck:a", ""]).await,
+        "get_many([\"tck:a\", \"\"])",
+    )?;
+    expect_invalid_key(
+        cache
+            .set_many(&[("tck:empty-key-batch", v()), ("", v())], KEEP)
+            .await,
+        "set_many([(\"tck:empty-key-batch\", \"v\"), (\"\", \"v\")])",
+    )?;
+    expect(
+        cache,
+        "tck:empty-key-batch",
+        None,
+        "after a refused set_many",
+    )
+    .await?;
+    set(cache, "tck:kept", b"kept", KEEP).await?;
+    expect_invalid_key(
+        cache.delete_many(&["tck:kept", ""]).await,
+        "delete_many([\"tck:kept\", \"\"])",
+    )?;
+    expect(
+        cache,
+        "tck:kept",
+        Some(b"kept"),
+        "after a refused delete_many",
+    )
+    .await
+}
+
+/// Keys of 300 bytes and of 4 KiB (ASCII and multi-byte) work.
+pub async fn test_long_keys_round_trip(cache: &dyn Cache) -> CheckResult {
+    let keys = [
+        "k".repeat(300),
+        "a".repeat(4096),
+        "é".repeat(2048),
+        format!("{} {}", "with spaces".repeat(200), "end"),
+    ];
+    round_trip_each(
+        cache,
+        &keys,
+        "long key",
+        "after set of a long key",
+        Some("of a long key"),
+    )
+    .await
+}
+
+/// Keys of 4 KiB, 16 KiB and 64 KiB work with `set`, `get`, `get_many` and `delete`, and
+/// keys of those lengths that differ only in their first or last byte stay apart.
+pub async fn test_very_long_keys_round_trip_and_stay_apart(cache: &dyn Cache) -> CheckResult {
+    let mut keys = Vec::new();
+    for len in [4 << 10, 16 << 10, 64 << 10] {
+        let body = "k".repeat(len - 1);
+        keys.extend([format!("{body}1"), format!("{body}2"), format!("2{body}")]);
+    }
+    let values: Vec<String> = (0..keys.len())
+        .map(|i| format!("very long key {i}"))
+        .collect();
+    for (key, value) in keys.iter().zip(&values) {
+        set(cache, key, value.as_bytes(), KEEP).await?;
+    }
+    for (key, value) in keys.iter().zip(&values) {
+        expect(
+            cache,
+            key,
+            Some(value.as_bytes()),
+            "after set of a very long key",
+        )
+        .await?;
+    }
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let wanted: Vec<Option<&[u8]>> = values.iter().map(|v| Some(v.as_bytes())).collect();
+    expect_many(cache, &refs, &wanted, "after set of very long keys").await?;
+    for key in &keys {
+        delete(cache, key, true, "of a very long key").await?;
+    }
+    expect_many(
+        cache,
+        &refs,
+        &vec![None; keys.len()],
+        "after delete of very long keys",
+    )
+    .await
+}
+
+/// Keys with spaces, tabs, CR/LF, control characters, NUL, glob and non-ASCII
+/// characters work.
+pub async fn test_keys_with_spaces_control_characters_and_non_ascii_round_trip(
+    cache: &dyn Cache,
+) -> CheckResult {
+    let keys = [
+        "with space",
+        " leading and trailing ",
+        "tab\there",
+        "new\nline",
+        "cr\r\nlf",
+        "nul\0byte",
+        "bell\x07 esc\x1b del\x7f",
+        "ünïcödé",
+        "日本語のキー",
+        "emoji 🦀🚀",
+        "glob*?[chars]\\",
+        "{hash}tag",
+        "percent%20and+plus",
+        "a:b:c/d",
+    ];
+    round_trip_each(cache, &keys, "value", "after set", None).await
+}
+
+/// Distinct keys never share an entry, however alike they are or however a backend
+/// encodes them.
+pub async fn test_distinct_keys_never_collide(cache: &dyn Cache) -> CheckResult {
+    let long = "x".repeat(4095);
+    let mut keys = vec![
+        "key".to_owned(),
+        "Key".to_owned(),
+        "key ".to_owned(),
+        " key".to_owned(),
+        "key\0".to_owned(),
+        "key\n".to_owned(),
+        "a b".to_owned(),
+        "a_b".to_owned(),
+        "a%20b".to_owned(),
+        "a+b".to_owned(),
+        "a\tb".to_owned(),
+        "YSBi".to_owned(), // base64 of "a b"
+        "b64:YSBi".to_owned(),
+        format!("{long}a"),
+        format!("{long}b"),
+        format!("a{long}"),
+        format!("b{long}"),
+        "k".repeat(250),
+        "k".repeat(251),
+        format!("{}_", "k".repeat(250)),
+    ];
+    // Keys made to look like what an encoding backend might produce for a long key.
+    keys.push(format!("{}#{}", "x".repeat(200), "0".repeat(64)));
+    keys.push(format!("{}:{}", "x".repeat(200), "f".repeat(43)));
+    round_trip_each(cache, &keys, "value", "after setting many alike keys", None).await
+}
+
+/// A key cannot smuggle protocol commands: keys with CR/LF and command words are
+/// stored under themselves and leave other entries alone.
+pub async fn test_keys_cannot_inject_protocol_commands(cache: &dyn Cache) -> CheckResult {
+    set(cache, "tck:victim", b"victim", KEEP).await?;
+    let keys = [
+        "x\r\nflush_all",
+        "x\r\nflush_all\r\n",
+        "x\r\ndelete tck:victim\r\n",
+        "x\r\nset tck:victim 0 0 6\r\nhacked\r\n",
+        "x flush_all",
+        "x\r\nFLUSHALL\r\n",
+        "*1\r\n$8\r\nFLUSHALL\r\n",
+        "x\r\nmn\r\n",
+    ];
+    round_trip_each(
+        cache,
+        &keys,
+        "value",
+        "after set",
+        Some("of a key with protocol characters"),
+    )
+    .await?;
+    expect(
+        cache,
+        "tck:victim",
+        Some(b"victim"),
+        "after writing keys holding protocol commands",
+    )
+    .await
+}

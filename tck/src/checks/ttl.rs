@@ -1,0 +1,273 @@
+//! TTLs: zero, none, rounding to the granularity, long and unrepresentable TTLs, and
+//! entries that must still be there well before their TTL.
+
+use std::time::{Duration, Instant};
+
+use cache_api::{Bytes, Cache, CacheError};
+
+use super::{
+    certainly_alive_for, delete, describe, expect, expect_alive, get, remove, set, short_ttl,
+    sleep_past, too_loaded, Alive, ATTEMPTS, KEEP, KEEP_TTL, LONG_TTL, PRESENCE_TTL,
+};
+use crate::failure::{CheckResult, Failure, OrFail};
+
+/// How far into [`PRESENCE_TTL`] the presence check reads its entries again: far past a
+/// TTL ten times too short, far before the real one ends.
+const PRESENCE_WAIT: Duration = Duration::from_millis(1500);
+
+/// A zero TTL stores nothing and removes the value the key had.
+pub async fn test_zero_ttl_stores_nothing_and_removes_previous_value(
+    cache: &dyn Cache,
+) -> CheckResult {
+    set(
+        cache,
+        "tck:zero-fresh",
+        b"never stored",
+        Some(Duration::ZERO),
+    )
+    .await?;
+    expect(cache, "tck:zero-fresh", None, "after set with a zero ttl").await?;
+    set(cache, "tck:zero-old", b"old", KEEP).await?;
+    set(cache, "tck:zero-old", b"new", Some(Duration::ZERO)).await?;
+    expect(
+        cache,
+        "tck:zero-old",
+        None,
+        "after set with a 1h ttl, then set with a zero ttl",
+    )
+    .await
+}
+
+/// A set without TTL on a key that had one removes the old TTL.
+pub async fn test_set_without_ttl_clears_previous_ttl(cache: &dyn Cache) -> CheckResult {
+    let limits = cache.limits();
+    let ttl = short_ttl(&limits);
+    set(cache, "tck:ttl-cleared", b"with ttl", Some(ttl)).await?;
+    set(cache, "tck:ttl-cleared", b"without ttl", None).await?;
+    let wait = sleep_past(ttl, &limits).await;
+    expect(
+        cache,
+        "tck:ttl-cleared",
+        Some(b"without ttl"),
+        &format!("{wait:?} after set({ttl:?}) then set(None)"),
+    )
+    .await
+}
+
+/// A longer TTL set over a shorter one keeps the entry past the first TTL.
+pub async fn test_overwrite_with_a_longer_ttl_extends_the_entry(cache: &dyn Cache) -> CheckResult {
+    let limits = cache.limits();
+    let ttl = short_ttl(&limits);
+    set(cache, "tck:ttl-extended", b"short", Some(ttl)).await?;
+    set(cache, "tck:ttl-extended", b"long", Some(LONG_TTL)).await?;
+    let wait = sleep_past(ttl, &limits).await;
+    expect(
+        cache,
+        "tck:ttl-extended",
+        Some(b"long"),
+        &format!("{wait:?} after set({ttl:?}) then set(60s)"),
+    )
+    .await
+}
+
+/// A TTL below the backend's granularity is rounded up, never down to "no expiry"
+/// or to "already expired".
+pub async fn test_ttl_below_granularity_is_rounded_up(cache: &dyn Cache) -> CheckResult {
+    let limits = cache.limits();
+    let granularity = limits.ttl_granularity;
+    let sub = granularity * 3 / 10;
+    set(cache, "tck:sub-granularity", b"rounded up", Some(sub)).await?;
+    // Rounded down to zero, some servers would keep the entry forever.
+    let wait = sleep_past(sub, &limits).await;
+    expect(
+        cache,
+        "tck:sub-granularity",
+        None,
+        &format!("{wait:?} after set with a {sub:?} ttl (granularity {granularity:?})"),
+    )
+    .await?;
+
+    // Rounded down to zero, others would store nothing. Only observable where the
+    // granularity is coarse enough to read the entry back before it expires. On a 1 s
+    // clock that ticks on its own an entry may live anywhere up to 1 s, so a miss is
+    // allowed; only misses read within half a granularity of their set count, and
+    // three of them fail.
+    if granularity >= Duration::from_millis(100) {
+        let counted_within = granularity / 2;
+        let mut misses = Vec::new();
+        for attempt in 0..ATTEMPTS * 2 {
+            let key = format!("tck:sub-granularity-{attempt}");
+            let started = Instant::now();
+            set(cache, &key, b"rounded up", Some(sub)).await?;
+            let answer = get(cache, &key, "right after set").await?;
+            if answer.as_deref() == Some(b"rounded up") {
+                return Ok(());
+            }
+            if answer.is_some() || started.elapsed() < counted_within {
+                misses.push(describe(&answer));
+            }
+            if misses.len() == ATTEMPTS {
+                break;
+            }
+        }
+        let step = format!("get right after set with a {sub:?} ttl (granularity {granularity:?})");
+        if misses.is_empty() {
+            return Err(too_loaded(&step, counted_within));
+        }
+        return Err(Failure::new(
+            format!("{step}, {} times", misses.len()),
+            "the value at least once",
+            misses.join(", "),
+        ));
+    }
+    Ok(())
+}
+
+/// Entries are still there well before their TTL: right after `set`, and 1.5 s into a
+/// 6 s and a 1 h TTL (a backend whose TTLs are too short, or that stores nothing for
+/// short TTLs, fails here).
+pub async fn test_entries_are_present_well_before_their_ttl(cache: &dyn Cache) -> CheckResult {
+    let short = short_ttl(&cache.limits());
+    for attempt in 0..ATTEMPTS {
+        if presence_attempt(cache, attempt, short).await? == Alive::Yes {
+            return Ok(());
+        }
+    }
+    Err(too_loaded(
+        "get of entries right after set and 1.5s into their ttl",
+        PRESENCE_TTL - PRESENCE_WAIT,
+    ))
+}
+
+/// One try of the presence check, on keys of its own.
+async fn presence_attempt(
+    cache: &dyn Cache,
+    attempt: usize,
+    short: Duration,
+) -> Result<Alive, Failure> {
+    let value = b"present";
+    let limits = cache.limits();
+    let mut written = Vec::new();
+    for (name, ttl) in [("short", short), ("6s", PRESENCE_TTL), ("1h", KEEP_TTL)] {
+        let key = format!("tck:present-{name}-{attempt}");
+        let started = Instant::now();
+        set(cache, &key, value, Some(ttl)).await?;
+        let alive = expect_alive(cache, &key, value, ttl, started, "right after set").await?;
+        // A TTL within a granularity of nothing (1 s on a 1 s clock) promises nothing.
+        if alive == Alive::TooLate && !certainly_alive_for(ttl, &limits).is_zero() {
+            return Ok(Alive::TooLate);
+        }
+        written.push((key, ttl, started));
+    }
+    tokio::time::sleep(PRESENCE_WAIT).await;
+    // The short entry may well be gone by now; the others certainly are not.
+    for (key, ttl, started) in &written[1..] {
+        let context = format!("{PRESENCE_WAIT:?} into its ttl");
+        if expect_alive(cache, key, value, *ttl, *started, &context).await? == Alive::TooLate {
+            return Ok(Alive::TooLate);
+        }
+    }
+    Ok(Alive::Yes)
+}
+
+/// Entries written without TTL, by `set` and by `set_many`, empty ones too, are still
+/// there after the longest TTL any check waits into (6 s) has passed.
+pub async fn test_entries_without_ttl_outlive_every_ttl_of_the_run(
+    cache: &dyn Cache,
+) -> CheckResult {
+    let limits = cache.limits();
+    set(cache, "tck:none-set", b"no ttl", None).await?;
+    set(cache, "tck:none-empty", b"", None).await?;
+    cache
+        .set_many(&[("tck:none-batch", Bytes::from_static(b"no ttl"))], None)
+        .await
+        .or_fail(|| "set_many([(\"tck:none-batch\", \"no ttl\")], None)".to_owned())?;
+    let wait = sleep_past(PRESENCE_TTL, &limits).await;
+    let entries: [(&str, &[u8]); 3] = [
+        ("tck:none-set", b"no ttl"),
+        ("tck:none-empty", b""),
+        ("tck:none-batch", b"no ttl"),
+    ];
+    for (key, value) in entries {
+        expect(
+            cache,
+            key,
+            Some(value),
+            &format!("{wait:?} after it was written without ttl"),
+        )
+        .await?;
+    }
+    remove(cache, &entries.map(|(key, _)| key)).await;
+    Ok(())
+}
+
+/// TTLs of 31 days and of 10 years keep the entry readable right away (memcached reads
+/// more than 30 days as a Unix time, so an adapter must convert).
+pub async fn test_long_ttls_are_readable_right_away(cache: &dyn Cache) -> CheckResult {
+    const DAY: u64 = 24 * 60 * 60;
+    let entries = [
+        ("tck:ttl-31-days", Duration::from_secs(31 * DAY)),
+        ("tck:ttl-10-years", Duration::from_secs(3653 * DAY)),
+    ];
+    for (key, ttl) in entries {
+        set(cache, key, b"long-lived", Some(ttl)).await?;
+        expect(
+            cache,
+            key,
+            Some(b"long-lived"),
+            &format!("right after set with a {ttl:?} ttl"),
+        )
+        .await?;
+    }
+    remove(cache, &entries.map(|(key, _)| key)).await;
+    Ok(())
+}
+
+/// A TTL too large to represent is either kept as "very long" or refused with
+/// `InvalidTtl`, in which case the previous value stays; never a panic or another error.
+pub async fn test_unrepresentable_ttl_is_kept_or_rejected(cache: &dyn Cache) -> CheckResult {
+    set(cache, "tck:ttl-max", b"before", KEEP).await?;
+    let result = match cache
+        .set(
+            "tck:ttl-max",
+            Bytes::from_static(b"after"),
+            Some(Duration::MAX),
+        )
+        .await
+    {
+        Ok(()) => {
+            expect(
+                cache,
+                "tck:ttl-max",
+                Some(b"after"),
+                "after set with Duration::MAX accepted",
+            )
+            .await
+        }
+        Err(CacheError::InvalidTtl { .. }) => {
+            expect(
+                cache,
+                "tck:ttl-max",
+                Some(b"before"),
+                "after set with Duration::MAX refused",
+            )
+            .await
+        }
+        Err(other) => Err(Failure::new(
+            "set(\"tck:ttl-max\", \"after\", Duration::MAX)",
+            "Ok or Err(InvalidTtl)",
+            format!("Err({other}) [{other:?}]"),
+        )),
+    };
+    remove(cache, &["tck:ttl-max"]).await;
+    result
+}
+
+/// `delete` of an entry whose TTL has passed returns false.
+pub async fn test_delete_of_an_expired_entry_returns_false(cache: &dyn Cache) -> CheckResult {
+    let limits = cache.limits();
+    let ttl = short_ttl(&limits);
+    set(cache, "tck:delete-expired", b"x", Some(ttl)).await?;
+    sleep_past(ttl, &limits).await;
+    delete(cache, "tck:delete-expired", false, "of an expired entry").await
+}

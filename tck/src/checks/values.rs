@@ -1,0 +1,212 @@
+//! Values: empty, binary, the largest and one byte over it; what `delete` reports; and
+//! the limits a backend declares.
+
+use std::time::Duration;
+
+use cache_api::{Bytes, Cache, CacheError};
+
+use super::{delete, expect, expect_many, patterned, set, KEEP};
+use crate::failure::{CheckResult, Failure};
+
+/// The least a backend may declare as its largest value: 1 MiB, less the 1 KiB that
+/// memcached's default 1 MiB item spends on its header and key.
+pub const MIN_MAX_VALUE_SIZE: usize = (1 << 20) - 1024;
+/// The coarsest TTL granularity a backend may declare: memcached's 1 s.
+pub const MAX_TTL_GRANULARITY: Duration = Duration::from_secs(1);
+
+/// The declared limits ask no less than the contract: values of at least 1 MiB less
+/// 1 KiB, and a TTL granularity of at most 1 s.
+pub async fn test_declared_limits_are_within_the_contract(cache: &dyn Cache) -> CheckResult {
+    let limits = cache.limits();
+    if limits.max_value_size < MIN_MAX_VALUE_SIZE {
+        return Err(Failure::new(
+            "limits().max_value_size",
+            format!(
+                "at least {MIN_MAX_VALUE_SIZE} bytes (the contract: values up to memcached's \
+                 default 1 MiB item, so the value checks cannot be made easier)"
+            ),
+            format!("{} bytes", limits.max_value_size),
+        ));
+    }
+    if limits.ttl_granularity > MAX_TTL_GRANULARITY {
+        return Err(Failure::new(
+            "limits().ttl_granularity",
+            format!(
+                "at most {MAX_TTL_GRANULARITY:?} (the contract: expiry to the second, so the \
+                 ttl checks cannot be made easier)"
+            ),
+            format!("{:?}", limits.ttl_granularity),
+        ));
+    }
+    Ok(())
+}
+
+/// An empty value is stored and returned as an empty value, not as a miss, by `get` and
+/// by `get_many`.
+pub async fn test_empty_value_round_trips(cache: &dyn Cache) -> CheckResult {
+    set(cache, "tck:empty-value", b"", KEEP).await?;
+    expect(
+        cache,
+        "tck:empty-value",
+        Some(b""),
+        "after set of an empty value",
+    )
+    .await?;
+    expect_many(
+        cache,
+        &["tck:empty-value"],
+        &[Some(b"")],
+        "after set of an empty value",
+    )
+    .await
+}
+
+/// An empty value written over a non-empty one replaces it.
+pub async fn test_empty_value_overwrites_non_empty_value(cache: &dyn Cache) -> CheckResult {
+    set(cache, "tck:empty-over", b"not empty", KEEP).await?;
+    set(cache, "tck:empty-over", b"", KEEP).await?;
+    expect(
+        cache,
+        "tck:empty-over",
+        Some(b""),
+        "after set of \"not empty\" then \"\"",
+    )
+    .await
+}
+
+/// Values are raw bytes: every byte value, invalid UTF-8 and protocol-looking bytes
+/// come back exactly.
+pub async fn test_binary_values_round_trip(cache: &dyn Cache) -> CheckResult {
+    let all_bytes: Vec<u8> = (0..=255).collect();
+    let values: [(&str, &[u8]); 5] = [
+        ("tck:binary-all", &all_bytes),
+        (
+            "tck:binary-invalid-utf8",
+            b"\xc3\x28\xa0\xa1\xe2\x28\xa1\xf0\x28\x8c\xbc",
+        ),
+        ("tck:binary-nul", b"\0\0\0"),
+        (
+            "tck:binary-protocol",
+            b"VALUE k 0 1\r\nx\r\nEND\r\n$-1\r\n*0\r\n",
+        ),
+        ("tck:binary-crlf", b"\r\n"),
+    ];
+    for (key, value) in values {
+        set(cache, key, value, KEEP).await?;
+    }
+    for (key, value) in values {
+        expect(cache, key, Some(value), "after set of binary bytes").await?;
+    }
+    Ok(())
+}
+
+/// A value of exactly the declared largest size round-trips unchanged.
+pub async fn test_largest_value_round_trips(cache: &dyn Cache) -> CheckResult {
+    let limit = cache.limits().max_value_size;
+    let value = patterned(limit, 7);
+    set(cache, "tck:largest", &value, KEEP).await?;
+    expect(
+        cache,
+        "tck:largest",
+        Some(&value),
+        &format!("after set of {limit} bytes (the declared limit)"),
+    )
+    .await
+}
+
+/// A value one byte over the limit is `ValueTooLarge` naming the limit; the key's old
+/// value and other entries are untouched and the cache stays usable.
+pub async fn test_value_over_limit_is_rejected_and_harms_nothing(cache: &dyn Cache) -> CheckResult {
+    let limit = cache.limits().max_value_size;
+    set(cache, "tck:too-large", b"old value", KEEP).await?;
+    set(cache, "tck:bystander", b"bystander", KEEP).await?;
+    let too_large = Bytes::from(patterned(limit + 1, 3));
+
+    let result = cache.set("tck:too-large", too_large.clone(), KEEP).await;
+    match &result {
+        Err(CacheError::ValueTooLarge { size, limit: named })
+            if *size == limit + 1 && *named == limit => {}
+        other => {
+            return Err(Failure::new(
+                format!("set of {} bytes (limit {limit})", limit + 1),
+                format!(
+                    "Err(ValueTooLarge {{ size: {}, limit: {limit} }})",
+                    limit + 1
+                ),
+                format!("{other:?}"),
+            ))
+        }
+    }
+    let result = cache
+        .set_many(
+            &[
+                ("tck:too-large-batch", Bytes::from_static(b"small")),
+                ("tck:too-large", too_large),
+            ],
+            KEEP,
+        )
+        .await;
+    if !matches!(result, Err(CacheError::ValueTooLarge { .. })) {
+        return Err(Failure::new(
+            format!(
+                "set_many with one value of {} bytes (limit {limit})",
+                limit + 1
+            ),
+            "Err(ValueTooLarge)",
+            format!("{result:?}"),
+        ));
+    }
+    expect(
+        cache,
+        "tck:too-large",
+        Some(b"old value"),
+        "after a refused oversized set",
+    )
+    .await?;
+    expect(
+        cache,
+        "tck:bystander",
+        Some(b"bystander"),
+        "after a refused oversized set",
+    )
+    .await?;
+    expect(
+        cache,
+        "tck:too-large-batch",
+        None,
+        "after a refused set_many",
+    )
+    .await?;
+    set(cache, "tck:after-too-large", b"still usable", KEEP).await?;
+    expect(
+        cache,
+        "tck:after-too-large",
+        Some(b"still usable"),
+        "after a refused oversized set",
+    )
+    .await
+}
+
+/// `delete` returns true when it removed a live entry and false otherwise.
+pub async fn test_delete_reports_whether_a_live_entry_was_removed(
+    cache: &dyn Cache,
+) -> CheckResult {
+    set(cache, "tck:delete-bool", b"x", KEEP).await?;
+    delete(cache, "tck:delete-bool", true, "of a live entry").await?;
+    delete(
+        cache,
+        "tck:delete-bool",
+        false,
+        "of an entry deleted already",
+    )
+    .await?;
+    delete(cache, "tck:delete-never-set", false, "of a key never set").await?;
+    set(cache, "tck:delete-empty", b"", KEEP).await?;
+    delete(
+        cache,
+        "tck:delete-empty",
+        true,
+        "of a live entry holding an empty value",
+    )
+    .await
+}
