@@ -9,6 +9,7 @@ use cache_tck::{run_check, Check, Group, KeyRecorder, Outcome, CHECKS};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
+use crate::cleanup::{clear_namespace, delete_keys, left_behind, nested_prefix};
 use crate::report::{backend_name, Header};
 use crate::{options, report, say, Connection, EXIT_FAILED};
 
@@ -147,8 +148,8 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
         .map(|(index, check)| async move {
             // Each check gets a fresh cache under a namespace of its own, and removes
             // exactly the keys it wrote, so a live server keeps everything else.
-            let prefix = format!("cachectl-check:{run_id}:{index}:");
-            let ran = run_one(url, &options(connection).key_prefix(prefix), check).await;
+            let prefix = nested_prefix(url, &format!("cachectl-check:{run_id}:{index}:"));
+            let ran = run_one(url, &options(connection), &prefix, check).await;
             if !json {
                 print_line(&ran);
             }
@@ -185,8 +186,14 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
     }
 }
 
-async fn run_one(url: &str, options: &cache_url::Options, check: &'static Check) -> Ran {
-    let cache = match cache_url::connect_with(url, options).await {
+async fn run_one(
+    url: &str,
+    options: &cache_url::Options,
+    prefix: &str,
+    check: &'static Check,
+) -> Ran {
+    let options = options.clone().key_prefix(prefix);
+    let cache = match cache_url::connect_with(url, &options).await {
         Ok(cache) => KeyRecorder::new(cache),
         Err(err) => {
             return Ran {
@@ -204,11 +211,13 @@ async fn run_one(url: &str, options: &cache_url::Options, check: &'static Check)
         }
     };
     let outcome = run_check(check, &cache).await;
-    let cleanup_error = cache
-        .remove_written()
-        .await
-        .err()
-        .map(|err| format!("removing the check's keys failed: {err}"));
+    // Whether the check passed or not: the keys it wrote, then whatever is left in
+    // its namespace (a generation counter, entries a `clear` made unreachable).
+    let removed = async {
+        delete_keys(cache.inner().as_ref(), &cache.written_keys()).await?;
+        clear_namespace(cache.inner().as_ref()).await
+    };
+    let cleanup_error = removed.await.err().map(|err| left_behind(&err, prefix));
     Ran {
         outcome,
         cleanup_error,

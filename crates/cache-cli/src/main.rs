@@ -5,6 +5,7 @@
 
 mod bench;
 mod check;
+mod cleanup;
 mod report;
 
 use std::{process::ExitCode, time::Duration};

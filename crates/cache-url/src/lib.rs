@@ -218,15 +218,16 @@ pub fn redact(url: &str) -> String {
         // Not a URL; it may still be a password pasted by mistake.
         return "<not a URL>".to_owned();
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{tail}")
-            } else {
-                format!("{scheme}://{user}@{host}{tail}")
+    // The user info ends at the last '@', not at the first '/' as a parser would say: a
+    // password with an unencoded '/', '?', '#' or '@' makes the URL malformed, and the
+    // redactor must hide it all the same. A '@' further on (in a query value) only
+    // hides more than needed.
+    match rest.rfind('@') {
+        Some(at) => {
+            let (userinfo, after) = (&rest[..at], &rest[at..]);
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***{after}"),
+                None => format!("{scheme}://{userinfo}{after}"),
             }
         }
         None => url.to_owned(),
@@ -320,6 +321,17 @@ mod tests {
         );
         assert_eq!(url_key_prefix("redis://h?prefix=").as_deref(), Some(""));
         assert_eq!(url_key_prefix("redis://h"), None);
+    }
+
+    #[test]
+    fn redact_hides_unencoded_reserved_characters_in_the_password() {
+        assert_eq!(redact("memory://:pw/93@x@host"), "memory://:***@host");
+        assert_eq!(redact("redis://u:pa?ss@host/1"), "redis://u:***@host/1");
+        assert_eq!(redact("redis://u:p#w@host"), "redis://u:***@host");
+        assert_eq!(
+            redact("redis+cluster://u:p@h1:1,h2:2?prefix=a:"),
+            "redis+cluster://u:***@h1:1,h2:2?prefix=a:"
+        );
     }
 
     #[test]

@@ -1,0 +1,125 @@
+//! Removing what a run of `check` or `bench` wrote, so that a server it does not own
+//! holds exactly what it held before.
+//!
+//! A run works in a namespace of its own, nested under the URL's prefix when the URL
+//! names one (`app:` then `app:cachectl-check:…:`), so that clearing it can never reach
+//! the application's keys. Clean-up deletes the keys the run wrote and then clears that
+//! namespace, which also removes what a backend keeps for itself there (memcached's
+//! generation counter) and entries an earlier `clear` of the run left unreachable. A
+//! server that is briefly away (paused, restarting) is waited for, within a bound.
+
+use std::{future::Future, time::Duration};
+
+use backon::{ExponentialBuilder, Retryable};
+use cache_api::{Cache, CacheError};
+
+/// How long clean-up keeps trying while the backend answers with a retryable error.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Keys deleted per `delete_many`.
+const BATCH: usize = 100;
+
+/// The namespace of one run: the URL's own prefix (if any) with `own` after it.
+pub(crate) fn nested_prefix(url: &str, own: &str) -> String {
+    format!(
+        "{}{own}",
+        cache_url::url_key_prefix(url).unwrap_or_default()
+    )
+}
+
+/// Runs `step` until it succeeds, fails with an error that retrying cannot fix, or
+/// [`PATIENCE`] has gone by.
+pub(crate) async fn patiently<T, F, Fut>(step: F) -> Result<T, CacheError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CacheError>>,
+{
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
+        .with_total_delay(Some(PATIENCE))
+        .without_max_times();
+    step.retry(backoff).when(CacheError::is_retryable).await
+}
+
+/// Deletes `keys` in batches, each batch retried while the backend is away. Invalid
+/// keys (the empty key, which checks write on purpose) stored nothing and are skipped.
+pub(crate) async fn delete_keys(cache: &dyn Cache, keys: &[String]) -> Result<(), CacheError> {
+    let keys: Vec<&String> = keys.iter().filter(|key| !key.is_empty()).collect();
+    for batch in keys.chunks(BATCH) {
+        let refs: Vec<&str> = batch.iter().map(|key| key.as_str()).collect();
+        patiently(|| cache.delete_many(&refs)).await?;
+    }
+    Ok(())
+}
+
+/// Clears the run's own namespace; a backend without `clear` has nothing of its own
+/// to leave there beyond the keys already deleted.
+pub(crate) async fn clear_namespace(cache: &dyn Cache) -> Result<(), CacheError> {
+    match patiently(|| cache.clear()).await {
+        Err(CacheError::Unsupported { .. }) => Ok(()),
+        other => other,
+    }
+}
+
+/// What a failed clean-up leaves, in words: the error, and the prefix under which keys
+/// may remain.
+pub(crate) fn left_behind(err: &CacheError, prefix: &str) -> String {
+    format!("clean-up failed: {err}; keys may be left under the prefix {prefix:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn runs_nest_under_the_url_prefix() {
+        assert_eq!(nested_prefix("redis://h?prefix=app%3A", "run:"), "app:run:");
+        assert_eq!(nested_prefix("memory://", "run:"), "run:");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retryable_errors_are_retried_and_others_are_not() {
+        let calls = AtomicUsize::new(0);
+        let result = patiently(|| async {
+            if calls.fetch_add(1, Ordering::SeqCst) < 3 {
+                Err(CacheError::Timeout {
+                    backend: "test",
+                    operation: "response",
+                    after: Duration::from_secs(1),
+                })
+            } else {
+                Ok(7)
+            }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+
+        let calls = AtomicUsize::new(0);
+        let result: Result<(), _> = patiently(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(CacheError::config("no"))
+        })
+        .await;
+        assert!(matches!(result, Err(CacheError::Config { .. })));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn patience_runs_out() {
+        let started = tokio::time::Instant::now();
+        let result: Result<(), _> = patiently(|| async {
+            Err(CacheError::Unreachable {
+                backend: "test",
+                source: "down".into(),
+            })
+        })
+        .await;
+        assert!(matches!(result, Err(CacheError::Unreachable { .. })));
+        let waited = started.elapsed();
+        assert!(waited <= PATIENCE + Duration::from_secs(2), "{waited:?}");
+        assert!(waited >= PATIENCE / 2, "{waited:?}");
+    }
+}

@@ -1,0 +1,289 @@
+//! `cachectl check` and `cachectl bench` leave a Redis server exactly as they found it:
+//! every key of every database, its value and whether it has a TTL, compared before and
+//! after runs with and without a key prefix, passing and failing. The server is one the
+//! test starts, so that a full dump sees nothing but what the test put there.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    process::{Command, Stdio},
+    thread,
+    time::Duration,
+};
+
+use cache_testserver::{LocalServer, REDIS};
+use common::{cachectl, text};
+
+/// Every key of every database: `(db, key) -> (value, has a TTL)`.
+type Dump = BTreeMap<(i64, Vec<u8>), (Vec<u8>, bool)>;
+
+fn connection(url: &str) -> redis::Connection {
+    redis::Client::open(url)
+        .and_then(|client| client.get_connection())
+        .unwrap_or_else(|err| panic!("cannot connect to the test server {url}: {err}"))
+}
+
+fn dump(url: &str) -> Dump {
+    let mut connection = connection(url);
+    let mut all = Dump::new();
+    for db in 0..16_i64 {
+        redis::cmd("SELECT")
+            .arg(db)
+            .query::<()>(&mut connection)
+            .unwrap();
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut connection).unwrap();
+        for key in keys {
+            let value: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut connection).unwrap();
+            let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut connection).unwrap();
+            all.insert((db, key), (value, ttl >= 0));
+        }
+    }
+    all
+}
+
+/// Keys of "other applications" in databases 0 and 3: with and without TTL, under the
+/// prefix the runs use and beside it, and one that looks like a check's own key.
+fn seed(url: &str) {
+    let mut connection = connection(url);
+    for db in [0_i64, 3] {
+        redis::cmd("SELECT")
+            .arg(db)
+            .query::<()>(&mut connection)
+            .unwrap();
+        for (key, ttl) in [
+            ("app:user:1", None),
+            ("app:session:9", Some(3600)),
+            ("appx:other", None),
+            ("other:key", Some(600)),
+            ("cachectl-check:not-mine:0:k", None),
+        ] {
+            let mut command = redis::cmd("SET");
+            command.arg(key).arg(format!("value of {key} in {db}"));
+            if let Some(seconds) = ttl {
+                command.arg("EX").arg(seconds);
+            }
+            command.query::<()>(&mut connection).unwrap();
+        }
+    }
+}
+
+fn assert_unchanged(before: &Dump, url: &str, run: &str) {
+    let after = dump(url);
+    let added: Vec<_> = after
+        .keys()
+        .filter(|key| !before.contains_key(*key))
+        .collect();
+    let removed: Vec<_> = before
+        .keys()
+        .filter(|key| !after.contains_key(*key))
+        .collect();
+    assert!(
+        added.is_empty() && removed.is_empty() && &after == before,
+        "{run} changed the server: {} keys added (first: {:?}), {} removed (first: {:?})",
+        added.len(),
+        added
+            .first()
+            .map(|(db, key)| (db, String::from_utf8_lossy(key))),
+        removed.len(),
+        removed
+            .first()
+            .map(|(db, key)| (db, String::from_utf8_lossy(key))),
+    );
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = cachectl(args);
+    let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "cachectl {args:?} failed:\n{shown}");
+    shown
+}
+
+fn start_server() -> (tokio::runtime::Runtime, LocalServer) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime
+        .block_on(LocalServer::start(&REDIS, &[]))
+        .unwrap_or_else(|err| {
+            panic!("cannot start redis-server (scripts/install-servers installs it): {err}")
+        });
+    (runtime, server)
+}
+
+/// Passing runs of `check` and `bench`, with and without a prefix, in database 0 and 3.
+#[test]
+fn passing_runs_leave_every_key_as_it_was() {
+    let (_runtime, server) = start_server();
+    let url = server.url();
+    seed(&url);
+    let before = dump(&url);
+    assert_eq!(before.len(), 10);
+
+    for target in [
+        url.clone(),
+        format!("{url}?prefix=app%3A"),
+        format!("{url}/3?prefix=app:"),
+    ] {
+        let output = run_ok(&["check", &target]);
+        assert!(output.contains("0 failed"), "{output}");
+        assert_unchanged(&before, &url, &format!("cachectl check {target}"));
+    }
+    for target in [url.clone(), format!("{url}?prefix=app:")] {
+        for workload in ["set", "mix", "get-many"] {
+            run_ok(&[
+                "bench",
+                &target,
+                "--workload",
+                workload,
+                "--ops",
+                "3000",
+                "--warmup",
+                "0s",
+                "--concurrency",
+                "4",
+                "--baseline",
+                "raw",
+                "--rounds",
+                "2",
+            ]);
+            assert_unchanged(
+                &before,
+                &url,
+                &format!("cachectl bench {target} {workload}"),
+            );
+        }
+    }
+}
+
+/// Checks that fail part-way (the server refuses writes once its memory is full) still
+/// remove what they wrote.
+#[test]
+fn checks_failing_part_way_leave_every_key_as_it_was() {
+    let (_runtime, server) = start_server();
+    let url = server.url();
+    seed(&url);
+    let before = dump(&url);
+    let mut admin = connection(&url);
+    let used: String = redis::cmd("INFO").arg("memory").query(&mut admin).unwrap();
+    let used: u64 = used
+        .lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|bytes| bytes.trim().parse().ok())
+        .expect("INFO memory has used_memory");
+    // Room for the small values of most checks, not for the largest-value checks.
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(used + (4 << 20))
+        .query::<()>(&mut admin)
+        .unwrap();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query::<()>(&mut admin)
+        .unwrap();
+
+    let out = cachectl(&["check", &url]);
+    let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        !out.status.success(),
+        "the checks were meant to fail:\n{shown}"
+    );
+    assert!(shown.contains("FAIL"), "{shown}");
+    assert!(!shown.contains("clean-up failed"), "{shown}");
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query::<()>(&mut admin)
+        .unwrap();
+    assert_unchanged(&before, &url, "a failing cachectl check");
+}
+
+/// A server frozen in the middle of a prefixed run fails the checks that were talking to
+/// it; their clean-up waits for it and removes everything once it answers again.
+#[test]
+fn a_server_frozen_mid_run_is_cleaned_once_it_answers() {
+    let (_runtime, server) = start_server();
+    let url = server.url();
+    seed(&url);
+    let before = dump(&url);
+    let target = format!("{url}?prefix=app:");
+    let child = Command::new(env!("CARGO_BIN_EXE_cachectl"))
+        .args(["check", &target, "--timeout", "300ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cachectl runs");
+    thread::sleep(Duration::from_millis(1500));
+    server.pause();
+    thread::sleep(Duration::from_millis(2000));
+    server.resume();
+    let out = child.wait_with_output().expect("cachectl ends");
+    let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        !out.status.success() && shown.contains("timed out"),
+        "the frozen server was meant to fail some checks:\n{shown}"
+    );
+    assert!(!shown.contains("clean-up failed"), "{shown}");
+    assert_unchanged(
+        &before,
+        &url,
+        "a cachectl check interrupted by a frozen server",
+    );
+}
+
+/// The parameters of a Redis URL reach the server: `prefix` namespaces every key and
+/// limits `clear` to them, `db` picks the database, for `cache_url::connect` and for
+/// `cachectl set` alike.
+#[test]
+fn url_parameters_reach_the_server() {
+    let (runtime, server) = start_server();
+    let url = server.url();
+    seed(&url);
+    let before = dump(&url);
+
+    runtime.block_on(async {
+        let cache = cache_url::connect(&format!("{url}/3?prefix=mine%3A"))
+            .await
+            .unwrap();
+        cache.set("k", "v".into(), None).await.unwrap();
+        cache.clear().await.unwrap();
+    });
+    assert_unchanged(&before, &url, "clear() through a prefixed URL");
+
+    run_ok(&["set", &format!("{url}?prefix=p:&db=3"), "k", "v"]);
+    let mut connection = connection(&format!("{url}/3"));
+    let stored: Option<String> = redis::cmd("GET").arg("p:k").query(&mut connection).unwrap();
+    assert_eq!(
+        stored.as_deref(),
+        Some("v"),
+        "cachectl set did not write p:k in db 3"
+    );
+    let shown = run_ok(&["get", &format!("{url}/3?key_prefix=p%3A"), "k"]);
+    assert_eq!(shown, "v");
+    run_ok(&["del", &format!("{url}?db=3&prefix=p:"), "k"]);
+    assert_unchanged(
+        &before,
+        &url,
+        "cachectl set, get and del with a prefix and a db",
+    );
+
+    for bad in [
+        "?pool_size=0",
+        "?timeout=abc",
+        "?colour=red",
+        "?prefix=nodelim",
+    ] {
+        let out = cachectl(&["set", &format!("{url}{bad}"), "k", "v"]);
+        let shown = text(&out.stderr);
+        assert!(
+            !out.status.success() && shown.contains("invalid configuration"),
+            "{bad}: {shown}"
+        );
+    }
+    assert_unchanged(&before, &url, "refused URLs");
+}

@@ -1,0 +1,202 @@
+//! A password written in a connection URL never shows: not in an error's message, its
+//! `Debug` output or its sources, not in anything `cachectl` prints (text or `--json`),
+//! whatever the scheme and whatever went wrong: a malformed URL, a wrong password, a
+//! server that is down, frozen, lacks the database or refuses the command.
+
+mod common;
+
+use std::time::Duration;
+
+use cache_api::CacheError;
+use cache_testserver::{free_port, LocalServer, REDIS};
+use common::{cachectl, text};
+
+/// The password every URL of this file carries, and its percent-encoded form.
+const PASSWORD: &str = "Pw-s3cret/93@x";
+const ENCODED: &str = "Pw-s3cret%2F93%40x";
+
+/// Everything an error shows: message, `Debug`, and every source's message and `Debug`.
+fn everything_shown(err: &CacheError) -> String {
+    let mut shown = format!("{err}\n{err:?}");
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        shown.push_str(&format!("\n{cause}\n{cause:?}"));
+        source = cause.source();
+    }
+    shown
+}
+
+fn assert_hidden(shown: &str, what: &str) {
+    for secret in [PASSWORD, ENCODED, "s3cret"] {
+        assert!(
+            !shown.contains(secret),
+            "{what} shows the password ({secret:?}):\n{shown}"
+        );
+    }
+}
+
+/// `cache_url::connect` fails, and what `cachectl` prints for the same URL (`get`, `set`,
+/// `del`, `check` and `check --json`) fails too, all without the password.
+async fn assert_fails_without_the_password(url: &str, what: &str) -> CacheError {
+    let err = match cache_url::connect(url).await {
+        Ok(_) => panic!("{what}: {} was accepted", cache_url::redact(url)),
+        Err(err) => err,
+    };
+    assert_hidden(&everything_shown(&err), what);
+    let url = url.to_owned();
+    let what = what.to_owned();
+    tokio::task::spawn_blocking(move || {
+        for args in [
+            vec!["get", &url, "k"],
+            vec!["set", &url, "k", "v", "--timeout", "300ms"],
+            vec!["del", &url, "k"],
+            vec![
+                "check",
+                &url,
+                "--filter",
+                "test_set_and_get",
+                "--timeout",
+                "300ms",
+            ],
+            vec!["check", &url, "--json", "--filter", "test_set_and_get"],
+        ] {
+            let out = cachectl(&args);
+            assert!(
+                !out.status.success(),
+                "{what}: cachectl {:?} succeeded",
+                args[0]
+            );
+            let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            assert_hidden(&shown, &format!("{what}: cachectl {args:?}"));
+        }
+    })
+    .await
+    .unwrap();
+    err
+}
+
+/// Malformed URLs of every scheme: refused as configuration errors.
+#[tokio::test]
+async fn malformed_urls_never_show_the_password() {
+    for url in [
+        format!("memory://user:{ENCODED}@"),
+        format!("MEMORY://:{PASSWORD}@host"),
+        format!("redis://user:{ENCODED}@127.0.0.1:99999"),
+        format!("redis://user:{ENCODED}@127.0.0.1/notadb"),
+        format!("redis://user:{ENCODED}@127.0.0.1?colour=red"),
+        format!("redis://user:{ENCODED}@127.0.0.1?timeout=abc&pool_size=0"),
+        format!("REDIS://user:{ENCODED}@127.0.0.1?prefix=nodelimiter"),
+        format!("rediss://user:{ENCODED}@127.0.0.1"),
+        format!("redis+cluster://user:{ENCODED}@h1,,h2"),
+        format!("redis+cluster://user:{ENCODED}@h1:7000/2"),
+        format!("memcache://user:{ENCODED}@127.0.0.1:11211"),
+        format!("memcached://127.0.0.1:11211,user:{PASSWORD}@h"),
+        format!("ftp://user:{ENCODED}@host"),
+        PASSWORD.to_owned(),
+    ] {
+        let err = assert_fails_without_the_password(&url, &cache_url::redact(&url)).await;
+        assert!(
+            matches!(err, CacheError::Config { .. }),
+            "{}: expected a configuration error, got {err:?}",
+            cache_url::redact(&url)
+        );
+    }
+}
+
+/// Servers that refuse, are down, frozen, lack the database or refuse the command.
+#[tokio::test]
+async fn every_backend_failure_hides_the_password() {
+    let acl_user = format!(">{PASSWORD}");
+    let server = LocalServer::start(
+        &REDIS,
+        &[
+            "--requirepass",
+            PASSWORD,
+            "--user",
+            "limited",
+            "on",
+            &acl_user,
+            "~app:*",
+            "+get",
+            "+set",
+            "+ping",
+        ],
+    )
+    .await
+    .unwrap_or_else(|err| {
+        panic!("cannot start redis-server (scripts/install-servers installs it): {err}")
+    });
+    let port = server.port();
+    let down = free_port();
+
+    let wrong = format!("redis://:wrong-{ENCODED}@127.0.0.1:{port}");
+    let err = assert_fails_without_the_password(&wrong, "a wrong password").await;
+    assert!(matches!(err, CacheError::Auth { .. }), "{err:?}");
+
+    let missing = format!("redis://:{ENCODED}@127.0.0.1:{port}/99");
+    let err = assert_fails_without_the_password(&missing, "a database the server lacks").await;
+    assert!(matches!(err, CacheError::Config { .. }), "{err:?}");
+
+    for url in [
+        format!("redis://:{ENCODED}@127.0.0.1:{down}"),
+        format!("redis+cluster://:{ENCODED}@127.0.0.1:{down}"),
+    ] {
+        let err = assert_fails_without_the_password(&url, "a server that is down").await;
+        assert!(err.is_retryable(), "{err:?}");
+    }
+
+    // A command the ACL user may not run: the error names it, not the password.
+    let limited = format!("redis://limited:{ENCODED}@127.0.0.1:{port}?prefix=app:");
+    let cache = cache_url::connect(&limited).await.unwrap();
+    cache.set("k", "v".into(), None).await.unwrap();
+    let err = cache.delete("k").await.unwrap_err();
+    assert!(
+        matches!(err, CacheError::PermissionDenied { .. }) && err.to_string().contains("'unlink'"),
+        "{err:?}"
+    );
+    assert_hidden(&everything_shown(&err), "a refused command");
+    let err = cache.clear().await.unwrap_err();
+    assert!(
+        matches!(err, CacheError::PermissionDenied { .. }),
+        "{err:?}"
+    );
+    assert_hidden(&everything_shown(&err), "a refused clear");
+    let shown = tokio::task::spawn_blocking(move || {
+        let out = cachectl(&["del", &limited, "k"]);
+        let check = cachectl(&["check", &limited, "--json", "--filter", "test_set_and_get"]);
+        format!(
+            "{}{}{}{}",
+            text(&out.stdout),
+            text(&out.stderr),
+            text(&check.stdout),
+            text(&check.stderr)
+        )
+    })
+    .await
+    .unwrap();
+    assert!(shown.contains("permission denied"), "{shown}");
+    assert_hidden(&shown, "cachectl with an ACL user");
+
+    // A frozen server: every phase times out, and says so without the password.
+    let frozen = format!("redis://:{ENCODED}@127.0.0.1:{port}?timeout=200ms");
+    let cache = cache_url::connect(&frozen).await.unwrap();
+    server.pause();
+    let err = cache
+        .set("k", "v".into(), Some(Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CacheError::Timeout {
+                operation: "response",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_hidden(&everything_shown(&err), "a response timeout");
+    let err = assert_fails_without_the_password(&frozen, "a frozen server").await;
+    assert!(err.is_timeout(), "{err:?}");
+    server.resume();
+}
