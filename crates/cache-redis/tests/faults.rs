@@ -247,3 +247,58 @@ async fn an_exhausted_pool_gives_a_checkout_timeout() {
     }
     assert_eq!(cache.get("b").await.unwrap(), Some(Bytes::from("2")));
 }
+
+/// A timeout names the phase that ran out and its own bound: a frozen server's answer
+/// is a `response` timeout after the response timeout, with the defaults (connect 2 s,
+/// response 1 s), with both equal, and for a bulk write too large to be answered in time.
+#[tokio::test]
+async fn timeouts_name_the_phase_that_ran_out_and_its_bound() {
+    let server = local_server(&[]).await;
+    let expect_response = |result: Result<(), CacheError>, after: Duration, what: &str| match result
+    {
+        Err(CacheError::Timeout {
+            operation: "response",
+            after: bound,
+            ..
+        }) if bound == after => {}
+        other => panic!("{what}: expected a response timeout after {after:?}, got {other:?}"),
+    };
+
+    let defaults = RedisCache::connect(&server.url()).await.unwrap();
+    let equal = RedisCache::connect(&format!("{}?timeout=500ms", server.url()))
+        .await
+        .unwrap();
+    server.pause();
+    expect_response(
+        defaults.set("k", Bytes::from("v"), None).await,
+        cache_redis::DEFAULT_RESPONSE_TIMEOUT,
+        "default timeouts",
+    );
+    expect_response(
+        equal.set("k", Bytes::from("v"), None).await,
+        Duration::from_millis(500),
+        "timeout=500ms",
+    );
+    server.resume();
+
+    let quick = RedisCache::builder(&server.url())
+        .response_timeout(Duration::from_millis(50))
+        .build()
+        .await
+        .unwrap();
+    let keys: Vec<String> = (0..300_000).map(|i| format!("bulk:{i}")).collect();
+    let entries: Vec<(&str, Bytes)> = keys
+        .iter()
+        .map(|key| (key.as_str(), Bytes::from_static(b"0123456789")))
+        .collect();
+    expect_response(
+        quick.set_many(&entries, None).await,
+        Duration::from_millis(50),
+        "a set_many of 300,000 keys",
+    );
+    // Whatever part of the batch landed, the connection serves the next call.
+    eventually(Duration::from_secs(10), || quick.get("bulk:0"))
+        .await
+        .unwrap_or_else(|err| panic!("the cache did not serve again: {err}"));
+    quick.clear().await.unwrap();
+}
