@@ -612,6 +612,11 @@ const CASES: &[Case] = &[
         &["get_many([\"tck:dup\""],
     ),
     case(
+        DeleteReportsFalse,
+        "test_get_many_agrees_with_get_after_overwrite_delete_and_expiry",
+        &["delete(\"tck:gm-deleted\") of a live entry"],
+    ),
+    case(
         BatchEntriesIgnoreLaterSet,
         "test_get_many_agrees_with_get_after_overwrite_delete_and_expiry",
         &["get(\"tck:gm-batch\")"],
@@ -792,6 +797,11 @@ const CASES: &[Case] = &[
         &["after its ttl"],
     ),
     // Clear.
+    case(
+        ClearUnsupported,
+        "test_clear_removes_every_entry",
+        &["clear() of 21 entries"],
+    ),
     case(
         ClearDoesNothing,
         "test_clear_removes_every_entry",
