@@ -16,6 +16,7 @@ use bytes::Bytes;
 use cache_api::{Cache, CacheError};
 use serde::Serialize;
 
+use crate::cleanup::{clear_namespace, delete_keys, nested_prefix};
 use crate::report::Header;
 use crate::{options, say, Connection, EXIT_FAILED, EXIT_UNUSABLE};
 pub(crate) use engine::runtime;
@@ -438,6 +439,13 @@ async fn run_checked(args: BenchArgs) -> Result<ExitCode, String> {
         .map(|since| since.as_nanos())
         .unwrap_or_default();
     let prefix = format!("cachectl-bench:{}-{unique}:", std::process::id());
+    // Under a URL's prefix (an application's namespace), the run works in a namespace
+    // of its own nested in it, cleared at the end: whatever a backend keeps there for
+    // itself goes too, and nothing of the application's is touched. Without one, the
+    // adapter stores keys as given, like the raw client, and only deletes them.
+    let namespace = cache_url::url_key_prefix(&args.url)
+        .filter(|url_prefix| !url_prefix.is_empty())
+        .map(|_| nested_prefix(&args.url, &prefix));
     let plan = Arc::new(Plan::new(
         args.workload,
         args.batch as usize,
@@ -448,7 +456,9 @@ async fn run_checked(args: BenchArgs) -> Result<ExitCode, String> {
     ));
 
     let adapter = Arc::new(Adapter(
-        connect_adapter(&args).await.map_err(|err| chain(&err))?,
+        connect_adapter(&args, namespace.as_deref())
+            .await
+            .map_err(|err| chain(&err))?,
     ));
     let raw = match args.baseline {
         Some(Baseline::Raw) => Some(Arc::new(connect_raw(&args, &backend).await.map_err(
@@ -481,15 +491,29 @@ async fn run_checked(args: BenchArgs) -> Result<ExitCode, String> {
     let watcher = spawn_interrupt_watcher(Arc::clone(&status.progress));
     let outcome = measure_both(&args, &plan, &adapter, raw.as_ref(), &status, &counter).await;
     status.set("removing keys");
-    let mut cleanup = match engine::remove_keys(&*adapter, &plan).await {
+    let removed = match delete_keys(adapter.0.as_ref(), &plan.keys).await {
+        Ok(removed_keys) => match &namespace {
+            Some(namespace) => clear_namespace(adapter.0.as_ref())
+                .await
+                .map(|()| removed_keys)
+                .map_err(|err| (removed_keys, err, namespace.clone())),
+            None => Ok(removed_keys),
+        },
+        Err((removed_keys, err)) => Err((
+            removed_keys,
+            err,
+            namespace.clone().unwrap_or_else(|| prefix.clone()),
+        )),
+    };
+    let mut cleanup = match removed {
         Ok(removed_keys) => Cleanup {
             removed_keys,
             left_prefix: None,
             error: None,
         },
-        Err((removed_keys, err)) => Cleanup {
+        Err((removed_keys, err, left)) => Cleanup {
             removed_keys,
-            left_prefix: Some(prefix.clone()),
+            left_prefix: Some(left),
             error: Some(scrub(&err.to_string(), &args.url)),
         },
     };
@@ -669,11 +693,21 @@ async fn measure_both(
     Ok((adapter_total, raw.map(|_| raw_total), round_ratios, samples))
 }
 
-async fn connect_adapter(args: &BenchArgs) -> Result<Arc<dyn Cache>, CacheError> {
+async fn connect_adapter(
+    args: &BenchArgs,
+    namespace: Option<&str>,
+) -> Result<Arc<dyn Cache>, CacheError> {
     if args.pooled.is_none() && args.connections.is_none() {
-        return cache_url::connect_with(&args.url, &options(&args.connection)).await;
+        let mut options = options(&args.connection);
+        if let Some(namespace) = namespace {
+            options = options.key_prefix(namespace);
+        }
+        return cache_url::connect_with(&args.url, &options).await;
     }
     let mut builder = cache_redis::RedisCache::builder(&args.url);
+    if let Some(namespace) = namespace {
+        builder = builder.key_prefix(namespace);
+    }
     if let Some(timeout) = args.connection.timeout {
         builder = builder.timeout(timeout);
     }

@@ -214,7 +214,9 @@ async fn run_one(
     // Whether the check passed or not: the keys it wrote, then whatever is left in
     // its namespace (a generation counter, entries a `clear` made unreachable).
     let removed = async {
-        delete_keys(cache.inner().as_ref(), &cache.written_keys()).await?;
+        delete_keys(cache.inner().as_ref(), &cache.written_keys())
+            .await
+            .map_err(|(_, err)| err)?;
         clear_namespace(cache.inner().as_ref()).await
     };
     let cleanup_error = removed.await.err().map(|err| left_behind(&err, prefix));

@@ -42,15 +42,26 @@ where
     step.retry(backoff).when(CacheError::is_retryable).await
 }
 
-/// Deletes `keys` in batches, each batch retried while the backend is away. Invalid
-/// keys (the empty key, which checks write on purpose) stored nothing and are skipped.
-pub(crate) async fn delete_keys(cache: &dyn Cache, keys: &[String]) -> Result<(), CacheError> {
-    let keys: Vec<&String> = keys.iter().filter(|key| !key.is_empty()).collect();
+/// Deletes `keys` in batches, each batch retried while the backend is away, and counts
+/// the keys it asked to delete (on failure: those before the failed batch). Invalid keys
+/// (the empty key, which checks write on purpose) stored nothing and are skipped.
+pub(crate) async fn delete_keys(
+    cache: &dyn Cache,
+    keys: &[String],
+) -> Result<usize, (usize, CacheError)> {
+    let keys: Vec<&str> = keys
+        .iter()
+        .map(String::as_str)
+        .filter(|key| !key.is_empty())
+        .collect();
+    let mut deleted = 0;
     for batch in keys.chunks(BATCH) {
-        let refs: Vec<&str> = batch.iter().map(|key| key.as_str()).collect();
-        patiently(|| cache.delete_many(&refs)).await?;
+        patiently(|| cache.delete_many(batch))
+            .await
+            .map_err(|err| (deleted, err))?;
+        deleted += batch.len();
     }
-    Ok(())
+    Ok(deleted)
 }
 
 /// Clears the run's own namespace; a backend without `clear` has nothing of its own

@@ -5,15 +5,10 @@
 
 mod common;
 
-use std::{
-    collections::BTreeMap,
-    process::{Command, Stdio},
-    thread,
-    time::Duration,
-};
+use std::collections::BTreeMap;
 
 use cache_testserver::{LocalServer, REDIS};
-use common::{cachectl, text};
+use common::{cachectl, check_with_a_frozen_server, text};
 
 /// Every key of every database: `(db, key) -> (value, has a TTL)`.
 type Dump = BTreeMap<(i64, Vec<u8>), (Vec<u8>, bool)>;
@@ -211,24 +206,7 @@ fn a_server_frozen_mid_run_is_cleaned_once_it_answers() {
     let url = server.url();
     seed(&url);
     let before = dump(&url);
-    let target = format!("{url}?prefix=app:");
-    let child = Command::new(env!("CARGO_BIN_EXE_cachectl"))
-        .args(["check", &target, "--timeout", "300ms"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cachectl runs");
-    thread::sleep(Duration::from_millis(1500));
-    server.pause();
-    thread::sleep(Duration::from_millis(2000));
-    server.resume();
-    let out = child.wait_with_output().expect("cachectl ends");
-    let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(
-        !out.status.success() && shown.contains("timed out"),
-        "the frozen server was meant to fail some checks:\n{shown}"
-    );
-    assert!(!shown.contains("clean-up failed"), "{shown}");
+    check_with_a_frozen_server(&server, &format!("{url}?prefix=app:"));
     assert_unchanged(
         &before,
         &url,

@@ -14,3 +14,59 @@ pub(crate) fn cachectl(args: &[&str]) -> Output {
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// Runs `cachectl check TARGET --timeout 300ms` and freezes `server` for 3 s once the
+/// checks are under way (a first result line is out, however slowly a loaded machine
+/// started the run). Returns everything cachectl printed, after asserting that the
+/// frozen server failed some checks with a timeout and that clean-up still finished.
+#[allow(dead_code)] // Used by the tests that start servers of their own.
+pub(crate) fn check_with_a_frozen_server(
+    server: &cache_testserver::LocalServer,
+    target: &str,
+) -> String {
+    use std::{
+        io::{BufRead, BufReader},
+        process::Stdio,
+        sync::mpsc,
+        thread,
+        time::Duration,
+    };
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cachectl"))
+        .args(["check", target, "--timeout", "300ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cachectl runs");
+    let stdout = child.stdout.take().expect("piped");
+    let (started, first_result) = mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("PASS") || line.starts_with("FAIL") {
+                let _ = started.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    first_result
+        .recv_timeout(Duration::from_secs(120))
+        .expect("cachectl check printed no result line within 2 minutes");
+    server.pause();
+    thread::sleep(Duration::from_secs(3));
+    server.resume();
+    let out = child.wait_with_output().expect("cachectl ends");
+    let shown = format!(
+        "{}{}",
+        reader.join().expect("the reader ends"),
+        text(&out.stderr)
+    );
+    assert!(
+        !out.status.success() && shown.contains("timed out"),
+        "the frozen server was meant to fail some checks:\n{shown}"
+    );
+    assert!(!shown.contains("clean-up failed"), "{shown}");
+    shown
+}
