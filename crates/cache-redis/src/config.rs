@@ -239,14 +239,17 @@ impl RedisCacheBuilder {
     ///
     /// # Errors
     ///
-    /// - [`CacheError::Config`] for a malformed URL, a `rediss://` URL (TLS is not
-    ///   supported by this build), a zero timeout, size or count, a prefix without a
-    ///   trailing delimiter, or contradictory settings; for a cluster also seeds with
+    /// - [`CacheError::Config`] for a malformed URL, an unknown or malformed URL
+    ///   parameter (named in the message), a `rediss://` URL (TLS is not supported by
+    ///   this build), a zero timeout, size or count, a prefix without a trailing
+    ///   delimiter, contradictory settings, or a database the server does not have;
+    ///   for a cluster also seeds with
     ///   different credentials, a database other than 0, `connections` or `pooled`,
     ///   and a server whose cluster support is disabled;
     /// - [`CacheError::Unreachable`] or [`CacheError::Timeout`] when the server cannot
     ///   be reached;
-    /// - [`CacheError::Auth`] when it refuses the credentials (or asks for some).
+    /// - [`CacheError::Auth`] when it refuses the credentials (or asks for some);
+    /// - [`CacheError::Backend`] when the port answers in another protocol than Redis's.
     pub async fn build(self) -> Result<RedisCache, CacheError> {
         let settings = self.validate()?;
         RedisCache::connect_with(settings).await
