@@ -243,6 +243,8 @@ fn url_parameters_reach_the_server() {
     );
     let shown = run_ok(&["get", &format!("{url}/3?key_prefix=p%3A"), "k"]);
     assert_eq!(shown, "v");
+    let upper = url.replacen("redis://", "REDIS://", 1);
+    assert_eq!(run_ok(&["get", &format!("{upper}/3?prefix=p:"), "k"]), "v");
     run_ok(&["del", &format!("{url}?db=3&prefix=p:"), "k"]);
     assert_unchanged(
         &before,
