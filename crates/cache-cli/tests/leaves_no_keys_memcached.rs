@@ -14,8 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cache_testserver::{LocalServer, MEMCACHED};
-use common::{cachectl, check_with_a_frozen_server, text};
+use cache_testserver::MEMCACHED;
+use common::{check_with_a_frozen_server, run_ok, start_server};
 
 /// One text protocol exchange: `command`, then lines up to one of `last`, or a refusal.
 fn exchange(port: u16, command: &str, last: &[&str]) -> Vec<String> {
@@ -102,31 +102,11 @@ fn assert_unchanged(before: &BTreeSet<String>, port: u16, run: &str) {
     );
 }
 
-fn run_ok(args: &[&str]) -> String {
-    let out = cachectl(args);
-    let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "cachectl {args:?} failed:\n{shown}");
-    shown
-}
-
-fn start_server() -> (tokio::runtime::Runtime, LocalServer) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = runtime
-        .block_on(LocalServer::start(&MEMCACHED, &[]))
-        .unwrap_or_else(|err| {
-            panic!("cannot start memcached (scripts/install-servers installs it): {err}")
-        });
-    (runtime, server)
-}
-
 /// Passing runs of `check` (with and without a prefix) and `bench` leave every item as it
 /// was, down to its expiry, size and last access time.
 #[test]
 fn passing_runs_leave_every_item_as_it_was() {
-    let (_runtime, server) = start_server();
+    let (_runtime, server) = start_server(&MEMCACHED);
     let url = server.url();
     let port = server.port();
     seed(port);
@@ -168,7 +148,7 @@ fn passing_runs_leave_every_item_as_it_was() {
 /// talking to it; their clean-up waits for it and removes everything once it answers.
 #[test]
 fn a_server_frozen_mid_run_is_cleaned_once_it_answers() {
-    let (_runtime, server) = start_server();
+    let (_runtime, server) = start_server(&MEMCACHED);
     let url = server.url();
     let port = server.port();
     seed(port);

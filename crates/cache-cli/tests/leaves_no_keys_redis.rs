@@ -7,8 +7,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use cache_testserver::{LocalServer, REDIS};
-use common::{cachectl, check_with_a_frozen_server, text};
+use cache_testserver::REDIS;
+use common::{cachectl, check_with_a_frozen_server, run_ok, start_server, text};
 
 /// Every key of every database: `(db, key) -> (value, has a TTL)`.
 type Dump = BTreeMap<(i64, Vec<u8>), (Vec<u8>, bool)>;
@@ -87,30 +87,10 @@ fn assert_unchanged(before: &Dump, url: &str, run: &str) {
     );
 }
 
-fn run_ok(args: &[&str]) -> String {
-    let out = cachectl(args);
-    let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "cachectl {args:?} failed:\n{shown}");
-    shown
-}
-
-fn start_server() -> (tokio::runtime::Runtime, LocalServer) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = runtime
-        .block_on(LocalServer::start(&REDIS, &[]))
-        .unwrap_or_else(|err| {
-            panic!("cannot start redis-server (scripts/install-servers installs it): {err}")
-        });
-    (runtime, server)
-}
-
 /// Passing runs of `check` and `bench`, with and without a prefix, in database 0 and 3.
 #[test]
 fn passing_runs_leave_every_key_as_it_was() {
-    let (_runtime, server) = start_server();
+    let (_runtime, server) = start_server(&REDIS);
     let url = server.url();
     seed(&url);
     let before = dump(&url);
@@ -156,7 +136,7 @@ fn passing_runs_leave_every_key_as_it_was() {
 /// remove what they wrote.
 #[test]
 fn checks_failing_part_way_leave_every_key_as_it_was() {
-    let (_runtime, server) = start_server();
+    let (_runtime, server) = start_server(&REDIS);
     let url = server.url();
     seed(&url);
     let before = dump(&url);
@@ -202,7 +182,7 @@ fn checks_failing_part_way_leave_every_key_as_it_was() {
 /// it; their clean-up waits for it and removes everything once it answers again.
 #[test]
 fn a_server_frozen_mid_run_is_cleaned_once_it_answers() {
-    let (_runtime, server) = start_server();
+    let (_runtime, server) = start_server(&REDIS);
     let url = server.url();
     seed(&url);
     let before = dump(&url);
@@ -219,7 +199,7 @@ fn a_server_frozen_mid_run_is_cleaned_once_it_answers() {
 /// `cachectl set` alike.
 #[test]
 fn url_parameters_reach_the_server() {
-    let (runtime, server) = start_server();
+    let (runtime, server) = start_server(&REDIS);
     let url = server.url();
     seed(&url);
     let before = dump(&url);

@@ -70,3 +70,30 @@ pub(crate) fn check_with_a_frozen_server(
     assert!(!shown.contains("clean-up failed"), "{shown}");
     shown
 }
+
+/// Runs `cachectl` with `args`, asserts it succeeded and returns all it printed.
+#[allow(dead_code)] // Not every test file uses it.
+pub(crate) fn run_ok(args: &[&str]) -> String {
+    let out = cachectl(args);
+    let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "cachectl {args:?} failed:\n{shown}");
+    shown
+}
+
+/// Starts a server of `kind` of the test's own (so a full dump of it sees nothing but
+/// what the test put there), with the runtime its watchdog lives in.
+#[allow(dead_code)] // Used by the tests that start servers of their own.
+pub(crate) fn start_server(
+    kind: &'static cache_testserver::ServerKind,
+) -> (tokio::runtime::Runtime, cache_testserver::LocalServer) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime
+        .block_on(cache_testserver::LocalServer::start(kind, &[]))
+        .unwrap_or_else(|err| {
+            panic!("cannot start the test server (scripts/install-servers installs it): {err}")
+        });
+    (runtime, server)
+}
