@@ -12,7 +12,12 @@ use cache_api::{
     async_trait, validate_entries, validate_key, validate_keys, validate_value, Bytes, Cache,
     CacheError, Limits,
 };
-use moka::{future::Cache as Moka, policy::EvictionPolicy, Expiry};
+use moka::{
+    future::Cache as Moka,
+    ops::compute::{CompResult, Op},
+    policy::EvictionPolicy,
+    Expiry,
+};
 
 /// Bytes charged to every entry on top of its key and value: moka's node, the
 /// entry's own fields and the hash table slot, measured roughly.
@@ -148,11 +153,23 @@ impl MemoryCache {
     }
 
     /// Removes `key`; true when the entry removed was still live.
+    ///
+    /// Through moka's compute API rather than `remove`: `remove` hands back an entry that
+    /// `clear` (`invalidate_all`) already made unreadable, which would count as live;
+    /// the compute API sees the entry as `get` does, and decides atomically per key.
     async fn remove(&self, key: &str) -> bool {
-        self.entries
-            .remove(key)
-            .await
-            .is_some_and(|entry| entry.is_live())
+        let outcome = self
+            .entries
+            .entry_by_ref(key)
+            .and_compute_with(|current| {
+                let op = match current {
+                    Some(_) => Op::Remove,
+                    None => Op::Nop,
+                };
+                std::future::ready(op)
+            })
+            .await;
+        matches!(outcome, CompResult::Removed(entry) if entry.value().is_live())
     }
 }
 
