@@ -115,6 +115,15 @@ impl<C: Cache> Cache for KeyRecorder<C> {
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         self.inner.exists(key).await
     }
+    async fn add(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, CacheError> {
+        self.record([key]);
+        self.inner.add(key, value, ttl).await
+    }
     async fn clear(&self) -> Result<(), CacheError> {
         self.inner.clear().await
     }

@@ -225,6 +225,28 @@ pub trait Cache: Send + Sync {
         Ok(self.get(key).await?.is_some())
     }
 
+    /// Stores `value` under `key` only if no live entry is there (an expired one counts
+    /// as absent); returns `true` when it stored, `false` when it changed nothing,
+    /// neither value nor TTL. Atomic: of many concurrent `add`s of one key, exactly one
+    /// returns `true`. With a zero TTL nothing is stored and the answer is `false`.
+    ///
+    /// A get-then-set cannot be atomic, so the default returns
+    /// [`CacheError::Unsupported`]; a backend overrides it with its native form
+    /// (Redis `SET NX`, memcached `add`, an in-memory entry API).
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Cache::set), and [`CacheError::Unsupported`] from the default.
+    async fn add(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, CacheError> {
+        let _ = (key, value, ttl);
+        Err(CacheError::Unsupported { operation: "add" })
+    }
+
     /// Removes every entry this cache object owns: its namespace when it has one, the
     /// whole store otherwise. Each backend documents exactly what it removes.
     ///
@@ -379,6 +401,21 @@ macro_rules! forward_cache {
             {
                 let $this = self;
                 $crate::Cache::exists($inner, key)
+            }
+
+            fn add<'life0, 'life1, 'async_trait>(
+                &'life0 self,
+                key: &'life1 str,
+                value: $crate::Bytes,
+                ttl: ::core::option::Option<::core::time::Duration>,
+            ) -> $crate::CacheFuture<'async_trait, bool>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                Self: 'async_trait,
+            {
+                let $this = self;
+                $crate::Cache::add($inner, key, value, ttl)
             }
 
             fn clear<'life0, 'async_trait>(&'life0 self) -> $crate::CacheFuture<'async_trait, ()>
