@@ -8,7 +8,7 @@
 //!   longer than asked only makes the entry more certainly gone;
 //! - a check that asserts an entry is still there measures the time from before its
 //!   `set` to after its `get`, and counts a miss as a failure only when that time is
-//!   well inside the TTL (see [`expect_alive`]); a read that came too late proves nothing
+//!   well inside the TTL (see `expect_alive`); a read that came too late proves nothing
 //!   and the check tries again with fresh keys.
 //!
 //! Every value a check writes carries a TTL of at most an hour ([`KEEP_TTL`]), so that a
