@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use cache_api::CacheError;
-use cache_testserver::{free_port, LocalServer, REDIS};
+use cache_testserver::{free_port, LocalServer, MEMCACHED, REDIS};
 use common::{cachectl, text};
 
 /// The password every URL of this file carries, and its percent-encoded form.
@@ -199,4 +199,22 @@ async fn every_backend_failure_hides_the_password() {
     let err = assert_fails_without_the_password(&frozen, "a frozen server").await;
     assert!(err.is_timeout(), "{err:?}");
     server.resume();
+}
+
+/// A `redis://` URL pointed at a memcached port says so in one line, and the password
+/// stays hidden there too.
+#[tokio::test]
+async fn a_redis_url_at_a_memcached_port_reads_clearly() {
+    let memcached = LocalServer::start(&MEMCACHED, &[])
+        .await
+        .unwrap_or_else(|err| {
+            panic!("cannot start memcached (scripts/install-servers installs it): {err}")
+        });
+    let url = format!("redis://:{ENCODED}@127.0.0.1:{}", memcached.port());
+    let err = assert_fails_without_the_password(&url, "a memcached port").await;
+    let shown = err.to_string();
+    assert!(
+        shown.contains("does not answer as a redis server") && !shown.contains('\n'),
+        "{shown}"
+    );
 }
