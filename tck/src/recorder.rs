@@ -130,4 +130,7 @@ impl<C: Cache> Cache for KeyRecorder<C> {
     fn limits(&self) -> Limits {
         self.inner.limits()
     }
+    fn describe(&self) -> cache_api::BackendInfo {
+        self.inner.describe()
+    }
 }

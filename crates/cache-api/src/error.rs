@@ -83,13 +83,17 @@ pub enum CacheError {
         source: BoxError,
     },
 
-    /// The server did not answer within the configured timeout.
-    #[error("{backend} {operation} timed out after {after:?}")]
+    /// The server did not answer within the configured timeout, or the call ran past
+    /// its deadline.
+    #[error("{backend} {operation} timed out after {after:?} ({phase})")]
     Timeout {
         /// Which backend.
         backend: &'static str,
-        /// What was waited for ("response", "connect", "pool checkout", ...).
+        /// The cache operation that timed out: `get`, `set_many`, `clear`...
         operation: &'static str,
+        /// What was waited for when the time ran out: `connect`, `response`,
+        /// `pool checkout`, or `deadline` (a whole-call deadline around the backend).
+        phase: &'static str,
         /// The timeout that ran out.
         after: Duration,
     },
@@ -157,6 +161,42 @@ impl CacheError {
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unreachable { .. } | Self::Timeout { .. })
+    }
+
+    /// The same error, naming `operation` as the cache operation that timed out when
+    /// it is a [`CacheError::Timeout`]; any other error is returned as it is. For the
+    /// call site of a backend, which knows the operation where the code that met the
+    /// timeout knows only the phase.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_api::CacheError;
+    ///
+    /// let met = CacheError::Timeout {
+    ///     backend: "redis",
+    ///     operation: "",
+    ///     phase: "response",
+    ///     after: Duration::from_millis(500),
+    /// };
+    /// let named = met.in_operation("get_many");
+    /// assert_eq!(named.to_string(), "redis get_many timed out after 500ms (response)");
+    /// ```
+    #[must_use]
+    pub fn in_operation(self, operation: &'static str) -> Self {
+        match self {
+            Self::Timeout {
+                backend,
+                phase,
+                after,
+                ..
+            } => Self::Timeout {
+                backend,
+                operation,
+                phase,
+                after,
+            },
+            other => other,
+        }
     }
 
     /// True when the error is a [`CacheError::Timeout`].

@@ -2,15 +2,21 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod capabilities;
 mod error;
-mod limits;
+mod ext;
+mod layer;
+mod wrapper;
 
 use std::{sync::Arc, time::Duration};
 
 pub use async_trait::async_trait;
 pub use bytes::Bytes;
+pub use capabilities::{BackendInfo, Capabilities, Limits};
 pub use error::{BoxError, CacheError};
-pub use limits::Limits;
+pub use ext::CacheExt;
+pub use layer::{CacheStack, Layer};
+pub use wrapper::{CacheWrapper, Wrapped};
 
 /// `dyn Cache`, the type an application holds when the backend is chosen at run time.
 pub type DynCache = dyn Cache;
@@ -108,10 +114,10 @@ pub fn validate_entries(
 /// - `set` replaces both value and TTL. `None` means "until deleted or evicted", and
 ///   removes a TTL the key had. `Some(Duration::ZERO)` stores nothing and removes the
 ///   previous value. A TTL is rounded *up* to the backend's
-///   [granularity](Limits::ttl_granularity), never down.
+///   [granularity](Capabilities::ttl_granularity), never down.
 /// - `get` never returns an entry whose TTL has passed.
 /// - The empty key is [`CacheError::InvalidKey`]; every other UTF-8 string works.
-/// - A value over [`Limits::max_value_size`] is [`CacheError::ValueTooLarge`] and
+/// - A value over [`Capabilities::max_value_size`] is [`CacheError::ValueTooLarge`] and
 ///   changes nothing.
 ///
 /// ```
@@ -126,7 +132,14 @@ pub fn validate_entries(
 ///     Ok(())
 /// }
 /// ```
-#[async_trait]
+///
+/// # Writing an implementation
+///
+/// Write the impl with `#[async_trait]` (re-exported here) and plain `async fn`s: the
+/// methods below are declared in exactly the form that attribute produces (each returns
+/// a boxed, `Send` [`CacheFuture`] that may borrow `self` and the arguments). A wrapper
+/// that only hands a call on can instead return the inner cache's future as it is, with
+/// no box of its own: see [`forward_cache!`] and [`CacheWrapper`].
 pub trait Cache: Send + Sync {
     /// Returns the value stored under `key`, or `Ok(None)` on a miss (never
     /// stored, deleted, evicted or expired).
@@ -134,7 +147,11 @@ pub trait Cache: Send + Sync {
     /// # Errors
     ///
     /// [`CacheError::InvalidKey`] for the empty key; backend trouble otherwise.
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError>;
+    fn get<'s, 'k, 'f>(&'s self, key: &'k str) -> CacheFuture<'f, Option<Bytes>>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f;
 
     /// Stores `value` under `key`, replacing any previous value and TTL.
     ///
@@ -146,7 +163,16 @@ pub trait Cache: Send + Sync {
     /// [`CacheError::InvalidKey`], [`CacheError::ValueTooLarge`] or
     /// [`CacheError::InvalidTtl`] for caller mistakes (nothing is written); backend
     /// trouble otherwise.
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError>;
+    fn set<'s, 'k, 'f>(
+        &'s self,
+        key: &'k str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> CacheFuture<'f, ()>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f;
 
     /// Removes `key`; returns `true` when a live entry was removed and `false` when
     /// there was none. Deleting a missing key is not an error.
@@ -154,7 +180,11 @@ pub trait Cache: Send + Sync {
     /// # Errors
     ///
     /// [`CacheError::InvalidKey`] for the empty key; backend trouble otherwise.
-    async fn delete(&self, key: &str) -> Result<bool, CacheError>;
+    fn delete<'s, 'k, 'f>(&'s self, key: &'k str) -> CacheFuture<'f, bool>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f;
 
     /// Returns the values of `keys`, in the same order, `None` for each miss.
     /// Duplicate keys get the same answer at each position.
@@ -165,13 +195,24 @@ pub trait Cache: Send + Sync {
     ///
     /// [`CacheError::InvalidKey`] when any key is invalid (checked before anything
     /// is read); backend trouble otherwise.
-    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
-        validate_keys(keys.iter().copied())?;
-        let mut values = Vec::with_capacity(keys.len());
-        for key in keys {
-            values.push(self.get(key).await?);
-        }
-        Ok(values)
+    fn get_many<'s, 'k, 'e, 'f>(
+        &'s self,
+        keys: &'k [&'e str],
+    ) -> CacheFuture<'f, Vec<Option<Bytes>>>
+    where
+        's: 'f,
+        'k: 'f,
+        'e: 'f,
+        Self: 'f,
+    {
+        Box::pin(async move {
+            validate_keys(keys.iter().copied())?;
+            let mut values = Vec::with_capacity(keys.len());
+            for key in keys {
+                values.push(self.get(key).await?);
+            }
+            Ok(values)
+        })
     }
 
     /// Stores every entry with the same `ttl`. When a key appears twice, the last
@@ -183,16 +224,24 @@ pub trait Cache: Send + Sync {
     /// # Errors
     ///
     /// As [`set`](Cache::set). On backend trouble some entries may have been written.
-    async fn set_many(
-        &self,
-        entries: &[(&str, Bytes)],
+    fn set_many<'s, 'k, 'e, 'f>(
+        &'s self,
+        entries: &'k [(&'e str, Bytes)],
         ttl: Option<Duration>,
-    ) -> Result<(), CacheError> {
-        validate_entries(entries, self.limits().max_value_size)?;
-        for (key, value) in entries {
-            self.set(key, value.clone(), ttl).await?;
-        }
-        Ok(())
+    ) -> CacheFuture<'f, ()>
+    where
+        's: 'f,
+        'k: 'f,
+        'e: 'f,
+        Self: 'f,
+    {
+        Box::pin(async move {
+            validate_entries(entries, self.limits().max_value_size)?;
+            for (key, value) in entries {
+                self.set(key, value.clone(), ttl).await?;
+            }
+            Ok(())
+        })
     }
 
     /// Removes every key and returns how many live entries were removed (a key
@@ -204,13 +253,21 @@ pub trait Cache: Send + Sync {
     ///
     /// [`CacheError::InvalidKey`] when any key is invalid (checked before anything
     /// is removed); backend trouble otherwise.
-    async fn delete_many(&self, keys: &[&str]) -> Result<usize, CacheError> {
-        validate_keys(keys.iter().copied())?;
-        let mut removed = 0;
-        for key in keys {
-            removed += usize::from(self.delete(key).await?);
-        }
-        Ok(removed)
+    fn delete_many<'s, 'k, 'e, 'f>(&'s self, keys: &'k [&'e str]) -> CacheFuture<'f, usize>
+    where
+        's: 'f,
+        'k: 'f,
+        'e: 'f,
+        Self: 'f,
+    {
+        Box::pin(async move {
+            validate_keys(keys.iter().copied())?;
+            let mut removed = 0;
+            for key in keys {
+                removed += usize::from(self.delete(key).await?);
+            }
+            Ok(removed)
+        })
     }
 
     /// Returns whether a live entry is stored under `key`; agrees with
@@ -221,8 +278,13 @@ pub trait Cache: Send + Sync {
     /// # Errors
     ///
     /// As [`get`](Cache::get).
-    async fn exists(&self, key: &str) -> Result<bool, CacheError> {
-        Ok(self.get(key).await?.is_some())
+    fn exists<'s, 'k, 'f>(&'s self, key: &'k str) -> CacheFuture<'f, bool>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        Box::pin(async move { Ok(self.get(key).await?.is_some()) })
     }
 
     /// Stores `value` under `key` only if no live entry is there (an expired one counts
@@ -232,23 +294,32 @@ pub trait Cache: Send + Sync {
     ///
     /// A get-then-set cannot be atomic, so the default returns
     /// [`CacheError::Unsupported`]; a backend overrides it with its native form
-    /// (Redis `SET NX`, memcached `add`, an in-memory entry API).
+    /// (Redis `SET NX`, memcached `add`, an in-memory entry API) and declares
+    /// [`Capabilities::atomic_add`].
     ///
     /// # Errors
     ///
     /// As [`set`](Cache::set), and [`CacheError::Unsupported`] from the default.
-    async fn add(
-        &self,
-        key: &str,
+    fn add<'s, 'k, 'f>(
+        &'s self,
+        key: &'k str,
         value: Bytes,
         ttl: Option<Duration>,
-    ) -> Result<bool, CacheError> {
+    ) -> CacheFuture<'f, bool>
+    where
+        's: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
         let _ = (key, value, ttl);
-        Err(CacheError::Unsupported { operation: "add" })
+        Box::pin(std::future::ready(Err(CacheError::Unsupported {
+            operation: "add",
+        })))
     }
 
     /// Removes every entry this cache object owns: its namespace when it has one, the
-    /// whole store otherwise. Each backend documents exactly what it removes.
+    /// whole store otherwise. Each backend documents exactly what it removes, and
+    /// declares [`Capabilities::clear`].
     ///
     /// There is no default that could be built on get, set and delete, so the default
     /// returns [`CacheError::Unsupported`].
@@ -256,18 +327,33 @@ pub trait Cache: Send + Sync {
     /// # Errors
     ///
     /// [`CacheError::Unsupported`] from the default; backend trouble otherwise.
-    async fn clear(&self) -> Result<(), CacheError> {
-        Err(CacheError::Unsupported { operation: "clear" })
+    fn clear<'s, 'f>(&'s self) -> CacheFuture<'f, ()>
+    where
+        's: 'f,
+        Self: 'f,
+    {
+        Box::pin(std::future::ready(Err(CacheError::Unsupported {
+            operation: "clear",
+        })))
     }
 
-    /// The facts this backend declares about itself: TTL granularity, largest value,
-    /// largest key stored as-is. Costs nothing (no round trip).
-    fn limits(&self) -> Limits {
-        Limits::default()
+    /// The [`Capabilities`] this backend declares: TTL granularity, largest value,
+    /// largest key stored as-is, and what it does natively (`clear`, bulk, atomic
+    /// `add`). Costs nothing (no round trip). The name is kept from when it held only
+    /// limits; [`Limits`] is the same type.
+    fn limits(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    /// How this backend names itself (its scheme and a label for metrics). Costs
+    /// nothing (no round trip). The default is [`BackendInfo::default`], `custom`.
+    fn describe(&self) -> BackendInfo {
+        BackendInfo::default()
     }
 }
 
-/// The future every [`Cache`] method returns behind `async fn`: boxed, `Send`.
+/// The future every [`Cache`] method returns: boxed, `Send`, borrowing at most what the
+/// call borrowed.
 pub type CacheFuture<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, CacheError>> + Send + 'a>>;
 
@@ -278,7 +364,11 @@ pub type CacheFuture<'a, T> =
 /// `forward_cache!(impl[GENERICS] for TYPE, |this| INNER)`: `GENERICS` are the impl's
 /// generic parameters with their bounds, and `INNER`, given `this: &TYPE`, is a
 /// reference to the cache every call goes to. Doc comments before `impl` go on the impl.
-/// A wrapper that does something of its own in some methods writes its impl by hand.
+/// A wrapper that changes some of the calls implements [`CacheWrapper`] instead.
+///
+/// The generated impl carries `#[deny(clippy::missing_trait_methods)]`: a method added to
+/// [`Cache`] and not to this macro fails the workspace's clippy run instead of silently
+/// falling back to the trait's default (which would skip the inner cache's own form).
 ///
 /// ```
 /// // cache-api = "0.1"
@@ -305,131 +395,131 @@ macro_rules! forward_cache {
         impl[$($generics:tt)*] for $ty:ty, |$this:ident| $inner:expr
     ) => {
         $(#[$doc])*
+        #[deny(clippy::missing_trait_methods)]
         impl<$($generics)*> $crate::Cache for $ty {
-            fn get<'life0, 'life1, 'async_trait>(
-                &'life0 self,
-                key: &'life1 str,
-            ) -> $crate::CacheFuture<'async_trait, ::core::option::Option<$crate::Bytes>>
+            fn get<'s, 'k, 'f>(
+                &'s self,
+                key: &'k str,
+            ) -> $crate::CacheFuture<'f, ::core::option::Option<$crate::Bytes>>
             where
-                'life0: 'async_trait,
-                'life1: 'async_trait,
-                Self: 'async_trait,
+                's: 'f,
+                'k: 'f,
+                Self: 'f,
             {
                 let $this = self;
                 $crate::Cache::get($inner, key)
             }
 
-            fn set<'life0, 'life1, 'async_trait>(
-                &'life0 self,
-                key: &'life1 str,
+            fn set<'s, 'k, 'f>(
+                &'s self,
+                key: &'k str,
                 value: $crate::Bytes,
                 ttl: ::core::option::Option<::core::time::Duration>,
-            ) -> $crate::CacheFuture<'async_trait, ()>
+            ) -> $crate::CacheFuture<'f, ()>
             where
-                'life0: 'async_trait,
-                'life1: 'async_trait,
-                Self: 'async_trait,
+                's: 'f,
+                'k: 'f,
+                Self: 'f,
             {
                 let $this = self;
                 $crate::Cache::set($inner, key, value, ttl)
             }
 
-            fn delete<'life0, 'life1, 'async_trait>(
-                &'life0 self,
-                key: &'life1 str,
-            ) -> $crate::CacheFuture<'async_trait, bool>
+            fn delete<'s, 'k, 'f>(&'s self, key: &'k str) -> $crate::CacheFuture<'f, bool>
             where
-                'life0: 'async_trait,
-                'life1: 'async_trait,
-                Self: 'async_trait,
+                's: 'f,
+                'k: 'f,
+                Self: 'f,
             {
                 let $this = self;
                 $crate::Cache::delete($inner, key)
             }
 
-            fn get_many<'life0, 'life1, 'life2, 'async_trait>(
-                &'life0 self,
-                keys: &'life1 [&'life2 str],
-            ) -> $crate::CacheFuture<'async_trait, ::std::vec::Vec<::core::option::Option<$crate::Bytes>>>
+            fn get_many<'s, 'k, 'e, 'f>(
+                &'s self,
+                keys: &'k [&'e str],
+            ) -> $crate::CacheFuture<'f, ::std::vec::Vec<::core::option::Option<$crate::Bytes>>>
             where
-                'life0: 'async_trait,
-                'life1: 'async_trait,
-                'life2: 'async_trait,
-                Self: 'async_trait,
+                's: 'f,
+                'k: 'f,
+                'e: 'f,
+                Self: 'f,
             {
                 let $this = self;
                 $crate::Cache::get_many($inner, keys)
             }
 
-            fn set_many<'life0, 'life1, 'life2, 'async_trait>(
-                &'life0 self,
-                entries: &'life1 [(&'life2 str, $crate::Bytes)],
+            fn set_many<'s, 'k, 'e, 'f>(
+                &'s self,
+                entries: &'k [(&'e str, $crate::Bytes)],
                 ttl: ::core::option::Option<::core::time::Duration>,
-            ) -> $crate::CacheFuture<'async_trait, ()>
+            ) -> $crate::CacheFuture<'f, ()>
             where
-                'life0: 'async_trait,
-                'life1: 'async_trait,
-                'life2: 'async_trait,
-                Self: 'async_trait,
+                's: 'f,
+                'k: 'f,
+                'e: 'f,
+                Self: 'f,
             {
                 let $this = self;
                 $crate::Cache::set_many($inner, entries, ttl)
             }
 
-            fn delete_many<'life0, 'life1, 'life2, 'async_trait>(
-                &'life0 self,
-                keys: &'life1 [&'life2 str],
-            ) -> $crate::CacheFuture<'async_trait, usize>
+            fn delete_many<'s, 'k, 'e, 'f>(
+                &'s self,
+                keys: &'k [&'e str],
+            ) -> $crate::CacheFuture<'f, usize>
             where
-                'life0: 'async_trait,
-                'life1: 'async_trait,
-                'life2: 'async_trait,
-                Self: 'async_trait,
+                's: 'f,
+                'k: 'f,
+                'e: 'f,
+                Self: 'f,
             {
                 let $this = self;
                 $crate::Cache::delete_many($inner, keys)
             }
 
-            fn exists<'life0, 'life1, 'async_trait>(
-                &'life0 self,
-                key: &'life1 str,
-            ) -> $crate::CacheFuture<'async_trait, bool>
+            fn exists<'s, 'k, 'f>(&'s self, key: &'k str) -> $crate::CacheFuture<'f, bool>
             where
-                'life0: 'async_trait,
-                'life1: 'async_trait,
-                Self: 'async_trait,
+                's: 'f,
+                'k: 'f,
+                Self: 'f,
             {
                 let $this = self;
                 $crate::Cache::exists($inner, key)
             }
 
-            fn add<'life0, 'life1, 'async_trait>(
-                &'life0 self,
-                key: &'life1 str,
+            fn add<'s, 'k, 'f>(
+                &'s self,
+                key: &'k str,
                 value: $crate::Bytes,
                 ttl: ::core::option::Option<::core::time::Duration>,
-            ) -> $crate::CacheFuture<'async_trait, bool>
+            ) -> $crate::CacheFuture<'f, bool>
             where
-                'life0: 'async_trait,
-                'life1: 'async_trait,
-                Self: 'async_trait,
+                's: 'f,
+                'k: 'f,
+                Self: 'f,
             {
                 let $this = self;
                 $crate::Cache::add($inner, key, value, ttl)
             }
 
-            fn clear<'life0, 'async_trait>(&'life0 self) -> $crate::CacheFuture<'async_trait, ()>
+            fn clear<'s, 'f>(&'s self) -> $crate::CacheFuture<'f, ()>
             where
-                'life0: 'async_trait,
-                Self: 'async_trait,
+                's: 'f,
+                Self: 'f,
             {
                 let $this = self;
                 $crate::Cache::clear($inner)
             }
 
-            fn limits(&self) -> $crate::Limits {
+            fn limits(&self) -> $crate::Capabilities {
                 let $this = self;
                 $crate::Cache::limits($inner)
+            }
+
+            fn describe(&self) -> $crate::BackendInfo {
+                let $this = self;
+                $crate::Cache::describe($inner)
             }
         }
     };
@@ -526,15 +616,87 @@ mod tests {
         assert_eq!(cache.get("a").await.unwrap(), None);
     }
 
+    /// Records the order in which wrappers see a call, then hands it on.
+    struct Trace {
+        inner: Arc<dyn Cache>,
+        name: &'static str,
+        seen: Arc<Mutex<Vec<&'static str>>>,
+    }
+
+    #[async_trait]
+    impl CacheWrapper for Trace {
+        fn inner(&self) -> &dyn Cache {
+            &*self.inner
+        }
+        async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+            self.seen.lock().unwrap().push(self.name);
+            self.inner.get(key).await
+        }
+    }
+
+    struct TraceLayer(&'static str, Arc<Mutex<Vec<&'static str>>>);
+
+    impl Layer for TraceLayer {
+        fn layer(&self, inner: Arc<dyn Cache>) -> Arc<dyn Cache> {
+            Arc::new(Wrapped(Trace {
+                inner,
+                name: self.0,
+                seen: self.1.clone(),
+            }))
+        }
+    }
+
+    /// The last layer of a stack is the outermost; `None` adds nothing; a wrapper
+    /// forwards what it does not override, declarations included.
+    #[tokio::test]
+    async fn stacks_read_from_the_inside_out_and_wrappers_forward_the_rest() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let backend: Arc<dyn Cache> = Arc::new(MapCache::default());
+        let cache = CacheStack::new(backend.clone())
+            .layer(TraceLayer("inner", seen.clone()))
+            .layer(None::<TraceLayer>)
+            .layer(TraceLayer("outer", seen.clone()))
+            .build();
+        cache.set("k", Bytes::from("v"), None).await.unwrap();
+        assert_eq!(backend.get("k").await.unwrap(), Some(Bytes::from("v")));
+        assert!(seen.lock().unwrap().is_empty(), "set is not overridden");
+        assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("v")));
+        assert_eq!(*seen.lock().unwrap(), ["outer", "inner"]);
+        assert_eq!(cache.delete_many(&["k", "x"]).await.unwrap(), 1);
+        assert_eq!(cache.limits(), backend.limits());
+        assert_eq!(cache.describe(), BackendInfo::default());
+        assert!(matches!(
+            cache.add("k", Bytes::new(), None).await,
+            Err(CacheError::Unsupported { operation: "add" })
+        ));
+    }
+
+    /// The conveniences work on `dyn Cache`.
+    #[tokio::test]
+    async fn ext_conveniences_work_on_dyn_cache() {
+        let cache: &dyn Cache = &MapCache::default();
+        cache
+            .set_with("s", String::from("text"), None)
+            .await
+            .unwrap();
+        assert_eq!(cache.get_or_default("s").await.unwrap(), "text");
+        assert_eq!(cache.get_or_default("missing").await.unwrap(), "");
+        assert_eq!(cache.capabilities(), Capabilities::default());
+    }
+
     #[test]
     fn errors_are_classified() {
         assert!(CacheError::InvalidKey { reason: "x" }.is_caller_error());
         let timeout = CacheError::Timeout {
             backend: "redis",
-            operation: "response",
+            operation: "get",
+            phase: "response",
             after: Duration::from_millis(500),
         };
         assert!(timeout.is_retryable() && timeout.is_timeout() && !timeout.is_caller_error());
-        assert_eq!(timeout.to_string(), "redis response timed out after 500ms");
+        assert_eq!(
+            timeout.to_string(),
+            "redis get timed out after 500ms (response)"
+        );
     }
 }

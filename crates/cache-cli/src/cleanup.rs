@@ -97,7 +97,8 @@ mod tests {
             if calls.fetch_add(1, Ordering::SeqCst) < 3 {
                 Err(CacheError::Timeout {
                     backend: "test",
-                    operation: "response",
+                    operation: "delete_many",
+                    phase: "response",
                     after: Duration::from_secs(1),
                 })
             } else {

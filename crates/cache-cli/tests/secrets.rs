@@ -189,7 +189,7 @@ async fn every_backend_failure_hides_the_password() {
         matches!(
             err,
             CacheError::Timeout {
-                operation: "response",
+                phase: "response",
                 ..
             }
         ),

@@ -47,7 +47,7 @@ impl Admin {
     /// Connects to `server` (`host:port`) within the context's timeout.
     pub(crate) async fn connect(server: &str, context: Context) -> Result<Self, CacheError> {
         let stream = match tokio::time::timeout(context.timeout, TcpStream::connect(server)).await {
-            Err(_) => return Err(context.timeout()),
+            Err(_) => return Err(context.timeout_in("connect")),
             Ok(Err(error)) => return Err(io_error(error)),
             Ok(Ok(stream)) => stream,
         };

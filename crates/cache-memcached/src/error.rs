@@ -18,10 +18,23 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// The timeout of a whole exchange (every call is bounded by one timer, sending
+    /// and answer together): the `response` phase, or `connect` for the connection
+    /// probe.
     pub(crate) fn timeout(&self) -> CacheError {
+        let phase = match self.operation {
+            "connect" => "connect",
+            _ => "response",
+        };
+        self.timeout_in(phase)
+    }
+
+    /// The timeout of `phase` of this context's operation.
+    pub(crate) fn timeout_in(&self, phase: &'static str) -> CacheError {
         CacheError::Timeout {
             backend: BACKEND,
             operation: self.operation,
+            phase,
             after: self.timeout,
         }
     }

@@ -1035,10 +1035,19 @@ impl Cache for MemcachedCache {
     }
 
     /// 1 s TTL granularity, the configured largest value, and 250 bytes less the prefix
-    /// and its generation tag (22 bytes) for keys stored under their own name.
+    /// and its generation tag (22 bytes) for keys stored under their own name; `clear`,
+    /// pipelined batches and `add` are native.
     fn limits(&self) -> Limits {
         Limits::new(Duration::from_secs(1), self.inner.max_value_size)
             .with_max_native_key_len(self.inner.keys.max_native_key_len())
+            .with_clear()
+            .with_native_bulk()
+            .with_atomic_add()
+    }
+
+    /// `memcached`.
+    fn describe(&self) -> cache_api::BackendInfo {
+        cache_api::BackendInfo::new("memcached")
     }
 }
 

@@ -250,6 +250,11 @@ impl Cache for MemoryCache {
     fn limits(&self) -> Limits {
         self.limits
     }
+
+    /// `memory`.
+    fn describe(&self) -> cache_api::BackendInfo {
+        cache_api::BackendInfo::new("memory")
+    }
 }
 
 /// Settings of a [`MemoryCache`], checked by [`build`](MemoryCacheBuilder::build).
@@ -324,7 +329,9 @@ impl MemoryCacheBuilder {
             .build_with_hasher(RandomState::new());
         Ok(MemoryCache {
             entries,
-            limits: Limits::new(Duration::from_millis(1), max_value_size),
+            limits: Limits::new(Duration::from_millis(1), max_value_size)
+                .with_clear()
+                .with_atomic_add(),
             capacity,
         })
     }

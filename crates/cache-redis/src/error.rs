@@ -120,10 +120,13 @@ impl ErrorContext {
         }
     }
 
-    pub(crate) fn timeout(&self, operation: &'static str, after: Duration) -> CacheError {
+    /// A timeout of `phase` in a Redis command; a caller that knows which cache
+    /// operation sent it names it with [`CacheError::in_operation`].
+    pub(crate) fn timeout(&self, phase: &'static str, after: Duration) -> CacheError {
         CacheError::Timeout {
             backend: BACKEND,
-            operation,
+            operation: "command",
+            phase,
             after,
         }
     }
@@ -182,24 +185,22 @@ mod tests {
     fn timeouts_name_the_timeout_that_ran_out() {
         let err = RedisError::from(io::Error::from(io::ErrorKind::TimedOut));
         match context().map(err.clone(), false) {
-            CacheError::Timeout {
-                operation, after, ..
-            } => {
-                assert_eq!((operation, after), ("response", Duration::from_millis(500)));
+            CacheError::Timeout { phase, after, .. } => {
+                assert_eq!((phase, after), ("response", Duration::from_millis(500)));
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(
             context().map(err, true),
             CacheError::Timeout {
-                operation: "connect",
+                phase: "connect",
                 ..
             }
         ));
         assert!(matches!(
             context().map_pool(PoolError::Timeout(TimeoutType::Wait)),
             CacheError::Timeout {
-                operation: "pool checkout",
+                phase: "pool checkout",
                 ..
             }
         ));

@@ -775,10 +775,23 @@ impl Cache for RedisCache {
     }
 
     /// 1 ms TTL granularity, the configured value limit, and keys stored as-is up to
-    /// 512 MiB minus the prefix.
+    /// 512 MiB minus the prefix; `clear`, pipelined batches and `add` (`SET NX`) are
+    /// native.
     fn limits(&self) -> Limits {
         Limits::new(Duration::from_millis(1), self.inner.max_value_size)
             .with_max_native_key_len(REDIS_MAX_VALUE_SIZE - self.inner.prefix.len())
+            .with_clear()
+            .with_native_bulk()
+            .with_atomic_add()
+    }
+
+    /// `redis`, labelled `redis-cluster` on a cluster.
+    fn describe(&self) -> cache_api::BackendInfo {
+        let info = cache_api::BackendInfo::new("redis");
+        match self.inner.mode {
+            Mode::Cluster => info.with_label("redis-cluster"),
+            _ => info,
+        }
     }
 }
 

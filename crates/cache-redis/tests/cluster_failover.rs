@@ -248,7 +248,7 @@ async fn losing_a_master_fails_its_slots_until_its_replica_takes_over() {
             );
             let kind = match err {
                 CacheError::Unreachable { .. } => "unreachable".to_owned(),
-                CacheError::Timeout { operation, .. } => format!("timeout ({operation})"),
+                CacheError::Timeout { phase, .. } => format!("timeout ({phase})"),
                 other => format!("backend ({other})"),
             };
             *kinds.entry(kind).or_default() += 1;

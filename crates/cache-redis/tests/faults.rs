@@ -229,7 +229,7 @@ async fn an_exhausted_pool_gives_a_checkout_timeout() {
 
     match result {
         Err(CacheError::Timeout {
-            operation: "pool checkout",
+            phase: "pool checkout",
             after,
             ..
         }) => assert_eq!(after, pool_wait),
@@ -257,7 +257,7 @@ async fn timeouts_name_the_phase_that_ran_out_and_its_bound() {
     let expect_response = |result: Result<(), CacheError>, after: Duration, what: &str| match result
     {
         Err(CacheError::Timeout {
-            operation: "response",
+            phase: "response",
             after: bound,
             ..
         }) if bound == after => {}
