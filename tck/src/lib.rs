@@ -12,7 +12,7 @@ use std::{fmt, future::Future, pin::Pin};
 pub use cache_api::Cache;
 pub use failure::{CheckResult, Failure};
 pub use recorder::KeyRecorder;
-pub use run::{run_check, Outcome, CHECK_TIMEOUT};
+pub use run::{run_check, Outcome, Requirement, Verdict, CHECK_TIMEOUT};
 
 /// A check's future, borrowed from the cache it runs on.
 pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = CheckResult> + Send + 'a>>;

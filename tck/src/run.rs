@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cache_api::Cache;
+use cache_api::{Cache, Capabilities};
 
 use crate::{check_named, Check, Failure};
 
@@ -14,40 +14,121 @@ use crate::{check_named, Check, Failure};
 /// hangs must fail the check, never hang the suite.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The result of one check: its name, how long it took and whether it passed.
+/// What a check needs the backend to declare before it means anything: the checks of
+/// an optional operation run only on a backend that declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// [`Capabilities::clear`]: the `test_clear_*` checks.
+    Clear,
+    /// [`Capabilities::atomic_add`]: the `test_add_*` checks and the concurrent ones
+    /// named `*_adds_*`.
+    AtomicAdd,
+}
+
+impl Requirement {
+    /// What `check` needs, read from its name: the checks of an optional operation
+    /// are named after it.
+    #[must_use]
+    pub fn of(check: &Check) -> Option<Self> {
+        let name = check.name;
+        if name.starts_with("test_clear_") {
+            Some(Self::Clear)
+        } else if name.starts_with("test_add_") || name.contains("_adds_") {
+            Some(Self::AtomicAdd)
+        } else {
+            None
+        }
+    }
+
+    /// Whether `declared` meets it.
+    #[must_use]
+    pub fn is_met_by(self, declared: &Capabilities) -> bool {
+        match self {
+            Self::Clear => declared.clear,
+            Self::AtomicAdd => declared.atomic_add,
+        }
+    }
+
+    /// Why a check needing it does not apply to a backend that does not declare it.
+    #[must_use]
+    pub fn unmet(self) -> &'static str {
+        match self {
+            Self::Clear => "the backend declares no clear",
+            Self::AtomicAdd => "the backend declares no atomic add",
+        }
+    }
+}
+
+/// How a check that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The check ran and everything it expects held.
+    Passed,
+    /// The check did not run: it is about an operation the backend does not declare
+    /// (the reason says which). Never a pass.
+    NotApplicable(&'static str),
+}
+
+/// The result of one check: its name, how long it took and how it ended.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     /// The check that ran.
     pub check: &'static Check,
     /// Wall-clock time of the check, waits for expiry included.
     pub elapsed: Duration,
-    /// `Ok(())` when the check passed.
-    pub result: Result<(), Failure>,
+    /// `Ok(Verdict::Passed)` when the check passed, `Ok(Verdict::NotApplicable(_))`
+    /// when it did not run, `Err` with what went wrong when it failed.
+    pub result: Result<Verdict, Failure>,
 }
 
 impl Outcome {
-    /// True when the check passed.
+    /// True when the check ran and passed (a check that did not apply did not pass).
     #[must_use]
     pub fn passed(&self) -> bool {
-        self.result.is_ok()
+        matches!(self.result, Ok(Verdict::Passed))
+    }
+
+    /// Why the check did not apply to the backend, when it did not.
+    #[must_use]
+    pub fn not_applicable(&self) -> Option<&'static str> {
+        match self.result {
+            Ok(Verdict::NotApplicable(reason)) => Some(reason),
+            _ => None,
+        }
     }
 }
 
 /// Runs `check` on `cache` inside the caller's Tokio runtime, bounded by
-/// [`CHECK_TIMEOUT`].
+/// [`CHECK_TIMEOUT`]. A check about an operation the cache does not declare in its
+/// [capabilities](Cache::limits) does not run ([`Verdict::NotApplicable`]); one it
+/// declares runs, and fails when the cache does not keep it.
 ///
 /// ```
 /// # async fn demo(cache: &dyn cache_api::Cache) {
 /// for check in cache_tck::CHECKS {
 ///     let outcome = cache_tck::run_check(check, cache).await;
-///     println!("{} {}", check.name, if outcome.passed() { "ok" } else { "FAILED" });
+///     let status = match (outcome.passed(), outcome.not_applicable()) {
+///         (true, _) => "ok",
+///         (false, Some(_)) => "not applicable",
+///         (false, None) => "FAILED",
+///     };
+///     println!("{} {status}", check.name);
 /// }
 /// # }
 /// ```
 pub async fn run_check(check: &'static Check, cache: &dyn Cache) -> Outcome {
     let started = Instant::now();
+    if let Some(requirement) = Requirement::of(check) {
+        if !requirement.is_met_by(&cache.limits()) {
+            return Outcome {
+                check,
+                elapsed: started.elapsed(),
+                result: Ok(Verdict::NotApplicable(requirement.unmet())),
+            };
+        }
+    }
     let result = match tokio::time::timeout(CHECK_TIMEOUT, (check.run)(cache)).await {
-        Ok(result) => result,
+        Ok(result) => result.map(|()| Verdict::Passed),
         Err(_) => Err(Failure::new(
             check.name,
             format!("the check to finish within {CHECK_TIMEOUT:?}"),
@@ -86,8 +167,12 @@ where
         drop(cache);
         outcome
     });
-    if let Err(failure) = outcome.result {
-        panic!("{name} failed after {:?}\n  {failure}", outcome.elapsed);
+    match outcome.result {
+        Ok(Verdict::Passed) => {}
+        // A #[test] has no third state: it passes, and says on its output that it
+        // checked nothing (`cargo test -- --nocapture` shows it).
+        Ok(Verdict::NotApplicable(reason)) => println!("{name}: not applicable: {reason}"),
+        Err(failure) => panic!("{name} failed after {:?}\n  {failure}", outcome.elapsed),
     }
 }
 
@@ -115,6 +200,7 @@ pub(crate) fn doc_line(name: &str) -> &'static str {
 mod tests {
     use super::*;
     use crate::CHECKS;
+    use cache_api::{async_trait, Bytes, CacheError};
 
     #[test]
     fn every_check_states_what_it_expects() {
@@ -131,6 +217,66 @@ mod tests {
                 .expects(),
             "`get` of a key that was never set is `Ok(None)`, not an error and not an empty value."
         );
+    }
+
+    /// Clears and adds on request; declares only what it is told to.
+    struct Declaring(
+        Capabilities,
+        std::sync::Mutex<std::collections::HashMap<String, Bytes>>,
+    );
+
+    #[async_trait]
+    impl Cache for Declaring {
+        async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+            cache_api::validate_key(key)?;
+            Ok(self.1.lock().unwrap().get(key).cloned())
+        }
+        async fn set(
+            &self,
+            key: &str,
+            value: Bytes,
+            _: Option<Duration>,
+        ) -> Result<(), CacheError> {
+            cache_api::validate_key(key)?;
+            self.1.lock().unwrap().insert(key.to_owned(), value);
+            Ok(())
+        }
+        async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+            cache_api::validate_key(key)?;
+            Ok(self.1.lock().unwrap().remove(key).is_some())
+        }
+        /// Claims success and removes nothing.
+        async fn clear(&self) -> Result<(), CacheError> {
+            Ok(())
+        }
+        fn limits(&self) -> Capabilities {
+            self.0
+        }
+    }
+
+    /// A clear check does not apply to a backend that declares no clear, and is not
+    /// a pass there; the same check fails a backend that declares clear and does not
+    /// keep it.
+    #[tokio::test]
+    async fn checks_of_an_undeclared_operation_do_not_apply_and_declared_ones_run() {
+        let check = check_named("test_clear_removes_every_entry").unwrap();
+        assert_eq!(Requirement::of(check), Some(Requirement::Clear));
+        let silent = Declaring(Capabilities::default(), Default::default());
+        let outcome = run_check(check, &silent).await;
+        assert!(!outcome.passed(), "{outcome:?}");
+        assert_eq!(
+            outcome.not_applicable(),
+            Some("the backend declares no clear")
+        );
+
+        let lying = Declaring(Capabilities::default().with_clear(), Default::default());
+        let outcome = run_check(check, &lying).await;
+        assert!(outcome.result.is_err(), "{outcome:?}");
+        assert_eq!(outcome.not_applicable(), None);
+
+        let basic = check_named("test_set_and_get_value_without_ttl").unwrap();
+        assert_eq!(Requirement::of(basic), None);
+        assert!(run_check(basic, &silent).await.passed());
     }
 
     #[test]
