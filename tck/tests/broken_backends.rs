@@ -29,6 +29,7 @@ enum Op {
     GetMany,
     SetMany,
     DeleteMany,
+    Add,
 }
 
 /// One way of being wrong. The reference backend keeps the contract except for the
@@ -144,6 +145,26 @@ enum Defect {
     ClearFailsOnEmptyCache,
     ClearFailsWhenAlreadyClear,
     MissesReadAsEmptyAfterClear,
+    // Add.
+    AddUnsupported,
+    AddReturnsTrueWithoutStoring,
+    AddStoresEmptyValuesAsNothing,
+    AddIgnoresTtl,
+    AddOverwrites,
+    AddAlwaysTrue,
+    AddCountsEmptyValueAsAbsent,
+    AddExtendsTtlOfPresent,
+    AddShortensTtlOfPresent,
+    AddKeepsExpiredEntry,
+    AddRefusedAfterDelete,
+    AddZeroTtlStores,
+    AddZeroTtlRemovesPresent,
+    AddZeroTtlSkipsValidation,
+    AddChecksPresenceBeforeSize,
+    AddOversizedAccepted,
+    AddMaxTtlIsABackendError,
+    AddMaxTtlAcceptedButNothingStored,
+    AddGetThenSet,
     // Concurrency.
     GetAnswersTheLatestWriteOfAnyKey,
     LostConcurrentWrites,
@@ -795,6 +816,186 @@ const CASES: &[Case] = &[
         ExistsIgnoresExpiry,
         "test_exists_agrees_with_get",
         &["after its ttl"],
+    ),
+    // Add.
+    case(
+        AddUnsupported,
+        "test_add_of_an_absent_key_stores_it_and_returns_true",
+        &["must implement add natively, or declare that it has no atomic add"],
+    ),
+    case(
+        AddReturnsTrueWithoutStoring,
+        "test_add_of_an_absent_key_stores_it_and_returns_true",
+        &["get(\"tck:add-new\") after add of a key never set"],
+    ),
+    case(
+        AddStoresEmptyValuesAsNothing,
+        "test_add_of_an_absent_key_stores_it_and_returns_true",
+        &["get(\"tck:add-empty\") after add of a key never set"],
+    ),
+    case(
+        AddIgnoresTtl,
+        "test_add_of_an_absent_key_stores_it_and_returns_true",
+        &["get(\"tck:add-short\")", "after add with a 300ms ttl"],
+    ),
+    coarse(
+        AddIgnoresTtl,
+        "test_add_of_an_absent_key_stores_it_and_returns_true",
+        &["get(\"tck:add-short\")", "after add with a 1s ttl"],
+    ),
+    case(
+        AddAlwaysTrue,
+        "test_add_of_a_present_key_returns_false_and_changes_nothing",
+        &["of a key holding an empty value: expected Ok(false), got Ok(true)"],
+    ),
+    case(
+        AddCountsEmptyValueAsAbsent,
+        "test_add_of_a_present_key_returns_false_and_changes_nothing",
+        &[
+            "add(\"tck:add-present-empty\"",
+            "expected Ok(false), got Ok(true)",
+        ],
+    ),
+    case(
+        AddOverwrites,
+        "test_add_of_a_present_key_returns_false_and_changes_nothing",
+        &["get(\"tck:add-present-empty\") after a refused add"],
+    ),
+    case(
+        AddExtendsTtlOfPresent,
+        "test_add_of_a_present_key_returns_false_and_changes_nothing",
+        &[
+            "get(\"tck:add-present-short-0\")",
+            "then a refused add with a 1h ttl",
+        ],
+    ),
+    coarse(
+        AddExtendsTtlOfPresent,
+        "test_add_of_a_present_key_returns_false_and_changes_nothing",
+        &[
+            "get(\"tck:add-present-short-0\")",
+            "then a refused add with a 1h ttl",
+        ],
+    ),
+    case(
+        AddShortensTtlOfPresent,
+        "test_add_of_a_present_key_returns_false_and_changes_nothing",
+        &[
+            "get(\"tck:add-present-long\")",
+            "then a refused add with a 300ms ttl",
+        ],
+    ),
+    case(
+        AddKeepsExpiredEntry,
+        "test_add_over_an_expired_entry_stores_and_returns_true",
+        &[
+            "add(\"tck:add-expired\"",
+            "after set with a 300ms ttl: expected Ok(true)",
+        ],
+    ),
+    coarse(
+        AddKeepsExpiredEntry,
+        "test_add_over_an_expired_entry_stores_and_returns_true",
+        &[
+            "add(\"tck:add-expired\"",
+            "after set with a 1s ttl: expected Ok(true)",
+        ],
+    ),
+    case(
+        AddReturnsTrueWithoutStoring,
+        "test_add_over_an_expired_entry_stores_and_returns_true",
+        &["get(\"tck:add-expired\") after add over an expired entry"],
+    ),
+    case(
+        AddAlwaysTrue,
+        "test_add_after_delete_stores_again",
+        &["of a key added already: expected Ok(false)"],
+    ),
+    case(
+        DeleteReportsFalse,
+        "test_add_after_delete_stores_again",
+        &["delete(\"tck:add-deleted\") of an added entry"],
+    ),
+    case(
+        AddRefusedAfterDelete,
+        "test_add_after_delete_stores_again",
+        &["\"third\", 3600s) after delete: expected Ok(true)"],
+    ),
+    case(
+        AddReturnsTrueWithoutStoring,
+        "test_add_after_delete_stores_again",
+        &["\"second\", 3600s) of a key added already: expected Ok(false)"],
+    ),
+    case(
+        AddZeroTtlStores,
+        "test_add_with_a_zero_ttl_stores_nothing_and_returns_false",
+        &["add(\"tck:add-zero\"", "expected Ok(false), got Ok(true)"],
+    ),
+    case(
+        AddZeroTtlRemovesPresent,
+        "test_add_with_a_zero_ttl_stores_nothing_and_returns_false",
+        &["get(\"tck:add-zero-present\") after add with a zero ttl over a live entry"],
+    ),
+    case(
+        EmptyKeyAcceptedBy(Op::Add),
+        "test_add_refuses_caller_mistakes_and_writes_nothing",
+        &["add(\"\", \"v\", 3600s)"],
+    ),
+    case(
+        AddZeroTtlSkipsValidation,
+        "test_add_refuses_caller_mistakes_and_writes_nothing",
+        &["add(\"\", \"v\", 0ns)"],
+    ),
+    case(
+        AddOversizedAccepted,
+        "test_add_refuses_caller_mistakes_and_writes_nothing",
+        &["add(\"tck:add-too-large\", 1048577 bytes, 3600s) of an absent key"],
+    ),
+    case(
+        AddChecksPresenceBeforeSize,
+        "test_add_refuses_caller_mistakes_and_writes_nothing",
+        &[
+            "of a key holding a live entry (limit 1048576)",
+            "got Ok(false)",
+        ],
+    ),
+    case(
+        AddMaxTtlIsABackendError,
+        "test_add_refuses_caller_mistakes_and_writes_nothing",
+        &["Duration::MAX) of a key never set: expected Ok(true) or Err(InvalidTtl)"],
+    ),
+    case(
+        AddMaxTtlAcceptedButNothingStored,
+        "test_add_refuses_caller_mistakes_and_writes_nothing",
+        &["after add with Duration::MAX accepted"],
+    ),
+    case(
+        AddGetThenSet,
+        "test_concurrent_adds_from_many_tasks_have_exactly_one_winner",
+        &["32 adds of \"tck:add-race-0\" from concurrent tasks: expected exactly one Ok(true)"],
+    ),
+    case(
+        AddOverwrites,
+        "test_concurrent_adds_from_many_tasks_have_exactly_one_winner",
+        &["get(\"tck:add-race-0\") after 32 adds from concurrent tasks, won by racer 0"],
+    ),
+    case(
+        AddGetThenSet,
+        "test_parallel_adds_on_many_threads_have_exactly_one_winner",
+        &[
+            "32 adds of \"tck:add-par-",
+            "on 4 threads: expected exactly one Ok(true)",
+        ],
+    ),
+    case(
+        AddOverwrites,
+        "test_parallel_adds_on_many_threads_have_exactly_one_winner",
+        &["get(\"tck:add-par-0\") after 32 adds on 4 threads, won by racer"],
+    ),
+    case(
+        PanicsOffTheCallerThread,
+        "test_parallel_adds_on_many_threads_have_exactly_one_winner",
+        &["a panic"],
     ),
     // Clear.
     case(
@@ -1573,6 +1774,111 @@ impl Cache for Reference {
         Ok(removed)
     }
 
+    async fn add(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, CacheError> {
+        if self.has(AddUnsupported) {
+            return Err(CacheError::Unsupported { operation: "add" });
+        }
+        if self.has(PanicsOffTheCallerThread) && std::thread::current().name().is_none() {
+            std::panic::panic_any(DELIBERATE_PANIC);
+        }
+        let zero = ttl.is_some_and(|ttl| ttl.is_zero());
+        if zero && self.has(AddZeroTtlSkipsValidation) {
+            return Ok(false);
+        }
+        self.check_key(key, Op::Add)?;
+        let native = self.key_for(key, Path::Write);
+        if self.has(AddChecksPresenceBeforeSize) && self.read(key, Path::Read).is_some() {
+            return Ok(false);
+        }
+        if !self.has(AddOversizedAccepted) {
+            self.check_value(&value)?;
+        }
+        if ttl == Some(Duration::MAX) {
+            if self.has(AddMaxTtlIsABackendError) {
+                return Err(backend_error("instant overflow"));
+            }
+            if self.has(AddMaxTtlAcceptedButNothingStored) {
+                return Ok(true);
+            }
+        }
+        if zero {
+            if self.has(AddZeroTtlRemovesPresent) {
+                self.lock().entries.remove(&native);
+            }
+            if !self.has(AddZeroTtlStores) {
+                return Ok(false);
+            }
+        }
+        let expires = match ttl {
+            Some(ttl) if !ttl.is_zero() && !self.has(AddIgnoresTtl) => self.expires(ttl)?,
+            _ => None,
+        };
+        if self.has(AddGetThenSet) {
+            // Read, let the others run, then write: every racer that read before the
+            // first write thinks it won.
+            let present = self.read(key, Path::Read).is_some();
+            Self::pause().await;
+            if present {
+                return Ok(false);
+            }
+            let stored = Stored {
+                value,
+                expires,
+                batch: false,
+            };
+            self.lock().entries.insert(native, stored);
+            return Ok(true);
+        }
+        let mut state = self.lock();
+        let current = state.entries.get(&native).cloned();
+        let present = current.as_ref().is_some_and(|stored| {
+            (self.live(stored) || self.has(AddKeepsExpiredEntry))
+                && !(stored.value.is_empty() && self.has(AddCountsEmptyValueAsAbsent))
+        }) || (self.has(AddRefusedAfterDelete)
+            && state.deleted.contains_key(&native));
+        if let (true, Some(stored)) = (present, current) {
+            let kept = if self.has(AddOverwrites) {
+                Stored { value, ..stored }
+            } else if (self.has(AddExtendsTtlOfPresent) && expires > stored.expires)
+                || (self.has(AddShortensTtlOfPresent) && expires < stored.expires)
+            {
+                Stored { expires, ..stored }
+            } else {
+                stored
+            };
+            state.entries.insert(native, kept);
+            return Ok(self.has(AddAlwaysTrue));
+        }
+        if present {
+            return Ok(self.has(AddAlwaysTrue));
+        }
+        if self.has(AddReturnsTrueWithoutStoring)
+            || (self.has(AddStoresEmptyValuesAsNothing) && value.is_empty())
+        {
+            return Ok(true);
+        }
+        state.ever_written.insert(native.clone());
+        state.clear_is_clean = false;
+        state
+            .first_values
+            .entry(native.clone())
+            .or_insert_with(|| value.clone());
+        state.entries.insert(
+            native,
+            Stored {
+                value,
+                expires,
+                batch: false,
+            },
+        );
+        Ok(true)
+    }
+
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         self.check_key(key, Op::Exists)?;
         if self.has(ExistsAlwaysFalse) {
@@ -1783,22 +2089,27 @@ fn every_check_is_exercised_by_some_defect() {
     );
 }
 
-/// The parallel check needs threads of a multi-thread runtime; on a current-thread one
-/// it fails, saying so, rather than passing without having run its writers.
+/// The parallel checks need threads of a multi-thread runtime; on a current-thread one
+/// they fail, saying so, rather than passing without having run their writers.
 #[test]
 fn parallel_check_fails_on_a_current_thread_runtime() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let check = check_named("test_parallel_writers_on_many_threads_lose_no_write").unwrap();
-    let outcome = runtime.block_on(run_check(check, &Reference::new(None, Fine)));
-    let failure = outcome
-        .result
-        .expect_err("the check passed on a current-thread runtime");
-    assert!(
-        failure.expected.contains("multi-thread tokio runtime")
-            && failure.actual.contains("CurrentThread"),
-        "{failure}"
-    );
+    for name in [
+        "test_parallel_writers_on_many_threads_lose_no_write",
+        "test_parallel_adds_on_many_threads_have_exactly_one_winner",
+    ] {
+        let check = check_named(name).unwrap();
+        let outcome = runtime.block_on(run_check(check, &Reference::new(None, Fine)));
+        let failure = outcome
+            .result
+            .expect_err("the check passed on a current-thread runtime");
+        assert!(
+            failure.expected.contains("multi-thread tokio runtime")
+                && failure.actual.contains("CurrentThread"),
+            "{name}: {failure}"
+        );
+    }
 }

@@ -152,6 +152,39 @@ impl MemoryCache {
         self.entries.insert(key.to_owned(), entry).await;
     }
 
+    /// Stores a checked entry only if no live one is there; true when it stored.
+    ///
+    /// Through moka's compute API, which runs one computation per key at a time: of
+    /// racing adds exactly one sees the key absent. A plain `set` does not wait for it,
+    /// so a `set` racing with an `add` of the same key may be overwritten by it.
+    async fn insert_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> bool {
+        let ttl = ttl.filter(|ttl| *ttl <= LONGEST_TTL);
+        if ttl.is_some_and(|ttl| ttl.is_zero()) {
+            return false;
+        }
+        let outcome = self
+            .entries
+            .entry_by_ref(key)
+            .and_compute_with(|current| {
+                // moka hides expired entries from the computation as it does from `get`;
+                // the entry's own deadline is checked too, as `delete` does.
+                let op = match current {
+                    Some(entry) if entry.value().is_live() => Op::Nop,
+                    _ => Op::Put(Entry {
+                        value,
+                        ttl,
+                        deadline: ttl.and_then(|ttl| Instant::now().checked_add(ttl)),
+                    }),
+                };
+                std::future::ready(op)
+            })
+            .await;
+        matches!(
+            outcome,
+            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
+        )
+    }
+
     /// Removes `key`; true when the entry removed was still live.
     ///
     /// Through moka's compute API rather than `remove`: `remove` hands back an entry that
@@ -238,6 +271,20 @@ impl Cache for MemoryCache {
             removed += usize::from(self.remove(key).await);
         }
         Ok(removed)
+    }
+
+    /// One computation on the key's entry: atomic against other `add`s and `delete`s
+    /// of the key (a concurrent `set` may be overwritten, see the crate documentation).
+    /// Value limit and TTL as `set`; a zero TTL stores nothing and returns false.
+    async fn add(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, CacheError> {
+        validate_key(key)?;
+        self.check_value(&value)?;
+        Ok(self.insert_if_absent(key, value, ttl).await)
     }
 
     /// Invalidates every entry of this cache (and of its clones); memory is given back

@@ -17,6 +17,7 @@
 //! TTLs longer than an hour (31 days, 10 years, `Duration::MAX`), which delete their keys
 //! once they have read them.
 
+mod add;
 mod basics;
 mod bulk;
 mod clear;
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use cache_api::{Bytes, Cache, CacheError, Limits};
 
+pub use add::*;
 pub use basics::*;
 pub use bulk::*;
 pub use clear::*;
@@ -47,6 +49,7 @@ pub(crate) const SOURCES: &[&str] = &[
     include_str!("values.rs"),
     include_str!("keys.rs"),
     include_str!("bulk.rs"),
+    include_str!("add.rs"),
     include_str!("clear.rs"),
     include_str!("concurrency.rs"),
 ];
