@@ -69,12 +69,43 @@ impl Cache for MapCache {
         Ok(removed.is_some_and(|(_, deadline)| Self::live(&deadline)))
     }
 
+    /// Checks for a live entry and stores under one lock, so that of racing adds
+    /// exactly one stores: an add built from a `get` and then a `set` would not be.
+    async fn add(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, CacheError> {
+        validate_key(key)?;
+        if value.len() > MAX_VALUE_SIZE {
+            return Err(CacheError::ValueTooLarge {
+                size: value.len(),
+                limit: MAX_VALUE_SIZE,
+            });
+        }
+        let deadline = match ttl {
+            Some(ttl) if ttl.is_zero() => return Ok(false),
+            Some(ttl) => Instant::now().checked_add(self.limits().round_up_ttl(ttl)),
+            None => None,
+        };
+        let mut entries = self.entries.lock().unwrap();
+        if entries
+            .get(key)
+            .is_some_and(|(_, deadline)| Self::live(deadline))
+        {
+            return Ok(false);
+        }
+        entries.insert(key.to_owned(), (value, deadline));
+        Ok(true)
+    }
+
     async fn clear(&self) -> Result<(), CacheError> {
         self.entries.lock().unwrap().clear();
         Ok(())
     }
 
     fn limits(&self) -> Limits {
-        Limits::new(Duration::from_millis(1), MAX_VALUE_SIZE)
+        Limits::new(Duration::from_millis(1), MAX_VALUE_SIZE).with_atomic_add()
     }
 }
