@@ -1,16 +1,12 @@
-//! What `cachectl bench` drives: the adapter as applications hold it (`Arc<dyn Cache>`),
-//! and, for `--baseline raw`, the client under each backend with the same settings.
+//! The client under each backend, used the way its own documentation shows, with the
+//! settings the backend gives it: the raw baseline the adapter is measured against.
 
 use std::{
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
+    sync::atomic::{AtomicUsize, Ordering},
     time::Duration,
 };
 
 use bytes::Bytes;
-use cache_api::Cache;
 use memcache::exp::{AsyncMetaClient, Delete, Get, Set};
 use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
@@ -19,29 +15,7 @@ use redis::{
     AsyncConnectionConfig,
 };
 
-use super::engine::{BoxError, Target};
-
-/// The adapter, called exactly as an application calls it: through `Arc<dyn Cache>`.
-pub(crate) struct Adapter(pub(crate) Arc<dyn Cache>);
-
-impl Target for Adapter {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BoxError> {
-        Ok(self.0.get(key).await?)
-    }
-
-    async fn set(&self, key: &str, value: Bytes) -> Result<(), BoxError> {
-        Ok(self.0.set(key, value, None).await?)
-    }
-
-    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, BoxError> {
-        Ok(self.0.get_many(keys).await?)
-    }
-
-    async fn delete_many(&self, keys: &[&str]) -> Result<(), BoxError> {
-        self.0.delete_many(keys).await?;
-        Ok(())
-    }
-}
+use crate::engine::{BoxError, Target};
 
 /// The client under a backend, used the way its own documentation shows.
 pub(crate) enum Raw {

@@ -15,14 +15,14 @@ use tokio::{
 
 /// One reading.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Sample {
+pub struct Sample {
     /// Seconds since measuring began.
-    pub(crate) at_s: f64,
-    /// Resident memory of this process.
-    pub(crate) rss_kib: u64,
+    pub at_s: f64,
+    /// Resident memory of this process, in KiB.
+    pub rss_kib: u64,
     /// Connections the server counts, this probe's own included; `None` for the
-    /// in-memory backend.
-    pub(crate) server_connections: Option<u64>,
+    /// in-memory backend and a redis cluster.
+    pub server_connections: Option<u64>,
 }
 
 /// Resident memory of this process, from `/proc/self/status` (Linux only).

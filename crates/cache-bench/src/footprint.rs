@@ -1,0 +1,262 @@
+//! The in-memory backend's resident memory per entry, against moka used directly.
+//!
+//! Each side is measured in a process of its own: memory freed by one side would
+//! otherwise be reused by the other, and its growth would not show. The front end
+//! starts those processes (it knows how to run itself) and each of them calls
+//! [`measure_side`].
+
+use std::process::Command;
+
+use bytes::Bytes;
+use cache_api::Cache;
+use serde::{Deserialize, Serialize};
+
+use crate::{backend::Backend, probe, targets::MokaEntry, targets::Raw, BenchError, Settings};
+
+/// Which side a footprint process measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The in-memory backend.
+    Adapter,
+    /// moka with the backend's settings.
+    Raw,
+}
+
+impl Side {
+    /// `"adapter"` or `"raw"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Adapter => "adapter",
+            Side::Raw => "raw",
+        }
+    }
+}
+
+/// What one footprint process reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FootprintSide {
+    /// `"adapter"` or `"raw"`.
+    pub side: String,
+    /// Entries stored.
+    pub entries: u64,
+    /// Entries still there once housekeeping ran.
+    pub live_entries: u64,
+    /// Resident memory before the first entry, in KiB.
+    pub rss_before_kib: u64,
+    /// Resident memory after the last entry, in KiB.
+    pub rss_after_kib: u64,
+    /// Growth of resident memory over the entries stored.
+    pub bytes_per_entry: f64,
+}
+
+/// Both sides of a footprint run. Its JSON fields are described in
+/// `crates/cache-cli/README.md`; `Display` prints the table.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct FootprintReport {
+    /// What the table's first line starts with.
+    #[serde(skip)]
+    pub label: String,
+    /// The backend URL, password hidden.
+    pub url: String,
+    /// Bytes per value.
+    pub value_size: usize,
+    /// Bytes per key.
+    pub key_len: usize,
+    /// Entries stored per side.
+    pub entries: u64,
+    /// The in-memory backend.
+    pub adapter: FootprintSide,
+    /// moka used directly, with a baseline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<FootprintSide>,
+    /// Adapter bytes per entry over raw bytes per entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+}
+
+impl FootprintReport {
+    /// Whether every entry of every side was still there: otherwise the byte budget was
+    /// too small and the figures mean little.
+    pub fn complete(&self) -> bool {
+        std::iter::once(&self.adapter)
+            .chain(self.raw.as_ref())
+            .all(|side| side.live_entries == self.entries)
+    }
+}
+
+impl std::fmt::Display for FootprintReport {
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            out,
+            "{} {} --footprint {}: {}-byte keys, {}-byte values",
+            self.label, self.url, self.entries, self.key_len, self.value_size
+        )?;
+        write!(
+            out,
+            "{:<12} {:>12} {:>14} {:>14} {:>16}",
+            "", "live", "rss before KiB", "rss after KiB", "bytes per entry"
+        )?;
+        for side in std::iter::once(&self.adapter).chain(self.raw.as_ref()) {
+            write!(
+                out,
+                "\n{:<12} {:>12} {:>14} {:>14} {:>16.1}",
+                side.side,
+                side.live_entries,
+                side.rss_before_kib,
+                side.rss_after_kib,
+                side.bytes_per_entry
+            )?;
+        }
+        if let Some(ratio) = self.ratio {
+            write!(out, "\n{:<12} {ratio:>12.3}", "adapter/raw")?;
+        }
+        Ok(())
+    }
+}
+
+/// The key of footprint entry `i`: 18 bytes.
+fn footprint_key(i: u64) -> String {
+    format!("footprint:{i:08}")
+}
+
+fn capacity_of(settings: &Settings) -> Result<u64, BenchError> {
+    match Backend::of(&settings.url, settings.timeout) {
+        Ok(Backend::Memory { capacity_bytes }) => Ok(capacity_bytes),
+        Ok(_) => Err(BenchError::Settings(
+            "--footprint measures the in-memory backend: use a memory:// URL".to_owned(),
+        )),
+        Err(err) => Err(BenchError::Settings(err.to_string())),
+    }
+}
+
+/// Measures both sides (the raw one with `settings.raw_baseline`), each in the process
+/// `child` makes for it: one that runs [`measure_side`] for that side with these
+/// settings and prints its [`FootprintSide`] as JSON on standard output. Waits for the
+/// processes: call it where blocking is allowed.
+///
+/// # Errors
+///
+/// A URL other than `memory://`, a process that cannot start, fails or prints something
+/// other than a footprint.
+pub fn footprint(
+    settings: &Settings,
+    entries: u64,
+    child: impl Fn(Side) -> Command,
+) -> Result<FootprintReport, BenchError> {
+    capacity_of(settings)?;
+    let run = |side: Side| -> Result<FootprintSide, BenchError> {
+        let name = side.name();
+        let output = child(side).output().map_err(|err| {
+            BenchError::Run(format!("cannot run the {name} footprint process: {err}"))
+        })?;
+        if !output.status.success() {
+            return Err(BenchError::Run(format!(
+                "the {name} footprint process failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        serde_json::from_slice(&output.stdout)
+            .map_err(|err| BenchError::Run(format!("unreadable {name} footprint: {err}")))
+    };
+    let adapter = run(Side::Adapter)?;
+    let raw = if settings.raw_baseline {
+        Some(run(Side::Raw)?)
+    } else {
+        None
+    };
+    Ok(FootprintReport {
+        label: settings
+            .progress_label
+            .clone()
+            .unwrap_or_else(|| "cache-bench".to_owned()),
+        url: cache_url::redact(&settings.url),
+        value_size: settings.value_size,
+        key_len: footprint_key(0).len(),
+        entries,
+        ratio: raw
+            .as_ref()
+            .map(|raw| adapter.bytes_per_entry / raw.bytes_per_entry),
+        adapter,
+        raw,
+    })
+}
+
+/// Stores `entries` entries of `settings.value_size` bytes on one side, in this process,
+/// and reports the resident memory they cost.
+///
+/// # Errors
+///
+/// A URL other than `memory://`, a backend that refuses its settings or an entry,
+/// a system without `/proc/self/status`.
+pub async fn measure_side(
+    settings: &Settings,
+    side: Side,
+    entries: u64,
+) -> Result<FootprintSide, BenchError> {
+    let capacity = capacity_of(settings)?;
+    let failed = |err: &dyn std::fmt::Display| BenchError::Run(err.to_string());
+    let value_size = settings.value_size;
+    let value = |i: u64| Bytes::from(vec![(i % 251) as u8; value_size]);
+    let before;
+    let live = match side {
+        Side::Adapter => {
+            let cache = cache_memory::MemoryCache::builder()
+                .max_capacity_bytes(capacity)
+                .build()
+                .map_err(|err| failed(&err))?;
+            before = probe::rss_kib().map_err(|err| failed(&err))?;
+            for i in 0..entries {
+                let set = cache.set(&footprint_key(i), value(i), None).await;
+                set.map_err(|err| failed(&err))?;
+            }
+            cache.entry_count().await
+        }
+        Side::Raw => {
+            let Raw::Moka(cache) = Raw::moka(capacity) else {
+                unreachable!("Raw::moka builds moka");
+            };
+            before = probe::rss_kib().map_err(|err| failed(&err))?;
+            for i in 0..entries {
+                cache
+                    .insert(footprint_key(i), MokaEntry::new(value(i)))
+                    .await;
+            }
+            cache.run_pending_tasks().await;
+            cache.entry_count()
+        }
+    };
+    let after = probe::rss_kib().map_err(|err| failed(&err))?;
+    Ok(FootprintSide {
+        side: side.name().to_owned(),
+        entries,
+        live_entries: live,
+        rss_before_kib: before,
+        rss_after_kib: after,
+        bytes_per_entry: after.saturating_sub(before) as f64 * 1024.0 / entries.max(1) as f64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_side_counts_its_entries() {
+        let mut settings = Settings::new("memory://");
+        settings.value_size = 10;
+        for side in [Side::Adapter, Side::Raw] {
+            let measured = measure_side(&settings, side, 1_000).await.unwrap();
+            assert_eq!(measured.side, side.name());
+            assert_eq!(measured.live_entries, 1_000);
+            assert!(measured.rss_after_kib > 0);
+        }
+    }
+
+    #[test]
+    fn only_the_memory_backend_has_a_footprint() {
+        let settings = Settings::new("redis://127.0.0.1:1");
+        let err = footprint(&settings, 10, |_| Command::new("false")).unwrap_err();
+        assert!(err.to_string().contains("memory://"), "{err}");
+    }
+}

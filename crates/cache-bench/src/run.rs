@@ -1,0 +1,430 @@
+//! One run of `cachectl bench`: connect the adapter (and the raw client), write the
+//! keys, warm up, measure in alternating rounds, remove every key written, report.
+
+use std::{
+    sync::{atomic::Ordering, Arc, Mutex, PoisonError},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use cache_api::{Cache, CacheError};
+
+use crate::{
+    backend::Backend,
+    cleanup::{clear_namespace, delete_keys, nested_prefix, Cleanup},
+    engine::{self, BoxError},
+    measurement::{Measurement, SideReport},
+    plan::{Bound, Plan, Progress, Workload},
+    probe::{self, ConnectionCounter, Sample},
+    report::{chain, group_digits, median, scrub, Ratio, Report},
+    targets::{Adapter, Raw},
+    BenchError, Settings,
+};
+
+/// Why `pooled` and `connections` are refused for a cluster URL.
+const NOT_FOR_A_CLUSTER: &str = "--pooled and --connections do not apply to a redis cluster: \
+    the cluster client keeps one multiplexed connection per node";
+
+/// Runs the benchmark `settings` describe and removes every key it wrote, also when
+/// stopped early through `progress.stop` (then the report says it was interrupted).
+/// Progress lines go to standard error when `settings.progress_label` is set.
+///
+/// # Errors
+///
+/// Settings no run can be made of, a backend that cannot be reached, keys that cannot be
+/// written. Errors of single operations during the run are counted in the report.
+///
+/// # Panics
+///
+/// When called outside a Tokio runtime, or when a task of the load loop panics.
+pub async fn run(settings: &Settings, progress: Arc<Progress>) -> Result<Report, BenchError> {
+    settings.check()?;
+    let backend = Backend::of(&settings.url, settings.timeout)
+        .map_err(|err| BenchError::Settings(err.to_string()))?;
+    if settings.pooled.is_some() || settings.connections.is_some() {
+        match backend {
+            Backend::Redis => {}
+            Backend::RedisCluster { .. } => {
+                return Err(BenchError::Settings(NOT_FOR_A_CLUSTER.to_owned()))
+            }
+            _ => {
+                return Err(BenchError::Settings(
+                    "--pooled and --connections apply to redis:// only".to_owned(),
+                ))
+            }
+        }
+    }
+    let unique = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|since| since.as_nanos())
+        .unwrap_or_default();
+    let prefix = format!("cachectl-bench:{}-{unique}:", std::process::id());
+    // Under a URL's prefix (an application's namespace), the run works in a namespace
+    // of its own nested in it, cleared at the end: whatever a backend keeps there for
+    // itself goes too, and nothing of the application's is touched. Without one, the
+    // adapter stores keys as given, like the raw client, and only deletes them.
+    let namespace = cache_url::url_key_prefix(&settings.url)
+        .filter(|url_prefix| !url_prefix.is_empty())
+        .map(|_| nested_prefix(&settings.url, &prefix));
+    let plan = Arc::new(Plan::new(
+        settings.workload,
+        settings.batch,
+        &prefix,
+        settings.keys,
+        settings.value_size,
+        settings.concurrency,
+    ));
+    let sides = Sides::connect(settings, &backend, namespace.as_deref()).await?;
+    let status = Arc::new(Status {
+        progress,
+        phase: Mutex::new("connecting".to_owned()),
+    });
+    let printer = settings
+        .progress_label
+        .clone()
+        .map(|label| spawn_progress(label, Arc::clone(&status)));
+    let outcome = sides.measure(settings, &plan, &status).await;
+    status.set("removing keys");
+    let cleanup = sides
+        .remove_written(settings, &plan, namespace, &prefix)
+        .await;
+    if let Some(printer) = printer {
+        printer.abort();
+    }
+    let interrupted = status.progress.stop.load(Ordering::Relaxed);
+    Ok(report(settings, &backend, outcome?, cleanup, interrupted))
+}
+
+/// The adapter, and the raw client with a baseline, with the probe of the server.
+struct Sides {
+    adapter: Arc<Adapter>,
+    raw: Option<Arc<Raw>>,
+    counter: ConnectionCounter,
+}
+
+/// Both sides' totals, the adapter/raw throughput ratio of each round, the samples.
+struct Outcome {
+    adapter: Measurement,
+    raw: Option<Measurement>,
+    round_ratios: Vec<f64>,
+    samples: Vec<Sample>,
+}
+
+impl Sides {
+    async fn connect(
+        settings: &Settings,
+        backend: &Backend,
+        namespace: Option<&str>,
+    ) -> Result<Self, BenchError> {
+        let adapter = connect_adapter(settings, namespace)
+            .await
+            .map_err(|err| BenchError::Connect(chain(&err)))?;
+        let raw = if settings.raw_baseline {
+            let raw = connect_raw(settings, backend).await.map_err(|err| {
+                BenchError::Connect(format!(
+                    "cannot connect the raw client to {}: {}",
+                    cache_url::redact(&settings.url),
+                    scrub(&err.to_string(), &settings.url)
+                ))
+            })?;
+            Some(Arc::new(raw))
+        } else {
+            None
+        };
+        let counter = match settings.sample_every {
+            // A cluster's connections spread over its nodes, which one count cannot show.
+            Some(_) if matches!(backend, Backend::RedisCluster { .. }) => ConnectionCounter::None,
+            Some(_) => ConnectionCounter::connect(&settings.url, &backend.servers())
+                .await
+                .map_err(|err| {
+                    BenchError::Connect(format!(
+                        "cannot open the connection that counts server connections: {}",
+                        scrub(&err, &settings.url)
+                    ))
+                })?,
+            None => ConnectionCounter::None,
+        };
+        Ok(Self {
+            adapter: Arc::new(Adapter(adapter)),
+            raw,
+            counter,
+        })
+    }
+
+    /// Populates and warms up both sides, then measures them.
+    async fn measure(
+        &self,
+        settings: &Settings,
+        plan: &Arc<Plan>,
+        status: &Arc<Status>,
+    ) -> Result<Outcome, BenchError> {
+        let failed = |what: &str, err: BoxError| {
+            BenchError::Run(format!(
+                "{what} failed: {}",
+                scrub(&err.to_string(), &settings.url)
+            ))
+        };
+        if plan.workload.needs_data() {
+            status.set("writing keys (adapter)");
+            engine::populate(&self.adapter, plan)
+                .await
+                .map_err(|err| failed("writing the keys", err))?;
+            if let Some(raw) = &self.raw {
+                status.set("writing keys (raw)");
+                engine::populate(raw, plan)
+                    .await
+                    .map_err(|err| failed("writing the keys", err))?;
+            }
+        }
+        if !settings.warmup.is_zero() {
+            let warmup = Bound {
+                duration: Some(settings.warmup),
+                ops: None,
+            };
+            status.set("warmup (adapter)");
+            engine::measure(&self.adapter, plan, warmup, &status.progress).await;
+            if let Some(raw) = &self.raw {
+                status.set("warmup (raw)");
+                engine::measure(raw, plan, warmup, &status.progress).await;
+            }
+        }
+        Ok(self.rounds(settings, plan, status).await)
+    }
+
+    /// Measures the adapter and, when given, the raw client in alternating rounds (ABBA:
+    /// adapter first in even rounds, raw first in odd ones), so that drift on a shared
+    /// machine weighs on both alike.
+    async fn rounds(&self, settings: &Settings, plan: &Arc<Plan>, status: &Status) -> Outcome {
+        let rounds = if self.raw.is_some() {
+            settings.rounds
+        } else {
+            1
+        };
+        let duration = match (settings.duration, settings.ops) {
+            (None, None) => Some(Duration::from_secs(10)),
+            (duration, _) => duration,
+        };
+        let bound = Bound {
+            duration: duration.map(|duration| duration / rounds),
+            ops: settings.ops.map(|ops| ops.div_ceil(u64::from(rounds))),
+        };
+        let sampler = settings
+            .sample_every
+            .map(|every| probe::spawn_sampler(every, self.counter.clone(), Instant::now()));
+        let mut outcome = Outcome {
+            adapter: Measurement::new(),
+            raw: self.raw.as_ref().map(|_| Measurement::new()),
+            round_ratios: Vec::new(),
+            samples: Vec::new(),
+        };
+        for round in 0..rounds {
+            let label = |side: &str| format!("{side} round {}/{rounds}", round + 1);
+            let adapter_first = round % 2 == 0;
+            let (mut adapter_rate, mut raw_rate) = (0.0, None);
+            for adapter_turn in [adapter_first, !adapter_first] {
+                if adapter_turn {
+                    status.set(label("adapter"));
+                    let measured =
+                        engine::measure(&self.adapter, plan, bound, &status.progress).await;
+                    adapter_rate = measured.ops_per_sec();
+                    outcome.adapter.merge(&measured);
+                } else if let (Some(raw), Some(total)) = (&self.raw, &mut outcome.raw) {
+                    status.set(label("raw"));
+                    let measured = engine::measure(raw, plan, bound, &status.progress).await;
+                    raw_rate = Some(measured.ops_per_sec());
+                    total.merge(&measured);
+                }
+            }
+            if let Some(raw_rate) = raw_rate {
+                outcome.round_ratios.push(adapter_rate / raw_rate);
+            }
+        }
+        if let Some(sampler) = sampler {
+            outcome.samples = sampler.finish().await;
+        }
+        outcome
+    }
+
+    /// Deletes every key the run wrote, through the adapter and the raw client, then
+    /// clears the run's namespace when it has one.
+    async fn remove_written(
+        &self,
+        settings: &Settings,
+        plan: &Plan,
+        namespace: Option<String>,
+        prefix: &str,
+    ) -> Cleanup {
+        let cache = self.adapter.0.as_ref();
+        let removed = match delete_keys(cache, &plan.keys).await {
+            Ok(removed_keys) => match &namespace {
+                Some(namespace) => clear_namespace(cache)
+                    .await
+                    .map(|()| removed_keys)
+                    .map_err(|err| (removed_keys, err, namespace.clone())),
+                None => Ok(removed_keys),
+            },
+            Err((removed_keys, err)) => Err((
+                removed_keys,
+                err,
+                namespace.unwrap_or_else(|| prefix.to_owned()),
+            )),
+        };
+        let mut cleanup = match removed {
+            Ok(removed_keys) => Cleanup {
+                removed_keys,
+                left_prefix: None,
+                error: None,
+            },
+            Err((removed_keys, err, left)) => Cleanup {
+                removed_keys,
+                left_prefix: Some(left),
+                error: Some(scrub(&err.to_string(), &settings.url)),
+            },
+        };
+        if let Some(raw) = &self.raw {
+            if let Err((_, err)) = engine::remove_keys(&**raw, plan).await {
+                cleanup.left_prefix = Some(prefix.to_owned());
+                cleanup.error = Some(format!(
+                    "through the raw client: {}",
+                    scrub(&err.to_string(), &settings.url)
+                ));
+            }
+        }
+        cleanup
+    }
+}
+
+fn report(
+    settings: &Settings,
+    backend: &Backend,
+    outcome: Outcome,
+    cleanup: Cleanup,
+    interrupted: bool,
+) -> Report {
+    let Outcome {
+        adapter,
+        raw,
+        round_ratios,
+        samples,
+    } = outcome;
+    Report {
+        label: settings
+            .progress_label
+            .clone()
+            .unwrap_or_else(|| "cache-bench".to_owned()),
+        url: cache_url::redact(&settings.url),
+        backend: backend.name(),
+        mode: backend.mode(settings),
+        workload: settings.workload.name(),
+        batch: (settings.workload == Workload::GetMany).then_some(settings.batch),
+        value_size: settings.value_size,
+        keys: settings.keys,
+        concurrency: settings.concurrency,
+        threads: tokio::runtime::Handle::current().metrics().num_workers(),
+        rounds: if raw.is_some() { settings.rounds } else { 1 },
+        warmup_s: settings.warmup.as_secs_f64(),
+        ratio: raw.as_ref().map(|raw| Ratio {
+            throughput: adapter.ops_per_sec() / raw.ops_per_sec(),
+            throughput_median: median(&round_ratios),
+            throughput_rounds: round_ratios,
+            p99: adapter.latency_us(0.99) / raw.latency_us(0.99),
+        }),
+        adapter: SideReport::from(&adapter),
+        raw: raw.as_ref().map(SideReport::from),
+        samples,
+        cleanup,
+        interrupted,
+    }
+}
+
+async fn connect_adapter(
+    settings: &Settings,
+    namespace: Option<&str>,
+) -> Result<Arc<dyn Cache>, CacheError> {
+    if settings.pooled.is_none() && settings.connections.is_none() {
+        let mut options = cache_url::Options::default();
+        if let Some(timeout) = settings.timeout {
+            options = options.timeout(timeout);
+        }
+        if let Some(namespace) = namespace {
+            options = options.key_prefix(namespace);
+        }
+        return cache_url::connect_with(&settings.url, &options).await;
+    }
+    let mut builder = cache_redis::RedisCache::builder(&settings.url);
+    if let Some(namespace) = namespace {
+        builder = builder.key_prefix(namespace);
+    }
+    if let Some(timeout) = settings.timeout {
+        builder = builder.timeout(timeout);
+    }
+    if let Some(max_size) = settings.pooled {
+        builder = builder.pooled(max_size);
+    }
+    if let Some(connections) = settings.connections {
+        builder = builder.connections(connections);
+    }
+    Ok(Arc::new(builder.build().await?))
+}
+
+async fn connect_raw(settings: &Settings, backend: &Backend) -> Result<Raw, BoxError> {
+    let timeout = settings.timeout;
+    let connect = timeout.unwrap_or(cache_redis::DEFAULT_CONNECT_TIMEOUT);
+    let response = timeout.unwrap_or(cache_redis::DEFAULT_RESPONSE_TIMEOUT);
+    match backend {
+        Backend::Memory { capacity_bytes } => Ok(Raw::moka(*capacity_bytes)),
+        Backend::Redis => match settings.pooled {
+            Some(max_size) => {
+                let wait = timeout.unwrap_or(cache_redis::DEFAULT_POOL_WAIT_TIMEOUT);
+                Raw::redis_pool(&settings.url, max_size, connect, response, wait)
+            }
+            None => {
+                let connections = settings.connections.unwrap_or(1);
+                Raw::redis(&settings.url, connections, connect, response).await
+            }
+        },
+        Backend::RedisCluster { seeds } => Raw::redis_cluster(seeds, connect, response).await,
+        Backend::Memcached {
+            servers,
+            pool_size,
+            timeout,
+        } => Raw::memcached(servers, *pool_size, *timeout).await,
+    }
+}
+
+/// The phase shown by the progress line.
+struct Status {
+    progress: Arc<Progress>,
+    phase: Mutex<String>,
+}
+
+impl Status {
+    fn set(&self, phase: impl Into<String>) {
+        *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = phase.into();
+    }
+}
+
+/// Prints the progress line on standard error once per second until aborted.
+fn spawn_progress(label: String, status: Arc<Status>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        let mut last = 0;
+        loop {
+            tick.tick().await;
+            let ops = status.progress.ops.load(Ordering::Relaxed);
+            let errors = status.progress.errors.load(Ordering::Relaxed);
+            let phase = status
+                .phase
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            eprintln!(
+                "{label}: {:>4}s  {phase:<24} {:>10} ops/s  {errors} errors",
+                started.elapsed().as_secs(),
+                group_digits((ops - last) as f64),
+            );
+            last = ops;
+        }
+    })
+}

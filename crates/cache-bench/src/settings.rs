@@ -1,0 +1,129 @@
+//! What a run is asked to do: the settings `cachectl bench` takes as flags.
+
+use std::time::Duration;
+
+use crate::{plan::Workload, BenchError};
+
+/// The settings of one run. Start from [`Settings::new`] and change the fields needed.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Settings {
+    /// Backend URL: `memory://`, `redis://`, `redis+cluster://` or `memcache://`.
+    pub url: String,
+    /// What each operation does.
+    pub workload: Workload,
+    /// Keys per `get_many` of the get-many workload.
+    pub batch: usize,
+    /// Bytes per value.
+    pub value_size: usize,
+    /// Distinct keys; written before the run for get, mix and get-many.
+    pub keys: usize,
+    /// Tasks issuing operations at once.
+    pub concurrency: usize,
+    /// How long to measure (per side with a baseline); 10 s when neither this nor
+    /// `ops` is given.
+    pub duration: Option<Duration>,
+    /// Operations to measure (per side with a baseline).
+    pub ops: Option<u64>,
+    /// Unmeasured run before measuring, per side.
+    pub warmup: Duration,
+    /// Also run the identical workload straight through the backend's client.
+    pub raw_baseline: bool,
+    /// Rounds per side with a baseline, in ABBA order, splitting `duration` or `ops`.
+    pub rounds: u32,
+    /// redis: every operation through a pool of at most this many connections.
+    pub pooled: Option<usize>,
+    /// redis: operations spread over this many multiplexed connections.
+    pub connections: Option<usize>,
+    /// How often to record resident memory and the server's connection count.
+    pub sample_every: Option<Duration>,
+    /// Connect and response timeout of network backends.
+    pub timeout: Option<Duration>,
+    /// What progress lines on standard error start with, once per second; `None` prints
+    /// none. Also the first word of the text report.
+    pub progress_label: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("Settings")
+            .field("url", &cache_url::redact(&self.url))
+            .field("workload", &self.workload)
+            .field("value_size", &self.value_size)
+            .field("keys", &self.keys)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// The defaults of `cachectl bench` for `url`: get of 10,000 keys of 100 bytes by 16
+    /// tasks for 10 s after a 1 s warmup, no baseline.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            workload: Workload::Get,
+            batch: 100,
+            value_size: 100,
+            keys: 10_000,
+            concurrency: 16,
+            duration: None,
+            ops: None,
+            warmup: Duration::from_secs(1),
+            raw_baseline: false,
+            rounds: 4,
+            pooled: None,
+            connections: None,
+            sample_every: None,
+            timeout: None,
+            progress_label: None,
+        }
+    }
+
+    /// Refuses settings no run can be made of.
+    pub(crate) fn check(&self) -> Result<(), BenchError> {
+        let at_least_one = [
+            ("keys", self.keys),
+            ("batch", self.batch),
+            ("concurrency", self.concurrency),
+            ("rounds", self.rounds as usize),
+        ];
+        if let Some((name, _)) = at_least_one.iter().find(|(_, value)| *value == 0) {
+            return Err(BenchError::Settings(format!("{name} must be at least 1")));
+        }
+        if self.ops == Some(0) || self.sample_every == Some(Duration::ZERO) {
+            return Err(BenchError::Settings(
+                "ops and sample_every must be above zero".to_owned(),
+            ));
+        }
+        if self.pooled == Some(0) || self.connections == Some(0) {
+            return Err(BenchError::Settings(
+                "pooled and connections need at least one connection".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_counts_are_refused() {
+        assert!(Settings::new("memory://").check().is_ok());
+        let mut settings = Settings::new("memory://");
+        settings.keys = 0;
+        assert!(settings.check().unwrap_err().to_string().contains("keys"));
+        let mut settings = Settings::new("memory://");
+        settings.sample_every = Some(Duration::ZERO);
+        assert!(settings.check().is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let settings = Settings::new("redis://user:hunter2@127.0.0.1:6379");
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,180 @@
+"""Unit tests of scripts/bench_report.py on small fixture inputs.
+
+    python3 -m unittest discover -s scripts -p 'test_*.py'
+"""
+import json
+import os
+import tempfile
+import unittest
+
+import bench_report
+
+
+def side(ops_per_sec, p99_us, keys_per_sec=None, errors=0):
+    return {"ops": 1000, "ops_per_sec": ops_per_sec, "keys_per_sec": keys_per_sec or ops_per_sec,
+            "p99_us": p99_us, "errors": errors}
+
+
+def cell(backend, workload, size, concurrency, adapter, raw, rounds, exit_status=0):
+    data = {"adapter": adapter, "raw": raw,
+            "ratio": {"throughput": adapter["ops_per_sec"] / raw["ops_per_sec"],
+                      "throughput_median": sorted(rounds)[len(rounds) // 2],
+                      "throughput_rounds": rounds,
+                      "p99": adapter["p99_us"] / raw["p99_us"]}}
+    if workload == "get-many":
+        data["batch"] = 100
+    return {"kind": "cell", "backend": backend, "workload": workload, "size": size,
+            "concurrency": concurrency, "exit": exit_status, "data": data}
+
+
+ROWS = [
+    cell("memory", "get", 100, 1, side(1_000_000, 1.5), side(1_100_000, 1.2), [0.95, 0.91, 0.93, 0.97]),
+    cell("memory", "get-many", 100, 1, side(50_000, 30.0, keys_per_sec=5_000_000), side(52_000, 28.0),
+         [0.96, 0.96]),
+    cell("redis", "get", 100, 1, side(20_000, 80.0), side(21_000, 79.0), [0.90, 0.92, 0.93], exit_status=1),
+    {"kind": "peer", "backend": "memory", "peer": "cached-memory", "workload": "get", "size": 100,
+     "concurrency": 1, "exit": 0, "data": {"peer_side": side(2_000_000, 0.9)}},
+    {"kind": "redis-benchmark", "size": 100, "concurrency": 1, "pipeline": 1, "test": "GET",
+     "rps": 30_000.0, "p50_ms": 0.03, "p99_ms": 0.08},
+    {"kind": "footprint", "exit": 0,
+     "data": {"entries": 1000, "value_size": 100, "key_len": 18, "ratio": 1.25,
+              "adapter": {"side": "adapter", "live_entries": 1000, "rss_before_kib": 1000,
+                          "rss_after_kib": 1500, "bytes_per_entry": 512.0},
+              "raw": {"side": "raw", "live_entries": 1000, "rss_before_kib": 1000,
+                      "rss_after_kib": 1400, "bytes_per_entry": 409.6}}},
+    {"kind": "leak", "backend": "redis", "exit": 0,
+     "data": {"adapter": {"ops": 5000, "errors": 0},
+              "samples": [{"rss_kib": 9000, "server_connections": 2},
+                          {"rss_kib": 9100, "server_connections": None}]}},
+]
+
+ENV = {"QUICK": "1", "LOAD_BEFORE": "0.50 0.40 0.30", "LOAD_AFTER": "1.90 1.00 0.60",
+       "STARTED": "2026-12-02T08:00:00Z", "ELAPSED": "42", "CLK_TCK": "100",
+       "CPU_BEFORE": "cpu 100 0 100 1000 0 0 0 0 0 0", "CPU_AFTER": "cpu 300 0 300 1200 0 0 0 0 0 0",
+       "OWN_TICKS": "400", "CHILDREN_TIMES": "0m0.0s 0m0.0s", "CHILDREN_BEFORE": "0m0.0s 0m0.0s",
+       "LEAK_DURATION": "3s"}
+
+MACHINE = {"lscpu": "Model name:  Test CPU", "nproc": "2", "free -h": "head\nMem: 8Gi 1Gi",
+           "uname -r": "6.1.0"}
+
+
+def fake_sh(command):
+    return MACHINE.get(command, f"{command} 1.0")
+
+
+def render(rows=ROWS, env=ENV):
+    return bench_report.render(rows, ["cachectl bench memory://"], env, sh=fake_sh,
+                               lock_versions=lambda path, names: "tokio 1.0")
+
+
+class FormatTest(unittest.TestCase):
+    def test_rates_are_grouped_and_missing_figures_are_dashes(self):
+        self.assertEqual(bench_report.fmt_rate(1234567.8), "1,234,568")
+        self.assertEqual(bench_report.fmt_rate(None), "-")
+        self.assertEqual(bench_report.fmt_ratio(0.956), "0.96")
+        self.assertEqual(bench_report.fmt_ratio(None), "-")
+
+    def test_latencies_keep_a_decimal_below_100_us(self):
+        self.assertEqual(bench_report.fmt_us(12.34), "12.3")
+        self.assertEqual(bench_report.fmt_us(1234.5), "1,234")
+        self.assertEqual(bench_report.fmt_us(None), "-")
+
+    def test_half_iqr_needs_four_values(self):
+        self.assertIsNone(bench_report.half_iqr([1.0, 2.0, 3.0]))
+        self.assertEqual(bench_report.half_iqr([1.0, 2.0, 4.0, 8.0]), 1.0)
+
+
+class MachineFiguresTest(unittest.TestCase):
+    def test_cpu_ticks_leave_out_idle_and_iowait(self):
+        busy, total = bench_report.cpu_ticks("cpu 10 1 5 100 4 2 3 0 0 0")
+        self.assertEqual((busy, total), (21, 125))
+
+    def test_times_of_the_shell_read_as_seconds(self):
+        self.assertEqual(bench_report.seconds_of("2m3.5s"), 123.5)
+
+    def test_lock_versions_lists_every_version_of_a_name(self):
+        lock = ('[[package]]\nname = "redis"\nversion = "1.8.1"\n\n'
+                '[[package]]\nname = "redis"\nversion = "0.27.0"\n\n'
+                '[[package]]\nname = "tokio"\nversion = "1.48.0"\n')
+        with tempfile.NamedTemporaryFile("w", suffix=".lock", delete=False) as file:
+            file.write(lock)
+        try:
+            found = bench_report.lock_versions(file.name, ["tokio", "redis", "moka"])
+        finally:
+            os.unlink(file.name)
+        self.assertEqual(found, "tokio 1.48.0, redis 1.8.1 / 0.27.0")
+
+
+class ResultLinesTest(unittest.TestCase):
+    def test_a_record_carries_labels_exit_and_document(self):
+        line = json.loads(bench_report.record('{"kind": "cell"}', "1", '{"ops": 3}'))
+        self.assertEqual(line, {"kind": "cell", "exit": 1, "data": {"ops": 3}})
+
+    def test_a_command_without_output_records_an_empty_document(self):
+        line = json.loads(bench_report.record('{"kind": "leak"}', "2", "\n"))
+        self.assertEqual(line["data"], {})
+
+    def test_redis_benchmark_csv_becomes_a_line_per_test(self):
+        csv_text = ('"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",'
+                    '"p99_latency_ms","max_latency_ms"\n'
+                    '"SET","50000.00","0.5","0.1","0.4","0.9","1.2","3.0"\n'
+                    '"GET","60000.00","0.4","0.1","0.3","0.8","1.1","2.0"\n')
+        lines = [json.loads(line) for line in
+                 bench_report.redis_benchmark("redis-benchmark", "100", "16", "1", csv_text)]
+        self.assertEqual([line["test"] for line in lines], ["SET", "GET"])
+        self.assertEqual(lines[1]["rps"], 60000.0)
+        self.assertEqual(lines[1]["p99_ms"], 1.1)
+        self.assertEqual((lines[0]["size"], lines[0]["concurrency"], lines[0]["pipeline"]), (100, 16, 1))
+        beside = json.loads(bench_report.redis_benchmark("redis-benchmark-beside", "100", "128", "16",
+                                                         csv_text)[0])
+        self.assertNotIn("p99_ms", beside)
+
+
+class RenderTest(unittest.TestCase):
+    def setUp(self):
+        self.lines = render()
+        self.text = "\n".join(self.lines)
+
+    def test_the_report_says_a_quick_run_is_a_smoke_run(self):
+        self.assertTrue(self.lines[0].startswith("# Benchmarks"))
+        self.assertIn("--quick (a smoke run: too short to quote)", self.text)
+        self.assertIn("2026-12-02T08:00:00Z in 42 s", self.text)
+
+    def test_a_busy_machine_is_flagged(self):
+        # 400 busy ticks of 400, all of them this run's own: the machine was quiet.
+        self.assertIn("The machine was quiet", self.text)
+        busy = dict(ENV, LOAD_BEFORE="1.50 1.00 1.00")
+        self.assertIn("The machine was not quiet", "\n".join(render(env=busy)))
+
+    def test_targets_use_the_median_of_the_round_ratios(self):
+        target = next(line for line in self.lines if "on every memory row" in line)
+        self.assertIn("lowest 0.950 (get, 100 B, c=1)", target)
+        self.assertTrue(target.endswith("| yes |"), target)
+        redis = next(line for line in self.lines if "on every redis row" in line)
+        self.assertTrue(redis.endswith("| no |"), redis)
+
+    def test_get_many_is_compared_with_sequential_gets(self):
+        row = next(line for line in self.lines if line.startswith("| get_many(100)"))
+        self.assertIn("5,000,000 keys/s vs 1,000,000 gets/s: 5.0x | no |", row)
+
+    def test_cells_and_peers_share_a_row(self):
+        row = next(line for line in self.lines if line.startswith("| get | 100 B | 1 | 1,000,000 |"))
+        self.assertIn("| 0.95 |", row)
+        self.assertTrue(row.endswith("| 2,000,000 | 0.9 |"), row)
+        self.assertIn("Peer: `cached-memory` from `benches/peers`", self.text)
+
+    def test_failed_runs_are_listed(self):
+        self.assertIn("('redis', 'get', 100, 1): exit 1", self.text)
+
+    def test_footprint_and_leak_runs_have_their_tables(self):
+        self.assertIn("| adapter | 1,000 | 1,000 | 1,500 | 512 | 118 |", self.text)
+        self.assertIn("Adapter/raw: 1.25.", self.text)
+        self.assertIn("| redis | 5,000 | 0 | 9,000, 9,100 | 2, - |", self.text)
+
+    def test_the_commands_close_the_report(self):
+        self.assertIn("<details><summary>1 commands</summary>", self.text)
+        self.assertIn("cachectl bench memory://", self.lines[-5:])
+
+
+if __name__ == "__main__":
+    unittest.main()
