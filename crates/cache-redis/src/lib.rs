@@ -119,6 +119,9 @@ struct Managed {
 enum Request<'a> {
     Command(&'a Cmd),
     Pipeline(&'a Pipeline),
+    /// A command whose answer changes when it is applied twice (`SET NX`): sent once
+    /// more only when the connection was refused, which proves it was never sent.
+    Unrepeatable(&'a Cmd),
 }
 
 impl Request<'_> {
@@ -127,8 +130,19 @@ impl Request<'_> {
         connection: &mut C,
     ) -> Result<T, RedisError> {
         match self {
-            Request::Command(command) => command.query_async(connection).await,
+            Request::Command(command) | Request::Unrepeatable(command) => {
+                command.query_async(connection).await
+            }
             Request::Pipeline(pipeline) => pipeline.query_async(connection).await,
+        }
+    }
+
+    /// Whether the request may be sent once more after failing with `err`.
+    fn worth_one_retry(self, err: &RedisError) -> bool {
+        match self {
+            Request::Command(_) | Request::Pipeline(_) => worth_one_retry(err),
+            // A dropped connection may have carried it to the server before dropping.
+            Request::Unrepeatable(_) => !err.is_timeout() && err.is_connection_refusal(),
         }
     }
 }
@@ -487,7 +501,7 @@ impl RedisCache {
         let mut connection = managed.connection.clone();
         let started = Instant::now();
         let mut result = request.send(&mut connection).await;
-        if matches!(&result, Err(err) if worth_one_retry(err)) {
+        if matches!(&result, Err(err) if request.worth_one_retry(err)) {
             managed.reconnecting.store(true, Ordering::Relaxed);
             result = request.send(&mut connection).await;
         }
@@ -531,7 +545,9 @@ impl RedisCache {
         request: Request<'_>,
     ) -> Result<T, CacheError> {
         let result = match self.attempt_pooled(single, request).await {
-            Err(failure) if failure.worth_one_retry() => self.attempt_pooled(single, request).await,
+            Err(Failure::Redis(err)) if request.worth_one_retry(&err) => {
+                self.attempt_pooled(single, request).await
+            }
             other => other,
         };
         result.map_err(|failure| failure.into_cache_error(&self.inner.errors))
@@ -630,6 +646,41 @@ impl Cache for RedisCache {
             }
         }
         self.command(&command).await
+    }
+
+    /// One `SET key value NX` (with `PX ms` for a TTL, rounded up as `set` does); true
+    /// when Redis stored it. A zero TTL is `false` without a round trip. Sent once more
+    /// only when the connection was refused: after a connection dropped with the command
+    /// in flight it may have been applied, and a second `SET NX` would answer `false`.
+    async fn add(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, CacheError> {
+        validate_key(key)?;
+        self.check_size(&value)?;
+        let millis = match expiry(ttl)? {
+            Expiry::Now => return Ok(false),
+            Expiry::Never => None,
+            Expiry::Millis(millis) => Some(millis),
+        };
+        let mut command = redis::cmd("SET");
+        command
+            .arg(self.key(key).as_ref())
+            .arg(value.as_ref())
+            .arg("NX");
+        if let Some(millis) = millis {
+            command.arg("PX").arg(millis);
+        }
+        // `OK` when stored, nil when the key was there.
+        let stored: Option<String> = match &self.inner.backend {
+            Backend::Single(single) => self.send(single, Request::Unrepeatable(&command)).await?,
+            Backend::Cluster(cluster) => {
+                Box::pin(cluster.command(&command, &self.inner.errors)).await?
+            }
+        };
+        Ok(stored.is_some())
     }
 
     /// One `UNLINK` (a `DEL` that frees the memory in the background); true when a
