@@ -11,16 +11,12 @@
 
 #![forbid(unsafe_code)]
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../../../crates/cache-cli/src/bench/engine.rs"]
-mod engine;
-
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use bytes::Bytes;
+use cache_bench::{Bound, BoxError, Measurement, Plan, Progress, SideReport, Target, Workload};
 use cached::{stores::ShardedLruCache, AsyncRedisCache, ConcurrentCachedAsync};
 use clap::Parser;
-use engine::{Bound, BoxError, Measurement, Plan, Progress, Target, Workload};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 
@@ -198,24 +194,6 @@ impl Target for AsyncMemcached {
 }
 
 #[derive(Serialize)]
-struct SideReport {
-    ops: u64,
-    keys: u64,
-    seconds: f64,
-    ops_per_sec: f64,
-    keys_per_sec: f64,
-    p50_us: f64,
-    p99_us: f64,
-    p999_us: f64,
-    max_us: f64,
-    hits: u64,
-    misses: u64,
-    errors: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    first_error: Option<String>,
-}
-
-#[derive(Serialize)]
 struct Report {
     peer: String,
     workload: String,
@@ -243,21 +221,23 @@ async fn run<T: Target>(
     ));
     let progress = Arc::new(Progress::default());
     if workload.needs_data() {
-        engine::populate(&target, &plan).await?;
+        cache_bench::populate(&target, &plan).await?;
     }
     if !args.warmup.is_zero() {
         let warmup = Bound {
             duration: Some(args.warmup),
             ops: None,
         };
-        engine::measure(&target, &plan, warmup, &progress).await;
+        cache_bench::measure(&target, &plan, warmup, &progress).await;
     }
     let bound = Bound {
         duration: Some(args.duration),
         ops: None,
     };
-    let measured = engine::measure(&target, &plan, bound, &progress).await;
-    engine::remove_keys(&*target, &plan).await?;
+    let measured = cache_bench::measure(&target, &plan, bound, &progress).await;
+    cache_bench::remove_keys(&*target, &plan)
+        .await
+        .map_err(|(_, err)| err)?;
     Ok(measured)
 }
 
@@ -293,7 +273,7 @@ async fn run_peer(args: &Args) -> Result<Measurement, BoxError> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = engine::runtime(args.threads);
+    let runtime = cache_bench::runtime(args.threads);
     match runtime {
         Ok(runtime) => runtime.block_on(report(&args)),
         Err(err) => {
@@ -306,21 +286,7 @@ fn main() -> ExitCode {
 async fn report(args: &Args) -> ExitCode {
     match run_peer(args).await {
         Ok(m) => {
-            let side = SideReport {
-                ops: m.ops,
-                keys: m.keys,
-                seconds: m.elapsed.as_secs_f64(),
-                ops_per_sec: m.ops_per_sec(),
-                keys_per_sec: m.keys_per_sec(),
-                p50_us: m.latency_us(0.5),
-                p99_us: m.latency_us(0.99),
-                p999_us: m.latency_us(0.999),
-                max_us: m.max_us(),
-                hits: m.hits,
-                misses: m.misses,
-                errors: m.errors,
-                first_error: m.first_error.clone(),
-            };
+            let side = SideReport::from(&m);
             if args.json {
                 let report = Report {
                     peer: args.peer.clone(),

@@ -87,7 +87,8 @@ impl Backend {
             }),
             "memcache" | "memcached" => memcached(authority, &param, timeout),
             other => Err(CacheError::config(format!(
-                "bench knows memory://, redis://, redis+cluster:// and memcache:// URLs, not {other}://"
+                "{other}:// is not a URL the benchmark knows: memory://, redis://, \
+                 redis+cluster:// or memcache://"
             ))),
         }
     }

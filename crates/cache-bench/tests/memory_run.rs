@@ -79,5 +79,5 @@ async fn impossible_settings_are_refused() {
     let err = run(&Settings::new("ftp://host"), Arc::new(Progress::default()))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("not ftp://"), "{err}");
+    assert!(err.to_string().contains("ftp:// is not a URL"), "{err}");
 }
