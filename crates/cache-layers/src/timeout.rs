@@ -1,0 +1,64 @@
+//! One deadline for a whole call.
+
+use std::{sync::Arc, time::Duration};
+
+use cache_api::{Cache, CacheError, CacheFuture, Layer};
+
+use crate::around::{Answer, Around, Keys, Layered, Op};
+
+/// Bounds each call, whatever happens inside (retries, reconnects, a hung server), by
+/// one deadline. A call that runs past it is dropped and fails with
+/// [`CacheError::Timeout`] naming the operation and the phase `deadline`.
+///
+/// A backend's own timeouts (connect, response) still apply inside; this is the
+/// promise to the caller. A `set` cut short may or may not have been applied.
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub struct TimeoutLayer {
+    deadline: Duration,
+}
+
+impl TimeoutLayer {
+    /// Every call within `deadline`.
+    pub fn new(deadline: Duration) -> Self {
+        Self { deadline }
+    }
+}
+
+impl Layer for TimeoutLayer {
+    fn layer(&self, inner: Arc<dyn Cache>) -> Arc<dyn Cache> {
+        let backend = inner.describe().label;
+        Layered::wrap(
+            inner,
+            Deadline {
+                after: self.deadline,
+                backend,
+            },
+        )
+    }
+}
+
+struct Deadline {
+    after: Duration,
+    backend: &'static str,
+}
+
+impl Around for Deadline {
+    fn around<'f, T, F>(&'f self, op: Op, _: Keys<'f>, call: F) -> CacheFuture<'f, T>
+    where
+        T: Answer + Send + 'f,
+        F: Fn() -> CacheFuture<'f, T> + Send + Sync + 'f,
+    {
+        let call = tokio::time::timeout(self.after, call());
+        Box::pin(async move {
+            call.await.unwrap_or_else(|_| {
+                Err(CacheError::Timeout {
+                    backend: self.backend,
+                    operation: op.name(),
+                    phase: "deadline",
+                    after: self.after,
+                })
+            })
+        })
+    }
+}
