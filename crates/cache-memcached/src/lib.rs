@@ -612,6 +612,19 @@ impl MemcachedCache {
         stored(result.status)
     }
 
+    async fn add_in(
+        &self,
+        generation: Option<u64>,
+        key: &str,
+        value: &Bytes,
+        expiry: Expiry,
+    ) -> Result<bool, CacheError> {
+        let add = self.set_operation(generation, key, value, expiry).add();
+        let context = self.value_context("add", value.len());
+        let result = call(context, self.inner.client.run(add)).await?;
+        added(result.status)
+    }
+
     async fn delete_in(&self, generation: Option<u64>, key: &str) -> Result<bool, CacheError> {
         let server_key = self.inner.keys.server_key(generation, key);
         let result = call(
@@ -850,6 +863,16 @@ fn stored(status: MutationStatus) -> Result<(), CacheError> {
     }
 }
 
+fn added(status: MutationStatus) -> Result<bool, CacheError> {
+    match status {
+        MutationStatus::Applied => Ok(true),
+        MutationStatus::AlreadyExists => Ok(false),
+        other => Err(unexpected(format!(
+            "memcached did not answer the add: {other:?}"
+        ))),
+    }
+}
+
 fn removed(status: MutationStatus) -> Result<bool, CacheError> {
     match status {
         MutationStatus::Applied => Ok(true),
@@ -908,6 +931,29 @@ impl Cache for MemcachedCache {
         let value = &value;
         self.in_namespace(Absent::Create, move |generation| {
             self.set_in(generation, key, value, expiry)
+        })
+        .await
+    }
+
+    /// One `ms` in add mode (`MA`) on the key's server, whose answer says whether it
+    /// stored; an expired entry counts as absent there. TTL and key as `set`; in a prefix,
+    /// the generation counter is created first as for any write. A zero TTL is `false`
+    /// without a round trip.
+    async fn add(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, CacheError> {
+        validate_key(key)?;
+        self.check_size(&value)?;
+        let expiry = expiry(ttl)?;
+        if expiry == Expiry::Expired {
+            return Ok(false);
+        }
+        let value = &value;
+        self.in_namespace(Absent::Create, move |generation| {
+            self.add_in(generation, key, value, expiry)
         })
         .await
     }
