@@ -165,6 +165,19 @@ enum Defect {
     AddMaxTtlIsABackendError,
     AddMaxTtlAcceptedButNothingStored,
     AddGetThenSet,
+    AddAlwaysFalse,
+    AddRefusesWithoutTtl,
+    AddTrueWhenItsTtlIsShorter,
+    AddOverwritesWhenItsTtlIsShorter,
+    AddTrueWhenItsTtlIsLonger,
+    AddDropsEntryWhenItsTtlIsLonger,
+    AddResurrectsDeletedValue,
+    AddZeroTtlStoresButReportsFalse,
+    AddZeroTtlReportsTrueOnPresent,
+    AddZeroTtlSkipsSizeCheck,
+    AddOversizedStoresThenRefuses,
+    AddOversizedRemovesOld,
+    AddMaxTtlRefusedAfterStoring,
     // Concurrency.
     GetAnswersTheLatestWriteOfAnyKey,
     LostConcurrentWrites,
@@ -822,6 +835,96 @@ const CASES: &[Case] = &[
         AddUnsupported,
         "test_add_of_an_absent_key_stores_it_and_returns_true",
         &["must implement add natively, or declare that it has no atomic add"],
+    ),
+    case(
+        AddAlwaysFalse,
+        "test_add_of_an_absent_key_stores_it_and_returns_true",
+        &[
+            "add(\"tck:add-short\"",
+            "of a key never set: expected Ok(true), got Ok(false)",
+        ],
+    ),
+    case(
+        AddRefusesWithoutTtl,
+        "test_add_of_an_absent_key_stores_it_and_returns_true",
+        &["add(\"tck:add-no-ttl\", \"no ttl\", None) of a key never set: expected Ok(true)"],
+    ),
+    case(
+        AddTrueWhenItsTtlIsShorter,
+        "test_add_of_a_present_key_returns_false_and_changes_nothing",
+        &[
+            "add(\"tck:add-present-long\"",
+            "of a key holding a live entry: expected Ok(false), got Ok(true)",
+        ],
+    ),
+    case(
+        AddOverwritesWhenItsTtlIsShorter,
+        "test_add_of_a_present_key_returns_false_and_changes_nothing",
+        &["get(\"tck:add-present-long\") after a refused add: expected Some(\"original\")"],
+    ),
+    case(
+        AddTrueWhenItsTtlIsLonger,
+        "test_add_of_a_present_key_returns_false_and_changes_nothing",
+        &[
+            "add(\"tck:add-present-short-0\"",
+            "expected Ok(false), got Ok(true)",
+        ],
+    ),
+    coarse(
+        AddTrueWhenItsTtlIsLonger,
+        "test_add_of_a_present_key_returns_false_and_changes_nothing",
+        &[
+            "add(\"tck:add-present-short-0\"",
+            "expected Ok(false), got Ok(true)",
+        ],
+    ),
+    case(
+        AddDropsEntryWhenItsTtlIsLonger,
+        "test_add_of_a_present_key_returns_false_and_changes_nothing",
+        &["get(\"tck:add-present-short-0\") after a refused add"],
+    ),
+    case(
+        AddAlwaysFalse,
+        "test_add_after_delete_stores_again",
+        &["add(\"tck:add-deleted\", \"first\", 3600s) of a key never set: expected Ok(true)"],
+    ),
+    case(
+        AddResurrectsDeletedValue,
+        "test_add_after_delete_stores_again",
+        &["get(\"tck:add-deleted\") after add, delete, then add"],
+    ),
+    case(
+        AddZeroTtlStoresButReportsFalse,
+        "test_add_with_a_zero_ttl_stores_nothing_and_returns_false",
+        &["get(\"tck:add-zero\") after add with a zero ttl"],
+    ),
+    case(
+        AddZeroTtlReportsTrueOnPresent,
+        "test_add_with_a_zero_ttl_stores_nothing_and_returns_false",
+        &[
+            "add(\"tck:add-zero-present\"",
+            "expected Ok(false), got Ok(true)",
+        ],
+    ),
+    case(
+        AddZeroTtlSkipsSizeCheck,
+        "test_add_refuses_caller_mistakes_and_writes_nothing",
+        &["add(\"tck:add-too-large\", 1048577 bytes, 0ns) of an absent key"],
+    ),
+    case(
+        AddOversizedStoresThenRefuses,
+        "test_add_refuses_caller_mistakes_and_writes_nothing",
+        &["get(\"tck:add-too-large\") after a refused oversized add"],
+    ),
+    case(
+        AddOversizedRemovesOld,
+        "test_add_refuses_caller_mistakes_and_writes_nothing",
+        &["get(\"tck:add-too-large-present\") after a refused oversized add"],
+    ),
+    case(
+        AddMaxTtlRefusedAfterStoring,
+        "test_add_refuses_caller_mistakes_and_writes_nothing",
+        &["after add with Duration::MAX refused"],
     ),
     case(
         AddReturnsTrueWithoutStoring,
@@ -1795,8 +1898,30 @@ impl Cache for Reference {
         if self.has(AddChecksPresenceBeforeSize) && self.read(key, Path::Read).is_some() {
             return Ok(false);
         }
-        if !self.has(AddOversizedAccepted) {
-            self.check_value(&value)?;
+        let size_checked =
+            !(self.has(AddOversizedAccepted) || zero && self.has(AddZeroTtlSkipsSizeCheck));
+        if size_checked {
+            if let Err(err) = self.check_value(&value) {
+                let mut state = self.lock();
+                if self.has(AddOversizedRemovesOld) {
+                    state.entries.remove(&native);
+                }
+                if self.has(AddOversizedStoresThenRefuses)
+                    && !zero
+                    && !state.entries.contains_key(&native)
+                {
+                    let stored = Stored {
+                        value,
+                        expires: None,
+                        batch: false,
+                    };
+                    state.entries.insert(native, stored);
+                }
+                return Err(err);
+            }
+        }
+        if ttl.is_none() && self.has(AddRefusesWithoutTtl) {
+            return Ok(false);
         }
         if ttl == Some(Duration::MAX) {
             if self.has(AddMaxTtlIsABackendError) {
@@ -1805,10 +1930,34 @@ impl Cache for Reference {
             if self.has(AddMaxTtlAcceptedButNothingStored) {
                 return Ok(true);
             }
+            if self.has(AddMaxTtlRefusedAfterStoring) {
+                let stored = Stored {
+                    value,
+                    expires: None,
+                    batch: false,
+                };
+                self.lock().entries.insert(native, stored);
+                return Err(CacheError::InvalidTtl {
+                    ttl: Duration::MAX,
+                    reason: "too long",
+                });
+            }
         }
         if zero {
             if self.has(AddZeroTtlRemovesPresent) {
                 self.lock().entries.remove(&native);
+            }
+            if self.has(AddZeroTtlReportsTrueOnPresent) && self.read(key, Path::Read).is_some() {
+                return Ok(true);
+            }
+            if self.has(AddZeroTtlStoresButReportsFalse) {
+                let stored = Stored {
+                    value,
+                    expires: None,
+                    batch: false,
+                };
+                self.lock().entries.insert(native, stored);
+                return Ok(false);
             }
             if !self.has(AddZeroTtlStores) {
                 return Ok(false);
@@ -1842,7 +1991,25 @@ impl Cache for Reference {
         }) || (self.has(AddRefusedAfterDelete)
             && state.deleted.contains_key(&native));
         if let (true, Some(stored)) = (present, current) {
-            let kept = if self.has(AddOverwrites) {
+            let shorter = expires < stored.expires;
+            // Longer by far: two writes with the same TTL a tick apart do not count.
+            let ten_seconds = Duration::from_secs(10).as_nanos() / self.granularity.as_nanos();
+            let much_longer = match (expires, stored.expires) {
+                (Some(theirs), Some(ours)) => theirs > ours + ten_seconds,
+                _ => false,
+            };
+            if (shorter && self.has(AddTrueWhenItsTtlIsShorter))
+                || (much_longer && self.has(AddTrueWhenItsTtlIsLonger))
+            {
+                return Ok(true);
+            }
+            if much_longer && self.has(AddDropsEntryWhenItsTtlIsLonger) {
+                state.entries.remove(&native);
+                return Ok(false);
+            }
+            let kept = if self.has(AddOverwrites)
+                || (shorter && self.has(AddOverwritesWhenItsTtlIsShorter))
+            {
                 Stored { value, ..stored }
             } else if (self.has(AddExtendsTtlOfPresent) && expires > stored.expires)
                 || (self.has(AddShortensTtlOfPresent) && expires < stored.expires)
@@ -1862,6 +2029,10 @@ impl Cache for Reference {
         {
             return Ok(true);
         }
+        let value = match state.deleted.get(&native) {
+            Some(deleted) if self.has(AddResurrectsDeletedValue) => deleted.value.clone(),
+            _ => value,
+        };
         state.ever_written.insert(native.clone());
         state.clear_is_clean = false;
         state
@@ -1876,7 +2047,7 @@ impl Cache for Reference {
                 batch: false,
             },
         );
-        Ok(true)
+        Ok(!self.has(AddAlwaysFalse))
     }
 
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
