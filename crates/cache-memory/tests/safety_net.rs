@@ -66,7 +66,12 @@ impl Cache for Recording {
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         self.inner.exists(key).await
     }
-    async fn add(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool, CacheError> {
+    async fn add(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, CacheError> {
         self.record(key, &value, ttl);
         self.inner.add(key, value, ttl).await
     }
