@@ -106,6 +106,8 @@ impl Cache for MapCache {
     }
 
     fn limits(&self) -> Limits {
-        Limits::new(Duration::from_millis(1), MAX_VALUE_SIZE).with_atomic_add()
+        Limits::new(Duration::from_millis(1), MAX_VALUE_SIZE)
+            .with_clear()
+            .with_atomic_add()
     }
 }
