@@ -1,6 +1,12 @@
 //! Removing what a run wrote, so that a server it does not own holds exactly what it
-//! held before. A server that is briefly away (paused, restarting) is waited for, within
-//! a bound.
+//! held before; shared by `cachectl bench` and `cachectl check`.
+//!
+//! A run works in a namespace of its own, nested under the URL's prefix when the URL
+//! names one (`app:` then `app:cachectl-check:…:`), so that clearing it can never reach
+//! the application's keys. Clean-up deletes the keys the run wrote and then clears that
+//! namespace, which also removes what a backend keeps for itself there (memcached's
+//! generation counter) and entries an earlier `clear` of the run left unreachable. A
+//! server that is briefly away (paused, restarting) is waited for, within a bound.
 
 use std::{future::Future, time::Duration};
 
@@ -41,7 +47,7 @@ impl Cleanup {
 }
 
 /// The namespace of one run: the URL's own prefix (if any) with `own` after it.
-pub(crate) fn nested_prefix(url: &str, own: &str) -> String {
+pub fn nested_prefix(url: &str, own: &str) -> String {
     format!(
         "{}{own}",
         cache_url::url_key_prefix(url).unwrap_or_default()
@@ -64,12 +70,18 @@ where
 }
 
 /// Deletes `keys` in batches, each batch retried while the backend is away, and counts
-/// the keys it asked to delete (on failure: those before the failed batch).
-pub(crate) async fn delete_keys(
-    cache: &dyn Cache,
-    keys: &[String],
-) -> Result<usize, (usize, CacheError)> {
-    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+/// the keys it asked to delete (on failure: those before the failed batch). Invalid keys
+/// (the empty key, which checks write on purpose) stored nothing and are skipped.
+///
+/// # Errors
+///
+/// The error that ended the clean-up, with the count of keys deleted before it.
+pub async fn delete_keys(cache: &dyn Cache, keys: &[String]) -> Result<usize, (usize, CacheError)> {
+    let keys: Vec<&str> = keys
+        .iter()
+        .map(String::as_str)
+        .filter(|key| !key.is_empty())
+        .collect();
     let mut deleted = 0;
     for batch in keys.chunks(BATCH) {
         patiently(|| cache.delete_many(batch))
@@ -82,11 +94,22 @@ pub(crate) async fn delete_keys(
 
 /// Clears the run's own namespace; a backend without `clear` has nothing of its own
 /// to leave there beyond the keys already deleted.
-pub(crate) async fn clear_namespace(cache: &dyn Cache) -> Result<(), CacheError> {
+///
+/// # Errors
+///
+/// The backend's error, once retrying cannot help or has taken too long.
+pub async fn clear_namespace(cache: &dyn Cache) -> Result<(), CacheError> {
     match patiently(|| cache.clear()).await {
         Err(CacheError::Unsupported { .. }) => Ok(()),
         other => other,
     }
+}
+
+/// What a failed clean-up leaves, in words: the error, and the prefix under which keys
+/// may remain.
+#[must_use]
+pub fn left_behind(err: &CacheError, prefix: &str) -> String {
+    format!("clean-up failed: {err}; keys may be left under the prefix {prefix:?}")
 }
 
 #[cfg(test)]

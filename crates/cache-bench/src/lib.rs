@@ -12,7 +12,7 @@ mod plan;
 #[cfg(feature = "runner")]
 mod backend;
 #[cfg(feature = "runner")]
-mod cleanup;
+pub mod cleanup;
 #[cfg(feature = "runner")]
 pub mod footprint;
 #[cfg(feature = "runner")]

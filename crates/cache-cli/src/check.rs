@@ -9,9 +9,9 @@ use cache_tck::{run_check, Check, Group, KeyRecorder, Outcome, CHECKS};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-use crate::cleanup::{clear_namespace, delete_keys, left_behind, nested_prefix};
 use crate::report::{backend_name, Header};
 use crate::{options, report, say, Connection, EXIT_FAILED};
+use cache_bench::cleanup::{clear_namespace, delete_keys, left_behind, nested_prefix};
 
 #[derive(clap::Args)]
 pub(crate) struct CheckArgs {

@@ -5,7 +5,6 @@
 
 mod bench;
 mod check;
-mod cleanup;
 mod report;
 
 use std::{process::ExitCode, time::Duration};
