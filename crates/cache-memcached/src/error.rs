@@ -151,7 +151,10 @@ mod tests {
         ));
         let timed_out = Error::Timeout { key: b"k".to_vec() };
         let mapped = context(None).map(timed_out);
-        assert_eq!(mapped.to_string(), "memcached set timed out after 250ms");
+        assert_eq!(
+            mapped.to_string(),
+            "memcached set timed out after 250ms (response)"
+        );
         let written = Error::Ambiguous {
             key: b"k".to_vec(),
             source: Box::new(Error::Timeout { key: b"k".to_vec() }),
