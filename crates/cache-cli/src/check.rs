@@ -47,6 +47,10 @@ struct CheckReport<'a> {
     group: String,
     passed: bool,
     elapsed_ms: u128,
+    /// Why the check did not apply (an operation the backend does not declare); such a
+    /// check is neither passed nor failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_applicable: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     failure: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,6 +67,7 @@ struct Report<'a> {
     checks: Vec<CheckReport<'a>>,
     passed: usize,
     failed: usize,
+    not_applicable: usize,
 }
 
 /// What the backend declares about itself ([`cache_api::Limits`]), which the checks read.
@@ -72,6 +77,10 @@ struct DeclaredLimits {
     max_value_size: usize,
     /// `None` (JSON `null`): every key is stored as-is.
     max_native_key_len: Option<usize>,
+    /// The optional operations the backend declares it keeps: their checks run only then.
+    clear: bool,
+    atomic_add: bool,
+    native_bulk: bool,
 }
 
 impl From<cache_api::Limits> for DeclaredLimits {
@@ -80,6 +89,9 @@ impl From<cache_api::Limits> for DeclaredLimits {
             ttl_granularity_ms: limits.ttl_granularity.as_secs_f64() * 1000.0,
             max_value_size: limits.max_value_size,
             max_native_key_len: limits.max_native_key_len,
+            clear: limits.clear,
+            atomic_add: limits.atomic_add,
+            native_bulk: limits.native_bulk,
         }
     }
 }
@@ -92,11 +104,45 @@ impl DeclaredLimits {
             |len| format!("keys over {len} bytes encoded"),
         );
         let granularity = Duration::from_secs_f64(self.ttl_granularity_ms / 1000.0);
+        let declared: Vec<&str> = [
+            (self.clear, "clear"),
+            (self.atomic_add, "atomic add"),
+            (self.native_bulk, "native bulk"),
+        ]
+        .into_iter()
+        .filter_map(|(declared, name)| declared.then_some(name))
+        .collect();
+        let declared = if declared.is_empty() {
+            "no optional operation".to_owned()
+        } else {
+            declared.join(", ")
+        };
         format!(
-            "ttl granularity {}, largest value {} bytes, {keys}",
+            "ttl granularity {}, largest value {} bytes, {keys}; declares {declared}",
             humantime::format_duration(granularity),
             self.max_value_size
         )
+    }
+}
+
+/// How a check ended, clean-up included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Passed,
+    Failed,
+    /// About an operation the backend does not declare: neither passed nor failed.
+    NotApplicable,
+}
+
+impl Ran {
+    fn status(&self) -> Status {
+        if self.cleanup_error.is_some() || self.outcome.result.is_err() {
+            Status::Failed
+        } else if self.outcome.not_applicable().is_some() {
+            Status::NotApplicable
+        } else {
+            Status::Passed
+        }
     }
 }
 
@@ -160,11 +206,12 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
         .await;
     results.sort_by_key(|ran| CHECKS.iter().position(|c| c.name == ran.outcome.check.name));
 
-    let failed = results
-        .iter()
-        .filter(|ran| !ran.outcome.passed() || ran.cleanup_error.is_some())
-        .count();
-    let passed = results.len() - failed;
+    let count = |status: Status| results.iter().filter(|ran| ran.status() == status).count();
+    let (passed, failed, not_applicable) = (
+        count(Status::Passed),
+        count(Status::Failed),
+        count(Status::NotApplicable),
+    );
     if json {
         let report = Report {
             header,
@@ -174,10 +221,16 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
             checks: results.iter().map(to_report).collect(),
             passed,
             failed,
+            not_applicable,
         };
         say(&serde_json::to_string_pretty(&report).expect("the report is plain data"));
-    } else {
+    } else if not_applicable == 0 {
         say(&format!("{passed} passed, {failed} failed"));
+    } else {
+        // "skipped" in the summary line test runners read; each line above says why.
+        say(&format!(
+            "{passed} passed, {failed} failed, {not_applicable} skipped"
+        ));
     }
     if failed == 0 {
         ExitCode::SUCCESS
@@ -231,10 +284,10 @@ fn print_line(ran: &Ran) {
         outcome,
         cleanup_error,
     } = ran;
-    let status = if outcome.passed() && cleanup_error.is_none() {
-        "PASS"
-    } else {
-        "FAIL"
+    let status = match ran.status() {
+        Status::Passed => "PASS",
+        Status::Failed => "FAIL",
+        Status::NotApplicable => "N/A ",
     };
     let mut line = format!(
         "{status}  {:<70} {:>7.2}s",
@@ -243,6 +296,9 @@ fn print_line(ran: &Ran) {
     );
     if let Err(failure) = &outcome.result {
         line.push_str(&format!("  {failure}"));
+    }
+    if let Some(reason) = outcome.not_applicable() {
+        line.push_str(&format!("  not applicable: {reason}"));
     }
     if let Some(error) = cleanup_error {
         line.push_str(&format!("  {error}"));
@@ -254,8 +310,9 @@ fn to_report(ran: &Ran) -> CheckReport<'_> {
     CheckReport {
         name: ran.outcome.check.name,
         group: ran.outcome.check.group.to_string(),
-        passed: ran.outcome.passed() && ran.cleanup_error.is_none(),
+        passed: ran.status() == Status::Passed,
         elapsed_ms: ran.outcome.elapsed.as_millis(),
+        not_applicable: ran.outcome.not_applicable(),
         failure: ran.outcome.result.as_ref().err().map(ToString::to_string),
         cleanup_error: ran.cleanup_error.as_deref(),
     }
@@ -267,4 +324,41 @@ fn run_id() -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_nanos());
     format!("{}-{nanos:x}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cache_tck::{Failure, Verdict};
+
+    fn ran(result: Result<Verdict, Failure>, cleanup_error: Option<&str>) -> Ran {
+        Ran {
+            outcome: Outcome {
+                check: &CHECKS[0],
+                elapsed: Duration::ZERO,
+                result,
+            },
+            cleanup_error: cleanup_error.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_check_that_does_not_apply_is_neither_passed_nor_failed() {
+        let not_applicable = ran(Ok(Verdict::NotApplicable("no clear declared")), None);
+        assert_eq!(not_applicable.status(), Status::NotApplicable);
+        let report = to_report(&not_applicable);
+        assert!(!report.passed);
+        assert_eq!(report.not_applicable, Some("no clear declared"));
+        assert_eq!(ran(Ok(Verdict::Passed), None).status(), Status::Passed);
+        let failure = Failure::new("get", "Some", "None");
+        assert_eq!(ran(Err(failure), None).status(), Status::Failed);
+        assert_eq!(
+            ran(Ok(Verdict::Passed), Some("clean-up failed")).status(),
+            Status::Failed
+        );
+        assert_eq!(
+            ran(Ok(Verdict::NotApplicable("x")), Some("clean-up failed")).status(),
+            Status::Failed
+        );
+    }
 }
