@@ -7,6 +7,8 @@ use std::{sync::Arc, time::Duration};
 use cache_api::{Cache, CacheError};
 use percent_encoding::percent_decode_str;
 
+mod layers;
+
 /// Settings that apply whatever the backend; unset fields keep the backend's default.
 ///
 /// ```
@@ -27,6 +29,16 @@ pub struct Options {
     pub key_prefix: Option<String>,
     /// Connect and response timeout of network backends.
     pub timeout: Option<Duration>,
+    /// Retries of calls that failed with a retryable error (`RetryLayer`); URL: `retry=3`.
+    pub retry: Option<usize>,
+    /// One deadline for each whole call, retries included (`TimeoutLayer`); URL:
+    /// `deadline=500ms`.
+    pub deadline: Option<Duration>,
+    /// A `tracing` span per call (`TracingLayer`); URL: `trace=true`.
+    pub trace: Option<bool>,
+    /// Counters and latency histograms on the `metrics` facade (`MetricsLayer`); URL:
+    /// `metrics=true`.
+    pub metrics: Option<bool>,
 }
 
 impl Options {
@@ -40,6 +52,39 @@ impl Options {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
+    }
+
+    /// Retries calls that failed with a retryable error, up to `retries` times.
+    pub fn retry(mut self, retries: usize) -> Self {
+        self.retry = Some(retries);
+        self
+    }
+
+    /// Bounds every whole call, retries included, by `deadline`.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Opens a `tracing` span per call.
+    pub fn trace(mut self, trace: bool) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
+    /// Records counters and latencies on the `metrics` facade.
+    pub fn metrics(mut self, metrics: bool) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn layer_params(&self) -> layers::LayerParams {
+        layers::LayerParams {
+            retry: self.retry,
+            deadline: self.deadline,
+            trace: self.trace,
+            metrics: self.metrics,
+        }
     }
 }
 
@@ -65,12 +110,28 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Cache>, CacheError> {
     connect_with(url, &Options::default()).await
 }
 
-/// Connects to the backend the URL names, with `options` applied.
+/// Connects to the backend the URL names, with `options` applied, and wraps it in the
+/// layers the URL or the options ask for (`retry`, `deadline`, `trace`, `metrics`; the
+/// options win over the URL).
+///
+/// ```
+/// # async fn run() -> Result<(), cache_api::CacheError> {
+/// let cache = cache_url::connect("memory://?retry=2&deadline=250ms&trace=true").await?;
+/// cache.set("k", "v".into(), None).await?;
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
+/// ```
 ///
 /// # Errors
 ///
 /// As [`connect`].
 pub async fn connect_with(url: &str, options: &Options) -> Result<Arc<dyn Cache>, CacheError> {
+    let (backend_url, from_url) = layers::split(url)?;
+    let backend = connect_backend(&backend_url, options).await?;
+    Ok(layers::stack(backend, options.layer_params(), from_url))
+}
+
+async fn connect_backend(url: &str, options: &Options) -> Result<Arc<dyn Cache>, CacheError> {
     let Some((scheme, _)) = url.split_once("://") else {
         return Err(CacheError::config(format!(
             "{:?} is not a cache URL: expected one of {}",

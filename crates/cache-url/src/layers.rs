@@ -1,0 +1,169 @@
+//! The layers a URL asks for (`retry`, `deadline`, `trace`, `metrics`), taken out of its
+//! query before the backend reads the rest, and stacked around the backend.
+
+use std::{sync::Arc, time::Duration};
+
+use cache_api::{Cache, CacheError, CacheStack};
+use cache_layers::{MetricsLayer, RetryLayer, TimeoutLayer, TracingLayer};
+
+/// The layer settings of [`Options`](crate::Options), read from a URL or set in code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LayerParams {
+    pub(crate) retry: Option<usize>,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) trace: Option<bool>,
+    pub(crate) metrics: Option<bool>,
+}
+
+impl LayerParams {
+    /// Where `self` says nothing, what `url` says.
+    fn or(self, url: Self) -> Self {
+        Self {
+            retry: self.retry.or(url.retry),
+            deadline: self.deadline.or(url.deadline),
+            trace: self.trace.or(url.trace),
+            metrics: self.metrics.or(url.metrics),
+        }
+    }
+}
+
+/// Splits the layer parameters off `url`: the URL the backend reads (without them) and
+/// what they ask for. Other parameters stay as written, in their order.
+pub(crate) fn split(url: &str) -> Result<(String, LayerParams), CacheError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), LayerParams::default()));
+    };
+    let mut params = LayerParams::default();
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "retry" => {
+                params.retry = Some(value.parse().map_err(|_| {
+                    CacheError::config("the url parameter retry must be a number of retries")
+                })?);
+            }
+            "deadline" => params.deadline = Some(duration("deadline", value)?),
+            "trace" => params.trace = Some(boolean("trace", value)?),
+            "metrics" => params.metrics = Some(boolean("metrics", value)?),
+            _ => kept.push(pair),
+        }
+    }
+    let rest = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((rest, params))
+}
+
+/// Wraps `backend` in the layers asked for, innermost first: retry, then the deadline
+/// over all tries, then tracing, then metrics (which see the call as the caller does).
+pub(crate) fn stack(
+    backend: Arc<dyn Cache>,
+    code: LayerParams,
+    url: LayerParams,
+) -> Arc<dyn Cache> {
+    let params = code.or(url);
+    CacheStack::new(backend)
+        .layer(
+            params
+                .retry
+                .filter(|retries| *retries > 0)
+                .map(|retries| RetryLayer::new().max_retries(retries)),
+        )
+        .layer(params.deadline.map(TimeoutLayer::new))
+        .layer(params.trace.unwrap_or(false).then(TracingLayer::new))
+        .layer(params.metrics.unwrap_or(false).then(MetricsLayer::new))
+        .build()
+}
+
+/// A positive duration: `250ms`, `2s`, `1m` or plain seconds such as `0.5`, as the
+/// backends' own `timeout` takes it.
+fn duration(name: &str, value: &str) -> Result<Duration, CacheError> {
+    let parsed = humantime::parse_duration(value).ok().or_else(|| {
+        value
+            .parse::<f64>()
+            .ok()
+            .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+    });
+    parsed
+        .filter(|duration| !duration.is_zero())
+        .ok_or_else(|| {
+            CacheError::config(format!(
+                "the url parameter {name} must be a positive duration such as 250ms, 2s or 0.5"
+            ))
+        })
+}
+
+fn boolean(name: &str, value: &str) -> Result<bool, CacheError> {
+    match value {
+        "true" | "1" | "" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(CacheError::config(format!(
+            "the url parameter {name} must be true or false"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_parameters_are_taken_out_and_the_rest_kept_in_order() {
+        let (rest, params) = split(
+            "redis://:pw@h/2?prefix=a%3A&retry=3&timeout=1s&deadline=500ms&trace=true&metrics",
+        )
+        .unwrap();
+        assert_eq!(rest, "redis://:pw@h/2?prefix=a%3A&timeout=1s");
+        assert_eq!(
+            params,
+            LayerParams {
+                retry: Some(3),
+                deadline: Some(Duration::from_millis(500)),
+                trace: Some(true),
+                metrics: Some(true),
+            }
+        );
+        let (rest, params) = split("memory://?retry=0").unwrap();
+        assert_eq!(rest, "memory://");
+        assert_eq!(params.retry, Some(0));
+        assert_eq!(split("memory://").unwrap().0, "memory://");
+    }
+
+    #[test]
+    fn malformed_layer_parameters_name_themselves() {
+        for (url, named) in [
+            ("memory://?retry=-1", "retry"),
+            ("memory://?retry=lots", "retry"),
+            ("memory://?deadline=0", "deadline"),
+            ("memory://?deadline=soon", "deadline"),
+            ("memory://?trace=yes", "trace"),
+            ("memory://?metrics=2", "metrics"),
+        ] {
+            match split(url) {
+                Err(CacheError::Config { message }) => {
+                    assert!(message.contains(named), "{url}: {message}");
+                }
+                other => panic!("{url}: expected a config error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn code_overrides_the_url() {
+        let code = LayerParams {
+            retry: Some(1),
+            ..LayerParams::default()
+        };
+        let url = LayerParams {
+            retry: Some(5),
+            trace: Some(true),
+            ..LayerParams::default()
+        };
+        let merged = code.or(url);
+        assert_eq!(merged.retry, Some(1));
+        assert_eq!(merged.trace, Some(true));
+    }
+}
