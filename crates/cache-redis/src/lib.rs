@@ -615,37 +615,45 @@ impl RedisCache {
 impl Cache for RedisCache {
     /// One `GET`.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        validate_key(key)?;
-        self.command(redis::cmd("GET").arg(self.key(key).as_ref()))
-            .await
+        async {
+            validate_key(key)?;
+            self.command(redis::cmd("GET").arg(self.key(key).as_ref()))
+                .await
+        }
+        .await
+        .map_err(|err: CacheError| err.in_operation("get"))
     }
 
     /// One `SET key value` (no TTL: any previous TTL is removed), `SET key value PX ms`
     /// (the TTL rounded up to whole milliseconds), or `UNLINK key` for a zero TTL.
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
-        validate_key(key)?;
-        self.check_size(&value)?;
-        let key = self.key(key);
-        let mut command;
-        match expiry(ttl)? {
-            Expiry::Now => {
-                command = redis::cmd("UNLINK");
-                command.arg(key.as_ref());
+        async {
+            validate_key(key)?;
+            self.check_size(&value)?;
+            let key = self.key(key);
+            let mut command;
+            match expiry(ttl)? {
+                Expiry::Now => {
+                    command = redis::cmd("UNLINK");
+                    command.arg(key.as_ref());
+                }
+                Expiry::Never => {
+                    command = redis::cmd("SET");
+                    command.arg(key.as_ref()).arg(value.as_ref());
+                }
+                Expiry::Millis(millis) => {
+                    command = redis::cmd("SET");
+                    command
+                        .arg(key.as_ref())
+                        .arg(value.as_ref())
+                        .arg("PX")
+                        .arg(millis);
+                }
             }
-            Expiry::Never => {
-                command = redis::cmd("SET");
-                command.arg(key.as_ref()).arg(value.as_ref());
-            }
-            Expiry::Millis(millis) => {
-                command = redis::cmd("SET");
-                command
-                    .arg(key.as_ref())
-                    .arg(value.as_ref())
-                    .arg("PX")
-                    .arg(millis);
-            }
+            self.command(&command).await
         }
-        self.command(&command).await
+        .await
+        .map_err(|err: CacheError| err.in_operation("set"))
     }
 
     /// One `SET key value NX` (with `PX ms` for a TTL, rounded up as `set` does); true
@@ -658,59 +666,73 @@ impl Cache for RedisCache {
         value: Bytes,
         ttl: Option<Duration>,
     ) -> Result<bool, CacheError> {
-        validate_key(key)?;
-        self.check_size(&value)?;
-        let millis = match expiry(ttl)? {
-            Expiry::Now => return Ok(false),
-            Expiry::Never => None,
-            Expiry::Millis(millis) => Some(millis),
-        };
-        let mut command = redis::cmd("SET");
-        command
-            .arg(self.key(key).as_ref())
-            .arg(value.as_ref())
-            .arg("NX");
-        if let Some(millis) = millis {
-            command.arg("PX").arg(millis);
-        }
-        // `OK` when stored, nil when the key was there.
-        let stored: Option<String> = match &self.inner.backend {
-            Backend::Single(single) => self.send(single, Request::Unrepeatable(&command)).await?,
-            Backend::Cluster(cluster) => {
-                Box::pin(cluster.command(&command, &self.inner.errors)).await?
+        async {
+            validate_key(key)?;
+            self.check_size(&value)?;
+            let millis = match expiry(ttl)? {
+                Expiry::Now => return Ok(false),
+                Expiry::Never => None,
+                Expiry::Millis(millis) => Some(millis),
+            };
+            let mut command = redis::cmd("SET");
+            command
+                .arg(self.key(key).as_ref())
+                .arg(value.as_ref())
+                .arg("NX");
+            if let Some(millis) = millis {
+                command.arg("PX").arg(millis);
             }
-        };
-        Ok(stored.is_some())
+            // `OK` when stored, nil when the key was there.
+            let stored: Option<String> = match &self.inner.backend {
+                Backend::Single(single) => {
+                    self.send(single, Request::Unrepeatable(&command)).await?
+                }
+                Backend::Cluster(cluster) => {
+                    Box::pin(cluster.command(&command, &self.inner.errors)).await?
+                }
+            };
+            Ok(stored.is_some())
+        }
+        .await
+        .map_err(|err: CacheError| err.in_operation("add"))
     }
 
     /// One `UNLINK` (a `DEL` that frees the memory in the background); true when a
     /// live entry was removed.
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        validate_key(key)?;
-        let removed: usize = self
-            .command(redis::cmd("UNLINK").arg(self.key(key).as_ref()))
-            .await?;
-        Ok(removed > 0)
+        async {
+            validate_key(key)?;
+            let removed: usize = self
+                .command(redis::cmd("UNLINK").arg(self.key(key).as_ref()))
+                .await?;
+            Ok(removed > 0)
+        }
+        .await
+        .map_err(|err: CacheError| err.in_operation("delete"))
     }
 
     /// One `MGET`; no round trip for an empty list. On a cluster: one `MGET` per slot,
     /// pipelined per master, every master at once.
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
-        validate_keys(keys.iter().copied())?;
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        match &self.inner.backend {
-            Backend::Single(single) => {
-                let command = self.keys_command("MGET", keys);
-                self.send(single, Request::Command(&command)).await
+        async {
+            validate_keys(keys.iter().copied())?;
+            if keys.is_empty() {
+                return Ok(Vec::new());
             }
-            Backend::Cluster(cluster) => {
-                cluster
-                    .get_many(&self.full_keys(keys), &self.inner.errors)
-                    .await
+            match &self.inner.backend {
+                Backend::Single(single) => {
+                    let command = self.keys_command("MGET", keys);
+                    self.send(single, Request::Command(&command)).await
+                }
+                Backend::Cluster(cluster) => {
+                    cluster
+                        .get_many(&self.full_keys(keys), &self.inner.errors)
+                        .await
+                }
             }
         }
+        .await
+        .map_err(|err: CacheError| err.in_operation("get_many"))
     }
 
     /// One round trip: `MSET` without TTL, a pipeline of `SET .. PX` with one, one
@@ -722,82 +744,94 @@ impl Cache for RedisCache {
         entries: &[(&str, Bytes)],
         ttl: Option<Duration>,
     ) -> Result<(), CacheError> {
-        validate_entries(entries, self.inner.max_value_size)?;
-        let expiry = expiry(ttl)?;
-        if entries.is_empty() {
-            return Ok(());
+        async {
+            validate_entries(entries, self.inner.max_value_size)?;
+            let expiry = expiry(ttl)?;
+            if entries.is_empty() {
+                return Ok(());
+            }
+            let single = match &self.inner.backend {
+                Backend::Single(single) => single,
+                Backend::Cluster(cluster) => {
+                    let entries: Vec<(Cow<'_, str>, &Bytes)> = entries
+                        .iter()
+                        .map(|(key, value)| (self.key(key), value))
+                        .collect();
+                    return cluster
+                        .set_many(&entries, &expiry, &self.inner.errors)
+                        .await;
+                }
+            };
+            match expiry {
+                Expiry::Never => {
+                    let mut command = redis::cmd("MSET");
+                    for (key, value) in entries {
+                        command.arg(self.key(key).as_ref()).arg(value.as_ref());
+                    }
+                    self.send(single, Request::Command(&command)).await
+                }
+                Expiry::Now => {
+                    let mut command = redis::cmd("UNLINK");
+                    for (key, _) in entries {
+                        command.arg(self.key(key).as_ref());
+                    }
+                    self.send(single, Request::Command(&command)).await
+                }
+                Expiry::Millis(millis) => {
+                    let mut pipeline = redis::pipe();
+                    for (key, value) in entries {
+                        pipeline
+                            .cmd("SET")
+                            .arg(self.key(key).as_ref())
+                            .arg(value.as_ref())
+                            .arg("PX")
+                            .arg(millis)
+                            .ignore();
+                    }
+                    self.send(single, Request::Pipeline(&pipeline)).await
+                }
+            }
         }
-        let single = match &self.inner.backend {
-            Backend::Single(single) => single,
-            Backend::Cluster(cluster) => {
-                let entries: Vec<(Cow<'_, str>, &Bytes)> = entries
-                    .iter()
-                    .map(|(key, value)| (self.key(key), value))
-                    .collect();
-                return cluster
-                    .set_many(&entries, &expiry, &self.inner.errors)
-                    .await;
-            }
-        };
-        match expiry {
-            Expiry::Never => {
-                let mut command = redis::cmd("MSET");
-                for (key, value) in entries {
-                    command.arg(self.key(key).as_ref()).arg(value.as_ref());
-                }
-                self.send(single, Request::Command(&command)).await
-            }
-            Expiry::Now => {
-                let mut command = redis::cmd("UNLINK");
-                for (key, _) in entries {
-                    command.arg(self.key(key).as_ref());
-                }
-                self.send(single, Request::Command(&command)).await
-            }
-            Expiry::Millis(millis) => {
-                let mut pipeline = redis::pipe();
-                for (key, value) in entries {
-                    pipeline
-                        .cmd("SET")
-                        .arg(self.key(key).as_ref())
-                        .arg(value.as_ref())
-                        .arg("PX")
-                        .arg(millis)
-                        .ignore();
-                }
-                self.send(single, Request::Pipeline(&pipeline)).await
-            }
-        }
+        .await
+        .map_err(|err: CacheError| err.in_operation("set_many"))
     }
 
     /// One `UNLINK` of every key; a key named twice counts once. No round trip for an
     /// empty list. On a cluster: one `UNLINK` per slot, pipelined per master, every
     /// master at once.
     async fn delete_many(&self, keys: &[&str]) -> Result<usize, CacheError> {
-        validate_keys(keys.iter().copied())?;
-        if keys.is_empty() {
-            return Ok(0);
-        }
-        match &self.inner.backend {
-            Backend::Single(single) => {
-                let command = self.keys_command("UNLINK", keys);
-                self.send(single, Request::Command(&command)).await
+        async {
+            validate_keys(keys.iter().copied())?;
+            if keys.is_empty() {
+                return Ok(0);
             }
-            Backend::Cluster(cluster) => {
-                cluster
-                    .delete_many(&self.full_keys(keys), &self.inner.errors)
-                    .await
+            match &self.inner.backend {
+                Backend::Single(single) => {
+                    let command = self.keys_command("UNLINK", keys);
+                    self.send(single, Request::Command(&command)).await
+                }
+                Backend::Cluster(cluster) => {
+                    cluster
+                        .delete_many(&self.full_keys(keys), &self.inner.errors)
+                        .await
+                }
             }
         }
+        .await
+        .map_err(|err: CacheError| err.in_operation("delete_many"))
     }
 
     /// One `EXISTS`.
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
-        validate_key(key)?;
-        let count: usize = self
-            .command(redis::cmd("EXISTS").arg(self.key(key).as_ref()))
-            .await?;
-        Ok(count > 0)
+        async {
+            validate_key(key)?;
+            let count: usize = self
+                .command(redis::cmd("EXISTS").arg(self.key(key).as_ref()))
+                .await?;
+            Ok(count > 0)
+        }
+        .await
+        .map_err(|err: CacheError| err.in_operation("exists"))
     }
 
     /// With a key prefix: removes the keys that start with it and nothing else
@@ -807,22 +841,26 @@ impl Cache for RedisCache {
     /// empties the **whole database**, keys of other applications included. On a
     /// cluster, the same on every master (all at once).
     async fn clear(&self) -> Result<(), CacheError> {
-        let single = match &self.inner.backend {
-            Backend::Single(single) => single,
-            Backend::Cluster(cluster) => {
-                return cluster.clear(&self.inner.prefix, &self.inner.errors).await
+        async {
+            let single = match &self.inner.backend {
+                Backend::Single(single) => single,
+                Backend::Cluster(cluster) => {
+                    return cluster.clear(&self.inner.prefix, &self.inner.errors).await
+                }
+            };
+            if self.inner.prefix.is_empty() {
+                return self
+                    .send(single, Request::Command(redis::cmd("FLUSHDB").arg("ASYNC")))
+                    .await;
             }
-        };
-        if self.inner.prefix.is_empty() {
-            return self
-                .send(single, Request::Command(redis::cmd("FLUSHDB").arg("ASYNC")))
-                .await;
+            let result = match self.clear_prefix(single).await {
+                Err(failure) if failure.worth_one_retry() => self.clear_prefix(single).await,
+                other => other,
+            };
+            result.map_err(|failure| failure.into_cache_error(&self.inner.errors))
         }
-        let result = match self.clear_prefix(single).await {
-            Err(failure) if failure.worth_one_retry() => self.clear_prefix(single).await,
-            other => other,
-        };
-        result.map_err(|failure| failure.into_cache_error(&self.inner.errors))
+        .await
+        .map_err(|err: CacheError| err.in_operation("clear"))
     }
 
     /// 1 ms TTL granularity, the configured value limit, and keys stored as-is up to

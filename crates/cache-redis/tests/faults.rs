@@ -254,9 +254,11 @@ async fn an_exhausted_pool_gives_a_checkout_timeout() {
 #[tokio::test]
 async fn timeouts_name_the_phase_that_ran_out_and_its_bound() {
     let server = local_server(&[]).await;
+    // Each call below is a `set` or a `set_many`: the error names that operation too.
     let expect_response = |result: Result<(), CacheError>, after: Duration, what: &str| match result
     {
         Err(CacheError::Timeout {
+            operation: "set" | "set_many",
             phase: "response",
             after: bound,
             ..
