@@ -62,7 +62,6 @@ pub struct MemcachedCacheBuilder {
     pub(crate) max_value_size: usize,
     pub(crate) namespace_refresh: Duration,
     pub(crate) get_many_fail_open: bool,
-    pub(crate) journal: Option<crate::Journal>,
 }
 
 impl fmt::Debug for MemcachedCacheBuilder {
@@ -90,7 +89,6 @@ impl MemcachedCacheBuilder {
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             namespace_refresh: DEFAULT_NAMESPACE_REFRESH,
             get_many_fail_open: false,
-            journal: None,
         };
         match parse_url(url) {
             Ok(parsed) => {

@@ -1,0 +1,172 @@
+//! `clear`: a prefixed cache deletes its generation counter, then lists each server's keys
+//! and deletes those of its generations; a cache without a prefix flushes every server.
+
+use cache_api::CacheError;
+
+use crate::{
+    admin,
+    calls::{call, delete_of, removed},
+    error::{Context, BACKEND},
+    generation::read_generation,
+    keys,
+    namespace::{now_micros, Namespace},
+    MemcachedCache,
+};
+
+/// How many timeouts a `clear` waits for memcached's crawler while another listing runs.
+const CRAWLER_BUSY_TIMEOUTS: u32 = 10;
+
+/// The generation tag of a data key of `prefix`: the digits between `{` and `}` right
+/// after the prefix. `None` for any other key, the counter `<prefix>{gen}` included.
+fn generation_of(prefix: &[u8], server_key: &[u8]) -> Option<u64> {
+    let rest = server_key.strip_prefix(prefix)?.strip_prefix(b"{")?;
+    let end = rest.iter().position(|&byte| byte == b'}')?;
+    let digits = &rest[..end];
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+impl MemcachedCache {
+    /// Deletes the namespace's generation counter (it reads empty at once here), then the
+    /// entries of every generation up to the highest known.
+    pub(crate) async fn clear_namespace(&self, namespace: &Namespace) -> Result<(), CacheError> {
+        let context = self.context("clear");
+        let client = &self.inner.client;
+        // Every generation used so far is at most this: the counter's number, what this
+        // instance knew, and the clock, from which any counter created later starts.
+        let current = read_generation(client, &namespace.key, context).await?;
+        let cutoff = now_micros()
+            .max(namespace.snapshot().highest)
+            .max(current.unwrap_or_default());
+        let result = call(context, client.run(delete_of(namespace.key.clone()))).await?;
+        removed(result.status)?;
+        namespace.set(None, cutoff);
+        self.remove_entries(cutoff).await
+    }
+
+    /// Deletes, on every server at once, each entry of the prefix in a generation up to
+    /// `cutoff`. Entries of a later generation were written after the counter was deleted
+    /// (by another instance that created it again) and are kept.
+    async fn remove_entries(&self, cutoff: u64) -> Result<(), CacheError> {
+        let Some(prefix) = self.inner.key_prefix.as_deref() else {
+            return Ok(());
+        };
+        let context = self.context("clear");
+        let wanted = |key: &[u8]| {
+            // Sent back as they are: a key the text protocol cannot carry is not ours.
+            generation_of(prefix.as_bytes(), key).is_some_and(|generation| generation <= cutoff)
+                && key.iter().copied().all(keys::is_native_byte)
+        };
+        let removals = self.inner.servers.iter().map(|server| async move {
+            let mut admin = match admin::Admin::connect(server, context).await {
+                Ok(admin) => admin,
+                // A server that refuses connections is not running, and memcached keeps
+                // nothing across a restart: there is nothing to remove.
+                Err(CacheError::Unreachable { source, .. })
+                    if source
+                        .downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) =>
+                {
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
+            };
+            // memcached runs one crawler at a time; other clears may be listing too.
+            let busy_for = self.inner.timeout.saturating_mul(CRAWLER_BUSY_TIMEOUTS);
+            match admin.metadump(wanted, busy_for).await? {
+                admin::Dump::Keys(keys) => admin.delete(&keys).await,
+                admin::Dump::Refused(answer) => {
+                    tracing::warn!(
+                        %server,
+                        %answer,
+                        "memcached: the server does not list its keys; the cleared entries stay until they age out"
+                    );
+                    Ok(())
+                }
+            }
+        });
+        futures::future::join_all(removals)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, CacheError>>()
+            .map(drop)
+    }
+
+    /// `flush_all` on every server, through the crate's synchronous client: the meta
+    /// protocol has no flush.
+    pub(crate) async fn flush_all(&self) -> Result<(), CacheError> {
+        let context = self.context("clear");
+        let timeout = self.inner.timeout;
+        // The synchronous client's pool reports a hung and a dead server alike; a no-op
+        // first tells them apart, and spares the blocking thread when a server is down.
+        let servers = u32::try_from(self.inner.servers.len()).unwrap_or(u32::MAX);
+        let every_server = Context {
+            timeout: timeout.saturating_mul(servers),
+            ..context
+        };
+        call(every_server, self.inner.client.noop()).await?;
+        let urls: Vec<String> = self
+            .inner
+            .servers
+            .iter()
+            .map(|server| format!("memcache://{server}?protocol=ascii"))
+            .collect();
+        let flush = tokio::task::spawn_blocking(move || {
+            memcache::Client::builder()
+                .add_server(urls)?
+                .with_connection_timeout(timeout)
+                .with_read_timeout(timeout)
+                .with_write_timeout(timeout)
+                .build()?
+                .flush()
+        });
+        // Connecting and flushing, one server after the other.
+        let limit = timeout
+            .saturating_mul(servers.saturating_mul(2))
+            .saturating_add(timeout);
+        match tokio::time::timeout(limit, flush).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(error))) => Err(context.map_sync(error)),
+            Ok(Err(join)) => Err(CacheError::Backend {
+                backend: BACKEND,
+                source: Box::new(join),
+            }),
+            Err(_) => Err(context.timeout()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_data_keys_of_the_exact_prefix_have_a_generation() {
+        let prefix = b"app:";
+        assert_eq!(generation_of(prefix, b"app:{17}k"), Some(17));
+        assert_eq!(generation_of(prefix, b"app:{17}"), Some(17));
+        assert_eq!(generation_of(prefix, b"app:{17}~#x#hash"), Some(17));
+        for other in [
+            &b"app:{gen}"[..],
+            b"app:{}k",
+            b"app:{1a}k",
+            b"app:{17k",
+            b"app:17}k",
+            b"app:k",
+            b"apple:{17}k",
+            b"ap:{17}k",
+            b"xapp:{17}k",
+            b"app:app:{17}k",
+            b"app:{99999999999999999999999}k",
+        ] {
+            assert_eq!(
+                generation_of(prefix, other),
+                None,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Building a [`MemcachedCache`]: the settings checked, every server asked its item size
+//! and reached once, and a prefix's generation read (never created).
+
+use std::sync::Arc;
+
+use cache_api::CacheError;
+use memcache::exp::AsyncMetaClient;
+
+use crate::{
+    admin, calls::call, error::Context, generation::read_generation, keys::KeySpace,
+    namespace::Namespace, router, Inner, MemcachedCache, MemcachedCacheBuilder,
+    DEFAULT_MAX_VALUE_SIZE,
+};
+
+/// The per-item overhead subtracted from a server's item size to get the largest value it
+/// stores whatever the key (see [`DEFAULT_MAX_VALUE_SIZE`]).
+const ITEM_OVERHEAD: usize = (1 << 20) - DEFAULT_MAX_VALUE_SIZE;
+
+/// The largest value every server stores: the configured limit, lowered to the smallest
+/// server's item size (`item_size_max` of `stats settings`) less [`ITEM_OVERHEAD`]. Asks
+/// every server at once.
+///
+/// # Errors
+///
+/// `Config` when a server does not answer as memcached; `Unreachable` or `Timeout` when
+/// one does not answer at all.
+async fn effective_value_limit(
+    servers: &[String],
+    configured: usize,
+    context: Context,
+) -> Result<usize, CacheError> {
+    let asks = servers.iter().map(|server| async move {
+        let mut admin = admin::Admin::connect(server, context).await?;
+        admin.item_size_max().await
+    });
+    let mut limit = configured;
+    for item_size in futures::future::join_all(asks).await {
+        if let Some(item_size) = item_size? {
+            limit = limit.min(item_size.saturating_sub(ITEM_OVERHEAD).max(1));
+        }
+    }
+    Ok(limit)
+}
+
+impl MemcachedCache {
+    pub(crate) async fn from_builder(builder: MemcachedCacheBuilder) -> Result<Self, CacheError> {
+        let servers = builder.checked_servers()?.to_vec();
+        let prefix = builder.checked_prefix()?.map(str::to_owned);
+        if builder.timeout.is_zero() {
+            return Err(CacheError::config("the timeout must be longer than zero"));
+        }
+        if builder.pool_size == 0 {
+            return Err(CacheError::config("the pool size must be at least 1"));
+        }
+        if builder.max_value_size == 0 {
+            return Err(CacheError::config(
+                "the largest value size must be at least 1 byte",
+            ));
+        }
+        let timeout = builder.timeout;
+        let connect = Context {
+            operation: "connect",
+            timeout,
+            value: None,
+        };
+        // Before the meta client: a server that is no memcached (a Redis port) is told so
+        // here in plain words, not by a parse error of the meta protocol.
+        let max_value_size =
+            effective_value_limit(&servers, builder.max_value_size, connect).await?;
+        let client = call(
+            connect,
+            AsyncMetaClient::builder()
+                .router(router::StableRendezvous)
+                .connect_timeout(Some(timeout))
+                // No I/O timeout inside the client: every call is bounded as a whole by
+                // `call`, and a second timer per exchange would only cost time. An
+                // exchange cut short there drops its connection, never reuses it.
+                .io_timeout(None)
+                .max_idle(builder.pool_size)
+                .max_connections(Some(builder.pool_size))
+                .connect_multiple_async(servers.iter().map(String::as_str)),
+        )
+        .await?;
+        // Connections are dialled lazily: a no-op on every server finds a dead address now.
+        let every_server = Context {
+            timeout: timeout.saturating_mul(u32::try_from(servers.len()).unwrap_or(u32::MAX)),
+            ..connect
+        };
+        call(every_server, client.noop()).await?;
+
+        let keys = KeySpace::new(prefix.as_deref());
+        let namespace = match keys.generation_key() {
+            None => None,
+            Some(key) => {
+                // Only read: a cache that is built and read from writes nothing.
+                let generation = read_generation(&client, &key, connect).await?;
+                Some(Namespace::new(key, generation, builder.namespace_refresh))
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                servers,
+                key_prefix: prefix,
+                keys,
+                namespace,
+                timeout,
+                pool_size: builder.pool_size,
+                max_value_size,
+                get_many_fail_open: builder.get_many_fail_open,
+            }),
+        })
+    }
+}
