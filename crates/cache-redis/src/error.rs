@@ -6,7 +6,7 @@ use cache_api::{BoxError, CacheError};
 use deadpool_redis::{PoolError, TimeoutType};
 use redis::{ErrorKind, RedisError};
 
-use crate::config::scrub;
+use crate::endpoint::scrub;
 
 pub(crate) const BACKEND: &str = "redis";
 
@@ -147,11 +147,10 @@ impl ErrorContext {
     }
 }
 
-/// Whether an operation that failed with `err` may be sent once more: the connection
-/// was refused or dropped, so nothing (or nothing known) reached the server, and every
-/// operation of the contract is idempotent. Timeouts are not retried, so that an
-/// operation never takes longer than its timeout.
-pub(crate) fn worth_one_retry(err: &RedisError) -> bool {
+/// Whether `err` says the connection was refused or dropped (not a timeout): the
+/// connection is then reconnecting, and a timeout of the next call on it may be the
+/// connect timeout.
+pub(crate) fn lost_connection(err: &RedisError) -> bool {
     !err.is_timeout() && (err.is_connection_dropped() || err.is_connection_refusal())
 }
 
@@ -207,16 +206,16 @@ mod tests {
     }
 
     #[test]
-    fn io_errors_are_unreachable_and_refusals_are_retried() {
+    fn io_errors_are_unreachable_and_lose_the_connection() {
         let refused = RedisError::from(io::Error::from(io::ErrorKind::ConnectionRefused));
-        assert!(worth_one_retry(&refused));
+        assert!(lost_connection(&refused));
         assert!(matches!(
             context().map(refused, false),
             CacheError::Unreachable { .. }
         ));
         let reset = RedisError::from(io::Error::from(io::ErrorKind::ConnectionReset));
-        assert!(worth_one_retry(&reset));
-        assert!(!worth_one_retry(&RedisError::from(io::Error::from(
+        assert!(lost_connection(&reset));
+        assert!(!lost_connection(&RedisError::from(io::Error::from(
             io::ErrorKind::TimedOut
         ))));
     }

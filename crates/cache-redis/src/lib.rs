@@ -2,50 +2,37 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod builder;
 mod cluster;
-mod config;
+mod command;
+mod endpoint;
 mod error;
+mod settings;
+mod single;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod url_query;
 
-use std::{
-    borrow::Cow,
-    fmt,
-    sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-        Arc,
-    },
-    time::{Duration, Instant},
-};
+use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
 
 use cache_api::{
     async_trait, validate_entries, validate_key, validate_keys, validate_value, Bytes, Cache,
     CacheError, Limits,
 };
-use redis::{
-    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
-    AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError,
-};
+use redis::{Cmd, FromRedisValue};
 
-pub use cache_api;
-pub use config::{
+pub use builder::{
     RedisCacheBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_VALUE_SIZE, DEFAULT_POOL_SIZE,
     DEFAULT_POOL_WAIT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, REDIS_MAX_VALUE_SIZE,
 };
+pub use cache_api;
 
 use cluster::ClusterBackend;
-use config::{Mode, Nodes, Settings, CLEAR_POOL_SIZE};
-use error::{worth_one_retry, ErrorContext};
-
-/// The longest TTL sent to Redis, in milliseconds: half of `i64::MAX`. Redis adds the
-/// TTL to its clock and refuses the command when the sum overflows an `i64`; with half
-/// the range left, no server clock of this era (or the next 140 million years) can
-/// make it overflow.
-const MAX_TTL_MILLIS: u64 = (i64::MAX / 2) as u64;
-
-/// Keys asked for per `SCAN` round trip of a prefix `clear`.
-const SCAN_COUNT: usize = 500;
+use command::{expiry, Expiry};
+use endpoint::Nodes;
+use error::ErrorContext;
+use settings::{Mode, Settings};
+use single::{Request, Single};
 
 /// A [`Cache`] on a Redis server, or on a Redis Cluster
 /// ([`cluster_builder`](Self::cluster_builder), or a `redis+cluster://` URL).
@@ -85,137 +72,6 @@ struct Inner {
 enum Backend {
     Single(Single),
     Cluster(ClusterBackend),
-}
-
-/// One server: the hot path, and the pool that serves `clear`.
-struct Single {
-    hot: HotPath,
-    /// Serves `clear` in both modes, and every operation in pooled mode.
-    pool: deadpool_redis::Pool,
-    database: i64,
-}
-
-enum HotPath {
-    /// Multiplexed connections that reconnect by themselves, used round robin.
-    Multiplexed {
-        connections: Vec<Managed>,
-        next: AtomicUsize,
-    },
-    /// Every operation checks a connection out of the pool.
-    Pooled,
-}
-
-/// One multiplexed connection, and whether it may be reconnecting.
-struct Managed {
-    connection: ConnectionManager,
-    /// Set when an operation saw the connection dropped or refused (the manager then
-    /// reconnects in the background), cleared by the next success. Both of the
-    /// manager's timeouts surface as the same I/O error; this tells them apart.
-    reconnecting: AtomicBool,
-}
-
-/// What one operation sends: a single command or a pipeline (one round trip either way).
-#[derive(Clone, Copy)]
-enum Request<'a> {
-    Command(&'a Cmd),
-    Pipeline(&'a Pipeline),
-    /// A command whose answer changes when it is applied twice (`SET NX`): sent once
-    /// more only when the connection was refused, which proves it was never sent.
-    Unrepeatable(&'a Cmd),
-}
-
-impl Request<'_> {
-    async fn send<T: FromRedisValue, C: ConnectionLike + Send>(
-        self,
-        connection: &mut C,
-    ) -> Result<T, RedisError> {
-        match self {
-            Request::Command(command) | Request::Unrepeatable(command) => {
-                command.query_async(connection).await
-            }
-            Request::Pipeline(pipeline) => pipeline.query_async(connection).await,
-        }
-    }
-
-    /// Whether the request may be sent once more after failing with `err`.
-    fn worth_one_retry(self, err: &RedisError) -> bool {
-        match self {
-            Request::Command(_) | Request::Pipeline(_) => worth_one_retry(err),
-            // A dropped connection may have carried it to the server before dropping.
-            Request::Unrepeatable(_) => !err.is_timeout() && err.is_connection_refusal(),
-        }
-    }
-}
-
-/// Why one attempt failed: a redis error (which may be worth a retry), or an error
-/// already mapped (a pool checkout or an overall deadline).
-enum Failure {
-    Redis(RedisError),
-    Mapped(CacheError),
-}
-
-impl Failure {
-    fn into_cache_error(self, errors: &ErrorContext) -> CacheError {
-        match self {
-            Failure::Redis(err) => errors.map(err, false),
-            Failure::Mapped(err) => err,
-        }
-    }
-
-    fn worth_one_retry(&self) -> bool {
-        matches!(self, Failure::Redis(err) if worth_one_retry(err))
-    }
-}
-
-/// What a TTL becomes in Redis.
-enum Expiry {
-    /// Plain `SET`: no TTL, and any previous one is removed.
-    Never,
-    /// A zero TTL: the entry is already gone, so the key is removed.
-    Now,
-    /// `SET .. PX`.
-    Millis(u64),
-}
-
-fn expiry(ttl: Option<Duration>) -> Result<Expiry, CacheError> {
-    let Some(ttl) = ttl else {
-        return Ok(Expiry::Never);
-    };
-    if ttl.is_zero() {
-        return Ok(Expiry::Now);
-    }
-    // Rounded up, so that 1 ns is 1 ms and never 0 (which Redis refuses).
-    let millis = ttl.as_nanos().div_ceil(1_000_000);
-    match u64::try_from(millis) {
-        Ok(millis) if millis <= MAX_TTL_MILLIS => Ok(Expiry::Millis(millis)),
-        _ => Err(CacheError::InvalidTtl {
-            ttl,
-            reason: "longer than redis can represent (at most i64::MAX / 2 milliseconds, about 146 million years)",
-        }),
-    }
-}
-
-/// `SCAN cursor MATCH pattern COUNT 500`: one round of walking the keys under a prefix.
-pub(crate) fn scan_command(cursor: u64, pattern: &str) -> Cmd {
-    let mut scan = redis::cmd("SCAN");
-    scan.arg(cursor)
-        .arg("MATCH")
-        .arg(pattern)
-        .arg("COUNT")
-        .arg(SCAN_COUNT);
-    scan
-}
-
-/// Escapes the glob characters of `SCAN MATCH` so that a prefix matches only itself.
-fn escape_glob(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
 }
 
 impl RedisCache {
@@ -311,9 +167,7 @@ impl RedisCache {
             secrets: endpoint.secrets.clone(),
         };
         let backend = match endpoint.nodes {
-            Nodes::Single(info) => {
-                Backend::Single(Self::connect_single(info, mode, &errors).await?)
-            }
+            Nodes::Single(info) => Backend::Single(Single::connect(info, mode, &errors).await?),
             Nodes::Cluster(seeds) => {
                 Backend::Cluster(ClusterBackend::connect(seeds, &errors).await?)
             }
@@ -329,98 +183,6 @@ impl RedisCache {
                 response_timeout,
                 errors,
             }),
-        })
-    }
-
-    async fn connect_single(
-        info: redis::ConnectionInfo,
-        mode: Mode,
-        errors: &ErrorContext,
-    ) -> Result<Single, CacheError> {
-        let ErrorContext {
-            connect_timeout,
-            response_timeout,
-            pool_wait_timeout,
-            ..
-        } = *errors;
-        let config_error = |err: RedisError| {
-            CacheError::config(config::scrub(
-                &format!("invalid redis settings: {err}"),
-                &errors.secrets,
-            ))
-        };
-
-        let connection_config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
-            .set_response_timeout(Some(response_timeout));
-        let pool_size = match mode {
-            Mode::Pooled { max_size } => max_size,
-            Mode::Multiplexed { .. } | Mode::Cluster => CLEAR_POOL_SIZE,
-        };
-        let database = info.redis_settings().db();
-        let manager = deadpool_redis::Manager::new_with_config(info.clone(), connection_config)
-            .map_err(config_error)?;
-        let pool = deadpool_redis::Pool::builder(manager)
-            .max_size(pool_size)
-            .runtime(deadpool_redis::Runtime::Tokio1)
-            .wait_timeout(Some(pool_wait_timeout))
-            .create_timeout(Some(connect_timeout))
-            .recycle_timeout(Some(response_timeout))
-            .build()
-            .map_err(|err| {
-                CacheError::config(format!("cannot build the connection pool: {err}"))
-            })?;
-
-        let hot = match mode {
-            Mode::Pooled { .. } => {
-                let mut connection = pool.get().await.map_err(|err| match err {
-                    deadpool_redis::PoolError::Backend(err) => errors.map_connect(err, database),
-                    other => errors.map_pool(other),
-                })?;
-                redis::cmd("PING")
-                    .query_async::<()>(&mut connection)
-                    .await
-                    .map_err(|err| errors.map_connect(err, database))?;
-                HotPath::Pooled
-            }
-            Mode::Multiplexed { connections: count } => {
-                // No retries inside the manager: a failed reconnect surfaces at once
-                // as an error of the operation that waited for it, and the next
-                // operation starts a new attempt. That keeps every operation within
-                // its timeouts while the server is away.
-                let manager_config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(connect_timeout))
-                    .set_response_timeout(Some(response_timeout))
-                    .set_number_of_retries(0);
-                let mut connections = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let client = redis::Client::open(info.clone()).map_err(config_error)?;
-                    let connecting =
-                        ConnectionManager::new_with_config(client, manager_config.clone());
-                    let mut connection = tokio::time::timeout(connect_timeout, connecting)
-                        .await
-                        .map_err(|_| errors.timeout("connect", connect_timeout))?
-                        .map_err(|err| errors.map_connect(err, database))?;
-                    redis::cmd("PING")
-                        .query_async::<()>(&mut connection)
-                        .await
-                        .map_err(|err| errors.map_connect(err, database))?;
-                    connections.push(Managed {
-                        connection,
-                        reconnecting: AtomicBool::new(false),
-                    });
-                }
-                HotPath::Multiplexed {
-                    connections,
-                    next: AtomicUsize::new(0),
-                }
-            }
-            Mode::Cluster => unreachable!("a cluster has no single-server hot path"),
-        };
-        Ok(Single {
-            hot,
-            pool,
-            database,
         })
     }
 
@@ -457,157 +219,14 @@ impl RedisCache {
     /// cluster client to the master of its key's slot.
     async fn command<T: FromRedisValue + Send>(&self, command: &Cmd) -> Result<T, CacheError> {
         match &self.inner.backend {
-            Backend::Single(single) => self.send(single, Request::Command(command)).await,
-            // Boxed, here and for the pooled mode below: the futures of the other modes
-            // would otherwise be part of every call's future, which the default mode
-            // then allocates and copies for nothing.
+            Backend::Single(single) => single.send(Request::Command(command)).await,
+            // Boxed, as the pooled path is: the cluster future would otherwise be part
+            // of every call's future, which the default model then allocates and copies
+            // for nothing.
             Backend::Cluster(cluster) => {
                 Box::pin(cluster.command(command, &self.inner.errors)).await
             }
         }
-    }
-
-    /// Sends `request` to the one server, on the hot path of its mode.
-    async fn send<T: FromRedisValue + Send>(
-        &self,
-        single: &Single,
-        request: Request<'_>,
-    ) -> Result<T, CacheError> {
-        match &single.hot {
-            HotPath::Multiplexed { connections, next } => {
-                self.send_multiplexed(connections, next, request).await
-            }
-            HotPath::Pooled => Box::pin(self.send_pooled(single, request)).await,
-        }
-    }
-
-    /// Sends `request` on the next multiplexed connection, once more if the connection
-    /// was dropped or refused (every operation of the contract is idempotent). The
-    /// retry goes to the same connection, whose reconnect the failure has started.
-    ///
-    /// No timer of its own: the connection bounds the wait for a reconnect by the
-    /// connect timeout (one attempt, no retries inside the manager) and the answer by
-    /// the response timeout, so an operation fails within the two.
-    async fn send_multiplexed<T: FromRedisValue + Send>(
-        &self,
-        connections: &[Managed],
-        next: &AtomicUsize,
-        request: Request<'_>,
-    ) -> Result<T, CacheError> {
-        let managed = match connections {
-            [only] => only,
-            _ => &connections[next.fetch_add(1, Ordering::Relaxed) % connections.len()],
-        };
-        let mut connection = managed.connection.clone();
-        let started = Instant::now();
-        let mut result = request.send(&mut connection).await;
-        if matches!(&result, Err(err) if request.worth_one_retry(err)) {
-            managed.reconnecting.store(true, Ordering::Relaxed);
-            result = request.send(&mut connection).await;
-        }
-        match result {
-            Ok(value) => {
-                if managed.reconnecting.load(Ordering::Relaxed) {
-                    managed.reconnecting.store(false, Ordering::Relaxed);
-                }
-                Ok(value)
-            }
-            Err(err) => {
-                if worth_one_retry(&err) {
-                    managed.reconnecting.store(true, Ordering::Relaxed);
-                }
-                let connecting = err.is_timeout()
-                    && self.timed_out_connecting(started.elapsed(), &managed.reconnecting);
-                Err(self.inner.errors.map(err, connecting))
-            }
-        }
-    }
-
-    /// Which of the manager's two timers ran out, from how long the operation took: a
-    /// response timeout cannot fire before the response timeout has passed, nor a
-    /// connect timeout before the connect timeout; past both, only a connection known
-    /// to be reconnecting was waiting for a connect.
-    fn timed_out_connecting(&self, elapsed: Duration, reconnecting: &AtomicBool) -> bool {
-        if elapsed < self.inner.response_timeout {
-            true
-        } else if elapsed < self.inner.connect_timeout {
-            false
-        } else {
-            reconnecting.load(Ordering::Relaxed)
-        }
-    }
-
-    /// Sends `request` on a pooled connection, once more on a fresh one if the
-    /// connection was dropped or refused.
-    async fn send_pooled<T: FromRedisValue + Send>(
-        &self,
-        single: &Single,
-        request: Request<'_>,
-    ) -> Result<T, CacheError> {
-        let result = match self.attempt_pooled(single, request).await {
-            Err(Failure::Redis(err)) if request.worth_one_retry(&err) => {
-                self.attempt_pooled(single, request).await
-            }
-            other => other,
-        };
-        result.map_err(|failure| failure.into_cache_error(&self.inner.errors))
-    }
-
-    async fn attempt_pooled<T: FromRedisValue + Send>(
-        &self,
-        single: &Single,
-        request: Request<'_>,
-    ) -> Result<T, Failure> {
-        let errors = &self.inner.errors;
-        let mut connection = single
-            .pool
-            .get()
-            .await
-            .map_err(|err| Failure::Mapped(errors.map_pool(err)))?;
-        let result = request.send(&mut connection).await;
-        if let Err(err) = &result {
-            if err.is_io_error() {
-                // Never hand a connection that failed on I/O (or timed out with an
-                // answer still owed) to the next caller.
-                drop(deadpool_redis::Connection::take(connection));
-            }
-        }
-        result.map_err(Failure::Redis)
-    }
-
-    async fn clear_prefix(&self, single: &Single) -> Result<(), Failure> {
-        let errors = &self.inner.errors;
-        let mut connection = single
-            .pool
-            .get()
-            .await
-            .map_err(|err| Failure::Mapped(errors.map_pool(err)))?;
-        let pattern = format!("{}*", escape_glob(&self.inner.prefix));
-        let result: Result<(), RedisError> = async {
-            let mut cursor = 0_u64;
-            loop {
-                let (next, keys): (u64, Vec<Vec<u8>>) = scan_command(cursor, &pattern)
-                    .query_async(&mut connection)
-                    .await?;
-                if !keys.is_empty() {
-                    redis::cmd("UNLINK")
-                        .arg(&keys)
-                        .query_async::<()>(&mut connection)
-                        .await?;
-                }
-                if next == 0 {
-                    return Ok(());
-                }
-                cursor = next;
-            }
-        }
-        .await;
-        if let Err(err) = &result {
-            if err.is_io_error() {
-                drop(deadpool_redis::Connection::take(connection));
-            }
-        }
-        result.map_err(Failure::Redis)
     }
 }
 
@@ -657,9 +276,9 @@ impl Cache for RedisCache {
     }
 
     /// One `SET key value NX` (with `PX ms` for a TTL, rounded up as `set` does); true
-    /// when Redis stored it. A zero TTL is `false` without a round trip. Sent once more
-    /// only when the connection was refused: after a connection dropped with the command
-    /// in flight it may have been applied, and a second `SET NX` would answer `false`.
+    /// when Redis stored it. A zero TTL is `false` without a round trip. Sent once, like
+    /// every operation: after a connection dropped with the command in flight it may
+    /// have been applied, so only the caller can tell whether trying again is right.
     async fn add(
         &self,
         key: &str,
@@ -684,9 +303,7 @@ impl Cache for RedisCache {
             }
             // `OK` when stored, nil when the key was there.
             let stored: Option<String> = match &self.inner.backend {
-                Backend::Single(single) => {
-                    self.send(single, Request::Unrepeatable(&command)).await?
-                }
+                Backend::Single(single) => single.send(Request::Command(&command)).await?,
                 Backend::Cluster(cluster) => {
                     Box::pin(cluster.command(&command, &self.inner.errors)).await?
                 }
@@ -722,7 +339,7 @@ impl Cache for RedisCache {
             match &self.inner.backend {
                 Backend::Single(single) => {
                     let command = self.keys_command("MGET", keys);
-                    self.send(single, Request::Command(&command)).await
+                    single.send(Request::Command(&command)).await
                 }
                 Backend::Cluster(cluster) => {
                     cluster
@@ -768,14 +385,14 @@ impl Cache for RedisCache {
                     for (key, value) in entries {
                         command.arg(self.key(key).as_ref()).arg(value.as_ref());
                     }
-                    self.send(single, Request::Command(&command)).await
+                    single.send(Request::Command(&command)).await
                 }
                 Expiry::Now => {
                     let mut command = redis::cmd("UNLINK");
                     for (key, _) in entries {
                         command.arg(self.key(key).as_ref());
                     }
-                    self.send(single, Request::Command(&command)).await
+                    single.send(Request::Command(&command)).await
                 }
                 Expiry::Millis(millis) => {
                     let mut pipeline = redis::pipe();
@@ -788,7 +405,7 @@ impl Cache for RedisCache {
                             .arg(millis)
                             .ignore();
                     }
-                    self.send(single, Request::Pipeline(&pipeline)).await
+                    single.send(Request::Pipeline(&pipeline)).await
                 }
             }
         }
@@ -808,7 +425,7 @@ impl Cache for RedisCache {
             match &self.inner.backend {
                 Backend::Single(single) => {
                     let command = self.keys_command("UNLINK", keys);
-                    self.send(single, Request::Command(&command)).await
+                    single.send(Request::Command(&command)).await
                 }
                 Backend::Cluster(cluster) => {
                     cluster
@@ -849,15 +466,11 @@ impl Cache for RedisCache {
                 }
             };
             if self.inner.prefix.is_empty() {
-                return self
-                    .send(single, Request::Command(redis::cmd("FLUSHDB").arg("ASYNC")))
+                return single
+                    .send(Request::Command(redis::cmd("FLUSHDB").arg("ASYNC")))
                     .await;
             }
-            let result = match self.clear_prefix(single).await {
-                Err(failure) if failure.worth_one_retry() => self.clear_prefix(single).await,
-                other => other,
-            };
-            result.map_err(|failure| failure.into_cache_error(&self.inner.errors))
+            single.clear_prefix(&self.inner.prefix).await
         }
         .await
         .map_err(|err: CacheError| err.in_operation("clear"))
@@ -907,38 +520,6 @@ impl fmt::Debug for RedisCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ttls_round_up_to_milliseconds() {
-        assert!(matches!(expiry(None), Ok(Expiry::Never)));
-        assert!(matches!(expiry(Some(Duration::ZERO)), Ok(Expiry::Now)));
-        assert!(matches!(
-            expiry(Some(Duration::from_nanos(1))),
-            Ok(Expiry::Millis(1))
-        ));
-        assert!(matches!(
-            expiry(Some(Duration::from_micros(1_500))),
-            Ok(Expiry::Millis(2))
-        ));
-        let ten_years = Duration::from_secs(10 * 365 * 24 * 3600);
-        assert!(matches!(expiry(Some(ten_years)), Ok(Expiry::Millis(ms)) if ms == 315_360_000_000));
-        assert!(matches!(
-            expiry(Some(Duration::from_millis(MAX_TTL_MILLIS))),
-            Ok(Expiry::Millis(MAX_TTL_MILLIS))
-        ));
-        for too_long in [Duration::from_millis(MAX_TTL_MILLIS + 1), Duration::MAX] {
-            assert!(matches!(
-                expiry(Some(too_long)),
-                Err(CacheError::InvalidTtl { .. })
-            ));
-        }
-    }
-
-    #[test]
-    fn glob_characters_are_escaped() {
-        assert_eq!(escape_glob("a*b?c[d]e\\f:"), "a\\*b\\?c\\[d\\]e\\\\f:");
-        assert_eq!(escape_glob("plain:"), "plain:");
-    }
 
     #[test]
     fn the_cache_is_send_sync_and_clone() {

@@ -35,7 +35,7 @@ pub use cluster::{
     CLUSTER_URL_ENV, REDIS_CLUSTER_NODE,
 };
 
-use crate::{config, escape_glob, RedisCache};
+use crate::{command::escape_glob, endpoint, RedisCache};
 
 /// Response timeout of fixture caches: generous, because test machines are often
 /// loaded and a check that writes the largest allowed value must not flake.
@@ -91,7 +91,7 @@ pub async fn fresh_cache_on(url: &str) -> RedisTestCache {
         .unwrap_or_else(|err| {
             panic!(
                 "cannot connect the test cache to the redis server at {}: {err}",
-                config::redact_url(url)
+                endpoint::redact_url(url)
             )
         });
     TestCache::new(PrefixedRedisCache {
@@ -159,8 +159,8 @@ impl CleanUp for PrefixedRedisCache {
             eprintln!(
                 "cache-redis testing: could not remove the keys under {:?} at {}: {}",
                 self.prefix,
-                config::redact_url(&self.url),
-                config::scrub(&err, &secrets)
+                endpoint::redact_url(&self.url),
+                endpoint::scrub(&err, &secrets)
             );
         }
     }
@@ -168,10 +168,10 @@ impl CleanUp for PrefixedRedisCache {
 
 /// The passwords a URL (one server's or a cluster's) carries, to scrub from messages.
 fn secrets_of(url: &str) -> Vec<String> {
-    let seeds = config::split_cluster_url(url).unwrap_or_else(|_| vec![url.to_owned()]);
+    let seeds = endpoint::split_cluster_url(url).unwrap_or_else(|_| vec![url.to_owned()]);
     seeds
         .iter()
-        .filter_map(|seed| config::parse_url(seed, None).ok())
+        .filter_map(|seed| endpoint::parse_url(seed, None).ok())
         .flat_map(|target| target.secrets)
         .collect()
 }
@@ -191,7 +191,7 @@ fn remove_keys_under(url: &str, prefix: &str, per_slot: bool) -> Result<usize, r
     let mut removed = 0;
     loop {
         let (next, keys): (u64, Vec<Vec<u8>>) =
-            crate::scan_command(cursor, &pattern).query(&mut connection)?;
+            crate::command::scan_command(cursor, &pattern).query(&mut connection)?;
         if per_slot && !keys.is_empty() {
             let mut slots: std::collections::BTreeMap<u16, Vec<&Vec<u8>>> =
                 std::collections::BTreeMap::new();

@@ -1,12 +1,17 @@
 //! Faults on a server of the test's own: a frozen server (SIGSTOP) gives timeouts
 //! within the configured time, a killed and restarted one is served again without any
-//! action by the application, and an exhausted pool gives a checkout timeout.
+//! action by the application (at most one failed call per connection, none through a
+//! `RetryLayer`), and an exhausted pool gives a checkout timeout.
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use cache_api::{Bytes, Cache, CacheError};
+use cache_api::{Bytes, Cache, CacheError, Layer};
+use cache_layers::RetryLayer;
 use cache_redis::RedisCache;
 use common::{eventually, local_server};
 use futures::future::join_all;
@@ -69,10 +74,8 @@ async fn a_frozen_server_gives_a_timeout_in_pooled_mode_and_the_cache_recovers()
     frozen_server_times_out_and_recovers(cache, &server).await;
 }
 
-async fn restarted_server_is_served_again(
-    cache: RedisCache,
-    server: &mut cache_redis::testing::LocalServer,
-) {
+/// Kills the server, checks that calls fail quickly while it is away, and restarts it.
+async fn kill_then_restart(cache: &RedisCache, server: &mut cache_redis::testing::LocalServer) {
     cache.set("k", Bytes::from("v"), None).await.unwrap();
     server.kill();
 
@@ -93,11 +96,30 @@ async fn restarted_server_is_served_again(
         cache.set("k", Bytes::from("v"), None).await,
         Err(CacheError::Unreachable { .. })
     ));
-
     server.restart().await.unwrap();
-    // Nothing is done to the cache: it reconnects by itself, and the first operation
-    // after the restart already succeeds (a dropped connection is retried once).
-    cache.set("k", Bytes::from("again"), None).await.unwrap();
+}
+
+/// After a restart, with nothing done to the cache: each of its `connections` may fail
+/// one call (the call that finds it dropped starts its reconnect; the cache never sends
+/// a call twice), then every call succeeds.
+async fn restarted_server_is_served_again(
+    cache: RedisCache,
+    server: &mut cache_redis::testing::LocalServer,
+    connections: usize,
+) {
+    kill_then_restart(&cache, server).await;
+    let mut failures = Vec::new();
+    for round in 0..connections + 4 {
+        match cache.set("k", Bytes::from("again"), None).await {
+            Ok(()) => {}
+            Err(CacheError::Unreachable { .. }) if round < connections => failures.push(round),
+            other => panic!("call {round} after the restart: expected Ok, got {other:?}"),
+        }
+    }
+    assert!(
+        failures.len() <= connections,
+        "{failures:?} failed after the restart"
+    );
     assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("again")));
 
     // A second restart while idle: served again within a few seconds at most.
@@ -111,7 +133,8 @@ async fn restarted_server_is_served_again(
     assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("third")));
 }
 
-/// Multiplexed: after kill and restart on the same port, the same cache serves again.
+/// Multiplexed: after kill and restart on the same port, the same cache serves again,
+/// after at most one failed call per connection.
 #[tokio::test]
 async fn a_killed_and_restarted_server_is_served_again() {
     let mut server = local_server(&[]).await;
@@ -121,10 +144,11 @@ async fn a_killed_and_restarted_server_is_served_again() {
         .build()
         .await
         .unwrap();
-    restarted_server_is_served_again(cache, &mut server).await;
+    restarted_server_is_served_again(cache, &mut server, 2).await;
 }
 
-/// Pooled: broken pooled connections are dropped, not handed out again.
+/// Pooled: broken pooled connections are dropped, not handed out again; a checkout
+/// `PING`s an idle connection first, so at most one call fails after the restart.
 #[tokio::test]
 async fn a_killed_and_restarted_server_is_served_again_in_pooled_mode() {
     let mut server = local_server(&[]).await;
@@ -139,10 +163,39 @@ async fn a_killed_and_restarted_server_is_served_again_in_pooled_mode() {
     for result in join_all(warm).await {
         result.unwrap();
     }
-    restarted_server_is_served_again(cache, &mut server).await;
+    restarted_server_is_served_again(cache, &mut server, 1).await;
 }
 
-/// A prefix `clear` (on its pooled connection) also works after a restart.
+/// Through a `RetryLayer`, the first call after a restart already succeeds, in both
+/// connection models: retrying is the application's choice, made by the layer.
+#[tokio::test]
+async fn through_a_retry_layer_the_first_call_after_a_restart_succeeds() {
+    for pooled in [false, true] {
+        let mut server = local_server(&[]).await;
+        let builder = RedisCache::builder(&server.url()).response_timeout(RESPONSE_TIMEOUT);
+        let builder = if pooled {
+            builder.pooled(2)
+        } else {
+            builder.connections(2)
+        };
+        let cache = builder.build().await.unwrap();
+        kill_then_restart(&cache, &mut server).await;
+        let retried: Arc<dyn Cache> = RetryLayer::new().layer(Arc::new(cache));
+        let first = retried.set("k", Bytes::from("again"), None).await;
+        assert!(
+            first.is_ok(),
+            "pooled {pooled}: the first call after the restart: {first:?}"
+        );
+        assert_eq!(
+            retried.get("k").await.unwrap(),
+            Some(Bytes::from("again")),
+            "pooled {pooled}"
+        );
+    }
+}
+
+/// A prefix `clear` (on a pooled connection of its own, `PING`ed at checkout) works at
+/// the first call after a restart; the multiplexed connection fails at most one call.
 #[tokio::test]
 async fn clear_works_after_a_restart() {
     let mut server = local_server(&[]).await;
@@ -155,9 +208,22 @@ async fn clear_works_after_a_restart() {
     cache.set("k", Bytes::from("v"), None).await.unwrap();
     cache.clear().await.unwrap();
     server.restart().await.unwrap();
-    cache.set("k", Bytes::from("v"), None).await.unwrap();
     cache.clear().await.unwrap();
-    assert_eq!(cache.get("k").await.unwrap(), None);
+    let mut failed = Vec::new();
+    for round in 0..4 {
+        let result = match round {
+            0 | 1 => cache.set("k", Bytes::from("v"), None).await,
+            2 => cache.clear().await,
+            _ => cache.get("k").await.map(|found| assert_eq!(found, None)),
+        };
+        if let Err(err) = result {
+            failed.push((round, err));
+        }
+    }
+    assert!(
+        matches!(&failed[..], [] | [(0, CacheError::Unreachable { .. })]),
+        "after the restart: {failed:?}"
+    );
 }
 
 /// A pool of two serves 32 concurrent callers: they wait their turn, all succeed.

@@ -14,7 +14,7 @@ use std::{
 use cache_testserver::{free_port, run_at_exit, LocalServer, ServerKind, Source, REDIS};
 use tokio::sync::OnceCell;
 
-use crate::{cluster::key_slot as slot_of, config};
+use crate::{cluster::key_slot as slot_of, endpoint};
 
 /// Environment variable naming an external cluster (a `redis+cluster://` URL) for the
 /// tests to use instead of starting one.
@@ -258,7 +258,7 @@ impl RedisCluster {
 impl fmt::Debug for RedisCluster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisCluster")
-            .field("url", &config::redact_url(&self.url()))
+            .field("url", &endpoint::redact_url(&self.url()))
             .field("spec", &self.spec)
             .field("dir", &self.dir)
             .finish_non_exhaustive()
@@ -477,7 +477,7 @@ impl SharedCluster {
     /// The `redis://` URL of each seed node of [`url`](Self::url).
     #[must_use]
     pub fn seed_urls(&self) -> Vec<String> {
-        config::split_cluster_url(&self.url).unwrap_or_else(|_| vec![self.url.clone()])
+        endpoint::split_cluster_url(&self.url).unwrap_or_else(|_| vec![self.url.clone()])
     }
 
     /// True when this process started the cluster, false for an external one, which
@@ -491,7 +491,7 @@ impl SharedCluster {
 impl fmt::Debug for SharedCluster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedCluster")
-            .field("url", &config::redact_url(&self.url))
+            .field("url", &endpoint::redact_url(&self.url))
             .field("owned_by_fixture", &self.owned_by_fixture())
             .finish()
     }
@@ -525,7 +525,7 @@ async fn find_or_start() -> Result<SharedCluster, String> {
         if !url.is_empty() {
             announce(&format!(
                 "redis cluster from {CLUSTER_URL_ENV} at {}",
-                config::redact_url(&url)
+                endpoint::redact_url(&url)
             ));
             return Ok(SharedCluster { url, started: None });
         }
@@ -597,7 +597,7 @@ impl ClusterMaster {
 impl fmt::Debug for ClusterMaster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClusterMaster")
-            .field("url", &config::redact_url(&self.url))
+            .field("url", &endpoint::redact_url(&self.url))
             .field("id", &self.id)
             .field("slots", &self.slots)
             .field("replicas", &self.replicas)
@@ -620,8 +620,8 @@ pub fn key_slot(key: &[u8]) -> u16 {
 ///
 /// A message when the URL is not valid or no seed answered.
 pub fn cluster_masters(url: &str) -> Result<Vec<ClusterMaster>, String> {
-    let seeds = if url.starts_with(config::CLUSTER_SCHEME) {
-        config::split_cluster_url(url).map_err(|err| err.to_string())?
+    let seeds = if url.starts_with(endpoint::CLUSTER_SCHEME) {
+        endpoint::split_cluster_url(url).map_err(|err| err.to_string())?
     } else {
         vec![url.to_owned()]
     };
@@ -629,7 +629,7 @@ pub fn cluster_masters(url: &str) -> Result<Vec<ClusterMaster>, String> {
     for seed in &seeds {
         match masters_from(seed) {
             Ok(masters) => return Ok(masters),
-            Err(err) => failures.push(format!("{}: {err}", config::redact_url(seed))),
+            Err(err) => failures.push(format!("{}: {err}", endpoint::redact_url(seed))),
         }
     }
     Err(format!(
@@ -639,8 +639,8 @@ pub fn cluster_masters(url: &str) -> Result<Vec<ClusterMaster>, String> {
 }
 
 fn masters_from(seed: &str) -> Result<Vec<ClusterMaster>, String> {
-    let target = config::parse_url(seed, None).map_err(|err| err.to_string())?;
-    let scrub = |err: redis::RedisError| config::scrub(&err.to_string(), &target.secrets);
+    let target = endpoint::parse_url(seed, None).map_err(|err| err.to_string())?;
+    let scrub = |err: redis::RedisError| endpoint::scrub(&err.to_string(), &target.secrets);
     let seed_host = match target.info.addr() {
         redis::ConnectionAddr::Tcp(host, _) => host.clone(),
         _ => "127.0.0.1".to_owned(),
@@ -736,7 +736,7 @@ pub(super) fn remove_keys_under_cluster(url: &str, prefix: &str) -> Result<usize
     let mut removed = 0;
     for master in cluster_masters(url)? {
         removed += super::remove_keys_under(&master.url, prefix, true)
-            .map_err(|err| format!("on {}: {err}", config::redact_url(&master.url)))?;
+            .map_err(|err| format!("on {}: {err}", endpoint::redact_url(&master.url)))?;
     }
     Ok(removed)
 }

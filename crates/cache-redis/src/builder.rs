@@ -1,0 +1,283 @@
+//! The builder of a [`RedisCache`](crate::RedisCache): its settings, their defaults,
+//! and the URL parameters it starts from. Checking them is `settings.rs`; reading the
+//! URL itself is `endpoint.rs`.
+
+use std::{fmt, time::Duration};
+
+use cache_api::CacheError;
+
+use crate::{
+    endpoint::redact_url,
+    url_query::{self, ModeParam, UrlParams},
+    RedisCache,
+};
+
+/// Default time allowed to open a connection (TCP connect, `AUTH`, `SELECT`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default time allowed for the server's answer to one command or pipeline.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default time a pooled operation waits for a free connection.
+pub const DEFAULT_POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default largest value: 64 MiB.
+///
+/// A value travels on a connection that other callers share; while 64 MiB are being
+/// written or read, every caller behind it waits. Redis itself accepts up to 512 MiB
+/// ([`REDIS_MAX_VALUE_SIZE`]), and [`RedisCacheBuilder::max_value_size`] can raise the
+/// limit that far.
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 64 << 20;
+/// The largest string Redis stores (its `proto-max-bulk-len` default): 512 MiB. Also the
+/// longest key, prefix included.
+pub const REDIS_MAX_VALUE_SIZE: usize = 512 << 20;
+
+/// Size of the pool that serves `clear` when the hot path is multiplexed: `clear`
+/// holds a connection for its whole SCAN loop, and two of them at once is plenty.
+pub(crate) const CLEAR_POOL_SIZE: usize = 2;
+
+/// Builds a [`RedisCache`]; created by [`RedisCache::builder`] (one server, or a
+/// cluster for a `redis+cluster://` URL) or [`RedisCache::cluster_builder`].
+///
+/// Every setting has a default (see the crate documentation's table), no timeout
+/// is infinite, and [`build`](Self::build) refuses zero or contradictory settings
+/// with [`CacheError::Config`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), cache_api::CacheError> {
+/// use std::time::Duration;
+/// use cache_redis::RedisCache;
+///
+/// let cache = RedisCache::builder("redis://:s3cret@127.0.0.1:6379/2")
+///     .key_prefix("myapp:")
+///     .response_timeout(Duration::from_millis(250))
+///     .connections(2)
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a builder does nothing until `build().await` is called"]
+#[derive(Clone)]
+pub struct RedisCacheBuilder {
+    pub(crate) url: String,
+    /// The seed URLs given to [`RedisCache::cluster_builder`]; `url` is then unused.
+    pub(crate) seeds: Option<Vec<String>>,
+    pub(crate) key_prefix: String,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) response_timeout: Duration,
+    pub(crate) pool_wait_timeout: Duration,
+    pub(crate) connections: Option<usize>,
+    pub(crate) pooled: Option<usize>,
+    pub(crate) max_value_size: usize,
+    pub(crate) database: Option<i64>,
+    /// The connection model the URL's `mode` and `pool_size` ask for, used unless
+    /// [`connections`](Self::connections) or [`pooled`](Self::pooled) is called.
+    pub(crate) url_mode: (Option<usize>, Option<usize>),
+    /// The database the URL's `db` parameter names.
+    pub(crate) url_database: Option<i64>,
+    /// Why the URL's query could not be read, reported by `build`.
+    pub(crate) url_error: Option<String>,
+}
+
+/// Default pool size of `mode=pooled` in a URL that names no `pool_size`.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+
+impl RedisCacheBuilder {
+    pub(crate) fn new(url: &str) -> Self {
+        let mut builder = Self {
+            url: url.to_owned(),
+            seeds: None,
+            key_prefix: String::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            pool_wait_timeout: DEFAULT_POOL_WAIT_TIMEOUT,
+            connections: None,
+            pooled: None,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            database: None,
+            url_mode: (None, None),
+            url_database: None,
+            url_error: None,
+        };
+        match url_query::split(url) {
+            Ok((base, params)) => {
+                builder.url = base;
+                builder.apply(params);
+            }
+            Err(CacheError::Config { message }) => builder.url_error = Some(message),
+            Err(other) => builder.url_error = Some(other.to_string()),
+        }
+        builder
+    }
+
+    /// Takes the settings a URL's query names; the builder's methods, called after,
+    /// override them.
+    fn apply(&mut self, params: UrlParams) {
+        if let Some(prefix) = params.prefix {
+            self.key_prefix = prefix;
+        }
+        if let Some(timeout) = params.timeout {
+            self.connect_timeout = timeout;
+            self.response_timeout = timeout;
+            self.pool_wait_timeout = timeout;
+        }
+        self.connect_timeout = params.connect_timeout.unwrap_or(self.connect_timeout);
+        self.response_timeout = params.response_timeout.unwrap_or(self.response_timeout);
+        self.pool_wait_timeout = params.pool_wait_timeout.unwrap_or(self.pool_wait_timeout);
+        self.max_value_size = params.max_value_size.unwrap_or(self.max_value_size);
+        self.url_database = params.db.map(i64::from);
+        self.url_mode = match (params.mode, params.pool_size) {
+            (Some(ModeParam::Pooled), size) => (None, Some(size.unwrap_or(DEFAULT_POOL_SIZE))),
+            (Some(ModeParam::Multiplexed) | None, Some(size)) => (Some(size), None),
+            (Some(ModeParam::Multiplexed), None) => (Some(1), None),
+            (None, None) => (None, None),
+        };
+    }
+
+    pub(crate) fn new_cluster<I, S>(seeds: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self {
+            seeds: Some(
+                seeds
+                    .into_iter()
+                    .map(|seed| seed.as_ref().to_owned())
+                    .collect(),
+            ),
+            ..Self::new("")
+        }
+    }
+
+    /// Puts `prefix` in front of every key this cache reads or writes, and limits
+    /// [`clear`](cache_api::Cache::clear) to the keys that start with it.
+    ///
+    /// A non-empty prefix must end with an ASCII punctuation character, `:` by
+    /// convention (`"myapp:"`): without one, the prefix `foo` would also see and clear
+    /// the keys of a cache whose prefix is `foobar`. The empty prefix (the default)
+    /// means no prefix: keys are stored as given and `clear` empties the database.
+    ///
+    /// On a cluster, a prefix with a hash tag (`"{myapp}:"`) puts every key of the
+    /// cache in one slot, so on one master: bulk operations become one command, but the
+    /// whole namespace lives on that one master. A plain prefix (`"myapp:"`) spreads
+    /// the keys over every master. See the crate documentation.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Time allowed to open a connection: TCP connect plus `AUTH` and `SELECT`.
+    /// Default 2 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for the server's answer to one command (or one pipeline of a bulk
+    /// operation); past it the operation fails with [`CacheError::Timeout`]. Default 1 s.
+    ///
+    /// On a cluster, one operation (redirects, reconnects and retries included) may
+    /// take the connect plus the response timeout, after which it fails with a
+    /// [`CacheError::Timeout`] whose operation is `"request"`.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Time an operation waits for a free pooled connection (in
+    /// [`pooled`](Self::pooled) mode, and for [`clear`](cache_api::Cache::clear));
+    /// past it the operation fails with a [`CacheError::Timeout`] whose operation is
+    /// `"pool checkout"`. Default 1 s. Unused on a cluster, which has no pool.
+    pub fn pool_wait_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_wait_timeout = timeout;
+        self
+    }
+
+    /// Sets the connect, response and pool-wait timeouts to the same `timeout`.
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.connect_timeout(timeout)
+            .response_timeout(timeout)
+            .pool_wait_timeout(timeout)
+    }
+
+    /// Number of multiplexed connections the operations are spread over, round robin.
+    /// Default 1, which serves hundreds of thousands of small operations a second when
+    /// many tasks share it; more help when large values would otherwise queue behind
+    /// each other. Contradicts [`pooled`](Self::pooled). Refused on a cluster, whose
+    /// client keeps one multiplexed connection per node.
+    pub fn connections(mut self, connections: usize) -> Self {
+        self.connections = Some(connections);
+        self
+    }
+
+    /// Sends every operation through a pool of at most `max_size` connections, one
+    /// connection per operation at a time, instead of the shared multiplexed
+    /// connections. Each checkout costs a `PING`, so this is slower; it suits servers
+    /// or proxies that handle pipelined requests badly. Contradicts
+    /// [`connections`](Self::connections). Refused on a cluster.
+    pub fn pooled(mut self, max_size: usize) -> Self {
+        self.pooled = Some(max_size);
+        self
+    }
+
+    /// Largest value `set` accepts, in bytes; larger ones are refused with
+    /// [`CacheError::ValueTooLarge`] before anything is sent. Default 64 MiB
+    /// ([`DEFAULT_MAX_VALUE_SIZE`]), at most 512 MiB ([`REDIS_MAX_VALUE_SIZE`]).
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
+    /// The database number to `SELECT` (default 0). The URL path can name it too
+    /// (`redis://host/2`); naming two different numbers is a configuration error. A
+    /// cluster has only database 0: any other number is refused.
+    pub fn database(mut self, database: u32) -> Self {
+        self.database = Some(i64::from(database));
+        self
+    }
+
+    /// Checks the settings, connects and `PING`s the server. For a cluster: connects
+    /// to the seeds, and reads which master serves which slot (`CLUSTER SLOTS`).
+    ///
+    /// # Errors
+    ///
+    /// - [`CacheError::Config`] for a malformed URL, an unknown or malformed URL
+    ///   parameter (named in the message), a `rediss://` URL (TLS is not supported by
+    ///   this build), a zero timeout, size or count, a prefix without a trailing
+    ///   delimiter, contradictory settings, or a database the server does not have;
+    ///   for a cluster also seeds with
+    ///   different credentials, a database other than 0, `connections` or `pooled`,
+    ///   and a server whose cluster support is disabled;
+    /// - [`CacheError::Unreachable`] or [`CacheError::Timeout`] when the server cannot
+    ///   be reached;
+    /// - [`CacheError::Auth`] when it refuses the credentials (or asks for some);
+    /// - [`CacheError::Backend`] when the port answers in another protocol than Redis's.
+    pub async fn build(self) -> Result<RedisCache, CacheError> {
+        let settings = self.validate()?;
+        RedisCache::connect_with(settings).await
+    }
+}
+
+impl fmt::Debug for RedisCacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("RedisCacheBuilder");
+        match &self.seeds {
+            Some(seeds) => debug.field(
+                "cluster_seeds",
+                &seeds
+                    .iter()
+                    .map(|seed| redact_url(seed))
+                    .collect::<Vec<_>>(),
+            ),
+            None => debug.field("url", &redact_url(&self.url)),
+        };
+        debug
+            .field("key_prefix", &self.key_prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("pool_wait_timeout", &self.pool_wait_timeout)
+            .field("connections", &self.connections)
+            .field("pooled", &self.pooled)
+            .field("max_value_size", &self.max_value_size)
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}

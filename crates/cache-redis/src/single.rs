@@ -1,0 +1,299 @@
+//! One server: opening its connections (multiplexed managers or a pool) and sending one
+//! request on the connection model's hot path. Kept apart from the `Cache` impl so the
+//! operations read as the commands they send, not as connection handling.
+//!
+//! Nothing here sends a request twice: a failed call is the caller's to retry (see
+//! `cache_layers::RetryLayer`). The connections recover by themselves: a
+//! `ConnectionManager` reconnects after a drop, and the pool drops a connection that
+//! failed on I/O, then recycles (`PING`s) every idle one before handing it out.
+
+use std::{
+    sync::atomic::{AtomicBool, AtomicUsize, Ordering},
+    time::{Duration, Instant},
+};
+
+use cache_api::CacheError;
+use redis::{
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
+    AsyncConnectionConfig, Cmd, ConnectionInfo, FromRedisValue, Pipeline, RedisError,
+};
+
+use crate::{
+    builder::CLEAR_POOL_SIZE,
+    command::{escape_glob, scan_command},
+    endpoint::scrub,
+    error::{lost_connection, ErrorContext},
+    settings::Mode,
+};
+
+/// One server: the hot path, and the pool that serves `clear`.
+pub(crate) struct Single {
+    hot: HotPath,
+    /// Serves `clear` in both models, and every operation in pooled mode.
+    pool: deadpool_redis::Pool,
+    pub(crate) database: i64,
+    errors: ErrorContext,
+}
+
+enum HotPath {
+    /// Multiplexed connections that reconnect by themselves, used round robin.
+    Multiplexed {
+        connections: Vec<Managed>,
+        next: AtomicUsize,
+    },
+    /// Every operation checks a connection out of the pool.
+    Pooled,
+}
+
+/// One multiplexed connection, and whether it may be reconnecting.
+struct Managed {
+    connection: ConnectionManager,
+    /// Set when an operation saw the connection dropped or refused (the manager then
+    /// reconnects in the background), cleared by the next success. Both of the
+    /// manager's timeouts surface as the same I/O error; this tells them apart.
+    reconnecting: AtomicBool,
+}
+
+/// What one operation sends: a single command or a pipeline (one round trip either way).
+#[derive(Clone, Copy)]
+pub(crate) enum Request<'a> {
+    Command(&'a Cmd),
+    Pipeline(&'a Pipeline),
+}
+
+impl Request<'_> {
+    async fn send<T: FromRedisValue, C: ConnectionLike + Send>(
+        self,
+        connection: &mut C,
+    ) -> Result<T, RedisError> {
+        match self {
+            Request::Command(command) => command.query_async(connection).await,
+            Request::Pipeline(pipeline) => pipeline.query_async(connection).await,
+        }
+    }
+}
+
+impl Single {
+    /// Opens the pool (and, multiplexed, the managed connections) and `PING`s the
+    /// server, so that a wrong address or password shows at build time.
+    pub(crate) async fn connect(
+        info: ConnectionInfo,
+        mode: Mode,
+        errors: &ErrorContext,
+    ) -> Result<Self, CacheError> {
+        let database = info.redis_settings().db();
+        let pool_size = match mode {
+            Mode::Pooled { max_size } => max_size,
+            Mode::Multiplexed { .. } | Mode::Cluster => CLEAR_POOL_SIZE,
+        };
+        let pool = build_pool(info.clone(), pool_size, errors)?;
+        let hot = match mode {
+            Mode::Pooled { .. } => {
+                let mut connection = pool.get().await.map_err(|err| match err {
+                    deadpool_redis::PoolError::Backend(err) => errors.map_connect(err, database),
+                    other => errors.map_pool(other),
+                })?;
+                redis::cmd("PING")
+                    .query_async::<()>(&mut connection)
+                    .await
+                    .map_err(|err| errors.map_connect(err, database))?;
+                HotPath::Pooled
+            }
+            Mode::Multiplexed { connections } => HotPath::Multiplexed {
+                connections: connect_managed(&info, connections, database, errors).await?,
+                next: AtomicUsize::new(0),
+            },
+            Mode::Cluster => unreachable!("a cluster has no single-server hot path"),
+        };
+        Ok(Self {
+            hot,
+            pool,
+            database,
+            errors: errors.clone(),
+        })
+    }
+
+    /// Sends `request` to the server, on the hot path of its connection model.
+    pub(crate) async fn send<T: FromRedisValue + Send>(
+        &self,
+        request: Request<'_>,
+    ) -> Result<T, CacheError> {
+        match &self.hot {
+            HotPath::Multiplexed { connections, next } => {
+                self.send_multiplexed(connections, next, request).await
+            }
+            // Boxed: the pooled future would otherwise be part of every call's future,
+            // which the default model then allocates and copies for nothing.
+            HotPath::Pooled => Box::pin(self.send_pooled(request)).await,
+        }
+    }
+
+    /// Sends `request` on the next multiplexed connection. A dropped or refused
+    /// connection starts the manager's reconnect, which the next call on it waits for.
+    ///
+    /// No timer of its own: the connection bounds the wait for a reconnect by the
+    /// connect timeout (one attempt, no retries inside the manager) and the answer by
+    /// the response timeout, so an operation fails within the two.
+    async fn send_multiplexed<T: FromRedisValue + Send>(
+        &self,
+        connections: &[Managed],
+        next: &AtomicUsize,
+        request: Request<'_>,
+    ) -> Result<T, CacheError> {
+        let managed = match connections {
+            [only] => only,
+            _ => &connections[next.fetch_add(1, Ordering::Relaxed) % connections.len()],
+        };
+        let mut connection = managed.connection.clone();
+        let started = Instant::now();
+        match request.send(&mut connection).await {
+            Ok(value) => {
+                if managed.reconnecting.load(Ordering::Relaxed) {
+                    managed.reconnecting.store(false, Ordering::Relaxed);
+                }
+                Ok(value)
+            }
+            Err(err) => {
+                if lost_connection(&err) {
+                    managed.reconnecting.store(true, Ordering::Relaxed);
+                }
+                let connecting = err.is_timeout()
+                    && self.timed_out_connecting(started.elapsed(), &managed.reconnecting);
+                Err(self.errors.map(err, connecting))
+            }
+        }
+    }
+
+    /// Which of the manager's two timers ran out, from how long the operation took: a
+    /// response timeout cannot fire before the response timeout has passed, nor a
+    /// connect timeout before the connect timeout; past both, only a connection known
+    /// to be reconnecting was waiting for a connect.
+    fn timed_out_connecting(&self, elapsed: Duration, reconnecting: &AtomicBool) -> bool {
+        if elapsed < self.errors.response_timeout {
+            true
+        } else if elapsed < self.errors.connect_timeout {
+            false
+        } else {
+            reconnecting.load(Ordering::Relaxed)
+        }
+    }
+
+    /// Sends `request` on a pooled connection.
+    async fn send_pooled<T: FromRedisValue + Send>(
+        &self,
+        request: Request<'_>,
+    ) -> Result<T, CacheError> {
+        let mut connection = self
+            .pool
+            .get()
+            .await
+            .map_err(|err| self.errors.map_pool(err))?;
+        let result = request.send(&mut connection).await;
+        if let Err(err) = &result {
+            if err.is_io_error() {
+                // Never hand a connection that failed on I/O (or timed out with an
+                // answer still owed) to the next caller.
+                drop(deadpool_redis::Connection::take(connection));
+            }
+        }
+        result.map_err(|err| self.errors.map(err, false))
+    }
+
+    /// Removes the keys under `prefix`: `SCAN MATCH prefix*` with its glob characters
+    /// escaped, one `UNLINK` per batch, on a pooled connection of its own.
+    pub(crate) async fn clear_prefix(&self, prefix: &str) -> Result<(), CacheError> {
+        let mut connection = self
+            .pool
+            .get()
+            .await
+            .map_err(|err| self.errors.map_pool(err))?;
+        let pattern = format!("{}*", escape_glob(prefix));
+        let result: Result<(), RedisError> = async {
+            let mut cursor = 0_u64;
+            loop {
+                let (next, keys): (u64, Vec<Vec<u8>>) = scan_command(cursor, &pattern)
+                    .query_async(&mut connection)
+                    .await?;
+                if !keys.is_empty() {
+                    redis::cmd("UNLINK")
+                        .arg(&keys)
+                        .query_async::<()>(&mut connection)
+                        .await?;
+                }
+                if next == 0 {
+                    return Ok(());
+                }
+                cursor = next;
+            }
+        }
+        .await;
+        if let Err(err) = &result {
+            if err.is_io_error() {
+                drop(deadpool_redis::Connection::take(connection));
+            }
+        }
+        result.map_err(|err| self.errors.map(err, false))
+    }
+}
+
+/// The pool with every timeout set: deadpool's own defaults wait forever.
+fn build_pool(
+    info: ConnectionInfo,
+    max_size: usize,
+    errors: &ErrorContext,
+) -> Result<deadpool_redis::Pool, CacheError> {
+    let connection_config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(errors.connect_timeout))
+        .set_response_timeout(Some(errors.response_timeout));
+    let manager = deadpool_redis::Manager::new_with_config(info, connection_config)
+        .map_err(|err| config_error(&err, errors))?;
+    deadpool_redis::Pool::builder(manager)
+        .max_size(max_size)
+        .runtime(deadpool_redis::Runtime::Tokio1)
+        .wait_timeout(Some(errors.pool_wait_timeout))
+        .create_timeout(Some(errors.connect_timeout))
+        .recycle_timeout(Some(errors.response_timeout))
+        .build()
+        .map_err(|err| CacheError::config(format!("cannot build the connection pool: {err}")))
+}
+
+/// Opens `count` managed connections, each `PING`ed.
+async fn connect_managed(
+    info: &ConnectionInfo,
+    count: usize,
+    database: i64,
+    errors: &ErrorContext,
+) -> Result<Vec<Managed>, CacheError> {
+    // No retries inside the manager: a failed reconnect surfaces at once as an error
+    // of the operation that waited for it, and the next operation starts a new
+    // attempt. That keeps every operation within its timeouts while the server is away.
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(errors.connect_timeout))
+        .set_response_timeout(Some(errors.response_timeout))
+        .set_number_of_retries(0);
+    let mut connections = Vec::with_capacity(count);
+    for _ in 0..count {
+        let client = redis::Client::open(info.clone()).map_err(|err| config_error(&err, errors))?;
+        let connecting = ConnectionManager::new_with_config(client, manager_config.clone());
+        let mut connection = tokio::time::timeout(errors.connect_timeout, connecting)
+            .await
+            .map_err(|_| errors.timeout("connect", errors.connect_timeout))?
+            .map_err(|err| errors.map_connect(err, database))?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(|err| errors.map_connect(err, database))?;
+        connections.push(Managed {
+            connection,
+            reconnecting: AtomicBool::new(false),
+        });
+    }
+    Ok(connections)
+}
+
+fn config_error(err: &RedisError, errors: &ErrorContext) -> CacheError {
+    CacheError::config(scrub(
+        &format!("invalid redis settings: {err}"),
+        &errors.secrets,
+    ))
+}
