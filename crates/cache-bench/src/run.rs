@@ -7,6 +7,7 @@ use std::{
 };
 
 use cache_api::{Cache, CacheError};
+use cache_redis::ConnectionModel;
 
 use crate::{
     backend::Backend,
@@ -357,12 +358,17 @@ async fn connect_adapter(
     if let Some(timeout) = settings.timeout {
         builder = builder.timeout(timeout);
     }
-    if let Some(max_size) = settings.pooled {
-        builder = builder.pooled(max_size);
-    }
-    if let Some(connections) = settings.connections {
-        builder = builder.connections(connections);
-    }
+    let model = match (settings.pooled, settings.connections) {
+        (Some(_), Some(_)) => {
+            return Err(CacheError::config(
+                "--pooled and --connections exclude each other: pick multiplexed or pooled",
+            ))
+        }
+        (Some(max_size), None) => ConnectionModel::Pooled { max_size },
+        (None, Some(connections)) => ConnectionModel::Multiplexed { connections },
+        (None, None) => ConnectionModel::default(),
+    };
+    builder = builder.connection_model(model);
     Ok(Arc::new(builder.build().await?))
 }
 

@@ -33,6 +33,46 @@ pub const REDIS_MAX_VALUE_SIZE: usize = 512 << 20;
 /// holds a connection for its whole SCAN loop, and two of them at once is plenty.
 pub(crate) const CLEAR_POOL_SIZE: usize = 2;
 
+/// How the operations of a cache on one server reach it.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), cache_api::CacheError> {
+/// use cache_redis::{ConnectionModel, RedisCache};
+///
+/// let cache = RedisCache::builder("redis://127.0.0.1:6379")
+///     .connection_model(ConnectionModel::Pooled { max_size: 16 })
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionModel {
+    /// Operations spread round robin over `connections` multiplexed connections that
+    /// reconnect by themselves; the default, with one. One serves hundreds of thousands
+    /// of small operations a second when many tasks share it; more help when large
+    /// values would otherwise queue behind each other. URL: `pool_size=n`.
+    Multiplexed {
+        /// How many connections, at least 1.
+        connections: usize,
+    },
+    /// Every operation checks a connection out of a pool of at most `max_size`, one
+    /// operation per connection at a time. Each checkout costs a `PING`, so this is
+    /// slower; it suits servers or proxies that handle pipelined requests badly. URL:
+    /// `mode=pooled` (`pool_size` default 16).
+    Pooled {
+        /// The most connections the pool opens, at least 1.
+        max_size: usize,
+    },
+}
+
+impl Default for ConnectionModel {
+    /// One multiplexed connection.
+    fn default() -> Self {
+        Self::Multiplexed { connections: 1 }
+    }
+}
+
 /// Builds a [`RedisCache`]; created by [`RedisCache::builder`] (one server, or a
 /// cluster for a `redis+cluster://` URL) or [`RedisCache::cluster_builder`].
 ///
@@ -43,12 +83,12 @@ pub(crate) const CLEAR_POOL_SIZE: usize = 2;
 /// ```no_run
 /// # async fn run() -> Result<(), cache_api::CacheError> {
 /// use std::time::Duration;
-/// use cache_redis::RedisCache;
+/// use cache_redis::{ConnectionModel, RedisCache};
 ///
 /// let cache = RedisCache::builder("redis://:s3cret@127.0.0.1:6379/2")
 ///     .key_prefix("myapp:")
 ///     .response_timeout(Duration::from_millis(250))
-///     .connections(2)
+///     .connection_model(ConnectionModel::Multiplexed { connections: 2 })
 ///     .build()
 ///     .await?;
 /// # Ok(()) }
@@ -63,13 +103,12 @@ pub struct RedisCacheBuilder {
     pub(crate) connect_timeout: Duration,
     pub(crate) response_timeout: Duration,
     pub(crate) pool_wait_timeout: Duration,
-    pub(crate) connections: Option<usize>,
-    pub(crate) pooled: Option<usize>,
+    pub(crate) connection_model: Option<ConnectionModel>,
     pub(crate) max_value_size: usize,
     pub(crate) database: Option<i64>,
     /// The connection model the URL's `mode` and `pool_size` ask for, used unless
-    /// [`connections`](Self::connections) or [`pooled`](Self::pooled) is called.
-    pub(crate) url_mode: (Option<usize>, Option<usize>),
+    /// [`connection_model`](Self::connection_model) is called.
+    pub(crate) url_model: Option<ConnectionModel>,
     /// The database the URL's `db` parameter names.
     pub(crate) url_database: Option<i64>,
     /// Why the URL's query could not be read, reported by `build`.
@@ -88,11 +127,10 @@ impl RedisCacheBuilder {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             pool_wait_timeout: DEFAULT_POOL_WAIT_TIMEOUT,
-            connections: None,
-            pooled: None,
+            connection_model: None,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             database: None,
-            url_mode: (None, None),
+            url_model: None,
             url_database: None,
             url_error: None,
         };
@@ -123,11 +161,15 @@ impl RedisCacheBuilder {
         self.pool_wait_timeout = params.pool_wait_timeout.unwrap_or(self.pool_wait_timeout);
         self.max_value_size = params.max_value_size.unwrap_or(self.max_value_size);
         self.url_database = params.db.map(i64::from);
-        self.url_mode = match (params.mode, params.pool_size) {
-            (Some(ModeParam::Pooled), size) => (None, Some(size.unwrap_or(DEFAULT_POOL_SIZE))),
-            (Some(ModeParam::Multiplexed) | None, Some(size)) => (Some(size), None),
-            (Some(ModeParam::Multiplexed), None) => (Some(1), None),
-            (None, None) => (None, None),
+        self.url_model = match (params.mode, params.pool_size) {
+            (Some(ModeParam::Pooled), size) => Some(ConnectionModel::Pooled {
+                max_size: size.unwrap_or(DEFAULT_POOL_SIZE),
+            }),
+            (Some(ModeParam::Multiplexed) | None, Some(connections)) => {
+                Some(ConnectionModel::Multiplexed { connections })
+            }
+            (Some(ModeParam::Multiplexed), None) => Some(ConnectionModel::default()),
+            (None, None) => None,
         };
     }
 
@@ -183,7 +225,7 @@ impl RedisCacheBuilder {
     }
 
     /// Time an operation waits for a free pooled connection (in
-    /// [`pooled`](Self::pooled) mode, and for [`clear`](cache_api::Cache::clear));
+    /// [`ConnectionModel::Pooled`], and for [`clear`](cache_api::Cache::clear));
     /// past it the operation fails with a [`CacheError::Timeout`] whose operation is
     /// `"pool checkout"`. Default 1 s. Unused on a cluster, which has no pool.
     pub fn pool_wait_timeout(mut self, timeout: Duration) -> Self {
@@ -198,23 +240,12 @@ impl RedisCacheBuilder {
             .pool_wait_timeout(timeout)
     }
 
-    /// Number of multiplexed connections the operations are spread over, round robin.
-    /// Default 1, which serves hundreds of thousands of small operations a second when
-    /// many tasks share it; more help when large values would otherwise queue behind
-    /// each other. Contradicts [`pooled`](Self::pooled). Refused on a cluster, whose
-    /// client keeps one multiplexed connection per node.
-    pub fn connections(mut self, connections: usize) -> Self {
-        self.connections = Some(connections);
-        self
-    }
-
-    /// Sends every operation through a pool of at most `max_size` connections, one
-    /// connection per operation at a time, instead of the shared multiplexed
-    /// connections. Each checkout costs a `PING`, so this is slower; it suits servers
-    /// or proxies that handle pipelined requests badly. Contradicts
-    /// [`connections`](Self::connections). Refused on a cluster.
-    pub fn pooled(mut self, max_size: usize) -> Self {
-        self.pooled = Some(max_size);
+    /// How operations reach the server: multiplexed connections (the default, one of
+    /// them) or a pool; see [`ConnectionModel`]. Overrides the URL's `mode` and
+    /// `pool_size`. A zero count or size is refused by [`build`](Self::build), and so is
+    /// any model on a cluster, whose client keeps one multiplexed connection per node.
+    pub fn connection_model(mut self, model: ConnectionModel) -> Self {
+        self.connection_model = Some(model);
         self
     }
 
@@ -244,7 +275,7 @@ impl RedisCacheBuilder {
     ///   this build), a zero timeout, size or count, a prefix without a trailing
     ///   delimiter, contradictory settings, or a database the server does not have;
     ///   for a cluster also seeds with
-    ///   different credentials, a database other than 0, `connections` or `pooled`,
+    ///   different credentials, a database other than 0, a connection model,
     ///   and a server whose cluster support is disabled;
     /// - [`CacheError::Unreachable`] or [`CacheError::Timeout`] when the server cannot
     ///   be reached;
@@ -274,8 +305,7 @@ impl fmt::Debug for RedisCacheBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("pool_wait_timeout", &self.pool_wait_timeout)
-            .field("connections", &self.connections)
-            .field("pooled", &self.pooled)
+            .field("connection_model", &self.connection_model)
             .field("max_value_size", &self.max_value_size)
             .field("database", &self.database)
             .finish_non_exhaustive()

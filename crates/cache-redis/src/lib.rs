@@ -22,8 +22,8 @@ use cache_api::{
 use redis::{Cmd, FromRedisValue};
 
 pub use builder::{
-    RedisCacheBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_VALUE_SIZE, DEFAULT_POOL_SIZE,
-    DEFAULT_POOL_WAIT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, REDIS_MAX_VALUE_SIZE,
+    ConnectionModel, RedisCacheBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_VALUE_SIZE,
+    DEFAULT_POOL_SIZE, DEFAULT_POOL_WAIT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, REDIS_MAX_VALUE_SIZE,
 };
 pub use cache_api;
 
@@ -106,8 +106,8 @@ impl RedisCache {
     /// `MOVED` and `ASK` redirects by itself; bulk operations are split by slot and
     /// sent as one pipeline per master; `clear` walks every master. Key prefix,
     /// timeouts and value limit work as for one server; the database is always 0, and
-    /// [`connections`](RedisCacheBuilder::connections) or
-    /// [`pooled`](RedisCacheBuilder::pooled) are refused with `CacheError::Config`.
+    /// a [`connection_model`](RedisCacheBuilder::connection_model) is refused with
+    /// `CacheError::Config`.
     ///
     /// ```no_run
     /// // cache-redis = "0.1"

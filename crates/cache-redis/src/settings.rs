@@ -6,7 +6,7 @@ use std::time::Duration;
 use cache_api::CacheError;
 
 use crate::{
-    builder::{RedisCacheBuilder, REDIS_MAX_VALUE_SIZE},
+    builder::{ConnectionModel, RedisCacheBuilder, REDIS_MAX_VALUE_SIZE},
     endpoint::{
         is_cluster_url, parse_cluster_seeds, parse_url, redact_url, split_cluster_url, Endpoint,
         Nodes,
@@ -50,31 +50,27 @@ impl RedisCacheBuilder {
 
     /// The connection model: the builder's call, else the URL's `mode` and `pool_size`.
     fn mode(&self, cluster: bool) -> Result<Mode, CacheError> {
-        let (connections, pooled) = if self.connections.is_some() || self.pooled.is_some() {
-            (self.connections, self.pooled)
-        } else {
-            self.url_mode
-        };
-        Ok(match (connections, pooled) {
-            (Some(_), _) | (_, Some(_)) if cluster => {
+        let model = self.connection_model.or(self.url_model);
+        Ok(match model {
+            Some(_) if cluster => {
                 return Err(CacheError::config(
-                    "a connection count or pool (connections(n), pooled(max_size), or the url \
-                     parameters pool_size and mode) does not apply to a redis cluster: \
+                    "a connection model (connection_model(..), or the url parameters \
+                     pool_size and mode) does not apply to a redis cluster: \
                      the cluster client keeps one multiplexed connection per node",
                 ))
             }
-            _ if cluster => Mode::Cluster,
-            (Some(_), Some(_)) => {
+            None if cluster => Mode::Cluster,
+            None => Mode::Multiplexed { connections: 1 },
+            Some(ConnectionModel::Pooled { max_size: 0 }) => {
+                return Err(CacheError::config("the pool size must be at least 1"))
+            }
+            Some(ConnectionModel::Pooled { max_size }) => Mode::Pooled { max_size },
+            Some(ConnectionModel::Multiplexed { connections: 0 }) => {
                 return Err(CacheError::config(
-                    "connections(n) and pooled(max_size) exclude each other: pick multiplexed or pooled",
+                    "the number of connections must be at least 1",
                 ))
             }
-            (_, Some(0)) => return Err(CacheError::config("the pool size must be at least 1")),
-            (_, Some(max_size)) => Mode::Pooled { max_size },
-            (Some(0), None) => return Err(CacheError::config("the number of connections must be at least 1")),
-            (connections, None) => Mode::Multiplexed {
-                connections: connections.unwrap_or(1),
-            },
+            Some(ConnectionModel::Multiplexed { connections }) => Mode::Multiplexed { connections },
         })
     }
 
@@ -169,9 +165,10 @@ mod tests {
         for builder in [
             base.clone().timeout(Duration::ZERO),
             base.clone().response_timeout(Duration::ZERO),
-            base.clone().connections(0),
-            base.clone().pooled(0),
-            base.clone().connections(2).pooled(2),
+            base.clone()
+                .connection_model(ConnectionModel::Multiplexed { connections: 0 }),
+            base.clone()
+                .connection_model(ConnectionModel::Pooled { max_size: 0 }),
             base.clone().max_value_size(0),
             base.clone().max_value_size(REDIS_MAX_VALUE_SIZE + 1),
             base.clone().key_prefix("foo"),
@@ -189,7 +186,10 @@ mod tests {
         assert_eq!(settings.response_timeout, DEFAULT_RESPONSE_TIMEOUT);
         assert_eq!(settings.pool_wait_timeout, DEFAULT_POOL_WAIT_TIMEOUT);
         assert_eq!(
-            base.pooled(3).validate().unwrap().mode,
+            base.connection_model(ConnectionModel::Pooled { max_size: 3 })
+                .validate()
+                .unwrap()
+                .mode,
             Mode::Pooled { max_size: 3 }
         );
     }
@@ -223,7 +223,7 @@ mod tests {
         );
         let overridden = RedisCacheBuilder::new("redis://h?prefix=a:&pool_size=4")
             .key_prefix("b:")
-            .pooled(2)
+            .connection_model(ConnectionModel::Pooled { max_size: 2 })
             .validate()
             .unwrap();
         assert_eq!(overridden.key_prefix, "b:");
@@ -296,8 +296,12 @@ mod tests {
         assert!(seeds.clone().database(0).validate().is_ok());
         for builder in [
             seeds.clone().database(1),
-            seeds.clone().connections(1),
-            seeds.clone().pooled(4),
+            seeds
+                .clone()
+                .connection_model(ConnectionModel::Multiplexed { connections: 1 }),
+            seeds
+                .clone()
+                .connection_model(ConnectionModel::Pooled { max_size: 4 }),
             cluster("redis+cluster://h1:7000/2"),
             RedisCacheBuilder::new_cluster(["redis://:a@h1", "redis://:b@h2"]),
             RedisCacheBuilder::new_cluster(["redis://alice:a@h1", "redis://:a@h2"]),

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use cache_api::{Bytes, Cache, CacheError};
-use cache_redis::RedisCache;
+use cache_redis::{ConnectionModel, RedisCache};
 use cache_tck::{run_check, Requirement, CHECKS};
 use common::{local_server, plain};
 use redis::aio::MultiplexedConnection;
@@ -37,7 +37,11 @@ async fn add_is_a_set_nx_under_the_prefix_with_the_ttl() {
     let mut client = plain(&server.url()).await;
     for (prefix, pooled) in [("multiplexed:", false), ("pooled:", true)] {
         let builder = RedisCache::builder(&server.url()).key_prefix(prefix);
-        let builder = if pooled { builder.pooled(4) } else { builder };
+        let builder = if pooled {
+            builder.connection_model(ConnectionModel::Pooled { max_size: 4 })
+        } else {
+            builder
+        };
         let cache = builder.build().await.unwrap();
         let full = |key: &str| format!("{prefix}{key}");
 
@@ -105,7 +109,7 @@ async fn add_checks_pass_in_pooled_mode() {
     for (i, check) in checks.into_iter().enumerate() {
         let cache = RedisCache::builder(&server.url())
             .key_prefix(format!("pooled-{i}:"))
-            .pooled(8)
+            .connection_model(ConnectionModel::Pooled { max_size: 8 })
             .build()
             .await
             .unwrap();

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use cache_api::{Bytes, Cache, CacheError};
-use cache_redis::{RedisCache, REDIS_MAX_VALUE_SIZE};
+use cache_redis::{ConnectionModel, RedisCache, REDIS_MAX_VALUE_SIZE};
 use common::{assert_err, everything_shown, local_server, plain};
 
 fn binary_value() -> Bytes {
@@ -627,12 +627,12 @@ async fn limits_are_declared() {
     assert_eq!(limits.max_native_key_len, Some(REDIS_MAX_VALUE_SIZE - 4));
 }
 
-/// With `.connections(3)` the operations are spread over three connections.
+/// With `.connection_model(ConnectionModel::Multiplexed { connections: 3 })` the operations are spread over three connections.
 #[tokio::test]
 async fn several_multiplexed_connections_are_opened_and_used() {
     let server = local_server(&[]).await;
     let cache = RedisCache::builder(&server.url())
-        .connections(3)
+        .connection_model(ConnectionModel::Multiplexed { connections: 3 })
         .build()
         .await
         .unwrap();
@@ -719,7 +719,7 @@ async fn requirepass_right_password_works_and_wrong_or_none_is_auth() {
     assert!(!format!("{cache:?}").contains(PASSWORD));
 
     let pooled = RedisCache::builder(&url(PASSWORD))
-        .pooled(2)
+        .connection_model(ConnectionModel::Pooled { max_size: 2 })
         .build()
         .await
         .unwrap();
@@ -730,12 +730,18 @@ async fn requirepass_right_password_works_and_wrong_or_none_is_auth() {
         ("a wrong password", RedisCache::connect(&url(&wrong)).await),
         (
             "a wrong password, pooled",
-            RedisCache::builder(&url(&wrong)).pooled(2).build().await,
+            RedisCache::builder(&url(&wrong))
+                .connection_model(ConnectionModel::Pooled { max_size: 2 })
+                .build()
+                .await,
         ),
         ("no password", RedisCache::connect(&server.url()).await),
         (
             "no password, pooled",
-            RedisCache::builder(&server.url()).pooled(2).build().await,
+            RedisCache::builder(&server.url())
+                .connection_model(ConnectionModel::Pooled { max_size: 2 })
+                .build()
+                .await,
         ),
     ] {
         match result {

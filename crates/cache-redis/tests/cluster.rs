@@ -16,7 +16,7 @@ use cache_redis::{
         cluster, fresh_cache_on, fresh_cluster_cache, key_slot, unique_prefix, ClusterMaster,
         ClusterSpec, RedisTestCache,
     },
-    RedisCache,
+    ConnectionModel, RedisCache,
 };
 use common::{assert_err, everything_shown, keys_on, local_cluster, local_server, masters, plain};
 
@@ -520,11 +520,17 @@ async fn settings_that_do_not_apply_to_a_cluster_are_refused() {
         ),
         (
             "connections(2)",
-            RedisCache::builder(url).connections(2).build().await,
+            RedisCache::builder(url)
+                .connection_model(ConnectionModel::Multiplexed { connections: 2 })
+                .build()
+                .await,
         ),
         (
             "pooled(2)",
-            RedisCache::cluster_builder(seeds).pooled(2).build().await,
+            RedisCache::cluster_builder(seeds)
+                .connection_model(ConnectionModel::Pooled { max_size: 2 })
+                .build()
+                .await,
         ),
         (
             "no seed",

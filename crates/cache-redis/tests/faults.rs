@@ -12,7 +12,7 @@ use std::{
 
 use cache_api::{Bytes, Cache, CacheError, Layer};
 use cache_layers::RetryLayer;
-use cache_redis::RedisCache;
+use cache_redis::{ConnectionModel, RedisCache};
 use common::{eventually, local_server};
 use futures::future::join_all;
 
@@ -67,7 +67,7 @@ async fn a_frozen_server_gives_a_timeout_in_pooled_mode_and_the_cache_recovers()
     let server = local_server(&[]).await;
     let cache = RedisCache::builder(&server.url())
         .timeout(RESPONSE_TIMEOUT)
-        .pooled(2)
+        .connection_model(ConnectionModel::Pooled { max_size: 2 })
         .build()
         .await
         .unwrap();
@@ -140,7 +140,7 @@ async fn a_killed_and_restarted_server_is_served_again() {
     let mut server = local_server(&[]).await;
     let cache = RedisCache::builder(&server.url())
         .response_timeout(RESPONSE_TIMEOUT)
-        .connections(2)
+        .connection_model(ConnectionModel::Multiplexed { connections: 2 })
         .build()
         .await
         .unwrap();
@@ -154,7 +154,7 @@ async fn a_killed_and_restarted_server_is_served_again_in_pooled_mode() {
     let mut server = local_server(&[]).await;
     let cache = RedisCache::builder(&server.url())
         .response_timeout(RESPONSE_TIMEOUT)
-        .pooled(3)
+        .connection_model(ConnectionModel::Pooled { max_size: 3 })
         .build()
         .await
         .unwrap();
@@ -174,9 +174,9 @@ async fn through_a_retry_layer_the_first_call_after_a_restart_succeeds() {
         let mut server = local_server(&[]).await;
         let builder = RedisCache::builder(&server.url()).response_timeout(RESPONSE_TIMEOUT);
         let builder = if pooled {
-            builder.pooled(2)
+            builder.connection_model(ConnectionModel::Pooled { max_size: 2 })
         } else {
-            builder.connections(2)
+            builder.connection_model(ConnectionModel::Multiplexed { connections: 2 })
         };
         let cache = builder.build().await.unwrap();
         kill_then_restart(&cache, &mut server).await;
@@ -231,7 +231,7 @@ async fn clear_works_after_a_restart() {
 async fn a_pool_of_two_serves_32_concurrent_callers() {
     let server = local_server(&[]).await;
     let cache = RedisCache::builder(&server.url())
-        .pooled(2)
+        .connection_model(ConnectionModel::Pooled { max_size: 2 })
         .build()
         .await
         .unwrap();
@@ -267,7 +267,7 @@ async fn an_exhausted_pool_gives_a_checkout_timeout() {
     let server = local_server(&[]).await;
     let pool_wait = Duration::from_millis(300);
     let cache = RedisCache::builder(&server.url())
-        .pooled(2)
+        .connection_model(ConnectionModel::Pooled { max_size: 2 })
         .pool_wait_timeout(pool_wait)
         .response_timeout(Duration::from_secs(3))
         .build()
