@@ -15,6 +15,8 @@ mod generation;
 mod keys;
 mod namespace;
 mod router;
+#[cfg(feature = "serde")]
+mod serde_config;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -24,6 +26,9 @@ use cache_api::{
     async_trait, validate_entries, validate_key, validate_keys, Bytes, Cache, CacheError, Limits,
 };
 use memcache::exp::AsyncMetaClient;
+
+#[cfg(feature = "serde")]
+pub use serde_config::MemcachedConfig;
 
 use batch::distinct;
 pub use config::{

@@ -1,0 +1,235 @@
+//! [`MemcachedConfig`]: the builder's settings as plain data, for an application that
+//! reads them from its configuration file (feature `serde`).
+
+use std::{fmt, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{MemcachedCache, MemcachedCacheBuilder};
+
+/// The settings of a [`MemcachedCache`] as plain data, loaded with serde from JSON, TOML
+/// or any other format; durations are strings such as `"250ms"` or `"2s"`.
+///
+/// Only `url` is required; a field left out keeps what the URL says, else the builder's
+/// default. Unknown fields are refused, so a misspelt setting is an error rather than
+/// silently ignored. Nothing is checked until [`build`](Self::build) (or the builder's).
+///
+/// ```
+/// // cache-memcached = { version = "0.1", features = ["serde"] }
+/// use std::time::Duration;
+/// use cache_memcached::MemcachedConfig;
+///
+/// let config: MemcachedConfig = serde_json::from_str(
+///     r#"{
+///         "url": "memcache://10.0.0.1:11211,10.0.0.2:11211",
+///         "key_prefix": "shop:",
+///         "timeout": "250ms",
+///         "pool_size": 32
+///     }"#,
+/// )?;
+/// assert_eq!(config.timeout, Some(Duration::from_millis(250)));
+/// // Adjust further if needed, then `.build().await` (or `config.build().await`).
+/// let builder = config.builder().get_many_fail_open(true);
+/// # drop(builder);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemcachedConfig {
+    /// `memcache://host[:port][,host[:port]...][?param=value...]`, as
+    /// [`MemcachedCache::builder`] takes it.
+    pub url: String,
+    /// Replaces the URL's `prefix`; see [`MemcachedCacheBuilder::key_prefix`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
+    /// See [`MemcachedCacheBuilder::timeout`].
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    /// See [`MemcachedCacheBuilder::pool_size`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_size: Option<usize>,
+    /// In bytes; see [`MemcachedCacheBuilder::max_value_size`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_value_size: Option<usize>,
+    /// See [`MemcachedCacheBuilder::namespace_refresh`].
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub namespace_refresh: Option<Duration>,
+    /// See [`MemcachedCacheBuilder::get_many_fail_open`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub get_many_fail_open: Option<bool>,
+}
+
+impl MemcachedConfig {
+    /// A configuration of `url` alone.
+    #[must_use]
+    pub fn from_url(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            key_prefix: None,
+            timeout: None,
+            pool_size: None,
+            max_value_size: None,
+            namespace_refresh: None,
+            get_many_fail_open: None,
+        }
+    }
+
+    /// A builder with these settings, the fields that are set overriding the URL, for
+    /// further adjustment before `build`.
+    pub fn builder(&self) -> MemcachedCacheBuilder {
+        let mut builder = MemcachedCache::builder(&self.url);
+        if let Some(prefix) = &self.key_prefix {
+            builder = builder.key_prefix(prefix.clone());
+        }
+        if let Some(timeout) = self.timeout {
+            builder = builder.timeout(timeout);
+        }
+        if let Some(size) = self.pool_size {
+            builder = builder.pool_size(size);
+        }
+        if let Some(bytes) = self.max_value_size {
+            builder = builder.max_value_size(bytes);
+        }
+        if let Some(every) = self.namespace_refresh {
+            builder = builder.namespace_refresh(every);
+        }
+        if let Some(fail_open) = self.get_many_fail_open {
+            builder = builder.get_many_fail_open(fail_open);
+        }
+        builder
+    }
+
+    /// Builds the cache: `self.builder().build()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`MemcachedCacheBuilder::build`].
+    pub async fn build(&self) -> Result<MemcachedCache, cache_api::CacheError> {
+        self.builder().build().await
+    }
+}
+
+/// The URL is shown without anything before an `@` (memcached refuses credentials, but a
+/// configuration file may still hold some).
+impl fmt::Debug for MemcachedConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemcachedConfig")
+            .field("url", &redacted(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .field("pool_size", &self.pool_size)
+            .field("max_value_size", &self.max_value_size)
+            .field("namespace_refresh", &self.namespace_refresh)
+            .field("get_many_fail_open", &self.get_many_fail_open)
+            .finish()
+    }
+}
+
+/// `url` with each server's user information replaced by `[redacted]`.
+fn redacted(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (location, tail) = rest.split_at(end);
+    let Some(at) = location.rfind('@') else {
+        return url.to_owned();
+    };
+    let head = if scheme.is_empty() {
+        String::new()
+    } else {
+        format!("{scheme}://")
+    };
+    format!("{head}[redacted]{}{tail}", &location[at..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_reaches_the_builder() {
+        let config: MemcachedConfig = serde_json::from_str(
+            r#"{
+                "url": "memcache://h1:11212,h2?timeout=9s&prefix=url:",
+                "key_prefix": "app:",
+                "timeout": "250ms",
+                "pool_size": 3,
+                "max_value_size": 1000,
+                "namespace_refresh": "2s 500ms",
+                "get_many_fail_open": true
+            }"#,
+        )
+        .unwrap();
+        let builder = config.builder();
+        assert_eq!(
+            builder.checked_servers().unwrap(),
+            ["h1:11212".to_owned(), "h2:11211".to_owned()]
+        );
+        assert_eq!(builder.checked_prefix().unwrap(), Some("app:"));
+        assert_eq!(builder.timeout, Duration::from_millis(250));
+        assert_eq!(builder.pool_size, 3);
+        assert_eq!(builder.max_value_size, 1000);
+        assert_eq!(builder.namespace_refresh, Duration::from_millis(2500));
+        assert!(builder.get_many_fail_open);
+    }
+
+    #[test]
+    fn fields_left_out_keep_the_url_then_the_defaults() {
+        let config: MemcachedConfig =
+            serde_json::from_str(r#"{"url": "memcache://h?timeout=3s&prefix=p:"}"#).unwrap();
+        assert_eq!(
+            config,
+            MemcachedConfig::from_url("memcache://h?timeout=3s&prefix=p:")
+        );
+        let builder = config.builder();
+        assert_eq!(builder.timeout, Duration::from_secs(3));
+        assert_eq!(builder.checked_prefix().unwrap(), Some("p:"));
+        assert_eq!(builder.pool_size, crate::DEFAULT_POOL_SIZE);
+        // And back: only what was set is written.
+        assert_eq!(
+            serde_json::to_string(&config).unwrap(),
+            r#"{"url":"memcache://h?timeout=3s&prefix=p:"}"#
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_durations_are_refused() {
+        for (json, expected) in [
+            (
+                r#"{"url": "memcache://h", "timeuot": "1s"}"#,
+                "unknown field",
+            ),
+            (r#"{"url": "memcache://h", "timeout": 5}"#, "invalid type"),
+            (r#"{"url": "memcache://h", "timeout": "soon"}"#, "soon"),
+            (r#"{"key_prefix": "p:"}"#, "missing field `url`"),
+        ] {
+            let error = serde_json::from_str::<MemcachedConfig>(json)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{json}: {error}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_credentials() {
+        let config = MemcachedConfig::from_url("memcache://user:s3cret@h:11211?prefix=p:");
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("user"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(r#""memcache://[redacted]@h:11211?prefix=p:""#),
+            "{shown}"
+        );
+        assert_eq!(redacted("memcache://h1,h2/"), "memcache://h1,h2/");
+        assert_eq!(redacted("a:b@h"), "[redacted]@h");
+    }
+}
