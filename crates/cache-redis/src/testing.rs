@@ -30,10 +30,11 @@ use cache_testserver::{CleanUp, TestCache};
 
 mod cluster;
 
-pub use cluster::{
-    cluster, cluster_masters, key_slot, ClusterMaster, ClusterSpec, RedisCluster, SharedCluster,
-    CLUSTER_URL_ENV, REDIS_CLUSTER_NODE,
+pub use cache_testserver::redis_cluster::{
+    shared_cluster as cluster, ClusterSpec, RedisCluster, SharedCluster, CLUSTER_URL_ENV,
+    REDIS_CLUSTER_NODE,
 };
+pub use cluster::{cluster_masters, key_slot, ClusterMaster};
 
 use crate::{command::escape_glob, endpoint, RedisCache};
 

@@ -8,6 +8,7 @@ mod kind;
 mod kinds;
 mod port;
 mod process;
+pub mod redis_cluster;
 mod runtime;
 mod shared;
 mod test_cache;
