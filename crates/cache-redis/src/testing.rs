@@ -36,7 +36,7 @@ pub use cache_testserver::redis_cluster::{
 };
 pub use cluster::{cluster_masters, key_slot, ClusterMaster};
 
-use crate::{command::escape_glob, endpoint, RedisCache};
+use crate::{command::escape_glob, endpoint, RedisCache, RedisCacheBuilder};
 
 /// Response timeout of fixture caches: generous, because test machines are often
 /// loaded and a check that writes the largest allowed value must not flake.
@@ -57,8 +57,37 @@ pub fn unique_prefix() -> String {
 /// When no Redis server can be found or started (the message says how to provide
 /// one), or when the cache cannot connect to it.
 pub async fn fresh_cache() -> RedisTestCache {
+    fresh_cache_with(|builder| builder).await
+}
+
+/// As [`fresh_cache`], with the builder adjusted by `configure` (a shorter timeout, a
+/// connection model...) before the fixture builds it. The unique prefix is set before
+/// `configure` runs; a prefix `configure` sets instead is the one cleaned up on drop,
+/// and an empty one is refused, as its clean-up would empty the database.
+///
+/// ```no_run
+/// // [dev-dependencies] cache-redis = { version = "0.1", features = ["testing"] }
+/// use std::time::Duration;
+/// use cache_redis::{testing::fresh_cache_with, ConnectionModel};
+///
+/// # async fn demo() {
+/// let cache = fresh_cache_with(|builder| {
+///     builder
+///         .connection_model(ConnectionModel::Pooled { max_size: 4 })
+///         .response_timeout(Duration::from_millis(500))
+/// })
+/// .await;
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// As [`fresh_cache`], and when `configure` leaves the cache without a key prefix.
+pub async fn fresh_cache_with(
+    configure: impl FnOnce(RedisCacheBuilder) -> RedisCacheBuilder,
+) -> RedisTestCache {
     let server = cache_testserver::shared_server(&REDIS).await;
-    fresh_cache_on(server.url()).await
+    fresh_cache_on_with(server.url(), configure).await
 }
 
 /// A fresh, clean cache on the Redis Cluster the tests of this process share (see
@@ -83,18 +112,33 @@ pub async fn fresh_cluster_cache() -> RedisTestCache {
 ///
 /// When the cache cannot connect to `url`.
 pub async fn fresh_cache_on(url: &str) -> RedisTestCache {
-    let prefix = unique_prefix();
-    let cache = RedisCache::builder(url)
-        .key_prefix(prefix.clone())
-        .response_timeout(FIXTURE_RESPONSE_TIMEOUT)
-        .build()
-        .await
-        .unwrap_or_else(|err| {
-            panic!(
-                "cannot connect the test cache to the redis server at {}: {err}",
-                endpoint::redact_url(url)
-            )
-        });
+    fresh_cache_on_with(url, |builder| builder).await
+}
+
+/// As [`fresh_cache_on`], with the builder adjusted by `configure` as
+/// [`fresh_cache_with`] does.
+///
+/// # Panics
+///
+/// As [`fresh_cache_on`], and when `configure` leaves the cache without a key prefix.
+pub async fn fresh_cache_on_with(
+    url: &str,
+    configure: impl FnOnce(RedisCacheBuilder) -> RedisCacheBuilder,
+) -> RedisTestCache {
+    let builder = RedisCache::builder(url)
+        .key_prefix(unique_prefix())
+        .response_timeout(FIXTURE_RESPONSE_TIMEOUT);
+    let cache = configure(builder).build().await.unwrap_or_else(|err| {
+        panic!(
+            "cannot connect the test cache to the redis server at {}: {err}",
+            endpoint::redact_url(url)
+        )
+    });
+    let prefix = cache.key_prefix().to_owned();
+    assert!(
+        !prefix.is_empty(),
+        "a fixture cache needs a key prefix: without one, its clean-up would empty the database"
+    );
     TestCache::new(PrefixedRedisCache {
         cache,
         url: url.to_owned(),

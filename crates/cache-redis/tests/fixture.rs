@@ -5,7 +5,10 @@ mod common;
 use std::time::Duration;
 
 use cache_api::{Bytes, Cache};
-use cache_redis::testing::{fresh_cache, fresh_cache_on, shared_server, unique_prefix, REDIS};
+use cache_redis::{
+    testing::{fresh_cache, fresh_cache_on, fresh_cache_with, shared_server, unique_prefix, REDIS},
+    ConnectionModel,
+};
 use common::{local_server, plain, snapshot};
 
 /// A server that held data before holds exactly the same keys, values and TTLs after
@@ -125,4 +128,47 @@ async fn dropping_a_fixture_cache_removes_its_keys() {
     assert_eq!(count(&mut client).await, 701);
     drop(cache);
     assert_eq!(count(&mut client).await, 0);
+}
+
+/// `fresh_cache_with` builds the cache with the builder as adjusted (here a pool of
+/// three and a prefix of the test's own), and its drop removes the keys under the
+/// prefix actually used.
+#[tokio::test]
+async fn fresh_cache_with_applies_the_builder_and_cleans_the_prefix_it_got() {
+    let own = format!("{}own:", unique_prefix());
+    let cache = fresh_cache_with(|builder| {
+        builder
+            .connection_model(ConnectionModel::Pooled { max_size: 3 })
+            .key_prefix(own.clone())
+    })
+    .await;
+    assert_eq!(cache.prefix(), own);
+    assert_eq!(cache.key_prefix(), own);
+    let shown = format!("{cache:?}");
+    assert!(shown.contains("pooled(3)"), "{shown}");
+    cache.set("k", Bytes::from("v"), None).await.unwrap();
+
+    let mut client = plain(shared_server(&REDIS).await.url()).await;
+    let key = format!("{own}k");
+    let stored: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut client)
+        .await
+        .unwrap();
+    assert_eq!(stored.as_deref(), Some(&b"v"[..]));
+    drop(cache);
+    let left: usize = redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut client)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the drop left {key} behind");
+}
+
+/// A builder left without a key prefix is refused: its clean-up would empty the
+/// database.
+#[tokio::test]
+#[should_panic(expected = "needs a key prefix")]
+async fn fresh_cache_with_refuses_an_empty_prefix() {
+    let _ = fresh_cache_with(|builder| builder.key_prefix("")).await;
 }
