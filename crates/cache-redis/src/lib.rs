@@ -7,6 +7,8 @@ mod cluster;
 mod command;
 mod endpoint;
 mod error;
+#[cfg(feature = "serde")]
+mod serde_config;
 mod settings;
 mod single;
 #[cfg(feature = "testing")]
@@ -26,6 +28,8 @@ pub use builder::{
     DEFAULT_POOL_SIZE, DEFAULT_POOL_WAIT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, REDIS_MAX_VALUE_SIZE,
 };
 pub use cache_api;
+#[cfg(feature = "serde")]
+pub use serde_config::{ConnectionMode, RedisConfig};
 
 use cluster::ClusterBackend;
 use command::{expiry, Expiry};

@@ -1,0 +1,317 @@
+//! [`RedisConfig`]: the builder's settings as plain data, for an application that reads
+//! them from its configuration file (feature `serde`).
+
+use std::{fmt, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    endpoint::redact_url, ConnectionModel, RedisCache, RedisCacheBuilder, DEFAULT_POOL_SIZE,
+};
+
+/// The settings of a [`RedisCache`] as plain data, loaded with serde from JSON, TOML or
+/// any other format; durations are strings such as `"250ms"` or `"2s"`.
+///
+/// Only `url` is required (`redis://...` or `redis+cluster://...`); a field left out
+/// keeps what the URL says, else the builder's default. Unknown fields are refused, so a
+/// misspelt setting is an error rather than silently ignored. Nothing is checked until
+/// [`build`](Self::build) (or the builder's). `Debug` shows the URL with its password
+/// replaced by `***`.
+///
+/// ```
+/// // cache-redis = { version = "0.1", features = ["serde"] }
+/// use std::time::Duration;
+/// use cache_redis::{ConnectionMode, RedisConfig};
+///
+/// let config: RedisConfig = serde_json::from_str(
+///     r#"{
+///         "url": "redis://:s3cret@10.0.0.1:6379/2",
+///         "key_prefix": "shop:",
+///         "response_timeout": "250ms",
+///         "mode": "pooled",
+///         "pool_size": 32
+///     }"#,
+/// )?;
+/// assert_eq!(config.response_timeout, Some(Duration::from_millis(250)));
+/// assert_eq!(config.mode, Some(ConnectionMode::Pooled));
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// // Adjust further if needed, then `.build().await` (or `config.build().await`).
+/// let builder = config.builder().max_value_size(1 << 20);
+/// # drop(builder);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// As [`RedisCache::builder`] takes it, URL parameters included.
+    pub url: String,
+    /// Replaces the URL's `prefix`; see [`RedisCacheBuilder::key_prefix`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
+    /// Sets the three timeouts below at once (those also given override it); see
+    /// [`RedisCacheBuilder::timeout`].
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    /// See [`RedisCacheBuilder::connect_timeout`].
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connect_timeout: Option<Duration>,
+    /// See [`RedisCacheBuilder::response_timeout`].
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub response_timeout: Option<Duration>,
+    /// See [`RedisCacheBuilder::pool_wait_timeout`].
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pool_wait_timeout: Option<Duration>,
+    /// The connection model, as the URL's `mode`: `"multiplexed"` or `"pooled"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ConnectionMode>,
+    /// As the URL's `pool_size`: the number of multiplexed connections, or the pool's
+    /// size with `mode = "pooled"` (default 16 there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_size: Option<usize>,
+    /// In bytes; see [`RedisCacheBuilder::max_value_size`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_value_size: Option<usize>,
+    /// See [`RedisCacheBuilder::database`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<u32>,
+}
+
+/// The kind of [`ConnectionModel`] a [`RedisConfig`] names; its size is `pool_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ConnectionMode {
+    /// [`ConnectionModel::Multiplexed`].
+    Multiplexed,
+    /// [`ConnectionModel::Pooled`].
+    Pooled,
+}
+
+impl RedisConfig {
+    /// A configuration of `url` alone.
+    #[must_use]
+    pub fn from_url(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            key_prefix: None,
+            timeout: None,
+            connect_timeout: None,
+            response_timeout: None,
+            pool_wait_timeout: None,
+            mode: None,
+            pool_size: None,
+            max_value_size: None,
+            database: None,
+        }
+    }
+
+    /// The connection model that `mode` and `pool_size` name, read as the URL's
+    /// parameters of the same names are; `None` when neither is set.
+    #[must_use]
+    pub fn connection_model(&self) -> Option<ConnectionModel> {
+        match (self.mode, self.pool_size) {
+            (Some(ConnectionMode::Pooled), size) => Some(ConnectionModel::Pooled {
+                max_size: size.unwrap_or(DEFAULT_POOL_SIZE),
+            }),
+            (Some(ConnectionMode::Multiplexed) | None, Some(connections)) => {
+                Some(ConnectionModel::Multiplexed { connections })
+            }
+            (Some(ConnectionMode::Multiplexed), None) => Some(ConnectionModel::default()),
+            (None, None) => None,
+        }
+    }
+
+    /// A builder with these settings, the fields that are set overriding the URL, for
+    /// further adjustment before `build`.
+    pub fn builder(&self) -> RedisCacheBuilder {
+        let mut builder = RedisCache::builder(&self.url);
+        if let Some(prefix) = &self.key_prefix {
+            builder = builder.key_prefix(prefix.clone());
+        }
+        if let Some(timeout) = self.timeout {
+            builder = builder.timeout(timeout);
+        }
+        if let Some(timeout) = self.connect_timeout {
+            builder = builder.connect_timeout(timeout);
+        }
+        if let Some(timeout) = self.response_timeout {
+            builder = builder.response_timeout(timeout);
+        }
+        if let Some(timeout) = self.pool_wait_timeout {
+            builder = builder.pool_wait_timeout(timeout);
+        }
+        if let Some(model) = self.connection_model() {
+            builder = builder.connection_model(model);
+        }
+        if let Some(bytes) = self.max_value_size {
+            builder = builder.max_value_size(bytes);
+        }
+        if let Some(database) = self.database {
+            builder = builder.database(database);
+        }
+        builder
+    }
+
+    /// Builds the cache: `self.builder().build()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisCacheBuilder::build`].
+    pub async fn build(&self) -> Result<RedisCache, cache_api::CacheError> {
+        self.builder().build().await
+    }
+}
+
+/// The URL is shown with its password replaced by `***`.
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("pool_wait_timeout", &self.pool_wait_timeout)
+            .field("mode", &self.mode)
+            .field("pool_size", &self.pool_size)
+            .field("max_value_size", &self.max_value_size)
+            .field("database", &self.database)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Mode;
+
+    #[test]
+    fn every_setting_reaches_the_builder() {
+        let config: RedisConfig = serde_json::from_str(
+            r#"{
+                "url": "redis://:s3cret@h:6380?timeout=9s&prefix=url:",
+                "key_prefix": "app:",
+                "timeout": "250ms",
+                "response_timeout": "1s 500ms",
+                "mode": "pooled",
+                "pool_size": 3,
+                "max_value_size": 1000,
+                "database": 2
+            }"#,
+        )
+        .unwrap();
+        let settings = config.builder().validate().unwrap();
+        assert_eq!(settings.key_prefix, "app:");
+        assert_eq!(settings.connect_timeout, Duration::from_millis(250));
+        assert_eq!(settings.pool_wait_timeout, Duration::from_millis(250));
+        assert_eq!(settings.response_timeout, Duration::from_millis(1500));
+        assert_eq!(settings.mode, Mode::Pooled { max_size: 3 });
+        assert_eq!(settings.max_value_size, 1000);
+        match &settings.endpoint.nodes {
+            crate::endpoint::Nodes::Single(info) => assert_eq!(info.redis_settings().db(), 2),
+            crate::endpoint::Nodes::Cluster(_) => panic!("one server"),
+        }
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("***"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn fields_left_out_keep_the_url_then_the_defaults() {
+        let config: RedisConfig =
+            serde_json::from_str(r#"{"url": "redis://h?timeout=3s&prefix=p:&pool_size=2"}"#)
+                .unwrap();
+        assert_eq!(
+            config,
+            RedisConfig::from_url("redis://h?timeout=3s&prefix=p:&pool_size=2")
+        );
+        let settings = config.builder().validate().unwrap();
+        assert_eq!(settings.response_timeout, Duration::from_secs(3));
+        assert_eq!(settings.key_prefix, "p:");
+        assert_eq!(settings.mode, Mode::Multiplexed { connections: 2 });
+        assert_eq!(settings.max_value_size, crate::DEFAULT_MAX_VALUE_SIZE);
+        // And back: only what was set is written.
+        assert_eq!(
+            serde_json::to_string(&config).unwrap(),
+            r#"{"url":"redis://h?timeout=3s&prefix=p:&pool_size=2"}"#
+        );
+    }
+
+    #[test]
+    fn mode_and_pool_size_read_as_the_url_parameters() {
+        let model = |json: &str| {
+            serde_json::from_str::<RedisConfig>(json)
+                .unwrap()
+                .connection_model()
+        };
+        assert_eq!(model(r#"{"url": "redis://h"}"#), None);
+        assert_eq!(
+            model(r#"{"url": "redis://h", "mode": "pooled"}"#),
+            Some(ConnectionModel::Pooled {
+                max_size: DEFAULT_POOL_SIZE
+            })
+        );
+        assert_eq!(
+            model(r#"{"url": "redis://h", "pool_size": 4}"#),
+            Some(ConnectionModel::Multiplexed { connections: 4 })
+        );
+        assert_eq!(
+            model(r#"{"url": "redis://h", "mode": "multiplexed"}"#),
+            Some(ConnectionModel::Multiplexed { connections: 1 })
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused() {
+        for json in [
+            r#"{"url": "redis://h", "prefix": "typo:"}"#,
+            r#"{"url": "redis://h", "timeout": "soon"}"#,
+            r#"{"url": "redis://h", "mode": "sharded"}"#,
+            r#"{"key_prefix": "no-url:"}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<RedisConfig>(json).is_err(),
+                "{json} was accepted"
+            );
+        }
+        let zero = RedisConfig {
+            pool_size: Some(0),
+            ..RedisConfig::from_url("redis://h")
+        };
+        assert!(matches!(
+            zero.builder().validate(),
+            Err(cache_api::CacheError::Config { .. })
+        ));
+        let cluster = RedisConfig {
+            mode: Some(ConnectionMode::Pooled),
+            ..RedisConfig::from_url("redis+cluster://:s3cret@h1:7000,h2:7001")
+        };
+        match cluster.builder().validate() {
+            Err(cache_api::CacheError::Config { message }) => {
+                assert!(!message.contains("s3cret"), "{message}");
+            }
+            Err(other) => panic!("expected a config error, got {other:?}"),
+            Ok(_) => panic!("a pool on a cluster was accepted"),
+        }
+        let shown = format!("{cluster:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+}
