@@ -153,19 +153,7 @@ struct Ran {
 }
 
 pub(crate) async fn run(args: CheckArgs) -> ExitCode {
-    let selected: Vec<&'static Check> = CHECKS
-        .iter()
-        .filter(|check| match args.group {
-            Which::Core => check.group == Group::Core,
-            Which::Extended => check.group == Group::Extended,
-            Which::All => true,
-        })
-        .filter(|check| {
-            args.filter
-                .as_deref()
-                .is_none_or(|text| check.name.contains(text))
-        })
-        .collect();
+    let selected = select(&args);
     if selected.is_empty() {
         eprintln!("cachectl: no check matches");
         return ExitCode::from(EXIT_FAILED);
@@ -186,33 +174,14 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
         ));
     }
 
-    let run_id = &run_id();
-    let url = &args.url;
-    let connection = &args.connection;
-    let json = args.json;
-    let mut results: Vec<Ran> = stream::iter(selected.into_iter().enumerate())
-        .map(|(index, check)| async move {
-            // Each check gets a fresh cache under a namespace of its own, and removes
-            // exactly the keys it wrote, so a live server keeps everything else.
-            let prefix = nested_prefix(url, &format!("cachectl-check:{run_id}:{index}:"));
-            let ran = run_one(url, &options(connection), &prefix, check).await;
-            if !json {
-                print_line(&ran);
-            }
-            ran
-        })
-        .buffer_unordered(usize::from(args.jobs))
-        .collect()
-        .await;
-    results.sort_by_key(|ran| CHECKS.iter().position(|c| c.name == ran.outcome.check.name));
-
+    let results = run_all(&args, selected).await;
     let count = |status: Status| results.iter().filter(|ran| ran.status() == status).count();
     let (passed, failed, not_applicable) = (
         count(Status::Passed),
         count(Status::Failed),
         count(Status::NotApplicable),
     );
-    if json {
+    if args.json {
         let report = Report {
             header,
             url: cache_url::redact(&args.url),
@@ -237,6 +206,48 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
     } else {
         ExitCode::from(EXIT_FAILED)
     }
+}
+
+/// The checks the group and filter of the command line select, in list order.
+fn select(args: &CheckArgs) -> Vec<&'static Check> {
+    CHECKS
+        .iter()
+        .filter(|check| match args.group {
+            Which::Core => check.group == Group::Core,
+            Which::Extended => check.group == Group::Extended,
+            Which::All => true,
+        })
+        .filter(|check| {
+            args.filter
+                .as_deref()
+                .is_none_or(|text| check.name.contains(text))
+        })
+        .collect()
+}
+
+/// Runs `selected`, `--jobs` at a time, each printed as it ends (unless `--json`), and
+/// returns the results in list order.
+async fn run_all(args: &CheckArgs, selected: Vec<&'static Check>) -> Vec<Ran> {
+    let run_id = &run_id();
+    let url = &args.url;
+    let connection = &args.connection;
+    let json = args.json;
+    let mut results: Vec<Ran> = stream::iter(selected.into_iter().enumerate())
+        .map(|(index, check)| async move {
+            // Each check gets a fresh cache under a namespace of its own, and removes
+            // exactly the keys it wrote, so a live server keeps everything else.
+            let prefix = nested_prefix(url, &format!("cachectl-check:{run_id}:{index}:"));
+            let ran = run_one(url, &options(connection), &prefix, check).await;
+            if !json {
+                print_line(&ran);
+            }
+            ran
+        })
+        .buffer_unordered(usize::from(args.jobs))
+        .collect()
+        .await;
+    results.sort_by_key(|ran| CHECKS.iter().position(|c| c.name == ran.outcome.check.name));
+    results
 }
 
 async fn run_one(
