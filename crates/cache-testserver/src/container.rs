@@ -115,39 +115,7 @@ pub(crate) async fn start(kind: &'static ServerKind) -> Result<SharedServer, Str
     );
     let remover = spawn_remover(&docker, &container_name)?;
 
-    let (name, tag) = split_image(&image);
-    let ready = match kind.container_ready {
-        Ready::StdoutLine(line) => WaitFor::message_on_stdout(line),
-        Ready::StderrLine(line) => WaitFor::message_on_stderr(line),
-        // Checked below, once the published port is known.
-        Ready::Reply { .. } => WaitFor::Nothing,
-    };
-    let port_key = format!("{}/tcp", kind.container_port);
-    let request = GenericImage::new(name, tag)
-        .with_exposed_port(kind.container_port.tcp())
-        .with_wait_for(ready)
-        .with_container_name(container_name.as_str())
-        .with_label(CONTAINER_LABEL, "1")
-        .with_label(format!("{CONTAINER_LABEL}.kind"), kind.name)
-        .with_startup_timeout(STARTUP_TIMEOUT)
-        // Published on the loopback interface only: the default publishes on every interface.
-        .with_host_config_modifier(move |host| {
-            host.publish_all_ports = Some(false);
-            host.port_bindings = Some(HashMap::from([(
-                port_key.clone(),
-                Some(vec![PortBinding {
-                    host_ip: Some("127.0.0.1".to_owned()),
-                    host_port: Some(String::new()),
-                }]),
-            )]));
-        });
-    let request = if kind.container_args.is_empty() {
-        request
-    } else {
-        request.with_cmd(kind.container_args.iter().copied())
-    };
-
-    let container = request
+    let container = image_request(kind, &image, &container_name)
         .start()
         .await
         .map_err(|err| format!("container of {image} did not start: {err}"))?;
@@ -179,6 +147,46 @@ pub(crate) async fn start(kind: &'static ServerKind) -> Result<SharedServer, Str
         _remover: remover,
     };
     Ok(SharedServer::from_container(url, id, Box::new(guard)))
+}
+
+/// The container to start: `image` labelled for clean-up, its port published on the
+/// loopback interface only, waited for as the kind says.
+fn image_request(
+    kind: &'static ServerKind,
+    image: &str,
+    container_name: &str,
+) -> testcontainers::ContainerRequest<GenericImage> {
+    let (name, tag) = split_image(image);
+    let ready = match kind.container_ready {
+        Ready::StdoutLine(line) => WaitFor::message_on_stdout(line),
+        Ready::StderrLine(line) => WaitFor::message_on_stderr(line),
+        // Checked by the caller, once the published port is known.
+        Ready::Reply { .. } => WaitFor::Nothing,
+    };
+    let port_key = format!("{}/tcp", kind.container_port);
+    let request = GenericImage::new(name, tag)
+        .with_exposed_port(kind.container_port.tcp())
+        .with_wait_for(ready)
+        .with_container_name(container_name)
+        .with_label(CONTAINER_LABEL, "1")
+        .with_label(format!("{CONTAINER_LABEL}.kind"), kind.name)
+        .with_startup_timeout(STARTUP_TIMEOUT)
+        // Published on the loopback interface only: the default publishes on every interface.
+        .with_host_config_modifier(move |host| {
+            host.publish_all_ports = Some(false);
+            host.port_bindings = Some(HashMap::from([(
+                port_key.clone(),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".to_owned()),
+                    host_port: Some(String::new()),
+                }]),
+            )]));
+        });
+    if kind.container_args.is_empty() {
+        request
+    } else {
+        request.with_cmd(kind.container_args.iter().copied())
+    }
 }
 
 #[cfg(test)]
