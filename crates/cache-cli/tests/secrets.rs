@@ -1,11 +1,15 @@
 //! A password written in a connection URL never shows: not in an error's message, its
-//! `Debug` output or its sources, not in anything `cachectl` prints (text or `--json`),
-//! whatever the scheme and whatever went wrong: a malformed URL, a wrong password, a
-//! server that is down, frozen, lacks the database or refuses the command.
+//! `Debug` output or its sources, not in a span or event the libraries log, not in
+//! anything `cachectl` prints (text or `--json`), whatever the scheme and whatever went
+//! wrong: a malformed URL, a wrong password, a server that is down, frozen, lacks the
+//! database or refuses the command.
 
 mod common;
 
-use std::time::Duration;
+use std::{
+    sync::{Mutex, OnceLock},
+    time::Duration,
+};
 
 use cache_api::CacheError;
 use cache_testserver::{free_port, LocalServer, MEMCACHED, REDIS};
@@ -14,6 +18,70 @@ use common::{cachectl, text};
 /// The password every URL of this file carries, and its percent-encoded form.
 const PASSWORD: &str = "Pw-s3cret/93@x";
 const ENCODED: &str = "Pw-s3cret%2F93%40x";
+
+/// Every span and event the libraries emit in this test process, as text: names, fields
+/// and values. Installed once, for the whole process, at the most verbose level.
+fn logs() -> &'static Mutex<String> {
+    static LOGS: OnceLock<Mutex<String>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        let subscriber = tracing_subscriber::registry().with(Capture);
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber per process");
+        Mutex::new(String::new())
+    })
+}
+
+/// Writes every field of every span and event into [`logs`].
+struct Capture;
+
+struct Fields(String);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={value:?}", field.name()));
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.push_str(&format!(" {}={value}", field.name()));
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut fields = Fields(format!("span {}", attrs.metadata().name()));
+        attrs.record(&mut fields);
+        logs().lock().unwrap().push_str(&(fields.0 + "\n"));
+    }
+    fn on_record(
+        &self,
+        _: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut fields = Fields("record".to_owned());
+        values.record(&mut fields);
+        logs().lock().unwrap().push_str(&(fields.0 + "\n"));
+    }
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut fields = Fields(format!("event {}", event.metadata().target()));
+        event.record(&mut fields);
+        logs().lock().unwrap().push_str(&(fields.0 + "\n"));
+    }
+}
+
+/// The logs so far hold no password, and (when `expect_some`) hold something at all, so
+/// that the capture is known to work.
+fn assert_logs_hidden(what: &str, expect_some: bool) {
+    let logs = logs().lock().unwrap().clone();
+    if expect_some {
+        assert!(logs.contains("span"), "{what}: nothing was logged:\n{logs}");
+    }
+    assert_hidden(&logs, &format!("{what}: the logs"));
+}
 
 /// Everything an error shows: message, `Debug`, and every source's message and `Debug`.
 fn everything_shown(err: &CacheError) -> String {
@@ -78,6 +146,7 @@ async fn assert_fails_without_the_password(url: &str, what: &str) -> CacheError 
 /// Malformed URLs of every scheme: refused as configuration errors.
 #[tokio::test]
 async fn malformed_urls_never_show_the_password() {
+    let _ = logs();
     for url in [
         format!("memory://user:{ENCODED}@"),
         format!("MEMORY://:{PASSWORD}@host"),
@@ -101,11 +170,13 @@ async fn malformed_urls_never_show_the_password() {
             cache_url::redact(&url)
         );
     }
+    assert_logs_hidden("malformed URLs", false);
 }
 
 /// Servers that refuse, are down, frozen, lack the database or refuse the command.
 #[tokio::test]
 async fn every_backend_failure_hides_the_password() {
+    let _ = logs();
     let acl_user = format!(">{PASSWORD}");
     let server = LocalServer::start(
         &REDIS,
@@ -178,7 +249,7 @@ async fn every_backend_failure_hides_the_password() {
     assert_hidden(&shown, "cachectl with an ACL user");
 
     // A frozen server: every phase times out, and says so without the password.
-    let frozen = format!("redis://:{ENCODED}@127.0.0.1:{port}?timeout=200ms");
+    let frozen = format!("redis://:{ENCODED}@127.0.0.1:{port}?timeout=200ms&trace=true");
     let cache = cache_url::connect(&frozen).await.unwrap();
     server.pause();
     let err = cache
@@ -199,6 +270,7 @@ async fn every_backend_failure_hides_the_password() {
     let err = assert_fails_without_the_password(&frozen, "a frozen server").await;
     assert!(err.is_timeout(), "{err:?}");
     server.resume();
+    assert_logs_hidden("every backend failure", true);
 }
 
 /// A `redis://` URL pointed at a memcached port says so in one line, and the password
