@@ -7,9 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::multi_thread_runtime;
 use cache_api::{Bytes, Cache, CacheError};
 use futures::future::join_all;
-use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::{
     certainly_alive_for, delete, expect, expect_alive, remove, set, short_ttl, sleep_past,
@@ -447,22 +447,7 @@ pub async fn test_concurrent_adds_from_many_tasks_have_exactly_one_winner(
 pub async fn test_parallel_adds_on_many_threads_have_exactly_one_winner(
     cache: &dyn Cache,
 ) -> CheckResult {
-    let handle = Handle::try_current().map_err(|_| {
-        Failure::new(
-            "running the check",
-            "a tokio runtime",
-            "none (call it inside a multi-thread tokio runtime)",
-        )
-    })?;
-    let flavor = handle.runtime_flavor();
-    if flavor != RuntimeFlavor::MultiThread {
-        return Err(Failure::new(
-            "running the check",
-            "a multi-thread tokio runtime (the check runs its adders on threads of their own \
-             and waits for them in place, which only a multi-thread runtime allows)",
-            format!("a {flavor:?} runtime"),
-        ));
-    }
+    let handle = multi_thread_runtime("adders")?;
     let per_thread = RACERS / THREADS;
     // As in the parallel writers check: threads of their own, each driving its adders on
     // this runtime, waited for in place because they borrow the cache.

@@ -3,9 +3,9 @@
 
 use std::{any::Any, time::Duration};
 
+use super::multi_thread_runtime;
 use cache_api::{Bytes, Cache};
 use futures::future::join_all;
-use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::{delete, describe, expect, expect_many, get, set, KEEP};
 use crate::failure::{CheckResult, Failure, OrFail};
@@ -83,22 +83,7 @@ fn parallel_value(writer: usize, round: usize) -> String {
 /// `get` and by `get_many`, and the key they all raced on holds one of the values
 /// written. Needs a multi-thread Tokio runtime, which the macros and `cachectl` build.
 pub async fn test_parallel_writers_on_many_threads_lose_no_write(cache: &dyn Cache) -> CheckResult {
-    let handle = Handle::try_current().map_err(|_| {
-        Failure::new(
-            "running the check",
-            "a tokio runtime",
-            "none (call it inside a multi-thread tokio runtime)",
-        )
-    })?;
-    let flavor = handle.runtime_flavor();
-    if flavor != RuntimeFlavor::MultiThread {
-        return Err(Failure::new(
-            "running the check",
-            "a multi-thread tokio runtime (the check runs its writers on threads of their own \
-             and waits for them in place, which only a multi-thread runtime allows)",
-            format!("a {flavor:?} runtime"),
-        ));
-    }
+    let handle = multi_thread_runtime("writers")?;
     // The writers run on threads of their own, each driving its futures on this runtime
     // (its I/O and timers, and any task a backend spawns), so that they really run at
     // the same time. The threads borrow the cache, so this task waits for them in place.

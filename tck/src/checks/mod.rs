@@ -305,3 +305,28 @@ fn patterned(len: usize, seed: u8) -> Vec<u8> {
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ ((i >> 8) as u8))
         .collect()
 }
+
+/// The multi-thread Tokio runtime a check that runs `what` on threads of their own needs:
+/// it waits for them in place (`block_in_place`), which only such a runtime allows.
+pub(crate) fn multi_thread_runtime(what: &str) -> Result<tokio::runtime::Handle, crate::Failure> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let handle = Handle::try_current().map_err(|_| {
+        crate::Failure::new(
+            "running the check",
+            "a tokio runtime",
+            "none (call it inside a multi-thread tokio runtime)",
+        )
+    })?;
+    let flavor = handle.runtime_flavor();
+    if flavor != RuntimeFlavor::MultiThread {
+        return Err(crate::Failure::new(
+            "running the check",
+            format!(
+                "a multi-thread tokio runtime (the check runs its {what} on threads of their \
+                 own and waits for them in place, which only a multi-thread runtime allows)"
+            ),
+            format!("a {flavor:?} runtime"),
+        ));
+    }
+    Ok(handle)
+}
