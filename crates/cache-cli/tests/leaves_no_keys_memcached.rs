@@ -6,64 +6,17 @@
 
 mod common;
 
-use std::{
-    collections::BTreeSet,
-    io::{BufRead, BufReader, Write},
-    net::TcpStream,
-    thread,
-    time::{Duration, Instant},
-};
+use std::collections::BTreeSet;
 
-use cache_testserver::MEMCACHED;
+use cache_testserver::{memcached_exchange, memcached_items, MEMCACHED};
 use common::{check_with_a_frozen_server, run_ok, start_server};
 
-/// One text protocol exchange: `command`, then lines up to one of `last`, or a refusal.
-fn exchange(port: u16, command: &str, last: &[&str]) -> Vec<String> {
-    let stream = TcpStream::connect(("127.0.0.1", port))
-        .unwrap_or_else(|err| panic!("cannot connect to the test server on {port}: {err}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    (&stream)
-        .write_all(format!("{command}\r\n").as_bytes())
-        .unwrap();
-    let mut reader = BufReader::new(&stream);
-    let mut lines = Vec::new();
-    loop {
-        let mut line = String::new();
-        let read = reader
-            .read_line(&mut line)
-            .unwrap_or_else(|err| panic!("{command:?}: {err}"));
-        assert!(
-            read > 0,
-            "the server closed the connection during {command:?}"
-        );
-        let line = line.trim_end().to_owned();
-        let done = last.contains(&line.as_str())
-            || ["ERROR", "CLIENT_ERROR", "SERVER_ERROR", "BUSY"]
-                .iter()
-                .any(|start| line.starts_with(start));
-        lines.push(line);
-        if done {
-            return lines;
-        }
-    }
-}
-
-/// Every item the server holds, one metadump line each (memcached lists for one client
-/// at a time: a busy lister is asked again).
+/// Every item the server holds, one metadump line each.
 fn dump(port: u16) -> BTreeSet<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut lines = exchange(port, "lru_crawler metadump all", &["END"]);
-        let last = lines.pop().unwrap_or_default();
-        if last.starts_with("BUSY") && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(50));
-            continue;
-        }
-        assert_eq!(last, "END", "metadump answered {last:?}");
-        return lines.into_iter().collect();
-    }
+    memcached_items(&format!("127.0.0.1:{port}"))
+        .iter()
+        .map(|line| String::from_utf8_lossy(line).into_owned())
+        .collect()
 }
 
 /// Items of "other applications": with and without TTL, under the prefix the runs use
@@ -79,12 +32,12 @@ fn seed(port: u16) {
         ("cachectl-check:not-mine:0:{gen}", 0),
     ] {
         let value = format!("value of {key}");
-        let answer = exchange(
-            port,
+        let answer = memcached_exchange(
+            &format!("127.0.0.1:{port}"),
             &format!("set {key} 0 {ttl} {}\r\n{value}", value.len()),
             &["STORED"],
         );
-        assert_eq!(answer, ["STORED"], "seeding {key}");
+        assert_eq!(answer, [b"STORED"], "seeding {key}");
     }
 }
 

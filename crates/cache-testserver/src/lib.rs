@@ -6,6 +6,7 @@
 mod container;
 mod kind;
 mod kinds;
+mod memcached_text;
 mod port;
 mod process;
 pub mod redis_cluster;
@@ -15,6 +16,7 @@ mod test_cache;
 
 pub use kind::{Ready, ServerKind};
 pub use kinds::{MEMCACHED, REDIS};
+pub use memcached_text::{memcached_exchange, memcached_items};
 pub use port::{free_port, wait_for_port};
 pub use process::{run_at_exit, LocalServer};
 pub use shared::{shared_server, Origin, SharedServer, Source, SOURCE_ENV};

@@ -3,14 +3,10 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::{
-    collections::HashMap,
-    io::{BufRead, BufReader, Write},
-    net::TcpStream,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Duration};
 
 use cache_memcached::testing::{shared_server, unique_prefix, LocalServer, MEMCACHED};
+use cache_testserver::{memcached_exchange, memcached_items};
 use memcache::exp::{Get, Meta, MetaClient};
 use percent_encoding::percent_decode;
 
@@ -132,50 +128,9 @@ pub fn addresses(servers: &[LocalServer]) -> Vec<String> {
         .collect()
 }
 
-/// One text protocol exchange with a server (`host:port`): sends `command` and reads
-/// lines until one of `last_lines` (or a line starting with `ERROR`/`CLIENT_ERROR`/
-/// `SERVER_ERROR`, or `BUSY`) ends the answer. Returns the lines without `\r\n`, the
-/// last one included.
-fn exchange(address: &str, command: &str, last_lines: &[&str]) -> Vec<Vec<u8>> {
-    let stream = TcpStream::connect(address)
-        .unwrap_or_else(|error| panic!("cannot connect to {address}: {error}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("a read timeout");
-    (&stream)
-        .write_all(format!("{command}\r\n").as_bytes())
-        .unwrap_or_else(|error| panic!("cannot send {command:?} to {address}: {error}"));
-    let mut reader = BufReader::new(&stream);
-    let mut lines = Vec::new();
-    loop {
-        let mut line = Vec::new();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .unwrap_or_else(|error| panic!("{command:?} on {address}: {error}"));
-        assert!(
-            read > 0,
-            "{address} closed the connection during {command:?}"
-        );
-        while line
-            .last()
-            .is_some_and(|byte| matches!(byte, b'\r' | b'\n'))
-        {
-            line.pop();
-        }
-        let done = last_lines.iter().any(|last| line == last.as_bytes())
-            || [&b"ERROR"[..], b"CLIENT_ERROR", b"SERVER_ERROR", b"BUSY"]
-                .iter()
-                .any(|start| line.starts_with(start));
-        lines.push(line);
-        if done {
-            return lines;
-        }
-    }
-}
-
 /// memcached's `stats` of one server (`host:port`): the numeric counters by name.
 pub fn server_stats(address: &str) -> HashMap<String, u64> {
-    exchange(address, "stats", &["END"])
+    memcached_exchange(address, "stats", &["END"])
         .iter()
         .filter_map(|line| {
             let line = std::str::from_utf8(line).ok()?;
@@ -202,32 +157,17 @@ pub fn stat(stats: &HashMap<String, u64>, name: &str) -> u64 {
 /// percent-decoded). memcached runs one crawler at a time: a busy one is asked again, for
 /// up to 10 s.
 pub fn metadump(address: &str) -> Vec<Vec<u8>> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let lines = exchange(address, "lru_crawler metadump all", &["END"]);
-        let last = lines.last().map(Vec::as_slice).unwrap_or_default();
-        if last.starts_with(b"BUSY") && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-            continue;
-        }
-        assert_eq!(
-            last,
-            b"END",
-            "lru_crawler metadump all on {address} answered {:?}",
-            String::from_utf8_lossy(last)
-        );
-        return lines[..lines.len() - 1]
-            .iter()
-            .filter_map(|line| {
-                let encoded = line.strip_prefix(b"key=")?;
-                let end = encoded
-                    .iter()
-                    .position(|&byte| byte == b' ')
-                    .unwrap_or(encoded.len());
-                Some(percent_decode(&encoded[..end]).collect())
-            })
-            .collect();
-    }
+    memcached_items(address)
+        .iter()
+        .filter_map(|line| {
+            let encoded = line.strip_prefix(b"key=")?;
+            let end = encoded
+                .iter()
+                .position(|&byte| byte == b' ')
+                .unwrap_or(encoded.len());
+            Some(percent_decode(&encoded[..end]).collect())
+        })
+        .collect()
 }
 
 /// For each raw key, the index of the one server of `addresses` that holds it, read with
