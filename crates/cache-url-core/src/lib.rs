@@ -1,0 +1,11 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+mod params;
+mod parse;
+mod redact;
+
+pub use params::{parse_bool, parse_count, parse_duration, Params};
+pub use parse::{CacheUrl, Host};
+pub use redact::{key_prefix, redact, scrub, split_off_params, NOT_A_URL};

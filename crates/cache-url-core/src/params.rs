@@ -1,0 +1,343 @@
+//! The query of a cache URL, and the one grammar of each kind of value it carries.
+//!
+//! Every parameter is taken by name by the code that understands it; what is left at
+//! [`Params::finish`] is an unknown parameter, reported by name. Values are never
+//! repeated in a message: a secret pasted into the wrong parameter must not reach a log.
+
+use std::{str::FromStr, time::Duration};
+
+use cache_api::CacheError;
+
+/// The parameters of a URL's query, percent-decoded (`+` is a space), values trimmed.
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_url_core::Params;
+///
+/// let mut params = Params::from_query("timeout=0.5&pool_size=4&colour=red");
+/// assert_eq!(params.take_duration("timeout")?, Some(Duration::from_millis(500)));
+/// assert_eq!(params.take_count("pool_size")?, Some(4));
+/// let err = params.finish("redis", &["timeout", "pool_size"]).unwrap_err();
+/// assert!(err.to_string().contains("\"colour\""));
+/// # Ok::<(), cache_api::CacheError>(())
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Params {
+    /// (name, value, taken), in the order of the query.
+    pairs: Vec<(String, String, bool)>,
+}
+
+impl std::fmt::Debug for Params {
+    /// Names only: a value may be a secret pasted in the wrong place.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.pairs.iter().map(|(name, _, _)| name))
+            .finish()
+    }
+}
+
+impl Params {
+    /// Reads a query string (without the `?`); empty pairs (`a=1&&b=2`) are ignored.
+    #[must_use]
+    pub fn from_query(query: &str) -> Self {
+        let pairs = url::form_urlencoded::parse(query.as_bytes())
+            .filter(|(name, _)| !name.is_empty())
+            .map(|(name, value)| (name.into_owned(), value.trim().to_owned(), false))
+            .collect();
+        Self { pairs }
+    }
+
+    /// Whether the query holds no parameter.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// The names of the parameters not yet taken, in query order.
+    pub fn remaining(&self) -> impl Iterator<Item = &str> {
+        self.pairs
+            .iter()
+            .filter(|(_, _, taken)| !taken)
+            .map(|(name, _, _)| name.as_str())
+    }
+
+    /// Takes every parameter named one of `names` (aliases of one setting); the last one
+    /// written wins.
+    pub fn take_string(&mut self, names: &[&str]) -> Option<String> {
+        let mut found = None;
+        for (name, value, taken) in &mut self.pairs {
+            if names.contains(&name.as_str()) {
+                *taken = true;
+                found = Some(value.clone());
+            }
+        }
+        found
+    }
+
+    /// Takes `name` and reads it with `read`, which returns `None` for a value it does
+    /// not accept; then the error says that `name` must be `expected`.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Config`] naming the parameter and what it must be.
+    pub fn take_with<T>(
+        &mut self,
+        name: &str,
+        expected: &str,
+        read: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, CacheError> {
+        match self.take_string(&[name]) {
+            None => Ok(None),
+            Some(value) => read(&value)
+                .map(Some)
+                .ok_or_else(|| must_be(name, expected)),
+        }
+    }
+
+    /// Takes a positive duration ([`parse_duration`], zero refused).
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Config`] naming the parameter when it is no positive duration.
+    pub fn take_duration(&mut self, name: &str) -> Result<Option<Duration>, CacheError> {
+        self.take_with(name, POSITIVE_DURATION, |value| {
+            parse_duration(value).filter(|duration| !duration.is_zero())
+        })
+    }
+
+    /// Takes a duration that may be zero ([`parse_duration`]), for intervals where zero
+    /// means "every time".
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Config`] naming the parameter when it is no duration.
+    pub fn take_duration_or_zero(&mut self, name: &str) -> Result<Option<Duration>, CacheError> {
+        self.take_with(name, DURATION, parse_duration)
+    }
+
+    /// Takes a whole number of at least 1 ([`parse_count`]).
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Config`] naming the parameter when it is no such number.
+    pub fn take_count(&mut self, name: &str) -> Result<Option<usize>, CacheError> {
+        self.take_with(name, "a whole number of at least 1", parse_count)
+    }
+
+    /// Takes a number of any type that parses from its decimal form (a database number,
+    /// a byte budget, a number of retries that may be 0).
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Config`] naming the parameter and `expected`.
+    pub fn take_number<T: FromStr>(
+        &mut self,
+        name: &str,
+        expected: &str,
+    ) -> Result<Option<T>, CacheError> {
+        self.take_with(name, expected, |value| value.parse().ok())
+    }
+
+    /// Takes a boolean ([`parse_bool`]).
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Config`] naming the parameter when it is no boolean.
+    pub fn take_bool(&mut self, name: &str) -> Result<Option<bool>, CacheError> {
+        self.take_with(name, "true or false", parse_bool)
+    }
+
+    /// Refuses the parameters in `names` that are present: they have a meaning on other
+    /// schemes but none on `scheme` (`because` says why).
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Config`] naming the first such parameter.
+    pub fn refuse(&self, scheme: &str, names: &[&str], because: &str) -> Result<(), CacheError> {
+        match self
+            .pairs
+            .iter()
+            .find(|(name, _, _)| names.contains(&name.as_str()))
+        {
+            Some((name, _, _)) => Err(CacheError::config(format!(
+                "the url parameter {name} does not apply to {scheme}://, {because}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends the reading: a parameter nobody took is unknown to `scheme`.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Config`] naming the first unknown parameter and listing `known`.
+    pub fn finish(&self, scheme: &str, known: &[&str]) -> Result<(), CacheError> {
+        match self.remaining().next() {
+            Some(name) => Err(CacheError::config(format!(
+                "unknown {scheme}:// url parameter {name:?} (known: {})",
+                known.join(", ")
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+const POSITIVE_DURATION: &str = "a positive duration such as 250ms, 2s or 0.5";
+const DURATION: &str = "a duration such as 250ms, 2s or 0.5";
+
+fn must_be(name: &str, expected: &str) -> CacheError {
+    CacheError::config(format!("the url parameter {name} must be {expected}"))
+}
+
+/// The one duration grammar of cache URLs and of `cachectl`'s options: humantime's
+/// (`250ms`, `2s`, `1m 30s`) or a plain number of seconds (`0.5`, `2`). `None` for
+/// anything else, negative numbers included.
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_url_core::parse_duration;
+///
+/// assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+/// assert_eq!(parse_duration("0.5"), Some(Duration::from_millis(500)));
+/// assert_eq!(parse_duration("1m 30s"), Some(Duration::from_secs(90)));
+/// assert_eq!(parse_duration("-1"), None);
+/// ```
+#[must_use]
+pub fn parse_duration(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    humantime::parse_duration(value).ok().or_else(|| {
+        value
+            .parse::<f64>()
+            .ok()
+            .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+    })
+}
+
+/// A whole number of at least 1 (a pool size, a connection count, a byte limit).
+///
+/// ```
+/// assert_eq!(cache_url_core::parse_count("4"), Some(4));
+/// assert_eq!(cache_url_core::parse_count("0"), None);
+/// ```
+#[must_use]
+pub fn parse_count(value: &str) -> Option<usize> {
+    value.trim().parse().ok().filter(|count| *count > 0)
+}
+
+/// `true`/`1` or `false`/`0`.
+///
+/// ```
+/// assert_eq!(cache_url_core::parse_bool("1"), Some(true));
+/// assert_eq!(cache_url_core::parse_bool("yes"), None);
+/// ```
+#[must_use]
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(err: CacheError) -> String {
+        match err {
+            CacheError::Config { message } => message,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn values_are_decoded_trimmed_and_the_last_one_wins() {
+        let mut params = Params::from_query("prefix=a%3A&key_prefix=+b%3A+&&x=1");
+        assert_eq!(
+            params.take_string(&["prefix", "key_prefix"]).as_deref(),
+            Some("b:")
+        );
+        assert_eq!(params.remaining().collect::<Vec<_>>(), ["x"]);
+        assert!(Params::from_query("").is_empty());
+    }
+
+    #[test]
+    fn each_kind_of_value_has_one_grammar() {
+        let mut params =
+            Params::from_query("t=250ms&s=0.5&z=0&c=3&n=0&b=1&f=false&db=7&m=1m%2030s&neg=-1");
+        assert_eq!(
+            params.take_duration("t").unwrap(),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            params.take_duration("s").unwrap(),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            params.take_duration_or_zero("z").unwrap(),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            params.take_duration("m").unwrap(),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(params.take_count("c").unwrap(), Some(3));
+        assert_eq!(params.take_bool("b").unwrap(), Some(true));
+        assert_eq!(params.take_bool("f").unwrap(), Some(false));
+        assert_eq!(
+            params.take_number::<u32>("db", "a number").unwrap(),
+            Some(7)
+        );
+        assert!(params.take_count("n").is_err());
+        assert!(params.take_duration("neg").is_err());
+        assert_eq!(params.take_duration("absent").unwrap(), None);
+        params.finish("redis", &[]).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_parameter_and_never_the_value() {
+        for (query, take) in [
+            ("timeout=hunter2", "duration"),
+            ("timeout=0", "duration"),
+            ("pool_size=hunter2", "count"),
+            ("flag=hunter2", "bool"),
+        ] {
+            let mut params = Params::from_query(query);
+            let name = query.split('=').next().unwrap();
+            let err = match take {
+                "duration" => params.take_duration(name).unwrap_err(),
+                "count" => params.take_count(name).unwrap_err(),
+                _ => params.take_bool(name).unwrap_err(),
+            };
+            let shown = message(err);
+            assert!(shown.contains(name), "{query}: {shown}");
+            assert!(!shown.contains("hunter2"), "{query}: {shown}");
+        }
+        let unknown = message(
+            Params::from_query("password=hunter2")
+                .finish("memcache", &["prefix"])
+                .unwrap_err(),
+        );
+        assert!(
+            unknown.contains("\"password\"") && unknown.contains("known: prefix"),
+            "{unknown}"
+        );
+        assert!(!unknown.contains("hunter2"), "{unknown}");
+        let debug = format!("{:?}", Params::from_query("password=hunter2"));
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn refused_parameters_are_named_with_the_reason() {
+        let params = Params::from_query("db=2");
+        let shown = message(
+            params
+                .refuse("memory", &["timeout", "db"], "which has no server")
+                .unwrap_err(),
+        );
+        assert!(
+            shown.contains("db") && shown.contains("memory://"),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! One parser for every cache URL:
+//! `scheme://[user[:password]@]host[:port][,host[:port]...][/path][?query]`.
+//!
+//! The `url` crate reads one host per URL, so the host list is split here and each host
+//! is checked by `url::Host::parse` (domain names, IPv4, bracketed IPv6); the query is
+//! read by `form_urlencoded` ([`Params`]).
+
+use std::fmt;
+
+use cache_api::CacheError;
+use percent_encoding::percent_decode_str;
+
+use crate::{redact::redact, Params};
+
+/// A parsed cache URL. Its `Debug` shows the redacted URL only.
+///
+/// ```
+/// use cache_url_core::CacheUrl;
+///
+/// let url = CacheUrl::parse("MEMCACHE://10.0.0.1,[::1]:11212/?prefix=app:")?;
+/// assert_eq!(url.scheme(), "memcache");
+/// let servers: Vec<String> = url.hosts().iter().map(|host| host.address(11211)).collect();
+/// assert_eq!(servers, ["10.0.0.1:11211", "[::1]:11212"]);
+///
+/// let socket = CacheUrl::parse("redis+unix:///run/redis.sock?db=2")?;
+/// assert!(socket.hosts().is_empty());
+/// assert_eq!(socket.path(), "/run/redis.sock");
+/// # Ok::<(), cache_api::CacheError>(())
+/// ```
+#[derive(Clone)]
+pub struct CacheUrl {
+    scheme: String,
+    username: Option<String>,
+    password: Option<String>,
+    hosts: Vec<Host>,
+    path: String,
+    params: Params,
+    redacted: String,
+    secrets: Vec<String>,
+}
+
+/// One host of a URL's host list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// The host name or address, IPv6 without brackets.
+    name: String,
+    port: Option<u16>,
+    ipv6: bool,
+}
+
+impl Host {
+    /// The host name or address (an IPv6 address without its brackets), as a socket
+    /// address or a client's `Tcp(host, port)` takes it.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The port the URL names, if any.
+    #[must_use]
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// `host:port` (`[v6]:port`), with `default_port` where the URL names none.
+    #[must_use]
+    pub fn address(&self, default_port: u16) -> String {
+        let port = self.port.unwrap_or(default_port);
+        if self.ipv6 {
+            format!("[{}]:{port}", self.name)
+        } else {
+            format!("{}:{port}", self.name)
+        }
+    }
+
+    /// Reads one `host[:port]` entry; `None` when it is not one. Also used for server
+    /// lists given in code rather than in a URL.
+    #[must_use]
+    pub fn parse(entry: &str) -> Option<Host> {
+        let entry = entry.trim();
+        let (host, port) = if let Some(inner) = entry.strip_prefix('[') {
+            let (address, after) = inner.split_once(']')?;
+            let port = match after {
+                "" => None,
+                after => Some(after.strip_prefix(':')?),
+            };
+            (format!("[{address}]"), port)
+        } else {
+            match entry.rsplit_once(':') {
+                Some((host, port)) => (host.to_owned(), Some(port)),
+                None => (entry.to_owned(), None),
+            }
+        };
+        let port = match port {
+            None => None,
+            Some(port) => Some(port.parse::<u16>().ok().filter(|port| *port != 0)?),
+        };
+        let (name, ipv6) = match url::Host::parse(&host).ok()? {
+            url::Host::Domain(domain) if !domain.is_empty() => (domain, false),
+            url::Host::Domain(_) => return None,
+            url::Host::Ipv4(address) => (address.to_string(), false),
+            url::Host::Ipv6(address) => (address.to_string(), true),
+        };
+        Some(Host { name, port, ipv6 })
+    }
+}
+
+impl fmt::Debug for CacheUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CacheUrl").field(&self.redacted).finish()
+    }
+}
+
+impl CacheUrl {
+    /// Parses `raw`. Schemes are case-insensitive and returned lowercased; the user,
+    /// password and path are percent-decoded.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Config`] for anything malformed. The message never repeats the
+    /// password; a host is named only when the URL holds no user info at all.
+    pub fn parse(raw: &str) -> Result<CacheUrl, CacheError> {
+        let Some((scheme, rest)) = raw.split_once("://") else {
+            return Err(CacheError::config(
+                "not a cache url: expected scheme://host[:port][/path][?parameters]",
+            ));
+        };
+        let scheme = checked_scheme(scheme)?;
+        if rest.contains('#') {
+            return Err(CacheError::config(
+                "a cache url has no fragment: percent-encode '#' in the password and in parameter values",
+            ));
+        }
+        let (head, query) = rest.split_once('?').unwrap_or((rest, ""));
+        // The user info ends at the last '@' before the query, so that a password with
+        // an unencoded '/' still reads as one. An empty authority (`redis+unix:///p@th`)
+        // has no user info.
+        let (user_info, location) = match head.rfind('@') {
+            Some(at) if !head.starts_with('/') => (Some(&head[..at]), &head[at + 1..]),
+            _ => (None, head),
+        };
+        let (authority, path) = location.split_at(location.find('/').unwrap_or(location.len()));
+        let (username, password) = split_user_info(user_info)?;
+        let hosts = parse_hosts(authority, raw.contains('@'))?;
+        let path = decode(path, "path")?;
+        let mut secrets = Vec::new();
+        if let Some(password) = &password {
+            let written = user_info
+                .and_then(|info| info.split_once(':'))
+                .map(|(_, written)| written.to_owned());
+            for secret in written.into_iter().chain([password.clone()]) {
+                if !secret.is_empty() && !secrets.contains(&secret) {
+                    secrets.push(secret);
+                }
+            }
+        }
+        Ok(CacheUrl {
+            scheme,
+            username,
+            password,
+            hosts,
+            path,
+            params: Params::from_query(query),
+            redacted: redact(raw),
+            secrets,
+        })
+    }
+
+    /// The scheme, lowercased: `redis`, `redis+cluster`, `memcache`...
+    #[must_use]
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The user name, decoded; `None` when the URL has none or it is empty.
+    #[must_use]
+    pub fn username(&self) -> Option<&str> {
+        self.username.as_deref()
+    }
+
+    /// The password, decoded; `None` when the URL has none.
+    #[must_use]
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    /// The hosts of the host list, in order; empty for `memory://` or a socket path.
+    #[must_use]
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    /// The path, decoded, with its leading `/` (`""` when there is none).
+    #[must_use]
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The query's parameters.
+    #[must_use]
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The query's parameters, to take them one by one.
+    pub fn params_mut(&mut self) -> &mut Params {
+        &mut self.params
+    }
+
+    /// The URL with its password replaced by `***`: what messages and `Debug` show.
+    #[must_use]
+    pub fn redacted(&self) -> &str {
+        &self.redacted
+    }
+
+    /// The password as written and as decoded, for [`crate::scrub`] on the messages of
+    /// clients that might echo it.
+    #[must_use]
+    pub fn secrets(&self) -> &[String] {
+        &self.secrets
+    }
+
+    /// `text` with every form of this URL's password replaced by `***`.
+    #[must_use]
+    pub fn scrub(&self, text: &str) -> String {
+        crate::scrub(text, &self.secrets)
+    }
+}
+
+fn checked_scheme(scheme: &str) -> Result<String, CacheError> {
+    let valid = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !valid {
+        // Not repeated: a malformed scheme may be a pasted secret.
+        return Err(CacheError::config(
+            "the url scheme is malformed: expected letters, digits, '+', '-' or '.' before ://",
+        ));
+    }
+    Ok(scheme.to_ascii_lowercase())
+}
+
+type UserInfo = (Option<String>, Option<String>);
+
+fn split_user_info(user_info: Option<&str>) -> Result<UserInfo, CacheError> {
+    let Some(user_info) = user_info else {
+        return Ok((None, None));
+    };
+    let (user, password) = match user_info.split_once(':') {
+        Some((user, password)) => (user, Some(password)),
+        None => (user_info, None),
+    };
+    let user = decode(user, "user name")?;
+    let password = password
+        .map(|password| decode(password, "password"))
+        .transpose()?;
+    Ok(((!user.is_empty()).then_some(user), password))
+}
+
+/// Percent-decodes `text`; the message names `what`, never the text.
+fn decode(text: &str, what: &str) -> Result<String, CacheError> {
+    percent_decode_str(text)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| CacheError::config(format!("the {what} of the url is not utf-8 once decoded")))
+}
+
+fn parse_hosts(authority: &str, may_hold_secret: bool) -> Result<Vec<Host>, CacheError> {
+    if authority.is_empty() {
+        return Ok(Vec::new());
+    }
+    authority
+        .split(',')
+        .enumerate()
+        .map(|(index, entry)| {
+            if entry.trim().is_empty() {
+                return Err(CacheError::config(
+                    "the host list of the url has an empty entry",
+                ));
+            }
+            Host::parse(entry).ok_or_else(|| {
+                CacheError::config(if may_hold_secret {
+                    // What looks like a host may be the tail of a password holding an
+                    // unencoded reserved character: do not show it.
+                    format!(
+                        "host {} of the url is not host[:port] (percent-encode '/', '?', '#' \
+                         and '@' in a password)",
+                        index + 1
+                    )
+                } else {
+                    format!(
+                        "bad host {:?} in the url: expected host[:port]",
+                        entry.trim()
+                    )
+                })
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(result: Result<CacheUrl, CacheError>) -> String {
+        match result {
+            Err(CacheError::Config { message }) => message,
+            Err(other) => panic!("expected a config error, got {other:?}"),
+            Ok(url) => panic!("expected a config error, got {url:?}"),
+        }
+    }
+
+    #[test]
+    fn every_part_is_read() {
+        let url = CacheUrl::parse(
+            "REDIS+Cluster://alice:pa%40ss@h1:7000,10.0.0.2,[::1]:7002/0?prefix=a%3A",
+        )
+        .unwrap();
+        assert_eq!(url.scheme(), "redis+cluster");
+        assert_eq!(url.username(), Some("alice"));
+        assert_eq!(url.password(), Some("pa@ss"));
+        let addresses: Vec<String> = url.hosts().iter().map(|host| host.address(6379)).collect();
+        assert_eq!(addresses, ["h1:7000", "10.0.0.2:6379", "[::1]:7002"]);
+        assert_eq!(url.hosts()[2].name(), "::1");
+        assert_eq!(url.path(), "/0");
+        assert_eq!(url.secrets(), ["pa%40ss", "pa@ss"]);
+        assert_eq!(
+            url.redacted(),
+            "REDIS+Cluster://alice:***@h1:7000,10.0.0.2,[::1]:7002/0?prefix=a%3A"
+        );
+    }
+
+    #[test]
+    fn user_info_forms() {
+        let legacy = CacheUrl::parse("redis://:s3cret@h").unwrap();
+        assert_eq!(
+            (legacy.username(), legacy.password()),
+            (None, Some("s3cret"))
+        );
+        let user_only = CacheUrl::parse("redis://bob@h").unwrap();
+        assert_eq!(
+            (user_only.username(), user_only.password()),
+            (Some("bob"), None)
+        );
+        let slash = CacheUrl::parse("redis://u:pa/ss@h:1/2").unwrap();
+        assert_eq!(slash.password(), Some("pa/ss"));
+        assert_eq!(slash.path(), "/2");
+        let at = CacheUrl::parse("redis://u:p@ss@h").unwrap();
+        assert_eq!(at.password(), Some("p@ss"));
+    }
+
+    #[test]
+    fn empty_authorities_and_socket_paths() {
+        let memory = CacheUrl::parse("memory://?max_value_size=10").unwrap();
+        assert!(memory.hosts().is_empty() && memory.path().is_empty());
+        let socket = CacheUrl::parse("redis+unix:///tmp/a%20b@c.sock").unwrap();
+        assert!(socket.hosts().is_empty());
+        assert_eq!(socket.path(), "/tmp/a b@c.sock");
+        assert_eq!(socket.password(), None);
+    }
+
+    #[test]
+    fn malformed_urls_are_config_errors_without_the_password() {
+        for raw in [
+            "hunter2",
+            "hunter2@://h",
+            "redis://:hunter2@h#x",
+            "redis://:hunter2@h:0",
+            "redis://:hunter2@h:99999",
+            "redis://:hunter2@h,,k",
+            "redis://:hunter2@[::1",
+            "redis://:hunter2@bad host",
+            "redis://u:hun?ter2@h",
+            "redis://:%ff%fehunter2@h",
+        ] {
+            let shown = message(CacheUrl::parse(raw));
+            assert!(!shown.contains("hunter2"), "{raw}: {shown}");
+        }
+        let named = message(CacheUrl::parse("memcache://a,bad host:1"));
+        assert!(named.contains("\"bad host:1\""), "{named}");
+    }
+
+    #[test]
+    fn debug_shows_the_redacted_url_only() {
+        let url = CacheUrl::parse("redis://u:hunter2@h?prefix=p:").unwrap();
+        let shown = format!("{url:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("***"),
+            "{shown}"
+        );
+        assert_eq!(url.scrub("auth hunter2 failed"), "auth *** failed");
+    }
+}
