@@ -1,0 +1,124 @@
+//! Single-flight per key within the process: one factory run per missing key, however
+//! many callers; the others wait for its result.
+//!
+//! The run is a spawned task, so that a caller that goes away (its future dropped)
+//! cancels nothing for the others, and a panic in the factory is caught there and
+//! handed to every waiter as an error. The task removes its own entry from the map
+//! when it ends, whatever way it ends (a guard's `Drop`), so no key is left waiting on
+//! a run that is gone. Compare moka's `future/value_initializer.rs`, which runs the
+//! factory in the first caller's task and lets waiters retry when it panics or is
+//! dropped: spawning trades a `'static` factory for never running it twice.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, PoisonError,
+    },
+};
+
+use futures::{
+    future::{BoxFuture, Shared},
+    FutureExt,
+};
+
+use crate::{error::FlightError, stored::Stored};
+
+pub(crate) type Outcome<V> = Result<Arc<Stored<V>>, FlightError>;
+pub(crate) type Flight<V> = Shared<BoxFuture<'static, Outcome<V>>>;
+
+/// The runs in progress, by key.
+pub(crate) struct Flights<V> {
+    running: Arc<Mutex<HashMap<String, (u64, Flight<V>)>>>,
+    next_id: AtomicU64,
+}
+
+/// Removes a run's entry when the run ends, unless another run has replaced it.
+struct Landing<V> {
+    running: Arc<Mutex<HashMap<String, (u64, Flight<V>)>>>,
+    key: String,
+    id: u64,
+}
+
+impl<V> Drop for Landing<V> {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if running.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+            running.remove(&self.key);
+        }
+    }
+}
+
+/// Whether the caller started the run or joined one.
+pub(crate) enum Role {
+    Started,
+    Joined,
+}
+
+impl<V: Clone + Send + Sync + 'static> Flights<V> {
+    pub(crate) fn new() -> Self {
+        Self {
+            running: Arc::new(Mutex::new(HashMap::new())),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    /// The run in progress for `key`, or a new one: `run` spawned as a task. The map's
+    /// lock is held only to look up or insert, never across an `await`.
+    pub(crate) fn join_or_start<F>(&self, key: &str, run: F) -> (Flight<V>, Role)
+    where
+        F: FnOnce() -> BoxFuture<'static, Outcome<V>>,
+    {
+        let mut running = self.lock();
+        if let Some((_, flight)) = running.get(key) {
+            return (flight.clone(), Role::Joined);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let landing = Landing {
+            running: Arc::clone(&self.running),
+            key: key.to_owned(),
+            id,
+        };
+        let run = run();
+        let task = tokio::spawn(async move {
+            let outcome = run.await;
+            drop(landing);
+            outcome
+        });
+        let flight = joined_outcome(task).boxed().shared();
+        running.insert(key.to_owned(), (id, flight.clone()));
+        (flight, Role::Started)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Flight<V>)>> {
+        // A panic while the lock was held cannot leave the map half-updated (each
+        // critical section is one insert or remove), so poisoning is ignored.
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The task's outcome; a task that panicked outside the factory's own catch, or was
+/// cancelled by a runtime shutting down, is an error for every waiter.
+fn joined_outcome<V: Send + Sync + 'static>(
+    task: tokio::task::JoinHandle<Outcome<V>>,
+) -> impl Future<Output = Outcome<V>> + Send {
+    async move {
+        match task.await {
+            Ok(outcome) => outcome,
+            Err(err) if err.is_panic() => Err(FlightError::Panicked(Arc::from(
+                panic_message(err.into_panic().as_ref()).as_str(),
+            ))),
+            Err(_) => Err(FlightError::Panicked(Arc::from("the factory task was cancelled"))),
+        }
+    }
+}
+
+/// The message of a panic payload, when it is a string.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned())
+}

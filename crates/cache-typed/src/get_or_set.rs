@@ -1,0 +1,361 @@
+//! `get_or_set` and its variants: the read, single-flight, fail-safe, timeouts and
+//! eager refresh around a factory.
+
+use std::{convert::Infallible, future::Future, panic::AssertUnwindSafe, sync::Arc, time::Duration};
+
+use futures::FutureExt;
+
+use crate::{
+    codec::Codec,
+    distributed::{self, Lock},
+    error::{Error, FactoryError, FlightError},
+    flight::{panic_message, Flight, Outcome, Role},
+    options::{EntryOptions, ReadErrors},
+    stored::{now_ms, Stored},
+    telemetry,
+    typed::{Entry, Inner, TypedCache, Value},
+};
+
+/// The error type a fallible factory may return: anything that boxes into an error.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<V: Value, C: Codec> TypedCache<V, C> {
+    /// The value under `key`, or the value of `factory()`, stored with `options`.
+    ///
+    /// However many callers miss `key` at once, the factory runs once in this process
+    /// (and once across processes with a [`DistributedLock`](crate::DistributedLock));
+    /// the others wait for its value. The factory runs in a task of its own on the
+    /// Tokio runtime: a caller that goes away cancels nothing, a panic reaches every
+    /// waiter as [`Error::FactoryPanicked`]. See [`EntryOptions`] for fail-safe,
+    /// timeouts, eager refresh and jitter.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use cache_typed::{JsonCodec, TypedCache};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_typed::Error> {
+    /// let cache: TypedCache<String, JsonCodec> =
+    ///     TypedCache::new(Arc::new(cache_memory::MemoryCache::new()), JsonCodec);
+    /// let options = cache.options().ttl(Duration::from_secs(60));
+    /// let name = cache.get_or_set("user:42:name", options, || async { "ada".to_owned() }).await?;
+    /// assert_eq!(name, "ada");
+    /// // A hit: the factory does not run.
+    /// let again = cache.get_or_set("user:42:name", options, || async { unreachable!() }).await?;
+    /// assert_eq!(again, "ada");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::FactoryPanicked`], [`Error::Timeout`] past the hard timeout, and
+    /// [`Error::Cache`] for an invalid key or, with [`ReadErrors::Propagate`], a
+    /// backend error on read; never when fail-safe has a stale value to serve instead.
+    pub async fn get_or_set<F, Fut>(
+        &self,
+        key: &str,
+        options: EntryOptions,
+        factory: F,
+    ) -> Result<V, Error>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = V> + Send + 'static,
+    {
+        Ok(self.get_or_set_entry(key, options, factory).await?.value)
+    }
+
+    /// As [`get_or_set`](Self::get_or_set), with the value's [`Entry`]: whether it is
+    /// stale, when it was written and when it expires.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_or_set`](Self::get_or_set).
+    pub async fn get_or_set_entry<F, Fut>(
+        &self,
+        key: &str,
+        options: EntryOptions,
+        factory: F,
+    ) -> Result<Entry<V>, Error>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = V> + Send + 'static,
+    {
+        self.try_get_or_set_entry(key, options, move || factory().map(Ok::<V, Infallible>))
+            .await
+    }
+
+    /// As [`get_or_set`](Self::get_or_set), with a factory that may fail. Its error
+    /// reaches every waiting caller as [`Error::Factory`] (the original with
+    /// [`Error::factory_error`]), unless fail-safe serves a stale value instead.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use cache_typed::{JsonCodec, TypedCache};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache: TypedCache<u32, JsonCodec> =
+    ///     TypedCache::new(Arc::new(cache_memory::MemoryCache::new()), JsonCodec);
+    /// let failed = cache
+    ///     .try_get_or_set("answer", cache.options(), || async {
+    ///         Err::<u32, _>(std::io::Error::other("database down"))
+    ///     })
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(failed.factory_error::<std::io::Error>().is_some());
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`get_or_set`](Self::get_or_set), and [`Error::Factory`].
+    pub async fn try_get_or_set<F, Fut, E>(
+        &self,
+        key: &str,
+        options: EntryOptions,
+        factory: F,
+    ) -> Result<V, Error>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        Ok(self.try_get_or_set_entry(key, options, factory).await?.value)
+    }
+
+    /// As [`try_get_or_set`](Self::try_get_or_set), with the value's [`Entry`].
+    ///
+    /// # Errors
+    ///
+    /// As [`try_get_or_set`](Self::try_get_or_set).
+    pub async fn try_get_or_set_entry<F, Fut, E>(
+        &self,
+        key: &str,
+        options: EntryOptions,
+        factory: F,
+    ) -> Result<Entry<V>, Error>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        cache_api::validate_key(key)?;
+        let inner = &self.inner;
+        let now = now_ms();
+        // After a recent failure, fail-safe serves the kept value alone until the
+        // throttle passes: neither the backend nor the factory is tried meanwhile.
+        let kept = if options.fail_safe {
+            inner.fallback.get(key, now)
+        } else {
+            None
+        };
+        if let Some((stored, true)) = &kept {
+            telemetry::stale_served(inner.label, "throttled");
+            return Ok(Entry::from_stored(stored, true));
+        }
+        let mut stale = kept.map(|(stored, _)| stored);
+        let (mut seen, mut double_check) = (None, true);
+        match inner.read(key).await {
+            Ok(Some(stored)) if stored.is_fresh(now) => {
+                return Ok(self.hit(key, stored, options, factory));
+            }
+            Ok(Some(stored)) => {
+                seen = Some(stored.written_at_ms);
+                if options.fail_safe {
+                    stale = Some(Arc::new(stored));
+                }
+            }
+            Ok(None) => {}
+            Err(err) => {
+                if let Some(stale) = &stale {
+                    return Ok(self.serve_stale(key, stale, &options, "backend_error"));
+                }
+                if options.read_errors == ReadErrors::Propagate {
+                    return Err(err.into());
+                }
+                telemetry::read_failed(inner.label, &err);
+                // The backend just failed: reading it again before the factory would
+                // only wait for another failure.
+                double_check = false;
+            }
+        }
+        let (flight, role) = inner.flights.join_or_start(key, || {
+            let inner = Arc::clone(inner);
+            fly(inner, key.to_owned(), options, seen, double_check, factory).boxed()
+        });
+        if matches!(role, Role::Joined) {
+            telemetry::joined(inner.label);
+        }
+        self.wait(key, flight, stale, &options).await
+    }
+
+    /// A fresh hit: kept for fail-safe, and refreshed in the background when it is
+    /// past the eager-refresh threshold and no refresh is running yet.
+    fn hit<F, Fut, E>(&self, key: &str, stored: Stored<V>, options: EntryOptions, factory: F) -> Entry<V>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let entry = Entry::from_stored(&stored, false);
+        let due = options
+            .eager_refresh
+            .is_some_and(|fraction| stored.past_fraction(fraction, now_ms()));
+        let seen = stored.written_at_ms;
+        if options.fail_safe {
+            let stored = Arc::new(stored);
+            let max = options.fail_safe_max_duration;
+            self.inner.fallback.remember(key, &stored, max);
+        }
+        if due {
+            let (_, role) = self.inner.flights.join_or_start(key, || {
+                let inner = Arc::clone(&self.inner);
+                fly(inner, key.to_owned(), options, Some(seen), true, factory).boxed()
+            });
+            if matches!(role, Role::Started) {
+                telemetry::eager_refresh(self.inner.label);
+            }
+        }
+        entry
+    }
+
+    /// Waits for the run's outcome, no longer than the soft timeout when a stale value
+    /// can stand in, nor than the hard timeout.
+    async fn wait(
+        &self,
+        key: &str,
+        flight: Flight<V>,
+        stale: Option<Arc<Stored<V>>>,
+        options: &EntryOptions,
+    ) -> Result<Entry<V>, Error> {
+        let soft = options.soft_timeout.filter(|soft| {
+            stale.is_some() && options.hard_timeout.is_none_or(|hard| *soft < hard)
+        });
+        let Some(limit) = soft.or(options.hard_timeout) else {
+            return self.settle(key, flight.await, stale.as_ref(), options);
+        };
+        match tokio::time::timeout(limit, flight).await {
+            Ok(outcome) => self.settle(key, outcome, stale.as_ref(), options),
+            // The run goes on in its task, and stores its value when it ends.
+            Err(_) => match (&stale, soft.is_some()) {
+                (Some(stale), true) => Ok(self.stale_entry(stale, "soft_timeout")),
+                (Some(stale), false) => Ok(self.stale_entry(stale, "hard_timeout")),
+                (None, _) => Err(Error::Timeout { after: limit }),
+            },
+        }
+    }
+
+    /// The caller's answer from the run's outcome: its value, or on failure the stale
+    /// value (fail-safe, throttled) or the error.
+    fn settle(
+        &self,
+        key: &str,
+        outcome: Outcome<V>,
+        stale: Option<&Arc<Stored<V>>>,
+        options: &EntryOptions,
+    ) -> Result<Entry<V>, Error> {
+        match (outcome, stale) {
+            (Ok(stored), _) => Ok(Entry::from_stored(&stored, false)),
+            (Err(_), Some(stale)) => Ok(self.serve_stale(key, stale, options, "factory_error")),
+            (Err(err), None) => Err(err.into()),
+        }
+    }
+
+    /// Serves `stale` after a failure, and keeps serving it alone for the throttle.
+    fn serve_stale(
+        &self,
+        key: &str,
+        stale: &Arc<Stored<V>>,
+        options: &EntryOptions,
+        reason: &'static str,
+    ) -> Entry<V> {
+        let (max, throttle) = (options.fail_safe_max_duration, options.fail_safe_throttle);
+        self.inner.fallback.throttle(key, stale, max, throttle);
+        self.stale_entry(stale, reason)
+    }
+
+    fn stale_entry(&self, stale: &Stored<V>, reason: &'static str) -> Entry<V> {
+        telemetry::stale_served(self.inner.label, reason);
+        Entry::from_stored(stale, true)
+    }
+}
+
+/// One factory run, in its own task: a last look at the backend (another caller may
+/// have stored the value since this one read), the distributed lock when asked for,
+/// the factory with its panic caught, then the write.
+async fn fly<V, C, F, Fut, E>(
+    inner: Arc<Inner<V, C>>,
+    key: String,
+    options: EntryOptions,
+    seen: Option<u64>,
+    double_check: bool,
+    factory: F,
+) -> Outcome<V>
+where
+    V: Value,
+    C: Codec,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<V, E>> + Send + 'static,
+    E: Into<BoxError> + 'static,
+{
+    let lock = match options.distributed_lock {
+        // Taking the lock reads the value again itself.
+        Some(lock) => distributed::acquire(&inner, &key, lock, seen).await,
+        None if double_check => match inner.read_newer(&key, seen).await {
+            Some(stored) => Lock::Found(Arc::new(stored)),
+            None => Lock::NotHeld,
+        },
+        None => Lock::NotHeld,
+    };
+    if let Lock::Found(stored) = lock {
+        return Ok(stored);
+    }
+    // The error is boxed at once, so nothing that is not `Send` lives across an await.
+    let run = AssertUnwindSafe(async move { factory().await.map_err(Into::<BoxError>::into) })
+        .catch_unwind()
+        .await;
+    let outcome = match run {
+        Ok(Ok(value)) => {
+            telemetry::factory_run(inner.label, "ok");
+            Ok(Arc::new(inner.store(&key, value, &options).await))
+        }
+        Ok(Err(err)) => {
+            telemetry::factory_run(inner.label, "error");
+            Err(FlightError::Factory(FactoryError::new(err)))
+        }
+        Err(panic) => {
+            telemetry::factory_run(inner.label, "panic");
+            Err(FlightError::Panicked(Arc::from(panic_message(&*panic).as_str())))
+        }
+    };
+    distributed::release(&inner, lock).await;
+    if let (Ok(stored), true) = (&outcome, options.fail_safe) {
+        inner.fallback.remember(&key, stored, options.fail_safe_max_duration);
+    }
+    outcome
+}
+
+impl<V: Value, C: Codec> Inner<V, C> {
+    /// Writes a computed value; a failure is logged and counted, and the value is
+    /// still returned: the caller gets what it asked for, the next read misses.
+    pub(crate) async fn store(&self, key: &str, value: V, options: &EntryOptions) -> Stored<V> {
+        let logical = crate::jitter::apply(options.ttl, options.jitter);
+        match self.encode(&value, logical) {
+            Ok((bytes, times)) => {
+                let ttl: Duration = options.physical_ttl(logical);
+                if let Err(err) = self.cache.set(key, bytes, Some(ttl)).await {
+                    telemetry::write_failed(self.label, &err);
+                }
+                Stored {
+                    value,
+                    written_at_ms: times.written_at_ms,
+                    logical_expiry_ms: times.logical_expiry_ms,
+                }
+            }
+            Err(err) => {
+                telemetry::write_failed(self.label, &err);
+                Stored::new(value, logical)
+            }
+        }
+    }
+}
