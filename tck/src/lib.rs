@@ -4,6 +4,7 @@
 
 pub mod checks;
 mod failure;
+pub mod model;
 mod recorder;
 mod run;
 

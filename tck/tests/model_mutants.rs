@@ -1,0 +1,305 @@
+//! The model run catches broken backends: an honest map with deadlines passes it, and
+//! each mutant of that map (one defect each) fails it, with a shrunk sequence that
+//! fails again when replayed.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::{Duration, Instant},
+};
+
+use cache_api::{async_trait, validate_key, Bytes, Cache, CacheError, Capabilities};
+use cache_tck::model::{self, Config, ModelFailure};
+use futures::future::join_all;
+
+/// One defect of the reference map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mutant {
+    Honest,
+    DeleteDoesNothing,
+    TtlIgnored,
+    TtlsHalved,
+    GetManyMissesTheLastEntry,
+    AddOverwrites,
+    AddIgnoresExpiry,
+    SetManyIgnoresTtl,
+    DeleteManyCountsDuplicates,
+    ExistsIgnoresExpiry,
+    ClearDoesNothing,
+    ClearWipesOtherNamespaces,
+}
+
+type Store = Arc<Mutex<HashMap<String, (Bytes, Option<Instant>)>>>;
+
+/// A map shared by every cache of one factory, each cache under a prefix of its own,
+/// as caches on one server are.
+struct MapCache {
+    store: Store,
+    prefix: String,
+    mutant: Mutant,
+}
+
+impl MapCache {
+    fn entries(&self) -> MutexGuard<'_, HashMap<String, (Bytes, Option<Instant>)>> {
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    fn live(&self, key: &str, ignore_expiry: bool) -> Option<Bytes> {
+        let entries = self.entries();
+        let (value, deadline) = entries.get(&self.full(key))?;
+        let live = ignore_expiry || deadline.is_none_or(|deadline| Instant::now() < deadline);
+        live.then(|| value.clone())
+    }
+
+    fn store(&self, key: &str, value: Bytes, ttl: Option<Duration>) {
+        let full = self.full(key);
+        let ttl = match (self.mutant, ttl) {
+            (Mutant::TtlIgnored, Some(ttl)) if !ttl.is_zero() => None,
+            (Mutant::TtlsHalved, Some(ttl)) if !ttl.is_zero() => Some(ttl / 2),
+            _ => ttl,
+        };
+        let mut entries = self.entries();
+        match ttl {
+            Some(ttl) if ttl.is_zero() => {
+                entries.remove(&full);
+            }
+            _ => {
+                let deadline = ttl.map(|ttl| Instant::now() + ttl);
+                entries.insert(full, (value, deadline));
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Cache for MapCache {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        validate_key(key)?;
+        Ok(self.live(key, false))
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
+        validate_key(key)?;
+        self.store(key, value, ttl);
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        validate_key(key)?;
+        let live = self.live(key, false).is_some();
+        if self.mutant != Mutant::DeleteDoesNothing {
+            self.entries().remove(&self.full(key));
+        }
+        Ok(live)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, CacheError> {
+        validate_key(key)?;
+        Ok(self
+            .live(key, self.mutant == Mutant::ExistsIgnoresExpiry)
+            .is_some())
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(key).await?);
+        }
+        if self.mutant == Mutant::GetManyMissesTheLastEntry {
+            if let Some(last) = values.iter_mut().rev().find(|value| value.is_some()) {
+                *last = None;
+            }
+        }
+        Ok(values)
+    }
+
+    async fn set_many(
+        &self,
+        entries: &[(&str, Bytes)],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        let ttl = match self.mutant {
+            Mutant::SetManyIgnoresTtl if ttl.is_some_and(|ttl| !ttl.is_zero()) => None,
+            _ => ttl,
+        };
+        for (key, value) in entries {
+            self.set(key, value.clone(), ttl).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_many(&self, keys: &[&str]) -> Result<usize, CacheError> {
+        let mut keys = keys.to_vec();
+        if self.mutant != Mutant::DeleteManyCountsDuplicates {
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        let mut removed = 0;
+        for key in keys {
+            // Counted before removing, so a duplicate counts again in the mutant.
+            removed += usize::from(self.live(key, false).is_some());
+            if self.mutant != Mutant::DeleteManyCountsDuplicates {
+                self.entries().remove(&self.full(key));
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn add(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, CacheError> {
+        validate_key(key)?;
+        if ttl.is_some_and(|ttl| ttl.is_zero()) {
+            return Ok(false);
+        }
+        let present = self
+            .live(key, self.mutant == Mutant::AddIgnoresExpiry)
+            .is_some();
+        if present && self.mutant != Mutant::AddOverwrites {
+            return Ok(false);
+        }
+        self.store(key, value, ttl);
+        Ok(!present)
+    }
+
+    async fn clear(&self) -> Result<(), CacheError> {
+        let prefix = match self.mutant {
+            Mutant::ClearDoesNothing => return Ok(()),
+            Mutant::ClearWipesOtherNamespaces => String::new(),
+            _ => self.prefix.clone(),
+        };
+        self.entries().retain(|key, _| !key.starts_with(&prefix));
+        Ok(())
+    }
+
+    fn limits(&self) -> Capabilities {
+        Capabilities::new(Duration::from_millis(1), 1 << 20)
+            .with_clear()
+            .with_atomic_add()
+    }
+}
+
+/// Caches of one mutant over one shared map, each under a prefix of its own.
+fn factory(mutant: Mutant) -> impl FnMut() -> std::future::Ready<MapCache> {
+    let store = Store::default();
+    let next = Arc::new(AtomicUsize::new(0));
+    move || {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        std::future::ready(MapCache {
+            store: store.clone(),
+            prefix: format!("ns{n}:"),
+            mutant,
+        })
+    }
+}
+
+/// Short TTLs (40 and 60 ms) and pauses, so a run takes a second or two.
+fn config() -> Config {
+    Config::from_env()
+        .expect("CACHE_MODEL_CASES and CACHE_MODEL_SEED, when set, are numbers")
+        .with_cases(64)
+        .with_time_unit(Duration::from_millis(20))
+        .with_time_budget(Duration::from_secs(60))
+}
+
+async fn run(mutant: Mutant) -> Result<model::Report, ModelFailure> {
+    model::run(factory(mutant), &config()).await
+}
+
+/// The honest map keeps the model on every sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_honest_map_keeps_the_model() {
+    match run(Mutant::Honest).await {
+        Ok(report) => {
+            println!("{report}");
+            assert_eq!(report.cases, 64, "{report}");
+            assert_eq!(
+                report.drawn,
+                [
+                    "get",
+                    "set",
+                    "delete",
+                    "exists",
+                    "get_many",
+                    "set_many",
+                    "delete_many",
+                    "add",
+                    "clear"
+                ]
+            );
+        }
+        Err(failure) => panic!("the honest map failed the model:\n{failure}"),
+    }
+}
+
+/// Every mutant fails the model, on a sequence shrunk to a few steps that fails again
+/// when replayed on a fresh cache of the same mutant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mutant_fails_the_model_with_a_replayable_sequence() {
+    let mutants = [
+        Mutant::DeleteDoesNothing,
+        Mutant::TtlIgnored,
+        Mutant::TtlsHalved,
+        Mutant::GetManyMissesTheLastEntry,
+        Mutant::AddOverwrites,
+        Mutant::AddIgnoresExpiry,
+        Mutant::SetManyIgnoresTtl,
+        Mutant::DeleteManyCountsDuplicates,
+        Mutant::ExistsIgnoresExpiry,
+        Mutant::ClearDoesNothing,
+        Mutant::ClearWipesOtherNamespaces,
+    ];
+    let results = join_all(mutants.iter().map(|mutant| run(*mutant))).await;
+    let mut missed = Vec::new();
+    for (mutant, result) in mutants.iter().zip(results) {
+        match result {
+            Ok(report) => missed.push(format!("{mutant:?}: passed ({report})")),
+            Err(failure) => {
+                println!("{mutant:?}:\n{failure}");
+                assert!(
+                    failure.program.0.len() <= failure.drawn_len,
+                    "{mutant:?}: shrinking lengthened the sequence\n{failure}"
+                );
+                if replays_alike(*mutant) {
+                    let mut fresh = factory(*mutant);
+                    let replayed = model::replay(&fresh().await, &failure.program).await;
+                    let replayed = replayed.expect_err("the shrunk sequence passed when replayed");
+                    assert_eq!(replayed, failure.failure, "{mutant:?}: replayed otherwise");
+                }
+            }
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "mutants the model did not catch:\n{}",
+        missed.join("\n")
+    );
+}
+
+/// Whether a mutant's shrunk sequence fails the same way whenever it is replayed. Not
+/// the ones caught by an expiry: a replay on a machine busy in between may read every
+/// entry inside its expiry window, where both answers are allowed. Nor the one caught
+/// by the bystander, which a replay on one cache does not have.
+fn replays_alike(mutant: Mutant) -> bool {
+    !matches!(
+        mutant,
+        Mutant::TtlIgnored
+            | Mutant::TtlsHalved
+            | Mutant::SetManyIgnoresTtl
+            | Mutant::ExistsIgnoresExpiry
+            | Mutant::AddIgnoresExpiry
+            | Mutant::ClearWipesOtherNamespaces
+    )
+}
