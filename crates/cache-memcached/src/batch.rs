@@ -51,7 +51,7 @@ impl MemcachedCache {
             context,
             self.inner
                 .client
-                .run_many(server_keys.into_iter().map(get_of)),
+                .run_many(server_keys.into_iter().map(get_of), context.timeout),
         )
         .await?;
         results
@@ -70,7 +70,8 @@ impl MemcachedCache {
             .iter()
             .map(|(key, value)| self.set_operation(generation, key, value, expiry))
             .collect();
-        let results = call(self.context("set_many"), self.inner.client.run_many(writes)).await?;
+        let context = self.context("set_many");
+        let results = call(context, self.inner.client.run_many(writes, context.timeout)).await?;
         for (result, (_, value)) in results.into_iter().zip(entries) {
             let result =
                 result.map_err(|error| self.value_context("set_many", value.len()).map(error))?;
@@ -88,7 +89,7 @@ impl MemcachedCache {
         let deletes = keys
             .iter()
             .map(|key| delete_of(self.inner.keys.server_key(generation, key)));
-        let results = call(context, self.inner.client.run_many(deletes)).await?;
+        let results = call(context, self.inner.client.run_many(deletes, context.timeout)).await?;
         let mut count = 0;
         for result in results {
             count += usize::from(removed(result.map_err(|error| context.map(error))?.status)?);

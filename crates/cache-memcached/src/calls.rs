@@ -12,16 +12,14 @@ use crate::{
     MemcachedCache,
 };
 
-/// Awaits a call of the client within the timeout, mapping its error.
+/// Awaits a call of the client, mapping its error. The client bounds each call by the
+/// timeout it is given (the context's): a second timer here would only race it, and the
+/// client must see its own timeout to drop the connection that missed it.
 pub(crate) async fn call<T>(
     context: Context,
     future: impl Future<Output = Result<T, ClientError>>,
 ) -> Result<T, CacheError> {
-    match tokio::time::timeout(context.timeout, future).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(context.map(error)),
-        Err(_) => Err(context.timeout()),
-    }
+    future.await.map_err(|error| context.map(error))
 }
 
 /// A `mg` of `key`, which it takes over (`Get::new` would copy it).
@@ -99,9 +97,10 @@ impl MemcachedCache {
         key: &str,
     ) -> Result<Option<Bytes>, CacheError> {
         let server_key = self.inner.keys.server_key(generation, key);
+        let context = self.context("get");
         let result = call(
-            self.context("get"),
-            self.inner.client.run(get_of(server_key)),
+            context,
+            self.inner.client.run(get_of(server_key), context.timeout),
         )
         .await?;
         Ok(hit_value(result))
@@ -114,7 +113,8 @@ impl MemcachedCache {
     ) -> Result<bool, CacheError> {
         let server_key = self.inner.keys.server_key(generation, key);
         let probe = get_of(server_key).without_value();
-        Ok(call(self.context("exists"), self.inner.client.run(probe))
+        let context = self.context("exists");
+        Ok(call(context, self.inner.client.run(probe, context.timeout))
             .await?
             .hit())
     }
@@ -145,7 +145,7 @@ impl MemcachedCache {
     ) -> Result<(), CacheError> {
         let set = self.set_operation(generation, key, value, expiry);
         let context = self.value_context("set", value.len());
-        let result = call(context, self.inner.client.run(set)).await?;
+        let result = call(context, self.inner.client.run(set, context.timeout)).await?;
         stored(result.status)
     }
 
@@ -158,7 +158,7 @@ impl MemcachedCache {
     ) -> Result<bool, CacheError> {
         let add = self.set_operation(generation, key, value, expiry).add();
         let context = self.value_context("add", value.len());
-        let result = call(context, self.inner.client.run(add)).await?;
+        let result = call(context, self.inner.client.run(add, context.timeout)).await?;
         added(result.status)
     }
 
@@ -168,9 +168,10 @@ impl MemcachedCache {
         key: &str,
     ) -> Result<bool, CacheError> {
         let server_key = self.inner.keys.server_key(generation, key);
+        let context = self.context("delete");
         let result = call(
-            self.context("delete"),
-            self.inner.client.run(delete_of(server_key)),
+            context,
+            self.inner.client.run(delete_of(server_key), context.timeout),
         )
         .await?;
         removed(result.status)

@@ -6,7 +6,7 @@ use cache_api::CacheError;
 use crate::{
     admin,
     calls::{call, delete_of, removed},
-    error::{Context, BACKEND},
+    error::BACKEND,
     generation::read_generation,
     keys,
     namespace::{now_micros, Namespace},
@@ -40,7 +40,8 @@ impl MemcachedCache {
         let cutoff = now_micros()
             .max(namespace.snapshot().highest)
             .max(current.unwrap_or_default());
-        let result = call(context, client.run(delete_of(namespace.key.clone()))).await?;
+        let delete = delete_of(namespace.key.clone());
+        let result = call(context, client.run(delete, context.timeout)).await?;
         removed(result.status)?;
         namespace.set(None, cutoff);
         self.remove_entries(cutoff).await
@@ -100,13 +101,10 @@ impl MemcachedCache {
         let context = self.context("clear");
         let timeout = self.inner.timeout;
         // The synchronous client's pool reports a hung and a dead server alike; a no-op
-        // first tells them apart, and spares the blocking thread when a server is down.
+        // on every server at once first tells them apart, and spares the blocking thread
+        // when a server is down.
+        call(context, self.inner.client.noop(timeout)).await?;
         let servers = u32::try_from(self.inner.servers.len()).unwrap_or(u32::MAX);
-        let every_server = Context {
-            timeout: timeout.saturating_mul(servers),
-            ..context
-        };
-        call(every_server, self.inner.client.noop()).await?;
         let urls: Vec<String> = self
             .inner
             .servers

@@ -4,12 +4,10 @@
 use std::sync::Arc;
 
 use cache_api::CacheError;
-use memcache::exp::AsyncMetaClient;
 
 use crate::{
-    admin, calls::call, error::Context, generation::read_generation, keys::KeySpace,
-    namespace::Namespace, router, Inner, MemcachedCache, MemcachedCacheBuilder,
-    DEFAULT_MAX_VALUE_SIZE,
+    admin, calls::call, error::Context, generation::read_generation, keys::KeySpace, mux,
+    namespace::Namespace, Inner, MemcachedCache, MemcachedCacheBuilder, DEFAULT_MAX_VALUE_SIZE,
 };
 
 /// The per-item overhead subtracted from a server's item size to get the largest value it
@@ -67,26 +65,10 @@ impl MemcachedCache {
         // here in plain words, not by a parse error of the meta protocol.
         let max_value_size =
             effective_value_limit(&servers, builder.max_value_size, connect).await?;
-        let client = call(
-            connect,
-            AsyncMetaClient::builder()
-                .router(router::StableRendezvous)
-                .connect_timeout(Some(timeout))
-                // No I/O timeout inside the client: every call is bounded as a whole by
-                // `call`, and a second timer per exchange would only cost time. An
-                // exchange cut short there drops its connection, never reuses it.
-                .io_timeout(None)
-                .max_idle(builder.pool_size)
-                .max_connections(Some(builder.pool_size))
-                .connect_multiple_async(servers.iter().map(String::as_str)),
-        )
-        .await?;
-        // Connections are dialled lazily: a no-op on every server finds a dead address now.
-        let every_server = Context {
-            timeout: timeout.saturating_mul(u32::try_from(servers.len()).unwrap_or(u32::MAX)),
-            ..connect
-        };
-        call(every_server, client.noop()).await?;
+        let client = mux::Client::new(&servers, builder.pool_size);
+        // Connections are dialled when first used: a no-op on every server, all at once,
+        // dials them now and finds a dead address.
+        call(connect, client.noop(timeout)).await?;
 
         let keys = KeySpace::new(prefix.as_deref());
         let namespace = match keys.generation_key() {

@@ -5,11 +5,12 @@
 use std::future::Future;
 
 use cache_api::CacheError;
-use memcache::exp::{AsyncMetaClient, Get, MutationStatus, Set};
+use memcache::exp::{Get, MutationStatus, Set};
 
 use crate::{
     calls::call,
     error::{unexpected, Context},
+    mux::Client,
     namespace::{fresh_generation, Namespace, Snapshot},
     MemcachedCache,
 };
@@ -23,11 +24,11 @@ pub(crate) enum Counter {
 }
 
 pub(crate) async fn read_counter(
-    client: &AsyncMetaClient,
+    client: &Client,
     key: &[u8],
     context: Context,
 ) -> Result<Counter, CacheError> {
-    let result = call(context, client.run(Get::new(key))).await?;
+    let result = call(context, client.run(Get::new(key), context.timeout)).await?;
     if !result.hit() {
         return Ok(Counter::Missing);
     }
@@ -41,12 +42,15 @@ pub(crate) async fn read_counter(
 /// Creates a missing generation counter with `fresh`: `Some(fresh)` when this call created
 /// it, `None` when another instance did first (read or increment theirs instead).
 pub(crate) async fn create_counter(
-    client: &AsyncMetaClient,
+    client: &Client,
     key: &[u8],
     fresh: u64,
     context: Context,
 ) -> Result<Option<u64>, CacheError> {
-    let added = call(context, client.run(Set::new(key, fresh.to_string()).add())).await?;
+    let added = call(
+        context,
+        client.run(Set::new(key, fresh.to_string()).add(), context.timeout),
+    ).await?;
     match added.status {
         MutationStatus::Applied => Ok(Some(fresh)),
         MutationStatus::AlreadyExists => Ok(None),
@@ -59,7 +63,7 @@ pub(crate) async fn create_counter(
 /// The generation of a prefix as the server holds it: `None` when the counter is absent,
 /// or garbled (then the next write replaces it). Never writes.
 pub(crate) async fn read_generation(
-    client: &AsyncMetaClient,
+    client: &Client,
     key: &[u8],
     context: Context,
 ) -> Result<Option<u64>, CacheError> {
@@ -212,7 +216,11 @@ impl MemcachedCache {
                 Counter::Missing => {}
                 // Overwritten by another client with something that is no number.
                 Counter::Garbage => {
-                    call(context, client.run(Set::new(key, fresh.to_string()))).await?;
+                    call(
+                        context,
+                        client.run(Set::new(key, fresh.to_string()), context.timeout),
+                    )
+                    .await?;
                     namespace.set(Some(fresh), fresh);
                     return Ok(fresh);
                 }

@@ -13,6 +13,7 @@ mod expiry;
 mod fail_open;
 mod generation;
 mod keys;
+mod mux;
 mod namespace;
 mod router;
 #[cfg(feature = "serde")]
@@ -25,7 +26,6 @@ use std::{fmt, sync::Arc, time::Duration};
 use cache_api::{
     async_trait, validate_entries, validate_key, validate_keys, Bytes, Cache, CacheError, Limits,
 };
-use memcache::exp::AsyncMetaClient;
 
 #[cfg(feature = "serde")]
 pub use serde_config::MemcachedConfig;
@@ -64,7 +64,7 @@ pub struct MemcachedCache {
 }
 
 struct Inner {
-    client: AsyncMetaClient,
+    client: mux::Client,
     servers: Vec<String>,
     key_prefix: Option<String>,
     keys: KeySpace,

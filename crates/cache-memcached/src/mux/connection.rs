@@ -1,0 +1,241 @@
+//! One multiplexed connection: callers hand encoded requests to a writer task, which
+//! writes whatever is queued back to back, one write per batch; a reader task reads the
+//! answers in order and hands each request its own.
+//!
+//! The writer registers each request with the reader *before* its bytes go out, so the
+//! reader always knows what the next answer on the wire belongs to.
+
+use std::{
+    io,
+    sync::{Arc, Mutex, OnceLock, PoisonError},
+};
+
+use memcache::exp::{Error, MetaCommandResult};
+use tokio::{
+    io::{AsyncWriteExt, BufReader},
+    net::{tcp::OwnedWriteHalf, TcpStream},
+    sync::{mpsc, oneshot},
+    task::AbortHandle,
+};
+
+use super::reader;
+
+/// Bytes the writer gathers into one write before it stops draining the queue: enough
+/// for hundreds of small requests, small enough not to hold a large buffer for long.
+const MAX_WRITE_BATCH: usize = 128 * 1024;
+
+/// Capacity of the reader's buffer: one read takes in the answers of many requests.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// A write buffer that grew past this (a large value) is given back after its write.
+const KEEP_WRITE_BUFFER: usize = 1024 * 1024;
+
+/// Why a connection stopped, or why a request got no answer on it. Handed to every
+/// request the connection still owed an answer, each turned into its own error.
+#[derive(Debug, Clone)]
+pub(crate) enum Failure {
+    /// A request passed its deadline.
+    Timeout,
+    /// The socket failed, or the server closed it.
+    Io(io::ErrorKind, String),
+    /// An answer that cannot be paired with its request: the connection is out of step.
+    Protocol(String),
+}
+
+impl Failure {
+    pub(crate) fn io(error: &io::Error) -> Self {
+        Failure::Io(error.kind(), error.to_string())
+    }
+
+    fn closed() -> Self {
+        Failure::Io(
+            io::ErrorKind::ConnectionAborted,
+            "the connection to memcached was closed".to_owned(),
+        )
+    }
+
+    /// The error of the request for `key`.
+    pub(crate) fn error(&self, key: &[u8]) -> Error {
+        match self {
+            Failure::Timeout => Error::Timeout { key: key.to_vec() },
+            Failure::Io(kind, message) => Error::Io(io::Error::new(*kind, message.clone())),
+            Failure::Protocol(message) => Error::Protocol(message.clone()),
+        }
+    }
+}
+
+/// What the answers to one request look like.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Expect {
+    /// `count` meta commands whose opaque tokens run from `first` up (wrapping).
+    Commands { first: u32, count: usize },
+    /// One `mn`, answered by `MN`.
+    Noop,
+}
+
+/// The answer to one command: the server's reply, or its refusal of that command
+/// (`SERVER_ERROR`, `CLIENT_ERROR`).
+pub(crate) type Answer = Result<MetaCommandResult, Error>;
+
+/// A request waiting for its answers, in the reader's queue.
+pub(crate) struct Exchange {
+    pub(crate) expect: Expect,
+    pub(crate) reply: oneshot::Sender<Vec<Answer>>,
+}
+
+/// A request on its way to the writer.
+struct Message {
+    payload: Vec<u8>,
+    exchange: Exchange,
+}
+
+/// What the caller side and both tasks share.
+#[derive(Default)]
+pub(crate) struct Shared {
+    failure: OnceLock<Failure>,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl Shared {
+    /// Marks the connection failed (the first reason stays) and stops both tasks, which
+    /// drops every request still queued: each caller then reads the reason here.
+    pub(crate) fn fail(&self, failure: Failure) {
+        let _ = self.failure.set(failure);
+        self.stop();
+    }
+
+    fn stop(&self) {
+        let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        for task in tasks.iter() {
+            task.abort();
+        }
+    }
+
+    fn reason(&self) -> Failure {
+        self.failure.get().cloned().unwrap_or_else(Failure::closed)
+    }
+}
+
+/// A connection to one server that carries any number of requests at once.
+pub(crate) struct Connection {
+    messages: mpsc::UnboundedSender<Message>,
+    shared: Arc<Shared>,
+}
+
+impl Connection {
+    /// Starts the writer and reader tasks on `stream`.
+    pub(crate) fn start(stream: TcpStream) -> Self {
+        // Requests are written as soon as they are queued; Nagle would hold small ones.
+        let _ = stream.set_nodelay(true);
+        let (read, written) = stream.into_split();
+        let (messages, queued) = mpsc::unbounded_channel();
+        let (exchanges, expected) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared::default());
+        let reader = tokio::spawn(reader::run(
+            BufReader::with_capacity(READ_BUFFER, read),
+            expected,
+            Arc::clone(&shared),
+        ));
+        let writer = tokio::spawn(write(written, queued, exchanges, Arc::clone(&shared)));
+        shared
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend([reader.abort_handle(), writer.abort_handle()]);
+        // Either task may have failed before its handle was stored: stop the other too.
+        if shared.failure.get().is_some() {
+            shared.stop();
+        }
+        Self { messages, shared }
+    }
+
+    /// Whether new requests may be sent here: not failed, and its tasks still running
+    /// (they end with the runtime that spawned them).
+    pub(crate) fn is_usable(&self) -> bool {
+        self.shared.failure.get().is_none() && !self.messages.is_closed()
+    }
+
+    /// Fails the connection: every request on it gets `failure`.
+    pub(crate) fn fail(&self, failure: Failure) {
+        self.shared.fail(failure);
+    }
+
+    /// Sends `payload` and waits for its answers, as long as the caller waits.
+    pub(crate) async fn exchange(
+        &self,
+        payload: Vec<u8>,
+        expect: Expect,
+    ) -> Result<Vec<Answer>, Failure> {
+        if let Some(failure) = self.shared.failure.get() {
+            return Err(failure.clone());
+        }
+        let (reply, answers) = oneshot::channel();
+        let exchange = Exchange { expect, reply };
+        if self.messages.send(Message { payload, exchange }).is_err() {
+            return Err(self.failed());
+        }
+        answers.await.map_err(|_| self.failed())
+    }
+
+    /// The reason a request was dropped unanswered; the connection is failed with it,
+    /// so that it is not used again.
+    fn failed(&self) -> Failure {
+        let failure = self.shared.reason();
+        self.shared.fail(failure.clone());
+        failure
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // A reader waiting for a frozen server's answer would otherwise wait forever.
+        self.shared.stop();
+    }
+}
+
+/// The writer task: takes every request queued, registers each with the reader, writes
+/// them in one go.
+async fn write(
+    mut socket: OwnedWriteHalf,
+    mut queued: mpsc::UnboundedReceiver<Message>,
+    exchanges: mpsc::UnboundedSender<Exchange>,
+    shared: Arc<Shared>,
+) {
+    let mut batch = Vec::with_capacity(16 * 1024);
+    let failure = loop {
+        let Some(first) = queued.recv().await else {
+            // Every handle dropped: the connection closes with nothing in flight.
+            return;
+        };
+        let mut next = Some(first);
+        let mut single = None;
+        batch.clear();
+        while let Some(message) = next.take() {
+            if exchanges.send(message.exchange).is_err() {
+                // The reader stopped, having failed the connection.
+                return;
+            }
+            if batch.is_empty() && single.is_none() {
+                single = Some(message.payload);
+            } else {
+                if let Some(payload) = single.take() {
+                    batch.extend_from_slice(&payload);
+                }
+                batch.extend_from_slice(&message.payload);
+            }
+            let gathered = batch.len() + single.as_ref().map_or(0, Vec::len);
+            if gathered < MAX_WRITE_BATCH {
+                next = queued.try_recv().ok();
+            }
+        }
+        // A request alone is written from its own buffer, without a copy.
+        let bytes = single.as_deref().unwrap_or(&batch);
+        if let Err(error) = socket.write_all(bytes).await {
+            break Failure::io(&error);
+        }
+        if batch.capacity() > KEEP_WRITE_BUFFER {
+            batch = Vec::with_capacity(16 * 1024);
+        }
+    };
+    shared.fail(failure);
+}

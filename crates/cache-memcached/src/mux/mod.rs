@@ -1,0 +1,199 @@
+//! The client on the hot path: a few multiplexed connections per server, each carrying
+//! the requests of every task at once (see [`connection`]), in place of a pool that
+//! lends a connection to one request at a time.
+//!
+//! Requests are `memcache::exp` operations (`Get`, `Set`, `Delete`), turned into meta
+//! commands and their answers back into results by the crate itself
+//! ([`Operation`]); every command carries an opaque token (`O<n>`) that its answer must
+//! echo, so that an answer can never be handed to another request.
+
+mod connection;
+mod reader;
+mod server;
+
+use std::{
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use memcache::exp::{build_noop, Error, MetaCommand, Operation, Router};
+use tokio::time::Instant;
+
+use crate::router::StableRendezvous;
+use connection::{Answer, Expect, Failure};
+use server::Server;
+
+/// Multiplexed connections to every server of a cache.
+pub(crate) struct Client {
+    names: Vec<String>,
+    servers: Vec<Server>,
+    /// The next opaque token: unique among the requests in flight on any connection,
+    /// since it wraps only after four billion commands.
+    tokens: AtomicU32,
+}
+
+impl Client {
+    /// `connections` per server (at least one), dialled when first used.
+    pub(crate) fn new(servers: &[String], connections: usize) -> Self {
+        Self {
+            names: servers.to_vec(),
+            servers: servers
+                .iter()
+                .map(|address| Server::new(address.clone(), connections))
+                .collect(),
+            tokens: AtomicU32::new(0),
+        }
+    }
+
+    fn server_of(&self, key: &[u8]) -> usize {
+        StableRendezvous
+            .route(key, &self.names)
+            .min(self.servers.len() - 1)
+    }
+
+    /// `count` consecutive opaque tokens.
+    fn tokens(&self, count: usize) -> u32 {
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
+        self.tokens.fetch_add(count, Ordering::Relaxed)
+    }
+
+    /// Runs one operation on its key's server, within `timeout` from now (connecting
+    /// included).
+    ///
+    /// # Errors
+    ///
+    /// `Usage` for a command that cannot be encoded (nothing is sent); `Timeout` when no
+    /// answer came in time; `Io` when the connection failed; `Protocol` when the answers
+    /// got out of step; the server's refusal (`Server`, `Rejected`) as it answered.
+    pub(crate) async fn run<O: Operation>(
+        &self,
+        operation: O,
+        timeout: Duration,
+    ) -> Result<O::Output, Error> {
+        let deadline = Instant::now() + timeout;
+        let first = self.tokens(1);
+        let mut payload = Vec::new();
+        encode(operation.prepare()?, first, &mut payload)?;
+        let server = &self.servers[self.server_of(operation.key())];
+        let expect = Expect::Commands { first, count: 1 };
+        let answers = server
+            .exchange(payload, expect, deadline)
+            .await
+            .map_err(|failure| failure.error(operation.key()))?;
+        let answer = answers
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Protocol("no answer to a command".to_owned()))?;
+        operation.parse(answer?)
+    }
+
+    /// Runs a batch: one pipelined request per server holding any of its keys, the
+    /// servers at once, all within `timeout` from now. One result per operation, in
+    /// order; a server that fails fails the operations sent to it.
+    ///
+    /// # Errors
+    ///
+    /// `Usage` when a command cannot be encoded, before anything is sent.
+    pub(crate) async fn run_many<O: Operation>(
+        &self,
+        operations: impl IntoIterator<Item = O>,
+        timeout: Duration,
+    ) -> Result<Vec<Result<O::Output, Error>>, Error> {
+        let deadline = Instant::now() + timeout;
+        let operations: Vec<O> = operations.into_iter().collect();
+        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.servers.len()];
+        for (position, operation) in operations.iter().enumerate() {
+            groups[self.server_of(operation.key())].push(position);
+        }
+        // Everything encoded before anything is sent: a bad command sends nothing.
+        let mut requests = Vec::new();
+        for (server, positions) in groups.iter().enumerate() {
+            if positions.is_empty() {
+                continue;
+            }
+            let first = self.tokens(positions.len());
+            let mut payload = Vec::new();
+            for (offset, &position) in (0u32..).zip(positions) {
+                let command = operations[position].prepare()?;
+                encode(command, first.wrapping_add(offset), &mut payload)?;
+            }
+            let expect = Expect::Commands {
+                first,
+                count: positions.len(),
+            };
+            requests.push((server, positions, payload, expect));
+        }
+        let exchanges = requests
+            .into_iter()
+            .map(|(server, positions, payload, expect)| async move {
+                let answers = self.servers[server]
+                    .exchange(payload, expect, deadline)
+                    .await;
+                (positions, answers)
+            });
+        let mut results: Vec<Option<Result<O::Output, Error>>> =
+            std::iter::repeat_with(|| None).take(operations.len()).collect();
+        for (positions, answers) in futures::future::join_all(exchanges).await {
+            fill(&mut results, &operations, positions, answers);
+        }
+        Ok(results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| Err(Error::Protocol("no answer to a command".into())))
+            })
+            .collect())
+    }
+
+    /// One `mn` to every server at once, each within `timeout`: dials every server, and
+    /// finds one that does not answer.
+    ///
+    /// # Errors
+    ///
+    /// The first server's failure, as for [`run`](Self::run).
+    pub(crate) async fn noop(&self, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        let probes = self.servers.iter().map(|server| async move {
+            let mut payload = Vec::new();
+            build_noop().encode_into(&mut payload)?;
+            server
+                .exchange(payload, Expect::Noop, deadline)
+                .await
+                .map(drop)
+                .map_err(|failure| failure.error(b"mn"))
+        });
+        futures::future::join_all(probes)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, Error>>()
+            .map(drop)
+    }
+}
+
+/// Appends `command` with the opaque token `token` to `payload`.
+fn encode(command: MetaCommand, token: u32, payload: &mut Vec<u8>) -> Result<(), Error> {
+    command
+        .flag(format!("O{token}"))
+        .encode_into(payload)
+}
+
+/// Puts each answer of one server's part of a batch at its operation's position.
+fn fill<O: Operation>(
+    results: &mut [Option<Result<O::Output, Error>>],
+    operations: &[O],
+    positions: &[usize],
+    answers: Result<Vec<Answer>, Failure>,
+) {
+    match answers {
+        Ok(answers) => {
+            for (&position, answer) in positions.iter().zip(answers) {
+                let operation = &operations[position];
+                results[position] = Some(answer.and_then(|wire| operation.parse(wire)));
+            }
+        }
+        Err(failure) => {
+            for &position in positions {
+                results[position] = Some(Err(failure.error(operations[position].key())));
+            }
+        }
+    }
+}
