@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod chaos;
 #[cfg(feature = "containers")]
 mod container;
 mod kind;

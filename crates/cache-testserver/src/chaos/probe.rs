@@ -1,0 +1,399 @@
+//! What the backends' chaos tests measure through a [`ChaosProxy`], on any [`Cache`]:
+//!
+//! - [`fault_cell`]: one fault, one cache: the error a call returns and how long it took,
+//!   then how long after the fault is lifted the same cache object answers again;
+//! - [`mixed_load`]: many tasks reading and writing while faults come and go, every value
+//!   naming its key, so that a reply matched to the wrong request is seen.
+//!
+//! Values are `<key>=<n>`: a get that returns anything else for its key (another key's
+//! value, an empty value, a miss of a key that exists) is a mismatch.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use cache_api::{Bytes, Cache, CacheError};
+use tokio::task::JoinSet;
+
+use super::{ChaosProxy, Fault};
+
+/// How many keys a cell or a load task writes before the faults start.
+const KEYS_PER_TASK: usize = 8;
+
+/// Pause between attempts while waiting for a healed cache.
+const HEAL_POLL: Duration = Duration::from_millis(10);
+
+/// Calls that must succeed in a row once the cache answered again.
+const HEALED_STREAK: usize = 20;
+
+/// The name of an error's kind, for reports: `timeout`, `unreachable`, `backend`...
+#[must_use]
+pub fn kind(error: &CacheError) -> &'static str {
+    match error {
+        CacheError::Timeout { .. } => "timeout",
+        CacheError::Unreachable { .. } => "unreachable",
+        CacheError::Backend { .. } => "backend",
+        CacheError::Auth { .. } => "auth",
+        CacheError::PermissionDenied { .. } => "permission denied",
+        error if error.is_caller_error() => "caller error",
+        _ => "other",
+    }
+}
+
+/// The value stored under `key` at step `n`: it names its key.
+#[must_use]
+pub fn value_for(key: &str, n: u64) -> Bytes {
+    Bytes::from(format!("{key}={n}"))
+}
+
+/// Why a value read for `key` cannot be its own, or `None` when it names `key`.
+#[must_use]
+pub fn mismatch(key: &str, value: Option<&[u8]>) -> Option<String> {
+    match value {
+        None => Some(format!(
+            "{key}: a miss, but the key was written and never deleted"
+        )),
+        Some(value) => {
+            let named = value.strip_prefix(key.as_bytes());
+            let own = named.is_some_and(|rest| {
+                rest.first() == Some(&b'=')
+                    && rest.len() > 1
+                    && rest[1..].iter().all(u8::is_ascii_digit)
+            });
+            (!own).then(|| format!("{key}: read {:?}", String::from_utf8_lossy(value)))
+        }
+    }
+}
+
+/// What one fault did to one cache.
+#[derive(Debug)]
+pub struct CellReport {
+    /// The fault injected.
+    pub fault: Fault,
+    /// The first call's error under the fault (a call that succeeded is a test failure).
+    pub error: CacheError,
+    /// How long that call took to fail.
+    pub time_to_error: Duration,
+    /// The kind of a second call's error, under the same fault.
+    pub second_error: &'static str,
+    /// From lifting the fault to the first correct answer.
+    pub time_to_heal: Duration,
+}
+
+impl fmt::Display for CellReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<24} {:<12} error in {:>7.1} ms, healed in {:>7.1} ms",
+            self.fault.name(),
+            kind(&self.error),
+            self.time_to_error.as_secs_f64() * 1e3,
+            self.time_to_heal.as_secs_f64() * 1e3,
+        )
+    }
+}
+
+/// Writes `KEYS_PER_TASK` keys under `stem`, each with a value naming it, and returns them.
+///
+/// # Errors
+///
+/// The first write that fails.
+pub async fn populate(cache: &dyn Cache, stem: &str) -> Result<Vec<String>, CacheError> {
+    let keys: Vec<String> = (0..KEYS_PER_TASK).map(|n| format!("{stem}:k{n}")).collect();
+    for key in &keys {
+        cache.set(key, value_for(key, 0), None).await?;
+    }
+    Ok(keys)
+}
+
+/// Injects `fault`, makes a `get` and a `set` that must both fail, lifts the fault and
+/// waits (up to `heal_within`) until the same cache reads every key as its own again,
+/// then asks for [`HEALED_STREAK`] correct calls in a row.
+///
+/// # Errors
+///
+/// A message when a call succeeds under the fault, when a value read does not name its
+/// key, or when the cache does not heal in time.
+pub async fn fault_cell(
+    cache: &dyn Cache,
+    proxy: &ChaosProxy,
+    fault: Fault,
+    heal_within: Duration,
+) -> Result<CellReport, String> {
+    let stem = format!("cell-{}", fault.name().replace([' ', ','], "-"));
+    let keys = populate(cache, &stem)
+        .await
+        .map_err(|error| format!("{fault}: writing before the fault: {error}"))?;
+    proxy.inject(fault);
+    let started = Instant::now();
+    let first = cache.get(&keys[0]).await;
+    let time_to_error = started.elapsed();
+    let second = cache.set(&keys[1], value_for(&keys[1], 1), None).await;
+    proxy.heal();
+    let error = match first {
+        Err(error) => error,
+        Ok(value) => return Err(format!("{fault}: get succeeded under the fault: {value:?}")),
+    };
+    let second_error = match second {
+        Err(error) => kind(&error),
+        Ok(()) => return Err(format!("{fault}: set succeeded under the fault")),
+    };
+    let time_to_heal = healed(cache, &keys, heal_within)
+        .await
+        .map_err(|message| format!("{fault}: {message}"))?;
+    Ok(CellReport {
+        fault,
+        error,
+        time_to_error,
+        second_error,
+        time_to_heal,
+    })
+}
+
+/// Polls `keys` in turn until one reads back as its own, then checks a streak of reads
+/// and writes. Returns the time to the first correct read.
+async fn healed(cache: &dyn Cache, keys: &[String], within: Duration) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut turn = 0;
+    let time_to_heal = loop {
+        let key = &keys[turn % keys.len()];
+        turn += 1;
+        match cache.get(key).await {
+            Ok(value) => match mismatch(key, value.as_deref()) {
+                None => break started.elapsed(),
+                Some(wrong) => return Err(format!("after healing, {wrong}")),
+            },
+            Err(error) if started.elapsed() > within => {
+                return Err(format!(
+                    "not healed {within:?} after the fault was lifted: {error}"
+                ));
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(HEAL_POLL).await;
+    };
+    for step in 0..HEALED_STREAK {
+        let key = &keys[(turn + step) % keys.len()];
+        cache
+            .set(key, value_for(key, 2 + step as u64), None)
+            .await
+            .map_err(|error| format!("write {step} after healing: {error}"))?;
+        let other = &keys[(turn + step + 1) % keys.len()];
+        let value = cache
+            .get(other)
+            .await
+            .map_err(|error| format!("read {step} after healing: {error}"))?;
+        if let Some(wrong) = mismatch(other, value.as_deref()) {
+            return Err(format!("after healing, {wrong}"));
+        }
+    }
+    Ok(time_to_heal)
+}
+
+/// What [`mixed_load`] saw.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// Reads that returned their own key's value.
+    pub good_reads: u64,
+    /// Writes acknowledged.
+    pub good_writes: u64,
+    /// Failed calls by error kind.
+    pub errors: BTreeMap<&'static str, u64>,
+    /// Reads whose value was not their key's (the first few, described).
+    pub mismatches: Vec<String>,
+    /// How many reads were mismatched in all.
+    pub mismatched: u64,
+}
+
+impl LoadReport {
+    fn merge(&mut self, other: Self) {
+        self.good_reads += other.good_reads;
+        self.good_writes += other.good_writes;
+        for (kind, count) in other.errors {
+            *self.errors.entry(kind).or_default() += count;
+        }
+        self.mismatched += other.mismatched;
+        self.mismatches.extend(other.mismatches);
+        self.mismatches.truncate(10);
+    }
+
+    /// Failed calls, all kinds together.
+    #[must_use]
+    pub fn failed(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// Runs `tasks` tasks on `cache` (each writing its own keys and reading everyone's, one
+/// `get_many` in four calls) while `faults` are injected in turn, each for `phase` and
+/// then lifted for `phase`. Returns once the last healed phase is over.
+///
+/// # Errors
+///
+/// When the keys cannot be written before the faults start.
+pub async fn mixed_load(
+    cache: Arc<dyn Cache>,
+    proxy: &ChaosProxy,
+    faults: &[Fault],
+    tasks: usize,
+    phase: Duration,
+) -> Result<LoadReport, CacheError> {
+    let mut all_keys = Vec::with_capacity(tasks * KEYS_PER_TASK);
+    for task in 0..tasks {
+        all_keys.extend(populate(cache.as_ref(), &format!("load-{task}")).await?);
+    }
+    let all_keys = Arc::new(all_keys);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = JoinSet::new();
+    for task in 0..tasks {
+        let (cache, keys, stop) = (Arc::clone(&cache), Arc::clone(&all_keys), Arc::clone(&stop));
+        workers.spawn(async move { load_task(cache.as_ref(), &keys, task, &stop).await });
+    }
+    for fault in faults {
+        proxy.inject(*fault);
+        tokio::time::sleep(phase).await;
+        proxy.heal();
+        tokio::time::sleep(phase).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut report = LoadReport::default();
+    while let Some(done) = workers.join_next().await {
+        report.merge(done.unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic())));
+    }
+    Ok(report)
+}
+
+/// One task of [`mixed_load`]: writes its own keys, reads anyone's, until `stop`.
+async fn load_task(
+    cache: &dyn Cache,
+    keys: &[String],
+    task: usize,
+    stop: &AtomicBool,
+) -> LoadReport {
+    let mut report = LoadReport::default();
+    let own = &keys[task * KEYS_PER_TASK..(task + 1) * KEYS_PER_TASK];
+    let mut step: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        step += 1;
+        // A cheap spread over the keys that differs per task (no RNG needed).
+        let pick = (step as usize)
+            .wrapping_mul(7919)
+            .wrapping_add(task * 104_729);
+        let outcome = match step % 4 {
+            0 => {
+                let key = &own[pick % own.len()];
+                cache.set(key, value_for(key, step), None).await.map(|()| {
+                    report.good_writes += 1;
+                })
+            }
+            1 => {
+                let batch: Vec<&str> = (0..4)
+                    .map(|n| keys[(pick + n * 31) % keys.len()].as_str())
+                    .collect();
+                cache.get_many(&batch).await.map(|values| {
+                    for (key, value) in batch.iter().zip(values) {
+                        report.check(key, value.as_deref());
+                    }
+                })
+            }
+            _ => {
+                let key = &keys[pick % keys.len()];
+                cache
+                    .get(key)
+                    .await
+                    .map(|value| report.check(key, value.as_deref()))
+            }
+        };
+        if let Err(error) = outcome {
+            *report.errors.entry(kind(&error)).or_default() += 1;
+            // A refused connection fails at once: no busy loop on two shared cores.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    report
+}
+
+impl LoadReport {
+    fn check(&mut self, key: &str, value: Option<&[u8]>) {
+        match mismatch(key, value) {
+            None => self.good_reads += 1,
+            Some(wrong) => {
+                self.mismatched += 1;
+                if self.mismatches.len() < 10 {
+                    self.mismatches.push(wrong);
+                }
+            }
+        }
+    }
+}
+
+/// Every fault once, in a fixed order; `late` is the reply latency (past the timeout).
+#[must_use]
+pub fn every_fault(late: Duration) -> Vec<Fault> {
+    vec![
+        Fault::Latency {
+            to_server: Duration::ZERO,
+            to_client: late,
+        },
+        Fault::DropMidResponse,
+        Fault::HalfReplyThenStall,
+        Fault::Blackhole,
+        Fault::Refuse,
+    ]
+}
+
+/// Fails unless the load saw no mismatch, made progress, and felt the faults.
+///
+/// # Panics
+///
+/// When a read returned another key's value (the first ones are listed), when fewer than
+/// 100 reads succeeded, or when no call failed (the faults did not reach the cache).
+pub fn assert_sound(report: &LoadReport, backend: &str) {
+    assert_eq!(
+        report.mismatched, 0,
+        "{backend}: replies matched to the wrong request: {:?}",
+        report.mismatches
+    );
+    assert!(
+        report.good_reads >= 100,
+        "{backend}: only {} good reads under the load",
+        report.good_reads
+    );
+    assert!(
+        report.failed() > 0,
+        "{backend}: no call failed, the faults did not reach the cache"
+    );
+}
+
+/// A row of the README's chaos matrix: backend, fault, error kind, the range of the times
+/// to error and to heal over the rounds, and 0 mismatched replies (a mismatch fails the
+/// cell before this is printed).
+#[must_use]
+pub fn matrix_row(
+    backend: &str,
+    fault: Fault,
+    kind: &str,
+    errors: &[Duration],
+    heals: &[Duration],
+) -> String {
+    format!(
+        "| {backend} | {} | `{kind}` | {} | {} | 0 |",
+        fault.name(),
+        range_ms(errors),
+        range_ms(heals)
+    )
+}
+
+/// `min–max ms` of some durations.
+fn range_ms(durations: &[Duration]) -> String {
+    let ms = |duration: &Duration| duration.as_secs_f64() * 1e3;
+    let min = durations.iter().map(ms).fold(f64::INFINITY, f64::min);
+    let max = durations.iter().map(ms).fold(0.0, f64::max);
+    format!("{min:.0}–{max:.0} ms")
+}
