@@ -1,9 +1,10 @@
 //! Where to connect: parsing the `redis://` and `redis+cluster://` URLs into connection
-//! information, and keeping their passwords out of every message (`redact_url`, `scrub`).
+//! information, on the workspace's one URL parser (`cache-url-core`), whose redactor and
+//! scrubber keep their passwords out of every message.
 
 use cache_api::CacheError;
+use cache_url_core::CacheUrl;
 use redis::IntoConnectionInfo;
-use url::Url;
 
 /// Where to connect: one server or the seed nodes of a cluster.
 pub(crate) struct Endpoint {
@@ -33,6 +34,11 @@ pub(crate) struct Target {
 /// The scheme of a cluster URL: `redis+cluster://host1:port1,host2:port2`.
 pub(crate) const CLUSTER_SCHEME: &str = "redis+cluster";
 
+/// The port of a `redis://` URL that names none.
+const DEFAULT_PORT: u16 = 6379;
+
+pub(crate) use cache_url_core::{redact as redact_url, scrub};
+
 pub(crate) fn is_cluster_url(raw: &str) -> bool {
     raw.split_once("://")
         .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case(CLUSTER_SCHEME))
@@ -41,41 +47,17 @@ pub(crate) fn is_cluster_url(raw: &str) -> bool {
 /// Splits `redis+cluster://[user:password@]host1[:port1],host2[:port2][/0]` into one
 /// `redis://` URL per host, each with the same credentials and path.
 pub(crate) fn split_cluster_url(raw: &str) -> Result<Vec<String>, CacheError> {
-    let Some((_, rest)) = raw
-        .split_once("://")
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(CLUSTER_SCHEME))
-    else {
+    let url = CacheUrl::parse(raw)?;
+    if url.scheme() != CLUSTER_SCHEME {
         return Err(CacheError::config(format!(
             "{} is not a cluster url: expected {CLUSTER_SCHEME}://host1:port1,host2:port2",
-            redact_url(raw)
+            url.redacted()
         )));
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    // The host list holds no '@', so the last one ends the user info even when a
-    // password holds an unencoded '@'.
-    let (user_info, hosts) = match authority.rsplit_once('@') {
-        Some((user_info, hosts)) => (Some(user_info), hosts),
-        None => (None, authority),
-    };
-    if hosts.is_empty() {
+    }
+    if url.hosts().is_empty() {
         return Err(CacheError::config("the redis cluster url names no host"));
     }
-    hosts
-        .split(',')
-        .map(|host| {
-            if host.trim().is_empty() {
-                return Err(CacheError::config(format!(
-                    "the redis cluster url {} has an empty entry in its host list",
-                    redact_url(raw)
-                )));
-            }
-            Ok(match user_info {
-                Some(user_info) => format!("redis://{user_info}@{host}{tail}"),
-                None => format!("redis://{host}{tail}"),
-            })
-        })
-        .collect()
+    Ok(url.per_host_urls("redis"))
 }
 
 /// Parses the seed URLs of a cluster: each a `redis://` URL, all with the same
@@ -138,9 +120,7 @@ pub(crate) fn parse_cluster_seeds(
 /// Parses and checks a `redis://` URL; the database comes from its path or from
 /// `database`, which must agree when both are given.
 pub(crate) fn parse_url(raw: &str, database: Option<i64>) -> Result<Target, CacheError> {
-    // url::ParseError never repeats the input, so the message cannot carry a password.
-    let url =
-        Url::parse(raw).map_err(|err| CacheError::config(format!("invalid redis url: {err}")))?;
+    let url = CacheUrl::parse(raw)?;
     match url.scheme() {
         "redis" => {}
         "rediss" => {
@@ -155,16 +135,46 @@ pub(crate) fn parse_url(raw: &str, database: Option<i64>) -> Result<Target, Cach
             )))
         }
     }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(CacheError::config("the redis url names no host"));
-    }
-    if url.query().is_some_and(|query| !query.is_empty()) {
+    let host = match url.hosts() {
+        [] => return Err(CacheError::config("the redis url names no host")),
+        [host] => host,
+        _ => {
+            return Err(CacheError::config(format!(
+                "the redis url {} names several hosts: use {CLUSTER_SCHEME}:// for a cluster",
+                url.redacted()
+            )))
+        }
+    };
+    if !url.params().is_empty() {
         // The builder takes the parameters of its own URL out before this point; a
         // query here is on a seed of `cluster_builder`, where it would be lost.
         return Err(CacheError::config(
             "the seed urls of cluster_builder take no parameters: set them on the builder",
         ));
     }
+    let db = database_of(&url, database)?;
+    let mut settings = redis::RedisConnectionInfo::default().set_db(db);
+    if let Some(user) = url.username() {
+        settings = settings.set_username(user);
+    }
+    if let Some(password) = url.password() {
+        settings = settings.set_password(password);
+    }
+    let address =
+        redis::ConnectionAddr::Tcp(host.name().to_owned(), host.port().unwrap_or(DEFAULT_PORT));
+    let info = address
+        .into_connection_info()
+        .map_err(|err| CacheError::config(url.scrub(&format!("invalid redis url: {err}"))))?
+        .set_redis_settings(settings);
+    Ok(Target {
+        info,
+        redacted_url: url.redacted().to_owned(),
+        secrets: url.secrets().to_vec(),
+    })
+}
+
+/// The database of a URL's path (`/N`), checked against the one given besides.
+fn database_of(url: &CacheUrl, database: Option<i64>) -> Result<i64, CacheError> {
     let from_path = match url.path().trim_matches('/') {
         "" => None,
         path => Some(path.parse::<u32>().map(i64::from).map_err(|_| {
@@ -173,79 +183,12 @@ pub(crate) fn parse_url(raw: &str, database: Option<i64>) -> Result<Target, Cach
             ))
         })?),
     };
-    let db = match (from_path, database) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(CacheError::config(format!(
-                "the url names database {a} but database({b}) was set"
-            )))
-        }
-        (a, b) => a.or(b).unwrap_or(0),
-    };
-
-    let mut secrets = Vec::new();
-    if let Some(password) = url.password() {
-        secrets.push(password.to_owned());
-        if let Ok(decoded) = percent_encoding::percent_decode_str(password).decode_utf8() {
-            if decoded != password {
-                secrets.push(decoded.into_owned());
-            }
-        }
+    match (from_path, database) {
+        (Some(a), Some(b)) if a != b => Err(CacheError::config(format!(
+            "the url names database {a} but database({b}) was set"
+        ))),
+        (a, b) => Ok(a.or(b).unwrap_or(0)),
     }
-    let info = url
-        .as_str()
-        .into_connection_info()
-        .map_err(|err| CacheError::config(scrub(&format!("invalid redis url: {err}"), &secrets)))?;
-    let redis_settings = info.redis_settings().clone().set_db(db);
-    let info = info.set_redis_settings(redis_settings);
-    Ok(Target {
-        info,
-        redacted_url: redact_url(raw),
-        secrets,
-    })
-}
-
-/// The URL with its password (if any) replaced by `***`; a URL that does not parse is
-/// not shown at all, since where its password is cannot be told.
-pub(crate) fn redact_url(raw: &str) -> String {
-    if is_cluster_url(raw) {
-        return redact_cluster_url(raw);
-    }
-    match Url::parse(raw) {
-        Ok(mut url) => {
-            if url.password().is_some() && url.set_password(Some("***")).is_err() {
-                return "<redacted url>".to_owned();
-            }
-            url.to_string()
-        }
-        Err(_) => "<unparseable url>".to_owned(),
-    }
-}
-
-/// A `redis+cluster://` URL with its password (if any) replaced by `***`; the url crate
-/// cannot parse its host list, so the user info is cut out by hand.
-fn redact_cluster_url(raw: &str) -> String {
-    let Some((scheme, rest)) = raw.split_once("://") else {
-        return "<unparseable url>".to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, hosts)) => match user_info.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{hosts}{tail}"),
-            None => format!("{scheme}://{user_info}@{hosts}{tail}"),
-        },
-        None => raw.to_owned(),
-    }
-}
-
-/// Replaces every secret in `text` by `***`.
-pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
-    secrets
-        .iter()
-        .filter(|secret| !secret.is_empty())
-        .fold(text.to_owned(), |text, secret| {
-            text.replace(secret.as_str(), "***")
-        })
 }
 
 #[cfg(test)]
@@ -275,7 +218,7 @@ mod tests {
             redact_url("redis://localhost:6379"),
             "redis://localhost:6379"
         );
-        assert_eq!(redact_url("not a url with s3cret"), "<unparseable url>");
+        assert_eq!(redact_url("not a url with s3cret"), "<not a URL>");
     }
 
     #[test]

@@ -9,10 +9,20 @@
 use std::time::Duration;
 
 use cache_api::CacheError;
+use cache_url_core::Params;
 
 /// The parameters a Redis URL understands, for error messages.
-pub(crate) const KNOWN: &str = "prefix, timeout, connect_timeout, response_timeout, \
-     pool_wait_timeout, pool_size, mode, max_value_size, db";
+pub(crate) const KNOWN: &[&str] = &[
+    "prefix",
+    "timeout",
+    "connect_timeout",
+    "response_timeout",
+    "pool_wait_timeout",
+    "pool_size",
+    "mode",
+    "max_value_size",
+    "db",
+];
 
 /// How operations reach the server, as a URL names it (`mode=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,77 +61,24 @@ pub(crate) fn split(url: &str) -> Result<(String, UrlParams), CacheError> {
 
 /// Reads the parameters of a query string (without the `?`).
 pub(crate) fn parse(query: &str) -> Result<UrlParams, CacheError> {
-    let mut params = UrlParams::default();
-    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        let value = value.trim();
-        match name.as_ref() {
-            "prefix" | "key_prefix" => params.prefix = Some(value.to_owned()),
-            "timeout" => params.timeout = Some(duration(&name, value)?),
-            "connect_timeout" => params.connect_timeout = Some(duration(&name, value)?),
-            "response_timeout" => params.response_timeout = Some(duration(&name, value)?),
-            "pool_wait_timeout" => params.pool_wait_timeout = Some(duration(&name, value)?),
-            "pool_size" => params.pool_size = Some(count(&name, value)?),
-            "max_value_size" => params.max_value_size = Some(count(&name, value)?),
-            "db" => {
-                params.db = Some(value.parse().map_err(|_| {
-                    CacheError::config("the url parameter db must be a database number")
-                })?);
-            }
-            "mode" => {
-                params.mode = Some(match value {
-                    "multiplexed" => ModeParam::Multiplexed,
-                    "pooled" => ModeParam::Pooled,
-                    _ => {
-                        return Err(CacheError::config(
-                            "the url parameter mode must be multiplexed or pooled",
-                        ))
-                    }
-                });
-            }
-            "" => {}
-            other => {
-                return Err(CacheError::config(format!(
-                    "unknown redis url parameter {other:?} (known: {KNOWN})"
-                )))
-            }
-        }
-    }
+    let mut query = Params::from_query(query);
+    let params = UrlParams {
+        prefix: query.take_string(&["prefix", "key_prefix"]),
+        timeout: query.take_duration("timeout")?,
+        connect_timeout: query.take_duration("connect_timeout")?,
+        response_timeout: query.take_duration("response_timeout")?,
+        pool_wait_timeout: query.take_duration("pool_wait_timeout")?,
+        pool_size: query.take_count("pool_size")?,
+        max_value_size: query.take_count("max_value_size")?,
+        db: query.take_number("db", "a database number")?,
+        mode: query.take_with("mode", "multiplexed or pooled", |mode| match mode {
+            "multiplexed" => Some(ModeParam::Multiplexed),
+            "pooled" => Some(ModeParam::Pooled),
+            _ => None,
+        })?,
+    };
+    query.finish("redis", KNOWN)?;
     Ok(params)
-}
-
-/// A positive duration: `250ms`, `2s`, `1m` (humantime's grammar) or plain seconds
-/// such as `0.5`, as memcached URLs take them.
-fn duration(name: &str, value: &str) -> Result<Duration, CacheError> {
-    let bad = || {
-        CacheError::config(format!(
-            "the url parameter {name} must be a positive duration such as 250ms, 2s or 0.5"
-        ))
-    };
-    let parsed = match humantime::parse_duration(value) {
-        Ok(duration) => duration,
-        Err(_) => value
-            .parse::<f64>()
-            .ok()
-            .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
-            .ok_or_else(bad)?,
-    };
-    if parsed.is_zero() {
-        return Err(bad());
-    }
-    Ok(parsed)
-}
-
-/// A whole number of at least 1.
-fn count(name: &str, value: &str) -> Result<usize, CacheError> {
-    value
-        .parse::<usize>()
-        .ok()
-        .filter(|count| *count > 0)
-        .ok_or_else(|| {
-            CacheError::config(format!(
-                "the url parameter {name} must be a whole number of at least 1"
-            ))
-        })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! the single-server fixtures so every topology a test starts is found in one crate;
 //! it talks to the nodes through `redis-cli` only, so this crate needs no Redis client.
 
+use cache_url_core::redact;
 use std::{fmt, path::PathBuf, process::Child};
 
 use tokio::sync::OnceCell;
@@ -381,38 +382,12 @@ fn announce(line: &str) {
     let _ = writeln!(std::io::stderr(), "cache-testserver: {line}");
 }
 
-/// `url` with the password of its user info (if any) replaced by `***`: the user info
-/// is cut out by hand, as a `redis+cluster://` host list is no URL a parser reads.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "<unparseable url>".to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, hosts)) => match user_info.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{hosts}{tail}"),
-            None => format!("{scheme}://{user_info}@{hosts}{tail}"),
-        },
-        None => url.to_owned(),
-    }
-}
-
 /// Splits `redis+cluster://[user:password@]host1,host2[/path]` into one `redis://` URL
 /// per host, each with the same user info and path.
 fn split_cluster_url(url: &str) -> Vec<String> {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let (user_info, hosts) = match authority.rsplit_once('@') {
-        Some((user_info, hosts)) => (format!("{user_info}@"), hosts),
-        None => (String::new(), authority),
-    };
-    hosts
-        .split(',')
-        .filter(|host| !host.trim().is_empty())
-        .map(|host| format!("redis://{user_info}{host}{tail}"))
-        .collect()
+    cache_url_core::CacheUrl::parse(url)
+        .map(|url| url.per_host_urls("redis"))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

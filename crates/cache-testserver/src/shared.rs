@@ -161,31 +161,8 @@ impl fmt::Debug for SharedServer {
     }
 }
 
-/// Replaces the password of `scheme://user:password@host...` with `***`, so a URL can be shown.
-///
-/// User info without a `:` is replaced whole: some schemes read a lone user name as the secret.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let authority_start = scheme_end + 3;
-    let rest = &url[authority_start..];
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_len];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_owned();
-    };
-    let user_info = &authority[..at];
-    let shown = match user_info.find(':') {
-        Some(colon) => format!("{}:***", &user_info[..colon]),
-        None => "***".to_owned(),
-    };
-    format!(
-        "{}{shown}{}",
-        &url[..authority_start],
-        &url[authority_start + at..]
-    )
-}
+/// The one redactor of the workspace's URLs.
+pub(crate) use cache_url_core::redact as redact_url;
 
 type Slot = OnceCell<Result<SharedServer, String>>;
 
@@ -350,24 +327,4 @@ fn nothing_found(kind: &ServerKind, source: Source, tried: &[String]) -> String 
         image_env = kind.image_env,
     ));
     message
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn redact_url_hides_the_password_only() {
-        assert_eq!(
-            redact_url("redis://user:s3cret@127.0.0.1:6379/0"),
-            "redis://user:***@127.0.0.1:6379/0"
-        );
-        assert_eq!(redact_url("redis://:s3cret@host"), "redis://:***@host");
-        assert_eq!(redact_url("redis://token@host/1"), "redis://***@host/1");
-        assert_eq!(
-            redact_url("memcache://127.0.0.1:11211"),
-            "memcache://127.0.0.1:11211"
-        );
-        assert_eq!(redact_url("not a url"), "not a url");
-    }
 }

@@ -31,7 +31,13 @@ impl std::fmt::Debug for Params {
     /// Names only: a value may be a secret pasted in the wrong place.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.pairs.iter().map(|(name, _, _)| name))
+            .entries(self.pairs.iter().map(|(name, _, _)| {
+                if is_parameter_name(name) {
+                    name.as_str()
+                } else {
+                    "<odd name>"
+                }
+            }))
             .finish()
     }
 }
@@ -172,14 +178,25 @@ impl Params {
     ///
     /// [`CacheError::Config`] naming the first unknown parameter and listing `known`.
     pub fn finish(&self, scheme: &str, known: &[&str]) -> Result<(), CacheError> {
+        let known = known.join(", ");
         match self.remaining().next() {
+            // A name no parameter could have may be the tail of a password holding an
+            // unencoded '?': it is not shown.
+            Some(name) if !is_parameter_name(name) => Err(CacheError::config(format!(
+                "an unknown {scheme}:// url parameter, whose name holds characters no \
+                     parameter name has (known: {known}; percent-encode '?' in a password)"
+            ))),
             Some(name) => Err(CacheError::config(format!(
-                "unknown {scheme}:// url parameter {name:?} (known: {})",
-                known.join(", ")
+                "unknown {scheme}:// url parameter {name:?} (known: {known})"
             ))),
             None => Ok(()),
         }
     }
+}
+
+/// Whether `name` could be a parameter's name (and so is safe to show).
+fn is_parameter_name(name: &str) -> bool {
+    name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 const POSITIVE_DURATION: &str = "a positive duration such as 250ms, 2s or 0.5";
@@ -224,16 +241,17 @@ pub fn parse_count(value: &str) -> Option<usize> {
     value.trim().parse().ok().filter(|count| *count > 0)
 }
 
-/// `true`/`1` or `false`/`0`.
+/// `true`/`1` or `false`/`0`; a bare flag (`?trace`, an empty value) is `true`.
 ///
 /// ```
 /// assert_eq!(cache_url_core::parse_bool("1"), Some(true));
+/// assert_eq!(cache_url_core::parse_bool(""), Some(true));
 /// assert_eq!(cache_url_core::parse_bool("yes"), None);
 /// ```
 #[must_use]
 pub fn parse_bool(value: &str) -> Option<bool> {
     match value.trim() {
-        "true" | "1" => Some(true),
+        "true" | "1" | "" => Some(true),
         "false" | "0" => Some(false),
         _ => None,
     }
@@ -323,6 +341,8 @@ mod tests {
             "{unknown}"
         );
         assert!(!unknown.contains("hunter2"), "{unknown}");
+        let odd = message(Params::from_query("ss@h").finish("redis", &[]).unwrap_err());
+        assert!(!odd.contains("ss@h"), "{odd}");
         let debug = format!("{:?}", Params::from_query("password=hunter2"));
         assert!(!debug.contains("hunter2"), "{debug}");
     }

@@ -37,6 +37,9 @@ pub struct CacheUrl {
     params: Params,
     redacted: String,
     secrets: Vec<String>,
+    /// The user info and path as written (still encoded), for [`CacheUrl::per_host_urls`].
+    written_user_info: Option<String>,
+    written_path: String,
 }
 
 /// One host of a URL's host list.
@@ -105,6 +108,18 @@ impl Host {
     }
 }
 
+impl fmt::Display for Host {
+    /// `host[:port]`, IPv6 in brackets, as it would be written in a URL.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.ipv6, self.port) {
+            (true, Some(port)) => write!(f, "[{}]:{port}", self.name),
+            (true, None) => write!(f, "[{}]", self.name),
+            (false, Some(port)) => write!(f, "{}:{port}", self.name),
+            (false, None) => f.write_str(&self.name),
+        }
+    }
+}
+
 impl fmt::Debug for CacheUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("CacheUrl").field(&self.redacted).finish()
@@ -142,6 +157,7 @@ impl CacheUrl {
         let (authority, path) = location.split_at(location.find('/').unwrap_or(location.len()));
         let (username, password) = split_user_info(user_info)?;
         let hosts = parse_hosts(authority, raw.contains('@'))?;
+        let written_path = path.to_owned();
         let path = decode(path, "path")?;
         let mut secrets = Vec::new();
         if let Some(password) = &password {
@@ -163,6 +179,8 @@ impl CacheUrl {
             params: Params::from_query(query),
             redacted: redact(raw),
             secrets,
+            written_user_info: user_info.map(str::to_owned),
+            written_path,
         })
     }
 
@@ -218,6 +236,27 @@ impl CacheUrl {
     #[must_use]
     pub fn secrets(&self) -> &[String] {
         &self.secrets
+    }
+
+    /// One URL per host, `scheme://[user info@]host[:port][path]`, each with the user
+    /// info and path as written and without the query: how the host list of a cluster
+    /// URL becomes the seed URLs of its nodes.
+    ///
+    /// ```
+    /// let url = cache_url_core::CacheUrl::parse("redis+cluster://:p%40ss@h1:7000,[::1]:7001/0?x=1")?;
+    /// assert_eq!(url.per_host_urls("redis"), ["redis://:p%40ss@h1:7000/0", "redis://:p%40ss@[::1]:7001/0"]);
+    /// # Ok::<(), cache_api::CacheError>(())
+    /// ```
+    #[must_use]
+    pub fn per_host_urls(&self, scheme: &str) -> Vec<String> {
+        let user_info = self
+            .written_user_info
+            .as_deref()
+            .map_or_else(String::new, |info| format!("{info}@"));
+        self.hosts
+            .iter()
+            .map(|host| format!("{scheme}://{user_info}{host}{}", self.written_path))
+            .collect()
     }
 
     /// `text` with every form of this URL's password replaced by `***`.
