@@ -371,19 +371,25 @@ pub fn assert_sound(report: &LoadReport, backend: &str) {
     );
 }
 
-/// A row of the README's chaos matrix: backend, fault, error kind, the range of the times
-/// to error and to heal over the rounds, and 0 mismatched replies (a mismatch fails the
-/// cell before this is printed).
+/// A row of the README's chaos matrix: backend, fault, error kind of the first call under
+/// the fault and of the next when it differs, the range of the times to error and to heal
+/// over the rounds, and 0 mismatched replies (a mismatch fails the cell before this is
+/// printed).
 #[must_use]
 pub fn matrix_row(
     backend: &str,
     fault: Fault,
-    kind: &str,
+    (first, then): (&str, &str),
     errors: &[Duration],
     heals: &[Duration],
 ) -> String {
+    let kind = if first == then {
+        format!("`{first}`")
+    } else {
+        format!("`{first}`, then `{then}`")
+    };
     format!(
-        "| {backend} | {} | `{kind}` | {} | {} | 0 |",
+        "| {backend} | {} | {kind} | {} | {} | 0 |",
         fault.name(),
         range_ms(errors),
         range_ms(heals)
