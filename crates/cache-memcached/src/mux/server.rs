@@ -1,6 +1,8 @@
 //! The connections to one server: a few multiplexed connections taken in turn, each
-//! dialled when first needed and again after it failed, with a growing pause between
-//! dials that fail.
+//! dialled when first needed and again after it failed. One dial at a time per server:
+//! the callers that waited for a dial that failed get its failure without dialling again,
+//! and after dials that time out (a host that does not answer at all) the next ones wait
+//! a growing pause, calls failing at once meanwhile.
 
 use std::{
     io,
@@ -15,14 +17,13 @@ use tokio::{net::TcpStream, time::Instant};
 
 use super::connection::{Answer, Connection, Expect, Failure};
 
-/// The pause after the second dial in a row that failed; it doubles with each further
-/// failure up to [`MAX_DIAL_PAUSE`]. The first failure costs no pause: a server that
-/// restarts is dialled again by the next call.
+/// The pause after the second dial in a row that timed out; it doubles with each further
+/// one up to [`MAX_DIAL_PAUSE`]. A refused dial costs no pause: it is answered at once,
+/// and a server that restarts is then used by the very next call.
 const FIRST_DIAL_PAUSE: Duration = Duration::from_millis(10);
 
-/// The longest pause between dials to a server that keeps failing: also the most a
-/// server that came back waits before it is used again.
-pub(crate) const MAX_DIAL_PAUSE: Duration = Duration::from_millis(250);
+/// The longest pause between dials to a server that keeps timing out.
+const MAX_DIAL_PAUSE: Duration = Duration::from_millis(250);
 
 /// One server's connections.
 pub(crate) struct Server {
@@ -36,14 +37,15 @@ pub(crate) struct Server {
 /// How the last dials to a server went.
 #[derive(Default)]
 struct Dials {
-    failures: u32,
+    /// Dials in a row that timed out.
+    timeouts: u32,
     retry_at: Option<Instant>,
-    last_error: Option<Failure>,
+    last_failure: Option<(Instant, Failure)>,
 }
 
 impl Dials {
     fn pause(&self) -> Duration {
-        match self.failures {
+        match self.timeouts {
             0 | 1 => Duration::ZERO,
             n => FIRST_DIAL_PAUSE
                 .saturating_mul(1 << (n - 2).min(16))
@@ -52,29 +54,34 @@ impl Dials {
     }
 
     fn failed(&mut self, failure: &Failure) {
-        self.failures = self.failures.saturating_add(1);
-        self.retry_at = Some(Instant::now() + self.pause());
-        self.last_error = Some(failure.clone());
+        let now = Instant::now();
+        if matches!(failure, Failure::Timeout) {
+            self.timeouts = self.timeouts.saturating_add(1);
+        }
+        self.retry_at = Some(now + self.pause());
+        self.last_failure = Some((now, failure.clone()));
     }
 
     fn succeeded(&mut self) {
         *self = Self::default();
     }
 
-    /// A failure without a dial while the pause after the last failed one lasts.
-    fn paused(&self, address: &str) -> Option<Failure> {
-        let retry_at = self.retry_at?;
-        let left = retry_at.checked_duration_since(Instant::now())?;
-        let last = match &self.last_error {
-            Some(Failure::Io(_, message) | Failure::Protocol(message)) => message.as_str(),
-            Some(Failure::Timeout) => "no answer in time",
-            None => "unknown",
-        };
+    /// The failure a caller that asked for a connection at `asked` gets without dialling:
+    /// that of a dial made while it waited, or one while the pause lasts.
+    fn known_failure(&self, address: &str, asked: Instant) -> Option<Failure> {
+        let (failed_at, failure) = self.last_failure.as_ref()?;
+        if *failed_at >= asked {
+            return Some(failure.clone());
+        }
+        let left = self
+            .retry_at?
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())?;
         Some(Failure::Io(
             io::ErrorKind::NotConnected,
             format!(
-                "{address} is dialled again in {left:.0?}, after {} failed dials (last: {last})",
-                self.failures
+                "{address} is dialled again in {left:.0?}, after {} dials that timed out",
+                self.timeouts
             ),
         ))
     }
@@ -126,12 +133,13 @@ impl Server {
         if let Some(connection) = usable(slot) {
             return Ok(connection);
         }
+        let asked = Instant::now();
         let mut dials = self.dial.lock().await;
         // Dialled by another caller while this one waited.
         if let Some(connection) = usable(slot) {
             return Ok(connection);
         }
-        if let Some(failure) = dials.paused(&self.address) {
+        if let Some(failure) = dials.known_failure(&self.address, asked) {
             return Err(failure);
         }
         let dialled = match tokio::time::timeout_at(deadline, TcpStream::connect(&self.address))
@@ -176,16 +184,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dial_pauses_grow_to_a_bound() {
+    fn only_dials_that_time_out_make_a_pause() {
         let mut dials = Dials::default();
-        let failure = Failure::Io(io::ErrorKind::ConnectionRefused, "refused".to_owned());
+        let refused = Failure::Io(io::ErrorKind::ConnectionRefused, "refused".to_owned());
+        for _ in 0..5 {
+            dials.failed(&refused);
+            assert_eq!(dials.pause(), Duration::ZERO);
+        }
         let mut pauses = Vec::new();
         for _ in 0..8 {
-            dials.failed(&failure);
+            dials.failed(&Failure::Timeout);
             pauses.push(dials.pause().as_millis());
         }
         assert_eq!(pauses, [0, 10, 20, 40, 80, 160, 250, 250]);
+        assert!(dials.known_failure("a", Instant::now()).is_some());
         dials.succeeded();
         assert_eq!(dials.pause(), Duration::ZERO);
+        assert!(dials.known_failure("a", Instant::now()).is_none());
+    }
+
+    #[test]
+    fn a_caller_that_waited_for_a_failed_dial_shares_its_failure() {
+        let mut dials = Dials::default();
+        let asked = Instant::now();
+        dials.failed(&Failure::Io(
+            io::ErrorKind::ConnectionRefused,
+            "refused".to_owned(),
+        ));
+        assert!(matches!(
+            dials.known_failure("a", asked),
+            Some(Failure::Io(io::ErrorKind::ConnectionRefused, _))
+        ));
+        // A caller that comes after the failure dials again.
+        let later = Instant::now() + Duration::from_millis(1);
+        assert!(dials.known_failure("a", later).is_none());
     }
 }
