@@ -4,8 +4,16 @@
 //! Peers, each used the way its documentation shows:
 //! - `cached-memory`: `cached::stores::ShardedLruCache<String, Bytes>` through its
 //!   async trait (`memory://`);
+//! - `quick-cache`: `quick_cache::sync::Cache<String, Bytes>` weighted in bytes, with
+//!   the in-memory backend's default budget and no TTL (`memory://`);
+//! - `moka-sync` and `moka-future`: moka's sync and future caches with that budget,
+//!   LRU eviction and a TTL per entry (`memory://`): the in-memory backend's settings
+//!   on either API (the future one was its engine before quick_cache);
 //! - `cached-redis`: `cached::AsyncRedisCache<String, ByteBuf>` (`redis://`), which
 //!   stores values as MessagePack and answers `set` with the previous value;
+//! - `fred`: `fred`'s client, one pipelined connection (`redis://`);
+//! - `opendal-redis` and `opendal-memcached`: Apache OpenDAL's operator over its redis
+//!   and memcached services, pools of `--connections` (`redis://`, `memcache://`);
 //! - `async-memcached`: Shopify's `async-memcached` client (`memcache://`), one
 //!   connection per concurrent caller, handed out by a small queue.
 
@@ -13,12 +21,20 @@
 
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
-use bytes::Bytes;
 use cache_bench::{Bound, BoxError, Measurement, Plan, Progress, SideReport, Target, Workload};
-use cached::{stores::ShardedLruCache, AsyncRedisCache, ConcurrentCachedAsync};
+use cached::stores::ShardedLruCache;
 use clap::Parser;
 use serde::Serialize;
-use serde_bytes::ByteBuf;
+
+mod memcached;
+mod memory;
+mod open_dal;
+mod redis;
+
+/// Every peer, as named on the command line.
+const PEERS: &str =
+    "cached-memory, quick-cache, moka-sync, moka-future, cached-redis, fred, opendal-redis, \
+    async-memcached or opendal-memcached";
 
 #[derive(Parser)]
 #[command(
@@ -26,7 +42,8 @@ use serde_bytes::ByteBuf;
     about = "cachectl bench's workloads on peer libraries"
 )]
 struct Args {
-    /// cached-memory, cached-redis or async-memcached.
+    /// cached-memory, quick-cache, moka-sync, moka-future, cached-redis, fred, opendal-redis,
+    /// async-memcached or opendal-memcached.
     peer: String,
     /// memory://, redis://host:port or memcache://host:port, matching the peer.
     url: String,
@@ -44,7 +61,8 @@ struct Args {
     duration: Duration,
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     warmup: Duration,
-    /// Connections of the async-memcached peer (the memcached backend's default pool).
+    /// Connections of the async-memcached and OpenDAL peers (the memcached backend's
+    /// default pool).
     #[arg(long, default_value_t = 16)]
     connections: usize,
     /// Threads of the async runtime: 1 runs everything on one thread; by default one
@@ -53,144 +71,6 @@ struct Args {
     threads: Option<usize>,
     #[arg(long)]
     json: bool,
-}
-
-/// `cached`'s sharded LRU: sync locks inside, an async trait outside.
-struct CachedMemory(ShardedLruCache<String, Bytes>);
-
-impl Target for CachedMemory {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BoxError> {
-        // The trait takes `&K`: a `String` per lookup is the price of its API.
-        Ok(self.0.async_cache_get(&key.to_owned()).await?)
-    }
-    async fn set(&self, key: &str, value: Bytes) -> Result<(), BoxError> {
-        let _previous = self.0.async_cache_set(key.to_owned(), value).await?;
-        Ok(())
-    }
-    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, BoxError> {
-        let mut values = Vec::with_capacity(keys.len());
-        for key in keys {
-            values.push(self.get(key).await?);
-        }
-        Ok(values)
-    }
-    async fn delete_many(&self, keys: &[&str]) -> Result<(), BoxError> {
-        for key in keys {
-            let _previous = self.0.async_cache_remove(&(*key).to_owned()).await?;
-        }
-        Ok(())
-    }
-}
-
-/// `cached`'s async Redis store: one multiplexed connection, MessagePack values.
-struct CachedRedis(AsyncRedisCache<String, ByteBuf>);
-
-impl Target for CachedRedis {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BoxError> {
-        let value = self.0.async_cache_get(&key.to_owned()).await?;
-        Ok(value.map(|value| Bytes::from(value.into_vec())))
-    }
-    async fn set(&self, key: &str, value: Bytes) -> Result<(), BoxError> {
-        let _previous = self
-            .0
-            .async_cache_set(key.to_owned(), ByteBuf::from(value.to_vec()))
-            .await?;
-        Ok(())
-    }
-    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, BoxError> {
-        // No bulk read in its API: one round trip per key.
-        let mut values = Vec::with_capacity(keys.len());
-        for key in keys {
-            values.push(self.get(key).await?);
-        }
-        Ok(values)
-    }
-    async fn delete_many(&self, keys: &[&str]) -> Result<(), BoxError> {
-        for key in keys {
-            let _previous = self.0.async_cache_remove(&(*key).to_owned()).await?;
-        }
-        Ok(())
-    }
-}
-
-/// Shopify's client takes `&mut self`: each call borrows a connection from a queue.
-struct AsyncMemcached {
-    idle: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<async_memcached::Client>>,
-    give_back: tokio::sync::mpsc::Sender<async_memcached::Client>,
-}
-
-impl AsyncMemcached {
-    async fn connect(url: &str, connections: usize) -> Result<Self, BoxError> {
-        let address = url
-            .split_once("://")
-            .map_or(url, |(_, rest)| rest)
-            .trim_end_matches('/');
-        let (give_back, idle) = tokio::sync::mpsc::channel(connections);
-        for _ in 0..connections {
-            let client = async_memcached::Client::new(format!("tcp://{address}")).await?;
-            give_back.send(client).await?;
-        }
-        Ok(Self {
-            idle: tokio::sync::Mutex::new(idle),
-            give_back,
-        })
-    }
-
-    async fn with<T>(
-        &self,
-        run: impl AsyncFnOnce(&mut async_memcached::Client) -> Result<T, async_memcached::Error>,
-    ) -> Result<T, BoxError> {
-        let mut client = self
-            .idle
-            .lock()
-            .await
-            .recv()
-            .await
-            .ok_or("the connection queue closed")?;
-        let result = run(&mut client).await;
-        self.give_back.send(client).await?;
-        Ok(result?)
-    }
-}
-
-impl Target for AsyncMemcached {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BoxError> {
-        use async_memcached::AsciiProtocol;
-        let value = self.with(async |client| client.get(key).await).await?;
-        Ok(value.map(|value| Bytes::from(value.data.unwrap_or_default())))
-    }
-    async fn set(&self, key: &str, value: Bytes) -> Result<(), BoxError> {
-        use async_memcached::AsciiProtocol;
-        self.with(async |client| client.set(key, value.as_ref(), None, None).await)
-            .await
-    }
-    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, BoxError> {
-        use async_memcached::AsciiProtocol;
-        let found = self
-            .with(async |client| client.get_multi(keys).await)
-            .await?;
-        // Only hits come back, each with its key: put them in the order asked.
-        let mut by_key: std::collections::HashMap<Vec<u8>, Bytes> = found
-            .into_iter()
-            .map(|value| (value.key, Bytes::from(value.data.unwrap_or_default())))
-            .collect();
-        Ok(keys
-            .iter()
-            .map(|key| by_key.remove(key.as_bytes()))
-            .collect())
-    }
-    async fn delete_many(&self, keys: &[&str]) -> Result<(), BoxError> {
-        use async_memcached::AsciiProtocol;
-        for key in keys {
-            match self.with(async |client| client.delete(key).await).await {
-                Ok(()) => {}
-                // Deleting a missing key is an error to this client.
-                Err(err) if err.to_string().to_lowercase().contains("not found") => {}
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(())
-    }
 }
 
 #[derive(Serialize)]
@@ -247,27 +127,29 @@ async fn run_peer(args: &Args) -> Result<Measurement, BoxError> {
         "cached-memory" => {
             // Sized in entries: room for every key, as the byte budget of the others.
             let cache = ShardedLruCache::new(args.keys.max(1) * 2);
-            run(CachedMemory(cache), args, workload).await
+            run(memory::CachedMemory(cache), args, workload).await
         }
+        "quick-cache" => run(memory::QuickCache::new(args.keys), args, workload).await,
+        "moka-sync" => run(memory::MokaSync::new(), args, workload).await,
+        "moka-future" => run(memory::MokaFuture::new(), args, workload).await,
         "cached-redis" => {
-            let cache = AsyncRedisCache::builder(format!("bench-peers-{}", std::process::id()))
-                .connection_string(&args.url)
-                .build()
-                .await?;
-            run(CachedRedis(cache), args, workload).await
+            let peer = redis::CachedRedis::connect(&args.url).await?;
+            run(peer, args, workload).await
+        }
+        "fred" => run(redis::Fred::connect(&args.url).await?, args, workload).await,
+        "opendal-redis" => {
+            let peer = open_dal::OpenDal::redis(&args.url, args.connections)?;
+            run(peer, args, workload).await
+        }
+        "opendal-memcached" => {
+            let peer = open_dal::OpenDal::memcached(&args.url, args.connections)?;
+            run(peer, args, workload).await
         }
         "async-memcached" => {
-            run(
-                AsyncMemcached::connect(&args.url, args.connections).await?,
-                args,
-                workload,
-            )
-            .await
+            let peer = memcached::AsyncMemcached::connect(&args.url, args.connections).await?;
+            run(peer, args, workload).await
         }
-        other => Err(format!(
-            "unknown peer {other:?}: expected cached-memory, cached-redis or async-memcached"
-        )
-        .into()),
+        other => Err(format!("unknown peer {other:?}: expected {PEERS}").into()),
     }
 }
 
