@@ -2,79 +2,30 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
-use std::{
-    fmt,
-    time::{Duration, Instant},
-};
+use std::{fmt, sync::Arc, time::Duration};
 
-use ahash::RandomState;
 use cache_api::{
     async_trait, validate_entries, validate_key, validate_keys, validate_value, Bytes, Cache,
     CacheError, Limits,
 };
-use moka::{
-    future::Cache as Moka,
-    ops::compute::{CompResult, Op},
-    policy::EvictionPolicy,
-    Expiry,
-};
 
-/// Bytes charged to every entry on top of its key and value: moka's node, the
-/// entry's own fields and the hash table slot, measured roughly.
-const ENTRY_OVERHEAD: usize = 96;
+mod builder;
+mod table;
 
-/// TTLs longer than this are kept as "no expiry": no process lives a century, and the
-/// timer wheel saturates far beyond it.
-const LONGEST_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+pub use builder::MemoryCacheBuilder;
+use table::{EntryWeighter, Table, TooHeavy, ENTRY_OVERHEAD};
 
-#[derive(Clone)]
-struct Entry {
-    value: Bytes,
-    ttl: Option<Duration>,
-    /// When the entry dies, for `delete`'s answer: moka may hand back an expired entry
-    /// that housekeeping has not removed yet.
-    deadline: Option<Instant>,
-}
-
-impl Entry {
-    fn is_live(&self) -> bool {
-        self.deadline
-            .is_none_or(|deadline| Instant::now() < deadline)
-    }
-}
-
-/// Every write sets the entry's own TTL, on insert and on overwrite alike (moka's
-/// default for an overwrite keeps the old deadline, which the contract forbids).
-struct PerEntryTtl;
-
-impl Expiry<String, Entry> for PerEntryTtl {
-    fn expire_after_create(
-        &self,
-        _key: &String,
-        entry: &Entry,
-        _at: std::time::Instant,
-    ) -> Option<Duration> {
-        entry.ttl
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &String,
-        entry: &Entry,
-        _at: std::time::Instant,
-        _remaining: Option<Duration>,
-    ) -> Option<Duration> {
-        entry.ttl
-    }
-}
-
-/// An in-process cache over [moka](https://docs.rs/moka)'s async cache.
+/// An in-process cache over [quick_cache](https://docs.rs/quick_cache)'s sharded,
+/// weighted table.
 ///
-/// - Per-entry TTL with the precision of the clock (the declared granularity is 1 ms);
-///   an overwrite replaces value and TTL; a zero TTL removes the entry.
+/// - Per-entry TTL with the precision of the clock (the declared granularity is 1 ms):
+///   the deadline is stored beside the value and checked on every read; an overwrite
+///   replaces value and TTL; a zero TTL removes the entry.
 /// - Bounded by a byte budget: keys, values and a fixed per-entry overhead are weighed,
-///   and least recently used entries are evicted when the budget is exceeded. Eviction
-///   runs in moka's housekeeping, so the budget can be exceeded briefly.
+///   and a write that takes a shard over its share evicts before it inserts (entries
+///   read since they were written are kept longer than those that were not). Expired
+///   entries count against the budget until a read, a `delete`, an `add` or eviction
+///   removes them, so memory stays within the budget whatever the TTLs.
 /// - Cloning is cheap and shares the entries.
 ///
 /// ```
@@ -91,7 +42,7 @@ impl Expiry<String, Entry> for PerEntryTtl {
 /// ```
 #[derive(Clone)]
 pub struct MemoryCache {
-    entries: Moka<String, Entry, RandomState>,
+    table: Arc<Table>,
     limits: Limits,
     capacity: u64,
 }
@@ -114,17 +65,18 @@ impl MemoryCache {
         MemoryCacheBuilder::default()
     }
 
-    /// The number of live entries, after pending housekeeping (evictions and
-    /// removals of expired entries) has run.
+    /// The number of live entries, once the expired ones have been removed: walks the
+    /// whole table, shard by shard, so it costs time in proportion to the entries.
     pub async fn entry_count(&self) -> u64 {
-        self.entries.run_pending_tasks().await;
-        self.entries.entry_count()
+        self.table.sweep();
+        self.table.len()
     }
 
-    /// The bytes charged against the budget, after pending housekeeping has run.
+    /// The bytes charged against the budget, once the expired entries have been
+    /// removed (a walk of the whole table, as [`Self::entry_count`]).
     pub async fn weighted_size(&self) -> u64 {
-        self.entries.run_pending_tasks().await;
-        self.entries.weighted_size()
+        self.table.sweep();
+        self.table.weight()
     }
 
     /// The byte budget this cache was built with.
@@ -137,72 +89,17 @@ impl MemoryCache {
         validate_value(value, self.limits.max_value_size)
     }
 
-    /// Writes a checked entry: value and TTL replace the old ones; a zero TTL removes it.
-    async fn store(&self, key: &str, value: Bytes, ttl: Option<Duration>) {
-        let ttl = ttl.filter(|ttl| *ttl <= LONGEST_TTL);
-        if ttl.is_some_and(|ttl| ttl.is_zero()) {
-            self.entries.invalidate(key).await;
-            return;
+    /// The error for an entry whose key makes it heavier than a shard holds: the value
+    /// is what does not fit beside that key.
+    fn too_heavy(&self, key: &str, value: &Bytes) -> CacheError {
+        let limit = self
+            .table
+            .room
+            .saturating_sub(EntryWeighter::weight_of(key.len(), 0));
+        CacheError::ValueTooLarge {
+            size: value.len(),
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
         }
-        let entry = Entry {
-            value,
-            ttl,
-            deadline: ttl.and_then(|ttl| Instant::now().checked_add(ttl)),
-        };
-        self.entries.insert(key.to_owned(), entry).await;
-    }
-
-    /// Stores a checked entry only if no live one is there; true when it stored.
-    ///
-    /// Through moka's compute API, which runs one computation per key at a time: of
-    /// racing adds exactly one sees the key absent. A plain `set` does not wait for it,
-    /// so a `set` racing with an `add` of the same key may be overwritten by it.
-    async fn insert_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> bool {
-        let ttl = ttl.filter(|ttl| *ttl <= LONGEST_TTL);
-        if ttl.is_some_and(|ttl| ttl.is_zero()) {
-            return false;
-        }
-        let outcome = self
-            .entries
-            .entry_by_ref(key)
-            .and_compute_with(|current| {
-                // moka hides expired entries from the computation as it does from `get`;
-                // the entry's own deadline is checked too, as `delete` does.
-                let op = match current {
-                    Some(entry) if entry.value().is_live() => Op::Nop,
-                    _ => Op::Put(Entry {
-                        value,
-                        ttl,
-                        deadline: ttl.and_then(|ttl| Instant::now().checked_add(ttl)),
-                    }),
-                };
-                std::future::ready(op)
-            })
-            .await;
-        matches!(
-            outcome,
-            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
-        )
-    }
-
-    /// Removes `key`; true when the entry removed was still live.
-    ///
-    /// Through moka's compute API rather than `remove`: `remove` hands back an entry that
-    /// `clear` (`invalidate_all`) already made unreadable, which would count as live;
-    /// the compute API sees the entry as `get` does, and decides atomically per key.
-    async fn remove(&self, key: &str) -> bool {
-        let outcome = self
-            .entries
-            .entry_by_ref(key)
-            .and_compute_with(|current| {
-                let op = match current {
-                    Some(_) => Op::Remove,
-                    None => Op::Nop,
-                };
-                std::future::ready(op)
-            })
-            .await;
-        matches!(outcome, CompResult::Removed(entry) if entry.value().is_live())
     }
 }
 
@@ -217,7 +114,7 @@ impl fmt::Debug for MemoryCache {
         f.debug_struct("MemoryCache")
             .field("capacity_bytes", &self.capacity)
             .field("max_value_size", &self.limits.max_value_size)
-            .field("entries", &self.entries.entry_count())
+            .field("entries", &self.table.len())
             .finish_non_exhaustive()
     }
 }
@@ -226,56 +123,60 @@ impl fmt::Debug for MemoryCache {
 impl Cache for MemoryCache {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         validate_key(key)?;
-        Ok(self.entries.get(key).await.map(|entry| entry.value))
+        Ok(self.table.get(key))
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
         validate_key(key)?;
         self.check_value(&value)?;
-        self.store(key, value, ttl).await;
-        Ok(())
+        self.table
+            .set(key, value.clone(), ttl)
+            .map_err(|TooHeavy| self.too_heavy(key, &value))
     }
 
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         validate_key(key)?;
-        Ok(self.remove(key).await)
+        Ok(self.table.remove(key))
     }
 
-    /// Reads each key from moka in turn: no round trip to save, so the gain over
+    /// Reads each key from the table in turn: no round trip to save, so the gain over
     /// calling `get` per key is the boxed future each of those calls costs.
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
         validate_keys(keys.iter().copied())?;
-        let mut values = Vec::with_capacity(keys.len());
-        for key in keys {
-            values.push(self.entries.get(*key).await.map(|entry| entry.value));
-        }
-        Ok(values)
+        Ok(keys.iter().map(|key| self.table.get(key)).collect())
     }
 
+    /// Every entry is checked, for its key, value size and weight, before any is
+    /// written.
     async fn set_many(
         &self,
         entries: &[(&str, Bytes)],
         ttl: Option<Duration>,
     ) -> Result<(), CacheError> {
         validate_entries(entries, self.limits.max_value_size)?;
+        if let Some((key, value)) = entries
+            .iter()
+            .find(|(key, value)| EntryWeighter::weight_of(key.len(), value.len()) > self.table.room)
+        {
+            return Err(self.too_heavy(key, value));
+        }
         for (key, value) in entries {
-            self.store(key, value.clone(), ttl).await;
+            self.table
+                .set(key, value.clone(), ttl)
+                .map_err(|TooHeavy| self.too_heavy(key, value))?;
         }
         Ok(())
     }
 
     async fn delete_many(&self, keys: &[&str]) -> Result<usize, CacheError> {
         validate_keys(keys.iter().copied())?;
-        let mut removed = 0;
-        for key in keys {
-            removed += usize::from(self.remove(key).await);
-        }
-        Ok(removed)
+        Ok(keys.iter().filter(|key| self.table.remove(key)).count())
     }
 
-    /// One computation on the key's entry: atomic against other `add`s and `delete`s
-    /// of the key (a concurrent `set` may be overwritten, see the crate documentation).
-    /// Value limit and TTL as `set`; a zero TTL stores nothing and returns false.
+    /// One decision under the lock of the key's shard: atomic against other `add`s and
+    /// `delete`s of the key; a `set` of the key that lands between the decision and
+    /// the insert wins, and the `add` returns false. Value limit and TTL as `set`; a
+    /// zero TTL stores nothing and returns false.
     async fn add(
         &self,
         key: &str,
@@ -284,13 +185,15 @@ impl Cache for MemoryCache {
     ) -> Result<bool, CacheError> {
         validate_key(key)?;
         self.check_value(&value)?;
-        Ok(self.insert_if_absent(key, value, ttl).await)
+        self.table
+            .add(key, value.clone(), ttl)
+            .await
+            .map_err(|TooHeavy| self.too_heavy(key, &value))
     }
 
-    /// Invalidates every entry of this cache (and of its clones); memory is given back
-    /// as housekeeping runs.
+    /// Removes every entry of this cache (and of its clones).
     async fn clear(&self) -> Result<(), CacheError> {
-        self.entries.invalidate_all();
+        self.table.clear();
         Ok(())
     }
 
@@ -304,108 +207,5 @@ impl Cache for MemoryCache {
     }
 }
 
-/// Settings of a [`MemoryCache`], checked by [`build`](MemoryCacheBuilder::build).
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct MemoryCacheBuilder {
-    capacity: Option<u64>,
-    max_value_size: Option<usize>,
-}
-
-impl MemoryCacheBuilder {
-    /// The byte budget: keys, values and a per-entry overhead of about 100 bytes count
-    /// against it. Default 256 MiB.
-    pub fn max_capacity_bytes(mut self, bytes: u64) -> Self {
-        self.capacity = Some(bytes);
-        self
-    }
-
-    /// The largest value `set` accepts; larger ones are
-    /// [`CacheError::ValueTooLarge`]. Default: a sixteenth of the budget, so that one
-    /// value cannot evict most of the cache. At most the budget, and at most 4 GiB
-    /// minus the entry overhead (moka weighs entries in `u32`).
-    pub fn max_value_size(mut self, bytes: usize) -> Self {
-        self.max_value_size = Some(bytes);
-        self
-    }
-
-    /// Builds the cache.
-    ///
-    /// # Errors
-    ///
-    /// [`CacheError::Config`] when the budget is zero, or the largest value is zero or
-    /// larger than the budget or than a `u32` weight can express.
-    pub fn build(self) -> Result<MemoryCache, CacheError> {
-        let capacity = self.capacity.unwrap_or(MemoryCache::DEFAULT_CAPACITY_BYTES);
-        if capacity == 0 {
-            return Err(CacheError::config("max_capacity_bytes must be positive"));
-        }
-        let max_value_size = self.max_value_size.unwrap_or_else(|| {
-            usize::try_from(capacity / 16)
-                .unwrap_or(usize::MAX)
-                .min(u32::MAX as usize / 2)
-        });
-        if max_value_size == 0 {
-            return Err(CacheError::config("max_value_size must be positive"));
-        }
-        if max_value_size as u64 > capacity {
-            return Err(CacheError::config(format!(
-                "max_value_size ({max_value_size} bytes) exceeds max_capacity_bytes ({capacity} bytes)"
-            )));
-        }
-        if max_value_size > u32::MAX as usize - ENTRY_OVERHEAD {
-            return Err(CacheError::config(format!(
-                "max_value_size ({max_value_size} bytes) exceeds what one entry can weigh ({} bytes)",
-                u32::MAX as usize - ENTRY_OVERHEAD
-            )));
-        }
-        let entries = Moka::builder()
-            .max_capacity(capacity)
-            // LRU instead of the default TinyLFU: TinyLFU may refuse to admit a new
-            // entry into a full cache, and a `get` right after `set` would then miss.
-            .eviction_policy(EvictionPolicy::lru())
-            .weigher(|key: &String, entry: &Entry| {
-                // Values are bounded by max_value_size, checked against u32 above;
-                // a key can still be huge, so saturate.
-                u32::try_from(key.len() + entry.value.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
-            })
-            .expire_after(PerEntryTtl)
-            // aHash instead of the default SipHash: a quarter of the cost of a lookup
-            // went to hashing the key. Still keyed at random per cache, so keys chosen
-            // to collide cannot be computed from outside.
-            .build_with_hasher(RandomState::new());
-        Ok(MemoryCache {
-            entries,
-            limits: Limits::new(Duration::from_millis(1), max_value_size)
-                .with_clear()
-                .with_atomic_add(),
-            capacity,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builder_rejects_contradictions() {
-        assert!(MemoryCache::builder()
-            .max_capacity_bytes(0)
-            .build()
-            .is_err());
-        assert!(MemoryCache::builder().max_value_size(0).build().is_err());
-        let err = MemoryCache::builder()
-            .max_capacity_bytes(1000)
-            .max_value_size(2000)
-            .build()
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid configuration: max_value_size (2000 bytes) exceeds max_capacity_bytes (1000 bytes)"
-        );
-        let cache = MemoryCache::new();
-        assert_eq!(cache.limits().max_value_size, 16 << 20);
-        assert_eq!(cache.capacity_bytes(), 256 << 20);
-    }
-}
+/// Bytes charged to every entry on top of its key and value.
+pub const PER_ENTRY_OVERHEAD_BYTES: u64 = ENTRY_OVERHEAD;

@@ -1,0 +1,184 @@
+//! The table under [`MemoryCache`](crate::MemoryCache): a weighted, sharded
+//! [quick_cache](https://docs.rs/quick_cache) whose entries carry their own deadline.
+//!
+//! quick_cache has no notion of time, so every read checks the deadline stored beside
+//! the value: an expired entry is never returned, and is removed when a read, a `delete`
+//! or an `add` finds it, or when the byte budget evicts it. Until then it counts against
+//! the budget like any other entry, which keeps memory bounded whatever the TTLs.
+
+use std::time::{Duration, Instant};
+
+use ahash::RandomState;
+use cache_api::Bytes;
+use quick_cache::{
+    sync::{Cache as QuickCache, EntryAction, EntryResult},
+    Weighter,
+};
+
+/// Bytes charged to every entry on top of its key and value: the table's slot, the
+/// entry's own fields and the allocations' headers, measured with `cachectl bench
+/// memory:// --footprint` (BENCHMARKS.md, "Memory per entry").
+pub(crate) const ENTRY_OVERHEAD: u64 = 96;
+
+/// TTLs longer than this are kept as "no expiry": no process lives a century, and
+/// `Instant` arithmetic stays far from overflowing.
+const LONGEST_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// A value and the moment it dies.
+#[derive(Clone)]
+pub(crate) struct Entry {
+    value: Bytes,
+    deadline: Option<Instant>,
+}
+
+impl Entry {
+    /// `None` for a zero TTL: such an entry is already dead and is never stored.
+    fn new(value: Bytes, ttl: Option<Duration>) -> Option<Self> {
+        let deadline = match ttl.filter(|ttl| *ttl <= LONGEST_TTL) {
+            Some(ttl) if ttl.is_zero() => return None,
+            Some(ttl) => Instant::now().checked_add(ttl),
+            None => None,
+        };
+        Some(Self { value, deadline })
+    }
+
+    /// Entries without a TTL, the common case, are live without reading the clock.
+    fn is_live(&self) -> bool {
+        self.deadline
+            .is_none_or(|deadline| Instant::now() < deadline)
+    }
+}
+
+/// Weighs an entry in bytes: key, value and [`ENTRY_OVERHEAD`].
+#[derive(Clone, Copy)]
+pub(crate) struct EntryWeighter;
+
+impl EntryWeighter {
+    pub(crate) fn weight_of(key_len: usize, value_len: usize) -> u64 {
+        (key_len as u64)
+            .saturating_add(value_len as u64)
+            .saturating_add(ENTRY_OVERHEAD)
+    }
+}
+
+impl Weighter<String, Entry> for EntryWeighter {
+    fn weight(&self, key: &String, entry: &Entry) -> u64 {
+        Self::weight_of(key.len(), entry.value.len())
+    }
+}
+
+/// The sharded table and what one of its shards can hold.
+pub(crate) struct Table {
+    entries: QuickCache<String, Entry, EntryWeighter, RandomState>,
+    /// The heaviest entry a shard admits: quick_cache refuses heavier ones silently,
+    /// so a write checks against it first.
+    pub(crate) room: u64,
+}
+
+/// A write not stored: key, value and overhead weigh more than one shard holds.
+pub(crate) struct TooHeavy;
+
+impl Table {
+    pub(crate) fn new(
+        entries: QuickCache<String, Entry, EntryWeighter, RandomState>,
+        room: u64,
+    ) -> Self {
+        Self { entries, room }
+    }
+
+    fn check_weight(&self, key: &str, value: &Bytes) -> Result<(), TooHeavy> {
+        if EntryWeighter::weight_of(key.len(), value.len()) > self.room {
+            return Err(TooHeavy);
+        }
+        Ok(())
+    }
+
+    /// A clone of the live value (a reference count, no copy); an expired entry found
+    /// is removed, unless a write replaced it meanwhile.
+    pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
+        let entry = self.entries.get(key)?;
+        if entry.is_live() {
+            return Some(entry.value);
+        }
+        self.entries.remove_if(key, |entry| !entry.is_live());
+        None
+    }
+
+    /// Replaces value and TTL; a zero TTL removes the entry.
+    pub(crate) fn set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<(), TooHeavy> {
+        self.check_weight(key, &value)?;
+        match Entry::new(value, ttl) {
+            Some(entry) => self.entries.insert(key.to_owned(), entry),
+            None => {
+                self.entries.remove(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the entry only if no live one is there; true when it stored.
+    ///
+    /// One `entry` call on the key: the shard's lock decides between racing adds, and a
+    /// placeholder holds the key from the decision to the insert, so that exactly one
+    /// of them stores. A plain `set` of the key in that window wins over the `add`,
+    /// which then answers false.
+    pub(crate) async fn add(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, TooHeavy> {
+        self.check_weight(key, &value)?;
+        let Some(entry) = Entry::new(value, ttl) else {
+            return Ok(false);
+        };
+        let found = self
+            .entries
+            .entry_async(key, |_, current| {
+                if current.is_live() {
+                    EntryAction::Retain(())
+                } else {
+                    EntryAction::ReplaceWithGuard
+                }
+            })
+            .await;
+        Ok(match found {
+            EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _) => {
+                guard.insert(entry).is_ok()
+            }
+            EntryResult::Retained(()) | EntryResult::Removed(..) | EntryResult::Timeout => false,
+        })
+    }
+
+    /// Removes `key`; true when the entry removed was still live.
+    pub(crate) fn remove(&self, key: &str) -> bool {
+        self.entries
+            .remove(key)
+            .is_some_and(|(_, entry)| entry.is_live())
+    }
+
+    /// Removes every entry.
+    pub(crate) fn clear(&self) {
+        self.entries.clear();
+    }
+
+    /// Removes the expired entries, walking every shard under its write lock in turn.
+    pub(crate) fn sweep(&self) {
+        self.entries.retain(|_, entry| entry.is_live());
+    }
+
+    /// Entries in the table, expired ones not yet removed included.
+    pub(crate) fn len(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    /// Bytes charged against the budget.
+    pub(crate) fn weight(&self) -> u64 {
+        self.entries.weight()
+    }
+}
