@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use cache_api::CacheError;
+use cache_url::CacheUrl;
 
 use crate::Settings;
 
@@ -56,36 +57,42 @@ impl Backend {
     }
 
     /// The backend `url` names; `timeout` is the one given besides the URL, which wins
-    /// over the URL's own.
+    /// over the URL's own. Only what the raw client needs is read here: the adapter
+    /// reads (and checks) the whole URL itself.
     pub(crate) fn of(url: &str, timeout: Option<Duration>) -> Result<Self, CacheError> {
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            CacheError::config(format!("{:?} is not a cache URL", cache_url::redact(url)))
-        })?;
-        let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let param = |name: &str| {
-            query
-                .split('&')
-                .filter_map(|pair| pair.split_once('='))
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| value)
-        };
-        match scheme {
-            "memory" => {
-                let capacity_bytes = match param("max_capacity_bytes") {
-                    Some(value) => value.parse().map_err(|_| {
-                        CacheError::config(format!(
-                            "max_capacity_bytes needs a number, got {value:?}"
-                        ))
-                    })?,
-                    None => cache_memory::MemoryCache::DEFAULT_CAPACITY_BYTES,
-                };
-                Ok(Backend::Memory { capacity_bytes })
-            }
-            "redis" => Ok(Backend::Redis),
-            "redis+cluster" => Ok(Backend::RedisCluster {
-                seeds: cluster_seeds(url)?,
+        let mut url = CacheUrl::parse(url)?;
+        match url.scheme() {
+            "memory" => Ok(Backend::Memory {
+                capacity_bytes: url
+                    .params_mut()
+                    .take_number("max_capacity_bytes", "a number of bytes")?
+                    .unwrap_or(cache_memory::MemoryCache::DEFAULT_CAPACITY_BYTES),
             }),
-            "memcache" | "memcached" => memcached(authority, &param, timeout),
+            "redis" => Ok(Backend::Redis),
+            "redis+cluster" if url.hosts().is_empty() => {
+                Err(CacheError::config("the redis cluster url names no host"))
+            }
+            "redis+cluster" => Ok(Backend::RedisCluster {
+                seeds: url.per_host_urls("redis"),
+            }),
+            "memcache" | "memcached" => Ok(Backend::Memcached {
+                servers: url
+                    .hosts()
+                    .iter()
+                    .map(|host| host.address(MEMCACHED_PORT))
+                    .collect(),
+                pool_size: url
+                    .params_mut()
+                    .take_count("pool_size")?
+                    .unwrap_or(cache_memcached::DEFAULT_POOL_SIZE),
+                timeout: match timeout {
+                    Some(timeout) => timeout,
+                    None => url
+                        .params_mut()
+                        .take_duration("timeout")?
+                        .unwrap_or(cache_memcached::DEFAULT_TIMEOUT),
+                },
+            }),
             other => Err(CacheError::config(format!(
                 "{other}:// is not a URL the benchmark knows: memory://, redis://, \
                  redis+cluster:// or memcache://"
@@ -94,81 +101,8 @@ impl Backend {
     }
 }
 
-/// The memcached servers of a URL's authority (port 11211 where none is given), with the
-/// pool size and timeout the backend reads from its query.
-fn memcached<'q>(
-    authority: &str,
-    param: &impl Fn(&str) -> Option<&'q str>,
-    timeout: Option<Duration>,
-) -> Result<Backend, CacheError> {
-    let servers = authority
-        .trim_end_matches('/')
-        .split(',')
-        .map(|server| {
-            let has_port = match server.rfind(']') {
-                Some(end) => server[end..].contains(':'),
-                None => server.contains(':'),
-            };
-            if has_port {
-                server.to_owned()
-            } else {
-                format!("{server}:11211")
-            }
-        })
-        .collect();
-    let pool_size = match param("pool_size") {
-        Some(value) => value
-            .parse()
-            .map_err(|_| CacheError::config(format!("pool_size needs a number, got {value:?}")))?,
-        None => cache_memcached::DEFAULT_POOL_SIZE,
-    };
-    let timeout = match (timeout, param("timeout")) {
-        (Some(timeout), _) => timeout,
-        (None, Some(value)) => humantime::parse_duration(value)
-            .ok()
-            .or_else(|| {
-                value
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            })
-            .ok_or_else(|| {
-                CacheError::config(format!("timeout needs a duration, got {value:?}"))
-            })?,
-        (None, None) => cache_memcached::DEFAULT_TIMEOUT,
-    };
-    Ok(Backend::Memcached {
-        servers,
-        pool_size,
-        timeout,
-    })
-}
-
-/// The `redis://` URL of each host of `redis+cluster://[user:password@]h1:p1,h2:p2[/0]`,
-/// each with the same user info and path: the seeds the redis backend reads from it.
-fn cluster_seeds(url: &str) -> Result<Vec<String>, CacheError> {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    // The host list holds no '@': the last one ends the user info, even when a password
-    // holds an unencoded '@'.
-    let (user_info, hosts) = match authority.rsplit_once('@') {
-        Some((user_info, hosts)) => (format!("{user_info}@"), hosts),
-        None => (String::new(), authority),
-    };
-    hosts
-        .split(',')
-        .map(|host| {
-            if host.trim().is_empty() {
-                return Err(CacheError::config(format!(
-                    "the redis cluster URL {} has an empty entry in its host list",
-                    cache_url::redact(url)
-                )));
-            }
-            Ok(format!("redis://{user_info}{host}{tail}"))
-        })
-        .collect()
-}
+/// memcached's port where a URL names none.
+const MEMCACHED_PORT: u16 = 11211;
 
 #[cfg(test)]
 mod tests {

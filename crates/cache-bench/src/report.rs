@@ -232,16 +232,10 @@ pub(crate) fn chain(err: &CacheError) -> String {
 
 /// Removes the URL's password from a client's error message, should it ever carry one.
 pub(crate) fn scrub(message: &str, url: &str) -> String {
-    let password = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split(['/', '?']).next())
-        .and_then(|authority| authority.rsplit_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .map(|(_, password)| password)
-        .filter(|password| !password.is_empty());
-    match password {
-        Some(password) => message.replace(password, "***"),
-        None => message.to_owned(),
+    match cache_url::CacheUrl::parse(url) {
+        Ok(url) => url.scrub(message),
+        // A URL that does not parse never reached a client.
+        Err(_) => message.to_owned(),
     }
 }
 

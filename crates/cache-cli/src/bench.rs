@@ -46,13 +46,13 @@ pub(crate) struct BenchArgs {
     concurrency: u32,
     /// How long to measure (per side with --baseline), e.g. 10s or 500ms; 10s when
     /// neither this nor --ops is given.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = crate::duration_arg)]
     duration: Option<Duration>,
     /// Stop after this many operations (per side with --baseline).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     ops: Option<u64>,
     /// Unmeasured run before measuring (per side), e.g. 1s or 0s.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = crate::duration_arg)]
     warmup: Duration,
     /// Also run the identical workload straight through the backend's client, alternating
     /// rounds with the adapter, and print the ratio adapter/raw.
@@ -74,7 +74,7 @@ pub(crate) struct BenchArgs {
     /// Every so often during the run, record the process's resident memory and, for
     /// network backends other than a redis cluster, the server's connection count,
     /// e.g. 10s.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = crate::duration_arg)]
     sample_every: Option<Duration>,
     /// memory:// only: instead of a load run, store N entries of --value-size bytes and
     /// report the resident memory each one costs (with --baseline raw, against moka).
@@ -117,6 +117,8 @@ impl BenchArgs {
         settings.sample_every = self.sample_every;
         settings.timeout = self.connection.timeout;
         settings.progress_label = Some(LABEL.to_owned());
+        // A program reads --json: no progress line then, even on a terminal.
+        settings.quiet = self.json;
         settings
     }
 }

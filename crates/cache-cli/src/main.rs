@@ -18,6 +18,13 @@ const EXIT_FAILED: u8 = 1;
 /// Exit code when the backend cannot be used at all (bad URL, unreachable).
 const EXIT_UNUSABLE: u8 = 2;
 
+/// A duration option, in the grammar of cache URLs' durations: `250ms`, `2s`, `1m 30s`
+/// or plain seconds such as `0.5`.
+fn duration_arg(value: &str) -> Result<Duration, String> {
+    cache_url::parse_duration(value)
+        .ok_or_else(|| "expected a duration such as 250ms, 2s or 0.5".to_owned())
+}
+
 #[derive(Parser)]
 #[command(
     name = "cachectl",
@@ -33,7 +40,7 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct Connection {
     /// Connect and response timeout of network backends, e.g. 500ms or 2s.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = crate::duration_arg)]
     timeout: Option<Duration>,
 }
 
@@ -73,7 +80,7 @@ enum Command {
         /// values can be piped in.
         value: Option<String>,
         /// Time to live, e.g. 10s, 5m, 31days; none by default.
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = crate::duration_arg)]
         ttl: Option<Duration>,
         #[command(flatten)]
         connection: Connection,

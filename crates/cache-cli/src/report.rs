@@ -46,10 +46,8 @@ impl Header {
 
 /// The backend a URL's scheme names, for reports; the URL itself is parsed by `cache_url`.
 pub(crate) fn backend_name(url: &str) -> &'static str {
-    let scheme = url
-        .split_once("://")
-        .map(|(scheme, _)| scheme.to_ascii_lowercase());
-    match scheme.as_deref() {
+    let url = cache_url::CacheUrl::parse(url);
+    match url.as_ref().map(cache_url::CacheUrl::scheme).ok() {
         Some("memory") => "memory",
         Some("redis" | "rediss" | "redis+unix") => "redis",
         Some("redis+cluster") => "redis cluster",

@@ -10,7 +10,7 @@
 use std::{fmt, time::Duration};
 
 use cache_api::CacheError;
-use percent_encoding::percent_decode_str;
+use cache_url_core::{CacheUrl, Host};
 
 use crate::keys::{is_native_byte, GENERATION_OPEN, MAX_PREFIX_LEN};
 
@@ -254,135 +254,72 @@ struct ParsedUrl {
     get_many_fail_open: Option<bool>,
 }
 
-/// Parses a connection URL. Error messages never repeat the URL: it may hold a password.
+/// Parses a connection URL, on the workspace's one URL parser. Error messages never
+/// repeat the URL: it may hold a password.
 fn parse_url(url: &str) -> Result<ParsedUrl, String> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err("the url must start with memcache://".to_owned());
+    read_url(url).map_err(|err| match err {
+        CacheError::Config { message } => message,
+        other => other.to_string(),
+    })
+}
+
+/// The parameters a memcached URL understands.
+const KNOWN: &[&str] = &[
+    "prefix",
+    "timeout",
+    "pool_size",
+    "max_value_size",
+    "namespace_refresh",
+    "get_many_fail_open",
+];
+
+fn read_url(raw: &str) -> Result<ParsedUrl, CacheError> {
+    let mut url = CacheUrl::parse(raw)?;
+    if !matches!(url.scheme(), "memcache" | "memcached") {
+        return Err(CacheError::config(
+            "the url scheme must be memcache or memcached",
+        ));
+    }
+    if url.username().is_some() || url.password().is_some() {
+        return Err(CacheError::config(NO_CREDENTIALS));
+    }
+    if !matches!(url.path(), "" | "/") {
+        return Err(CacheError::config("the url must not have a path"));
+    }
+    if url.hosts().is_empty() {
+        return Err(CacheError::config("the url names no memcached server"));
+    }
+    let servers = url
+        .hosts()
+        .iter()
+        .map(|host| host.address(DEFAULT_PORT))
+        .collect();
+    let params = url.params_mut();
+    let parsed = ParsedUrl {
+        servers,
+        prefix: params.take_string(&["prefix", "key_prefix"]),
+        timeout: params.take_duration("timeout")?,
+        pool_size: params.take_count("pool_size")?,
+        max_value_size: params.take_count("max_value_size")?,
+        namespace_refresh: params.take_duration_or_zero("namespace_refresh")?,
+        get_many_fail_open: params.take_bool("get_many_fail_open")?,
     };
-    // Schemes are case-insensitive (RFC 3986).
-    if !scheme.eq_ignore_ascii_case("memcache") && !scheme.eq_ignore_ascii_case("memcached") {
-        return Err("the url scheme must be memcache or memcached".to_owned());
-    }
-    let (location, query) = match rest.split_once('?') {
-        Some((location, query)) => (location, Some(query)),
-        None => (rest, None),
-    };
-    if location.contains('@') {
-        return Err(
-            "credentials in the url are not supported: memcached's meta protocol has no authentication"
-                .to_owned(),
-        );
-    }
-    let hosts = location.strip_suffix('/').unwrap_or(location);
-    if hosts.contains('/') {
-        return Err("the url must not have a path".to_owned());
-    }
-    let mut parsed = ParsedUrl {
-        servers: hosts
-            .split(',')
-            .map(parse_server)
-            .collect::<Result<_, _>>()?,
-        ..ParsedUrl::default()
-    };
-    for pair in query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-    {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode_str(value)
-            .decode_utf8()
-            .map_err(|_| format!("the url parameter {name} is not utf-8"))?;
-        match name {
-            "prefix" | "key_prefix" => parsed.prefix = Some(value.into_owned()),
-            "timeout" => parsed.timeout = Some(parse_duration(name, &value)?),
-            "namespace_refresh" => parsed.namespace_refresh = Some(parse_duration(name, &value)?),
-            "pool_size" => parsed.pool_size = Some(parse_number(name, &value)?),
-            "max_value_size" => parsed.max_value_size = Some(parse_number(name, &value)?),
-            "get_many_fail_open" => parsed.get_many_fail_open = Some(parse_bool(name, &value)?),
-            _ => {
-                return Err(format!(
-                    "unknown url parameter {:?} (known: prefix, timeout, pool_size, max_value_size, namespace_refresh, get_many_fail_open)",
-                    percent_decode_str(name).decode_utf8_lossy()
-                ))
-            }
-        }
-    }
+    params.finish("memcache", KNOWN)?;
     Ok(parsed)
 }
 
+const NO_CREDENTIALS: &str =
+    "credentials in the url are not supported: memcached's meta protocol has no authentication";
+
 /// `host[:port]` to `host:port`; IPv6 hosts stay in brackets.
 fn parse_server(server: &str) -> Result<String, String> {
-    let server = server.trim();
     if server.contains('@') {
         // Not repeated: what precedes the `@` may be a password.
-        return Err(
-            "credentials in a server address are not supported: memcached's meta protocol has no authentication"
-                .to_owned(),
-        );
+        return Err(NO_CREDENTIALS.to_owned());
     }
-    let (host, port) = if let Some(rest) = server.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(|| {
-            format!("the server address {server:?} opens a bracket it does not close")
-        })?;
-        let port = match after {
-            "" => None,
-            _ => Some(
-                after
-                    .strip_prefix(':')
-                    .ok_or_else(|| format!("bad server address {server:?}"))?,
-            ),
-        };
-        (format!("[{host}]"), port)
-    } else {
-        match server.rsplit_once(':') {
-            Some((host, port)) => (host.to_owned(), Some(port)),
-            None => (server.to_owned(), None),
-        }
-    };
-    // A colon belongs only in a bracketed IPv6 host.
-    let bracketed = host.starts_with('[');
-    let misplaced = |c: char| c.is_whitespace() || c == '/' || (c == ':' && !bracketed);
-    if host.is_empty() || host == "[]" || host.contains(misplaced) {
-        return Err(format!("bad server address {server:?}"));
-    }
-    let port = match port {
-        None => DEFAULT_PORT,
-        Some(port) => port
-            .parse::<u16>()
-            .ok()
-            .filter(|port| *port != 0)
-            .ok_or_else(|| format!("bad port in the server address {server:?}"))?,
-    };
-    Ok(format!("{host}:{port}"))
-}
-
-fn parse_duration(name: &str, value: &str) -> Result<Duration, String> {
-    let bad = || format!("the url parameter {name} must be a duration such as 250ms, 2s or 0.5");
-    let (number, scale) = if let Some(ms) = value.strip_suffix("ms") {
-        (ms, 1e-3)
-    } else if let Some(s) = value.strip_suffix('s') {
-        (s, 1.0)
-    } else {
-        (value, 1.0)
-    };
-    let seconds: f64 = number.trim().parse().map_err(|_| bad())?;
-    Duration::try_from_secs_f64(seconds * scale).map_err(|_| bad())
-}
-
-fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
-    match value.trim() {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(format!("the url parameter {name} must be true or false")),
-    }
-}
-
-fn parse_number(name: &str, value: &str) -> Result<usize, String> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| format!("the url parameter {name} must be a whole number"))
+    Host::parse(server)
+        .map(|host| host.address(DEFAULT_PORT))
+        .ok_or_else(|| format!("bad server address {:?}", server.trim()))
 }
 
 #[cfg(test)]

@@ -30,29 +30,13 @@ impl LayerParams {
 /// Splits the layer parameters off `url`: the URL the backend reads (without them) and
 /// what they ask for. Other parameters stay as written, in their order.
 pub(crate) fn split(url: &str) -> Result<(String, LayerParams), CacheError> {
-    let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_owned(), LayerParams::default()));
-    };
-    let mut params = LayerParams::default();
-    let mut kept = Vec::new();
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match name {
-            "retry" => {
-                params.retry = Some(value.parse().map_err(|_| {
-                    CacheError::config("the url parameter retry must be a number of retries")
-                })?);
-            }
-            "deadline" => params.deadline = Some(duration("deadline", value)?),
-            "trace" => params.trace = Some(boolean("trace", value)?),
-            "metrics" => params.metrics = Some(boolean("metrics", value)?),
-            _ => kept.push(pair),
-        }
-    }
-    let rest = if kept.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", kept.join("&"))
+    let (rest, mut taken) =
+        cache_url_core::split_off_params(url, &["retry", "deadline", "trace", "metrics"]);
+    let params = LayerParams {
+        retry: taken.take_number("retry", "a number of retries")?,
+        deadline: taken.take_duration("deadline")?,
+        trace: taken.take_bool("trace")?,
+        metrics: taken.take_bool("metrics")?,
     };
     Ok((rest, params))
 }
@@ -76,34 +60,6 @@ pub(crate) fn stack(
         .layer(params.trace.unwrap_or(false).then(TracingLayer::new))
         .layer(params.metrics.unwrap_or(false).then(MetricsLayer::new))
         .build()
-}
-
-/// A positive duration: `250ms`, `2s`, `1m` or plain seconds such as `0.5`, as the
-/// backends' own `timeout` takes it.
-fn duration(name: &str, value: &str) -> Result<Duration, CacheError> {
-    let parsed = humantime::parse_duration(value).ok().or_else(|| {
-        value
-            .parse::<f64>()
-            .ok()
-            .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
-    });
-    parsed
-        .filter(|duration| !duration.is_zero())
-        .ok_or_else(|| {
-            CacheError::config(format!(
-                "the url parameter {name} must be a positive duration such as 250ms, 2s or 0.5"
-            ))
-        })
-}
-
-fn boolean(name: &str, value: &str) -> Result<bool, CacheError> {
-    match value {
-        "true" | "1" | "" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(CacheError::config(format!(
-            "the url parameter {name} must be true or false"
-        ))),
-    }
 }
 
 #[cfg(test)]

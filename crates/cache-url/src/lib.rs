@@ -5,7 +5,10 @@
 use std::{sync::Arc, time::Duration};
 
 use cache_api::{Cache, CacheError};
-use percent_encoding::percent_decode_str;
+/// The URL language every crate of the workspace shares: [`CacheUrl`] parses, [`redact`]
+/// and [`scrub`] keep passwords out of messages, [`parse_duration`] is the one grammar
+/// of durations.
+pub use cache_url_core::{parse_duration, redact, scrub, CacheUrl, Host, Params};
 
 mod layers;
 
@@ -132,19 +135,20 @@ pub async fn connect_with(url: &str, options: &Options) -> Result<Arc<dyn Cache>
 }
 
 async fn connect_backend(url: &str, options: &Options) -> Result<Arc<dyn Cache>, CacheError> {
-    let Some((scheme, _)) = url.split_once("://") else {
+    if !url.contains("://") {
         return Err(CacheError::config(format!(
             "{:?} is not a cache URL: expected one of {}",
             redact(url),
             SCHEMES.join(", ")
         )));
-    };
-    // Schemes are case-insensitive (RFC 3986, section 3.1).
-    let scheme = scheme.to_ascii_lowercase();
+    }
+    // Schemes are case-insensitive (RFC 3986, section 3.1): the parser lowercases them.
+    let parsed = CacheUrl::parse(url)?;
+    let scheme = parsed.scheme();
     // Only the network backends read the options; a build without them has none.
     let _ = options;
     // Adding a backend means one more arm here, one feature in Cargo.toml.
-    match scheme.as_str() {
+    match scheme {
         #[cfg(feature = "memory")]
         "memory" => memory(url),
         #[cfg(feature = "redis")]
@@ -180,67 +184,39 @@ async fn connect_backend(url: &str, options: &Options) -> Result<Arc<dyn Cache>,
 /// ```
 #[must_use]
 pub fn url_key_prefix(url: &str) -> Option<String> {
-    let (_, query) = url.split_once('?')?;
-    let query = query.split_once('#').map_or(query, |(query, _)| query);
-    let mut prefix = None;
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if name == "prefix" || name == "key_prefix" {
-            // The same decoding as the backends: `+` is a space, `%XX` a byte.
-            let value = value.replace('+', " ");
-            prefix = Some(
-                percent_decode_str(&value)
-                    .decode_utf8_lossy()
-                    .trim()
-                    .to_owned(),
-            );
-        }
-    }
-    prefix
+    cache_url_core::key_prefix(url)
 }
 
 #[cfg(feature = "memory")]
 fn memory(url: &str) -> Result<Arc<dyn Cache>, CacheError> {
-    let rest = &url["memory://".len()..];
-    let (host, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if !host.is_empty() {
+    let mut url = CacheUrl::parse(url)?;
+    if !url.hosts().is_empty() || url.username().is_some() || url.password().is_some() {
         // The host part may hold user info with a password: show the URL redacted.
         return Err(CacheError::config(format!(
             "memory:// takes no host, got {:?}",
-            redact(url)
+            url.redacted()
         )));
     }
+    let params = url.params_mut();
+    params.refuse(
+        "memory",
+        &["timeout", "pool_size", "db"],
+        "which has no server",
+    )?;
     let mut builder = cache_memory::MemoryCache::builder();
-    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let number = || {
-            value.parse::<u64>().map_err(|_| {
-                CacheError::config(format!(
-                    "the memory:// parameter {name} needs a number of bytes"
-                ))
-            })
-        };
-        builder = match name {
-            "max_capacity_bytes" => builder.max_capacity_bytes(number()?),
-            "max_value_size" => {
-                builder.max_value_size(usize::try_from(number()?).unwrap_or(usize::MAX))
-            }
-            // Every memory:// cache is a namespace of its own: a prefix changes nothing,
-            // but it is accepted, as on every scheme, so one URL shape fits all.
-            "prefix" | "key_prefix" => builder,
-            "timeout" | "pool_size" | "db" => {
-                return Err(CacheError::config(format!(
-                    "the url parameter {name} does not apply to memory://, which has no server"
-                )))
-            }
-            _ => {
-                return Err(CacheError::config(format!(
-                    "unknown memory:// parameter {:?} (known: max_capacity_bytes, max_value_size, prefix)",
-                    percent_decode_str(name).decode_utf8_lossy()
-                )))
-            }
-        };
+    if let Some(bytes) = params.take_number("max_capacity_bytes", "a number of bytes")? {
+        builder = builder.max_capacity_bytes(bytes);
     }
+    if let Some(bytes) = params.take_number("max_value_size", "a number of bytes")? {
+        builder = builder.max_value_size(bytes);
+    }
+    // Every memory:// cache is a namespace of its own: a prefix changes nothing, but it
+    // is accepted, as on every scheme, so one URL shape fits all.
+    let _ = params.take_string(&["prefix", "key_prefix"]);
+    params.finish(
+        "memory",
+        &["max_capacity_bytes", "max_value_size", "prefix"],
+    )?;
     Ok(Arc::new(builder.build()?))
 }
 
@@ -266,35 +242,6 @@ async fn memcached(url: &str, options: &Options) -> Result<Arc<dyn Cache>, Cache
         builder = builder.timeout(timeout);
     }
     Ok(Arc::new(builder.build().await?))
-}
-
-/// The URL with the password of its user info replaced by `***`, safe for logs.
-///
-/// ```
-/// assert_eq!(cache_url::redact("redis://alice:s3cret@127.0.0.1:6379/0"), "redis://alice:***@127.0.0.1:6379/0");
-/// assert_eq!(cache_url::redact("redis://:s3cret@127.0.0.1"), "redis://:***@127.0.0.1");
-/// assert_eq!(cache_url::redact("memcache://127.0.0.1:11211"), "memcache://127.0.0.1:11211");
-/// ```
-#[must_use]
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        // Not a URL; it may still be a password pasted by mistake.
-        return "<not a URL>".to_owned();
-    };
-    // The user info ends at the last '@', not at the first '/' as a parser would say: a
-    // password with an unencoded '/', '?', '#' or '@' makes the URL malformed, and the
-    // redactor must hide it all the same. A '@' further on (in a query value) only
-    // hides more than needed.
-    match rest.rfind('@') {
-        Some(at) => {
-            let (userinfo, after) = (&rest[..at], &rest[at..]);
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{scheme}://{user}:***{after}"),
-                None => format!("{scheme}://{userinfo}{after}"),
-            }
-        }
-        None => url.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -370,43 +317,5 @@ mod tests {
             assert!(!shown.contains("hunter2"), "{url}: {shown}");
             assert!(shown.contains("***"), "{url}: {shown}");
         }
-    }
-
-    #[test]
-    fn the_url_prefix_is_read_decoded() {
-        assert_eq!(
-            url_key_prefix("redis://h?prefix=a%3Ab%3A").as_deref(),
-            Some("a:b:")
-        );
-        assert_eq!(
-            url_key_prefix("redis://h?x=1&key_prefix=k:").as_deref(),
-            Some("k:")
-        );
-        assert_eq!(url_key_prefix("redis://h?prefix=").as_deref(), Some(""));
-        assert_eq!(url_key_prefix("redis://h"), None);
-    }
-
-    #[test]
-    fn redact_hides_unencoded_reserved_characters_in_the_password() {
-        assert_eq!(redact("memory://:pw/93@x@host"), "memory://:***@host");
-        assert_eq!(redact("redis://u:pa?ss@host/1"), "redis://u:***@host/1");
-        assert_eq!(redact("redis://u:p#w@host"), "redis://u:***@host");
-        assert_eq!(
-            redact("redis+cluster://u:p@h1:1,h2:2?prefix=a:"),
-            "redis+cluster://u:***@h1:1,h2:2?prefix=a:"
-        );
-    }
-
-    #[test]
-    fn redact_handles_odd_user_info() {
-        assert_eq!(redact("redis://user@host"), "redis://user@host");
-        assert_eq!(
-            redact("redis://u:p@ss@host/2?x=1"),
-            "redis://u:***@host/2?x=1"
-        );
-        assert_eq!(
-            redact("redis://host/?password=x"),
-            "redis://host/?password=x"
-        );
     }
 }
