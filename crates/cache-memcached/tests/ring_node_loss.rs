@@ -21,8 +21,11 @@ const KEYS: usize = 600;
 const TIMEOUT: Duration = Duration::from_millis(300);
 /// Room for a loaded two-core machine on top of the timeout.
 const MARGIN: Duration = Duration::from_millis(700);
-/// How long a restarted node may take to serve its keys again.
+/// How long the test waits for a restarted node to serve its keys again.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(5);
+/// How soon the first call on a restarted node's key must succeed: "a few milliseconds"
+/// in the README (1 to 3 ms measured), with room for a loaded two-core machine.
+const BACK_WITHIN: Duration = Duration::from_millis(250);
 
 /// Writes to stderr directly: the harness does not capture it, so a passing run shows
 /// the measures too.
@@ -79,20 +82,45 @@ async fn timed<T>(
     (result, started.elapsed())
 }
 
-/// Checks that an operation on a lost node's key failed as backend trouble, in time.
+/// How a lost node fails the operations on its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lost {
+    /// Killed: it refuses connections, and the operation fails with `Unreachable` at
+    /// once, well before the timeout.
+    Killed,
+    /// Frozen: it does not answer, and the operation fails with `Timeout` once the
+    /// timeout has run out.
+    Frozen,
+}
+
+/// Checks that an operation on a lost node's key failed with the error kind of `lost`,
+/// in the time that kind takes.
 fn failed_in_time<T: std::fmt::Debug>(
     what: &str,
+    lost: Lost,
     result: Result<T, CacheError>,
     elapsed: Duration,
 ) {
-    match result {
-        Err(error) if error.is_retryable() => {}
-        other => panic!("{what} on the lost node: expected Unreachable or Timeout, got {other:?}"),
+    match (lost, &result) {
+        (Lost::Killed, Err(CacheError::Unreachable { .. })) => assert!(
+            elapsed < TIMEOUT,
+            "{what} on the killed node took {elapsed:?}: a refused connection must not wait \
+             for the {TIMEOUT:?} timeout"
+        ),
+        (Lost::Frozen, Err(CacheError::Timeout { after, .. })) => {
+            assert_eq!(*after, TIMEOUT, "{what} on the frozen node: {result:?}");
+            assert!(
+                elapsed >= TIMEOUT && elapsed < TIMEOUT + MARGIN,
+                "{what} on the frozen node took {elapsed:?} with a {TIMEOUT:?} timeout"
+            );
+        }
+        (Lost::Killed, _) => {
+            panic!("{what} on the killed node: expected Err(Unreachable), got {result:?}")
+        }
+        (Lost::Frozen, _) => {
+            panic!("{what} on the frozen node: expected Err(Timeout), got {result:?}")
+        }
     }
-    assert!(
-        elapsed < TIMEOUT + MARGIN,
-        "{what} on the lost node took {elapsed:?} with a {TIMEOUT:?} timeout"
-    );
 }
 
 /// A cache under `prefix` on a ring of the test's own, `KEYS` keys written through it,
@@ -211,17 +239,17 @@ async fn a_killed_node_fails_only_its_keys_until_it_is_restarted() {
     let mut first_failure = None;
     for key in &dead_keys {
         let (result, elapsed) = timed(cache.get(key)).await;
-        failed_in_time(&format!("get {key}"), result, elapsed);
+        failed_in_time(&format!("get {key}"), Lost::Killed, result, elapsed);
         first_failure.get_or_insert_with(|| killed_at.elapsed());
         dead.record(elapsed);
         let (result, elapsed) = timed(cache.set(key, value(key, "during"), None)).await;
-        failed_in_time(&format!("set {key}"), result, elapsed);
+        failed_in_time(&format!("set {key}"), Lost::Killed, result, elapsed);
         dead.record(elapsed);
         let (result, elapsed) = timed(cache.delete(key)).await;
-        failed_in_time(&format!("delete {key}"), result, elapsed);
+        failed_in_time(&format!("delete {key}"), Lost::Killed, result, elapsed);
         dead.record(elapsed);
         let (result, elapsed) = timed(cache.exists(key)).await;
-        failed_in_time(&format!("exists {key}"), result, elapsed);
+        failed_in_time(&format!("exists {key}"), Lost::Killed, result, elapsed);
         dead.record(elapsed);
     }
     for key in &live_keys {
@@ -256,15 +284,30 @@ async fn a_killed_node_fails_only_its_keys_until_it_is_restarted() {
         .copied()
         .collect();
     let (result, elapsed) = timed(cache.get_many(&mixed)).await;
-    failed_in_time("get_many with keys of the dead node", result, elapsed);
+    failed_in_time(
+        "get_many with keys of the dead node",
+        Lost::Killed,
+        result,
+        elapsed,
+    );
     let mixed_entries: Vec<(&str, Bytes)> = mixed
         .iter()
         .map(|key| (*key, value(key, "mixed")))
         .collect();
     let (result, elapsed) = timed(cache.set_many(&mixed_entries, None)).await;
-    failed_in_time("set_many with keys of the dead node", result, elapsed);
+    failed_in_time(
+        "set_many with keys of the dead node",
+        Lost::Killed,
+        result,
+        elapsed,
+    );
     let (result, elapsed) = timed(cache.delete_many(&mixed)).await;
-    failed_in_time("delete_many with keys of the dead node", result, elapsed);
+    failed_in_time(
+        "delete_many with keys of the dead node",
+        Lost::Killed,
+        result,
+        elapsed,
+    );
     // The live nodes' part of those batches was applied all the same: a failed batch
     // may leave some writes done (the set_many, then the delete_many).
     assert_eq!(
@@ -297,6 +340,16 @@ async fn a_killed_node_fails_only_its_keys_until_it_is_restarted() {
     }
     let recovered_after = back_at.elapsed();
     let window = killed_at.elapsed();
+    // The figure the README states: the same cache uses the node again a few
+    // milliseconds after it is back (1 to 3 ms measured), with no failed call between.
+    assert_eq!(
+        failures_after_restart, 0,
+        "{probe} failed {failures_after_restart} times after the node was back"
+    );
+    assert!(
+        recovered_after < BACK_WITHIN,
+        "{probe} was served again {recovered_after:?} after the restart, past {BACK_WITHIN:?}"
+    );
 
     assert_eq!(cache.get(probe).await.unwrap(), Some(value(probe, "after")));
     for key in &dead_keys[1..] {
@@ -378,10 +431,10 @@ async fn killing_the_counters_node_keeps_the_other_nodes_keys_working() {
         .all(|(read, key)| read == &Some(value(key, "during"))));
     for key in on_home.iter().take(20) {
         let (result, elapsed) = timed(cache.get(key)).await;
-        failed_in_time(&format!("get {key}"), result, elapsed);
+        failed_in_time(&format!("get {key}"), Lost::Killed, result, elapsed);
     }
     let (result, elapsed) = timed(cache.clear()).await;
-    failed_in_time("clear", result, elapsed);
+    failed_in_time("clear", Lost::Killed, result, elapsed);
     report(&format!(
         "killed the counter's node {home}: {} ops on the other nodes' keys, each checking \
          the dead counter, all worked: {}",
@@ -535,7 +588,7 @@ async fn get_many_fail_open_reads_a_lost_nodes_keys_as_misses() {
 
     nodes[victim].kill();
     let (result, elapsed) = timed(cache.get_many(&all)).await;
-    failed_in_time("get_many without fail-open", result, elapsed);
+    failed_in_time("get_many without fail-open", Lost::Killed, result, elapsed);
     let (result, killed) = timed(open.get_many(&all)).await;
     check(result.unwrap(), "fail-open get_many, node killed");
     assert!(
@@ -554,7 +607,7 @@ async fn get_many_fail_open_reads_a_lost_nodes_keys_as_misses() {
 
     nodes[victim].pause();
     let (result, elapsed) = timed(cache.get_many(&all)).await;
-    failed_in_time("get_many without fail-open", result, elapsed);
+    failed_in_time("get_many without fail-open", Lost::Frozen, result, elapsed);
     let (result, frozen) = timed(open.get_many(&all)).await;
     nodes[victim].resume();
     check(result.unwrap(), "fail-open get_many, node frozen");
@@ -588,10 +641,11 @@ async fn clear_with_a_dead_node() {
         match cache.get(key).await {
             Ok(None) => misses += 1,
             Ok(Some(found)) => panic!("{key} (on node {}) after clear: {found:?}", holder[index]),
-            Err(error) => assert!(error.is_retryable(), "{key} after clear: {error:?}"),
+            Err(CacheError::Unreachable { .. }) => {}
+            Err(error) => panic!("{key} after clear: expected Unreachable, got {error:?}"),
         }
     }
     assert!(misses > 0, "no key read as a miss after clear");
     let (result, elapsed) = timed(unprefixed.clear()).await;
-    failed_in_time("clear without a prefix", result, elapsed);
+    failed_in_time("clear without a prefix", Lost::Killed, result, elapsed);
 }

@@ -1,8 +1,9 @@
 //! Node loss: one master of a cluster of the test's own (3 masters, 3 replicas) is
-//! killed with SIGKILL under load. Operations on its slots fail with backend-trouble
-//! errors, each within the timeouts, until its replica is promoted; then they succeed
-//! again on the same `RedisCache`. No acknowledged write on the other masters is lost.
-//! The window of failures is measured and printed on stderr.
+//! killed with SIGKILL under load. Operations on its slots fail with `Unreachable` or
+//! `Timeout`, each within the timeouts, until its replica is promoted; then they succeed
+//! again on the same `RedisCache`. None fails on the other masters, and no acknowledged
+//! write there is lost. The promotion and the window of failures are measured, printed
+//! on stderr, and held to the bounds the README states.
 
 mod common;
 
@@ -37,12 +38,19 @@ const WARM_UP: Duration = Duration::from_secs(2);
 const AFTER_PROMOTION: Duration = Duration::from_secs(4);
 /// The load stops by itself after this, whatever happens.
 const LOAD_LIMIT: Duration = Duration::from_secs(20);
-/// How long the replica may take to be promoted.
+/// How long the test waits for the replica to be promoted.
 const PROMOTION_LIMIT: Duration = Duration::from_secs(15);
+/// The promotion the README states (1.9 to 2.8 s after the kill, eleven runs), asserted
+/// with room for a loaded two-core machine: never before the node timeout (1 s), at the
+/// latest 6 s after the kill.
+const PROMOTION_ASSERTED: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(6);
+/// The window of failures the README states (1.3 to 2.1 s), asserted with room.
+const WINDOW_ASSERTED: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
-/// What one operation may take: the cache's deadline (connect plus response timeout)
-/// and some slack for a loaded machine.
+/// What one operation may take: the cache's deadline (connect plus response timeout,
+/// 1 s) and 750 ms of slack for a loaded machine.
 const LONGEST_OPERATION: Duration = Duration::from_millis(1_750);
 
 /// One operation of the load.
@@ -234,22 +242,18 @@ async fn losing_a_master_fails_its_slots_until_its_replica_takes_over() {
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for op in operations.iter() {
         if let Some(err) = &op.error {
-            assert!(
-                matches!(
-                    err,
-                    CacheError::Unreachable { .. }
-                        | CacheError::Timeout { .. }
-                        | CacheError::Backend {
-                            backend: "redis",
-                            ..
-                        }
-                ),
-                "not a backend-trouble error: {err:?}"
-            );
+            // Exactly the kinds the README names: the dead node cannot be reached, or
+            // did not answer in time.
             let kind = match err {
-                CacheError::Unreachable { .. } => "unreachable".to_owned(),
-                CacheError::Timeout { phase, .. } => format!("timeout ({phase})"),
-                other => format!("backend ({other})"),
+                CacheError::Unreachable {
+                    backend: "redis", ..
+                } => "unreachable".to_owned(),
+                CacheError::Timeout {
+                    backend: "redis",
+                    phase,
+                    ..
+                } => format!("timeout ({phase})"),
+                other => panic!("expected Unreachable or Timeout, got {other:?}"),
             };
             *kinds.entry(kind).or_default() += 1;
             assert!(
@@ -267,6 +271,15 @@ async fn losing_a_master_fails_its_slots_until_its_replica_takes_over() {
         .iter()
         .filter(|op| !op.on_victim && op.error.is_some())
         .count();
+    assert_eq!(
+        other_failures, 0,
+        "operations on the other masters' slots failed"
+    );
+    let promotion = promoted_at - killed_at;
+    assert!(
+        PROMOTION_ASSERTED.contains(&promotion),
+        "the replica was promoted {promotion:?} after the kill, outside {PROMOTION_ASSERTED:?}"
+    );
     assert!(
         !victim_failures.is_empty(),
         "no operation on the killed master's slots failed: the kill was not seen"
@@ -288,6 +301,11 @@ async fn losing_a_master_fails_its_slots_until_its_replica_takes_over() {
     assert!(
         served_again > 0,
         "no operation on the killed master's slots succeeded after the last failure"
+    );
+    assert!(
+        last_failure - first_failure <= WINDOW_ASSERTED,
+        "operations on the killed master's slots failed during {:?}, past {WINDOW_ASSERTED:?}",
+        last_failure - first_failure
     );
     assert!(
         last_failure < promoted_at + Duration::from_secs(3),
