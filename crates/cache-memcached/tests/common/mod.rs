@@ -33,8 +33,8 @@ pub fn unique_key(name: &str) -> String {
 
 /// `host:port` of a single-server `memcache://` URL.
 pub fn address(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    rest.split(['/', '?']).next().unwrap_or(rest).to_owned()
+    let url = cache_url_core::CacheUrl::parse(url).expect("a memcache:// url");
+    url.hosts()[0].address(11211)
 }
 
 /// The classic client of the `memcache` crate over the text protocol: what another
