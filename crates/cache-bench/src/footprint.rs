@@ -1,4 +1,5 @@
-//! The in-memory backend's resident memory per entry, against moka used directly.
+//! The in-memory backend's resident memory per entry, against its table (quick_cache)
+//! used directly.
 //!
 //! Each side is measured in a process of its own: memory freed by one side would
 //! otherwise be reused by the other, and its growth would not show. The front end
@@ -11,14 +12,14 @@ use bytes::Bytes;
 use cache_api::Cache;
 use serde::{Deserialize, Serialize};
 
-use crate::{backend::Backend, probe, targets::MokaEntry, targets::Raw, BenchError, Settings};
+use crate::{backend::Backend, probe, targets::Raw, BenchError, Settings};
 
 /// Which side a footprint process measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
     /// The in-memory backend.
     Adapter,
-    /// moka with the backend's settings.
+    /// quick_cache with the backend's settings.
     Raw,
 }
 
@@ -67,7 +68,7 @@ pub struct FootprintReport {
     pub entries: u64,
     /// The in-memory backend.
     pub adapter: FootprintSide,
-    /// moka used directly, with a baseline.
+    /// quick_cache used directly, with a baseline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<FootprintSide>,
     /// Adapter bytes per entry over raw bytes per entry.
@@ -213,17 +214,14 @@ pub async fn measure_side(
             cache.entry_count().await
         }
         Side::Raw => {
-            let Raw::Moka(cache) = Raw::moka(capacity) else {
-                unreachable!("Raw::moka builds moka");
+            let Raw::Memory(table) = Raw::memory(capacity) else {
+                unreachable!("Raw::memory builds the table");
             };
             before = probe::rss_kib().map_err(|err| failed(&err))?;
             for i in 0..entries {
-                cache
-                    .insert(footprint_key(i), MokaEntry::new(value(i)))
-                    .await;
+                table.insert(&footprint_key(i), value(i));
             }
-            cache.run_pending_tasks().await;
-            cache.entry_count()
+            table.len()
         }
     };
     let after = probe::rss_kib().map_err(|err| failed(&err))?;

@@ -24,6 +24,8 @@ mod run;
 #[cfg(feature = "runner")]
 mod settings;
 #[cfg(feature = "runner")]
+mod status_line;
+#[cfg(feature = "runner")]
 mod targets;
 
 pub use engine::{measure, populate, remove_keys, runtime, BoxError, Target};

@@ -2,7 +2,7 @@
 //! keys, warm up, measure in alternating rounds, remove every key written, report.
 
 use std::{
-    sync::{atomic::Ordering, Arc, Mutex, PoisonError},
+    sync::{atomic::Ordering, Arc},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -16,7 +16,8 @@ use crate::{
     measurement::{Measurement, SideReport},
     plan::{Bound, Plan, Progress, Workload},
     probe::{self, ConnectionCounter, Sample},
-    report::{chain, group_digits, median, scrub, Ratio, Report},
+    report::{chain, median, scrub, Ratio, Report},
+    status_line::{Status, StatusLine},
     targets::{Adapter, Raw},
     BenchError, Settings,
 };
@@ -27,7 +28,8 @@ const NOT_FOR_A_CLUSTER: &str = "--pooled and --connections do not apply to a re
 
 /// Runs the benchmark `settings` describe and removes every key it wrote, also when
 /// stopped early through `progress.stop` (then the report says it was interrupted).
-/// Progress lines go to standard error when `settings.progress_label` is set.
+/// A progress line goes to standard error when `settings.progress_label` is set,
+/// `settings.quiet` is not, and standard error is a terminal.
 ///
 /// # Errors
 ///
@@ -75,21 +77,15 @@ pub async fn run(settings: &Settings, progress: Arc<Progress>) -> Result<Report,
         settings.concurrency,
     ));
     let sides = Sides::connect(settings, &backend, namespace.as_deref()).await?;
-    let status = Arc::new(Status {
-        progress,
-        phase: Mutex::new("connecting".to_owned()),
-    });
-    let printer = settings
-        .progress_label
-        .clone()
-        .map(|label| spawn_progress(label, Arc::clone(&status)));
+    let status = Arc::new(Status::new(progress, "connecting"));
+    let status_line = StatusLine::start(settings, &status);
     let outcome = sides.measure(settings, &plan, &status).await;
     status.set("removing keys");
     let cleanup = sides
         .remove_written(settings, &plan, namespace, &prefix)
         .await;
-    if let Some(printer) = printer {
-        printer.abort();
+    if let Some(status_line) = status_line {
+        status_line.finish();
     }
     let interrupted = status.progress.stop.load(Ordering::Relaxed);
     Ok(report(settings, &backend, outcome?, cleanup, interrupted))
@@ -377,7 +373,7 @@ async fn connect_raw(settings: &Settings, backend: &Backend) -> Result<Raw, BoxE
     let connect = timeout.unwrap_or(cache_redis::DEFAULT_CONNECT_TIMEOUT);
     let response = timeout.unwrap_or(cache_redis::DEFAULT_RESPONSE_TIMEOUT);
     match backend {
-        Backend::Memory { capacity_bytes } => Ok(Raw::moka(*capacity_bytes)),
+        Backend::Memory { capacity_bytes } => Ok(Raw::memory(*capacity_bytes)),
         Backend::Redis => match settings.pooled {
             Some(max_size) => {
                 let wait = timeout.unwrap_or(cache_redis::DEFAULT_POOL_WAIT_TIMEOUT);
@@ -395,42 +391,4 @@ async fn connect_raw(settings: &Settings, backend: &Backend) -> Result<Raw, BoxE
             timeout,
         } => Raw::memcached(servers, *pool_size, *timeout).await,
     }
-}
-
-/// The phase shown by the progress line.
-struct Status {
-    progress: Arc<Progress>,
-    phase: Mutex<String>,
-}
-
-impl Status {
-    fn set(&self, phase: impl Into<String>) {
-        *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = phase.into();
-    }
-}
-
-/// Prints the progress line on standard error once per second until aborted.
-fn spawn_progress(label: String, status: Arc<Status>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let started = Instant::now();
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.tick().await;
-        let mut last = 0;
-        loop {
-            tick.tick().await;
-            let ops = status.progress.ops.load(Ordering::Relaxed);
-            let errors = status.progress.errors.load(Ordering::Relaxed);
-            let phase = status
-                .phase
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            eprintln!(
-                "{label}: {:>4}s  {phase:<24} {:>10} ops/s  {errors} errors",
-                started.elapsed().as_secs(),
-                group_digits((ops - last) as f64),
-            );
-            last = ops;
-        }
-    })
 }

@@ -42,6 +42,9 @@ pub struct Settings {
     /// What progress lines on standard error start with, once per second; `None` prints
     /// none. Also the first word of the text report.
     pub progress_label: Option<String>,
+    /// No progress line even on a terminal: for a report a program reads (`--json`).
+    /// Without it the line shows only when standard error is a terminal.
+    pub quiet: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -78,6 +81,7 @@ impl Settings {
             sample_every: None,
             timeout: None,
             progress_label: None,
+            quiet: false,
         }
     }
 

@@ -1,6 +1,7 @@
 //! What a run drives: the adapter as applications hold it (`Arc<dyn Cache>`), and, for
 //! the raw baseline, the client under each backend with the same settings.
 
+mod memory;
 mod raw;
 
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use bytes::Bytes;
 use cache_api::Cache;
 
 use crate::engine::{BoxError, Target};
-pub(crate) use raw::{MokaEntry, Raw};
+pub(crate) use raw::Raw;
 
 /// The adapter, called exactly as an application calls it: through `Arc<dyn Cache>`.
 pub struct Adapter(pub Arc<dyn Cache>);

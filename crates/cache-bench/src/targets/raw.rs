@@ -19,9 +19,9 @@ use crate::engine::{BoxError, Target};
 
 /// The client under a backend, used the way its own documentation shows.
 pub(crate) enum Raw {
-    /// moka's async cache of `String` to a value with its TTL, weighed, evicted and
+    /// quick_cache's table of `String` to a value with its deadline, weighed and
     /// expired like the in-memory backend.
-    Moka(moka::future::Cache<String, MokaEntry, ahash::RandomState>),
+    Memory(super::memory::Table),
     /// redis's `ConnectionManager`s, used round robin (the redis backend's default mode).
     Redis {
         connections: Vec<ConnectionManager>,
@@ -35,70 +35,16 @@ pub(crate) enum Raw {
     Memcached(AsyncMetaClient),
 }
 
-/// What a moka user who needs a TTL per entry stores: the value and its TTL, which
-/// [`MokaTtl`] hands to moka on every write. The in-memory backend needs the same, so
-/// the baseline pays for the same expiry policy and measures only the adapter.
-#[derive(Clone)]
-pub(crate) struct MokaEntry {
-    value: Bytes,
-    ttl: Option<Duration>,
-}
-
-impl MokaEntry {
-    /// An entry without TTL, as every write of the benchmarks is.
-    pub(crate) fn new(value: Bytes) -> Self {
-        Self { value, ttl: None }
-    }
-}
-
-/// A TTL per entry, set anew by every write (moka's default for an overwrite keeps the
-/// old deadline).
-struct MokaTtl;
-
-impl moka::Expiry<String, MokaEntry> for MokaTtl {
-    fn expire_after_create(
-        &self,
-        _key: &String,
-        entry: &MokaEntry,
-        _at: std::time::Instant,
-    ) -> Option<Duration> {
-        entry.ttl
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &String,
-        entry: &MokaEntry,
-        _at: std::time::Instant,
-        _remaining: Option<Duration>,
-    ) -> Option<Duration> {
-        entry.ttl
-    }
-}
-
-/// Bytes the in-memory backend charges each entry on top of key and value.
-const MEMORY_ENTRY_OVERHEAD: usize = 96;
-
 /// Shortest and longest wait, in milliseconds, of the cluster client between two tries
 /// of a request: those the redis backend gives it on a cluster (private to that crate).
 const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 10;
 const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 250;
 
 impl Raw {
-    /// moka with the in-memory backend's byte budget, weigher, LRU eviction, TTL per
+    /// quick_cache with the in-memory backend's byte budget, weigher, deadline per
     /// entry and hasher.
-    pub(crate) fn moka(capacity_bytes: u64) -> Self {
-        Raw::Moka(
-            moka::future::Cache::builder()
-                .max_capacity(capacity_bytes)
-                .eviction_policy(moka::policy::EvictionPolicy::lru())
-                .weigher(|key: &String, entry: &MokaEntry| {
-                    u32::try_from(key.len() + entry.value.len() + MEMORY_ENTRY_OVERHEAD)
-                        .unwrap_or(u32::MAX)
-                })
-                .expire_after(MokaTtl)
-                .build_with_hasher(ahash::RandomState::new()),
-        )
+    pub(crate) fn memory(capacity_bytes: u64) -> Self {
+        Raw::Memory(super::memory::Table::new(capacity_bytes))
     }
 
     /// `connections` connection managers with the redis backend's timeouts and no
@@ -209,7 +155,7 @@ impl Raw {
                 let mut connection = connection.clone();
                 Ok(command.query_async(&mut connection).await?)
             }
-            Raw::Moka(_) | Raw::Memcached(_) => unreachable!("not a redis client"),
+            Raw::Memory(_) | Raw::Memcached(_) => unreachable!("not a redis client"),
         }
     }
 }
@@ -223,7 +169,7 @@ fn memcached_value(result: memcache::exp::GetResult) -> Option<Bytes> {
 impl Target for Raw {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BoxError> {
         match self {
-            Raw::Moka(cache) => Ok(cache.get(key).await.map(|entry| entry.value)),
+            Raw::Memory(table) => Ok(table.get(key)),
             Raw::Redis { .. } | Raw::RedisPool(_) | Raw::RedisCluster(_) => {
                 self.redis_query(redis::cmd("GET").arg(key)).await
             }
@@ -233,8 +179,8 @@ impl Target for Raw {
 
     async fn set(&self, key: &str, value: Bytes) -> Result<(), BoxError> {
         match self {
-            Raw::Moka(cache) => {
-                cache.insert(key.to_owned(), MokaEntry::new(value)).await;
+            Raw::Memory(table) => {
+                table.insert(key, value);
                 Ok(())
             }
             Raw::Redis { .. } | Raw::RedisPool(_) | Raw::RedisCluster(_) => {
@@ -250,13 +196,7 @@ impl Target for Raw {
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, BoxError> {
         match self {
-            Raw::Moka(cache) => {
-                let mut values = Vec::with_capacity(keys.len());
-                for key in keys {
-                    values.push(cache.get(*key).await.map(|entry| entry.value));
-                }
-                Ok(values)
-            }
+            Raw::Memory(table) => Ok(keys.iter().map(|key| table.get(key)).collect()),
             Raw::Redis { .. } | Raw::RedisPool(_) | Raw::RedisCluster(_) => {
                 // On a cluster the client splits an MGET whose keys lie in several slots
                 // into one MGET per slot, sends them all at once and puts the answers
@@ -276,9 +216,9 @@ impl Target for Raw {
 
     async fn delete_many(&self, keys: &[&str]) -> Result<(), BoxError> {
         match self {
-            Raw::Moka(cache) => {
+            Raw::Memory(table) => {
                 for key in keys {
-                    cache.invalidate(*key).await;
+                    table.remove(key);
                 }
                 Ok(())
             }
