@@ -8,7 +8,7 @@ use std::{
 };
 
 use super::multi_thread_runtime;
-use cache_api::{Bytes, Cache, CacheError};
+use cache_api::{Bytes, Cache, CacheError, Limits};
 use futures::future::join_all;
 
 use super::{
@@ -161,6 +161,16 @@ pub async fn test_add_of_a_present_key_returns_false_and_changes_nothing(
     )
     .await?;
 
+    refused_add_keeps_a_short_ttl(cache, short, &limits).await
+}
+
+/// A refused `add` with a 1 h TTL leaves a short-lived entry to go at its own end, and a
+/// refused `add` with a short TTL leaves the 60 s entry `tck:add-present-long` alive.
+async fn refused_add_keeps_a_short_ttl(
+    cache: &dyn Cache,
+    short: Duration,
+    limits: &Limits,
+) -> CheckResult {
     // Long enough to be certainly alive when the add arrives, on a 1 s clock too.
     let ttl = short + limits.ttl_granularity;
     for attempt in 0..ATTEMPTS {
@@ -169,7 +179,7 @@ pub async fn test_add_of_a_present_key_returns_false_and_changes_nothing(
         set(cache, &key, b"original", Some(ttl)).await?;
         let added = add(cache, &key, b"intruder", KEEP).await?;
         if added {
-            if started.elapsed() >= certainly_alive_for(ttl, &limits) {
+            if started.elapsed() >= certainly_alive_for(ttl, limits) {
                 continue;
             }
             return Err(Failure::new(
@@ -187,7 +197,7 @@ pub async fn test_add_of_a_present_key_returns_false_and_changes_nothing(
         if expect_alive(cache, &key, b"original", ttl, started, context).await? == Alive::TooLate {
             continue;
         }
-        let wait = sleep_past(ttl, &limits).await;
+        let wait = sleep_past(ttl, limits).await;
         expect(
             cache,
             &key,
@@ -207,7 +217,7 @@ pub async fn test_add_of_a_present_key_returns_false_and_changes_nothing(
     }
     Err(too_loaded(
         "add of a key holding an entry with a short ttl",
-        certainly_alive_for(ttl, &limits),
+        certainly_alive_for(ttl, limits),
     ))
 }
 
@@ -291,7 +301,13 @@ pub async fn test_add_refuses_caller_mistakes_and_writes_nothing(cache: &dyn Cac
             ));
         }
     }
+    refused_oversized_adds_write_nothing(cache).await?;
+    add_with_the_largest_ttl_stores_or_refuses(cache).await
+}
 
+/// A value over the limit is `ValueTooLarge` for `add` on an absent and on a present key
+/// (with a zero TTL too), and nothing is written.
+async fn refused_oversized_adds_write_nothing(cache: &dyn Cache) -> CheckResult {
     let limit = cache.limits().max_value_size;
     let too_large = Bytes::from(vec![b'x'; limit + 1]);
     set(cache, "tck:add-too-large-present", b"old value", KEEP).await?;
@@ -339,8 +355,12 @@ pub async fn test_add_refuses_caller_mistakes_and_writes_nothing(cache: &dyn Cac
         Some(b"old value"),
         "after a refused oversized add",
     )
-    .await?;
+    .await
+}
 
+/// `add` with `Duration::MAX` either stores (and the entry reads back) or is
+/// `InvalidTtl` (and nothing is stored).
+async fn add_with_the_largest_ttl_stores_or_refuses(cache: &dyn Cache) -> CheckResult {
     let step = "add(\"tck:add-ttl-max\", \"v\", Duration::MAX)";
     let result = match cache
         .add(
