@@ -73,6 +73,29 @@ def half_iqr(values):
     return (ordered[-1 - quarter] - ordered[quarter]) / 2
 
 
+def peer_names(peers, backend):
+    """The peers measured beside `backend`'s cells, in the order first met."""
+    names = []
+    for key, by_peer in peers.items():
+        if key[0] == backend:
+            for name in by_peer:
+                if name not in names:
+                    names.append(name)
+    return names
+
+def peer_target(peer_name, backend, compared):
+    """The targets line "at least as fast as PEER" over the cells both ran."""
+    def ops(side):
+        return (side or {}).get("ops_per_sec")
+    pairs = [(ops(cell.get("adapter")), ops(peer["data"].get("peer_side"))) for _, cell, peer in compared]
+    pairs = [(a, p) for a, p in pairs if a and p]
+    wins = [1 for a, p in pairs if a >= p]
+    spread = (f"adapter/peer from {min(a / p for a, p in pairs):.2f} to {max(a / p for a, p in pairs):.2f}"
+              if pairs else "no figures")
+    met = "yes" if pairs and len(wins) == len(compared) else "no"
+    return (f"| at least as fast as {peer_name} ({backend}) | faster or equal on {len(wins)} of {len(compared)} rows; "
+            f"{spread} | {met} |")
+
 def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
     """The report's lines, from the result rows, the commands run and the run's figures
     in `env` (QUICK, LOAD_BEFORE, ... as scripts/bench sets them)."""
@@ -107,7 +130,7 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
                 errors.append(f"{key}: exit {row['exit']}")
         elif row["kind"] == "peer":
             key = (row["backend"], row["workload"], row["size"], row["concurrency"])
-            peers[key] = row
+            peers.setdefault(key, {})[row["peer"]] = row
             if row["exit"] != 0:
                 errors.append(f"peer {row['peer']} {key[1:]}: exit {row['exit']}")
     bench = [row for row in rows if row["kind"] == "redis-benchmark"]
@@ -116,11 +139,11 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
     leaks = [row for row in rows if row["kind"] == "leak"]
 
     backends = ["memory", "redis", "redis-pooled", "memcached"]
-    names = {"memory": "memory (moka)", "redis": "redis, default mode (one multiplexed ConnectionManager)",
+    names = {"memory": "memory (quick_cache)", "redis": "redis, default mode (one multiplexed ConnectionManager)",
              "redis-pooled": "redis, pooled mode (deadpool-redis, max 16)", "memcached": "memcached (memcache 0.21 meta client, pool 16)"}
-    raw_names = {"memory": "moka future::Cache of String to a value and its TTL, with the backend's byte budget, weigher, LRU "
-                           "policy, per-entry expiry policy (`expire_after`, which every moka user with a TTL per entry "
-                           "needs) and hasher (aHash)",
+    raw_names = {"memory": "quick_cache sync::Cache of String to a value and its deadline, with the backend's byte "
+                           "budget, weigher and hasher (aHash), the deadline checked on every read as the backend does "
+                           "(quick_cache has no clock: every quick_cache user with a TTL per entry needs that check)",
                  "redis": "redis ConnectionManager, same timeouts", "redis-pooled": "deadpool-redis pool, max 16, same timeouts",
                  "memcached": "memcache::exp::AsyncMetaClient, same pool size and timeouts"}
     targets = {"memory": 0.90, "redis": 0.95, "redis-pooled": 0.95, "memcached": 0.95, "redis-cluster": 0.95}
@@ -155,14 +178,27 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
     else:
         w("- The machine was quiet: load average below 1.0 at the start, and no other process used more than 10 % of the CPU during the run.")
     w(f"- {sh('rustc --version')}; {sh('redis-server --version').split(' sha=')[0]}; {sh('memcached -V')}; {sh('redis-benchmark --version')}")
-    w(f"- Crates (Cargo.lock): {lock_versions('Cargo.lock', ['tokio', 'redis', 'deadpool-redis', 'memcache', 'moka', 'hdrhistogram'])}")
-    w(f"- Peers (benches/peers/Cargo.lock): {lock_versions('benches/peers/Cargo.lock', ['cached', 'async-memcached', 'redis'])}")
+    w(f"- Crates (Cargo.lock): {lock_versions('Cargo.lock', ['tokio', 'redis', 'deadpool-redis', 'memcache', 'quick_cache', 'hdrhistogram'])}")
+    w(f"- Peers (benches/peers/Cargo.lock): {lock_versions('benches/peers/Cargo.lock', ['cached', 'quick_cache', 'moka', 'fred', 'opendal', 'async-memcached', 'redis'])}")
     w("- Build: `cargo build --release`; servers: redis-server with persistence off, a Redis Cluster of 3 such "
       "redis-server masters without replicas, memcached with 1 GiB of item memory, all on 127.0.0.1")
     w("- Runtime: the network rows run load generator and client on one Tokio thread (`--threads 1`), leaving the "
       "other core to the server, as redis-benchmark (one event loop) does; the in-memory rows, which have no server, "
       "use Tokio's default of a thread per core. Peers run with the same setting as the rows they sit in.")
     w("")
+
+    charts = [name for name in env.get("CHARTS", "").split() if name]
+    if charts:
+        w("## Charts")
+        w("")
+        w("Drawn by `bench-charts` (`crates/cache-charts`) from this run's results: throughput by concurrency "
+          "(log scales) per backend, for the adapter, its raw client and the peers; then latency percentiles of "
+          "`get` (100 B, 16 callers). The tables below hold the same figures.")
+        w("")
+        for path in charts:
+            title = os.path.splitext(os.path.basename(path))[0].replace("-", " ")
+            w(f"![{title}]({path})")
+            w("")
 
     # Summary against the targets.
     w("## Against the targets")
@@ -220,17 +256,10 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
                 w(f"| {backend} GET at c=128 >= 5x redis-benchmark -P 1, {size} B | {cell['adapter']['ops_per_sec']:,.0f}/s vs "
                   f"{p1['rps']:,.0f}/s: {x:.2f}x{ceiling} | {'yes' if x >= 5 else 'no'} |")
     for backend in backends:
-        compared = [(key, cells[key], peer) for key, peer in sorted(peers.items()) if key[0] == backend and key in cells]
-        if not compared:
-            continue
-        wins = [item for item in compared if "adapter" in item[1] and "peer_side" in item[2]["data"]
-                and item[1]["adapter"]["ops_per_sec"] >= item[2]["data"]["peer_side"]["ops_per_sec"]]
-        ratios = [item[1]["adapter"]["ops_per_sec"] / item[2]["data"]["peer_side"]["ops_per_sec"]
-                  for item in compared if "adapter" in item[1] and item[2]["data"].get("peer_side", {}).get("ops_per_sec")]
-        peer_name = compared[0][2]["peer"]
-        spread = f"adapter/peer from {min(ratios):.2f} to {max(ratios):.2f}" if ratios else "no figures"
-        w(f"| at least as fast as {peer_name} ({backend}) | faster or equal on {len(wins)} of {len(compared)} rows; {spread} | "
-          f"{'yes' if len(wins) == len(compared) else 'no'} |")
+        for peer_name in peer_names(peers, backend):
+            compared = [(key, cells[key], by_peer[peer_name]) for key, by_peer in sorted(peers.items())
+                        if key[0] == backend and key in cells and peer_name in by_peer]
+            w(peer_target(peer_name, backend, compared))
     w("")
     if errors:
         w("Runs that reported errors (exit status 1 means some operations failed; see the JSON): " + "; ".join(errors))
@@ -246,13 +275,13 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
         w(f"Raw baseline: {raw_names[backend]}. The 100 B rows use 10,000 keys, the 16 KiB rows 1,000 (so that "
           "populating them stays quick): reads of the smaller key set hit the CPU caches more often, which is why some "
           "16 KiB rows of the in-memory backend are faster than their 100 B rows.")
-        has_peer = any(k in peers for k in keys)
+        shown_peers = peer_names(peers, backend)
         w("")
         head = "| workload | value | conc. | adapter ops/s | adapter p99 µs | raw ops/s | raw p99 µs | ratio ops/s | ratio p99 |"
         rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-        if has_peer:
-            head += " peer ops/s | peer p99 µs |"
-            rule += "---:|---:|"
+        for peer_name in shown_peers:
+            head += f" `{peer_name}` ops/s (p99 µs) |"
+            rule += "---:|"
         w(head)
         w(rule)
         for key in keys:
@@ -271,14 +300,15 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
             line = (f"| {workload} | {key[2]} B | {key[3]} | {rate(adapter)} | {fmt_us(adapter and adapter['p99_us'])} | "
                     f"{rate(raw)} | {fmt_us(raw and raw['p99_us'])} | {fmt_ratio(ratio and ratio['throughput_median'])} | "
                     f"{fmt_ratio(ratio and ratio['p99'])} |")
-            if has_peer:
-                peer = peers.get(key, {}).get("data", {}).get("peer_side")
-                line += f" {rate(peer)} | {fmt_us(peer and peer['p99_us'])} |"
+            for peer_name in shown_peers:
+                peer = peers.get(key, {}).get(peer_name, {}).get("data", {}).get("peer_side")
+                line += f" {rate(peer)} ({fmt_us(peer and peer['p99_us'])}) |" if peer else " - |"
             w(line)
         w("")
-        if has_peer:
-            peer_name = next(peers[k]["peer"] for k in keys if k in peers)
-            w(f"Peer: `{peer_name}` from `benches/peers`, the same load loop, run right after the cell it sits in.")
+        if shown_peers:
+            listed = ", ".join(f"`{name}`" for name in shown_peers)
+            w(f"Peers: {listed} from `benches/peers` (what each is: its README), the same load loop, each run "
+              "right after the cell it sits in; \"-\" where a peer does not run that row.")
             w("")
 
     cluster_keys = sorted((k for k in cells if k[0] == "redis-cluster"),
@@ -340,8 +370,9 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
         w("## Memory per entry (in-memory backend)")
         w("")
         w(f"Resident memory (VmRSS) of a process that stores {data['entries']:,} entries of {data['value_size']} bytes under "
-          f"{data['key_len']}-byte keys, read before the first insert and after moka's pending housekeeping has run; "
-          "each side in a process of its own.")
+          f"{data['key_len']}-byte keys, read before the first insert and after the last; "
+          "each side in a process of its own. The adapter's side is `MemoryCache` on quick_cache; its raw side, "
+          "quick_cache with the same settings used directly.")
         w("")
         w("| | live entries | RSS before KiB | RSS after KiB | bytes per entry | of which key + value |")
         w("|---|---:|---:|---:|---:|---:|")
@@ -384,13 +415,13 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
         "key is checked. The memcached backend also builds its server key (one allocation, shared with the client's "
         "operation) and bounds the whole call by its timeout instead of the client's per-exchange timer. For the "
         "in-memory backend, whose calls take a fraction of a microsecond, the boxed future is most of the difference "
-        "to raw moka; for the network backends it is small next to a round trip, and shows mostly at concurrency 128, "
+        "to raw quick_cache; for the network backends it is small next to a round trip, and shows mostly at concurrency 128, "
         "where the client is CPU-bound.",
         "**Ratios against their targets.** A row's ratio is the median of twelve rounds; the targets table gives how "
         "far single rounds stray from it. The adapter's remaining cost per call is the one described above; rows a few "
         "hundredths under a target, with neighbours of the same workload above it, are within that spread rather than "
         "a cost of their own.",
-        "**get_many against 20x.** The in-memory backend has no round trip to save: its get_many is a loop of moka "
+        "**get_many against 20x.** The in-memory backend has no round trip to save: its get_many is a loop of table "
         "lookups, so the target (written for network backends) cannot apply to it. On the network backends a get_many "
         "of 100 values of 16 KiB moves 1.6 MB in one answer: those rows are bound by copying and bandwidth, not by "
         "round trips, and only the 100 B rows test what batching saves. On memcached the raw meta client's batch of "
@@ -417,10 +448,16 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
         "**Peers** run in a process of their own, right after the cell they sit in, not interleaved with it in rounds: "
         "drift of this shared machine between the two is not cancelled as in the adapter/raw ratio, and the same "
         "command's throughput was seen to move by tens of percent from one minute to the next, so only large "
-        "differences to a peer are meaningful. `cached-memory` is a sharded LRU map under locks, sized in entries, without per-entry TTLs or a byte "
-        "budget, and without moka's concurrent housekeeping; it does less per call, and the adapter, built on moka, "
-        "does not reach it. `cached-redis` answers `set` with the previous value (a `GET` pipelined with the `SET`), "
-        "encodes values as MessagePack and has no bulk read, so its get-many is one round trip per key.",
+        "differences to a peer are meaningful. `cached-memory` is a sharded LRU map under locks, sized in entries, "
+        "without per-entry TTLs or a byte budget; `quick-cache` is the in-memory backend's own table used as its "
+        "documentation shows, without the deadline check or the trait object; `moka-sync` and `moka-future` are "
+        "moka with the byte budget and per-entry expiry the backend needs, the engines it was measured against "
+        "(run on get, get-miss and set only). `cached-redis` answers `set` with the previous value (a `GET` "
+        "pipelined with the `SET`), encodes values as MessagePack and has no bulk read, so its get-many is one "
+        "round trip per key; `opendal-redis` has no bulk read either. `opendal-memcached` writes each request in "
+        "many small writes without `TCP_NODELAY`, so Nagle's algorithm and delayed ACKs hold every request for "
+        "tens of milliseconds; it runs on the get-miss and set rows only (writing 10,000 keys first would take "
+        "most of a minute per row).",
     ]:
         w("- " + note)
     w("")
@@ -444,7 +481,8 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
       "`--warmup` runs unmeasured first. Latencies come from an HDR histogram (3 significant digits) per task, "
       "merged; throughput is operations over wall time. `--baseline raw` alternates rounds (`--rounds`, ABBA order) "
       "of the adapter and of the client under it with the same settings, and prints adapter/raw for throughput and p99. "
-      "A progress line goes to standard error once per second; `--json` prints one document on standard output.")
+      "On a terminal a progress line on standard error is redrawn once per second (none with `--json` or when "
+      "standard error is a file or a pipe); `--json` prints one document on standard output.")
     w("")
     w("## Commands")
     w("")

@@ -34,6 +34,10 @@ ROWS = [
     cell("redis", "get", 100, 1, side(20_000, 80.0), side(21_000, 79.0), [0.90, 0.92, 0.93], exit_status=1),
     {"kind": "peer", "backend": "memory", "peer": "cached-memory", "workload": "get", "size": 100,
      "concurrency": 1, "exit": 0, "data": {"peer_side": side(2_000_000, 0.9)}},
+    {"kind": "peer", "backend": "memory", "peer": "quick-cache", "workload": "get", "size": 100,
+     "concurrency": 1, "exit": 0, "data": {"peer_side": side(900_000, 1.1)}},
+    {"kind": "peer", "backend": "memory", "peer": "quick-cache", "workload": "get-many", "size": 100,
+     "concurrency": 1, "exit": 0, "data": {"peer_side": side(40_000, 31.0, keys_per_sec=4_000_000)}},
     {"kind": "redis-benchmark", "size": 100, "concurrency": 1, "pipeline": 1, "test": "GET",
      "rps": 30_000.0, "p50_ms": 0.03, "p99_ms": 0.08},
     {"kind": "footprint", "exit": 0,
@@ -52,7 +56,7 @@ ENV = {"QUICK": "1", "LOAD_BEFORE": "0.50 0.40 0.30", "LOAD_AFTER": "1.90 1.00 0
        "STARTED": "2026-12-02T08:00:00Z", "ELAPSED": "42", "CLK_TCK": "100",
        "CPU_BEFORE": "cpu 100 0 100 1000 0 0 0 0 0 0", "CPU_AFTER": "cpu 300 0 300 1200 0 0 0 0 0 0",
        "OWN_TICKS": "400", "CHILDREN_TIMES": "0m0.0s 0m0.0s", "CHILDREN_BEFORE": "0m0.0s 0m0.0s",
-       "LEAK_DURATION": "3s"}
+       "LEAK_DURATION": "3s", "CHARTS": "docs/bench/throughput-memory.svg docs/bench/latency.svg"}
 
 MACHINE = {"lscpu": "Model name:  Test CPU", "nproc": "2", "free -h": "head\nMem: 8Gi 1Gi",
            "uname -r": "6.1.0"}
@@ -158,10 +162,27 @@ class RenderTest(unittest.TestCase):
         self.assertIn("5,000,000 keys/s vs 1,000,000 gets/s: 5.0x | no |", row)
 
     def test_cells_and_peers_share_a_row(self):
+        head = next(line for line in self.lines if line.startswith("| workload | value |"))
+        self.assertTrue(head.endswith("| `cached-memory` ops/s (p99 µs) | `quick-cache` ops/s (p99 µs) |"), head)
         row = next(line for line in self.lines if line.startswith("| get | 100 B | 1 | 1,000,000 |"))
         self.assertIn("| 0.95 |", row)
-        self.assertTrue(row.endswith("| 2,000,000 | 0.9 |"), row)
-        self.assertIn("Peer: `cached-memory` from `benches/peers`", self.text)
+        self.assertTrue(row.endswith("| 2,000,000 (0.9) | 900,000 (1.1) |"), row)
+        many = next(line for line in self.lines if line.startswith("| get-many (100 keys) | 100 B | 1 |"))
+        self.assertTrue(many.endswith("| - | 40,000 (4.00 M keys/s) (31.0) |"), many)
+        self.assertIn("Peers: `cached-memory`, `quick-cache` from `benches/peers`", self.text)
+
+    def test_every_peer_has_its_target_line(self):
+        cached = next(line for line in self.lines if "as fast as cached-memory (memory)" in line)
+        self.assertIn("faster or equal on 0 of 1 rows; adapter/peer from 0.50 to 0.50 | no |", cached)
+        quick = next(line for line in self.lines if "as fast as quick-cache (memory)" in line)
+        self.assertIn("faster or equal on 2 of 2 rows; adapter/peer from 1.11 to 1.25 | yes |", quick)
+
+    def test_charts_come_before_the_tables(self):
+        chart = self.lines.index("![throughput memory](docs/bench/throughput-memory.svg)")
+        self.assertIn("![latency](docs/bench/latency.svg)", self.lines)
+        self.assertLess(chart, self.lines.index("## Against the targets"))
+        without = "\n".join(render(env=dict(ENV, CHARTS="")))
+        self.assertNotIn("## Charts", without)
 
     def test_failed_runs_are_listed(self):
         self.assertIn("('redis', 'get', 100, 1): exit 1", self.text)
