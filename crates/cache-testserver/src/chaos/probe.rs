@@ -231,8 +231,8 @@ impl LoadReport {
 }
 
 /// Runs `tasks` tasks on `cache` (each writing its own keys and reading everyone's, one
-/// `get_many` in four calls) while `faults` are injected in turn, each for `phase` and
-/// then lifted for `phase`. Returns once the last healed phase is over.
+/// `get_many` in four calls) for `phase`, then while `faults` are injected in turn, each
+/// for `phase` and then lifted for `phase`. Returns once the last healed phase is over.
 ///
 /// # Errors
 ///
@@ -255,6 +255,8 @@ pub async fn mixed_load(
         let (cache, keys, stop) = (Arc::clone(&cache), Arc::clone(&all_keys), Arc::clone(&stop));
         workers.spawn(async move { load_task(cache.as_ref(), &keys, task, &stop).await });
     }
+    // A phase without a fault first: the load is running before the first fault.
+    tokio::time::sleep(phase).await;
     for fault in faults {
         proxy.inject(*fault);
         tokio::time::sleep(phase).await;
@@ -315,6 +317,8 @@ async fn load_task(
             // A refused connection fails at once: no busy loop on two shared cores.
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        // A cache that answers without waiting would otherwise hold its worker forever.
+        tokio::task::yield_now().await;
     }
     report
 }
@@ -402,4 +406,83 @@ fn range_ms(durations: &[Duration]) -> String {
     let min = durations.iter().map(ms).fold(f64::INFINITY, f64::min);
     let max = durations.iter().map(ms).fold(0.0, f64::max);
     format!("{min:.0}–{max:.0} ms")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::HashMap, sync::Mutex};
+
+    use cache_api::async_trait;
+
+    use super::*;
+
+    #[test]
+    fn a_value_must_name_its_own_key() {
+        assert_eq!(mismatch("a:k1", Some(b"a:k1=12")), None);
+        assert!(mismatch("a:k1", Some(b"a:k10=12")).is_some());
+        assert!(mismatch("a:k1", Some(b"a:k2=12")).is_some());
+        assert!(mismatch("a:k1", Some(b"")).is_some());
+        assert!(mismatch("a:k1", Some(b"a:k1=")).is_some());
+        assert!(mismatch("a:k1", None).is_some());
+    }
+
+    /// A map that, every `swap_every` reads, answers with the value of the key written
+    /// before: what a client matching replies to the wrong requests would do.
+    #[derive(Default)]
+    struct Swapping {
+        entries: Mutex<HashMap<String, Bytes>>,
+        reads: Mutex<u64>,
+        swap_every: u64,
+    }
+
+    #[async_trait]
+    impl Cache for Swapping {
+        async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+            let mut reads = self.reads.lock().unwrap();
+            *reads += 1;
+            let entries = self.entries.lock().unwrap();
+            if self.swap_every > 0 && (*reads).is_multiple_of(self.swap_every) {
+                return Ok(entries
+                    .values()
+                    .find(|value| !value.starts_with(key.as_bytes()))
+                    .cloned());
+            }
+            Ok(entries.get(key).cloned())
+        }
+
+        async fn set(
+            &self,
+            key: &str,
+            value: Bytes,
+            _: Option<Duration>,
+        ) -> Result<(), CacheError> {
+            self.entries.lock().unwrap().insert(key.to_owned(), value);
+            Ok(())
+        }
+
+        async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+            Ok(self.entries.lock().unwrap().remove(key).is_some())
+        }
+    }
+
+    async fn load_on(swap_every: u64) -> LoadReport {
+        let proxy = ChaosProxy::start(([127, 0, 0, 1], 9).into()).await.unwrap();
+        let cache = Arc::new(Swapping {
+            swap_every,
+            ..Swapping::default()
+        });
+        mixed_load(cache, &proxy, &[], 4, Duration::from_millis(50))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_load_sees_replies_matched_to_the_wrong_request() {
+        let faithful = load_on(0).await;
+        assert_eq!(faithful.mismatched, 0, "{faithful:?}");
+        assert!(faithful.good_reads > 0);
+        let swapping = load_on(50).await;
+        assert!(swapping.mismatched > 0, "{swapping:?}");
+        assert!(!swapping.mismatches.is_empty());
+    }
 }
