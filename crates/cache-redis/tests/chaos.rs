@@ -12,7 +12,7 @@ mod common;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use cache_api::Cache;
-use cache_redis::{testing::LocalServer, RedisCache};
+use cache_redis::{testing::LocalServer, ConnectionModel, RedisCache};
 use cache_testserver::chaos::{probe, ChaosProxy, Fault};
 use common::local_server;
 
@@ -26,14 +26,18 @@ const HEAL_WITHIN: Duration = Duration::from_secs(3);
 /// Each fault is injected and lifted this many times on the same cache.
 const ROUNDS: usize = 3;
 
+/// The default connection model: one multiplexed connection.
+const MULTIPLEXED: ConnectionModel = ConnectionModel::Multiplexed { connections: 1 };
+
 /// A server, a proxy in front of it, and a cache on the proxy with [`TIMEOUT`].
-async fn through_proxy() -> (LocalServer, ChaosProxy, RedisCache) {
+async fn through_proxy(model: ConnectionModel) -> (LocalServer, ChaosProxy, RedisCache) {
     let server = local_server(&[]).await;
     let proxy = ChaosProxy::start(SocketAddr::from(([127, 0, 0, 1], server.port())))
         .await
         .unwrap_or_else(|error| panic!("cannot start the chaos proxy: {error}"));
     let cache = RedisCache::builder(&format!("redis://{}", proxy.address()))
         .timeout(TIMEOUT)
+        .connection_model(model)
         .build()
         .await
         .unwrap_or_else(|error| panic!("cannot build a cache through the proxy: {error}"));
@@ -49,13 +53,18 @@ async fn cell(fault: Fault, expected: &str) {
 
 /// As [`cell`], when the call that meets the fault first fails otherwise than the next.
 async fn cell_with(fault: Fault, expected: &str, then: &str) {
-    let (_server, proxy, cache) = through_proxy().await;
+    cell_in(MULTIPLEXED, "redis", fault, expected, then).await;
+}
+
+/// As [`cell_with`], in connection model `model`, the row labelled `label`.
+async fn cell_in(model: ConnectionModel, label: &str, fault: Fault, expected: &str, then: &str) {
+    let (_server, proxy, cache) = through_proxy(model).await;
     let (mut errors, mut heals) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let report = probe::fault_cell(&cache, &proxy, fault, HEAL_WITHIN)
             .await
             .unwrap_or_else(|message| panic!("round {round}: {message}"));
-        println!("redis round {round}: {report}");
+        println!("{label} round {round}: {report}");
         assert_eq!(
             probe::kind(&report.error),
             expected,
@@ -83,7 +92,7 @@ async fn cell_with(fault: Fault, expected: &str, then: &str) {
     }
     println!(
         "{}",
-        probe::matrix_row("redis", fault, (expected, then), &errors, &heals)
+        probe::matrix_row(label, fault, (expected, then), &errors, &heals)
     );
 }
 
@@ -130,7 +139,7 @@ async fn chaos_refused_connections_give_unreachable_and_heal() {
 /// no read ever returns another key's value, and the cache works afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_no_reply_is_matched_to_the_wrong_request() {
-    let (_server, proxy, cache) = through_proxy().await;
+    let (_server, proxy, cache) = through_proxy(MULTIPLEXED).await;
     let cache: Arc<dyn Cache> = Arc::new(cache);
     let report = probe::mixed_load(
         Arc::clone(&cache),
@@ -146,4 +155,25 @@ async fn chaos_no_reply_is_matched_to_the_wrong_request() {
     probe::populate(cache.as_ref(), "after")
         .await
         .unwrap_or_else(|error| panic!("the cache does not work after the faults: {error}"));
+}
+
+/// Pooled mode (a `PING` at each checkout, a connection that failed on I/O dropped): every
+/// fault gives its error in time and the pool heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_every_fault_in_pooled_mode() {
+    let pooled = ConnectionModel::Pooled { max_size: 4 };
+    let late = Fault::Latency {
+        to_server: Duration::ZERO,
+        to_client: Duration::from_secs(1),
+    };
+    let cells = [
+        (late, "timeout", "timeout"),
+        (Fault::DropMidResponse, "unreachable", "unreachable"),
+        (Fault::HalfReplyThenStall, "timeout", "timeout"),
+        (Fault::Blackhole, "timeout", "timeout"),
+        (Fault::Refuse, "unreachable", "unreachable"),
+    ];
+    for (fault, expected, then) in cells {
+        cell_in(pooled, "redis (pooled)", fault, expected, then).await;
+    }
 }
