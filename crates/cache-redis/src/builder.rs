@@ -2,12 +2,13 @@
 //! and the URL parameters it starts from. Checking them is `settings.rs`; reading the
 //! URL itself is `endpoint.rs`.
 
-use std::{fmt, time::Duration};
+use std::{fmt, path::PathBuf, time::Duration};
 
 use cache_api::CacheError;
 
 use crate::{
     endpoint::redact_url,
+    tls::TlsSettings,
     url_query::{self, ModeParam, UrlParams},
     RedisCache,
 };
@@ -113,6 +114,8 @@ pub struct RedisCacheBuilder {
     pub(crate) url_database: Option<i64>,
     /// Why the URL's query could not be read, reported by `build`.
     pub(crate) url_error: Option<String>,
+    /// CA file, client certificate and insecure mode of a `rediss://` URL.
+    pub(crate) tls: TlsSettings,
 }
 
 /// Default pool size of `mode=pooled` in a URL that names no `pool_size`.
@@ -133,6 +136,7 @@ impl RedisCacheBuilder {
             url_model: None,
             url_database: None,
             url_error: None,
+            tls: TlsSettings::default(),
         };
         match url_query::split(url) {
             Ok((base, params)) => {
@@ -161,6 +165,10 @@ impl RedisCacheBuilder {
         self.pool_wait_timeout = params.pool_wait_timeout.unwrap_or(self.pool_wait_timeout);
         self.max_value_size = params.max_value_size.unwrap_or(self.max_value_size);
         self.url_database = params.db.map(i64::from);
+        self.tls.ca_file = params.tls_ca.map(PathBuf::from);
+        self.tls.cert_file = params.tls_cert.map(PathBuf::from);
+        self.tls.key_file = params.tls_key.map(PathBuf::from);
+        self.tls.insecure_skip_verify = params.tls_insecure_skip_verify.unwrap_or(false);
         self.url_model = match (params.mode, params.pool_size) {
             (Some(ModeParam::Pooled), size) => Some(ConnectionModel::Pooled {
                 max_size: size.unwrap_or(DEFAULT_POOL_SIZE),
@@ -265,21 +273,48 @@ impl RedisCacheBuilder {
         self
     }
 
+    /// Trusts the certificates in the PEM file at `path` (a private CA) instead of the
+    /// system's roots, for a `rediss://` or `rediss+cluster://` URL. URL: `tls_ca=/path`.
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.ca_file = Some(path.into());
+        self
+    }
+
+    /// Presents the client certificate (chain) in the PEM file `cert` with its private
+    /// key in `key`, for servers that ask for one (mutual TLS, Redis's
+    /// `tls-auth-clients yes`). URL: `tls_cert=/path&tls_key=/path`.
+    pub fn tls_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls.cert_file = Some(cert.into());
+        self.tls.key_file = Some(key.into());
+        self
+    }
+
+    /// **Insecure**: accepts any certificate the server shows, from anyone, so the
+    /// connection is encrypted but not authenticated. Only for test servers with
+    /// throw-away certificates; never in production. URL:
+    /// `tls_insecure_skip_verify=true`.
+    pub fn tls_insecure_skip_verify(mut self, skip: bool) -> Self {
+        self.tls.insecure_skip_verify = skip;
+        self
+    }
+
     /// Checks the settings, connects and `PING`s the server. For a cluster: connects
     /// to the seeds, and reads which master serves which slot (`CLUSTER SLOTS`).
     ///
     /// # Errors
     ///
     /// - [`CacheError::Config`] for a malformed URL, an unknown or malformed URL
-    ///   parameter (named in the message), a `rediss://` URL (TLS is not supported by
-    ///   this build), a zero timeout, size or count, a prefix without a trailing
+    ///   parameter (named in the message), a TLS file that cannot be read or parsed, TLS
+    ///   settings on a URL without TLS, a zero timeout, size or count, a prefix without a trailing
     ///   delimiter, contradictory settings, or a database the server does not have;
     ///   for a cluster also seeds with
     ///   different credentials, a database other than 0, a connection model,
     ///   and a server whose cluster support is disabled;
     /// - [`CacheError::Unreachable`] or [`CacheError::Timeout`] when the server cannot
     ///   be reached;
-    /// - [`CacheError::Auth`] when it refuses the credentials (or asks for some);
+    /// - [`CacheError::Auth`] when it refuses the credentials (or asks for some), and when
+    ///   a TLS certificate is refused: the server's by this client (unknown CA, wrong host
+    ///   name: the message names the verification failure) or this client's by the server;
     /// - [`CacheError::Backend`] when the port answers in another protocol than Redis's.
     pub async fn build(self) -> Result<RedisCache, CacheError> {
         let settings = self.validate()?;
@@ -308,6 +343,7 @@ impl fmt::Debug for RedisCacheBuilder {
             .field("connection_model", &self.connection_model)
             .field("max_value_size", &self.max_value_size)
             .field("database", &self.database)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }

@@ -70,14 +70,23 @@ impl ClusterBackend {
     /// Connects to the cluster through `seeds` and reads which master serves which slot.
     pub(crate) async fn connect(
         seeds: Vec<ConnectionInfo>,
+        certificates: Option<redis::TlsCertificates>,
         errors: &ErrorContext,
     ) -> Result<Self, CacheError> {
         let fallback_host = match seeds.first().map(ConnectionInfo::addr) {
-            Some(ConnectionAddr::Tcp(host, _)) => host.clone(),
+            Some(ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. }) => {
+                host.clone()
+            }
             _ => "127.0.0.1".to_owned(),
         };
         let deadline = errors.connect_timeout + errors.response_timeout;
-        let client = ClusterClientBuilder::new(seeds)
+        let mut builder = ClusterClientBuilder::new(seeds);
+        // The nodes found from the seeds are reached over TLS as the seeds are, and
+        // need the same CA and client certificate.
+        if let Some(certificates) = certificates {
+            builder = builder.certs(certificates);
+        }
+        let client = builder
             .connection_timeout(errors.connect_timeout)
             .response_timeout(errors.response_timeout)
             // Every operation is bounded here, retries included (`bounded`).

@@ -1,10 +1,13 @@
-//! Where to connect: parsing the `redis://` and `redis+cluster://` URLs into connection
-//! information, on the workspace's one URL parser (`cache-url-core`), whose redactor and
-//! scrubber keep their passwords out of every message.
+//! Where to connect: parsing the `redis://`, `rediss://`, `redis+unix://` and
+//! `redis[s]+cluster://` URLs into connection information, on the workspace's one URL
+//! parser (`cache-url-core`), whose redactor and scrubber keep their passwords out of
+//! every message. `redis+sentinel://` is read in `sentinel.rs`.
 
 use cache_api::CacheError;
 use cache_url_core::CacheUrl;
 use redis::IntoConnectionInfo;
+
+use crate::tls::{configure, TlsSettings};
 
 /// Where to connect: one server or the seed nodes of a cluster.
 pub(crate) struct Endpoint {
@@ -14,12 +17,17 @@ pub(crate) struct Endpoint {
     /// The password as written in the URL and decoded, so that no error message can
     /// carry it even if a dependency ever put it in one.
     pub(crate) secrets: Vec<String>,
+    /// The CA and client certificate of a TLS connection, read from their files: the
+    /// cluster client needs them for the nodes it discovers.
+    pub(crate) certificates: Option<redis::TlsCertificates>,
 }
 
-/// The connection information of one server, or of every seed node of a cluster.
+/// The connection information of one server, of every seed node of a cluster, or of
+/// the sentinels that name the master of a group.
 pub(crate) enum Nodes {
     Single(redis::ConnectionInfo),
     Cluster(Vec<redis::ConnectionInfo>),
+    Sentinel(crate::sentinel::SentinelTarget),
 }
 
 /// Where to connect, parsed from one `redis://` URL.
@@ -33,6 +41,8 @@ pub(crate) struct Target {
 
 /// The scheme of a cluster URL: `redis+cluster://host1:port1,host2:port2`.
 pub(crate) const CLUSTER_SCHEME: &str = "redis+cluster";
+/// The scheme of a cluster URL over TLS.
+pub(crate) const TLS_CLUSTER_SCHEME: &str = "rediss+cluster";
 
 /// The port of a `redis://` URL that names none.
 const DEFAULT_PORT: u16 = 6379;
@@ -40,15 +50,23 @@ const DEFAULT_PORT: u16 = 6379;
 pub(crate) use cache_url_core::{redact as redact_url, scrub};
 
 pub(crate) fn is_cluster_url(raw: &str) -> bool {
-    raw.split_once("://")
-        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case(CLUSTER_SCHEME))
+    raw.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.eq_ignore_ascii_case(CLUSTER_SCHEME)
+            || scheme.eq_ignore_ascii_case(TLS_CLUSTER_SCHEME)
+    })
 }
 
 /// Splits `redis+cluster://[user:password@]host1[:port1],host2[:port2][/0]` into one
-/// `redis://` URL per host, each with the same credentials and path.
+/// `redis://` URL per host, each with the same credentials and path (`rediss://` for
+/// `rediss+cluster://`).
 pub(crate) fn split_cluster_url(raw: &str) -> Result<Vec<String>, CacheError> {
     let url = CacheUrl::parse(raw)?;
-    if url.scheme() != CLUSTER_SCHEME {
+    let node_scheme = match url.scheme() {
+        CLUSTER_SCHEME => "redis",
+        TLS_CLUSTER_SCHEME => "rediss",
+        _ => "",
+    };
+    if node_scheme.is_empty() {
         return Err(CacheError::config(format!(
             "{} is not a cluster url: expected {CLUSTER_SCHEME}://host1:port1,host2:port2",
             url.redacted()
@@ -57,7 +75,7 @@ pub(crate) fn split_cluster_url(raw: &str) -> Result<Vec<String>, CacheError> {
     if url.hosts().is_empty() {
         return Err(CacheError::config("the redis cluster url names no host"));
     }
-    Ok(url.per_host_urls("redis"))
+    Ok(url.per_host_urls(node_scheme))
 }
 
 /// Parses the seed URLs of a cluster: each a `redis://` URL, all with the same
@@ -66,7 +84,9 @@ pub(crate) fn parse_cluster_seeds(
     seeds: &[String],
     database: Option<i64>,
     redacted_url: String,
+    tls: &TlsSettings,
 ) -> Result<Endpoint, CacheError> {
+    let certificates = tls.certificates()?;
     if seeds.is_empty() {
         return Err(CacheError::config(
             "a redis cluster needs at least one seed url",
@@ -82,6 +102,11 @@ pub(crate) fn parse_cluster_seeds(
     let mut credentials = None;
     for seed in seeds {
         let target = parse_url(seed, None)?;
+        if matches!(target.info.addr(), redis::ConnectionAddr::Unix(_)) {
+            return Err(CacheError::config(
+                "the nodes of a redis cluster are reached over tcp: redis:// or rediss:// seeds",
+            ));
+        }
         for secret in target.secrets {
             if !secrets.contains(&secret) {
                 secrets.push(secret);
@@ -108,12 +133,13 @@ pub(crate) fn parse_cluster_seeds(
             }
             Some(_) => {}
         }
-        infos.push(target.info);
+        infos.push(configure(target.info, tls, certificates.as_ref())?);
     }
     Ok(Endpoint {
         nodes: Nodes::Cluster(infos),
         redacted_url,
         secrets,
+        certificates,
     })
 }
 
@@ -121,27 +147,12 @@ pub(crate) fn parse_cluster_seeds(
 /// `database`, which must agree when both are given.
 pub(crate) fn parse_url(raw: &str, database: Option<i64>) -> Result<Target, CacheError> {
     let url = CacheUrl::parse(raw)?;
-    match url.scheme() {
-        "redis" => {}
-        "rediss" => {
-            return Err(CacheError::config(
-                "rediss:// asks for tls, which is not supported by this build of cache-redis \
-                 (built without openssl or rustls): use redis:// on a trusted network or through a tls tunnel",
-            ))
-        }
+    let tls = match url.scheme() {
+        "redis" | "redis+unix" => false,
+        "rediss" => true,
         other => {
             return Err(CacheError::config(format!(
-                "unsupported url scheme {other:?}: expected redis://"
-            )))
-        }
-    }
-    let host = match url.hosts() {
-        [] => return Err(CacheError::config("the redis url names no host")),
-        [host] => host,
-        _ => {
-            return Err(CacheError::config(format!(
-                "the redis url {} names several hosts: use {CLUSTER_SCHEME}:// for a cluster",
-                url.redacted()
+                "unsupported url scheme {other:?}: expected redis://, rediss:// or redis+unix://"
             )))
         }
     };
@@ -152,25 +163,59 @@ pub(crate) fn parse_url(raw: &str, database: Option<i64>) -> Result<Target, Cach
             "the seed urls of cluster_builder take no parameters: set them on the builder",
         ));
     }
-    let db = database_of(&url, database)?;
-    let mut settings = redis::RedisConnectionInfo::default().set_db(db);
+    let (address, db) = if url.scheme() == "redis+unix" {
+        (unix_address(&url)?, database.unwrap_or(0))
+    } else {
+        let host = match url.hosts() {
+            [] => return Err(CacheError::config("the redis url names no host")),
+            [host] => host,
+            _ => {
+                return Err(CacheError::config(format!(
+                    "the redis url {} names several hosts: use {CLUSTER_SCHEME}:// for a cluster \
+                     or redis+sentinel:// for sentinels",
+                    url.redacted()
+                )))
+            }
+        };
+        let (name, port) = (host.name().to_owned(), host.port().unwrap_or(DEFAULT_PORT));
+        let address = if tls {
+            crate::tls::tls_address(name, port, false)
+        } else {
+            redis::ConnectionAddr::Tcp(name, port)
+        };
+        (address, database_of(&url, database)?)
+    };
+    let info = address
+        .into_connection_info()
+        .map_err(|err| CacheError::config(url.scrub(&format!("invalid redis url: {err}"))))?
+        .set_redis_settings(credentials(&url).set_db(db));
+    Ok(Target {
+        info,
+        redacted_url: url.redacted().to_owned(),
+        secrets: url.secrets().to_vec(),
+    })
+}
+
+/// The user and password of a URL, as the server's `AUTH` takes them.
+pub(crate) fn credentials(url: &CacheUrl) -> redis::RedisConnectionInfo {
+    let mut settings = redis::RedisConnectionInfo::default();
     if let Some(user) = url.username() {
         settings = settings.set_username(user);
     }
     if let Some(password) = url.password() {
         settings = settings.set_password(password);
     }
-    let address =
-        redis::ConnectionAddr::Tcp(host.name().to_owned(), host.port().unwrap_or(DEFAULT_PORT));
-    let info = address
-        .into_connection_info()
-        .map_err(|err| CacheError::config(url.scrub(&format!("invalid redis url: {err}"))))?
-        .set_redis_settings(settings);
-    Ok(Target {
-        info,
-        redacted_url: url.redacted().to_owned(),
-        secrets: url.secrets().to_vec(),
-    })
+    settings
+}
+
+/// The socket of `redis+unix:///path/to/redis.sock`: a path and no host.
+fn unix_address(url: &CacheUrl) -> Result<redis::ConnectionAddr, CacheError> {
+    if !url.hosts().is_empty() || url.path().is_empty() {
+        return Err(CacheError::config(
+            "a redis+unix url names a socket path and no host: redis+unix:///path/to/redis.sock",
+        ));
+    }
+    Ok(redis::ConnectionAddr::Unix(url.path().into()))
 }
 
 /// The database of a URL's path (`/N`), checked against the one given besides.
@@ -244,12 +289,23 @@ mod tests {
 
     #[test]
     fn bad_urls_are_config_errors_without_the_password() {
-        let tls = config_message(parse_url("rediss://:s3cret@127.0.0.1", None));
-        assert!(
-            tls.contains("tls") && tls.contains("not supported"),
-            "{tls}"
+        let tls = parse_url("rediss://:s3cret@127.0.0.1:6380", None).unwrap();
+        assert!(matches!(
+            tls.info.addr(),
+            redis::ConnectionAddr::TcpTls {
+                port: 6380,
+                insecure: false,
+                ..
+            }
+        ));
+        let unix = parse_url("redis+unix:///run/redis.sock", Some(2)).unwrap();
+        assert_eq!(
+            unix.info.addr(),
+            &redis::ConnectionAddr::Unix("/run/redis.sock".into())
         );
-        assert!(!tls.contains("s3cret"));
+        assert_eq!(unix.info.redis_settings().db(), 2);
+        let host = config_message(parse_url("redis+unix://h/run/redis.sock", None));
+        assert!(host.contains("socket path"), "{host}");
 
         let scheme = config_message(parse_url("http://:s3cret@127.0.0.1", None));
         assert!(scheme.contains("\"http\""), "{scheme}");
@@ -284,6 +340,10 @@ mod tests {
         assert_eq!(
             split_cluster_url("REDIS+CLUSTER://h1,h2:7001/0").unwrap(),
             vec!["redis://h1/0", "redis://h2:7001/0"]
+        );
+        assert_eq!(
+            split_cluster_url("rediss+cluster://h1,h2:7001").unwrap(),
+            vec!["rediss://h1", "rediss://h2:7001"]
         );
         for bad in [
             "redis+cluster://",

@@ -29,6 +29,13 @@ const PERMISSION_CODE: &str = "NOPERM";
 impl ErrorContext {
     /// Maps an error of a command (or of opening a connection, when `connecting`).
     pub(crate) fn map(&self, err: RedisError, connecting: bool) -> CacheError {
+        if let Some(failure) = crate::tls::certificate_failure(&err) {
+            // Not worth a retry: the same certificate is refused again.
+            return CacheError::Auth {
+                backend: BACKEND,
+                source: Box::new(Scrubbed(scrub(&failure, &self.secrets))),
+            };
+        }
         if err.is_timeout() {
             return if connecting {
                 self.timeout("connect", self.connect_timeout)

@@ -7,12 +7,14 @@ mod cluster;
 mod command;
 mod endpoint;
 mod error;
+mod sentinel;
 #[cfg(feature = "serde")]
 mod serde_config;
 mod settings;
 mod single;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 mod url_query;
 
 use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
@@ -35,6 +37,7 @@ use cluster::ClusterBackend;
 use command::{expiry, Expiry};
 use endpoint::Nodes;
 use error::ErrorContext;
+use sentinel::SentinelBackend;
 use settings::{Mode, Settings};
 use single::{Request, Single};
 
@@ -72,19 +75,48 @@ struct Inner {
     errors: ErrorContext,
 }
 
-/// One server, or a cluster.
+/// One server, one found through sentinels, or a cluster.
 enum Backend {
     Single(Single),
+    Sentinel(SentinelBackend),
     Cluster(ClusterBackend),
+}
+
+/// One server, plain or followed through sentinels: what the operations that are not
+/// split per master send to.
+#[derive(Clone, Copy)]
+enum OneServer<'a> {
+    Plain(&'a Single),
+    Sentinel(&'a SentinelBackend),
+}
+
+impl OneServer<'_> {
+    async fn send<T: FromRedisValue + Send>(self, request: Request<'_>) -> Result<T, CacheError> {
+        match self {
+            Self::Plain(single) => single.send(request).await,
+            // Boxed: the default model's futures stay as small as they were.
+            Self::Sentinel(sentinel) => Box::pin(sentinel.send(request)).await,
+        }
+    }
+
+    async fn clear_prefix(self, prefix: &str) -> Result<(), CacheError> {
+        match self {
+            Self::Plain(single) => single.clear_prefix(prefix).await,
+            Self::Sentinel(sentinel) => sentinel.clear_prefix(prefix).await,
+        }
+    }
 }
 
 impl RedisCache {
     /// Connects to the server (or cluster) at `url` with every default setting: no key
     /// prefix, one multiplexed connection, the timeouts of the crate documentation.
     ///
-    /// `url` is `redis://[[user]:password@]host[:port][/database]` for one server, or
+    /// `url` is `redis://[[user]:password@]host[:port][/database]` for one server
+    /// (`rediss://` over TLS, `redis+unix:///path/to/redis.sock` on a unix socket),
+    /// `redis+sentinel://[[user]:password@]host:26379[,...]/group[/database]` for the
+    /// master of a Sentinel group, or
     /// `redis+cluster://[[user]:password@]host1:port1,host2:port2[,...]` for a Redis
-    /// Cluster (see [`cluster_builder`](Self::cluster_builder)).
+    /// Cluster (`rediss+cluster://` over TLS; see [`cluster_builder`](Self::cluster_builder)).
     ///
     /// # Errors
     ///
@@ -144,6 +176,7 @@ impl RedisCache {
         match &self.inner.backend {
             // Settings only ever hold a u32.
             Backend::Single(single) => u32::try_from(single.database).unwrap_or_default(),
+            Backend::Sentinel(sentinel) => u32::try_from(sentinel.database()).unwrap_or_default(),
             Backend::Cluster(_) => 0,
         }
     }
@@ -172,9 +205,12 @@ impl RedisCache {
         };
         let backend = match endpoint.nodes {
             Nodes::Single(info) => Backend::Single(Single::connect(info, mode, &errors).await?),
-            Nodes::Cluster(seeds) => {
-                Backend::Cluster(ClusterBackend::connect(seeds, &errors).await?)
+            Nodes::Sentinel(target) => {
+                Backend::Sentinel(SentinelBackend::connect(target, mode, &errors).await?)
             }
+            Nodes::Cluster(seeds) => Backend::Cluster(
+                ClusterBackend::connect(seeds, endpoint.certificates, &errors).await?,
+            ),
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -219,11 +255,21 @@ impl RedisCache {
         validate_value(value, self.inner.max_value_size)
     }
 
+    /// The one server, or the cluster.
+    fn one_server(&self) -> Result<OneServer<'_>, &ClusterBackend> {
+        match &self.inner.backend {
+            Backend::Single(single) => Ok(OneServer::Plain(single)),
+            Backend::Sentinel(sentinel) => Ok(OneServer::Sentinel(sentinel)),
+            Backend::Cluster(cluster) => Err(cluster),
+        }
+    }
+
     /// Sends one command: to the one server (see [`send`](Self::send)), or through the
     /// cluster client to the master of its key's slot.
     async fn command<T: FromRedisValue + Send>(&self, command: &Cmd) -> Result<T, CacheError> {
         match &self.inner.backend {
             Backend::Single(single) => single.send(Request::Command(command)).await,
+            Backend::Sentinel(sentinel) => Box::pin(sentinel.send(Request::Command(command))).await,
             // Boxed, as the pooled path is: the cluster future would otherwise be part
             // of every call's future, which the default model then allocates and copies
             // for nothing.
@@ -306,12 +352,7 @@ impl Cache for RedisCache {
                 command.arg("PX").arg(millis);
             }
             // `OK` when stored, nil when the key was there.
-            let stored: Option<String> = match &self.inner.backend {
-                Backend::Single(single) => single.send(Request::Command(&command)).await?,
-                Backend::Cluster(cluster) => {
-                    Box::pin(cluster.command(&command, &self.inner.errors)).await?
-                }
-            };
+            let stored: Option<String> = self.command(&command).await?;
             Ok(stored.is_some())
         }
         .await
@@ -341,9 +382,8 @@ impl Cache for RedisCache {
                 return Ok(Vec::new());
             }
             match &self.inner.backend {
-                Backend::Single(single) => {
-                    let command = self.keys_command("MGET", keys);
-                    single.send(Request::Command(&command)).await
+                Backend::Single(_) | Backend::Sentinel(_) => {
+                    self.command(&self.keys_command("MGET", keys)).await
                 }
                 Backend::Cluster(cluster) => {
                     cluster
@@ -371,9 +411,9 @@ impl Cache for RedisCache {
             if entries.is_empty() {
                 return Ok(());
             }
-            let single = match &self.inner.backend {
-                Backend::Single(single) => single,
-                Backend::Cluster(cluster) => {
+            let single = match self.one_server() {
+                Ok(single) => single,
+                Err(cluster) => {
                     let entries: Vec<(Cow<'_, str>, &Bytes)> = entries
                         .iter()
                         .map(|(key, value)| (self.key(key), value))
@@ -427,9 +467,8 @@ impl Cache for RedisCache {
                 return Ok(0);
             }
             match &self.inner.backend {
-                Backend::Single(single) => {
-                    let command = self.keys_command("UNLINK", keys);
-                    single.send(Request::Command(&command)).await
+                Backend::Single(_) | Backend::Sentinel(_) => {
+                    self.command(&self.keys_command("UNLINK", keys)).await
                 }
                 Backend::Cluster(cluster) => {
                     cluster
@@ -463,11 +502,9 @@ impl Cache for RedisCache {
     /// cluster, the same on every master (all at once).
     async fn clear(&self) -> Result<(), CacheError> {
         async {
-            let single = match &self.inner.backend {
-                Backend::Single(single) => single,
-                Backend::Cluster(cluster) => {
-                    return cluster.clear(&self.inner.prefix, &self.inner.errors).await
-                }
+            let single = match self.one_server() {
+                Ok(single) => single,
+                Err(cluster) => return cluster.clear(&self.inner.prefix, &self.inner.errors).await,
             };
             if self.inner.prefix.is_empty() {
                 return single

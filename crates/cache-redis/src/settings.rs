@@ -11,6 +11,8 @@ use crate::{
         is_cluster_url, parse_cluster_seeds, parse_url, redact_url, split_cluster_url, Endpoint,
         Nodes,
     },
+    sentinel::{is_sentinel_url, parse_sentinel_url},
+    tls::configure,
 };
 
 impl RedisCacheBuilder {
@@ -85,11 +87,16 @@ impl RedisCacheBuilder {
             (set, named) => set.or(named),
         };
         if !cluster {
+            if is_sentinel_url(&self.url) {
+                return parse_sentinel_url(&self.url, database, &self.tls);
+            }
             let target = parse_url(&self.url, database)?;
+            let certificates = self.tls.certificates()?;
             return Ok(Endpoint {
-                nodes: Nodes::Single(target.info),
+                nodes: Nodes::Single(configure(target.info, &self.tls, certificates.as_ref())?),
                 redacted_url: target.redacted_url,
                 secrets: target.secrets,
+                certificates,
             });
         }
         let (seeds, shown) = match &self.seeds {
@@ -103,7 +110,7 @@ impl RedisCacheBuilder {
             ),
             None => (split_cluster_url(&self.url)?, redact_url(&self.url)),
         };
-        parse_cluster_seeds(&seeds, database, shown)
+        parse_cluster_seeds(&seeds, database, shown, &self.tls)
     }
 }
 
@@ -208,7 +215,7 @@ mod tests {
         assert_eq!(settings.mode, Mode::Multiplexed { connections: 4 });
         match &settings.endpoint.nodes {
             Nodes::Single(info) => assert_eq!(info.redis_settings().db(), 3),
-            Nodes::Cluster(_) => panic!("one server"),
+            _ => panic!("one server"),
         }
         assert!(!settings.endpoint.redacted_url.contains("s3cret"));
 
@@ -291,6 +298,13 @@ mod tests {
         );
         assert_eq!(settings.endpoint.secrets, vec!["s3cret".to_owned()]);
 
+        let tls = cluster("rediss+cluster://h1:7000,h2:7001?tls_insecure_skip_verify=true")
+            .validate()
+            .unwrap();
+        assert!(
+            matches!(&tls.endpoint.nodes, Nodes::Cluster(seeds) if seeds.iter().all(|seed|
+            matches!(seed.addr(), redis::ConnectionAddr::TcpTls { insecure: true, .. })))
+        );
         let seeds = RedisCacheBuilder::new_cluster(["redis://127.0.0.1:7000"]);
         assert_eq!(seeds.validate().unwrap().mode, Mode::Cluster);
         assert!(seeds.clone().database(0).validate().is_ok());
@@ -306,7 +320,7 @@ mod tests {
             RedisCacheBuilder::new_cluster(["redis://:a@h1", "redis://:b@h2"]),
             RedisCacheBuilder::new_cluster(["redis://alice:a@h1", "redis://:a@h2"]),
             RedisCacheBuilder::new_cluster(Vec::<String>::new()),
-            RedisCacheBuilder::new_cluster(["rediss://h1"]),
+            RedisCacheBuilder::new_cluster(["redis+unix:///tmp/redis.sock"]),
         ] {
             let shown = format!("{builder:?}");
             assert!(

@@ -22,6 +22,10 @@ pub(crate) const KNOWN: &[&str] = &[
     "mode",
     "max_value_size",
     "db",
+    "tls_ca",
+    "tls_cert",
+    "tls_key",
+    "tls_insecure_skip_verify",
 ];
 
 /// How operations reach the server, as a URL names it (`mode=`).
@@ -43,6 +47,10 @@ pub(crate) struct UrlParams {
     pub(crate) mode: Option<ModeParam>,
     pub(crate) max_value_size: Option<usize>,
     pub(crate) db: Option<u32>,
+    pub(crate) tls_ca: Option<String>,
+    pub(crate) tls_cert: Option<String>,
+    pub(crate) tls_key: Option<String>,
+    pub(crate) tls_insecure_skip_verify: Option<bool>,
 }
 
 /// Splits `url` into the URL without its query and the parameters of that query.
@@ -71,6 +79,10 @@ pub(crate) fn parse(query: &str) -> Result<UrlParams, CacheError> {
         pool_size: query.take_count("pool_size")?,
         max_value_size: query.take_count("max_value_size")?,
         db: query.take_number("db", "a database number")?,
+        tls_ca: query.take_string(&["tls_ca"]),
+        tls_cert: query.take_string(&["tls_cert"]),
+        tls_key: query.take_string(&["tls_key"]),
+        tls_insecure_skip_verify: query.take_bool("tls_insecure_skip_verify")?,
         mode: query.take_with("mode", "multiplexed or pooled", |mode| match mode {
             "multiplexed" => Some(ModeParam::Multiplexed),
             "pooled" => Some(ModeParam::Pooled),
@@ -113,9 +125,18 @@ mod tests {
                 mode: Some(ModeParam::Pooled),
                 max_value_size: Some(1000),
                 db: Some(2),
+                ..UrlParams::default()
             }
         );
         assert_eq!(split("redis://h").unwrap().1, UrlParams::default());
+        let (_, tls) = split(
+            "rediss://h?tls_ca=%2Fetc%2Fca.pem&tls_cert=c.pem&tls_key=k.pem&tls_insecure_skip_verify=true",
+        )
+        .unwrap();
+        assert_eq!(tls.tls_ca.as_deref(), Some("/etc/ca.pem"));
+        assert_eq!(tls.tls_cert.as_deref(), Some("c.pem"));
+        assert_eq!(tls.tls_key.as_deref(), Some("k.pem"));
+        assert_eq!(tls.tls_insecure_skip_verify, Some(true));
         assert_eq!(split("redis://h/?").unwrap().1, UrlParams::default());
     }
 
@@ -133,6 +154,10 @@ mod tests {
             ("db=-1", "db"),
             ("mode=fast", "mode"),
             ("max_value_size=0", "max_value_size"),
+            (
+                "tls_insecure_skip_verify=hunter2",
+                "tls_insecure_skip_verify",
+            ),
         ] {
             let shown = message(parse(query));
             assert!(shown.contains(named), "{query}: {shown}");

@@ -12,8 +12,11 @@ mod port;
 mod process;
 pub mod redis_cluster;
 mod runtime;
+pub mod sentinel;
 mod shared;
 mod test_cache;
+mod test_dir;
+pub mod tls;
 
 pub use kind::{Ready, ServerKind};
 pub use kinds::{MEMCACHED, REDIS};
@@ -22,6 +25,7 @@ pub use port::{free_port, wait_for_port};
 pub use process::{run_at_exit, LocalServer};
 pub use shared::{shared_server, Origin, SharedServer, Source, SOURCE_ENV};
 pub use test_cache::{unique_prefix, CleanUp, TestCache};
+pub use test_dir::TestDir;
 
 /// Label (with value `1`) on every container this crate starts, so leftovers can be found and
 /// removed: `docker ps -aq --filter label=cache-testserver=1 | xargs -r docker rm -f -v`.
