@@ -1,0 +1,83 @@
+//! Unix sockets (`redis+unix:///path/to/redis.sock`): the whole contract on a
+//! `redis-server --unixsocket` of this test process, whose socket lives in a temporary
+//! directory of its own; the database named by `db`.
+
+use cache_api::{Bytes, Cache, CacheError};
+use cache_redis::{
+    testing::{LocalServer, REDIS},
+    RedisCache,
+};
+use cache_testserver::TestDir;
+use tokio::sync::OnceCell;
+
+struct Shared {
+    socket: String,
+    _server: LocalServer,
+    _dir: TestDir,
+}
+
+async fn shared() -> &'static Shared {
+    static SHARED: OnceCell<Shared> = OnceCell::const_new();
+    SHARED
+        .get_or_init(|| async {
+            let dir = TestDir::new("redis-unix").expect("a temporary directory");
+            let socket = dir.join("redis.sock").display().to_string();
+            let server = LocalServer::start(
+                &REDIS,
+                &["--unixsocket", &socket, "--unixsocketperm", "700"],
+            )
+            .await
+            .unwrap_or_else(|err| {
+                panic!("cannot start redis-server with --unixsocket (apt-get install redis-server): {err}")
+            });
+            Shared {
+                socket,
+                _server: server,
+                _dir: dir,
+            }
+        })
+        .await
+}
+
+/// A cache on the socket, under a prefix of its own; the server is this process's own.
+async fn factory() -> RedisCache {
+    let url = format!("redis+unix://{}", shared().await.socket);
+    RedisCache::builder(&url)
+        .key_prefix(cache_redis::testing::unique_prefix())
+        .response_timeout(cache_redis::testing::FIXTURE_RESPONSE_TIMEOUT)
+        .build()
+        .await
+        .unwrap_or_else(|err| panic!("cannot connect on the unix socket: {err}"))
+}
+
+cache_tck::contract_tests!(factory);
+cache_tck::extended_tests!(factory);
+
+/// `?db=N` selects the database, as the path does on `redis://`.
+#[tokio::test]
+async fn the_database_is_a_parameter() {
+    let socket = &shared().await.socket;
+    let cache = RedisCache::connect(&format!("redis+unix://{socket}?db=3&prefix=unix-db:"))
+        .await
+        .expect("the socket with a database");
+    assert_eq!(cache.database(), 3);
+    cache.set("k", Bytes::from("v"), None).await.unwrap();
+    let other = RedisCache::connect(&format!("redis+unix://{socket}?prefix=unix-db:"))
+        .await
+        .unwrap();
+    assert_eq!(other.get("k").await.unwrap(), None, "database 0 is another one");
+    assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("v")));
+    cache.clear().await.unwrap();
+}
+
+/// A socket that is not there is `Unreachable`.
+#[tokio::test]
+async fn a_missing_socket_is_unreachable() {
+    let dir = TestDir::new("redis-unix-missing").unwrap();
+    let url = format!("redis+unix://{}", dir.join("none.sock").display());
+    let result = RedisCache::connect(&url).await;
+    assert!(
+        matches!(result, Err(CacheError::Unreachable { .. })),
+        "{result:?}"
+    );
+}
