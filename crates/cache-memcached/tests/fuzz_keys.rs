@@ -5,7 +5,8 @@
 //! injection), the empty key is `InvalidKey` and nothing panics; afterwards every key the
 //! server holds under the cache's prefix is at most 250 bytes with no space or control
 //! byte (so the client never re-encodes it). The key prefix itself is fuzzed through the
-//! builder: refused with `Config`, or usable.
+//! builder, after a unique head: refused with `Config`, or usable. What a run writes is
+//! removed again, generation counters included (`clear`).
 //!
 //! The committed corpus (`tests/fuzz-corpus/keys.jsonl`, one JSON list of keys per line)
 //! runs first, then `CACHE_FUZZ_CASES` generated cases (512 by default).
@@ -216,7 +217,10 @@ fn arbitrary_prefixes_are_refused_with_config_or_work() {
         "[a-z{}: ]{0,8}:",
         (100_usize..140).prop_map(|len| format!("{}:", "p".repeat(len))),
     ];
-    let result = runner.run(&prefix, |prefix| {
+    let result = runner.run(&prefix, |arbitrary| {
+        // Under a unique head, so that the clear after the probe reaches nothing of
+        // anyone else's on a shared server.
+        let prefix = format!("{}{arbitrary}", unique_prefix());
         let built = runtime.block_on(MemcachedCache::builder(&url).key_prefix(&prefix).build());
         match built {
             Err(CacheError::Config { .. }) => Ok(()),
@@ -228,6 +232,8 @@ fn arbitrary_prefixes_are_refused_with_config_or_work() {
                         cache.set(&key, Bytes::from("v"), TTL).await?;
                         let read = cache.get(&key).await?;
                         cache.delete(&key).await?;
+                        // Removes the prefix's generation counter too.
+                        cache.clear().await?;
                         Ok::<_, CacheError>(read)
                     })
                     .map_err(|err| TestCaseError::fail(format!("{prefix:?}: {err:?}")))
