@@ -27,8 +27,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// by a server with default settings.
 pub const DEFAULT_MAX_VALUE_SIZE: usize = (1 << 20) - 512;
 
-/// Default for [`MemcachedCacheBuilder::pool_size`]: connections per server.
-pub const DEFAULT_POOL_SIZE: usize = 16;
+/// Default for [`MemcachedCacheBuilder::pool_size`]: multiplexed connections per server.
+/// Measured with `cachectl bench` (GET of 100 B at 128 tasks on one thread, see
+/// BENCHMARKS.md): one, two and four connections read about as fast, sixteen slower
+/// (each connection's writes gather fewer requests); two keep a second connection
+/// busy while one is being dialled again, and let a server spread them over two threads.
+pub const DEFAULT_POOL_SIZE: usize = 2;
 
 /// Default for [`MemcachedCacheBuilder::namespace_refresh`].
 pub const DEFAULT_NAMESPACE_REFRESH: Duration = Duration::from_secs(1);
@@ -135,18 +139,29 @@ impl MemcachedCacheBuilder {
         self
     }
 
-    /// How long each call may take as a whole, waiting for a free pooled connection,
-    /// connecting and the exchange with the server included (default 1 s); connecting
-    /// at `build` is bounded by it too. Zero is refused by `build`: there is no "wait
+    /// How long each call may take as a whole, dialling a connection when one must be
+    /// and the exchange with the server included (default 1 s); connecting at `build` is
+    /// bounded by it too. A call that runs out of it fails with
+    /// [`CacheError::Timeout`] and takes the connection it waited on down with it (see
+    /// [`pool_size`](Self::pool_size)). Zero is refused by `build`: there is no "wait
     /// forever".
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// Most connections open to each server at once, and kept idle between uses
-    /// (default 16). A caller that finds every connection busy waits for one, up to the
-    /// timeout.
+    /// Connections to each server (default [`DEFAULT_POOL_SIZE`]), taken in turn. Each
+    /// is multiplexed: it carries the requests of every task at once, written back to
+    /// back and answered in order, so a few serve any number of tasks and no call waits
+    /// for a free connection.
+    ///
+    /// A connection is dialled when first needed and again after it failed: when the
+    /// server closed it, or when a call on it ran out of its timeout (the server stopped
+    /// answering; the other calls on it then fail with `Timeout` too rather than each
+    /// waiting out its own). Dials to a server that time out make the next ones wait a
+    /// pause that doubles from 10 ms up to 250 ms, calls failing with `Unreachable`
+    /// meanwhile; a refused dial costs no pause, so a restarted server is used by the
+    /// next call.
     pub fn pool_size(mut self, size: usize) -> Self {
         self.pool_size = size;
         self

@@ -23,6 +23,9 @@ use crate::router::StableRendezvous;
 use connection::{Answer, Expect, Failure};
 use server::Server;
 
+/// Bytes of a command line besides its key: the command, flags and opaque token.
+const COMMAND_ROOM: usize = 48;
+
 /// Multiplexed connections to every server of a cache.
 pub(crate) struct Client {
     names: Vec<String>,
@@ -72,7 +75,8 @@ impl Client {
     ) -> Result<O::Output, Error> {
         let deadline = Instant::now() + timeout;
         let first = self.tokens(1);
-        let mut payload = Vec::new();
+        // Room for a read's whole command line: a write grows it once for its value.
+        let mut payload = Vec::with_capacity(COMMAND_ROOM + operation.key().len());
         encode(operation.prepare()?, first, &mut payload)?;
         let server = &self.servers[self.server_of(operation.key())];
         let expect = Expect::Commands { first, count: 1 };
