@@ -99,7 +99,7 @@ impl fmt::Display for CellReport {
     }
 }
 
-/// Writes `KEYS_PER_TASK` keys under `stem`, each with a value naming it, and returns them.
+/// Writes eight keys under `stem`, each with a value naming it, and returns them.
 ///
 /// # Errors
 ///
@@ -114,7 +114,7 @@ pub async fn populate(cache: &dyn Cache, stem: &str) -> Result<Vec<String>, Cach
 
 /// Injects `fault`, makes a `get` and a `set` that must both fail, lifts the fault and
 /// waits (up to `heal_within`) until the same cache reads every key as its own again,
-/// then asks for [`HEALED_STREAK`] correct calls in a row.
+/// then asks for 20 correct calls in a row.
 ///
 /// # Errors
 ///
