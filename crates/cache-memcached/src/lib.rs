@@ -43,7 +43,7 @@ use namespace::Namespace;
 /// A [`Cache`] on one or several memcached servers, over the meta protocol of
 /// `memcache::exp`.
 ///
-/// Cheap to clone: clones share the connection pools and the namespace state. See the
+/// Cheap to clone: clones share the connections and the namespace state. See the
 /// [crate documentation](crate) for the key encoding, TTL rules, `clear` and several
 /// servers.
 ///
