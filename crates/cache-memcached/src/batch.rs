@@ -89,7 +89,11 @@ impl MemcachedCache {
         let deletes = keys
             .iter()
             .map(|key| delete_of(self.inner.keys.server_key(generation, key)));
-        let results = call(context, self.inner.client.run_many(deletes, context.timeout)).await?;
+        let results = call(
+            context,
+            self.inner.client.run_many(deletes, context.timeout),
+        )
+        .await?;
         let mut count = 0;
         for result in results {
             count += usize::from(removed(result.map_err(|error| context.map(error))?.status)?);

@@ -171,7 +171,9 @@ impl MemcachedCache {
         let context = self.context("delete");
         let result = call(
             context,
-            self.inner.client.run(delete_of(server_key), context.timeout),
+            self.inner
+                .client
+                .run(delete_of(server_key), context.timeout),
         )
         .await?;
         removed(result.status)

@@ -37,11 +37,8 @@ impl MemcachedCache {
                 let reads = positions
                     .iter()
                     .map(|&position| Get::new(&server_keys[position]));
-                let answers = call(
-                    context,
-                    self.inner.client.run_many(reads, context.timeout),
-                )
-                .await;
+                let answers =
+                    call(context, self.inner.client.run_many(reads, context.timeout)).await;
                 (server, positions, answers)
             });
         let mut values = vec![None; server_keys.len()];

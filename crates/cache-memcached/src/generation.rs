@@ -50,7 +50,8 @@ pub(crate) async fn create_counter(
     let added = call(
         context,
         client.run(Set::new(key, fresh.to_string()).add(), context.timeout),
-    ).await?;
+    )
+    .await?;
     match added.status {
         MutationStatus::Applied => Ok(Some(fresh)),
         MutationStatus::AlreadyExists => Ok(None),

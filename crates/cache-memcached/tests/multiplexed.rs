@@ -292,6 +292,9 @@ async fn answers_out_of_step_are_errors_never_values() {
             "a batch answered out of step: {batch:?}"
         );
         let write = cache.set("mux:mine", value("mux:mine", 1), None).await;
-        assert!(matches!(write, Err(CacheError::Backend { .. })), "{write:?}");
+        assert!(
+            matches!(write, Err(CacheError::Backend { .. })),
+            "{write:?}"
+        );
     }
 }

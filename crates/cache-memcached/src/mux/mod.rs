@@ -127,16 +127,18 @@ impl Client {
             };
             requests.push((server, positions, payload, expect));
         }
-        let exchanges = requests
-            .into_iter()
-            .map(|(server, positions, payload, expect)| async move {
-                let answers = self.servers[server]
-                    .exchange(payload, expect, deadline)
-                    .await;
-                (positions, answers)
-            });
-        let mut results: Vec<Option<Result<O::Output, Error>>> =
-            std::iter::repeat_with(|| None).take(operations.len()).collect();
+        let exchanges =
+            requests
+                .into_iter()
+                .map(|(server, positions, payload, expect)| async move {
+                    let answers = self.servers[server]
+                        .exchange(payload, expect, deadline)
+                        .await;
+                    (positions, answers)
+                });
+        let mut results: Vec<Option<Result<O::Output, Error>>> = std::iter::repeat_with(|| None)
+            .take(operations.len())
+            .collect();
         for (positions, answers) in futures::future::join_all(exchanges).await {
             fill(&mut results, &operations, positions, answers);
         }
@@ -175,9 +177,7 @@ impl Client {
 
 /// Appends `command` with the opaque token `token` to `payload`.
 fn encode(command: MetaCommand, token: u32, payload: &mut Vec<u8>) -> Result<(), Error> {
-    command
-        .flag(format!("O{token}"))
-        .encode_into(payload)
+    command.flag(format!("O{token}")).encode_into(payload)
 }
 
 /// Puts each answer of one server's part of a batch at its operation's position.

@@ -142,16 +142,15 @@ impl Server {
         if let Some(failure) = dials.known_failure(&self.address, asked) {
             return Err(failure);
         }
-        let dialled = match tokio::time::timeout_at(deadline, TcpStream::connect(&self.address))
-            .await
-        {
-            Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(error)) => Err(Failure::Io(
-                error.kind(),
-                format!("connecting to {}: {error}", self.address),
-            )),
-            Err(_) => Err(Failure::Timeout),
-        };
+        let dialled =
+            match tokio::time::timeout_at(deadline, TcpStream::connect(&self.address)).await {
+                Ok(Ok(stream)) => Ok(stream),
+                Ok(Err(error)) => Err(Failure::Io(
+                    error.kind(),
+                    format!("connecting to {}: {error}", self.address),
+                )),
+                Err(_) => Err(Failure::Timeout),
+            };
         match dialled {
             Ok(stream) => {
                 dials.succeeded();
