@@ -65,7 +65,11 @@ async fn the_database_is_a_parameter() {
     let other = RedisCache::connect(&format!("redis+unix://{socket}?prefix=unix-db:"))
         .await
         .unwrap();
-    assert_eq!(other.get("k").await.unwrap(), None, "database 0 is another one");
+    assert_eq!(
+        other.get("k").await.unwrap(),
+        None,
+        "database 0 is another one"
+    );
     assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("v")));
     cache.clear().await.unwrap();
 }

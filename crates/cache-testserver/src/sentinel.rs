@@ -106,7 +106,6 @@ impl SentinelGroup {
             sentinels: Vec::new(),
             dir,
         };
-        let monitor = format!("{SENTINEL_SERVICE} 127.0.0.1 {master_port} 2");
         let sentinel_dir = group.dir.path().display().to_string();
         for index in 0..3 {
             let args = [
@@ -114,7 +113,10 @@ impl SentinelGroup {
                 &sentinel_dir,
                 "--sentinel",
                 "monitor",
-                &monitor,
+                SENTINEL_SERVICE,
+                "127.0.0.1",
+                &master_port,
+                "2",
                 "--sentinel",
                 "down-after-milliseconds",
                 SENTINEL_SERVICE,
