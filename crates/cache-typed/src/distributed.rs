@@ -21,7 +21,11 @@ const MAX_BACKOFF: Duration = Duration::from_millis(100);
 /// What taking the lock came to.
 pub(crate) enum Lock<V> {
     /// This process holds the lock and computes.
-    Held { key: String, since: Instant, ttl: Duration },
+    Held {
+        key: String,
+        since: Instant,
+        ttl: Duration,
+    },
     /// Another process computed the value meanwhile.
     Found(Arc<Stored<V>>),
     /// No lock (the backend cannot take one, or the wait ran out): compute anyway.

@@ -29,13 +29,21 @@ impl<V: Send + Sync + 'static> Fallback<V> {
         }
     }
 
+    /// Whether the write of `written_at_ms` is what is kept for `key` (not throttled).
+    pub(crate) fn holds(&self, key: &str, written_at_ms: u64) -> bool {
+        self.entries.as_ref().is_none_or(|entries| {
+            entries.get(key).is_some_and(|kept| {
+                kept.stored.written_at_ms == written_at_ms && kept.throttled_until.is_none()
+            })
+        })
+    }
+
     /// Keeps `stored` as the value of `key` for `max_duration` past its TTL, unless the
     /// same write is already kept.
     pub(crate) fn remember(&self, key: &str, stored: &Arc<Stored<V>>, max_duration: Duration) {
         let Some(entries) = &self.entries else { return };
         if let Some(kept) = entries.get(key) {
-            if kept.stored.written_at_ms == stored.written_at_ms && kept.throttled_until.is_none()
-            {
+            if kept.stored.written_at_ms == stored.written_at_ms && kept.throttled_until.is_none() {
                 return;
             }
         }

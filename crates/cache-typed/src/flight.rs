@@ -11,7 +11,6 @@
 
 use std::{
     collections::HashMap,
-    future::Future,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, PoisonError,
@@ -27,16 +26,18 @@ use crate::{error::FlightError, stored::Stored};
 
 pub(crate) type Outcome<V> = Result<Arc<Stored<V>>, FlightError>;
 pub(crate) type Flight<V> = Shared<BoxFuture<'static, Outcome<V>>>;
+/// Each key's run in progress, with the id that tells one run from the next.
+type Running<V> = Arc<Mutex<HashMap<String, (u64, Flight<V>)>>>;
 
 /// The runs in progress, by key.
 pub(crate) struct Flights<V> {
-    running: Arc<Mutex<HashMap<String, (u64, Flight<V>)>>>,
+    running: Running<V>,
     next_id: AtomicU64,
 }
 
 /// Removes a run's entry when the run ends, unless another run has replaced it.
 struct Landing<V> {
-    running: Arc<Mutex<HashMap<String, (u64, Flight<V>)>>>,
+    running: Running<V>,
     key: String,
     id: u64,
 }
@@ -100,17 +101,17 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
 
 /// The task's outcome; a task that panicked outside the factory's own catch, or was
 /// cancelled by a runtime shutting down, is an error for every waiter.
-fn joined_outcome<V: Send + Sync + 'static>(
+async fn joined_outcome<V: Send + Sync + 'static>(
     task: tokio::task::JoinHandle<Outcome<V>>,
-) -> impl Future<Output = Outcome<V>> + Send {
-    async move {
-        match task.await {
-            Ok(outcome) => outcome,
-            Err(err) if err.is_panic() => Err(FlightError::Panicked(Arc::from(
-                panic_message(err.into_panic().as_ref()).as_str(),
-            ))),
-            Err(_) => Err(FlightError::Panicked(Arc::from("the factory task was cancelled"))),
-        }
+) -> Outcome<V> {
+    match task.await {
+        Ok(outcome) => outcome,
+        Err(err) if err.is_panic() => Err(FlightError::Panicked(Arc::from(
+            panic_message(err.into_panic().as_ref()).as_str(),
+        ))),
+        Err(_) => Err(FlightError::Panicked(Arc::from(
+            "the factory task was cancelled",
+        ))),
     }
 }
 

@@ -1,7 +1,9 @@
 //! `get_or_set` and its variants: the read, single-flight, fail-safe, timeouts and
 //! eager refresh around a factory.
 
-use std::{convert::Infallible, future::Future, panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible, future::Future, panic::AssertUnwindSafe, sync::Arc, time::Duration,
+};
 
 use futures::FutureExt;
 
@@ -120,7 +122,10 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
         Fut: Future<Output = Result<V, E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        Ok(self.try_get_or_set_entry(key, options, factory).await?.value)
+        Ok(self
+            .try_get_or_set_entry(key, options, factory)
+            .await?
+            .value)
     }
 
     /// As [`try_get_or_set`](Self::try_get_or_set), with the value's [`Entry`].
@@ -186,27 +191,29 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
         if matches!(role, Role::Joined) {
             telemetry::joined(inner.label);
         }
-        self.wait(key, flight, stale, &options).await
+        // Boxed: the wait's state (timers, the shared run) is large, and would
+        // otherwise make every call's future large, hits included.
+        Box::pin(self.wait(key, flight, stale, &options)).await
     }
 
     /// A fresh hit: kept for fail-safe, and refreshed in the background when it is
     /// past the eager-refresh threshold and no refresh is running yet.
-    fn hit<F, Fut, E>(&self, key: &str, stored: Stored<V>, options: EntryOptions, factory: F) -> Entry<V>
+    fn hit<F, Fut, E>(
+        &self,
+        key: &str,
+        stored: Stored<V>,
+        options: EntryOptions,
+        factory: F,
+    ) -> Entry<V>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        let entry = Entry::from_stored(&stored, false);
         let due = options
             .eager_refresh
             .is_some_and(|fraction| stored.past_fraction(fraction, now_ms()));
         let seen = stored.written_at_ms;
-        if options.fail_safe {
-            let stored = Arc::new(stored);
-            let max = options.fail_safe_max_duration;
-            self.inner.fallback.remember(key, &stored, max);
-        }
         if due {
             let (_, role) = self.inner.flights.join_or_start(key, || {
                 let inner = Arc::clone(&self.inner);
@@ -216,7 +223,15 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
                 telemetry::eager_refresh(self.inner.label);
             }
         }
-        entry
+        // The value moves to the caller; it is copied only when fail-safe must keep a
+        // write it does not hold yet (the hit path's one avoidable cost).
+        if options.fail_safe && !self.inner.fallback.holds(key, seen) {
+            let stored = Arc::new(stored);
+            let max = options.fail_safe_max_duration;
+            self.inner.fallback.remember(key, &stored, max);
+            return Entry::from_stored(&stored, false);
+        }
+        Entry::from_owned(stored, false)
     }
 
     /// Waits for the run's outcome, no longer than the soft timeout when a stale value
@@ -228,9 +243,9 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
         stale: Option<Arc<Stored<V>>>,
         options: &EntryOptions,
     ) -> Result<Entry<V>, Error> {
-        let soft = options.soft_timeout.filter(|soft| {
-            stale.is_some() && options.hard_timeout.is_none_or(|hard| *soft < hard)
-        });
+        let soft = options
+            .soft_timeout
+            .filter(|soft| stale.is_some() && options.hard_timeout.is_none_or(|hard| *soft < hard));
         let Some(limit) = soft.or(options.hard_timeout) else {
             return self.settle(key, flight.await, stale.as_ref(), options);
         };
@@ -325,12 +340,16 @@ where
         }
         Err(panic) => {
             telemetry::factory_run(inner.label, "panic");
-            Err(FlightError::Panicked(Arc::from(panic_message(&*panic).as_str())))
+            Err(FlightError::Panicked(Arc::from(
+                panic_message(&*panic).as_str(),
+            )))
         }
     };
     distributed::release(&inner, lock).await;
     if let (Ok(stored), true) = (&outcome, options.fail_safe) {
-        inner.fallback.remember(&key, stored, options.fail_safe_max_duration);
+        inner
+            .fallback
+            .remember(&key, stored, options.fail_safe_max_duration);
     }
     outcome
 }

@@ -42,7 +42,11 @@ mod tests {
         let drawn: Vec<Duration> = (0..200).map(|_| apply(ttl, max)).collect();
         assert!(drawn.iter().all(|d| *d >= ttl && *d <= ttl + max));
         let distinct: std::collections::HashSet<_> = drawn.iter().collect();
-        assert!(distinct.len() > 150, "only {} distinct ttls", distinct.len());
+        assert!(
+            distinct.len() > 150,
+            "only {} distinct ttls",
+            distinct.len()
+        );
         assert_eq!(apply(ttl, Duration::ZERO), ttl);
     }
 }

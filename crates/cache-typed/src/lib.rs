@@ -15,11 +15,11 @@ mod stored;
 pub mod telemetry;
 mod typed;
 
-pub use codec::{Codec, Compression};
 #[cfg(feature = "json")]
 pub use codec::JsonCodec;
 #[cfg(feature = "postcard")]
 pub use codec::PostcardCodec;
+pub use codec::{Codec, Compression};
 pub use distributed::LOCK_SUFFIX;
 pub use error::{CodecError, Error, FactoryError};
 pub use options::{DistributedLock, EntryOptions, ReadErrors};

@@ -39,6 +39,17 @@ pub struct Entry<V> {
     pub expires_at: Option<SystemTime>,
 }
 
+impl<V> Entry<V> {
+    pub(crate) fn from_owned(stored: Stored<V>, stale: bool) -> Self {
+        Self {
+            written_at: to_system_time(stored.written_at_ms),
+            expires_at: stored.logical_expiry_ms.map(to_system_time),
+            value: stored.value,
+            stale,
+        }
+    }
+}
+
 impl<V: Clone> Entry<V> {
     pub(crate) fn from_stored(stored: &Stored<V>, stale: bool) -> Self {
         Self {
@@ -238,10 +249,10 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
             return Ok(None);
         };
         let now = now_ms();
-        Ok(self
-            .inner
-            .decode_logged(&bytes)
-            .map(|stored| Entry::from_stored(&stored, !stored.is_fresh(now))))
+        Ok(self.inner.decode_logged(&bytes).map(|stored| {
+            let stale = !stored.is_fresh(now);
+            Entry::from_owned(stored, stale)
+        }))
     }
 
     /// Stores `value` under `key` with the default options.
@@ -260,7 +271,12 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
     /// # Errors
     ///
     /// As [`set`](Self::set).
-    pub async fn set_with(&self, key: &str, value: &V, options: &EntryOptions) -> Result<(), Error> {
+    pub async fn set_with(
+        &self,
+        key: &str,
+        value: &V,
+        options: &EntryOptions,
+    ) -> Result<(), Error> {
         let logical = crate::jitter::apply(options.ttl, options.jitter);
         let (bytes, _) = self.inner.encode(value, logical)?;
         self.inner
@@ -316,7 +332,11 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
     /// # Errors
     ///
     /// As [`set_many`](Self::set_many).
-    pub async fn set_many_with(&self, entries: &[(&str, V)], options: &EntryOptions) -> Result<(), Error> {
+    pub async fn set_many_with(
+        &self,
+        entries: &[(&str, V)],
+        options: &EntryOptions,
+    ) -> Result<(), Error> {
         let logical = crate::jitter::apply(options.ttl, options.jitter);
         let encoded = entries
             .iter()
@@ -346,7 +366,8 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
     /// A [`DecodeError`] saying why the bytes are not a value of this cache.
     pub fn decode(&self, bytes: &[u8]) -> Result<Entry<V>, DecodeError> {
         let stored = self.inner.decode(bytes)?;
-        Ok(Entry::from_stored(&stored, !stored.is_fresh(now_ms())))
+        let stale = !stored.is_fresh(now_ms());
+        Ok(Entry::from_owned(stored, stale))
     }
 }
 

@@ -46,7 +46,11 @@ async fn a_panicking_factory_releases_every_waiter() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(runs.count(), 1);
     let value = typed
-        .get_or_set("user:9", typed.options(), runs.factory(Duration::ZERO, user(9, "ok")))
+        .get_or_set(
+            "user:9",
+            typed.options(),
+            runs.factory(Duration::ZERO, user(9, "ok")),
+        )
         .await
         .unwrap();
     assert_eq!((value, runs.count()), (user(9, "ok"), 2));
@@ -70,7 +74,9 @@ async fn a_failing_factory_fails_every_waiter_with_its_error() {
     });
     for answer in join_all(callers).await {
         let err = answer.unwrap().unwrap_err();
-        let source = err.factory_error::<std::io::Error>().expect("the factory's error");
+        let source = err
+            .factory_error::<std::io::Error>()
+            .expect("the factory's error");
         assert_eq!(source.kind(), std::io::ErrorKind::TimedOut);
     }
     assert_eq!(runs.count(), 1);
@@ -114,11 +120,18 @@ async fn eager_refresh_refreshes_once_in_the_background() {
     let options = EntryOptions::default()
         .ttl(Duration::from_millis(400))
         .eager_refresh(0.5);
-    typed.set_with("user:12", &user(12, "old"), &options).await.unwrap();
+    typed
+        .set_with("user:12", &user(12, "old"), &options)
+        .await
+        .unwrap();
     let runs = Runs::default();
     // Before the threshold: no refresh.
     let early = typed
-        .get_or_set("user:12", options, runs.factory(Duration::ZERO, user(12, "new")))
+        .get_or_set(
+            "user:12",
+            options,
+            runs.factory(Duration::ZERO, user(12, "new")),
+        )
         .await
         .unwrap();
     assert_eq!((early, runs.count()), (user(12, "old"), 0));
@@ -132,7 +145,10 @@ async fn eager_refresh_refreshes_once_in_the_background() {
     for hit in join_all(hits).await {
         assert_eq!(hit.unwrap(), user(12, "old"));
     }
-    assert!(started.elapsed() < Duration::from_millis(80), "hits waited for the refresh");
+    assert!(
+        started.elapsed() < Duration::from_millis(80),
+        "hits waited for the refresh"
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(runs.count(), 1, "one refresh for all the hits");
     assert_eq!(typed.get("user:12").await.unwrap(), Some(user(12, "new")));
@@ -172,17 +188,28 @@ async fn read_errors_fail_open_by_default_and_propagate_on_request() {
     let typed = users(flaky.clone());
     let runs = Runs::default();
     let value = typed
-        .get_or_set("user:13", typed.options(), runs.factory(Duration::ZERO, user(13, "db")))
+        .get_or_set(
+            "user:13",
+            typed.options(),
+            runs.factory(Duration::ZERO, user(13, "db")),
+        )
         .await
         .unwrap();
     assert_eq!((value, runs.count()), (user(13, "db"), 1));
 
     let strict = typed.options().read_errors(ReadErrors::Propagate);
     let err = typed
-        .get_or_set("user:13", strict, runs.factory(Duration::ZERO, user(13, "db")))
+        .get_or_set(
+            "user:13",
+            strict,
+            runs.factory(Duration::ZERO, user(13, "db")),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Cache(CacheError::Unreachable { .. })), "{err:?}");
+    assert!(
+        matches!(err, Error::Cache(CacheError::Unreachable { .. })),
+        "{err:?}"
+    );
     assert_eq!(runs.count(), 1);
 }
 
@@ -208,11 +235,19 @@ async fn values_that_do_not_decode_are_misses() {
         backend.set(key, bytes, None).await.unwrap();
         assert_eq!(typed.get(key).await.unwrap(), None, "{key}");
         let value = typed
-            .get_or_set(key, typed.options(), runs.factory(Duration::ZERO, user(14, "db")))
+            .get_or_set(
+                key,
+                typed.options(),
+                runs.factory(Duration::ZERO, user(14, "db")),
+            )
             .await
             .unwrap();
         assert_eq!(value, user(14, "db"), "{key}");
-        assert_eq!(typed.get(key).await.unwrap(), Some(user(14, "db")), "{key}: overwritten");
+        assert_eq!(
+            typed.get(key).await.unwrap(),
+            Some(user(14, "db")),
+            "{key}: overwritten"
+        );
     }
     assert_eq!(runs.count(), 4);
 }
@@ -229,13 +264,24 @@ async fn jitter_spreads_expiries() {
         let key = format!("user:{i}");
         typed.set_with(&key, &user(i, "j"), &options).await.unwrap();
         let entry = typed.get_entry(&key).await.unwrap().unwrap();
-        let lifetime = entry.expires_at.unwrap().duration_since(entry.written_at).unwrap();
-        assert!(lifetime >= Duration::from_secs(60) && lifetime <= Duration::from_secs(70), "{lifetime:?}");
+        let lifetime = entry
+            .expires_at
+            .unwrap()
+            .duration_since(entry.written_at)
+            .unwrap();
+        assert!(
+            lifetime >= Duration::from_secs(60) && lifetime <= Duration::from_secs(70),
+            "{lifetime:?}"
+        );
         lifetimes.push(lifetime);
     }
     lifetimes.sort();
     lifetimes.dedup();
-    assert!(lifetimes.len() > 10, "only {} distinct lifetimes", lifetimes.len());
+    assert!(
+        lifetimes.len() > 10,
+        "only {} distinct lifetimes",
+        lifetimes.len()
+    );
 }
 
 /// The typed bulk operations and delete keep order, misses and the fail-safe copy.
@@ -250,10 +296,16 @@ async fn bulk_operations_and_delete() {
     assert_eq!(got, vec![Some(user(2, "b")), None, Some(user(1, "a"))]);
     assert!(typed.delete("a").await.unwrap());
     assert!(!typed.delete("a").await.unwrap());
-    assert!(matches!(typed.get("").await, Err(Error::Cache(CacheError::InvalidKey { .. }))));
+    assert!(matches!(
+        typed.get("").await,
+        Err(Error::Cache(CacheError::InvalidKey { .. }))
+    ));
     let err = typed
         .get_or_set("", typed.options(), || async { user(0, "never") })
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Cache(CacheError::InvalidKey { .. })), "{err:?}");
+    assert!(
+        matches!(err, Error::Cache(CacheError::InvalidKey { .. })),
+        "{err:?}"
+    );
 }

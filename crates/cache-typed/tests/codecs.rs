@@ -49,8 +49,16 @@ fn shape() -> impl Strategy<Value = Shape> {
 }
 
 fn doc() -> impl Strategy<Value = Doc> {
-    let inner = (any::<String>(), any::<Option<i64>>(), prop::collection::vec(any::<bool>(), 0..8))
-        .prop_map(|(label, weight, flags)| Inner { label, weight, flags });
+    let inner = (
+        any::<String>(),
+        any::<Option<i64>>(),
+        prop::collection::vec(any::<bool>(), 0..8),
+    )
+        .prop_map(|(label, weight, flags)| Inner {
+            label,
+            weight,
+            flags,
+        });
     (
         any::<u64>(),
         any::<String>(),
@@ -147,13 +155,13 @@ const EXPIRES_AT_MS: u64 = 1_767_225_660_000; // a minute later
 
 /// Envelope format 1, JSON, uncompressed, no tags.
 const FROZEN_JSON: &str = concat!(
-    "ca7e", // magic
-    "01", // format version
-    "01", // codec
-    "00", // flags
-    "0000019b76daa800", // written at (unix ms)
-    "0000019b76db9260", // logical expiry (unix ms)
-    "0000", // tags length
+    "ca7e",                                                             // magic
+    "01",                                                               // format version
+    "01",                                                               // codec
+    "00",                                                               // flags
+    "0000019b76daa800",                                                 // written at (unix ms)
+    "0000019b76db9260",                                                 // logical expiry (unix ms)
+    "0000",                                                             // tags length
     "7b226964223a34322c226e616d65223a22616461222c22656d61696c223a2261", // payload
     "6461406578616d706c652e636f6d222c22726f6c6573223a5b226d656d626572",
     "225d2c226d616e61676572223a312c227072656673223a7b226c616e67223a22",
@@ -161,27 +169,27 @@ const FROZEN_JSON: &str = concat!(
 );
 /// Envelope format 1, postcard, uncompressed, no tags.
 const FROZEN_POSTCARD: &str = concat!(
-    "ca7e", // magic
-    "01", // format version
-    "02", // codec
-    "00", // flags
-    "0000019b76daa800", // written at (unix ms)
-    "0000019b76db9260", // logical expiry (unix ms)
-    "0000", // tags length
+    "ca7e",                                                             // magic
+    "01",                                                               // format version
+    "02",                                                               // codec
+    "00",                                                               // flags
+    "0000019b76daa800",                                                 // written at (unix ms)
+    "0000019b76db9260",                                                 // logical expiry (unix ms)
+    "0000",                                                             // tags length
     "2a036164610f616461406578616d706c652e636f6d01066d656d626572010101", // payload
     "046c616e6702656e",
 );
 /// Envelope format 1, JSON, LZ4-compressed, with a 3-byte tags section (which
 /// format 1 readers skip).
 const FROZEN_JSON_LZ4_TAGS: &str = concat!(
-    "ca7e", // magic
-    "01", // format version
-    "01", // codec
-    "01", // flags
-    "0000019b76daa800", // written at (unix ms)
-    "0000019b76db9260", // logical expiry (unix ms)
-    "0003", // tags length
-    "743a31", // tags
+    "ca7e",                                                             // magic
+    "01",                                                               // format version
+    "01",                                                               // codec
+    "01",                                                               // flags
+    "0000019b76daa800",                                                 // written at (unix ms)
+    "0000019b76db9260",                                                 // logical expiry (unix ms)
+    "0003",                                                             // tags length
+    "743a31",                                                           // tags
     "c8010000f40f7b226964223a34332c226e616d65223a226772616365222c2265", // payload
     "6d61696c1000ff11406578616d706c652e636f6d222c22726f6c6573223a5b22",
     "6d656d626572222c0900ff4cf0155d2c226d616e61676572223a312c22707265",
@@ -218,10 +226,13 @@ fn with_header(codec: u8, flags: u8, tags: &[u8], payload: &[u8]) -> Vec<u8> {
 /// The compressed vector as this version writes it: the cache's own compression, then
 /// the fixed times and a tags section.
 fn frozen_compressed_bytes() -> Vec<u8> {
-    let cache: TypedCache<common::User, JsonCodec> = TypedCache::builder(common::memory(), JsonCodec)
-        .compression(Compression::lz4(0))
-        .build();
-    let written = cache.encode(&frozen_large_value(), &EntryOptions::default()).unwrap();
+    let cache: TypedCache<common::User, JsonCodec> =
+        TypedCache::builder(common::memory(), JsonCodec)
+            .compression(Compression::lz4(0))
+            .build();
+    let written = cache
+        .encode(&frozen_large_value(), &EntryOptions::default())
+        .unwrap();
     let (header, payload) = envelope::decode(&written).unwrap();
     assert!(header.compressed());
     with_header(JsonCodec::ID, envelope::FLAG_COMPRESSED, b"t:1", payload)
@@ -256,14 +267,25 @@ fn frozen_vectors_decode() {
     for (name, vector) in cases {
         let bytes = unhex(vector);
         let entry = if name.starts_with("json") {
-            TypedCache::<common::User, _>::new(common::memory(), JsonCodec).decode(&bytes).unwrap()
+            TypedCache::<common::User, _>::new(common::memory(), JsonCodec)
+                .decode(&bytes)
+                .unwrap()
         } else {
-            TypedCache::<common::User, _>::new(common::memory(), PostcardCodec).decode(&bytes).unwrap()
+            TypedCache::<common::User, _>::new(common::memory(), PostcardCodec)
+                .decode(&bytes)
+                .unwrap()
         };
-        let expected = if name.contains("lz4") { frozen_large_value() } else { frozen_value() };
+        let expected = if name.contains("lz4") {
+            frozen_large_value()
+        } else {
+            frozen_value()
+        };
         assert_eq!(entry.value, expected, "{name}");
         assert!(entry.stale, "{name}: its logical expiry has passed");
-        let since_epoch = entry.written_at.duration_since(std::time::UNIX_EPOCH).unwrap();
+        let since_epoch = entry
+            .written_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
         assert_eq!(since_epoch.as_millis(), u128::from(WRITTEN_AT_MS), "{name}");
         let (header, _) = envelope::decode(&bytes).unwrap();
         assert_eq!(header.logical_expiry_ms, Some(EXPIRES_AT_MS), "{name}");
@@ -281,6 +303,11 @@ fn another_codec_is_refused() {
     let json = TypedCache::<common::User, _>::new(common::memory(), JsonCodec);
     assert!(matches!(
         json.decode(&bytes),
-        Err(cache_typed::DecodeError::Envelope(envelope::EnvelopeError::CodecMismatch { expected: 1, found: 2 }))
+        Err(cache_typed::DecodeError::Envelope(
+            envelope::EnvelopeError::CodecMismatch {
+                expected: 1,
+                found: 2
+            }
+        ))
     ));
 }

@@ -58,7 +58,11 @@ async fn a_frozen_backend_serves_the_stale_value_then_recovers() {
     let runs = Runs::default();
 
     let first = typed
-        .get_or_set("user:7", options, runs.factory(Duration::ZERO, user(7, "v1")))
+        .get_or_set(
+            "user:7",
+            options,
+            runs.factory(Duration::ZERO, user(7, "v1")),
+        )
         .await
         .unwrap();
     assert_eq!(first, user(7, "v1"));
@@ -67,29 +71,57 @@ async fn a_frozen_backend_serves_the_stale_value_then_recovers() {
     let frozen = Frozen::freeze(&server);
     let started = Instant::now();
     let entry = typed
-        .get_or_set_entry("user:7", options, runs.factory(Duration::ZERO, user(7, "v2")))
+        .get_or_set_entry(
+            "user:7",
+            options,
+            runs.factory(Duration::ZERO, user(7, "v2")),
+        )
         .await
         .expect("fail-safe serves the stale value");
     let took = started.elapsed();
-    println!("frozen backend: stale value served after {took:?} (backend deadline {BACKEND_DEADLINE:?})");
+    println!(
+        "frozen backend: stale value served after {took:?} (backend deadline {BACKEND_DEADLINE:?})"
+    );
     assert_eq!(entry.value, user(7, "v1"));
-    assert!(entry.stale, "a value served in place of a fresh one is flagged stale");
-    assert!(took < BACKEND_DEADLINE + Duration::from_millis(200), "took {took:?}");
-    assert_eq!(runs.count(), 1, "the factory is not run while the backend is down");
+    assert!(
+        entry.stale,
+        "a value served in place of a fresh one is flagged stale"
+    );
+    assert!(
+        took < BACKEND_DEADLINE + Duration::from_millis(200),
+        "took {took:?}"
+    );
+    assert_eq!(
+        runs.count(),
+        1,
+        "the factory is not run while the backend is down"
+    );
 
     // Within the throttle: served from the process at once, backend and factory untried.
     let started = Instant::now();
     let again = typed
-        .get_or_set_entry("user:7", options, runs.factory(Duration::ZERO, user(7, "v2")))
+        .get_or_set_entry(
+            "user:7",
+            options,
+            runs.factory(Duration::ZERO, user(7, "v2")),
+        )
         .await
         .unwrap();
     assert!(again.stale && again.value == user(7, "v1"));
-    assert!(started.elapsed() < Duration::from_millis(50), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "took {:?}",
+        started.elapsed()
+    );
     drop(frozen);
 
     tokio::time::sleep(throttle + Duration::from_millis(50)).await;
     let fresh = typed
-        .get_or_set_entry("user:7", options, runs.factory(Duration::ZERO, user(7, "v2")))
+        .get_or_set_entry(
+            "user:7",
+            options,
+            runs.factory(Duration::ZERO, user(7, "v2")),
+        )
         .await
         .unwrap();
     assert_eq!(fresh.value, user(7, "v2"));
@@ -105,15 +137,31 @@ const HARD: Duration = Duration::from_millis(150);
 const MARGIN: Duration = Duration::from_millis(50);
 
 /// Writes `value` under `key` and lets its TTL pass, so it is stale but kept.
-async fn stale_value(typed: &cache_typed::TypedCache<common::User, cache_typed::JsonCodec>, key: &str, options: EntryOptions, value: common::User) {
-    typed.set_with(key, &value, &options.ttl(Duration::from_millis(30))).await.unwrap();
+async fn stale_value(
+    typed: &cache_typed::TypedCache<common::User, cache_typed::JsonCodec>,
+    key: &str,
+    options: EntryOptions,
+    value: common::User,
+) {
+    typed
+        .set_with(key, &value, &options.ttl(Duration::from_millis(30)))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let kept = typed.get_entry(key).await.unwrap().expect("kept past its ttl");
+    let kept = typed
+        .get_entry(key)
+        .await
+        .unwrap()
+        .expect("kept past its ttl");
     assert!(kept.stale);
 }
 
 /// Polls `get` until it returns `expected`, for up to 2 s.
-async fn eventually_stored(typed: &cache_typed::TypedCache<common::User, cache_typed::JsonCodec>, key: &str, expected: &common::User) {
+async fn eventually_stored(
+    typed: &cache_typed::TypedCache<common::User, cache_typed::JsonCodec>,
+    key: &str,
+    expected: &common::User,
+) {
     let deadline = Instant::now() + Duration::from_secs(2);
     while Instant::now() < deadline {
         if typed.get(key).await.unwrap().as_ref() == Some(expected) {
@@ -139,7 +187,11 @@ async fn past_the_soft_timeout_the_stale_value_is_returned_and_the_factory_compl
     let runs = Runs::default();
     let started = Instant::now();
     let entry = typed
-        .get_or_set_entry("user:1", options, runs.factory(Duration::from_millis(400), user(1, "new")))
+        .get_or_set_entry(
+            "user:1",
+            options,
+            runs.factory(Duration::from_millis(400), user(1, "new")),
+        )
         .await
         .unwrap();
     let took = started.elapsed();
@@ -155,15 +207,24 @@ async fn past_the_soft_timeout_the_stale_value_is_returned_and_the_factory_compl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_hard_timeout_the_caller_gets_a_timeout_error() {
     let typed = users(common::memory());
-    let options = EntryOptions::default().soft_timeout(SOFT).hard_timeout(HARD);
+    let options = EntryOptions::default()
+        .soft_timeout(SOFT)
+        .hard_timeout(HARD);
     let runs = Runs::default();
     let started = Instant::now();
     let err = typed
-        .get_or_set("user:2", options, runs.factory(Duration::from_millis(400), user(2, "slow")))
+        .get_or_set(
+            "user:2",
+            options,
+            runs.factory(Duration::from_millis(400), user(2, "slow")),
+        )
         .await
         .unwrap_err();
     let took = started.elapsed();
-    assert!(matches!(err, Error::Timeout { after } if after == HARD), "{err:?}");
+    assert!(
+        matches!(err, Error::Timeout { after } if after == HARD),
+        "{err:?}"
+    );
     assert!(took >= HARD && took < HARD + MARGIN, "took {took:?}");
     eventually_stored(&typed, "user:2", &user(2, "slow")).await;
 }
@@ -184,13 +245,26 @@ async fn a_failing_factory_serves_the_stale_value_and_is_throttled() {
             Err::<common::User, _>(std::io::Error::other("database down"))
         }
     };
-    let entry = typed.try_get_or_set_entry("user:3", options, failing(&attempts)).await.unwrap();
+    let entry = typed
+        .try_get_or_set_entry("user:3", options, failing(&attempts))
+        .await
+        .unwrap();
     assert_eq!((entry.value, entry.stale), (user(3, "old"), true));
-    let entry = typed.try_get_or_set_entry("user:3", options, failing(&attempts)).await.unwrap();
+    let entry = typed
+        .try_get_or_set_entry("user:3", options, failing(&attempts))
+        .await
+        .unwrap();
     assert!(entry.stale);
-    assert_eq!(attempts.count(), 1, "the factory is throttled after a failure");
+    assert_eq!(
+        attempts.count(),
+        1,
+        "the factory is throttled after a failure"
+    );
     tokio::time::sleep(throttle + Duration::from_millis(20)).await;
-    let entry = typed.try_get_or_set_entry("user:3", options, failing(&attempts)).await.unwrap();
+    let entry = typed
+        .try_get_or_set_entry("user:3", options, failing(&attempts))
+        .await
+        .unwrap();
     assert!(entry.stale);
     assert_eq!(attempts.count(), 2, "tried again once the throttle passed");
 

@@ -29,9 +29,17 @@ async fn one_factory_run_for_a_thousand_callers(cache: Arc<dyn Cache>) {
     });
     let answers = join_all(callers).await;
     for answer in answers {
-        assert_eq!(answer.expect("caller task").expect("get_or_set"), user(42, "ada"));
+        assert_eq!(
+            answer.expect("caller task").expect("get_or_set"),
+            user(42, "ada")
+        );
     }
-    assert_eq!(runs.count(), 1, "the factory ran {} times for {CALLERS} callers", runs.count());
+    assert_eq!(
+        runs.count(),
+        1,
+        "the factory ran {} times for {CALLERS} callers",
+        runs.count()
+    );
     assert_eq!(typed.get("user:42").await.unwrap(), Some(user(42, "ada")));
 }
 
@@ -75,11 +83,17 @@ async fn distributed_lock_runs_the_factory_once_across_two_processes() {
     // Without the lock, each process computes: the trials do race.
     let (once, _) = trials(&processes, plain, "unlocked", 20).await;
     println!("without the distributed lock: the factory ran once in {once} of 20 trials");
-    assert!(once < 10, "without a lock the processes should both compute, yet {once} of 20 trials ran once");
+    assert!(
+        once < 10,
+        "without a lock the processes should both compute, yet {once} of 20 trials ran once"
+    );
 
     let (once, worst) = trials(&processes, locked, "locked", TRIALS).await;
     println!("distributed single-flight: the factory ran once in {once} of {TRIALS} trials (at most {worst} runs in a trial)");
-    assert!(once >= 95, "the factory ran once in only {once} of {TRIALS} trials");
+    assert!(
+        once >= 95,
+        "the factory ran once in only {once} of {TRIALS} trials"
+    );
 }
 
 /// Runs `count` trials; returns in how many the factory ran once, and the most runs.
@@ -97,8 +111,12 @@ async fn trials(
         let barrier = Arc::new(tokio::sync::Barrier::new(2 * CALLERS_PER_PROCESS));
         let callers = processes.iter().flat_map(|typed| {
             (0..CALLERS_PER_PROCESS).map(|_| {
-                let (typed, runs, barrier, key) =
-                    (typed.clone(), runs.clone(), Arc::clone(&barrier), key.clone());
+                let (typed, runs, barrier, key) = (
+                    typed.clone(),
+                    runs.clone(),
+                    Arc::clone(&barrier),
+                    key.clone(),
+                );
                 tokio::spawn(async move {
                     barrier.wait().await;
                     let factory = runs.factory(Duration::from_millis(20), user(7, "grace"));
