@@ -56,7 +56,7 @@ async fn load(
         let key = format!("load-{task}-{}", n % 50);
         let value = Bytes::from(format!("{task}-{n}"));
         let began = Instant::now();
-        let result = if n % 2 == 0 {
+        let result = if n.is_multiple_of(2) {
             cache.set(&key, value, None).await
         } else {
             cache.get(&key).await.map(|_| ())
