@@ -96,6 +96,46 @@ def peer_target(peer_name, backend, compared):
     return (f"| at least as fast as {peer_name} ({backend}) | faster or equal on {len(wins)} of {len(compared)} rows; "
             f"{spread} | {met} |")
 
+ENGINE_PEERS = ["moka-future", "moka-sync", "quick-cache", "cached-memory"]
+
+def engine_section(cells, peers, footprint):
+    """Lines of "Choosing the in-memory engine": the adapter on quick_cache against moka's
+    caches with the same budget and expiry, plain quick_cache and cached's store, on the
+    reads and writes; none when the run has no such rows."""
+    keys = sorted((k for k in cells if k[0] == "memory" and k[1] in ("get", "get-miss", "set")
+                   and any(name in peers.get(k, {}) for name in ENGINE_PEERS[:2])),
+                  key=lambda k: (["get", "get-miss", "set"].index(k[1]), k[2], k[3]))
+    if not keys:
+        return []
+    out = ["## Choosing the in-memory engine", "",
+           "The in-memory backend ran on moka's future cache until 2026-12-02; it now runs on quick_cache, with "
+           "each entry's deadline stored beside its value and checked on read. The candidates below went through "
+           "the same load loop, right after each cell: moka's future and sync caches with the byte budget, LRU "
+           "policy and per-entry expiry (`Expiry`) the backend needs, quick_cache as its documentation shows (no "
+           "deadline, no trait object) and `cached`'s sharded store (no TTL, no byte budget). Operations per "
+           "second; the adapter column is the backend through `Arc<dyn Cache>`.", "",
+           "| workload | value | conc. | adapter (quick_cache) | " + " | ".join(f"`{n}`" for n in ENGINE_PEERS) +
+           " | adapter / best moka | adapter / `cached-memory` |",
+           "|---|---:|---:|---:|" + "---:|" * len(ENGINE_PEERS) + "---:|---:|"]
+    for key in keys:
+        adapter = (cells[key].get("adapter") or {}).get("ops_per_sec")
+        rates = {name: ((peers.get(key, {}).get(name) or {}).get("data", {}).get("peer_side") or {}).get("ops_per_sec")
+                 for name in ENGINE_PEERS}
+        mokas = [rates[n] for n in ENGINE_PEERS[:2] if rates[n]]
+        best_moka = adapter / max(mokas) if adapter and mokas else None
+        versus_cached = adapter / rates["cached-memory"] if adapter and rates["cached-memory"] else None
+        out.append(f"| {key[1]} | {key[2]} B | {key[3]} | {fmt_rate(adapter)} | " +
+                   " | ".join(fmt_rate(rates[n]) for n in ENGINE_PEERS) +
+                   f" | {fmt_ratio(best_moka)} | {fmt_ratio(versus_cached)} |")
+    out.append("")
+    per_entry = (((footprint or {}).get("data") or {}).get("adapter") or {}).get("bytes_per_entry")
+    if per_entry:
+        out.append(f"Memory per entry at {footprint['data']['entries']:,} entries: {per_entry:.0f} bytes on "
+                   "quick_cache (\"Memory per entry\" below), against 546 bytes on moka's future cache in the "
+                   "run of 2026-12-01 (same command).")
+        out.append("")
+    return out
+
 def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
     """The report's lines, from the result rows, the commands run and the run's figures
     in `env` (QUICK, LOAD_BEFORE, ... as scripts/bench sets them)."""
@@ -310,6 +350,8 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
             w(f"Peers: {listed} from `benches/peers` (what each is: its README), the same load loop, each run "
               "right after the cell it sits in; \"-\" where a peer does not run that row.")
             w("")
+
+    out.extend(engine_section(cells, peers, footprint))
 
     cluster_keys = sorted((k for k in cells if k[0] == "redis-cluster"),
                           key=lambda k: (["get", "get-miss", "set", "mix", "get-many"].index(k[1]), k[2], k[3]))

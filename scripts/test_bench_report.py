@@ -36,6 +36,10 @@ ROWS = [
      "concurrency": 1, "exit": 0, "data": {"peer_side": side(2_000_000, 0.9)}},
     {"kind": "peer", "backend": "memory", "peer": "quick-cache", "workload": "get", "size": 100,
      "concurrency": 1, "exit": 0, "data": {"peer_side": side(900_000, 1.1)}},
+    {"kind": "peer", "backend": "memory", "peer": "moka-future", "workload": "get", "size": 100,
+     "concurrency": 1, "exit": 0, "data": {"peer_side": side(400_000, 20.0)}},
+    {"kind": "peer", "backend": "memory", "peer": "moka-sync", "workload": "get", "size": 100,
+     "concurrency": 1, "exit": 0, "data": {"peer_side": side(500_000, 9.0)}},
     {"kind": "peer", "backend": "memory", "peer": "quick-cache", "workload": "get-many", "size": 100,
      "concurrency": 1, "exit": 0, "data": {"peer_side": side(40_000, 31.0, keys_per_sec=4_000_000)}},
     {"kind": "redis-benchmark", "size": 100, "concurrency": 1, "pipeline": 1, "test": "GET",
@@ -163,12 +167,13 @@ class RenderTest(unittest.TestCase):
 
     def test_cells_and_peers_share_a_row(self):
         head = next(line for line in self.lines if line.startswith("| workload | value |"))
-        self.assertTrue(head.endswith("| `cached-memory` ops/s (p99 µs) | `quick-cache` ops/s (p99 µs) |"), head)
+        self.assertTrue(head.endswith("| `cached-memory` ops/s (p99 µs) | `quick-cache` ops/s (p99 µs) | "
+                                      "`moka-future` ops/s (p99 µs) | `moka-sync` ops/s (p99 µs) |"), head)
         row = next(line for line in self.lines if line.startswith("| get | 100 B | 1 | 1,000,000 |"))
         self.assertIn("| 0.95 |", row)
-        self.assertTrue(row.endswith("| 2,000,000 (0.9) | 900,000 (1.1) |"), row)
+        self.assertTrue(row.endswith("| 2,000,000 (0.9) | 900,000 (1.1) | 400,000 (20.0) | 500,000 (9.0) |"), row)
         many = next(line for line in self.lines if line.startswith("| get-many (100 keys) | 100 B | 1 |"))
-        self.assertTrue(many.endswith("| - | 40,000 (4.00 M keys/s) (31.0) |"), many)
+        self.assertTrue(many.endswith("| - | 40,000 (4.00 M keys/s) (31.0) | - | - |"), many)
         self.assertIn("Peers: `cached-memory`, `quick-cache` from `benches/peers`", self.text)
 
     def test_every_peer_has_its_target_line(self):
@@ -176,6 +181,13 @@ class RenderTest(unittest.TestCase):
         self.assertIn("faster or equal on 0 of 1 rows; adapter/peer from 0.50 to 0.50 | no |", cached)
         quick = next(line for line in self.lines if "as fast as quick-cache (memory)" in line)
         self.assertIn("faster or equal on 2 of 2 rows; adapter/peer from 1.11 to 1.25 | yes |", quick)
+
+    def test_the_engines_are_compared_on_the_reads_and_writes(self):
+        start = self.lines.index("## Choosing the in-memory engine")
+        row = next(line for line in self.lines[start:] if line.startswith("| get | 100 B | 1 |"))
+        self.assertEqual(row, "| get | 100 B | 1 | 1,000,000 | 400,000 | 500,000 | 900,000 | 2,000,000 | 2.00 | 0.50 |")
+        self.assertIn("Memory per entry at 1,000 entries: 512 bytes on quick_cache", self.text)
+        self.assertFalse(any(line.startswith("| get-many") for line in self.lines[start:start + 12]))
 
     def test_charts_come_before_the_tables(self):
         chart = self.lines.index("![throughput memory](docs/bench/throughput-memory.svg)")
