@@ -350,8 +350,8 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
             w(f"Peers: {listed} from `benches/peers` (what each is: its README), the same load loop, each run "
               "right after the cell it sits in; \"-\" where a peer does not run that row.")
             w("")
-
-    out.extend(engine_section(cells, peers, footprint))
+        if backend == "memory":
+            out.extend(engine_section(cells, peers, footprint))
 
     cluster_keys = sorted((k for k in cells if k[0] == "redis-cluster"),
                           key=lambda k: (["get", "get-miss", "set", "mix", "get-many"].index(k[1]), k[2], k[3]))

@@ -174,7 +174,8 @@ class RenderTest(unittest.TestCase):
         self.assertTrue(row.endswith("| 2,000,000 (0.9) | 900,000 (1.1) | 400,000 (20.0) | 500,000 (9.0) |"), row)
         many = next(line for line in self.lines if line.startswith("| get-many (100 keys) | 100 B | 1 |"))
         self.assertTrue(many.endswith("| - | 40,000 (4.00 M keys/s) (31.0) | - | - |"), many)
-        self.assertIn("Peers: `cached-memory`, `quick-cache` from `benches/peers`", self.text)
+        self.assertIn("Peers: `cached-memory`, `quick-cache`, `moka-future`, `moka-sync` from `benches/peers`",
+                      self.text)
 
     def test_every_peer_has_its_target_line(self):
         cached = next(line for line in self.lines if "as fast as cached-memory (memory)" in line)
@@ -188,6 +189,9 @@ class RenderTest(unittest.TestCase):
         self.assertEqual(row, "| get | 100 B | 1 | 1,000,000 | 400,000 | 500,000 | 900,000 | 2,000,000 | 2.00 | 0.50 |")
         self.assertIn("Memory per entry at 1,000 entries: 512 bytes on quick_cache", self.text)
         self.assertFalse(any(line.startswith("| get-many") for line in self.lines[start:start + 12]))
+        # Right after the memory table, before the next backend's.
+        self.assertLess(self.lines.index("## memory (quick_cache)"), start)
+        self.assertLess(start, self.lines.index("## redis, default mode (one multiplexed ConnectionManager)"))
 
     def test_charts_come_before_the_tables(self):
         chart = self.lines.index("![throughput memory](docs/bench/throughput-memory.svg)")
