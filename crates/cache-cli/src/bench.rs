@@ -77,7 +77,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_parser = crate::duration_arg)]
     sample_every: Option<Duration>,
     /// memory:// only: instead of a load run, store N entries of --value-size bytes and
-    /// report the resident memory each one costs (with --baseline raw, against quick_cache, the table under it).
+    /// report the resident memory each one costs (with --baseline raw, against
+    /// quick_cache, the table under the backend).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     footprint: Option<u64>,
     /// Which side a footprint child process measures (set by --footprint itself).
