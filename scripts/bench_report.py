@@ -113,7 +113,10 @@ def engine_section(cells, peers, footprint):
            "the same load loop, right after each cell: moka's future and sync caches with the byte budget, LRU "
            "policy and per-entry expiry (`Expiry`) the backend needs, quick_cache as its documentation shows (no "
            "deadline, no trait object) and `cached`'s sharded store (no TTL, no byte budget). Operations per "
-           "second; the adapter column is the backend through `Arc<dyn Cache>`.", "",
+           "second; the adapter column is the backend through `Arc<dyn Cache>`. Each runs in a process of its "
+           "own after the cell, so drift of the machine between them is not cancelled: "
+           "[docs/bench/engines.md](docs/bench/engines.md) (`scripts/bench-engines`) runs them all in one "
+           "process, in alternating rounds, and is the comparison to read on a busy machine.", "",
            "| workload | value | conc. | adapter (quick_cache) | " + " | ".join(f"`{n}`" for n in ENGINE_PEERS) +
            " | adapter / best moka | adapter / `cached-memory` |",
            "|---|---:|---:|---:|" + "---:|" * len(ENGINE_PEERS) + "---:|---:|"]

@@ -30,6 +30,7 @@ mod memcached;
 mod memory;
 mod open_dal;
 mod redis;
+mod rounds;
 
 /// Every peer, as named on the command line.
 const PEERS: &str =
@@ -71,6 +72,14 @@ struct Args {
     threads: Option<usize>,
     #[arg(long)]
     json: bool,
+    /// In-process engines (memory-adapter, cached-memory, quick-cache, moka-sync,
+    /// moka-future), comma-separated, measured in alternating rounds of one process
+    /// instead of PEER alone; PEER is then ignored.
+    #[arg(long, value_delimiter = ',')]
+    alternate: Vec<String>,
+    /// Rounds of --alternate, splitting --duration.
+    #[arg(long, default_value_t = 12)]
+    rounds: u32,
 }
 
 #[derive(Serialize)]
@@ -166,6 +175,9 @@ fn main() -> ExitCode {
 }
 
 async fn report(args: &Args) -> ExitCode {
+    if !args.alternate.is_empty() {
+        return alternation(args).await;
+    }
     match run_peer(args).await {
         Ok(m) => {
             let side = SideReport::from(&m);
@@ -201,6 +213,38 @@ async fn report(args: &Args) -> ExitCode {
             } else {
                 ExitCode::SUCCESS
             }
+        }
+        Err(err) => {
+            eprintln!("bench-peers: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn alternation(args: &Args) -> ExitCode {
+    let outcome = match args.workload.parse::<Workload>() {
+        Ok(workload) => {
+            rounds::alternate(
+                &args.alternate,
+                workload,
+                args.value_size,
+                args.keys,
+                args.concurrency,
+                args.duration,
+                args.warmup,
+                args.rounds,
+            )
+            .await
+        }
+        Err(err) => Err(err.into()),
+    };
+    match outcome {
+        Ok(alternation) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&alternation).expect("a report serializes")
+            );
+            ExitCode::SUCCESS
         }
         Err(err) => {
             eprintln!("bench-peers: {err}");
