@@ -15,9 +15,17 @@ fn ttl(byte: u8, data: &[u8]) -> Option<Duration> {
         0 => None,
         1 => Some(Duration::ZERO),
         2 => Some(Duration::MAX),
-        3 => Some(Duration::from_nanos(u64::from(data.first().copied().unwrap_or(1)))),
+        3 => Some(Duration::from_nanos(u64::from(
+            data.first().copied().unwrap_or(1),
+        ))),
         _ => Some(Duration::from_secs(u64::from_le_bytes(
-            data.iter().copied().chain([0; 8]).take(8).collect::<Vec<_>>().try_into().unwrap(),
+            data.iter()
+                .copied()
+                .chain([0; 8])
+                .take(8)
+                .collect::<Vec<_>>()
+                .try_into()
+                .unwrap(),
         ))),
     }
 }
@@ -42,8 +50,15 @@ fuzz_target!(|data: &[u8]| {
                 2 => cache.delete(&key).await.map(drop),
                 3 => cache.add(&key, value, ttl(*op, rest)).await.map(drop),
                 4 => cache.get_many(&[key.as_str(), "k"]).await.map(drop),
-                5 => cache.set_many(&[(key.as_str(), value)], ttl(*op, rest)).await,
-                _ => cache.delete_many(&[key.as_str(), key.as_str()]).await.map(drop),
+                5 => {
+                    cache
+                        .set_many(&[(key.as_str(), value)], ttl(*op, rest))
+                        .await
+                }
+                _ => cache
+                    .delete_many(&[key.as_str(), key.as_str()])
+                    .await
+                    .map(drop),
             };
             if let Err(err) = result {
                 assert!(err.is_caller_error(), "{err:?}");

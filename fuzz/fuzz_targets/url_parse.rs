@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
                     assert!(!url.redacted().contains(password), "{text:?}");
                 }
             }
-            let _ = (url.hosts().len(), url.per_host_urls("redis"), url.scrub(&text));
+            let _ = (
+                url.hosts().len(),
+                url.per_host_urls("redis"),
+                url.scrub(&text),
+            );
         }
         Err(CacheError::Config { .. }) => {}
         Err(other) => panic!("parse({text:?}): {other:?}"),
