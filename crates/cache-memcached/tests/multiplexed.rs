@@ -1,5 +1,5 @@
-//! The multiplexed connections under load: many tasks' requests share a few connections,
-//! and every answer reaches the request it belongs to, also while the server is frozen
+//! The multiplexed connections under load: many tasks' requests share `pool_size`
+//! connections, and every answer reaches the request it belongs to, also while the server is frozen
 //! (`SIGSTOP`) and resumed mid-run. A frozen server fails the calls in flight with
 //! `Timeout` within the deadline, and the same cache works again once it resumes. A
 //! server whose answers get out of step (a fake one, here) gives errors, never a value
@@ -17,7 +17,7 @@ use std::{
 
 use cache_api::{Bytes, Cache, CacheError};
 use cache_memcached::{testing::LocalServer, MemcachedCache};
-use common::local_server;
+use common::{address, local_server, server_stats, stat};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::TcpListener,
@@ -146,6 +146,35 @@ async fn every_answer_reaches_its_own_request_under_concurrency() {
             "pool_size {pool_size}: every operation succeeds on a healthy server"
         );
     }
+}
+
+/// The 64 tasks share the configured number of connections: the server sees no more
+/// connections opened than that, however many calls are in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_share_pool_size_connections() {
+    let server = local_server(&[]).await;
+    let pool_size = 2;
+    let cache = cache_on(&server, pool_size).await;
+    let address = address(&server.url());
+    let before = server_stats(&address);
+    let tally = Arc::new(Tally::default());
+    run_load(&cache, &tally).await;
+    let after = server_stats(&address);
+    assert_eq!(tally.ok.load(Ordering::Relaxed), TASKS * OPS_PER_TASK);
+    let grew = |name| stat(&after, name) - stat(&before, name);
+    // The second stats connection counts itself; `build` dialled the first connection.
+    let opened = grew("total_connections") - 1;
+    assert!(
+        opened < u64::try_from(pool_size).unwrap(),
+        "{opened} connections opened by the load after build, with pool_size {pool_size}"
+    );
+    // Every task's reads and batches went over them.
+    let reads = TASKS * (OPS_PER_TASK / 4) * (1 + KEYS_PER_TASK);
+    assert_eq!(
+        grew("cmd_get"),
+        u64::try_from(reads).unwrap(),
+        "reads the server saw"
+    );
 }
 
 /// The same load with the server frozen for a while mid-run: calls fail only with
