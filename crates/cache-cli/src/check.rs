@@ -55,6 +55,10 @@ struct CheckReport<'a> {
     failure: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cleanup_error: Option<&'a str>,
+    /// The right the server refused (a Redis ACL without it): the check could not be
+    /// judged, and is counted as skipped rather than failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    needs_rights: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -68,6 +72,7 @@ struct Report<'a> {
     passed: usize,
     failed: usize,
     not_applicable: usize,
+    need_rights: usize,
 }
 
 /// What the backend declares about itself ([`cache_api::Limits`]), which the checks read.
@@ -132,11 +137,15 @@ enum Status {
     Failed,
     /// About an operation the backend does not declare: neither passed nor failed.
     NotApplicable,
+    /// The server refused a command to this account: neither passed nor failed.
+    NeedsRights,
 }
 
 impl Ran {
     fn status(&self) -> Status {
-        if self.cleanup_error.is_some() || self.outcome.result.is_err() {
+        if self.needs_rights().is_some() {
+            Status::NeedsRights
+        } else if self.cleanup_error.is_some() || self.outcome.result.is_err() {
             Status::Failed
         } else if self.outcome.not_applicable().is_some() {
             Status::NotApplicable
@@ -150,6 +159,48 @@ impl Ran {
 struct Ran {
     outcome: Outcome,
     cleanup_error: Option<String>,
+}
+
+impl Ran {
+    /// What right the check or its clean-up lacked, when a refused permission is what
+    /// went wrong (and nothing else did).
+    fn needs_rights(&self) -> Option<String> {
+        let failure = self.outcome.result.as_ref().err().map(ToString::to_string);
+        let refusals: Vec<String> = failure
+            .iter()
+            .chain(&self.cleanup_error)
+            .map(|text| missing_right(text))
+            .collect::<Option<_>>()?;
+        let mut unique: Vec<String> = Vec::new();
+        for refusal in refusals {
+            if !unique.contains(&refusal) {
+                unique.push(refusal);
+            }
+        }
+        // An empty list: nothing went wrong.
+        (!unique.is_empty()).then(|| unique.join("; "))
+    }
+}
+
+/// What a permission refusal in `text` says is missing (`needs +flushdb`), or `None`
+/// when `text` is not a refused permission.
+fn missing_right(text: &str) -> Option<String> {
+    if !text.contains("permission denied") {
+        return None;
+    }
+    // Redis: "this user has no permissions to run the 'scan' command".
+    if let Some(command) = text
+        .split("run the '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+    {
+        return Some(format!("needs +{command}"));
+    }
+    // "no permissions to access one of the keys used as arguments".
+    if text.contains("access a key") || text.contains("of the keys") {
+        return Some("needs access to the keys under the prefix (~prefix*)".to_owned());
+    }
+    Some("needs more rights".to_owned())
 }
 
 pub(crate) async fn run(args: CheckArgs) -> ExitCode {
@@ -176,11 +227,12 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
 
     let results = run_all(&args, selected).await;
     let count = |status: Status| results.iter().filter(|ran| ran.status() == status).count();
-    let (passed, failed, not_applicable) = (
+    let (passed, failed, need_rights) = (
         count(Status::Passed),
         count(Status::Failed),
-        count(Status::NotApplicable),
+        count(Status::NeedsRights),
     );
+    let not_applicable = count(Status::NotApplicable);
     if args.json {
         let report = Report {
             header,
@@ -191,17 +243,24 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
             passed,
             failed,
             not_applicable,
+            need_rights,
         };
         say(&serde_json::to_string_pretty(&report).expect("the report is plain data"));
-    } else if not_applicable == 0 {
+    } else if not_applicable + need_rights == 0 {
         say(&format!("{passed} passed, {failed} failed"));
-    } else {
+    } else if need_rights == 0 {
         // "skipped" in the summary line test runners read; each line above says why.
         say(&format!(
             "{passed} passed, {failed} failed, {not_applicable} skipped"
         ));
+    } else {
+        say(&format!(
+            "{passed} passed, {failed} failed, {} skipped ({need_rights} for want of rights)",
+            not_applicable + need_rights
+        ));
     }
-    if failed == 0 {
+    // A check that could not run for want of rights proves nothing: not a success.
+    if failed == 0 && need_rights == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FAILED)
@@ -298,13 +357,16 @@ fn print_line(ran: &Ran) {
     let status = match ran.status() {
         Status::Passed => "PASS",
         Status::Failed => "FAIL",
-        Status::NotApplicable => "N/A ",
+        Status::NotApplicable | Status::NeedsRights => "N/A ",
     };
     let mut line = format!(
         "{status}  {:<70} {:>7.2}s",
         outcome.check.name,
         outcome.elapsed.as_secs_f64()
     );
+    if let Some(needs) = ran.needs_rights() {
+        line.push_str(&format!("  {needs}, the account was refused:"));
+    }
     if let Err(failure) = &outcome.result {
         line.push_str(&format!("  {failure}"));
     }
@@ -326,6 +388,7 @@ fn to_report(ran: &Ran) -> CheckReport<'_> {
         not_applicable: ran.outcome.not_applicable(),
         failure: ran.outcome.result.as_ref().err().map(ToString::to_string),
         cleanup_error: ran.cleanup_error.as_deref(),
+        needs_rights: ran.needs_rights(),
     }
 }
 
@@ -371,5 +434,28 @@ mod tests {
             ran(Ok(Verdict::NotApplicable("x")), Some("clean-up failed")).status(),
             Status::Failed
         );
+    }
+
+    #[test]
+    fn a_refused_right_is_reported_as_the_right_needed_not_as_a_failure() {
+        let refused = "redis permission denied: NoPerm: this user has no permissions to run the 'flushdb' command";
+        let failure = Failure::new("clear", "Ok(())", format!("Err({refused})"));
+        let check = ran(Err(failure), None);
+        assert_eq!(check.status(), Status::NeedsRights);
+        assert_eq!(check.needs_rights().as_deref(), Some("needs +flushdb"));
+        assert_eq!(
+            to_report(&check).needs_rights.as_deref(),
+            Some("needs +flushdb")
+        );
+        let cleanup =
+            format!("clean-up failed: {refused}; keys may be left under the prefix \"p:\"");
+        let check = ran(Ok(Verdict::Passed), Some(&cleanup));
+        assert_eq!(check.status(), Status::NeedsRights);
+        let key = "redis permission denied: NoPerm: No permissions to access a key";
+        assert!(missing_right(key).unwrap().contains("~prefix"));
+        // Another failure beside the refusal is still a failure.
+        let wrong = Failure::new("get", "Some", "None");
+        assert_eq!(ran(Err(wrong), Some(&cleanup)).status(), Status::Failed);
+        assert_eq!(missing_right("redis unreachable: refused"), None);
     }
 }
