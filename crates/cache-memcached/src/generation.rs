@@ -172,6 +172,11 @@ impl MemcachedCache {
             self.run_in(namespace, seen.generation, &absent, &run)
         );
         match latest {
+            // `run_in` went to the server itself (it created the counter, or looked it up
+            // while it was absent here): what it used is at least as fresh as the check
+            // that ran alongside, which may have read the counter before it existed.
+            // Running again would repeat an `add` or a `delete` that already happened.
+            _ if used != seen.generation => result,
             Some(latest) if latest != used => self.run_in(namespace, latest, &absent, &run).await.1,
             _ => result,
         }
