@@ -54,28 +54,28 @@ pub(crate) async fn run(
     }
 }
 
-/// The next request to read answers for. While none is in flight, the socket is watched
-/// too: a server that closes an idle connection fails it at once (the next call then
-/// dials again instead of failing on it), and bytes nobody asked for mean the stream is
-/// out of step.
+/// The next request to read answers for. The writer registers each request before it
+/// writes it, so the queue holds a request before its first answer can arrive: while it
+/// is empty only the socket is watched, and a registration alone never wakes this task
+/// (one wake less per call at low concurrency). A server that closes an idle connection
+/// fails it at once, so the next call dials again instead of failing on it; bytes that
+/// arrive with no request registered mean the stream is out of step.
 async fn next_exchange(
     socket: &mut Reader,
     expected: &mut mpsc::UnboundedReceiver<Exchange>,
 ) -> Result<Option<Exchange>, Failure> {
-    if let Ok(exchange) = expected.try_recv() {
-        return Ok(Some(exchange));
+    match expected.try_recv() {
+        Ok(exchange) => return Ok(Some(exchange)),
+        Err(mpsc::error::TryRecvError::Disconnected) => return Ok(None),
+        Err(mpsc::error::TryRecvError::Empty) => {}
     }
-    let idle = tokio::select! {
-        biased;
-        exchange = expected.recv() => return Ok(exchange),
-        ready = socket.fill_buf() => ready.map(|bytes| bytes.is_empty()),
-    };
-    // The writer registers a request before writing it, so an answer read here may
-    // belong to one registered since the queue was looked at.
-    if let Ok(exchange) = expected.try_recv() {
-        return Ok(Some(exchange));
+    let closed = socket.fill_buf().await.map(<[u8]>::is_empty);
+    match expected.try_recv() {
+        Ok(exchange) => return Ok(Some(exchange)),
+        Err(mpsc::error::TryRecvError::Disconnected) => return Ok(None),
+        Err(mpsc::error::TryRecvError::Empty) => {}
     }
-    match idle {
+    match closed {
         Ok(true) => Err(Failure::Io(
             io::ErrorKind::UnexpectedEof,
             "memcached closed the connection".to_owned(),
