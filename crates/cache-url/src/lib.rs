@@ -98,7 +98,15 @@ pub const SCHEMES: &[&str] = &[
     #[cfg(feature = "redis")]
     "redis://",
     #[cfg(feature = "redis")]
+    "rediss://",
+    #[cfg(feature = "redis")]
+    "redis+unix://",
+    #[cfg(feature = "redis")]
+    "redis+sentinel://",
+    #[cfg(feature = "redis")]
     "redis+cluster://",
+    #[cfg(feature = "redis")]
+    "rediss+cluster://",
     #[cfg(feature = "memcached")]
     "memcache://",
 ];
@@ -153,15 +161,15 @@ async fn connect_backend(url: &str, options: &Options) -> Result<Arc<dyn Cache>,
         "memory" => memory(url),
         #[cfg(feature = "redis")]
         "redis" | "rediss" | "redis+unix" => redis(url, options).await,
-        // `RedisCache::builder` reads the seed list of a `redis+cluster://` URL itself.
+        // `RedisCache::builder` reads the host list of a cluster or sentinel URL itself.
         #[cfg(feature = "redis")]
-        "redis+cluster" => redis(url, options).await,
+        "redis+cluster" | "rediss+cluster" | "redis+sentinel" => redis(url, options).await,
         #[cfg(feature = "memcached")]
         "memcache" | "memcached" => memcached(url, options).await,
         // Reached only for the schemes whose feature is off in this build.
         #[allow(unreachable_patterns)]
-        "memory" | "redis" | "rediss" | "redis+unix" | "redis+cluster" | "memcache"
-        | "memcached" => Err(CacheError::config(format!(
+        "memory" | "redis" | "rediss" | "redis+unix" | "redis+cluster" | "rediss+cluster"
+        | "redis+sentinel" | "memcache" | "memcached" => Err(CacheError::config(format!(
             "{scheme}:// support is not compiled in: enable the matching feature of cache-url"
         ))),
         _ => Err(CacheError::config(format!(
@@ -266,6 +274,31 @@ mod tests {
         ] {
             let err = connect(bad).await.err().expect("a config error");
             assert!(matches!(err, CacheError::Config { .. }), "{bad}: {err:?}");
+        }
+    }
+
+    /// Every Redis scheme reaches the Redis backend: a refusing port answers with
+    /// `Unreachable` (or `Timeout`), never with an unknown scheme.
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn every_redis_scheme_is_dispatched_to_the_redis_backend() {
+        for url in [
+            "rediss://127.0.0.1:1?tls_insecure_skip_verify=true&timeout=500ms",
+            "rediss+cluster://127.0.0.1:1?timeout=500ms",
+            "redis+sentinel://:s3cret@127.0.0.1:1/mymaster?timeout=500ms",
+            "redis+unix:///nonexistent/redis.sock?timeout=500ms",
+        ] {
+            let scheme = &url[..url.find("://").unwrap() + 3];
+            assert!(SCHEMES.contains(&scheme), "{scheme} listed");
+            let err = connect(url).await.err().expect("nothing listens there");
+            assert!(
+                matches!(
+                    err,
+                    CacheError::Unreachable { .. } | CacheError::Timeout { .. }
+                ),
+                "{url}: {err:?}"
+            );
+            assert!(!format!("{err} {err:?}").contains("s3cret"), "{url}: {err}");
         }
     }
 
