@@ -25,6 +25,7 @@ use redis::{
     ServerErrorKind,
 };
 
+#[cfg(feature = "testing")]
 pub(crate) use slots::key_slot;
 use slots::Topology;
 
