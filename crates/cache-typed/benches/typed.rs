@@ -10,9 +10,10 @@
 //! 3. factory (database) calls when 1,000 tasks miss one key at once: `get_or_set`
 //!    against a naive get-then-set.
 //!
-//! Each comparison runs in alternating rounds (A, B, B, A, ...), each round a fixed
-//! number of calls from one task; the reported ratio is the median of the per-round
-//! ratios, which a burst of other work on the machine moves less than the totals.
+//! Each comparison runs in 400 alternating rounds (A, B, B, A, ...), each round about a
+//! millisecond of calls from one task; the reported ratio is the median of the
+//! per-round ratios, which a burst of other work on the machine moves less than the
+//! totals, and the middle half of the rounds shows the spread.
 
 use std::{
     hint::black_box,
@@ -51,7 +52,7 @@ fn record(size: usize) -> Record {
 }
 
 /// Rounds per comparison (each side runs this many times, alternating).
-const ROUNDS: usize = 24;
+const ROUNDS: usize = 400;
 
 /// Nanoseconds per call of `op`, over `calls` calls.
 async fn per_call<F, Fut>(calls: usize, mut op: F) -> f64
@@ -66,17 +67,17 @@ where
     started.elapsed().as_nanos() as f64 / calls as f64
 }
 
-/// Alternating rounds of `a` and `b`; returns (median ns of a, median ns of b, median
-/// of the per-round ratios b / a).
-async fn compare<FA, FutA, FB, FutB>(calls: usize, mut a: FA, mut b: FB) -> (f64, f64, f64)
+/// Alternating rounds of `a` and `b`; returns the median ns of a and of b, and the
+/// median, first and third quartiles of the per-round ratios b / a.
+async fn compare<FA, FutA, FB, FutB>(calls: usize, mut a: FA, mut b: FB) -> (f64, f64, Ratio)
 where
     FA: FnMut() -> FutA,
     FutA: std::future::Future<Output = ()>,
     FB: FnMut() -> FutB,
     FutB: std::future::Future<Output = ()>,
 {
-    per_call(calls / 4, &mut a).await; // warm-up
-    per_call(calls / 4, &mut b).await;
+    per_call(calls * 20, &mut a).await; // warm-up
+    per_call(calls * 20, &mut b).await;
     let (mut ta, mut tb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let (x, y) = if round % 2 == 0 {
@@ -90,7 +91,26 @@ where
         tb.push(y);
         ratios.push(y / x);
     }
-    (median(ta), median(tb), median(ratios))
+    (median(ta), median(tb), Ratio::of(ratios))
+}
+
+/// The spread of per-round ratios.
+struct Ratio {
+    median: f64,
+    q1: f64,
+    q3: f64,
+}
+
+impl Ratio {
+    fn of(mut ratios: Vec<f64>) -> Self {
+        ratios.sort_by(f64::total_cmp);
+        let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+        Self {
+            median: median(ratios.clone()),
+            q1: at(0.25),
+            q3: at(0.75),
+        }
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -103,11 +123,13 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
+/// Calls per round: about a millisecond of work, so that a time slice lost to another
+/// process spoils a round or two (outliers the median ignores), not a comparison.
 fn calls_for(size: usize) -> usize {
     if size >= 16 * 1024 {
-        4_000
+        200
     } else {
-        20_000
+        1_000
     }
 }
 
@@ -142,18 +164,19 @@ async fn codec_row<C: Codec>(size: usize, codec: C) {
     )
     .await;
     println!(
-        "| {size} B | {} | {} B | {raw:.0} | {typed_ns:.0} | {ratio:.2} |",
+        "| {size} B | {} | {} B | {raw:.0} | {typed_ns:.0} | {:.2} |",
         C::NAME,
-        stored.len()
+        stored.len(),
+        ratio.median
     );
 }
 
 async fn get_or_set_overhead() {
     println!("### get_or_set hit against a typed get (memory, JSON, one task)\n");
     println!(
-        "| value | typed get ns | get_or_set hit ns | overhead (median of per-round ratios) |"
+        "| value | typed get ns | get_or_set hit ns | overhead (median of per-round ratios) | middle half of the rounds |"
     );
-    println!("|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|");
     for size in [100, 1024, 16 * 1024] {
         let typed: TypedCache<Record, JsonCodec> =
             TypedCache::new(Arc::new(cache_memory::MemoryCache::new()), JsonCodec);
@@ -173,9 +196,12 @@ async fn get_or_set_overhead() {
             },
         )
         .await;
+        let pct = |r: f64| (r - 1.0) * 100.0;
         println!(
-            "| {size} B | {get:.0} | {hit:.0} | {:+.1} % |",
-            (ratio - 1.0) * 100.0
+            "| {size} B | {get:.0} | {hit:.0} | {:+.1} % | {:+.1} to {:+.1} % |",
+            pct(ratio.median),
+            pct(ratio.q1),
+            pct(ratio.q3)
         );
     }
     println!();

@@ -63,7 +63,11 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = V> + Send + 'static,
     {
-        Ok(self.get_or_set_entry(key, options, factory).await?.value)
+        let factory = move || factory().map(Ok::<V, Infallible>);
+        Ok(self
+            .try_get_or_set_entry(key, options, factory)
+            .await?
+            .value)
     }
 
     /// As [`get_or_set`](Self::get_or_set), with the value's [`Entry`]: whether it is

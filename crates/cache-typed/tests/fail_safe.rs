@@ -34,6 +34,19 @@ impl Drop for Frozen<'_> {
 /// response timeout).
 const BACKEND_DEADLINE: Duration = Duration::from_millis(300);
 
+/// A cache on `server` whose every call ends within [`BACKEND_DEADLINE`]: the client's
+/// response timeout, under a `TimeoutLayer`.
+async fn bounded_cache(server: &LocalServer) -> Arc<dyn Cache> {
+    let client = RedisCache::builder(&server.url())
+        .response_timeout(Duration::from_millis(250))
+        .build()
+        .await
+        .unwrap();
+    CacheStack::new(Arc::new(client))
+        .layer(TimeoutLayer::new(BACKEND_DEADLINE))
+        .build()
+}
+
 /// With the Redis server frozen (SIGSTOP), a key cached earlier is served stale within
 /// the backend's deadline, the factory is not run, and calls during the throttle are
 /// served at once. After SIGCONT and the throttle, the next call stores a fresh value.
@@ -42,15 +55,7 @@ async fn a_frozen_backend_serves_the_stale_value_then_recovers() {
     let server = LocalServer::start(&cache_redis::testing::REDIS, &[])
         .await
         .unwrap_or_else(|err| panic!("cannot start a redis-server for this test (install it with `apt-get install redis-server`): {err}"));
-    let client = RedisCache::builder(&server.url())
-        .response_timeout(Duration::from_millis(250))
-        .build()
-        .await
-        .unwrap();
-    let cache: Arc<dyn Cache> = CacheStack::new(Arc::new(client))
-        .layer(TimeoutLayer::new(BACKEND_DEADLINE))
-        .build();
-    let typed = users(cache);
+    let typed = users(bounded_cache(&server).await);
     let throttle = Duration::from_millis(500);
     let options = EntryOptions::default()
         .ttl(Duration::from_millis(200))
