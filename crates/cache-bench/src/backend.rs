@@ -20,10 +20,16 @@ pub(crate) enum Backend {
     },
     Memcached {
         servers: Vec<String>,
+        /// The adapter's multiplexed connections per server (the URL's `pool_size`).
         pool_size: usize,
         timeout: Duration,
     },
 }
+
+/// Connections per server of the raw baseline, the memcache crate's pooled client: its
+/// usual setting, and the adapter's own before it multiplexed. The adapter's `pool_size`
+/// counts multiplexed connections, a different thing, so it does not size this pool.
+pub(crate) const RAW_MEMCACHED_POOL_SIZE: usize = 16;
 
 impl Backend {
     /// The backend's name in reports (a cluster is `redis`; its mode tells).
@@ -51,7 +57,9 @@ impl Backend {
                 format!("multiplexed({})", settings.connections.unwrap_or(1))
             }
             (Backend::RedisCluster { seeds }, _) => format!("cluster({} seeds)", seeds.len()),
-            (Backend::Memcached { pool_size, .. }, _) => format!("pool({pool_size} per server)"),
+            (Backend::Memcached { pool_size, .. }, _) => {
+                format!("multiplexed({pool_size} per server)")
+            }
             (Backend::Memory { capacity_bytes }, _) => format!("capacity {capacity_bytes} bytes"),
         }
     }

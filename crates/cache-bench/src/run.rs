@@ -10,7 +10,7 @@ use cache_api::{Cache, CacheError};
 use cache_redis::ConnectionModel;
 
 use crate::{
-    backend::Backend,
+    backend::{Backend, RAW_MEMCACHED_POOL_SIZE},
     cleanup::{clear_namespace, delete_keys, nested_prefix, Cleanup},
     engine::{self, BoxError},
     measurement::{Measurement, SideReport},
@@ -386,9 +386,7 @@ async fn connect_raw(settings: &Settings, backend: &Backend) -> Result<Raw, BoxE
         },
         Backend::RedisCluster { seeds } => Raw::redis_cluster(seeds, connect, response).await,
         Backend::Memcached {
-            servers,
-            pool_size,
-            timeout,
-        } => Raw::memcached(servers, *pool_size, *timeout).await,
+            servers, timeout, ..
+        } => Raw::memcached(servers, RAW_MEMCACHED_POOL_SIZE, *timeout).await,
     }
 }
