@@ -10,12 +10,12 @@ use std::{io, time::Duration};
 
 use cache_api::CacheError;
 use percent_encoding::percent_decode;
-use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
-    net::TcpStream,
-};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::error::{unexpected, Context, BACKEND};
+use crate::{
+    error::{unexpected, Context, BACKEND},
+    transport::{self, Stream, Transport},
+};
 
 /// Longest line accepted: a metadump line holds a key of at most 250 bytes, percent-encoded
 /// (750), and a few numeric fields.
@@ -38,21 +38,24 @@ pub(crate) enum Dump {
 
 /// One connection to one server.
 pub(crate) struct Admin {
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Stream>,
     server: String,
     context: Context,
 }
 
 impl Admin {
-    /// Connects to `server` (`host:port`) within the context's timeout.
-    pub(crate) async fn connect(server: &str, context: Context) -> Result<Self, CacheError> {
-        let stream = match tokio::time::timeout(context.timeout, TcpStream::connect(server)).await {
+    /// Connects to `server` (`host:port`, or a socket path) over `transport` within the
+    /// context's timeout, a TLS handshake included.
+    pub(crate) async fn connect(
+        transport: &Transport,
+        server: &str,
+        context: Context,
+    ) -> Result<Self, CacheError> {
+        let stream = match tokio::time::timeout(context.timeout, transport.dial(server)).await {
             Err(_) => return Err(context.timeout_in("connect")),
             Ok(Err(error)) => return Err(io_error(error)),
             Ok(Ok(stream)) => stream,
         };
-        // Short commands: waiting to coalesce them would only add latency.
-        let _ = stream.set_nodelay(true);
         Ok(Self {
             reader: BufReader::new(stream),
             server: server.to_owned(),
@@ -202,6 +205,20 @@ impl Admin {
         }
     }
 
+    /// `flush_all`: the server drops every item (the meta protocol has no flush).
+    pub(crate) async fn flush_all(&mut self) -> Result<(), CacheError> {
+        self.send(b"flush_all\r\n").await?;
+        let line = self.line().await?;
+        if line == b"OK" {
+            return Ok(());
+        }
+        Err(unexpected(format!(
+            "{} answered flush_all with {:?}",
+            self.server,
+            String::from_utf8_lossy(&line)
+        )))
+    }
+
     /// Deletes `keys` (made of bytes the text protocol takes as they are), in pipelined
     /// batches of quiet `md`, each closed by an `mn`.
     pub(crate) async fn delete(&mut self, keys: &[Vec<u8>]) -> Result<(), CacheError> {
@@ -252,6 +269,9 @@ fn is_error(line: &[u8]) -> bool {
 }
 
 fn io_error(error: io::Error) -> CacheError {
+    if let Some(auth) = transport::auth_error(&error) {
+        return auth;
+    }
     CacheError::Unreachable {
         backend: BACKEND,
         source: Box::new(error),

@@ -6,7 +6,6 @@ use cache_api::CacheError;
 use crate::{
     admin,
     calls::{call, delete_of, removed},
-    error::BACKEND,
     generation::read_generation,
     keys,
     namespace::{now_micros, Namespace},
@@ -61,7 +60,7 @@ impl MemcachedCache {
                 && key.iter().copied().all(keys::is_native_byte)
         };
         let removals = self.inner.servers.iter().map(|server| async move {
-            let mut admin = match admin::Admin::connect(server, context).await {
+            let mut admin = match admin::Admin::connect(&self.inner.transport, server, context).await {
                 Ok(admin) => admin,
                 // A server that refuses connections is not running, and memcached keeps
                 // nothing across a restart: there is nothing to remove.
@@ -95,44 +94,22 @@ impl MemcachedCache {
             .map(drop)
     }
 
-    /// `flush_all` on every server, through the crate's synchronous client: the meta
-    /// protocol has no flush.
+    /// `flush_all` on every server at once, each on a text protocol connection of its
+    /// own (the meta protocol has no flush), dialled like every other connection.
     pub(crate) async fn flush_all(&self) -> Result<(), CacheError> {
         let context = self.context("clear");
-        let timeout = self.inner.timeout;
-        // The synchronous client's pool reports a hung and a dead server alike; a no-op
-        // on every server at once first tells them apart, and spares the blocking thread
-        // when a server is down.
-        call(context, self.inner.client.noop(timeout)).await?;
-        let servers = u32::try_from(self.inner.servers.len()).unwrap_or(u32::MAX);
-        let urls: Vec<String> = self
-            .inner
-            .servers
-            .iter()
-            .map(|server| format!("memcache://{server}?protocol=ascii"))
-            .collect();
-        let flush = tokio::task::spawn_blocking(move || {
-            memcache::Client::builder()
-                .add_server(urls)?
-                .with_connection_timeout(timeout)
-                .with_read_timeout(timeout)
-                .with_write_timeout(timeout)
-                .build()?
-                .flush()
+        let transport = &self.inner.transport;
+        let flushes = self.inner.servers.iter().map(|server| async move {
+            admin::Admin::connect(transport, server, context)
+                .await?
+                .flush_all()
+                .await
         });
-        // Connecting and flushing, one server after the other.
-        let limit = timeout
-            .saturating_mul(servers.saturating_mul(2))
-            .saturating_add(timeout);
-        match tokio::time::timeout(limit, flush).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(error))) => Err(context.map_sync(error)),
-            Ok(Err(join)) => Err(CacheError::Backend {
-                backend: BACKEND,
-                source: Box::new(join),
-            }),
-            Err(_) => Err(context.timeout()),
-        }
+        futures::future::join_all(flushes)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, CacheError>>()
+            .map(drop)
     }
 }
 

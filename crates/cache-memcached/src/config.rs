@@ -1,18 +1,24 @@
 //! The builder of [`MemcachedCache`](crate::MemcachedCache) and the connection URL it reads.
 //!
 //! URL form: `memcache://host[:port][,host[:port]...][/][?param=value&...]`, scheme
-//! `memcache` or `memcached`, port 11211 by default, IPv6 hosts in brackets. Parameters:
+//! `memcache` or `memcached`, port 11211 by default, IPv6 hosts in brackets;
+//! `memcaches://` for TLS (parameters `tls_ca`, `tls_cert`, `tls_key`,
+//! `tls_insecure_skip_verify`, as for `rediss://`) and `memcache+unix:///path/to.sock` for
+//! one server on a unix socket. Parameters:
 //! `prefix`, `timeout` (`250ms`, `2s` or plain seconds such as `0.5`), `pool_size`,
 //! `max_value_size` (bytes), `namespace_refresh` (like `timeout`) and `get_many_fail_open`
 //! (`true` or `false`). Methods of the builder called after
 //! [`MemcachedCache::builder`](crate::MemcachedCache::builder) override the URL.
 
-use std::{fmt, time::Duration};
+use std::{fmt, path::PathBuf, time::Duration};
 
 use cache_api::CacheError;
 use cache_url_core::{CacheUrl, Host};
 
-use crate::keys::{is_native_byte, GENERATION_OPEN, MAX_PREFIX_LEN};
+use crate::{
+    keys::{is_native_byte, GENERATION_OPEN, MAX_PREFIX_LEN},
+    transport::{Scheme, TlsSettings},
+};
 
 /// memcached's port when a URL names none.
 pub(crate) const DEFAULT_PORT: u16 = 11211;
@@ -60,6 +66,7 @@ pub const DEFAULT_NAMESPACE_REFRESH: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct MemcachedCacheBuilder {
     pub(crate) servers: Result<Vec<String>, String>,
+    pub(crate) scheme: Scheme,
     pub(crate) key_prefix: Option<String>,
     pub(crate) timeout: Duration,
     pub(crate) pool_size: usize,
@@ -73,6 +80,7 @@ impl fmt::Debug for MemcachedCacheBuilder {
         // Only what was parsed is shown: a URL is never kept, so nothing it held leaks.
         f.debug_struct("MemcachedCacheBuilder")
             .field("servers", &self.servers.as_ref().map_err(|_| "invalid url"))
+            .field("scheme", &self.scheme)
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)
             .field("pool_size", &self.pool_size)
@@ -87,6 +95,7 @@ impl MemcachedCacheBuilder {
     pub(crate) fn from_url(url: &str) -> Self {
         let mut builder = Self {
             servers: Ok(Vec::new()),
+            scheme: Scheme::Tcp,
             key_prefix: None,
             timeout: DEFAULT_TIMEOUT,
             pool_size: DEFAULT_POOL_SIZE,
@@ -97,6 +106,7 @@ impl MemcachedCacheBuilder {
         match parse_url(url) {
             Ok(parsed) => {
                 builder.servers = Ok(parsed.servers);
+                builder.scheme = parsed.scheme;
                 builder.key_prefix = parsed.prefix.or(builder.key_prefix);
                 builder.timeout = parsed.timeout.unwrap_or(builder.timeout);
                 builder.pool_size = parsed.pool_size.unwrap_or(builder.pool_size);
@@ -115,8 +125,12 @@ impl MemcachedCacheBuilder {
 
     /// Replaces the servers of the URL with these `host[:port]` addresses (port 11211
     /// when left out, IPv6 hosts in brackets). Keys are spread over them by rendezvous
-    /// hashing.
+    /// hashing. They replace the socket of a `memcache+unix://` URL too, and are then
+    /// reached over TCP; with `memcaches://` they are reached over TLS.
     pub fn servers<S: AsRef<str>>(mut self, servers: impl IntoIterator<Item = S>) -> Self {
+        if self.scheme == Scheme::Unix {
+            self.scheme = Scheme::Tcp;
+        }
         let parsed: Result<Vec<String>, String> = servers
             .into_iter()
             .map(|server| parse_server(server.as_ref()))
@@ -261,6 +275,7 @@ impl MemcachedCacheBuilder {
 #[derive(Debug, Default, PartialEq)]
 struct ParsedUrl {
     servers: Vec<String>,
+    scheme: Scheme,
     prefix: Option<String>,
     timeout: Option<Duration>,
     pool_size: Option<usize>,
@@ -288,30 +303,46 @@ const KNOWN: &[&str] = &[
     "get_many_fail_open",
 ];
 
+/// The parameters of `memcaches://` besides [`KNOWN`].
+const TLS_PARAMETERS: &[&str] = &["tls_ca", "tls_cert", "tls_key", "tls_insecure_skip_verify"];
+
 fn read_url(raw: &str) -> Result<ParsedUrl, CacheError> {
     let mut url = CacheUrl::parse(raw)?;
-    if !matches!(url.scheme(), "memcache" | "memcached") {
+    let scheme_name = url.scheme().to_owned();
+    if !matches!(
+        scheme_name.as_str(),
+        "memcache" | "memcached" | "memcaches" | "memcache+unix"
+    ) {
         return Err(CacheError::config(
-            "the url scheme must be memcache or memcached",
+            "the url scheme must be memcache, memcached, memcaches or memcache+unix",
         ));
     }
     if url.username().is_some() || url.password().is_some() {
         return Err(CacheError::config(NO_CREDENTIALS));
     }
-    if !matches!(url.path(), "" | "/") {
-        return Err(CacheError::config("the url must not have a path"));
-    }
-    if url.hosts().is_empty() {
-        return Err(CacheError::config("the url names no memcached server"));
-    }
-    let servers = url
-        .hosts()
-        .iter()
-        .map(|host| host.address(DEFAULT_PORT))
-        .collect();
+    let servers = servers_of(&url)?;
     let params = url.params_mut();
+    let scheme = match scheme_name.as_str() {
+        "memcaches" => Scheme::Tls(TlsSettings {
+            ca_file: params.take_string(&["tls_ca"]).map(PathBuf::from),
+            cert_file: params.take_string(&["tls_cert"]).map(PathBuf::from),
+            key_file: params.take_string(&["tls_key"]).map(PathBuf::from),
+            insecure_skip_verify: params
+                .take_bool("tls_insecure_skip_verify")?
+                .unwrap_or(false),
+        }),
+        other => {
+            params.refuse(other, TLS_PARAMETERS, "use memcaches:// for tls")?;
+            if other == "memcache+unix" {
+                Scheme::Unix
+            } else {
+                Scheme::Tcp
+            }
+        }
+    };
     let parsed = ParsedUrl {
         servers,
+        scheme,
         prefix: params.take_string(&["prefix", "key_prefix"]),
         timeout: params.take_duration("timeout")?,
         pool_size: params.take_count("pool_size")?,
@@ -319,8 +350,36 @@ fn read_url(raw: &str) -> Result<ParsedUrl, CacheError> {
         namespace_refresh: params.take_duration_or_zero("namespace_refresh")?,
         get_many_fail_open: params.take_bool("get_many_fail_open")?,
     };
-    params.finish("memcache", KNOWN)?;
+    if parsed.scheme == Scheme::Tcp || parsed.scheme == Scheme::Unix {
+        params.finish(&scheme_name, KNOWN)?;
+    } else {
+        params.finish(&scheme_name, &[KNOWN, TLS_PARAMETERS].concat())?;
+    }
     Ok(parsed)
+}
+
+/// The servers a URL names: `host:port` addresses, or the one socket path of
+/// `memcache+unix://`.
+fn servers_of(url: &CacheUrl) -> Result<Vec<String>, CacheError> {
+    if url.scheme() == "memcache+unix" {
+        if !url.hosts().is_empty() || url.path().is_empty() || url.path() == "/" {
+            return Err(CacheError::config(
+                "a memcache+unix url names one socket path and no host: memcache+unix:///path/to/memcached.sock",
+            ));
+        }
+        return Ok(vec![url.path().to_owned()]);
+    }
+    if !matches!(url.path(), "" | "/") {
+        return Err(CacheError::config("the url must not have a path"));
+    }
+    if url.hosts().is_empty() {
+        return Err(CacheError::config("the url names no memcached server"));
+    }
+    Ok(url
+        .hosts()
+        .iter()
+        .map(|host| host.address(DEFAULT_PORT))
+        .collect())
 }
 
 const NO_CREDENTIALS: &str =

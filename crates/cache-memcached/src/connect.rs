@@ -7,7 +7,8 @@ use cache_api::CacheError;
 
 use crate::{
     admin, calls::call, error::Context, generation::read_generation, keys::KeySpace, mux,
-    namespace::Namespace, Inner, MemcachedCache, MemcachedCacheBuilder, DEFAULT_MAX_VALUE_SIZE,
+    namespace::Namespace, transport::Transport, Inner, MemcachedCache, MemcachedCacheBuilder,
+    DEFAULT_MAX_VALUE_SIZE,
 };
 
 /// The per-item overhead subtracted from a server's item size to get the largest value it
@@ -23,12 +24,13 @@ const ITEM_OVERHEAD: usize = (1 << 20) - DEFAULT_MAX_VALUE_SIZE;
 /// `Config` when a server does not answer as memcached; `Unreachable` or `Timeout` when
 /// one does not answer at all.
 async fn effective_value_limit(
+    transport: &Transport,
     servers: &[String],
     configured: usize,
     context: Context,
 ) -> Result<usize, CacheError> {
     let asks = servers.iter().map(|server| async move {
-        let mut admin = admin::Admin::connect(server, context).await?;
+        let mut admin = admin::Admin::connect(transport, server, context).await?;
         admin.item_size_max().await
     });
     let mut limit = configured;
@@ -63,9 +65,12 @@ impl MemcachedCache {
         };
         // Before the meta client: a server that is no memcached (a Redis port) is told so
         // here in plain words, not by a parse error of the meta protocol.
+        // Certificate and key files are read once, here: a bad one is a `Config` error
+        // at build time rather than a failure of every connection.
+        let transport = Transport::new(&builder.scheme)?;
         let max_value_size =
-            effective_value_limit(&servers, builder.max_value_size, connect).await?;
-        let client = mux::Client::new(&servers, builder.pool_size);
+            effective_value_limit(&transport, &servers, builder.max_value_size, connect).await?;
+        let client = mux::Client::new(&servers, builder.pool_size, &transport);
         // Connections are dialled when first used: a no-op on every server, all at once,
         // dials them now and finds a dead address.
         call(connect, client.noop(timeout)).await?;
@@ -83,6 +88,7 @@ impl MemcachedCache {
             inner: Arc::new(Inner {
                 client,
                 servers,
+                transport,
                 key_prefix: prefix,
                 keys,
                 namespace,

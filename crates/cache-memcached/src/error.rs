@@ -45,6 +45,9 @@ impl Context {
     /// went wrong: every operation of the contract is idempotent, so a timed-out write
     /// is as retryable as a timed-out read.
     pub(crate) fn map(&self, error: Error) -> CacheError {
+        if let Some(auth) = refused(&error) {
+            return auth;
+        }
         if is_too_large(&error) {
             if let Some((size, limit)) = self.value {
                 return CacheError::ValueTooLarge { size, limit };
@@ -62,24 +65,14 @@ impl Context {
             },
         }
     }
+}
 
-    /// Maps an error of the crate's synchronous client (used for `flush_all`).
-    pub(crate) fn map_sync(&self, error: memcache::MemcacheError) -> CacheError {
-        match &error {
-            memcache::MemcacheError::IOError(io) if io.kind() == io::ErrorKind::TimedOut => {
-                self.timeout()
-            }
-            memcache::MemcacheError::IOError(_) | memcache::MemcacheError::PoolError(_) => {
-                CacheError::Unreachable {
-                    backend: BACKEND,
-                    source: Box::new(error),
-                }
-            }
-            _ => CacheError::Backend {
-                backend: BACKEND,
-                source: Box::new(error),
-            },
-        }
+/// A certificate refused on either side of a TLS handshake, as [`CacheError::Auth`].
+fn refused(error: &Error) -> Option<CacheError> {
+    match error {
+        Error::Io(io) => crate::transport::auth_error(io),
+        Error::Ambiguous { source, .. } => refused(source),
+        _ => None,
     }
 }
 

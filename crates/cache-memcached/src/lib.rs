@@ -20,6 +20,7 @@ mod router;
 mod serde_config;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod transport;
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -66,6 +67,8 @@ pub struct MemcachedCache {
 struct Inner {
     client: mux::Client,
     servers: Vec<String>,
+    /// How every connection is dialled: the multiplexed ones and the admin ones.
+    transport: transport::Transport,
     key_prefix: Option<String>,
     keys: KeySpace,
     namespace: Option<Namespace>,

@@ -12,13 +12,13 @@ use std::{
 
 use memcache::exp::{Error, MetaCommandResult};
 use tokio::{
-    io::{AsyncWriteExt, BufReader},
-    net::{tcp::OwnedWriteHalf, TcpStream},
+    io::{AsyncWriteExt, BufReader, WriteHalf},
     sync::{mpsc, oneshot},
     task::AbortHandle,
 };
 
 use super::reader;
+use crate::transport::{self, CertificateRefused, Stream};
 
 /// Bytes the writer gathers into one write before it stops draining the queue: enough
 /// for hundreds of small requests, small enough not to hold a large buffer for long.
@@ -40,10 +40,17 @@ pub(crate) enum Failure {
     Io(io::ErrorKind, String),
     /// An answer that cannot be paired with its request: the connection is out of step.
     Protocol(String),
+    /// A certificate refused on either side of a TLS handshake: not worth a retry.
+    Refused(String),
 }
 
 impl Failure {
     pub(crate) fn io(error: &io::Error) -> Self {
+        // With mutual TLS, a server that refuses the client's certificate says so in an
+        // alert read after the handshake, on the connection's first read.
+        if let Some(refusal) = transport::refusal(error) {
+            return Failure::Refused(refusal);
+        }
         Failure::Io(error.kind(), error.to_string())
     }
 
@@ -60,6 +67,10 @@ impl Failure {
             Failure::Timeout => Error::Timeout { key: key.to_vec() },
             Failure::Io(kind, message) => Error::Io(io::Error::new(*kind, message.clone())),
             Failure::Protocol(message) => Error::Protocol(message.clone()),
+            Failure::Refused(message) => Error::Io(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                CertificateRefused(message.clone()),
+            )),
         }
     }
 }
@@ -124,10 +135,9 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// Starts the writer and reader tasks on `stream`.
-    pub(crate) fn start(stream: TcpStream) -> Self {
-        // Requests are written as soon as they are queued; Nagle would hold small ones.
-        let _ = stream.set_nodelay(true);
-        let (read, written) = stream.into_split();
+    pub(crate) fn start(stream: Stream) -> Self {
+        // The dial set TCP_NODELAY: requests are written as soon as they are queued.
+        let (read, written) = tokio::io::split(stream);
         let (messages, queued) = mpsc::unbounded_channel();
         let (exchanges, expected) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());
@@ -196,7 +206,7 @@ impl Drop for Connection {
 /// The writer task: takes every request queued, registers each with the reader, writes
 /// them in one go.
 async fn write(
-    mut socket: OwnedWriteHalf,
+    mut socket: WriteHalf<Stream>,
     mut queued: mpsc::UnboundedReceiver<Message>,
     exchanges: mpsc::UnboundedSender<Exchange>,
     shared: Arc<Shared>,

@@ -23,6 +23,8 @@ use crate::router::StableRendezvous;
 use connection::{Answer, Expect, Failure};
 use server::Server;
 
+use crate::transport::Transport;
+
 /// Bytes of a command line besides its key: the command, flags and opaque token.
 const COMMAND_ROOM: usize = 48;
 
@@ -37,12 +39,12 @@ pub(crate) struct Client {
 
 impl Client {
     /// `connections` per server (at least one), dialled when first used.
-    pub(crate) fn new(servers: &[String], connections: usize) -> Self {
+    pub(crate) fn new(servers: &[String], connections: usize, transport: &Transport) -> Self {
         Self {
             names: servers.to_vec(),
             servers: servers
                 .iter()
-                .map(|address| Server::new(address.clone(), connections))
+                .map(|address| Server::new(address.clone(), connections, transport.clone()))
                 .collect(),
             tokens: AtomicU32::new(0),
         }

@@ -10,17 +10,17 @@ use std::io;
 
 use memcache::exp::{parse_meta_result, Error, MetaResponse, ReturnCode};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, BufReader},
-    net::tcp::OwnedReadHalf,
+    io::{AsyncBufReadExt, AsyncReadExt, BufReader, ReadHalf},
     sync::mpsc,
 };
 
 use super::connection::{Answer, Exchange, Expect, Failure, Shared};
+use crate::transport::Stream;
 
 /// Longest answer header accepted: a header holds at most a 250-byte key and a few flags.
 const MAX_LINE: u64 = 8 * 1024;
 
-type Reader = BufReader<OwnedReadHalf>;
+type Reader = BufReader<ReadHalf<Stream>>;
 
 /// Reads answers for the requests the writer registers, until the connection fails or
 /// is dropped.

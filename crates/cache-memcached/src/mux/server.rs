@@ -13,9 +13,10 @@ use std::{
     time::Duration,
 };
 
-use tokio::{net::TcpStream, time::Instant};
+use tokio::time::Instant;
 
 use super::connection::{Answer, Connection, Expect, Failure};
+use crate::transport::{self, Transport};
 
 /// The pause after the second dial in a row that timed out; it doubles with each further
 /// one up to [`MAX_DIAL_PAUSE`]. A refused dial costs no pause: it is answered at once,
@@ -28,6 +29,7 @@ const MAX_DIAL_PAUSE: Duration = Duration::from_millis(250);
 /// One server's connections.
 pub(crate) struct Server {
     address: String,
+    transport: Transport,
     slots: Box<[Mutex<Option<Arc<Connection>>>]>,
     next: AtomicUsize,
     /// Held while dialling, so that one dial serves every caller waiting for it.
@@ -88,9 +90,10 @@ impl Dials {
 }
 
 impl Server {
-    pub(crate) fn new(address: String, connections: usize) -> Self {
+    pub(crate) fn new(address: String, connections: usize, transport: Transport) -> Self {
         Self {
             address,
+            transport,
             slots: (0..connections.max(1)).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
             dial: tokio::sync::Mutex::new(Dials::default()),
@@ -143,12 +146,15 @@ impl Server {
             return Err(failure);
         }
         let dialled =
-            match tokio::time::timeout_at(deadline, TcpStream::connect(&self.address)).await {
+            match tokio::time::timeout_at(deadline, self.transport.dial(&self.address)).await {
                 Ok(Ok(stream)) => Ok(stream),
-                Ok(Err(error)) => Err(Failure::Io(
-                    error.kind(),
-                    format!("connecting to {}: {error}", self.address),
-                )),
+                Ok(Err(error)) => Err(match transport::refusal(&error) {
+                    Some(refusal) => Failure::Refused(refusal),
+                    None => Failure::Io(
+                        error.kind(),
+                        format!("connecting to {}: {error}", self.address),
+                    ),
+                }),
                 Err(_) => Err(Failure::Timeout),
             };
         match dialled {

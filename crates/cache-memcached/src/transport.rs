@@ -1,0 +1,381 @@
+//! How a server is reached: plain TCP (`memcache://`), TLS over TCP (`memcaches://`:
+//! rustls with the ring provider, the system's roots unless `tls_ca` names a CA file, an
+//! optional client certificate for mutual TLS) or a unix socket (`memcache+unix://`).
+//!
+//! Every connection of the crate is dialled here, the multiplexed ones and the text
+//! protocol ones alike, so none of them can bypass TLS.
+
+use std::{
+    fmt, io,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use cache_api::CacheError;
+use rustls::{
+    client::{
+        danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+        Resumption,
+    },
+    crypto::{ring, WebPkiSupportedAlgorithms},
+    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, ServerName, UnixTime},
+    ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpStream, UnixStream},
+};
+use tokio_rustls::TlsConnector;
+
+/// A byte stream to a server, whatever carries it.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// A connected stream.
+pub(crate) type Stream = Box<dyn Io>;
+
+/// The TLS settings of a `memcaches://` URL, with the meanings of the Redis backend's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TlsSettings {
+    /// PEM file of the certificates to trust instead of the system's roots.
+    pub(crate) ca_file: Option<PathBuf>,
+    /// PEM file of the client certificate (chain), for mutual TLS.
+    pub(crate) cert_file: Option<PathBuf>,
+    /// PEM file of the client certificate's private key.
+    pub(crate) key_file: Option<PathBuf>,
+    /// Accept any certificate from the server: for test servers only.
+    pub(crate) insecure_skip_verify: bool,
+}
+
+/// How the servers of a cache are reached, as the URL said.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// `host:port` over TCP.
+    #[default]
+    Tcp,
+    /// `host:port` over TLS.
+    Tls(TlsSettings),
+    /// The server address is a unix socket path.
+    Unix,
+}
+
+/// A [`Scheme`] made ready to dial: the TLS configuration built once, its files read.
+#[derive(Clone)]
+pub(crate) enum Transport {
+    /// Plain TCP.
+    Tcp,
+    /// TLS over TCP.
+    Tls(TlsConnector),
+    /// A unix socket.
+    Unix,
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Tcp => "tcp",
+            Transport::Tls(_) => "tls",
+            Transport::Unix => "unix",
+        })
+    }
+}
+
+impl Transport {
+    /// Reads the files the scheme names and builds its TLS configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Config`] for contradictory settings, a file that cannot be read, or
+    /// a certificate or key that cannot be used.
+    pub(crate) fn new(scheme: &Scheme) -> Result<Self, CacheError> {
+        Ok(match scheme {
+            Scheme::Tcp => Transport::Tcp,
+            Scheme::Unix => Transport::Unix,
+            Scheme::Tls(settings) => {
+                Transport::Tls(TlsConnector::from(Arc::new(client_config(settings)?)))
+            }
+        })
+    }
+
+    /// Connects to `address` (`host:port`, or a socket path); with TLS, the handshake
+    /// too, the server's name being the address's host.
+    ///
+    /// # Errors
+    ///
+    /// The socket's error; a certificate refused on either side is an error that
+    /// [`refusal`] describes.
+    pub(crate) async fn dial(&self, address: &str) -> io::Result<Stream> {
+        match self {
+            Transport::Unix => Ok(Box::new(UnixStream::connect(address).await?)),
+            Transport::Tcp => Ok(Box::new(tcp(address).await?)),
+            Transport::Tls(connector) => {
+                let name = ServerName::try_from(host_of(address).to_owned()).map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("{address} has no host name tls can verify"),
+                    )
+                })?;
+                let stream = tcp(address).await?;
+                Ok(Box::new(connector.connect(name, stream).await?))
+            }
+        }
+    }
+}
+
+async fn tcp(address: &str) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(address).await?;
+    // Requests are written as soon as they are ready; Nagle would hold small ones.
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// The host of `host:port` or `[v6]:port`, without brackets.
+fn host_of(address: &str) -> &str {
+    if let Some(rest) = address.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    address.rsplit_once(':').map_or(address, |(host, _)| host)
+}
+
+fn client_config(settings: &TlsSettings) -> Result<ClientConfig, CacheError> {
+    if settings.insecure_skip_verify && settings.ca_file.is_some() {
+        return Err(CacheError::config(
+            "tls_insecure_skip_verify=true verifies nothing, so tls_ca would be ignored: \
+             give one or the other",
+        ));
+    }
+    // The provider is named here rather than taken from the process default, so that an
+    // application that installed another one (or none) changes nothing.
+    let provider = Arc::new(ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|err| CacheError::config(format!("invalid tls settings: {err}")))?;
+    let builder = if settings.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(
+                provider.signature_verification_algorithms,
+            )))
+    } else {
+        builder.with_root_certificates(roots(settings.ca_file.as_deref())?)
+    };
+    let mut config = match (&settings.cert_file, &settings.key_file) {
+        (None, None) => builder.with_no_client_auth(),
+        (Some(cert), Some(key)) => {
+            let chain = certificates(cert, "tls_cert")?;
+            let key =
+                PrivateKeyDer::from_pem_file(key).map_err(|err| pem_error("tls_key", key, &err))?;
+            builder.with_client_auth_cert(chain, key).map_err(|err| {
+                CacheError::config(format!("invalid tls certificate or key file: {err}"))
+            })?
+        }
+        _ => return Err(CacheError::config(
+            "mutual tls needs both tls_cert (the client certificate) and tls_key (its private key)",
+        )),
+    };
+    // memcached (OpenSSL, no session id context) answers a resumed session with a fatal
+    // `internal_error` alert when it verifies clients; connections are few and long-lived,
+    // so a full handshake each time costs nothing worth the risk.
+    config.resumption = Resumption::disabled();
+    Ok(config)
+}
+
+/// The certificates to trust: those of `ca_file`, else the system's.
+fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, CacheError> {
+    let mut roots = RootCertStore::empty();
+    let certificates = match ca_file {
+        Some(path) => certificates(path, "tls_ca")?,
+        None => rustls_native_certs::load_native_certs().certs,
+    };
+    let (_, ignored) = roots.add_parsable_certificates(certificates);
+    if roots.is_empty() {
+        return Err(CacheError::config(match ca_file {
+            Some(path) => format!(
+                "the tls_ca file {} holds no usable certificate",
+                path.display()
+            ),
+            None => {
+                "no usable certificate among the system's roots: name one with tls_ca".to_owned()
+            }
+        }));
+    }
+    if ignored > 0 {
+        tracing::debug!(
+            ignored,
+            "memcached: tls roots that could not be parsed were left out"
+        );
+    }
+    Ok(roots)
+}
+
+fn certificates(path: &Path, name: &str) -> Result<Vec<CertificateDer<'static>>, CacheError> {
+    let certificates = CertificateDer::pem_file_iter(path)
+        .and_then(|all| all.collect::<Result<Vec<_>, _>>())
+        .map_err(|err| pem_error(name, path, &err))?;
+    if certificates.is_empty() {
+        return Err(CacheError::config(format!(
+            "the {name} file {} holds no certificate",
+            path.display()
+        )));
+    }
+    Ok(certificates)
+}
+
+fn pem_error(name: &str, path: &Path, err: &rustls::pki_types::pem::Error) -> CacheError {
+    CacheError::config(format!(
+        "cannot read the {name} file {}: {err}",
+        path.display()
+    ))
+}
+
+/// Why a connection failed on a certificate, if that is what `err` says: the server's
+/// certificate was refused here (wrong CA, wrong name, expired), or the server refused
+/// ours (mutual TLS without a certificate, or with one it does not trust).
+pub(crate) fn refusal(err: &io::Error) -> Option<String> {
+    let payload = err.get_ref()?;
+    if let Some(refused) = payload.downcast_ref::<CertificateRefused>() {
+        return Some(refused.0.clone());
+    }
+    describe(payload.downcast_ref::<rustls::Error>()?)
+}
+
+fn describe(err: &rustls::Error) -> Option<String> {
+    use rustls::{AlertDescription as Alert, Error};
+    match err {
+        Error::InvalidCertificate(reason) => Some(format!(
+            "tls: the server's certificate failed verification ({reason:?}): \
+             check tls_ca (or the system's roots) and the host name"
+        )),
+        Error::AlertReceived(
+            alert @ (Alert::CertificateRequired
+            | Alert::BadCertificate
+            | Alert::UnknownCA
+            | Alert::CertificateUnknown
+            | Alert::AccessDenied
+            | Alert::HandshakeFailure),
+        ) => Some(format!(
+            "tls: the server refused the client certificate (alert {alert:?}): \
+             check tls_cert and tls_key"
+        )),
+        _ => None,
+    }
+}
+
+/// A certificate refused on either side: kept as the payload of an I/O error, which the
+/// error mapping turns into [`CacheError::Auth`], never retried.
+#[derive(Debug)]
+pub(crate) struct CertificateRefused(pub(crate) String);
+
+impl fmt::Display for CertificateRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CertificateRefused {}
+
+/// The refusal in `err`, as [`CacheError::Auth`].
+pub(crate) fn auth_error(err: &io::Error) -> Option<CacheError> {
+    refusal(err).map(|message| CacheError::Auth {
+        backend: crate::error::BACKEND,
+        source: Box::new(CertificateRefused(message)),
+    })
+}
+
+/// `tls_insecure_skip_verify=true`: any certificate is accepted, its signatures still
+/// checked so that the handshake itself stays sound.
+#[derive(Debug)]
+struct AcceptAny(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_message(settings: TlsSettings) -> String {
+        match Transport::new(&Scheme::Tls(settings)) {
+            Err(CacheError::Config { message }) => message,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn contradictory_or_missing_files_are_config_errors() {
+        let both = TlsSettings {
+            ca_file: Some("/ca.pem".into()),
+            insecure_skip_verify: true,
+            ..TlsSettings::default()
+        };
+        assert!(config_message(both).contains("tls_insecure_skip_verify"));
+        let half = TlsSettings {
+            cert_file: Some("/client.pem".into()),
+            insecure_skip_verify: true,
+            ..TlsSettings::default()
+        };
+        assert!(config_message(half).contains("tls_key"));
+        let missing = TlsSettings {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..TlsSettings::default()
+        };
+        let message = config_message(missing);
+        assert!(
+            message.contains("tls_ca") && message.contains("/nonexistent/ca.pem"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn hosts_are_taken_from_addresses() {
+        assert_eq!(host_of("cache.example:11211"), "cache.example");
+        assert_eq!(host_of("127.0.0.1:11211"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:11211"), "::1");
+    }
+
+    #[test]
+    fn verification_failures_are_described() {
+        let unknown = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let err = io::Error::new(io::ErrorKind::InvalidData, unknown);
+        let described = refusal(&err).expect("a certificate failure");
+        assert!(described.contains("UnknownIssuer"), "{described}");
+        let mapped = auth_error(&err).expect("an auth error");
+        assert!(matches!(mapped, CacheError::Auth { .. }));
+        assert!(mapped.to_string().contains("UnknownIssuer"), "{mapped}");
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(refusal(&refused), None);
+    }
+}

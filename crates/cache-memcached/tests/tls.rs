@@ -1,0 +1,175 @@
+//! TLS (`memcaches://`): the whole contract over TLS on a `memcached -Z` of this test
+//! process, with a CA, server and client certificates made at test time in a temporary
+//! directory; a certificate from an unknown CA refused with an `Auth` error naming the
+//! verification failure, with another CA and with the system's roots; the insecure mode;
+//! mutual TLS (`ssl_verify_mode=3`).
+
+use std::time::Duration;
+
+use cache_api::{Bytes, Cache, CacheError};
+use cache_memcached::{testing::unique_prefix, MemcachedCache};
+use cache_testserver::tls::{TestCertificates, TlsMemcached};
+use tokio::sync::OnceCell;
+
+/// The certificates and the TLS servers the tests of this process share.
+struct Shared {
+    certs: TestCertificates,
+    server: TlsMemcached,
+    /// A server that requires a client certificate signed by the test CA.
+    mutual: TlsMemcached,
+}
+
+async fn shared() -> &'static Shared {
+    static SHARED: OnceCell<Shared> = OnceCell::const_new();
+    SHARED
+        .get_or_init(|| async {
+            let certs = TestCertificates::generate().expect("test certificates");
+            let server = TlsMemcached::start(&certs, false).await.unwrap_or_else(|err| {
+                panic!("cannot start memcached -Z (apt-get install memcached, 1.5.13 or later, built with tls): {err}")
+            });
+            let mutual = TlsMemcached::start(&certs, true)
+                .await
+                .unwrap_or_else(|err| panic!("cannot start a mutual-tls memcached: {err}"));
+            Shared {
+                certs,
+                server,
+                mutual,
+            }
+        })
+        .await
+}
+
+/// `url` with the test CA and `extra` parameters.
+fn with_ca(url: &str, ca: &std::path::Path, extra: &str) -> String {
+    format!("{url}?tls_ca={}{extra}", ca.display())
+}
+
+/// A cache over TLS, trusting the test CA, under a prefix of its own. The server is this
+/// process's own and goes with it, so nothing is left on anyone's server.
+async fn factory() -> MemcachedCache {
+    let shared = shared().await;
+    MemcachedCache::builder(&with_ca(&shared.server.url(), &shared.certs.ca, ""))
+        .key_prefix(unique_prefix())
+        .build()
+        .await
+        .unwrap_or_else(|err| panic!("cannot connect over tls: {err}"))
+}
+
+cache_tck::contract_tests!(factory);
+cache_tck::extended_tests!(factory);
+
+/// The message of an `Auth` error and its source, or a panic saying what came instead.
+fn auth_message<T: std::fmt::Debug>(result: Result<T, CacheError>) -> String {
+    match result {
+        Err(err @ CacheError::Auth { .. }) => {
+            assert!(!err.is_retryable(), "a refused certificate is not retried");
+            let source = std::error::Error::source(&err).map(ToString::to_string);
+            format!("{err} / {}", source.unwrap_or_default())
+        }
+        other => panic!("expected an auth error, got {other:?}"),
+    }
+}
+
+/// A server certificate from a CA the client does not trust is refused, naming why.
+#[tokio::test]
+async fn a_certificate_from_another_ca_is_refused_naming_the_failure() {
+    let shared = shared().await;
+    let url = with_ca(&shared.server.url(), &shared.certs.other_ca, "&timeout=2s");
+    let message = auth_message(MemcachedCache::connect(&url).await);
+    assert!(
+        message.contains("UnknownIssuer") && message.contains("verification"),
+        "{message}"
+    );
+}
+
+/// Without a CA file the system's roots are used, which do not hold the test CA.
+#[tokio::test]
+async fn the_system_roots_are_the_default_and_refuse_a_private_ca() {
+    let shared = shared().await;
+    let url = format!("{}?timeout=2s", shared.server.url());
+    let message = auth_message(MemcachedCache::connect(&url).await);
+    assert!(message.contains("UnknownIssuer"), "{message}");
+}
+
+/// The insecure mode accepts the certificate of an unknown CA (test servers only).
+#[tokio::test]
+async fn the_insecure_mode_skips_verification() {
+    let shared = shared().await;
+    let url = format!(
+        "{}?tls_insecure_skip_verify=true&prefix={}",
+        shared.server.url(),
+        unique_prefix()
+    );
+    let cache = MemcachedCache::connect(&url).await.expect("insecure tls");
+    cache.set("k", Bytes::from("v"), None).await.unwrap();
+    assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("v")));
+    cache.clear().await.unwrap();
+    assert_eq!(cache.get("k").await.unwrap(), None);
+}
+
+/// TLS settings on a URL without TLS are refused, not ignored.
+#[tokio::test]
+async fn tls_settings_without_tls_are_refused() {
+    let shared = shared().await;
+    let url = format!(
+        "memcache://127.0.0.1:1?tls_ca={}",
+        shared.certs.ca.display()
+    );
+    match MemcachedCache::connect(&url).await {
+        Err(CacheError::Config { message }) => {
+            assert!(message.contains("memcaches://"), "{message}");
+        }
+        other => panic!("expected a config error, got {other:?}"),
+    }
+}
+
+/// A plain client on a TLS port does not hang: it fails within its timeout.
+#[tokio::test]
+async fn a_plain_client_on_a_tls_port_fails_in_time() {
+    let shared = shared().await;
+    let port = shared.server.server().port();
+    let started = std::time::Instant::now();
+    let result =
+        MemcachedCache::connect(&format!("memcache://127.0.0.1:{port}?timeout=500ms")).await;
+    assert!(result.is_err(), "{result:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A server that requires a client certificate accepts ours (for every path that
+/// dials: the build's `stats settings`, the multiplexed operations, `clear`'s crawler
+/// and the flush of a cache without prefix) and refuses a client without one, with an
+/// `Auth` error.
+#[tokio::test]
+async fn mutual_tls_needs_the_client_certificate() {
+    let shared = shared().await;
+    let certs = &shared.certs;
+    let extra = format!(
+        "&tls_cert={}&tls_key={}",
+        certs.client_cert.display(),
+        certs.client_key.display()
+    );
+    let url = with_ca(&shared.mutual.url(), &certs.ca, &extra);
+    let cache = MemcachedCache::builder(&url)
+        .key_prefix(unique_prefix())
+        .build()
+        .await
+        .expect("mutual tls with the client certificate");
+    cache.set("k", Bytes::from("v"), None).await.unwrap();
+    assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("v")));
+    cache.clear().await.unwrap();
+    assert_eq!(cache.get("k").await.unwrap(), None);
+    // No prefix: `clear` is `flush_all`, on a connection of its own. The server is this
+    // test's own, so flushing it touches nobody else's entries.
+    let unprefixed = MemcachedCache::connect(&url).await.expect("mutual tls");
+    unprefixed.set("u", Bytes::from("v"), None).await.unwrap();
+    unprefixed.clear().await.unwrap();
+    assert_eq!(unprefixed.get("u").await.unwrap(), None);
+
+    let refused = with_ca(&shared.mutual.url(), &certs.ca, "&timeout=2s");
+    let message = auth_message(MemcachedCache::connect(&refused).await);
+    assert!(message.contains("client certificate"), "{message}");
+}
