@@ -109,6 +109,10 @@ pub const SCHEMES: &[&str] = &[
     "rediss+cluster://",
     #[cfg(feature = "memcached")]
     "memcache://",
+    #[cfg(feature = "memcached")]
+    "memcaches://",
+    #[cfg(feature = "memcached")]
+    "memcache+unix://",
 ];
 
 /// Connects to the backend the URL names, with its default settings.
@@ -165,13 +169,15 @@ async fn connect_backend(url: &str, options: &Options) -> Result<Arc<dyn Cache>,
         #[cfg(feature = "redis")]
         "redis+cluster" | "rediss+cluster" | "redis+sentinel" => redis(url, options).await,
         #[cfg(feature = "memcached")]
-        "memcache" | "memcached" => memcached(url, options).await,
+        "memcache" | "memcached" | "memcaches" | "memcache+unix" => memcached(url, options).await,
         // Reached only for the schemes whose feature is off in this build.
         #[allow(unreachable_patterns)]
         "memory" | "redis" | "rediss" | "redis+unix" | "redis+cluster" | "rediss+cluster"
-        | "redis+sentinel" | "memcache" | "memcached" => Err(CacheError::config(format!(
-            "{scheme}:// support is not compiled in: enable the matching feature of cache-url"
-        ))),
+        | "redis+sentinel" | "memcache" | "memcached" | "memcaches" | "memcache+unix" => {
+            Err(CacheError::config(format!(
+                "{scheme}:// support is not compiled in: enable the matching feature of cache-url"
+            )))
+        }
         _ => Err(CacheError::config(format!(
             "unknown cache URL scheme in {:?}: expected one of {}",
             redact(url),
