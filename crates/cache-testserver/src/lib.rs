@@ -17,6 +17,7 @@ mod shared;
 mod test_cache;
 mod test_dir;
 pub mod tls;
+pub mod unix;
 
 pub use kind::{Ready, ServerKind};
 pub use kinds::{MEMCACHED, REDIS};
