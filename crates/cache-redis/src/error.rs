@@ -23,6 +23,9 @@ pub(crate) struct ErrorContext {
 /// Server error codes that mean the credentials were refused or are missing.
 const AUTH_CODES: &[&str] = &["NOAUTH", "WRONGPASS"];
 
+/// What the `redis` crate's parser says of a reply that ended early.
+const TRUNCATED_REPLY: &str = "Unexpected end of input";
+
 /// The server error code of a command the user's ACL does not allow.
 const PERMISSION_CODE: &str = "NOPERM";
 
@@ -59,10 +62,13 @@ impl ErrorContext {
         // A cluster client that has no connection to the node serving a slot (the node
         // is down and no other node took its slots over yet) is as unreachable as a
         // refused connection.
+        // A reply cut off by a closed connection reaches the parser as an early end of
+        // input: the connection was lost, not a bad answer from a live server.
         let is_unreachable = err.is_io_error()
             || err.is_connection_refusal()
             || err.is_connection_dropped()
-            || err.kind() == ErrorKind::ClusterConnectionNotFound;
+            || err.kind() == ErrorKind::ClusterConnectionNotFound
+            || text.contains(TRUNCATED_REPLY);
         let source = self.source(err);
         if is_auth {
             CacheError::Auth {
@@ -254,6 +260,15 @@ mod tests {
             matches!(&mapped, CacheError::Config { message } if message.contains("database 99")),
             "{mapped:?}"
         );
+        let truncated = RedisError::from((
+            ErrorKind::Parse,
+            "Parse error at 0",
+            "Unexpected end of input\nUnexpected `99`".to_owned(),
+        ));
+        assert!(matches!(
+            context().map(truncated, false),
+            CacheError::Unreachable { .. }
+        ));
         let parse = RedisError::from((ErrorKind::Parse, "Parse error at 1\nUnexpected `82`"));
         let mapped = context().map_connect(parse, 0);
         let shown = mapped.to_string();
