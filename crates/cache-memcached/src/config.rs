@@ -485,6 +485,46 @@ mod tests {
     }
 
     #[test]
+    fn tls_and_unix_schemes() {
+        let parsed =
+            parse_url("memcaches://a:1,b?tls_ca=/ca.pem&tls_cert=/c.pem&tls_key=/c.key").unwrap();
+        assert_eq!(parsed.servers, ["a:1", "b:11211"]);
+        let Scheme::Tls(settings) = parsed.scheme else {
+            panic!("expected tls, got {:?}", parsed.scheme);
+        };
+        assert_eq!(settings.ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(settings.cert_file, Some(PathBuf::from("/c.pem")));
+        assert_eq!(settings.key_file, Some(PathBuf::from("/c.key")));
+        assert!(!settings.insecure_skip_verify);
+        let insecure = parse_url("memcaches://h?tls_insecure_skip_verify=true").unwrap();
+        assert!(matches!(insecure.scheme, Scheme::Tls(ref tls) if tls.insecure_skip_verify));
+        let unix = parse_url("memcache+unix:///run/memcached.sock?prefix=app%3A").unwrap();
+        assert_eq!(unix.servers, ["/run/memcached.sock"]);
+        assert_eq!(unix.scheme, Scheme::Unix);
+        assert_eq!(unix.prefix.as_deref(), Some("app:"));
+        assert_eq!(parse_url("memcache://h").unwrap().scheme, Scheme::Tcp);
+        for (url, name) in [
+            ("memcache://h?tls_ca=/ca.pem", "tls_ca"),
+            (
+                "memcache+unix:///s.sock?tls_insecure_skip_verify=true",
+                "tls_insecure",
+            ),
+            ("memcache+unix://h/s.sock", "memcache+unix"),
+            ("memcache+unix:///", "memcache+unix"),
+            (
+                "memcaches://h?tls_insecure_skip_verify=maybe",
+                "tls_insecure_skip_verify",
+            ),
+        ] {
+            let error = parse_url(url).expect_err(url);
+            assert!(error.contains(name), "{url}: {error}");
+        }
+        // `servers` replaces the socket with TCP servers.
+        let builder = MemcachedCacheBuilder::from_url("memcache+unix:///s.sock").servers(["h:1"]);
+        assert_eq!(builder.scheme, Scheme::Tcp);
+    }
+
+    #[test]
     fn schemes_are_case_insensitive() {
         for url in ["MEMCACHE://h", "Memcached://h:11212", "memCache://h"] {
             assert!(parse_url(url).is_ok(), "{url}");
