@@ -36,7 +36,9 @@ cache_tck::extended_tests!(factory);
 async fn flush_all_goes_over_the_socket() {
     // A server of this test's own: flushing the shared one would empty other tests' keys.
     let own = UnixMemcached::start().await.expect("memcached -s");
-    let cache = MemcachedCache::connect(&own.url()).await.expect("unix socket");
+    let cache = MemcachedCache::connect(&own.url())
+        .await
+        .expect("unix socket");
     cache.set("k", Bytes::from("v"), None).await.unwrap();
     assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("v")));
     cache.clear().await.unwrap();
