@@ -227,7 +227,8 @@ impl MemcachedCacheBuilder {
     /// meta protocol has no authentication), a zero timeout or pool size, a bad prefix, or
     /// a server that does not answer as memcached;
     /// [`CacheError::Unreachable`] or [`CacheError::Timeout`] when a server does not
-    /// answer.
+    /// answer; [`CacheError::Auth`] when a TLS certificate is refused on either side.
+    /// A TLS file that cannot be read or used is a `Config` error.
     pub async fn build(self) -> Result<crate::MemcachedCache, CacheError> {
         crate::MemcachedCache::from_builder(self).await
     }

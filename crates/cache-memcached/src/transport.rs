@@ -60,6 +60,56 @@ pub(crate) enum Scheme {
     Unix,
 }
 
+impl crate::MemcachedCacheBuilder {
+    /// The CA certificates (a PEM file) to trust instead of the system's roots, for a
+    /// `memcaches://` URL. URL: `tls_ca=/path`. On any other scheme `build` fails with
+    /// [`CacheError::Config`]: a TLS setting is never silently ignored.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), cache_api::CacheError> {
+    /// let cache = cache_memcached::MemcachedCache::builder("memcaches://cache.internal:11211")
+    ///     .tls_ca_file("/etc/memcached/ca.pem")
+    ///     .tls_client_cert("/etc/app/client.pem", "/etc/app/client.key")
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tls_ca_file(self, path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        self.with_tls("tls_ca_file", |tls| tls.ca_file = Some(path))
+    }
+
+    /// A client certificate (chain) and its private key, PEM files, for servers that
+    /// verify clients (memcached `ssl_verify_mode=2` or `3`). URL: `tls_cert=/path&tls_key=/path`.
+    pub fn tls_client_cert(self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        let (cert, key) = (cert.into(), key.into());
+        self.with_tls("tls_client_cert", |tls| {
+            tls.cert_file = Some(cert);
+            tls.key_file = Some(key);
+        })
+    }
+
+    /// Accepts any certificate from the server, from anyone: for throw-away test servers
+    /// only. URL: `tls_insecure_skip_verify=true`.
+    pub fn tls_insecure_skip_verify(self, skip: bool) -> Self {
+        self.with_tls("tls_insecure_skip_verify", |tls| {
+            tls.insecure_skip_verify = skip;
+        })
+    }
+
+    fn with_tls(mut self, method: &str, change: impl FnOnce(&mut TlsSettings)) -> Self {
+        match &mut self.scheme {
+            Scheme::Tls(settings) => change(settings),
+            // Reported by `build`, as a bad URL is; an earlier error stays.
+            _ if self.servers.is_ok() => {
+                self.servers = Err(format!("{method} applies to memcaches:// urls only"));
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
 /// A [`Scheme`] made ready to dial: the TLS configuration built once, its files read.
 #[derive(Clone)]
 pub(crate) enum Transport {
@@ -357,6 +407,28 @@ mod tests {
             message.contains("tls_ca") && message.contains("/nonexistent/ca.pem"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn builder_methods_set_tls_only_on_a_tls_url() {
+        let builder = crate::MemcachedCache::builder("memcaches://h?tls_ca=/url.pem")
+            .tls_ca_file("/ca.pem")
+            .tls_client_cert("/c.pem", "/c.key");
+        let expected = TlsSettings {
+            ca_file: Some("/ca.pem".into()),
+            cert_file: Some("/c.pem".into()),
+            key_file: Some("/c.key".into()),
+            insecure_skip_verify: false,
+        };
+        assert_eq!(builder.scheme, Scheme::Tls(expected));
+        let plain = crate::MemcachedCache::builder("memcache://h").tls_insecure_skip_verify(true);
+        match plain.checked_servers() {
+            Err(CacheError::Config { message }) => assert!(
+                message.contains("tls_insecure_skip_verify") && message.contains("memcaches://"),
+                "{message}"
+            ),
+            other => panic!("expected a config error, got {other:?}"),
+        }
     }
 
     #[test]

@@ -153,7 +153,10 @@ async fn mutual_tls_needs_the_client_certificate() {
         certs.client_key.display()
     );
     let url = with_ca(&shared.mutual.url(), &certs.ca, &extra);
-    let cache = MemcachedCache::builder(&url)
+    // The builder's methods, the URL's parameters below: both reach the handshake.
+    let cache = MemcachedCache::builder(&shared.mutual.url())
+        .tls_ca_file(&certs.ca)
+        .tls_client_cert(&certs.client_cert, &certs.client_key)
         .key_prefix(unique_prefix())
         .build()
         .await
