@@ -183,12 +183,12 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
 
     backends = ["memory", "redis", "redis-pooled", "memcached"]
     names = {"memory": "memory (quick_cache)", "redis": "redis, default mode (one multiplexed ConnectionManager)",
-             "redis-pooled": "redis, pooled mode (deadpool-redis, max 16)", "memcached": "memcached (memcache 0.21 meta client, pool 16)"}
+             "redis-pooled": "redis, pooled mode (deadpool-redis, max 16)", "memcached": "memcached (multiplexed connections, 2 per server)"}
     raw_names = {"memory": "quick_cache sync::Cache of String to a value and its deadline, with the backend's byte "
                            "budget, weigher and hasher (aHash), the deadline checked on every read as the backend does "
                            "(quick_cache has no clock: every quick_cache user with a TTL per entry needs that check)",
                  "redis": "redis ConnectionManager, same timeouts", "redis-pooled": "deadpool-redis pool, max 16, same timeouts",
-                 "memcached": "memcache::exp::AsyncMetaClient, same pool size and timeouts"}
+                 "memcached": "memcache::exp::AsyncMetaClient, pooled, 16 connections per server, same timeouts"}
     targets = {"memory": 0.90, "redis": 0.95, "redis-pooled": 0.95, "memcached": 0.95, "redis-cluster": 0.95}
 
     out = []
@@ -571,6 +571,44 @@ def redis_benchmark(kind, size, concurrency, pipeline, csv_text):
     return lines
 
 
+KEPT_MARK = "<!-- kept by scripts/bench: written by hand -->"
+
+
+def kept_sections(old_text):
+    """The sections of an earlier report that scripts/bench does not write: each a `## `
+    heading whose next non-empty line is KEPT_MARK, up to the next `## ` heading."""
+    sections, current = [], None
+    lines = old_text.split("\n")
+    for index, line in enumerate(lines):
+        if line.startswith("## "):
+            if current is not None:
+                sections.append(current)
+            following = next((l for l in lines[index + 1:] if l.strip()), "")
+            current = [line] if following.strip() == KEPT_MARK else None
+        elif current is not None:
+            current.append(line)
+    if current is not None:
+        sections.append(current)
+    return ["\n".join(section).rstrip("\n") for section in sections]
+
+
+def with_kept(new_lines, old_text):
+    """The new report with the kept sections of the old one put back, before
+    "## What limits the figures" (or at the end)."""
+    kept = kept_sections(old_text)
+    if not kept:
+        return new_lines
+    block = []
+    for section in kept:
+        block.extend(section.split("\n"))
+        block.append("")
+    anchor = "## What limits the figures"
+    if anchor in new_lines:
+        at = new_lines.index(anchor)
+        return new_lines[:at] + block + new_lines[at:]
+    return new_lines + [""] + block
+
+
 def main(argv):
     command, args = (argv[1], argv[2:]) if len(argv) > 1 else ("", [])
     if command == "render" and len(args) == 3:
@@ -579,8 +617,12 @@ def main(argv):
             rows = [json.loads(line) for line in results if line.strip()]
         with open(commands_path) as commands:
             lines = [line.rstrip("\n") for line in commands]
+        old = ""
+        if os.path.exists(out_path):
+            with open(out_path) as previous:
+                old = previous.read()
         with open(out_path, "w") as out:
-            out.write("\n".join(render(rows, lines, os.environ)))
+            out.write("\n".join(with_kept(render(rows, lines, os.environ), old)))
         return 0
     if command == "record" and len(args) == 2:
         print(record(args[0], args[1], sys.stdin.read()))

@@ -213,5 +213,22 @@ class RenderTest(unittest.TestCase):
         self.assertIn("cachectl bench memory://", self.lines[-5:])
 
 
+
+class KeptSections(unittest.TestCase):
+    def test_hand_written_sections_survive_a_regeneration(self):
+        old = "\n".join([
+            "# Benchmarks", "", "## memory", "old table", "",
+            "## Soak", "", bench_report.KEPT_MARK, "0 lost", "",
+            "## What limits the figures", "old text",
+        ])
+        new = ["# Benchmarks", "", "## memory", "new table", "",
+               "## What limits the figures", "new text"]
+        merged = bench_report.with_kept(new, old)
+        self.assertIn("0 lost", merged)
+        self.assertNotIn("old table", merged)
+        self.assertLess(merged.index("## Soak"), merged.index("## What limits the figures"))
+        self.assertEqual(bench_report.with_kept(new, ""), new)
+
+
 if __name__ == "__main__":
     unittest.main()
