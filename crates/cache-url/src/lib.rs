@@ -308,6 +308,28 @@ mod tests {
         }
     }
 
+    /// Every memcached scheme reaches the memcached backend: a refusing port or a
+    /// missing socket answers with `Unreachable` (or `Timeout`), never an unknown scheme.
+    #[cfg(feature = "memcached")]
+    #[tokio::test]
+    async fn every_memcached_scheme_is_dispatched_to_the_memcached_backend() {
+        for url in [
+            "memcaches://127.0.0.1:1?tls_insecure_skip_verify=true&timeout=500ms",
+            "memcache+unix:///nonexistent/memcached.sock?timeout=500ms",
+        ] {
+            let scheme = &url[..url.find("://").unwrap() + 3];
+            assert!(SCHEMES.contains(&scheme), "{scheme} listed");
+            let err = connect(url).await.err().expect("nothing listens there");
+            assert!(
+                matches!(
+                    err,
+                    CacheError::Unreachable { .. } | CacheError::Timeout { .. }
+                ),
+                "{url}: {err:?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn unknown_schemes_and_non_urls_are_config_errors_without_secrets() {
         let err = connect("ftp://user:hunter2@host").await.err().unwrap();
