@@ -50,8 +50,9 @@ pub(crate) fn backend_name(url: &str) -> &'static str {
     match url.as_ref().map(cache_url::CacheUrl::scheme).ok() {
         Some("memory") => "memory",
         Some("redis" | "rediss" | "redis+unix") => "redis",
-        Some("redis+cluster") => "redis cluster",
-        Some("memcache" | "memcached") => "memcached",
+        Some("redis+cluster" | "rediss+cluster") => "redis cluster",
+        Some("redis+sentinel") => "redis sentinel",
+        Some("memcache" | "memcached" | "memcaches" | "memcache+unix") => "memcached",
         _ => "unknown",
     }
 }
@@ -79,6 +80,9 @@ mod tests {
         assert_eq!(backend_name("redis://a:b@h:1"), "redis");
         assert_eq!(backend_name("redis+cluster://h:1,h:2"), "redis cluster");
         assert_eq!(backend_name("memcache://h:1,h:2"), "memcached");
+        assert_eq!(backend_name("REDISS+CLUSTER://h:1"), "redis cluster");
+        assert_eq!(backend_name("redis+sentinel://h:1/m"), "redis sentinel");
+        assert_eq!(backend_name("memcache+unix:///run/m.sock"), "memcached");
         assert_eq!(backend_name("s3cret"), "unknown");
     }
 }
