@@ -91,13 +91,13 @@ impl MemoryCache {
 
     /// The error for an entry whose key makes it heavier than a shard holds: the value
     /// is what does not fit beside that key.
-    fn too_heavy(&self, key: &str, value: &Bytes) -> CacheError {
+    fn too_heavy(&self, key: &str, value_len: usize) -> CacheError {
         let limit = self
             .table
             .room
             .saturating_sub(EntryWeighter::weight_of(key.len(), 0));
         CacheError::ValueTooLarge {
-            size: value.len(),
+            size: value_len,
             limit: usize::try_from(limit).unwrap_or(usize::MAX),
         }
     }
@@ -129,9 +129,12 @@ impl Cache for MemoryCache {
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
         validate_key(key)?;
         self.check_value(&value)?;
+        // The length, not a clone of the value, for the error: a clone is a reference count
+        // that every writer of a shared value would contend on.
+        let len = value.len();
         self.table
-            .set(key, value.clone(), ttl)
-            .map_err(|TooHeavy| self.too_heavy(key, &value))
+            .set(key, value, ttl)
+            .map_err(|TooHeavy| self.too_heavy(key, len))
     }
 
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
@@ -158,12 +161,12 @@ impl Cache for MemoryCache {
             .iter()
             .find(|(key, value)| EntryWeighter::weight_of(key.len(), value.len()) > self.table.room)
         {
-            return Err(self.too_heavy(key, value));
+            return Err(self.too_heavy(key, value.len()));
         }
         for (key, value) in entries {
             self.table
                 .set(key, value.clone(), ttl)
-                .map_err(|TooHeavy| self.too_heavy(key, value))?;
+                .map_err(|TooHeavy| self.too_heavy(key, value.len()))?;
         }
         Ok(())
     }
@@ -185,10 +188,11 @@ impl Cache for MemoryCache {
     ) -> Result<bool, CacheError> {
         validate_key(key)?;
         self.check_value(&value)?;
+        let len = value.len();
         self.table
-            .add(key, value.clone(), ttl)
+            .add(key, value, ttl)
             .await
-            .map_err(|TooHeavy| self.too_heavy(key, &value))
+            .map_err(|TooHeavy| self.too_heavy(key, len))
     }
 
     /// Removes every entry of this cache (and of its clones).
