@@ -1,7 +1,7 @@
 //! [`MemcachedConfig`]: the builder's settings as plain data, for an application that
 //! reads them from its configuration file (feature `serde`).
 
-use std::{fmt, time::Duration};
+use std::{fmt, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +65,22 @@ pub struct MemcachedConfig {
     /// See [`MemcachedCacheBuilder::get_many_fail_open`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub get_many_fail_open: Option<bool>,
+    /// PEM file of the CAs to trust instead of the system's roots, for a `memcaches://` URL;
+    /// as the URL's `tls_ca`. See [`MemcachedCacheBuilder::tls_ca_file`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM file of the client certificate (chain) for mutual TLS, with `tls_key`; as the
+    /// URL's `tls_cert`. See [`MemcachedCacheBuilder::tls_client_cert`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key, with `tls_cert`; as the URL's
+    /// `tls_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// **Insecure**, for test servers only: any server certificate accepted; as the
+    /// URL's `tls_insecure_skip_verify`. See [`MemcachedCacheBuilder::tls_insecure_skip_verify`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_insecure_skip_verify: Option<bool>,
 }
 
 impl MemcachedConfig {
@@ -79,6 +95,10 @@ impl MemcachedConfig {
             max_value_size: None,
             namespace_refresh: None,
             get_many_fail_open: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_insecure_skip_verify: None,
         }
     }
 
@@ -104,7 +124,7 @@ impl MemcachedConfig {
         if let Some(fail_open) = self.get_many_fail_open {
             builder = builder.get_many_fail_open(fail_open);
         }
-        builder
+        builder.with_tls_files(self)
     }
 
     /// Builds the cache: `self.builder().build()`.
@@ -114,6 +134,29 @@ impl MemcachedConfig {
     /// As [`MemcachedCacheBuilder::build`].
     pub async fn build(&self) -> Result<MemcachedCache, cache_api::CacheError> {
         self.builder().build().await
+    }
+}
+
+impl MemcachedCacheBuilder {
+    /// The TLS fields of `config` that are set, over the URL's; `build` checks them as
+    /// it checks the URL's (a half pair of `tls_cert` and `tls_key`, a TLS setting on a
+    /// plain URL: [`CacheError::Config`](cache_api::CacheError::Config)).
+    fn with_tls_files(mut self, config: &MemcachedConfig) -> Self {
+        if let Some(ca) = &config.tls_ca {
+            self = self.with_tls("tls_ca", |tls| tls.ca_file = Some(ca.clone()));
+        }
+        if let Some(cert) = &config.tls_cert {
+            self = self.with_tls("tls_cert", |tls| tls.cert_file = Some(cert.clone()));
+        }
+        if let Some(key) = &config.tls_key {
+            self = self.with_tls("tls_key", |tls| tls.key_file = Some(key.clone()));
+        }
+        if let Some(skip) = config.tls_insecure_skip_verify {
+            self = self.with_tls("tls_insecure_skip_verify", |tls| {
+                tls.insecure_skip_verify = skip;
+            });
+        }
+        self
     }
 }
 
@@ -129,6 +172,10 @@ impl fmt::Debug for MemcachedConfig {
             .field("max_value_size", &self.max_value_size)
             .field("namespace_refresh", &self.namespace_refresh)
             .field("get_many_fail_open", &self.get_many_fail_open)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("tls_insecure_skip_verify", &self.tls_insecure_skip_verify)
             .finish()
     }
 }
@@ -180,6 +227,37 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&config).unwrap(),
             r#"{"url":"memcache://h?timeout=3s&prefix=p:"}"#
+        );
+    }
+
+    #[test]
+    fn tls_fields_reach_the_builder_and_are_checked_as_the_url_parameters() {
+        let config: MemcachedConfig = serde_json::from_str(
+            r#"{"url": "memcaches://h", "tls_cert": "/c.pem", "tls_key": "/k.pem"}"#,
+        )
+        .unwrap();
+        match &config.builder().scheme {
+            crate::transport::Scheme::Tls(tls) => {
+                assert_eq!(tls.cert_file, config.tls_cert);
+                assert_eq!(tls.key_file, config.tls_key);
+                assert_eq!(tls.ca_file, None);
+            }
+            other => panic!("not tls: {other:?}"),
+        }
+        // A TLS setting on a plain URL is refused, naming it.
+        let plain: MemcachedConfig =
+            serde_json::from_str(r#"{"url": "memcache://h", "tls_ca": "/ca.pem"}"#).unwrap();
+        let error = plain.builder().checked_servers().unwrap_err();
+        assert!(error.to_string().contains("tls_ca"), "{error}");
+        // Half a pair is refused when the transport is made.
+        let half: MemcachedConfig =
+            serde_json::from_str(r#"{"url": "memcaches://h", "tls_key": "/k.pem"}"#).unwrap();
+        let error = crate::transport::Transport::new(&half.builder().scheme)
+            .expect_err("a key without its certificate");
+        assert!(error.to_string().contains("tls_cert"), "{error}");
+        assert_eq!(
+            serde_json::to_string(&config).unwrap(),
+            r#"{"url":"memcaches://h","tls_cert":"/c.pem","tls_key":"/k.pem"}"#
         );
     }
 

@@ -23,7 +23,7 @@ use rustls::{
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    net::{TcpStream, UnixStream},
+    net::TcpStream,
 };
 use tokio_rustls::TlsConnector;
 
@@ -97,7 +97,9 @@ impl crate::MemcachedCacheBuilder {
         })
     }
 
-    fn with_tls(mut self, method: &str, change: impl FnOnce(&mut TlsSettings)) -> Self {
+    /// Applies `change` to the TLS settings of a `memcaches://` URL; on any other scheme,
+    /// `build` fails naming `method`.
+    pub(crate) fn with_tls(mut self, method: &str, change: impl FnOnce(&mut TlsSettings)) -> Self {
         match &mut self.scheme {
             Scheme::Tls(settings) => change(settings),
             // Reported by `build`, as a bad URL is; an earlier error stays.
@@ -157,7 +159,13 @@ impl Transport {
     /// [`refusal`] describes.
     pub(crate) async fn dial(&self, address: &str) -> io::Result<Stream> {
         match self {
-            Transport::Unix => Ok(Box::new(UnixStream::connect(address).await?)),
+            #[cfg(unix)]
+            Transport::Unix => Ok(Box::new(tokio::net::UnixStream::connect(address).await?)),
+            #[cfg(not(unix))]
+            Transport::Unix => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("{address}: unix sockets exist on unix systems only"),
+            )),
             Transport::Tcp => Ok(Box::new(tcp(address).await?)),
             Transport::Tls(connector) => {
                 let name = ServerName::try_from(host_of(address).to_owned()).map_err(|_| {

@@ -1,7 +1,7 @@
 //! [`RedisConfig`]: the builder's settings as plain data, for an application that reads
 //! them from its configuration file (feature `serde`).
 
-use std::{fmt, time::Duration};
+use std::{fmt, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +90,22 @@ pub struct RedisConfig {
     /// See [`RedisCacheBuilder::database`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<u32>,
+    /// PEM file of the CAs to trust instead of the system's roots, for a `rediss://` or `rediss+cluster://` URL;
+    /// as the URL's `tls_ca`. See [`RedisCacheBuilder::tls_ca_file`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM file of the client certificate (chain) for mutual TLS, with `tls_key`; as the
+    /// URL's `tls_cert`. See [`RedisCacheBuilder::tls_client_cert`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key, with `tls_cert`; as the URL's
+    /// `tls_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// **Insecure**, for test servers only: any server certificate accepted; as the
+    /// URL's `tls_insecure_skip_verify`. See [`RedisCacheBuilder::tls_insecure_skip_verify`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_insecure_skip_verify: Option<bool>,
 }
 
 /// The kind of [`ConnectionModel`] a [`RedisConfig`] names; its size is `pool_size`.
@@ -118,6 +134,10 @@ impl RedisConfig {
             pool_size: None,
             max_value_size: None,
             database: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_insecure_skip_verify: None,
         }
     }
 
@@ -165,7 +185,7 @@ impl RedisConfig {
         if let Some(database) = self.database {
             builder = builder.database(database);
         }
-        builder
+        builder.with_tls_files(self)
     }
 
     /// Builds the cache: `self.builder().build()`.
@@ -175,6 +195,27 @@ impl RedisConfig {
     /// As [`RedisCacheBuilder::build`].
     pub async fn build(&self) -> Result<RedisCache, cache_api::CacheError> {
         self.builder().build().await
+    }
+}
+
+impl RedisCacheBuilder {
+    /// The TLS fields of `config` that are set, over the URL's; `build` checks them as
+    /// it checks the URL's (a half pair of `tls_cert` and `tls_key`, a TLS setting on a
+    /// plain URL: [`CacheError::Config`](cache_api::CacheError::Config)).
+    fn with_tls_files(mut self, config: &RedisConfig) -> Self {
+        if let Some(ca) = &config.tls_ca {
+            self.tls.ca_file = Some(ca.clone());
+        }
+        if let Some(cert) = &config.tls_cert {
+            self.tls.cert_file = Some(cert.clone());
+        }
+        if let Some(key) = &config.tls_key {
+            self.tls.key_file = Some(key.clone());
+        }
+        if let Some(skip) = config.tls_insecure_skip_verify {
+            self.tls.insecure_skip_verify = skip;
+        }
+        self
     }
 }
 
@@ -192,6 +233,10 @@ impl fmt::Debug for RedisConfig {
             .field("pool_size", &self.pool_size)
             .field("max_value_size", &self.max_value_size)
             .field("database", &self.database)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("tls_insecure_skip_verify", &self.tls_insecure_skip_verify)
             .finish()
     }
 }
@@ -252,6 +297,36 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&config).unwrap(),
             r#"{"url":"redis://h?timeout=3s&prefix=p:&pool_size=2"}"#
+        );
+    }
+
+    #[test]
+    fn tls_fields_reach_the_builder_and_are_checked_as_the_url_parameters() {
+        let config: RedisConfig = serde_json::from_str(
+            r#"{"url": "rediss://h", "tls_ca": "/no/such/ca.pem", "tls_insecure_skip_verify": false}"#,
+        )
+        .unwrap();
+        let builder = config.builder();
+        assert_eq!(builder.tls.ca_file, config.tls_ca);
+        assert!(!builder.tls.insecure_skip_verify);
+        let message = |json: &str| {
+            let config: RedisConfig = serde_json::from_str(json).unwrap();
+            match config.builder().validate() {
+                Err(error @ cache_api::CacheError::Config { .. }) => error.to_string(),
+                Err(other) => panic!("{json}: {other:?}"),
+                Ok(_) => panic!("{json}: accepted"),
+            }
+        };
+        // The file is read at build, and a missing one named.
+        let missing = message(r#"{"url": "rediss://h", "tls_ca": "/no/such/ca.pem"}"#);
+        assert!(missing.contains("tls_ca"), "{missing}");
+        let half = message(r#"{"url": "rediss://h", "tls_cert": "/c.pem"}"#);
+        assert!(half.contains("tls_key"), "{half}");
+        message(r#"{"url": "redis://h", "tls_insecure_skip_verify": true}"#);
+        // And back: the fields set are written under the URL parameters' names.
+        assert_eq!(
+            serde_json::to_string(&config).unwrap(),
+            r#"{"url":"rediss://h","tls_ca":"/no/such/ca.pem","tls_insecure_skip_verify":false}"#
         );
     }
 
