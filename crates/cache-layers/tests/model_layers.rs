@@ -8,21 +8,10 @@ mod common;
 use std::sync::Arc;
 
 use cache_api::Cache;
-use cache_tck::model::{self, Config, Report};
+use cache_tck::model::{self, Config};
 
 fn config() -> Config {
     Config::from_env().expect("CACHE_MODEL_CASES and CACHE_MODEL_SEED are numbers")
-}
-
-fn passed(stack: &str, result: Result<Report, model::ModelFailure>) {
-    match result {
-        Ok(report) => {
-            eprintln!("{stack} model: {report}");
-            assert!(report.cases > 0, "no sequence ran: {report}");
-            assert!(report.drawn.contains(&"add") && report.drawn.contains(&"clear"));
-        }
-        Err(failure) => panic!("{stack}:\n{failure}"),
-    }
 }
 
 /// The layers over memory keep every answer the model allows.
@@ -31,7 +20,7 @@ async fn layered_memory_keeps_the_model() {
     let factory = || async {
         common::full_stack(Arc::new(cache_memory::MemoryCache::new()) as Arc<dyn Cache>)
     };
-    passed("layered memory", model::run(factory, &config()).await);
+    model::assert_kept("layered memory", model::run(factory, &config()).await);
 }
 
 /// The layers over Redis keep every answer the model allows.
@@ -40,5 +29,5 @@ async fn layered_redis_keeps_the_model() {
     let factory = || async {
         common::full_stack(Arc::new(cache_redis::testing::fresh_cache().await) as Arc<dyn Cache>)
     };
-    passed("layered redis", model::run(factory, &config()).await);
+    model::assert_kept("layered redis", model::run(factory, &config()).await);
 }

@@ -8,7 +8,7 @@
 //! how many sequences run (32 by default).
 
 use cache_memcached::testing::{fresh_cache, fresh_ring_cache};
-use cache_tck::model::{self, Config, Report};
+use cache_tck::model::{self, Config};
 
 fn config() -> Config {
     Config::from_env()
@@ -16,27 +16,16 @@ fn config() -> Config {
         .with_parallel(16)
 }
 
-fn passed(backend: &str, result: Result<Report, model::ModelFailure>) {
-    match result {
-        Ok(report) => {
-            eprintln!("{backend} model: {report}");
-            assert!(report.cases > 0, "no sequence ran: {report}");
-            assert!(report.drawn.contains(&"add") && report.drawn.contains(&"clear"));
-        }
-        Err(failure) => panic!("{backend}:\n{failure}"),
-    }
-}
-
 /// Every answer of a single memcached server is one the model allows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memcached_keeps_the_model() {
-    passed("memcached", model::run(fresh_cache, &config()).await);
+    model::assert_kept("memcached", model::run(fresh_cache, &config()).await);
 }
 
 /// Every answer of a ring of three memcached servers is one the model allows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memcached_ring_keeps_the_model() {
-    passed(
+    model::assert_kept(
         "memcached ring",
         model::run(fresh_ring_cache, &config()).await,
     );

@@ -8,35 +8,13 @@ use std::time::Duration;
 
 use cache_api::{Bytes, Cache, CacheError};
 use cache_memcached::{testing::unique_prefix, MemcachedCache};
-use cache_testserver::tls::{TestCertificates, TlsMemcached};
+use cache_testserver::tls::{auth_message, TlsMemcached, TlsPair};
 use tokio::sync::OnceCell;
 
 /// The certificates and the TLS servers the tests of this process share.
-struct Shared {
-    certs: TestCertificates,
-    server: TlsMemcached,
-    /// A server that requires a client certificate signed by the test CA.
-    mutual: TlsMemcached,
-}
-
-async fn shared() -> &'static Shared {
-    static SHARED: OnceCell<Shared> = OnceCell::const_new();
-    SHARED
-        .get_or_init(|| async {
-            let certs = TestCertificates::generate().expect("test certificates");
-            let server = TlsMemcached::start(&certs, false).await.unwrap_or_else(|err| {
-                panic!("cannot start memcached -Z (apt-get install memcached, 1.5.13 or later, built with tls): {err}")
-            });
-            let mutual = TlsMemcached::start(&certs, true)
-                .await
-                .unwrap_or_else(|err| panic!("cannot start a mutual-tls memcached: {err}"));
-            Shared {
-                certs,
-                server,
-                mutual,
-            }
-        })
-        .await
+async fn shared() -> &'static TlsPair<TlsMemcached> {
+    static SHARED: OnceCell<TlsPair<TlsMemcached>> = OnceCell::const_new();
+    SHARED.get_or_init(TlsPair::memcached).await
 }
 
 /// `url` with the test CA and `extra` parameters.
@@ -57,18 +35,6 @@ async fn factory() -> MemcachedCache {
 
 cache_tck::contract_tests!(factory);
 cache_tck::extended_tests!(factory);
-
-/// The message of an `Auth` error and its source, or a panic saying what came instead.
-fn auth_message<T: std::fmt::Debug>(result: Result<T, CacheError>) -> String {
-    match result {
-        Err(err @ CacheError::Auth { .. }) => {
-            assert!(!err.is_retryable(), "a refused certificate is not retried");
-            let source = std::error::Error::source(&err).map(ToString::to_string);
-            format!("{err} / {}", source.unwrap_or_default())
-        }
-        other => panic!("expected an auth error, got {other:?}"),
-    }
-}
 
 /// A server certificate from a CA the client does not trust is refused, naming why.
 #[tokio::test]

@@ -9,12 +9,6 @@ use cache_tck::model::{self, Config};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_keeps_the_model() {
     let config = Config::from_env().expect("CACHE_MODEL_CASES and CACHE_MODEL_SEED are numbers");
-    match model::run(|| async { MemoryCache::new() }, &config).await {
-        Ok(report) => {
-            eprintln!("memory model: {report}");
-            assert!(report.cases > 0, "no sequence ran: {report}");
-            assert!(report.drawn.contains(&"add") && report.drawn.contains(&"clear"));
-        }
-        Err(failure) => panic!("memory backend:\n{failure}"),
-    }
+    let result = model::run(|| async { MemoryCache::new() }, &config).await;
+    model::assert_kept("memory backend", result);
 }

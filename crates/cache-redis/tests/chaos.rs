@@ -11,20 +11,25 @@ mod common;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use cache_api::Cache;
 use cache_redis::{testing::LocalServer, ConnectionModel, RedisCache};
-use cache_testserver::chaos::{probe, ChaosProxy, Fault};
+use cache_testserver::chaos::{
+    probe::{self, Bounds},
+    ChaosProxy, Fault,
+};
 use common::local_server;
 
 /// The cache's connect and response timeouts.
 const TIMEOUT: Duration = Duration::from_millis(300);
-/// The longest a failing call may take: a reconnect (connect timeout) then the answer
-/// (response timeout), with room for a loaded two-core machine.
-const DEADLINE: Duration = Duration::from_millis(2 * 300 + 700);
-/// How long the cache may take to answer again once the fault is lifted.
-const HEAL_WITHIN: Duration = Duration::from_secs(3);
-/// Each fault is injected and lifted this many times on the same cache.
-const ROUNDS: usize = 3;
+
+/// The cells' bounds: a failing call within a reconnect (connect timeout) and the answer
+/// (response timeout), with room for a loaded two-core machine; healed within 3 s; three
+/// rounds of each fault on the same cache.
+const BOUNDS: Bounds = Bounds {
+    timeout: TIMEOUT,
+    deadline: Duration::from_millis(2 * 300 + 700),
+    heal_within: Duration::from_secs(3),
+    rounds: 3,
+};
 
 /// The default connection model: one multiplexed connection.
 const MULTIPLEXED: ConnectionModel = ConnectionModel::Multiplexed { connections: 1 };
@@ -44,56 +49,22 @@ async fn through_proxy(model: ConnectionModel) -> (LocalServer, ChaosProxy, Redi
     (server, proxy, cache)
 }
 
-/// Runs [`ROUNDS`] of `fault` on one cache: every call under it fails with `expected`
-/// within [`DEADLINE`], and the cache heals within [`HEAL_WITHIN`]. Prints each round and
-/// the row of the README's matrix.
-async fn cell(fault: Fault, expected: &str) {
-    cell_with(fault, expected, expected).await;
-}
-
-/// As [`cell`], when the call that meets the fault first fails otherwise than the next.
+/// Runs the rounds of `fault` on one cache through a proxy of its own: the first call
+/// under it fails with `expected`, the next with `then`, in time, and the cache heals
+/// (`probe::assert_cell`).
 async fn cell_with(fault: Fault, expected: &str, then: &str) {
     cell_in(MULTIPLEXED, "redis", fault, expected, then).await;
+}
+
+/// As [`cell_with`] with the same error for both calls.
+async fn cell(fault: Fault, expected: &str) {
+    cell_with(fault, expected, expected).await;
 }
 
 /// As [`cell_with`], in connection model `model`, the row labelled `label`.
 async fn cell_in(model: ConnectionModel, label: &str, fault: Fault, expected: &str, then: &str) {
     let (_server, proxy, cache) = through_proxy(model).await;
-    let (mut errors, mut heals) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let report = probe::fault_cell(&cache, &proxy, fault, HEAL_WITHIN)
-            .await
-            .unwrap_or_else(|message| panic!("round {round}: {message}"));
-        println!("{label} round {round}: {report}");
-        assert_eq!(
-            probe::kind(&report.error),
-            expected,
-            "{fault}, round {round}: the first call under the fault returned {:?}",
-            report.error
-        );
-        assert_eq!(
-            report.second_error, then,
-            "{fault}, round {round}: the second call under the fault"
-        );
-        assert!(
-            report.time_to_error < DEADLINE,
-            "{fault}, round {round}: the error took {:?}, past {DEADLINE:?}",
-            report.time_to_error
-        );
-        if expected == "timeout" {
-            assert!(
-                report.time_to_error >= TIMEOUT / 2,
-                "{fault}, round {round}: a timeout before the timeout: {:?}",
-                report.time_to_error
-            );
-        }
-        errors.push(report.time_to_error);
-        heals.push(report.time_to_heal);
-    }
-    println!(
-        "{}",
-        probe::matrix_row(label, fault, (expected, then), &errors, &heals)
-    );
+    probe::assert_cell(&cache, &proxy, label, fault, (expected, then), BOUNDS).await;
 }
 
 /// Replies 1 s late, past the 300 ms response timeout: `Timeout`, then healed.
@@ -140,21 +111,7 @@ async fn chaos_refused_connections_give_unreachable_and_heal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_no_reply_is_matched_to_the_wrong_request() {
     let (_server, proxy, cache) = through_proxy(MULTIPLEXED).await;
-    let cache: Arc<dyn Cache> = Arc::new(cache);
-    let report = probe::mixed_load(
-        Arc::clone(&cache),
-        &proxy,
-        &probe::every_fault(Duration::from_secs(1)),
-        32,
-        Duration::from_millis(600),
-    )
-    .await
-    .unwrap_or_else(|error| panic!("cannot write the keys before the faults: {error}"));
-    println!("redis mixed load under faults: {report:?}");
-    probe::assert_sound(&report, "redis");
-    probe::populate(cache.as_ref(), "after")
-        .await
-        .unwrap_or_else(|error| panic!("the cache does not work after the faults: {error}"));
+    probe::assert_no_mismatch(Arc::new(cache), &proxy, "redis").await;
 }
 
 /// Pooled mode (a `PING` at each checkout, a connection that failed on I/O dropped): every

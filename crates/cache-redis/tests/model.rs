@@ -5,33 +5,22 @@
 //! prefix. `CACHE_MODEL_CASES` sets how many sequences run (32 by default).
 
 use cache_redis::testing::{fresh_cache, fresh_cluster_cache};
-use cache_tck::model::{self, Config, Report};
+use cache_tck::model::{self, Config};
 
 fn config() -> Config {
     Config::from_env().expect("CACHE_MODEL_CASES and CACHE_MODEL_SEED are numbers")
 }
 
-fn passed(backend: &str, result: Result<Report, model::ModelFailure>) {
-    match result {
-        Ok(report) => {
-            eprintln!("{backend} model: {report}");
-            assert!(report.cases > 0, "no sequence ran: {report}");
-            assert!(report.drawn.contains(&"add") && report.drawn.contains(&"clear"));
-        }
-        Err(failure) => panic!("{backend}:\n{failure}"),
-    }
-}
-
 /// Every answer of a single Redis server is one the model allows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_keeps_the_model() {
-    passed("redis", model::run(fresh_cache, &config()).await);
+    model::assert_kept("redis", model::run(fresh_cache, &config()).await);
 }
 
 /// Every answer of a Redis Cluster (keys spread over 3 masters) is one the model allows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_keeps_the_model() {
-    passed(
+    model::assert_kept(
         "redis cluster",
         model::run(fresh_cluster_cache, &config()).await,
     );

@@ -10,35 +10,14 @@ use std::time::Duration;
 
 use cache_api::{Bytes, Cache, CacheError};
 use cache_redis::{ConnectionModel, RedisCache, RedisCacheBuilder};
-use cache_testserver::tls::{TestCertificates, TlsRedis};
+use cache_testserver::tls::{auth_message, TlsPair, TlsRedis};
 use tokio::sync::OnceCell;
 
-/// The certificates and the TLS server the tests of this process share.
-struct Shared {
-    certs: TestCertificates,
-    server: TlsRedis,
-    /// A server that asks clients for a certificate (`--tls-auth-clients yes`).
-    mutual: TlsRedis,
-}
-
-async fn shared() -> &'static Shared {
-    static SHARED: OnceCell<Shared> = OnceCell::const_new();
-    SHARED
-        .get_or_init(|| async {
-            let certs = TestCertificates::generate().expect("test certificates");
-            let server = TlsRedis::start(&certs, false).await.unwrap_or_else(|err| {
-                panic!("cannot start redis-server with --tls-port (apt-get install redis-server, 6.0 or later, built with tls): {err}")
-            });
-            let mutual = TlsRedis::start(&certs, true)
-                .await
-                .unwrap_or_else(|err| panic!("cannot start a mutual-tls redis-server: {err}"));
-            Shared {
-                certs,
-                server,
-                mutual,
-            }
-        })
-        .await
+/// The certificates and the TLS servers the tests of this process share; `mutual` asks
+/// clients for a certificate (`--tls-auth-clients yes`).
+async fn shared() -> &'static TlsPair<TlsRedis> {
+    static SHARED: OnceCell<TlsPair<TlsRedis>> = OnceCell::const_new();
+    SHARED.get_or_init(TlsPair::redis).await
 }
 
 /// A cache over TLS, trusting the test CA, under a prefix of its own. The server is this
@@ -71,17 +50,6 @@ mod pooled {
     }
 
     cache_tck::contract_tests!(factory);
-}
-
-/// The message of an `Auth` error, or a panic saying what came instead.
-fn auth_message<T: std::fmt::Debug>(result: Result<T, CacheError>) -> String {
-    match result {
-        Err(err @ CacheError::Auth { .. }) => {
-            let source = std::error::Error::source(&err).map(ToString::to_string);
-            format!("{err} / {}", source.unwrap_or_default())
-        }
-        other => panic!("expected an auth error, got {other:?}"),
-    }
 }
 
 /// A server certificate from a CA the client does not trust is refused, naming why.

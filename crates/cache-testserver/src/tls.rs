@@ -203,3 +203,79 @@ impl TlsMemcached {
         &self.server
     }
 }
+
+/// The test certificates and two TLS servers made with them: `server` takes any client,
+/// `mutual` asks for a client certificate signed by the test CA. What a backend's TLS
+/// tests share, started once per test process.
+#[derive(Debug)]
+pub struct TlsPair<S> {
+    /// The certificates both servers show and trust.
+    pub certs: TestCertificates,
+    /// A server that takes clients without a certificate.
+    pub server: S,
+    /// A server that requires a client certificate (mutual TLS).
+    pub mutual: S,
+}
+
+impl TlsPair<TlsRedis> {
+    /// Makes the certificates and starts both `redis-server`s.
+    ///
+    /// # Panics
+    ///
+    /// When the certificates cannot be made or a server does not start, saying how to
+    /// install a `redis-server` built with TLS.
+    pub async fn redis() -> Self {
+        let certs = TestCertificates::generate().expect("test certificates");
+        let server = TlsRedis::start(&certs, false).await.unwrap_or_else(|err| {
+            panic!("cannot start redis-server with --tls-port (apt-get install redis-server, 6.0 or later, built with tls): {err}")
+        });
+        let mutual = TlsRedis::start(&certs, true)
+            .await
+            .unwrap_or_else(|err| panic!("cannot start a mutual-tls redis-server: {err}"));
+        Self {
+            certs,
+            server,
+            mutual,
+        }
+    }
+}
+
+impl TlsPair<TlsMemcached> {
+    /// Makes the certificates and starts both `memcached -Z`.
+    ///
+    /// # Panics
+    ///
+    /// When the certificates cannot be made or a server does not start, saying how to
+    /// install a `memcached` built with TLS.
+    pub async fn memcached() -> Self {
+        let certs = TestCertificates::generate().expect("test certificates");
+        let server = TlsMemcached::start(&certs, false).await.unwrap_or_else(|err| {
+            panic!("cannot start memcached -Z (apt-get install memcached, 1.5.13 or later, built with tls): {err}")
+        });
+        let mutual = TlsMemcached::start(&certs, true)
+            .await
+            .unwrap_or_else(|err| panic!("cannot start a mutual-tls memcached: {err}"));
+        Self {
+            certs,
+            server,
+            mutual,
+        }
+    }
+}
+
+/// The message of an `Auth` error and of its source, for a test to look into.
+///
+/// # Panics
+///
+/// When `result` is anything but an `Auth` error, or when that error says it is worth a
+/// retry (a refused certificate never is).
+pub fn auth_message<T: std::fmt::Debug>(result: Result<T, cache_api::CacheError>) -> String {
+    match result {
+        Err(err @ cache_api::CacheError::Auth { .. }) => {
+            assert!(!err.is_retryable(), "a refused certificate is not retried");
+            let source = std::error::Error::source(&err).map(ToString::to_string);
+            format!("{err} / {}", source.unwrap_or_default())
+        }
+        other => panic!("expected an auth error, got {other:?}"),
+    }
+}

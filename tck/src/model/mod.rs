@@ -247,6 +247,30 @@ impl fmt::Display for Report {
     }
 }
 
+/// Fails the calling test unless `result` is a run that found nothing wrong, ran at least
+/// one sequence and drew `add` and `clear`; prints the report under `backend`'s name.
+///
+/// A backend's test calls it with the result of [`run`]:
+/// `assert_kept("memory", run(factory, &config).await)`.
+///
+/// # Panics
+///
+/// With the shrunk sequence when the cache and the model disagreed, or when the run drew
+/// no sequence, no `add` or no `clear`.
+pub fn assert_kept(backend: &str, result: Result<Report, ModelFailure>) {
+    match result {
+        Ok(report) => {
+            eprintln!("{backend} model: {report}");
+            assert!(report.cases > 0, "{backend}: no sequence ran: {report}");
+            assert!(
+                report.drawn.contains(&"add") && report.drawn.contains(&"clear"),
+                "{backend}: the sequences drew no add or no clear: {report}"
+            );
+        }
+        Err(failure) => panic!("{backend}:\n{failure}"),
+    }
+}
+
 /// A sequence on which the cache and the model disagreed, shrunk.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

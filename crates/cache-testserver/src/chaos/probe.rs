@@ -400,6 +400,98 @@ pub fn matrix_row(
     )
 }
 
+/// The bounds a backend's chaos cells hold its cache to.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// The cache's timeout: a `timeout` error in under half of it is a failure too.
+    pub timeout: Duration,
+    /// The longest a failing call may take.
+    pub deadline: Duration,
+    /// How long the cache may take to answer again once the fault is lifted.
+    pub heal_within: Duration,
+    /// Each fault is injected and lifted this many times on the same cache.
+    pub rounds: usize,
+}
+
+/// Runs `bounds.rounds` rounds of `fault` on one cache: the first call under the fault
+/// fails with an error of kind `first` and the next with `then`, within the deadline,
+/// and the cache heals within `heal_within`. Prints each round, then the row of the
+/// README's chaos matrix labelled `label`.
+///
+/// # Panics
+///
+/// When a round breaks any of those rules, or [`fault_cell`] reports a failure.
+pub async fn assert_cell(
+    cache: &dyn Cache,
+    proxy: &ChaosProxy,
+    label: &str,
+    fault: Fault,
+    (first, then): (&str, &str),
+    bounds: Bounds,
+) {
+    let (mut errors, mut heals) = (Vec::new(), Vec::new());
+    for round in 0..bounds.rounds {
+        let report = fault_cell(cache, proxy, fault, bounds.heal_within)
+            .await
+            .unwrap_or_else(|message| panic!("round {round}: {message}"));
+        println!("{label} round {round}: {report}");
+        assert_eq!(
+            kind(&report.error),
+            first,
+            "{fault}, round {round}: the first call under the fault returned {:?}",
+            report.error
+        );
+        assert_eq!(
+            report.second_error, then,
+            "{fault}, round {round}: the second call under the fault"
+        );
+        assert!(
+            report.time_to_error < bounds.deadline,
+            "{fault}, round {round}: the error took {:?}, past {:?}",
+            report.time_to_error,
+            bounds.deadline
+        );
+        if first == "timeout" {
+            assert!(
+                report.time_to_error >= bounds.timeout / 2,
+                "{fault}, round {round}: a timeout before the timeout: {:?}",
+                report.time_to_error
+            );
+        }
+        errors.push(report.time_to_error);
+        heals.push(report.time_to_heal);
+    }
+    println!(
+        "{}",
+        matrix_row(label, fault, (first, then), &errors, &heals)
+    );
+}
+
+/// 32 tasks read and write keys whose values name them while every fault comes and goes
+/// (each for 600 ms, replies 1 s late under latency): no read returns another key's
+/// value, calls succeed and fail, and the cache works afterwards.
+///
+/// # Panics
+///
+/// When the keys cannot be written first, when [`assert_sound`] fails, or when the cache
+/// does not work once the faults are over.
+pub async fn assert_no_mismatch(cache: Arc<dyn Cache>, proxy: &ChaosProxy, label: &str) {
+    let report = mixed_load(
+        Arc::clone(&cache),
+        proxy,
+        &every_fault(Duration::from_secs(1)),
+        32,
+        Duration::from_millis(600),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("cannot write the keys before the faults: {error}"));
+    println!("{label} mixed load under faults: {report:?}");
+    assert_sound(&report, label);
+    populate(cache.as_ref(), "after")
+        .await
+        .unwrap_or_else(|error| panic!("the cache does not work after the faults: {error}"));
+}
+
 /// `min–max ms` of some durations.
 fn range_ms(durations: &[Duration]) -> String {
     let ms = |duration: &Duration| duration.as_secs_f64() * 1e3;
