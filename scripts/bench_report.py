@@ -59,6 +59,12 @@ def cpu_ticks(line):
     idle = fields[3] + fields[4]
     return sum(fields[:8]) - idle, sum(fields[:8])
 
+def steal_ticks(line):
+    """Ticks the hypervisor ran something else on this machine's virtual CPUs (/proc/stat's
+    eighth field), which cpu_ticks counts as busy."""
+    fields = [int(x) for x in line.split()[1:]]
+    return fields[7] if len(fields) > 7 else 0
+
 def seconds_of(text):
     """Seconds of a time as the shell's `times` prints it: 1m2.5s."""
     minutes, seconds = text.rstrip("s").split("m")
@@ -83,8 +89,9 @@ def peer_names(peers, backend):
                     names.append(name)
     return names
 
-def peer_target(peer_name, backend, compared):
-    """The targets line "at least as fast as PEER" over the cells both ran."""
+def peer_target(peer_name, backend, compared, rows="row", target=True):
+    """The targets line "at least as fast as PEER on every ROW" over the cells both ran; with
+    `target` false, the line of a peer shown for comparison only (its last column says so)."""
     def ops(side):
         return (side or {}).get("ops_per_sec")
     pairs = [(ops(cell.get("adapter")), ops(peer["data"].get("peer_side"))) for _, cell, peer in compared]
@@ -92,9 +99,112 @@ def peer_target(peer_name, backend, compared):
     wins = [1 for a, p in pairs if a >= p]
     spread = (f"adapter/peer from {min(a / p for a, p in pairs):.2f} to {max(a / p for a, p in pairs):.2f}"
               if pairs else "no figures")
-    met = "yes" if pairs and len(wins) == len(compared) else "no"
-    return (f"| at least as fast as {peer_name} ({backend}) | faster or equal on {len(wins)} of {len(compared)} rows; "
-            f"{spread} | {met} |")
+    met = ("yes" if pairs and len(wins) == len(compared) else "no") if target else "shown for comparison"
+    return (f"| at least as fast as {peer_name} on every {rows} ({backend}) | faster or equal on {len(wins)} of "
+            f"{len(compared)} rows; {spread} | {met} |")
+
+# The peers a backend is held to, and on which of its rows: (backend, peer) -> (the rows, as
+# the targets line names them, and the test of a cell's key (backend, workload, size,
+# concurrency)). Every other peer's line is shown for comparison only.
+PEER_TARGETS = {
+    ("memory", "cached-memory"): ("get and get-miss row", lambda key: key[1] in ("get", "get-miss")),
+    ("redis", "fred"): ("row at c=16 and c=128", lambda key: key[3] in (16, 128)),
+    ("redis", "opendal-redis"): ("row at c=16 and c=128", lambda key: key[3] in (16, 128)),
+    ("memcached", "async-memcached"): ("get, get-miss and set row", lambda key: key[1] in ("get", "get-miss", "set")),
+    ("memcached", "opendal-memcached"): ("get, get-miss and set row",
+                                         lambda key: key[1] in ("get", "get-miss", "set")),
+}
+
+def alternated(rows):
+    """The alternating-round measurements of a run by (backend, workload, size, concurrency):
+    scripts/bench-engines' rows (kind "engine", the in-memory backend) and the network
+    backends' rows (kind "alternation"); each maps to its `sides`, the first the adapter."""
+    found = {}
+    for row in rows:
+        data = row.get("data") or {}
+        if row.get("kind") == "engine":
+            key = ("memory", data.get("workload"), data.get("value_size"), data.get("concurrency"))
+        elif row.get("kind") == "alternation":
+            key = (row["backend"], row["workload"], row["size"], row["concurrency"])
+        else:
+            continue
+        if data.get("sides"):
+            found[key] = data["sides"]
+    return found
+
+def alternation_target(alternations, backend, peer_name, rows_named, wanted):
+    """The targets line "at least as fast as PEER on every ROW", from the alternating rounds
+    of one process: per row, the median of the per-round ratios of the adapter to the peer;
+    None when the run has no such rows."""
+    ratios = []
+    for key, sides in sorted(alternations.items()):
+        if key[0] != backend or not wanted(key):
+            continue
+        side = next((s for s in sides if s.get("name") == peer_name), None)
+        if side and side.get("first_over_this_median"):
+            ratios.append(side["first_over_this_median"])
+    if not ratios:
+        return None
+    wins = sum(1 for r in ratios if r >= 1.0)
+    return (f"| at least as fast as {peer_name} on every {rows_named} ({backend}), in alternating rounds of one "
+            f"process | faster or equal on {wins} of {len(ratios)} rows; median adapter/peer per row from "
+            f"{min(ratios):.2f} to {max(ratios):.2f} | {'yes' if wins == len(ratios) else 'no'} |")
+
+def alternation_section(alternations, backend):
+    """Lines of a network backend's table against its peers in alternating rounds (rows of
+    kind "alternation"); none when the run has no such rows."""
+    keys = sorted((k for k in alternations if k[0] == backend and backend != "memory"),
+                  key=lambda k: (["get", "get-miss", "set", "mix", "get-many"].index(k[1]), k[2], k[3]))
+    if not keys:
+        return []
+    names = []
+    for key in keys:
+        for side in alternations[key][1:]:
+            if side["name"] not in names:
+                names.append(side["name"])
+    out = [f"### {backend}: the adapter and its peers in alternating rounds", "",
+           "The adapter (`cache_url::connect`, as applications connect) and each peer in one process, on the same "
+           "server, in alternating rounds (`bench-peers --alternate`, twelve rounds of 0.25 s each), each on keys of "
+           "its own: drift of the machine falls on all of them alike, which it does not on the peer columns above "
+           "(processes of their own, run one after the other). Each cell: the median over the rounds of the "
+           "engine's operations per second, and below it, in parentheses, the median of the per-round ratio of the "
+           "adapter to it (above 1.00: the adapter was faster); \"-\" where a peer does not run that row.", "",
+           "| workload | value | conc. | adapter ops/s | " + " | ".join(f"`{n}`" for n in names) + " |",
+           "|---|---:|---:|---:|" + "---:|" * len(names)]
+    for key in keys:
+        sides = {side["name"]: side for side in alternations[key]}
+        first = alternations[key][0]
+        cells = []
+        for name in names:
+            side = sides.get(name)
+            cells.append(f"{fmt_rate(side.get('ops_per_sec_median'))} ({fmt_ratio(side.get('first_over_this_median'))})"
+                         if side else "-")
+        out.append(f"| {key[1]} | {key[2]} B | {key[3]} | {fmt_rate(first.get('ops_per_sec_median'))} | " +
+                   " | ".join(cells) + " |")
+    out.append("")
+    return out
+
+def memcached_targets(cells):
+    """The targets lines of the multiplexed memcached path: GET 100 B at c=128 against the raw
+    pooled client (median of the per-round ratios) and against the Redis adapter."""
+    out = []
+    mc = cells.get(("memcached", "get", 100, 128)) or {}
+    rd = cells.get(("redis", "get", 100, 128)) or {}
+    mc_ops = (mc.get("adapter") or {}).get("ops_per_sec")
+    raw_ops = (mc.get("raw") or {}).get("ops_per_sec")
+    if mc_ops and raw_ops and "ratio" in mc:
+        x = mc["ratio"]["throughput_median"]
+        out.append(f"| memcached GET 100 B at c=128 >= 3x the raw pooled client (16 connections) | {mc_ops:,.0f}/s vs "
+                   f"{raw_ops:,.0f}/s; median of the per-round ratios {x:.2f}x | {'yes' if x >= 3 else 'no'} |")
+    rd_ops = (rd.get("adapter") or {}).get("ops_per_sec")
+    if mc_ops and rd_ops:
+        x = mc_ops / rd_ops
+        out.append(f"| memcached GET 100 B at c=128 >= 0.8x the Redis adapter (default mode) | {mc_ops:,.0f}/s vs "
+                   f"{rd_ops:,.0f}/s: {x:.2f}x | {'yes' if x >= 0.8 else 'no'} |")
+    return out
+
+# No row's adapter/raw ratio may fall below this, whatever the median of a backend's rows.
+FLOOR = 0.85
 
 ENGINE_PEERS = ["moka-future", "moka-sync", "quick-cache", "cached-memory"]
 
@@ -154,12 +264,16 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
     wall_cpu_s = (total_after - total_before) / tick
     own_s = (int(env["OWN_TICKS"]) / tick + sum(seconds_of(x) for x in env["CHILDREN_TIMES"].split())
              - sum(seconds_of(x) for x in env["CHILDREN_BEFORE"].split()))
-    foreign_share = max(0.0, busy_s - own_s) / wall_cpu_s if wall_cpu_s else 0.0
+    steal_s = (steal_ticks(env["CPU_AFTER"]) - steal_ticks(env["CPU_BEFORE"])) / tick
+    foreign_share = max(0.0, busy_s - own_s - steal_s) / wall_cpu_s if wall_cpu_s else 0.0
+    steal_share = steal_s / wall_cpu_s if wall_cpu_s else 0.0
     busy_reasons = []
     if float(load_before.split()[0]) >= 1.0:
         busy_reasons.append("the 1-minute load average was at or above 1.0 when the run started")
     if foreign_share > 0.10:
         busy_reasons.append(f"other processes used {foreign_share * 100:.0f} % of the CPU while it ran")
+    if steal_share > 0.10:
+        busy_reasons.append(f"the hypervisor took {steal_share * 100:.0f} % of the virtual CPUs' time (steal)")
     busy = bool(busy_reasons)
 
     cells = {}
@@ -180,6 +294,7 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
     beside = [row for row in rows if row["kind"] == "redis-benchmark-beside"]
     footprint = next((row for row in rows if row["kind"] == "footprint"), None)
     leaks = [row for row in rows if row["kind"] == "leak"]
+    alternations = alternated(rows)
 
     backends = ["memory", "redis", "redis-pooled", "memcached"]
     names = {"memory": "memory (quick_cache)", "redis": "redis, default mode (one multiplexed ConnectionManager)",
@@ -215,11 +330,14 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
     w(f"- Memory: {sh('free -h').splitlines()[1].split()[1]}; kernel {sh('uname -r')}")
     w(f"- Load average (1, 5, 15 min) before the run: {load_before}; after: {load_after} (the run itself keeps both cores busy)")
     w(f"- CPU used by processes other than this run's, while it ran: {foreign_share * 100:.0f} % of the machine "
-      "(all CPU time of the machine, less that of the servers and of every process this run started)")
+      "(all CPU time of the machine, less that of the servers, of every process this run started and the steal)")
+    w(f"- Steal: the hypervisor ran something else on this machine's virtual CPUs for {steal_share * 100:.0f} % "
+      "of their time during the run (`/proc/stat`); a stall of either side of a round shows as noise in the ratios")
     if busy:
         w(f"- **The machine was not quiet: {'; '.join(busy_reasons)}. The figures are noisier than on an idle machine.**")
     else:
-        w("- The machine was quiet: load average below 1.0 at the start, and no other process used more than 10 % of the CPU during the run.")
+        w("- The machine was quiet: load average below 1.0 at the start, no other process used more than 10 % of the CPU "
+          "and the steal stayed below 10 % during the run.")
     w(f"- {sh('rustc --version')}; {sh('redis-server --version').split(' sha=')[0]}; {sh('memcached -V')}; {sh('redis-benchmark --version')}")
     w(f"- Crates (Cargo.lock): {lock_versions('Cargo.lock', ['tokio', 'redis', 'deadpool-redis', 'memcache', 'quick_cache', 'hdrhistogram'])}")
     w(f"- Peers (benches/peers/Cargo.lock): {lock_versions('benches/peers/Cargo.lock', ['cached', 'quick_cache', 'moka', 'fred', 'opendal', 'async-memcached', 'redis'])}")
@@ -269,12 +387,14 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
             continue
         low = min(ratios, key=lambda item: item[1])
         below = [item for item in ratios if item[1] < targets[backend]]
-        mean = sum(r for _, r in ratios) / len(ratios)
+        ordered = sorted(r for _, r in ratios)
+        median = (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2]) / 2
         spread = round_spread(backend)
         spread_text = f"; per-round ratios stray ±{spread:.2f} from their row's median (median half-IQR)" if spread is not None else ""
-        w(f"| adapter/raw throughput >= {targets[backend]:.2f} on every {backend} row | "
-          f"mean {mean:.3f}, lowest {low[1]:.3f} ({low[0][0]}, {low[0][1]} B, c={low[0][2]}); "
-          f"{len(below)} of {len(ratios)} rows below{spread_text} | {'yes' if not below else 'no'} |")
+        met = median >= targets[backend] and low[1] >= FLOOR
+        w(f"| adapter/raw throughput ({backend}): median of the rows >= {targets[backend]:.2f}, no row below "
+          f"{FLOOR:.2f} | median {median:.3f}, lowest {low[1]:.3f} ({low[0][0]}, {low[0][1]} B, c={low[0][2]}); "
+          f"{len(below)} of {len(ratios)} rows below {targets[backend]:.2f}{spread_text} | {'yes' if met else 'no'} |")
     for backend in backends:
         for size in sorted({k[2] for k in cells}):
             get = cells.get((backend, "get", size, 1))
@@ -298,11 +418,28 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
                 ceiling = f"; ceiling `-P 16`: {p16['rps']:,.0f}/s" if p16 else ""
                 w(f"| {backend} GET at c=128 >= 5x redis-benchmark -P 1, {size} B | {cell['adapter']['ops_per_sec']:,.0f}/s vs "
                   f"{p1['rps']:,.0f}/s: {x:.2f}x{ceiling} | {'yes' if x >= 5 else 'no'} |")
+    for line in memcached_targets(cells):
+        w(line)
+    # A peer target is read from the alternating rounds when the run has them: the peer
+    # columns of the tables come from processes of their own, run after the cell, between
+    # which the drift of a shared machine is not cancelled; those lines are then shown for
+    # comparison only.
+    others = []
     for backend in backends:
         for peer_name in peer_names(peers, backend):
+            rows_named, wanted = PEER_TARGETS.get((backend, peer_name), ("row", None))
             compared = [(key, cells[key], by_peer[peer_name]) for key, by_peer in sorted(peers.items())
-                        if key[0] == backend and key in cells and peer_name in by_peer]
-            w(peer_target(peer_name, backend, compared))
+                        if key[0] == backend and key in cells and peer_name in by_peer
+                        and (wanted is None or wanted(key))]
+            rounds_line = wanted and alternation_target(alternations, backend, peer_name, rows_named, wanted)
+            if rounds_line:
+                w(rounds_line)
+            if wanted is None or rounds_line:
+                others.append(peer_target(peer_name, backend, compared, rows_named, target=False))
+            else:
+                w(peer_target(peer_name, backend, compared, rows_named))
+    for line in others:
+        w(line)
     w("")
     if errors:
         w("Runs that reported errors (exit status 1 means some operations failed; see the JSON): " + "; ".join(errors))
@@ -355,6 +492,7 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
             w("")
         if backend == "memory":
             out.extend(engine_section(cells, peers, footprint))
+        out.extend(alternation_section(alternations, backend))
 
     cluster_keys = sorted((k for k in cells if k[0] == "redis-cluster"),
                           key=lambda k: (["get", "get-miss", "set", "mix", "get-many"].index(k[1]), k[2], k[3]))
@@ -482,18 +620,23 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
         "the commands of concurrent callers on its one connection. That pipelining is why the default mode beats "
         "redis-benchmark's unpipelined (`-P 1`) figure at the same client count; `-P 16` shows what the server can do "
         "when every client pipelines.",
-        "**memcached** runs through `memcache` 0.21's meta client, which checks a connection out of its pool (behind a "
-        "semaphore) for every call and probes it with a non-blocking read before use. The peer, Shopify's "
-        "`async-memcached`, is driven here through a queue of 16 connections, each used by one caller at a time; where "
-        "it is faster than the raw client too, the gap is the client library's, not the adapter's.",
+        "**memcached**: the adapter runs on its own multiplexed connections (2 per server: the requests of every "
+        "caller written back to back, the answers matched in order), built on `memcache` 0.21's meta pieces; the raw "
+        "baseline is that crate's pooled meta client with 16 connections, which checks a connection out of its pool "
+        "(behind a semaphore) for every call, one request per round trip. That difference, not a cost of the adapter, "
+        "is why the adapter/raw ratio passes 1 from 16 callers on. The peer, Shopify's `async-memcached`, is driven "
+        "through a queue of 16 connections, each used by one caller at a time. At one caller, a row's answer takes "
+        "tens of microseconds and a stall of a virtual CPU (steal) a millisecond or more: those rows swing the most.",
         "**Redis Cluster on one machine.** The three masters, the client and the load generator share the same 2 "
         "cores, so the cluster adds no CPU here: its rows show what routing by slot costs the client (finding each "
         "key's node, one connection per node, answers put back in order, a get-many split into one command per slot), "
         "not what spreading the keys over machines gains.",
-        "**Peers** run in a process of their own, right after the cell they sit in, not interleaved with it in rounds: "
-        "drift of this shared machine between the two is not cancelled as in the adapter/raw ratio, and the same "
-        "command's throughput was seen to move by tens of percent from one minute to the next, so only large "
-        "differences to a peer are meaningful. `cached-memory` is a sharded LRU map under locks, sized in entries, "
+        "**Peers** in the backends' tables run in a process of their own, right after the cell they sit in, not "
+        "interleaved with it in rounds: drift of this shared machine between the two is not cancelled as in the "
+        "adapter/raw ratio, and the same command's throughput was seen to move by tens of percent from one minute to "
+        "the next, so only large differences there are meaningful. The peer targets are read from the alternating "
+        "rounds of one process instead (docs/bench/engines.md for the in-memory engines, the tables \"in "
+        "alternating rounds\" for Redis and memcached) when the run has them. `cached-memory` is a sharded LRU map under locks, sized in entries, "
         "without per-entry TTLs or a byte budget; `quick-cache` is the in-memory backend's own table used as its "
         "documentation shows, without the deadline check or the trait object; `moka-sync` and `moka-future` are "
         "moka with the byte budget and per-entry expiry the backend needs, the engines it was measured against "

@@ -72,9 +72,9 @@ struct Args {
     threads: Option<usize>,
     #[arg(long)]
     json: bool,
-    /// In-process engines (memory-adapter, cached-memory, quick-cache, moka-sync,
-    /// moka-future), comma-separated, measured in alternating rounds of one process
-    /// instead of PEER alone; PEER is then ignored.
+    /// Engines, comma-separated, measured in alternating rounds of one process instead
+    /// of PEER alone (PEER is then ignored): memory-adapter and the in-memory peers, or
+    /// `adapter` (this project's backend for URL) and the peers of URL's server.
     #[arg(long, value_delimiter = ',')]
     alternate: Vec<String>,
     /// Rounds of --alternate, splitting --duration.
@@ -224,11 +224,16 @@ async fn report(args: &Args) -> ExitCode {
 async fn alternation(args: &Args) -> ExitCode {
     let outcome = match args.workload.parse::<Workload>() {
         Ok(workload) => {
+            let setup = rounds::Setup {
+                url: &args.url,
+                keys: args.keys,
+                connections: args.connections,
+            };
             rounds::alternate(
                 &args.alternate,
+                setup,
                 workload,
                 args.value_size,
-                args.keys,
                 args.concurrency,
                 args.duration,
                 args.warmup,

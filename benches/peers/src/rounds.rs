@@ -1,9 +1,11 @@
-//! `--alternate A,B,...`: in-process engines measured in one process, in alternating
-//! rounds (A B C, C B A, A B C, ...), so that drift of a shared machine falls on all of
-//! them alike; the figure to read is the median of the per-round ratios to the first.
+//! `--alternate A,B,...`: engines measured in one process, in alternating rounds (A B C,
+//! C B A, A B C, ...), so that drift of a shared machine falls on all of them alike; the
+//! figure to read is the median of the per-round ratios to the first.
 //!
 //! `memory-adapter` is the in-memory backend as applications hold it (`Arc<dyn Cache>`),
-//! so that the backend and the peers it is compared with share the rounds.
+//! so that the backend and the peers it is compared with share the rounds; `adapter` is
+//! the backend of the URL (`redis://`, `memcache://`, ...) as `cache_url::connect` gives
+//! it, for the network peers on the same server. Each engine works on keys of its own.
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,72 +15,100 @@ use cache_bench::{Bound, BoxError, Measurement, Plan, Progress, SideReport, Targ
 use cached::stores::ShardedLruCache;
 use serde::Serialize;
 
-use crate::memory::{CachedMemory, MokaFuture, MokaSync, QuickCache};
+use crate::{
+    memcached::AsyncMemcached,
+    memory::{CachedMemory, MokaFuture, MokaSync, QuickCache},
+    open_dal::OpenDal,
+    redis::{CachedRedis, Fred},
+};
 
-/// One in-process engine, whichever it is.
+/// The engines `--alternate` takes.
+const ENGINES: &str =
+    "memory-adapter, cached-memory, quick-cache, moka-sync, moka-future (memory://), \
+    or adapter with the peers of the URL's server: cached-redis, fred, opendal-redis (redis://), \
+    async-memcached, opendal-memcached (memcache://)";
+
+/// What the engines are made from: the URL of the server under test, the keys of a run
+/// (the size of the in-memory peers) and the connections of the pooled peers.
+#[derive(Clone, Copy)]
+pub(crate) struct Setup<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) keys: usize,
+    pub(crate) connections: usize,
+}
+
+/// One engine, whichever it is.
 enum Engine {
     Adapter(Arc<dyn Cache>),
     Cached(CachedMemory),
     Quick(QuickCache),
     MokaSync(MokaSync),
     MokaFuture(MokaFuture),
+    CachedRedis(CachedRedis),
+    Fred(Fred),
+    OpenDal(OpenDal),
+    AsyncMemcached(AsyncMemcached),
 }
 
 impl Engine {
-    fn named(name: &str, keys: usize) -> Result<Self, BoxError> {
+    async fn named(name: &str, setup: Setup<'_>) -> Result<Self, BoxError> {
+        let Setup {
+            url,
+            keys,
+            connections,
+        } = setup;
         Ok(match name {
             "memory-adapter" => Engine::Adapter(Arc::new(cache_memory::MemoryCache::new())),
+            "adapter" => Engine::Adapter(cache_url::connect(url).await?),
             "cached-memory" => Engine::Cached(CachedMemory(ShardedLruCache::new(keys.max(1) * 2))),
             "quick-cache" => Engine::Quick(QuickCache::new(keys)),
             "moka-sync" => Engine::MokaSync(MokaSync::new()),
             "moka-future" => Engine::MokaFuture(MokaFuture::new()),
-            other => {
-                return Err(format!(
-                    "{other:?} cannot alternate: memory-adapter, cached-memory, quick-cache, \
-                     moka-sync or moka-future"
-                )
-                .into())
+            "cached-redis" => Engine::CachedRedis(CachedRedis::connect(url).await?),
+            "fred" => Engine::Fred(Fred::connect(url).await?),
+            "opendal-redis" => Engine::OpenDal(OpenDal::redis(url, connections)?),
+            "opendal-memcached" => Engine::OpenDal(OpenDal::memcached(url, connections)?),
+            "async-memcached" => {
+                Engine::AsyncMemcached(AsyncMemcached::connect(url, connections).await?)
             }
+            other => return Err(format!("{other:?} cannot alternate: {ENGINES}").into()),
         })
     }
 }
 
+/// `$call` on the peer inside `$engine`, bound to `$peer`, whichever peer it is; the
+/// adapter, whose calls differ, is the caller's.
+macro_rules! on_peer {
+    ($engine:expr, $peer:ident => $call:expr, $adapter:ident => $on_adapter:expr) => {
+        match $engine {
+            Engine::Adapter($adapter) => $on_adapter,
+            Engine::Cached($peer) => $call,
+            Engine::Quick($peer) => $call,
+            Engine::MokaSync($peer) => $call,
+            Engine::MokaFuture($peer) => $call,
+            Engine::CachedRedis($peer) => $call,
+            Engine::Fred($peer) => $call,
+            Engine::OpenDal($peer) => $call,
+            Engine::AsyncMemcached($peer) => $call,
+        }
+    };
+}
+
 impl Target for Engine {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BoxError> {
-        match self {
-            Engine::Adapter(cache) => Ok(cache.get(key).await?),
-            Engine::Cached(peer) => peer.get(key).await,
-            Engine::Quick(peer) => peer.get(key).await,
-            Engine::MokaSync(peer) => peer.get(key).await,
-            Engine::MokaFuture(peer) => peer.get(key).await,
-        }
+        on_peer!(self, peer => peer.get(key).await, cache => Ok(cache.get(key).await?))
     }
     async fn set(&self, key: &str, value: Bytes) -> Result<(), BoxError> {
-        match self {
-            Engine::Adapter(cache) => Ok(cache.set(key, value, None).await?),
-            Engine::Cached(peer) => peer.set(key, value).await,
-            Engine::Quick(peer) => peer.set(key, value).await,
-            Engine::MokaSync(peer) => peer.set(key, value).await,
-            Engine::MokaFuture(peer) => peer.set(key, value).await,
-        }
+        on_peer!(self, peer => peer.set(key, value).await,
+            cache => Ok(cache.set(key, value, None).await?))
     }
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, BoxError> {
-        match self {
-            Engine::Adapter(cache) => Ok(cache.get_many(keys).await?),
-            Engine::Cached(peer) => peer.get_many(keys).await,
-            Engine::Quick(peer) => peer.get_many(keys).await,
-            Engine::MokaSync(peer) => peer.get_many(keys).await,
-            Engine::MokaFuture(peer) => peer.get_many(keys).await,
-        }
+        on_peer!(self, peer => peer.get_many(keys).await,
+            cache => Ok(cache.get_many(keys).await?))
     }
     async fn delete_many(&self, keys: &[&str]) -> Result<(), BoxError> {
-        match self {
-            Engine::Adapter(cache) => cache.delete_many(keys).await.map(drop).map_err(Into::into),
-            Engine::Cached(peer) => peer.delete_many(keys).await,
-            Engine::Quick(peer) => peer.delete_many(keys).await,
-            Engine::MokaSync(peer) => peer.delete_many(keys).await,
-            Engine::MokaFuture(peer) => peer.delete_many(keys).await,
-        }
+        on_peer!(self, peer => peer.delete_many(keys).await,
+            cache => cache.delete_many(keys).await.map(drop).map_err(Into::into))
     }
 }
 
@@ -110,13 +140,14 @@ fn median(values: &mut [f64]) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Measures `names` in `rounds` alternating rounds of `duration / rounds` each.
+/// Measures `names`, made from `setup`, in `rounds` alternating rounds of
+/// `duration / rounds` each.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn alternate(
     names: &[String],
+    setup: Setup<'_>,
     workload: Workload,
     value_size: usize,
-    keys: usize,
     concurrency: usize,
     duration: Duration,
     warmup: Duration,
@@ -125,13 +156,13 @@ pub(crate) async fn alternate(
     let progress = Arc::new(Progress::default());
     let mut engines = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let engine = Arc::new(Engine::named(name, keys)?);
-        let prefix = format!("alternate:{i}:");
+        let engine = Arc::new(Engine::named(name, setup).await?);
+        let prefix = format!("alternate:{}:{i}:", std::process::id());
         let plan = Arc::new(Plan::new(
             workload,
             100,
             &prefix,
-            keys,
+            setup.keys,
             value_size,
             concurrency,
         ));
@@ -185,7 +216,7 @@ pub(crate) async fn alternate(
     Ok(Alternation {
         workload: workload.name().to_owned(),
         value_size,
-        keys,
+        keys: setup.keys,
         concurrency,
         rounds,
         sides,
