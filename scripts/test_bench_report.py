@@ -229,6 +229,22 @@ class RenderTest(unittest.TestCase):
         redis = next(line for line in lines if line.startswith("| memcached GET 100 B at c=128 >= 0.8x"))
         self.assertIn("180,000/s vs 200,000/s: 0.90x | yes |", redis)
 
+    def test_memcached_and_redis_in_alternating_rounds_decide_against_redis(self):
+        both = {"kind": "alternation", "backend": "memcached+redis", "workload": "get", "size": 100,
+                "concurrency": 128, "exit": 0, "data": {"sides": [
+                    {"name": "adapter", "ops_per_sec_median": 150_000, "first_over_this_median": 1.0},
+                    {"name": "adapter@redis://127.0.0.1:6379", "ops_per_sec_median": 200_000,
+                     "first_over_this_median": 0.78}]}}
+        rows = ROWS + [
+            cell("redis", "get", 100, 128, side(200_000, 80.0), side(190_000, 79.0), [1.05]),
+            cell("memcached", "get", 100, 128, side(180_000, 80.0), side(50_000, 79.0), [3.4, 3.6, 3.5]),
+            both,
+        ]
+        redis = next(line for line in render(rows) if line.startswith("| memcached GET 100 B at c=128 >= 0.8x"))
+        # The rounds decide, though the cells minutes apart would pass.
+        self.assertIn("150,000/s vs 200,000/s in alternating rounds of one process, median of the per-round "
+                      "ratios 0.78x; in the cells, minutes apart: 0.90x | no |", redis)
+
     def test_the_engine_rounds_hold_memory_to_cached(self):
         def engine(workload, ratio):
             return {"kind": "engine", "exit": 0, "data": {

@@ -74,7 +74,8 @@ struct Args {
     json: bool,
     /// Engines, comma-separated, measured in alternating rounds of one process instead
     /// of PEER alone (PEER is then ignored): memory-adapter and the in-memory peers, or
-    /// `adapter` (this project's backend for URL) and the peers of URL's server.
+    /// `adapter` (this project's backend for URL) and the peers of URL's server;
+    /// `adapter@URL2` is the backend of another URL (memcached's beside Redis's).
     #[arg(long, value_delimiter = ',')]
     alternate: Vec<String>,
     /// Rounds of --alternate, splitting --duration.

@@ -11,9 +11,12 @@ pub(crate) struct AsyncMemcached {
 
 impl AsyncMemcached {
     pub(crate) async fn connect(url: &str, connections: usize) -> Result<Self, BoxError> {
-        let address = url
-            .split_once("://")
-            .map_or(url, |(_, rest)| rest)
+        let address = url.split_once("://").map_or(url, |(_, rest)| rest);
+        // The adapter's own parameters (`?pool_size=4`) are not this client's.
+        let address = address
+            .split('?')
+            .next()
+            .unwrap_or(address)
             .trim_end_matches('/');
         let (give_back, idle) = tokio::sync::mpsc::channel(connections);
         for _ in 0..connections {

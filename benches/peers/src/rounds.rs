@@ -5,7 +5,9 @@
 //! `memory-adapter` is the in-memory backend as applications hold it (`Arc<dyn Cache>`),
 //! so that the backend and the peers it is compared with share the rounds; `adapter` is
 //! the backend of the URL (`redis://`, `memcache://`, ...) as `cache_url::connect` gives
-//! it, for the network peers on the same server. Each engine works on keys of its own.
+//! it, for the network peers on the same server; `adapter@URL` is the backend of another
+//! URL, so that two backends (memcached's and Redis's) share the rounds. Each engine works
+//! on keys of its own.
 
 use std::{sync::Arc, time::Duration};
 
@@ -25,7 +27,7 @@ use crate::{
 /// The engines `--alternate` takes.
 const ENGINES: &str =
     "memory-adapter, cached-memory, quick-cache, moka-sync, moka-future (memory://), \
-    or adapter with the peers of the URL's server: cached-redis, fred, opendal-redis (redis://), \
+    or adapter (adapter@URL: another URL's backend) with the peers of the URL's server: cached-redis, fred, opendal-redis (redis://), \
     async-memcached, opendal-memcached (memcache://)";
 
 /// What the engines are made from: the URL of the server under test, the keys of a run
@@ -57,6 +59,9 @@ impl Engine {
             keys,
             connections,
         } = setup;
+        if let Some(other) = name.strip_prefix("adapter@") {
+            return Ok(Engine::Adapter(cache_url::connect(other).await?));
+        }
         Ok(match name {
             "memory-adapter" => Engine::Adapter(Arc::new(cache_memory::MemoryCache::new())),
             "adapter" => Engine::Adapter(cache_url::connect(url).await?),
@@ -199,9 +204,14 @@ pub(crate) async fn alternate(
         .iter()
         .enumerate()
         .map(|(i, name)| {
+            // `adapter@URL` is shown without the URL's password.
+            let name = match name.strip_prefix("adapter@") {
+                Some(url) => format!("adapter@{}", cache_url::redact(url)),
+                None => name.clone(),
+            };
             let mut ratios: Vec<f64> = rates[0].iter().zip(&rates[i]).map(|(a, b)| a / b).collect();
             Side {
-                name: name.clone(),
+                name,
                 ops_per_sec_median: median(&mut rates[i].clone()),
                 first_over_this_median: median(&mut ratios),
                 total: SideReport::from(&totals[i]),

@@ -177,17 +177,23 @@ async fn read_answer(socket: &mut Reader, line: &mut Vec<u8>) -> Result<Answer, 
     };
     let mut result = parse_meta_result(response).map_err(|e| Failure::Protocol(e.to_string()))?;
     if let Some(length) = length {
-        let mut value = vec![0; length + 2];
+        // The value in a buffer of its exact size, which `Bytes` then takes over without
+        // an allocation of its own; its `\r\n` apart.
+        let mut value = vec![0; length];
+        let mut end = [0; 2];
         socket
             .read_exact(&mut value)
             .await
             .map_err(|error| Failure::io(&error))?;
-        if !value.ends_with(b"\r\n") {
+        socket
+            .read_exact(&mut end)
+            .await
+            .map_err(|error| Failure::io(&error))?;
+        if end != *b"\r\n" {
             return Err(Failure::Protocol(
                 "a data block without its \\r\\n".to_owned(),
             ));
         }
-        value.truncate(length);
         result.value = Some(value);
     }
     Ok(Ok(result))
