@@ -637,7 +637,12 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
         "(behind a semaphore) for every call, one request per round trip. That difference, not a cost of the adapter, "
         "is why the adapter/raw ratio passes 1 from 16 callers on. The peer, Shopify's `async-memcached`, is driven "
         "through a queue of 16 connections, each used by one caller at a time. At one caller, a row's answer takes "
-        "tens of microseconds and a stall of a virtual CPU (steal) a millisecond or more: those rows swing the most.",
+        "tens of microseconds and a stall of a virtual CPU (steal) a millisecond or more: those rows swing the most. "
+        "They also depend on where memcached's thread for each connection runs: waking a thread on the other virtual "
+        "CPU costs about 100 µs on this machine, on the same one about 15 µs, and each connection lands on either; "
+        "at one caller the adapter's two task hops (writer, reader) cost it about a tenth against a client that "
+        "reads its own answer (section \"memcached: multiplexed connection\"). From 16 callers on, the "
+        "client's thread is the limit, and memcached's costs about 12 % more CPU per call than Redis's.",
         "**Redis Cluster on one machine.** The three masters, the client and the load generator share the same 2 "
         "cores, so the cluster adds no CPU here: its rows show what routing by slot costs the client (finding each "
         "key's node, one connection per node, answers put back in order, a get-many split into one command per slot), "
