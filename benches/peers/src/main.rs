@@ -163,6 +163,18 @@ async fn run_peer(args: &Args) -> Result<Measurement, BoxError> {
     }
 }
 
+/// Prints `text` and a newline. A reader that went away (`| head`) ends the output
+/// quietly, where `println!` would panic.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = writeln!(out, "{text}") {
+        if err.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("bench-peers: cannot write the report: {err}");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let runtime = cache_bench::runtime(args.threads);
@@ -192,12 +204,9 @@ async fn report(args: &Args) -> ExitCode {
                     concurrency: args.concurrency,
                     peer_side: side,
                 };
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("a report serializes")
-                );
+                emit(&serde_json::to_string_pretty(&report).expect("a report serializes"));
             } else {
-                println!(
+                emit(&format!(
                     "{} {}: {:.0} ops/s, {:.0} keys/s, p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, {} errors",
                     args.peer,
                     args.workload,
@@ -207,7 +216,7 @@ async fn report(args: &Args) -> ExitCode {
                     side.p99_us,
                     side.p999_us,
                     side.errors
-                );
+                ));
             }
             if m.errors > 0 {
                 ExitCode::from(1)
@@ -246,10 +255,7 @@ async fn alternation(args: &Args) -> ExitCode {
     };
     match outcome {
         Ok(alternation) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&alternation).expect("a report serializes")
-            );
+            emit(&serde_json::to_string_pretty(&alternation).expect("a report serializes"));
             ExitCode::SUCCESS
         }
         Err(err) => {

@@ -88,10 +88,36 @@ pub(crate) enum Expect {
 /// (`SERVER_ERROR`, `CLIENT_ERROR`).
 pub(crate) type Answer = Result<MetaCommandResult, Error>;
 
+/// The answers to one request, in the order of its commands: a request of one command
+/// (every call but a batch) gets its answer without a vector around it.
+#[derive(Debug)]
+pub(crate) enum Answers {
+    One(Answer),
+    Many(Vec<Answer>),
+}
+
+impl Answers {
+    /// The first answer, if any.
+    pub(crate) fn into_first(self) -> Option<Answer> {
+        match self {
+            Answers::One(answer) => Some(answer),
+            Answers::Many(answers) => answers.into_iter().next(),
+        }
+    }
+
+    /// Every answer, in order.
+    pub(crate) fn into_vec(self) -> Vec<Answer> {
+        match self {
+            Answers::One(answer) => vec![answer],
+            Answers::Many(answers) => answers,
+        }
+    }
+}
+
 /// A request waiting for its answers, in the reader's queue.
 pub(crate) struct Exchange {
     pub(crate) expect: Expect,
-    pub(crate) reply: oneshot::Sender<Vec<Answer>>,
+    pub(crate) reply: oneshot::Sender<Answers>,
 }
 
 /// A request on its way to the writer.
@@ -175,7 +201,7 @@ impl Connection {
         &self,
         payload: Vec<u8>,
         expect: Expect,
-    ) -> Result<Vec<Answer>, Failure> {
+    ) -> Result<Answers, Failure> {
         if let Some(failure) = self.shared.failure.get() {
             return Err(failure.clone());
         }

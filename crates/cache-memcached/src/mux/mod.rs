@@ -20,7 +20,7 @@ use memcache::exp::{build_noop, Error, MetaCommand, Operation, Router};
 use tokio::time::Instant;
 
 use crate::router::StableRendezvous;
-use connection::{Answer, Expect, Failure};
+use connection::{Answers, Expect, Failure};
 use server::Server;
 
 use crate::transport::Transport;
@@ -87,8 +87,7 @@ impl Client {
             .await
             .map_err(|failure| failure.error(operation.key()))?;
         let answer = answers
-            .into_iter()
-            .next()
+            .into_first()
             .ok_or_else(|| Error::Protocol("no answer to a command".to_owned()))?;
         operation.parse(answer?)
     }
@@ -177,9 +176,26 @@ impl Client {
     }
 }
 
-/// Appends `command` with the opaque token `token` to `payload`.
+/// Appends `command` with the opaque token `token` to `payload`. The token goes at the
+/// end of the command line (a meta command's flags may come in any order), written in
+/// place rather than as a flag of its own, which would cost an allocation per command.
 fn encode(command: MetaCommand, token: u32, payload: &mut Vec<u8>) -> Result<(), Error> {
-    command.flag(format!("O{token}")).encode_into(payload)
+    use std::io::Write as _;
+    let start = payload.len();
+    command.encode_into(payload)?;
+    // The command line ends at its first `\r\n`: a key on the wire holds no control bytes.
+    let line_end = payload[start..]
+        .windows(2)
+        .position(|pair| pair == b"\r\n")
+        .map(|offset| start + offset)
+        .ok_or_else(|| Error::Protocol("an encoded command without its \\r\\n".to_owned()))?;
+    // " O" and the ten digits of the largest `u32`.
+    let mut flag = [0u8; 12];
+    let mut cursor = std::io::Cursor::new(&mut flag[..]);
+    write!(cursor, " O{token}").map_err(Error::Io)?;
+    let written = usize::try_from(cursor.position()).unwrap_or(flag.len());
+    payload.splice(line_end..line_end, flag[..written].iter().copied());
+    Ok(())
 }
 
 /// Puts each answer of one server's part of a batch at its operation's position.
@@ -187,11 +203,11 @@ fn fill<O: Operation>(
     results: &mut [Option<Result<O::Output, Error>>],
     operations: &[O],
     positions: &[usize],
-    answers: Result<Vec<Answer>, Failure>,
+    answers: Result<Answers, Failure>,
 ) {
     match answers {
         Ok(answers) => {
-            for (&position, answer) in positions.iter().zip(answers) {
+            for (&position, answer) in positions.iter().zip(answers.into_vec()) {
                 let operation = &operations[position];
                 results[position] = Some(answer.and_then(|wire| operation.parse(wire)));
             }

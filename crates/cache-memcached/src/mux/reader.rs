@@ -14,7 +14,7 @@ use tokio::{
     sync::mpsc,
 };
 
-use super::connection::{Answer, Exchange, Expect, Failure, Shared};
+use super::connection::{Answer, Answers, Exchange, Expect, Failure, Shared};
 use crate::transport::Stream;
 
 /// Longest answer header accepted: a header holds at most a 250-byte key and a few flags.
@@ -94,12 +94,12 @@ async fn read_exchange(
     socket: &mut Reader,
     line: &mut Vec<u8>,
     expect: Expect,
-) -> Result<(Vec<Answer>, Result<(), Failure>), Failure> {
+) -> Result<(Answers, Result<(), Failure>), Failure> {
     let (first, count) = match expect {
         Expect::Noop => {
             let answer = read_answer(socket, line).await?;
             return match answer {
-                Ok(result) if result.rc == ReturnCode::Mn => Ok((vec![Ok(result)], Ok(()))),
+                Ok(result) if result.rc == ReturnCode::Mn => Ok((Answers::One(Ok(result)), Ok(()))),
                 other => Err(Failure::Protocol(format!(
                     "memcached answered a no-op with {other:?}"
                 ))),
@@ -107,7 +107,9 @@ async fn read_exchange(
         }
         Expect::Commands { first, count } => (first, count),
     };
-    let mut answers = Vec::with_capacity(count);
+    // A request of one command (every call but a batch) needs no vector.
+    let mut answers = Vec::with_capacity(if count == 1 { 0 } else { count });
+    let mut single = None;
     let mut in_step = Ok(());
     for position in 0..count {
         let expected = first.wrapping_add(u32::try_from(position).unwrap_or(u32::MAX));
@@ -123,8 +125,16 @@ async fn read_exchange(
             // whole command and stays in step.
             Err(_) => {}
         }
-        answers.push(answer);
+        if count == 1 {
+            single = Some(answer);
+        } else {
+            answers.push(answer);
+        }
     }
+    let answers = match single {
+        Some(answer) => Answers::One(answer),
+        None => Answers::Many(answers),
+    };
     Ok((answers, in_step))
 }
 

@@ -15,7 +15,7 @@ use std::{
 
 use tokio::time::Instant;
 
-use super::connection::{Answer, Connection, Expect, Failure};
+use super::connection::{Answers, Connection, Expect, Failure};
 use crate::transport::{self, Transport};
 
 /// The pause after the second dial in a row that timed out; it doubles with each further
@@ -110,7 +110,7 @@ impl Server {
         payload: Vec<u8>,
         expect: Expect,
         deadline: Instant,
-    ) -> Result<Vec<Answer>, Failure> {
+    ) -> Result<Answers, Failure> {
         let mut used = None;
         let outcome = tokio::time::timeout_at(deadline, async {
             let connection = self.connection(deadline).await?;
