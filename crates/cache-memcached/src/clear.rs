@@ -15,6 +15,10 @@ use crate::{
 /// How many timeouts a `clear` waits for memcached's crawler while another listing runs.
 const CRAWLER_BUSY_TIMEOUTS: u32 = 10;
 
+/// How many times a `clear` lists a server's keys at most, stopping at the first listing
+/// with none of its entries left.
+const LISTING_PASSES: usize = 3;
+
 /// The generation tag of a data key of `prefix`: the digits between `{` and `}` right
 /// after the prefix. `None` for any other key, the counter `<prefix>{gen}` included.
 fn generation_of(prefix: &[u8], server_key: &[u8]) -> Option<u64> {
@@ -75,17 +79,24 @@ impl MemcachedCache {
             };
             // memcached runs one crawler at a time; other clears may be listing too.
             let busy_for = self.inner.timeout.saturating_mul(CRAWLER_BUSY_TIMEOUTS);
-            match admin.metadump(wanted, busy_for).await? {
-                admin::Dump::Keys(keys) => admin.delete(&keys).await,
-                admin::Dump::Refused(answer) => {
-                    tracing::warn!(
-                        %server,
-                        %answer,
-                        "memcached: the server does not list its keys; the cleared entries stay until they age out"
-                    );
-                    Ok(())
+            // A listing is no snapshot: the crawler walks the LRU while other clients move
+            // and delete items, and an item moved past it is not listed. Listing again until
+            // a pass finds nothing of ours closes that gap.
+            for _ in 0..LISTING_PASSES {
+                match admin.metadump(&wanted, busy_for).await? {
+                    admin::Dump::Keys(keys) if keys.is_empty() => break,
+                    admin::Dump::Keys(keys) => admin.delete(&keys).await?,
+                    admin::Dump::Refused(answer) => {
+                        tracing::warn!(
+                            %server,
+                            %answer,
+                            "memcached: the server does not list its keys; the cleared entries stay until they age out"
+                        );
+                        break;
+                    }
                 }
             }
+            Ok(())
         });
         futures::future::join_all(removals)
             .await

@@ -10,8 +10,6 @@
 //! Every key produced here is made of bytes memcached accepts as they are, so the client
 //! library never switches to its own base64 form (`b` flag) for them.
 
-use std::io::Write as _;
-
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
@@ -94,9 +92,13 @@ impl KeySpace {
         let mut out = Vec::with_capacity(head + body);
         if let Some(prefix) = &self.prefix {
             out.extend_from_slice(prefix.as_bytes());
-            let generation = generation.unwrap_or_default();
-            // Writing to a `Vec` cannot fail.
-            let _ = write!(out, "{GENERATION_OPEN}{generation}{GENERATION_CLOSE}");
+            out.push(GENERATION_OPEN as u8);
+            out.extend_from_slice(
+                itoa::Buffer::new()
+                    .format(generation.unwrap_or_default())
+                    .as_bytes(),
+            );
+            out.push(GENERATION_CLOSE as u8);
         }
         if native {
             out.extend_from_slice(key.as_bytes());

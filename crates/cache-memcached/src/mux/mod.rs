@@ -180,7 +180,6 @@ impl Client {
 /// end of the command line (a meta command's flags may come in any order), written in
 /// place rather than as a flag of its own, which would cost an allocation per command.
 fn encode(command: MetaCommand, token: u32, payload: &mut Vec<u8>) -> Result<(), Error> {
-    use std::io::Write as _;
     let start = payload.len();
     command.encode_into(payload)?;
     // The command line ends at its first `\r\n`: a key on the wire holds no control bytes.
@@ -189,12 +188,12 @@ fn encode(command: MetaCommand, token: u32, payload: &mut Vec<u8>) -> Result<(),
         .position(|pair| pair == b"\r\n")
         .map(|offset| start + offset)
         .ok_or_else(|| Error::Protocol("an encoded command without its \\r\\n".to_owned()))?;
-    // " O" and the ten digits of the largest `u32`.
-    let mut flag = [0u8; 12];
-    let mut cursor = std::io::Cursor::new(&mut flag[..]);
-    write!(cursor, " O{token}").map_err(Error::Io)?;
-    let written = usize::try_from(cursor.position()).unwrap_or(flag.len());
-    payload.splice(line_end..line_end, flag[..written].iter().copied());
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(token).as_bytes();
+    payload.splice(
+        line_end..line_end,
+        [b' ', b'O'].into_iter().chain(digits.iter().copied()),
+    );
     Ok(())
 }
 

@@ -8,7 +8,7 @@
 
 use std::io;
 
-use memcache::exp::{parse_meta_result, Error, MetaResponse, ReturnCode};
+use memcache::exp::{parse_meta_result, Error, MetaCommandResult, MetaResponse, ReturnCode};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, BufReader, ReadHalf},
     sync::mpsc,
@@ -36,7 +36,16 @@ pub(crate) async fn run(
             Ok(None) => return,
             Err(failure) => return shared.fail(failure),
         };
-        match read_exchange(&mut socket, &mut line, exchange.expect).await {
+        // Usually every answer is in the buffer already: read from it without a future.
+        let read = match buffered_exchange(socket.buffer(), exchange.expect) {
+            Ok(Some((read, used))) => {
+                socket.consume(used);
+                Ok(read)
+            }
+            Ok(None) => read_exchange(&mut socket, &mut line, exchange.expect).await,
+            Err(failure) => Err(failure),
+        };
+        match read {
             Ok((answers, in_step)) => {
                 // A caller that gave up has dropped its receiver: the answer is dropped.
                 let _ = exchange.reply.send(answers);
@@ -98,26 +107,87 @@ async fn read_exchange(
     let (first, count) = match expect {
         Expect::Noop => {
             let answer = read_answer(socket, line).await?;
-            return match answer {
-                Ok(result) if result.rc == ReturnCode::Mn => Ok((Answers::One(Ok(result)), Ok(()))),
-                other => Err(Failure::Protocol(format!(
-                    "memcached answered a no-op with {other:?}"
-                ))),
-            };
+            return noop_answer(answer).map(|answers| (answers, Ok(())));
         }
         Expect::Commands { first, count } => (first, count),
     };
-    // A request of one command (every call but a batch) needs no vector.
-    let mut answers = Vec::with_capacity(if count == 1 { 0 } else { count });
-    let mut single = None;
-    let mut in_step = Ok(());
-    for position in 0..count {
-        let expected = first.wrapping_add(u32::try_from(position).unwrap_or(u32::MAX));
+    let mut gathered = Gathered::new(first, count);
+    for _ in 0..count {
         let answer = read_answer(socket, line).await?;
+        gathered.push(answer)?;
+    }
+    Ok(gathered.finish())
+}
+
+/// The answers of one request when all of them are in `buffer`, with the bytes they
+/// take; `None` when more must be read first (nothing is then taken from the buffer).
+fn buffered_exchange(
+    buffer: &[u8],
+    expect: Expect,
+) -> Result<Option<((Answers, Result<(), Failure>), usize)>, Failure> {
+    let (first, count) = match expect {
+        Expect::Noop => {
+            let Some((answer, used)) = buffered_answer(buffer)? else {
+                return Ok(None);
+            };
+            return noop_answer(answer).map(|answers| Some(((answers, Ok(())), used)));
+        }
+        Expect::Commands { first, count } => (first, count),
+    };
+    let mut gathered = Gathered::new(first, count);
+    let mut used = 0;
+    for _ in 0..count {
+        let Some((answer, size)) = buffered_answer(&buffer[used..])? else {
+            return Ok(None);
+        };
+        used += size;
+        gathered.push(answer)?;
+    }
+    Ok(Some((gathered.finish(), used)))
+}
+
+/// The answer to a no-op must be `MN`.
+fn noop_answer(answer: Answer) -> Result<Answers, Failure> {
+    match answer {
+        Ok(result) if result.rc == ReturnCode::Mn => Ok(Answers::One(Ok(result))),
+        other => Err(Failure::Protocol(format!(
+            "memcached answered a no-op with {other:?}"
+        ))),
+    }
+}
+
+/// The answers of a request of meta commands, checked one by one as they are read.
+struct Gathered {
+    first: u32,
+    count: usize,
+    answers: Vec<Answer>,
+    single: Option<Answer>,
+    in_step: Result<(), Failure>,
+}
+
+impl Gathered {
+    fn new(first: u32, count: usize) -> Self {
+        Self {
+            first,
+            count,
+            // A request of one command (every call but a batch) needs no vector.
+            answers: Vec::with_capacity(if count == 1 { 0 } else { count }),
+            single: None,
+            in_step: Ok(()),
+        }
+    }
+
+    /// Takes the next answer: one whose opaque token is not the one due fails the
+    /// connection at once.
+    fn push(&mut self, answer: Answer) -> Result<(), Failure> {
+        let position = self.answers.len() + usize::from(self.single.is_some());
+        let expected = self
+            .first
+            .wrapping_add(u32::try_from(position).unwrap_or(u32::MAX));
         match &answer {
             Ok(result) => check_opaque(result.opaque.as_deref(), expected)?,
             Err(Error::Rejected(message)) => {
-                in_step = Err(Failure::Protocol(format!(
+                self.in_step = Err(Failure::Protocol(format!(
                     "memcached refused a command ({message}); the connection is dropped"
                 )));
             }
@@ -125,17 +195,22 @@ async fn read_exchange(
             // whole command and stays in step.
             Err(_) => {}
         }
-        if count == 1 {
-            single = Some(answer);
+        if self.count == 1 {
+            self.single = Some(answer);
         } else {
-            answers.push(answer);
+            self.answers.push(answer);
         }
+        Ok(())
     }
-    let answers = match single {
-        Some(answer) => Answers::One(answer),
-        None => Answers::Many(answers),
-    };
-    Ok((answers, in_step))
+
+    /// The answers, and whether the connection may still be used.
+    fn finish(self) -> (Answers, Result<(), Failure>) {
+        let answers = match self.single {
+            Some(answer) => Answers::One(answer),
+            None => Answers::Many(self.answers),
+        };
+        (answers, self.in_step)
+    }
 }
 
 /// An answer whose opaque token is not its request's means the answers are out of step.
@@ -174,18 +249,10 @@ async fn read_answer(socket: &mut Reader, line: &mut Vec<u8>) -> Result<Answer, 
             )
         });
     }
-    let header = line.strip_suffix(b"\n").unwrap_or(line);
-    let header = header.strip_suffix(b"\r").unwrap_or(header);
-    let response = match MetaResponse::parse_header(header) {
-        Ok(response) => response,
-        Err(error @ (Error::Server(_) | Error::Rejected(_))) => return Ok(Err(error)),
-        Err(error) => return Err(Failure::Protocol(error.to_string())),
+    let (mut result, length) = match parse_line(line)? {
+        Header::Refused(error) => return Ok(Err(error)),
+        Header::Reply(result, length) => (result, length),
     };
-    let length = match response.rc() {
-        ReturnCode::Va => Some(data_length(header)?),
-        _ => None,
-    };
-    let mut result = parse_meta_result(response).map_err(|e| Failure::Protocol(e.to_string()))?;
     if let Some(length) = length {
         // The value in a buffer of its exact size, which `Bytes` then takes over without
         // an allocation of its own; its `\r\n` apart.
@@ -207,6 +274,60 @@ async fn read_answer(socket: &mut Reader, line: &mut Vec<u8>) -> Result<Answer, 
         result.value = Some(value);
     }
     Ok(Ok(result))
+}
+
+/// What an answer's header line says.
+enum Header {
+    /// The server's refusal of the command (`SERVER_ERROR`, `CLIENT_ERROR`): that
+    /// command's answer.
+    Refused(Error),
+    /// A reply, and the length of the data block that follows it (`VA`).
+    Reply(MetaCommandResult, Option<usize>),
+}
+
+/// Parses a header line (its `\r\n` included or not).
+fn parse_line(line: &[u8]) -> Result<Header, Failure> {
+    let header = line.strip_suffix(b"\n").unwrap_or(line);
+    let header = header.strip_suffix(b"\r").unwrap_or(header);
+    let response = match MetaResponse::parse_header(header) {
+        Ok(response) => response,
+        Err(error @ (Error::Server(_) | Error::Rejected(_))) => return Ok(Header::Refused(error)),
+        Err(error) => return Err(Failure::Protocol(error.to_string())),
+    };
+    let length = match response.rc() {
+        ReturnCode::Va => Some(data_length(header)?),
+        _ => None,
+    };
+    let result = parse_meta_result(response).map_err(|e| Failure::Protocol(e.to_string()))?;
+    Ok(Header::Reply(result, length))
+}
+
+/// An answer that is wholly in `buffer`, and the bytes it takes; `None` when its header
+/// or its data block is not all there yet.
+fn buffered_answer(buffer: &[u8]) -> Result<Option<(Answer, usize)>, Failure> {
+    let Some(newline) = buffer.iter().position(|&byte| byte == b'\n') else {
+        return Ok(None);
+    };
+    let data = newline + 1;
+    let (mut result, length) = match parse_line(&buffer[..data])? {
+        Header::Refused(error) => return Ok(Some((Err(error), data))),
+        Header::Reply(result, None) => return Ok(Some((Ok(result), data))),
+        Header::Reply(result, Some(length)) => (result, length),
+    };
+    let Some(end) = data.checked_add(length).and_then(|end| end.checked_add(2)) else {
+        return Ok(None);
+    };
+    let Some(block) = buffer.get(data..end) else {
+        return Ok(None);
+    };
+    let (value, terminator) = block.split_at(length);
+    if terminator != b"\r\n" {
+        return Err(Failure::Protocol(
+            "a data block without its \\r\\n".to_owned(),
+        ));
+    }
+    result.value = Some(value.to_vec());
+    Ok(Some((Ok(result), end)))
 }
 
 /// The data length of a `VA <length> <flags>*` header, which `parse_header` has already
@@ -231,6 +352,74 @@ mod tests {
         assert!(check_opaque(Some(b"8"), 7).is_err());
         assert!(check_opaque(None, 7).is_err());
         assert!(check_opaque(Some(b"x"), 7).is_err());
+    }
+
+    fn values(answers: Answers) -> Vec<Option<Vec<u8>>> {
+        answers
+            .into_vec()
+            .into_iter()
+            .map(|answer| answer.unwrap().value)
+            .collect()
+    }
+
+    #[test]
+    fn answers_wholly_buffered_are_read_from_the_buffer() {
+        let one = Expect::Commands { first: 7, count: 1 };
+        let wire = b"VA 2 O7\r\nhi\r\nEN O8\r\n";
+        let ((answers, in_step), used) = buffered_exchange(wire, one).unwrap().unwrap();
+        assert!(in_step.is_ok());
+        assert_eq!(used, 13);
+        assert_eq!(values(answers), [Some(b"hi".to_vec())]);
+
+        let two = Expect::Commands { first: 7, count: 2 };
+        let ((answers, _), used) = buffered_exchange(wire, two).unwrap().unwrap();
+        assert_eq!(used, wire.len());
+        assert_eq!(values(answers), [Some(b"hi".to_vec()), None]);
+
+        let noop = buffered_exchange(b"MN\r\n", Expect::Noop).unwrap().unwrap();
+        assert_eq!(noop.1, 4);
+    }
+
+    #[test]
+    fn a_partial_answer_is_left_for_the_socket() {
+        let one = Expect::Commands { first: 7, count: 1 };
+        for partial in [
+            &b""[..],
+            b"VA 2 O7",
+            b"VA 2 O7\r\n",
+            b"VA 2 O7\r\nhi",
+            b"VA 2 O7\r\nhi\r",
+        ] {
+            assert!(
+                buffered_exchange(partial, one).unwrap().is_none(),
+                "{}",
+                String::from_utf8_lossy(partial)
+            );
+        }
+        let three = Expect::Commands { first: 7, count: 3 };
+        assert!(buffered_exchange(b"HD O7\r\nHD O8\r\n", three)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn a_buffered_answer_out_of_step_fails_the_connection() {
+        let one = Expect::Commands { first: 7, count: 1 };
+        assert!(buffered_exchange(b"HD O8\r\n", one).is_err());
+        assert!(buffered_exchange(b"VA 2 O7\r\nhiX\r\n", one).is_err());
+        assert!(buffered_exchange(b"HD O7\r\n", Expect::Noop).is_err());
+        // A refusal is the command's answer; a malformed command's leaves the
+        // connection unusable.
+        let ((answers, in_step), _) =
+            buffered_exchange(b"CLIENT_ERROR bad command line format\r\n", one)
+                .unwrap()
+                .unwrap();
+        assert!(in_step.is_err());
+        assert!(answers.into_first().unwrap().is_err());
+        let ((_, in_step), _) = buffered_exchange(b"SERVER_ERROR out of memory\r\n", one)
+            .unwrap()
+            .unwrap();
+        assert!(in_step.is_ok());
     }
 
     #[test]

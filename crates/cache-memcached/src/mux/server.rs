@@ -136,6 +136,17 @@ impl Server {
         if let Some(connection) = usable(slot) {
             return Ok(connection);
         }
+        // A dial's future (a TLS handshake included) is over a kilobyte: boxed, it is not
+        // part of, and copied with, the future of every call.
+        Box::pin(self.dial_into(slot, deadline)).await
+    }
+
+    /// Dials the connection of `slot`, unless another caller did meanwhile.
+    async fn dial_into(
+        &self,
+        slot: &Mutex<Option<Arc<Connection>>>,
+        deadline: Instant,
+    ) -> Result<Arc<Connection>, Failure> {
         let asked = Instant::now();
         let mut dials = self.dial.lock().await;
         // Dialled by another caller while this one waited.
