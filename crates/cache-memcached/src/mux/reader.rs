@@ -22,6 +22,10 @@ const MAX_LINE: u64 = 8 * 1024;
 
 type Reader = BufReader<ReadHalf<Stream>>;
 
+/// The answers of one request, and `Err` when they were read but the connection must not
+/// be used further.
+type Read = (Answers, Result<(), Failure>);
+
 /// Reads answers for the requests the writer registers, until the connection fails or
 /// is dropped.
 pub(crate) async fn run(
@@ -103,7 +107,7 @@ async fn read_exchange(
     socket: &mut Reader,
     line: &mut Vec<u8>,
     expect: Expect,
-) -> Result<(Answers, Result<(), Failure>), Failure> {
+) -> Result<Read, Failure> {
     let (first, count) = match expect {
         Expect::Noop => {
             let answer = read_answer(socket, line).await?;
@@ -121,10 +125,7 @@ async fn read_exchange(
 
 /// The answers of one request when all of them are in `buffer`, with the bytes they
 /// take; `None` when more must be read first (nothing is then taken from the buffer).
-fn buffered_exchange(
-    buffer: &[u8],
-    expect: Expect,
-) -> Result<Option<((Answers, Result<(), Failure>), usize)>, Failure> {
+fn buffered_exchange(buffer: &[u8], expect: Expect) -> Result<Option<(Read, usize)>, Failure> {
     let (first, count) = match expect {
         Expect::Noop => {
             let Some((answer, used)) = buffered_answer(buffer)? else {
@@ -204,7 +205,7 @@ impl Gathered {
     }
 
     /// The answers, and whether the connection may still be used.
-    fn finish(self) -> (Answers, Result<(), Failure>) {
+    fn finish(self) -> Read {
         let answers = match self.single {
             Some(answer) => Answers::One(answer),
             None => Answers::Many(self.answers),
