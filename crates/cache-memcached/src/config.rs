@@ -164,11 +164,10 @@ impl MemcachedCacheBuilder {
         self
     }
 
-    /// Connections to each server (default [`DEFAULT_POOL_SIZE`]): of two in turn, a
-    /// call takes the one with fewer calls in flight, or on a tie the one that answered
-    /// sooner (crate README, *Connections*). Each is multiplexed: it carries the requests
-    /// of every task at once, written back to back and answered in order, so a few serve
-    /// any number of tasks and no call waits for a free connection.
+    /// Connections to each server (default [`DEFAULT_POOL_SIZE`]), taken in turn. Each
+    /// is multiplexed: it carries the requests of every task at once, written back to
+    /// back and answered in order, so a few serve any number of tasks and no call waits
+    /// for a free connection.
     ///
     /// A connection is dialled when first needed and again after it failed: when the
     /// server closed it, or when a call on it ran out of its timeout (the server stopped

@@ -1,14 +1,13 @@
-//! The connections to one server: a few multiplexed connections, the less busy and then
-//! the faster of two in turn taken for each request, each dialled when first needed and
-//! again after it failed. One dial at a time per server: the callers that waited for a
-//! dial that failed get its failure without dialling again, and after dials that time out
-//! (a host that does not answer at all) the next ones wait a growing pause, calls failing
-//! at once meanwhile.
+//! The connections to one server: a few multiplexed connections taken in turn, each
+//! dialled when first needed and again after it failed. One dial at a time per server:
+//! the callers that waited for a dial that failed get its failure without dialling again,
+//! and after dials that time out (a host that does not answer at all) the next ones wait
+//! a growing pause, calls failing at once meanwhile.
 
 use std::{
     io,
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
         Arc, Mutex, PoisonError,
     },
     time::Duration,
@@ -31,58 +30,11 @@ const MAX_DIAL_PAUSE: Duration = Duration::from_millis(250);
 pub(crate) struct Server {
     address: String,
     transport: Transport,
-    slots: Box<[Slot]>,
+    slots: Box<[Mutex<Option<Arc<Connection>>>]>,
     next: AtomicUsize,
     /// Held while dialling, so that one dial serves every caller waiting for it.
     dial: tokio::sync::Mutex<Dials>,
 }
-
-/// One connection's place, and what its recent requests saw.
-#[derive(Default)]
-struct Slot {
-    connection: Mutex<Option<Arc<Connection>>>,
-    /// Requests sent on it and not yet answered.
-    in_flight: AtomicUsize,
-    /// Moving average of the round trip of requests sent on it alone, in nanoseconds
-    /// (0 until one is measured).
-    round_trip: AtomicU64,
-}
-
-impl Slot {
-    /// How busy and how slow: the lower, the better the choice.
-    fn load(&self) -> (usize, u64) {
-        (
-            self.in_flight.load(Ordering::Relaxed),
-            self.round_trip.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Folds a round trip into the average (one eighth of the new one).
-    fn measured(&self, round_trip: Duration) {
-        let sample = u64::try_from(round_trip.as_nanos()).unwrap_or(u64::MAX);
-        let old = self.round_trip.load(Ordering::Relaxed);
-        let new = if old == 0 {
-            sample
-        } else {
-            old - old / 8 + sample / 8
-        };
-        self.round_trip.store(new, Ordering::Relaxed);
-    }
-}
-
-/// Counts a request in flight on a slot for as long as it lives (a request whose caller
-/// gave up included).
-struct InFlight<'a>(&'a Slot);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Every this many picks, the worse of the two candidates is taken, so that the average
-/// of a connection not chosen for a while is measured again.
-const EXPLORE_EVERY: usize = 256;
 
 /// How the last dials to a server went.
 #[derive(Default)]
@@ -142,7 +94,7 @@ impl Server {
         Self {
             address,
             transport,
-            slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
+            slots: (0..connections.max(1)).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
             dial: tokio::sync::Mutex::new(Dials::default()),
         }
@@ -159,26 +111,15 @@ impl Server {
         expect: Expect,
         deadline: Instant,
     ) -> Result<Answers, Failure> {
-        let slot = self.pick();
-        let alone = slot.in_flight.fetch_add(1, Ordering::Relaxed) == 0;
-        let _in_flight = InFlight(slot);
-        let started = alone.then(Instant::now);
         let mut used = None;
         let outcome = tokio::time::timeout_at(deadline, async {
-            let connection = self.connection(&slot.connection, deadline).await?;
+            let connection = self.connection(deadline).await?;
             used = Some(Arc::clone(&connection));
             connection.exchange(payload, expect).await
         })
         .await;
         match outcome {
-            Ok(answers) => {
-                // Only a request alone on its connection times the connection (and the
-                // server thread behind it): others also wait for the requests ahead.
-                if let (Some(started), Ok(_)) = (started, &answers) {
-                    slot.measured(started.elapsed());
-                }
-                answers
-            }
+            Ok(answers) => answers,
             Err(_) => {
                 if let Some(connection) = used {
                     connection.fail(Failure::Timeout);
@@ -188,37 +129,10 @@ impl Server {
         }
     }
 
-    /// The connection for the next request: of two in turn, the one with fewer requests
-    /// in flight, and on a tie the one whose requests alone came back sooner. Connections
-    /// to one server are served by different server threads, which the server's machine
-    /// may run nearer to or farther from this process: with few callers the faster one
-    /// is kept, with many the requests spread evenly.
-    fn pick(&self) -> &Slot {
-        let count = self.slots.len();
-        let turn = self.next.fetch_add(1, Ordering::Relaxed);
-        let first = &self.slots[turn % count];
-        if count == 1 {
-            return first;
-        }
-        let second = &self.slots[(turn + 1) % count];
-        let (better, worse) = if second.load() < first.load() {
-            (second, first)
-        } else {
-            (first, second)
-        };
-        if turn.is_multiple_of(EXPLORE_EVERY) {
-            worse
-        } else {
-            better
-        }
-    }
-
-    /// The connection of `slot`, dialled first when it is missing or failed.
-    async fn connection(
-        &self,
-        slot: &Mutex<Option<Arc<Connection>>>,
-        deadline: Instant,
-    ) -> Result<Arc<Connection>, Failure> {
+    /// The next connection in turn, dialled first when it is missing or failed.
+    async fn connection(&self, deadline: Instant) -> Result<Arc<Connection>, Failure> {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let slot = &self.slots[index];
         if let Some(connection) = usable(slot) {
             return Ok(connection);
         }
@@ -284,53 +198,6 @@ fn usable(slot: &Mutex<Option<Arc<Connection>>>) -> Option<Arc<Connection>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn server(connections: usize) -> Server {
-        Server::new("127.0.0.1:1".to_owned(), connections, Transport::Tcp)
-    }
-
-    fn picked(server: &Server) -> usize {
-        let slot = server.pick();
-        server
-            .slots
-            .iter()
-            .position(|candidate| std::ptr::eq(candidate, slot))
-            .unwrap()
-    }
-
-    #[test]
-    fn the_less_busy_then_the_faster_connection_is_picked() {
-        let server = server(2);
-        // Skip the exploring turn.
-        server.next.store(1, Ordering::Relaxed);
-        server.slots[0].in_flight.store(3, Ordering::Relaxed);
-        server.slots[1].in_flight.store(1, Ordering::Relaxed);
-        server.slots[1].measured(Duration::from_micros(500));
-        assert!((0..10).all(|_| picked(&server) == 1));
-        // Equally busy (one caller: none in flight): the one that answered sooner.
-        server.slots[0].in_flight.store(0, Ordering::Relaxed);
-        server.slots[1].in_flight.store(0, Ordering::Relaxed);
-        server.slots[0].measured(Duration::from_micros(20));
-        assert!((0..10).all(|_| picked(&server) == 0));
-        // Now and then the other, so that its average does not go stale.
-        let picks: Vec<usize> = (0..EXPLORE_EVERY).map(|_| picked(&server)).collect();
-        assert_eq!(picks.iter().filter(|&&index| index == 1).count(), 1);
-    }
-
-    #[test]
-    fn the_round_trip_average_follows_its_samples() {
-        let slot = Slot::default();
-        slot.measured(Duration::from_micros(100));
-        assert_eq!(slot.load(), (0, 100_000));
-        for _ in 0..64 {
-            slot.measured(Duration::from_micros(20));
-        }
-        let (_, average) = slot.load();
-        assert!((20_000..21_000).contains(&average), "{average}");
-        // Alone, a slot is always the one picked, exploring or not.
-        let server = server(1);
-        assert!((0..300).all(|_| picked(&server) == 0));
-    }
 
     #[test]
     fn only_dials_that_time_out_make_a_pause() {
