@@ -10,7 +10,7 @@ use std::io;
 
 use memcache::exp::{parse_meta_result, Error, MetaCommandResult, MetaResponse, ReturnCode};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, BufReader, ReadHalf},
+    io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader, ReadHalf},
     sync::mpsc,
 };
 
@@ -233,7 +233,10 @@ fn check_opaque(echoed: Option<&[u8]>, expected: u32) -> Result<(), Failure> {
 /// Reads one answer: its header line and, for `VA`, its data block. The server's refusal
 /// of a command (`SERVER_ERROR`, `CLIENT_ERROR`) is that command's answer; anything that
 /// cannot be framed fails the connection.
-async fn read_answer(socket: &mut Reader, line: &mut Vec<u8>) -> Result<Answer, Failure> {
+async fn read_answer<R>(socket: &mut R, line: &mut Vec<u8>) -> Result<Answer, Failure>
+where
+    R: AsyncBufRead + Unpin,
+{
     line.clear();
     let read = (&mut *socket)
         .take(MAX_LINE)
@@ -242,7 +245,7 @@ async fn read_answer(socket: &mut Reader, line: &mut Vec<u8>) -> Result<Answer, 
         .map_err(|error| Failure::io(&error))?;
     if !line.ends_with(b"\n") {
         return Err(if read as u64 == MAX_LINE {
-            Failure::Protocol(format!("memcached sent a header over {MAX_LINE} bytes"))
+            header_too_long()
         } else {
             Failure::Io(
                 io::ErrorKind::UnexpectedEof,
@@ -267,11 +270,7 @@ async fn read_answer(socket: &mut Reader, line: &mut Vec<u8>) -> Result<Answer, 
             .read_exact(&mut end)
             .await
             .map_err(|error| Failure::io(&error))?;
-        if end != *b"\r\n" {
-            return Err(Failure::Protocol(
-                "a data block without its \\r\\n".to_owned(),
-            ));
-        }
+        check_terminator(&end)?;
         result.value = Some(value);
     }
     Ok(Ok(result))
@@ -306,8 +305,14 @@ fn parse_line(line: &[u8]) -> Result<Header, Failure> {
 /// An answer that is wholly in `buffer`, and the bytes it takes; `None` when its header
 /// or its data block is not all there yet.
 fn buffered_answer(buffer: &[u8]) -> Result<Option<(Answer, usize)>, Failure> {
-    let Some(newline) = buffer.iter().position(|&byte| byte == b'\n') else {
-        return Ok(None);
+    // The same bound on a header as when it is read from the socket.
+    let limit = buffer.len().min(MAX_LINE as usize);
+    let Some(newline) = buffer[..limit].iter().position(|&byte| byte == b'\n') else {
+        return if limit == MAX_LINE as usize {
+            Err(header_too_long())
+        } else {
+            Ok(None)
+        };
     };
     let data = newline + 1;
     let (mut result, length) = match parse_line(&buffer[..data])? {
@@ -322,13 +327,26 @@ fn buffered_answer(buffer: &[u8]) -> Result<Option<(Answer, usize)>, Failure> {
         return Ok(None);
     };
     let (value, terminator) = block.split_at(length);
-    if terminator != b"\r\n" {
-        return Err(Failure::Protocol(
-            "a data block without its \\r\\n".to_owned(),
-        ));
-    }
+    check_terminator(terminator)?;
     result.value = Some(value.to_vec());
     Ok(Some((Ok(result), end)))
+}
+
+/// A header line longer than any the server sends means the stream is not memcached's.
+fn header_too_long() -> Failure {
+    Failure::Protocol(format!("memcached sent a header over {MAX_LINE} bytes"))
+}
+
+/// A data block must end with `\r\n`: anything else means its length was not the one
+/// announced, and the stream is out of step.
+fn check_terminator(end: &[u8]) -> Result<(), Failure> {
+    if end == b"\r\n" {
+        Ok(())
+    } else {
+        Err(Failure::Protocol(
+            "a data block without its \\r\\n".to_owned(),
+        ))
+    }
 }
 
 /// The data length of a `VA <length> <flags>*` header, which `parse_header` has already
@@ -421,6 +439,54 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(in_step.is_ok());
+    }
+
+    #[test]
+    fn a_header_over_the_limit_fails_from_the_buffer_as_from_the_socket() {
+        let one = Expect::Commands { first: 7, count: 1 };
+        let limit = usize::try_from(MAX_LINE).unwrap();
+        // A header of exactly the limit, its `\r\n` included, is read.
+        let mut fits = b"HD O7".to_vec();
+        fits.resize(limit - 2, b' ');
+        fits.extend_from_slice(b"\r\n");
+        let (_, used) = buffered_exchange(&fits, one).unwrap().unwrap();
+        assert_eq!(used, limit);
+        // One byte more is refused, whether its newline has arrived or not.
+        let mut over = b"HD O7".to_vec();
+        over.resize(limit - 1, b' ');
+        over.extend_from_slice(b"\r\n");
+        let failure = buffered_exchange(&over, one).err().unwrap();
+        assert!(
+            format!("{failure:?}").contains("header over"),
+            "{failure:?}"
+        );
+        let failure = buffered_exchange(&over[..limit], one).err().unwrap();
+        assert!(
+            format!("{failure:?}").contains("header over"),
+            "{failure:?}"
+        );
+        // Short of the limit, a header still arriving is left for the socket.
+        assert!(buffered_exchange(&over[..limit - 1], one)
+            .unwrap()
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn a_header_over_the_limit_fails_from_the_socket() {
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        let mut over = b"HD O7".to_vec();
+        over.resize(usize::try_from(MAX_LINE).unwrap() + 10, b' ');
+        over.extend_from_slice(b"\r\n");
+        tokio::io::AsyncWriteExt::write_all(&mut server, &over)
+            .await
+            .unwrap();
+        let mut socket = BufReader::new(client);
+        let mut line = Vec::new();
+        let failure = read_answer(&mut socket, &mut line).await.err().unwrap();
+        assert!(
+            format!("{failure:?}").contains("header over"),
+            "{failure:?}"
+        );
     }
 
     #[test]
