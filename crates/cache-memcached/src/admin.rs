@@ -63,10 +63,15 @@ impl Admin {
         })
     }
 
+    /// Writes `bytes` and flushes them: a TLS session whose socket would block keeps the
+    /// last bytes it took until a flush.
     async fn send(&mut self, bytes: &[u8]) -> Result<(), CacheError> {
-        match tokio::time::timeout(self.context.timeout, self.reader.get_mut().write_all(bytes))
-            .await
-        {
+        let socket = self.reader.get_mut();
+        let written = async {
+            socket.write_all(bytes).await?;
+            socket.flush().await
+        };
+        match tokio::time::timeout(self.context.timeout, written).await {
             Err(_) => Err(self.context.timeout()),
             Ok(Err(error)) => Err(io_error(error)),
             Ok(Ok(())) => Ok(()),

@@ -264,9 +264,16 @@ async fn write(
                 next = queued.try_recv().ok();
             }
         }
-        // A request alone is written from its own buffer, without a copy.
+        // A request alone is written from its own buffer, without a copy. The flush
+        // matters under TLS: a session whose socket would block takes the last bytes
+        // and keeps them until the next write or a flush, and the next write may only
+        // come after this request's answer.
         let bytes = single.as_deref().unwrap_or(&batch);
-        if let Err(error) = socket.write_all(bytes).await {
+        let written = async {
+            socket.write_all(bytes).await?;
+            socket.flush().await
+        };
+        if let Err(error) = written.await {
             break Failure::io(&error);
         }
         if batch.capacity() > KEEP_WRITE_BUFFER {
@@ -274,4 +281,96 @@ async fn write(
         }
     };
     shared.fail(failure);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        pin::Pin,
+        task::{ready, Context, Poll},
+        time::Duration,
+    };
+
+    use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
+
+    use super::*;
+
+    /// A stream that, like a TLS session whose socket would block, takes every write
+    /// and passes the bytes on only when flushed.
+    struct HeldUntilFlushed {
+        inner: DuplexStream,
+        held: Vec<u8>,
+    }
+
+    impl AsyncRead for HeldUntilFlushed {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for HeldUntilFlushed {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.held.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            let this = &mut *self;
+            while !this.held.is_empty() {
+                let written = ready!(Pin::new(&mut this.inner).poll_write(cx, &this.held))?;
+                this.held.drain(..written);
+            }
+            Pin::new(&mut this.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            ready!(self.as_mut().poll_flush(cx))?;
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// Answers every command line it reads with `HD` and the line's opaque token.
+    async fn answer_every_line(server: DuplexStream) {
+        let (read, mut write) = tokio::io::split(server);
+        let mut lines = tokio::io::BufReader::new(read).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let token = line.split(' ').find(|token| token.starts_with('O'));
+            let answer = format!("HD {}\r\n", token.unwrap_or_default());
+            if write.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn bytes_a_stream_holds_back_are_flushed_out() {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(answer_every_line(server));
+        let connection = Connection::start(Box::new(HeldUntilFlushed {
+            inner: client,
+            held: Vec::new(),
+        }));
+        for token in 7..10 {
+            let payload = format!("md key{token} O{token}\r\n").into_bytes();
+            let expect = Expect::Commands {
+                first: token,
+                count: 1,
+            };
+            let answers =
+                tokio::time::timeout(Duration::from_secs(5), connection.exchange(payload, expect))
+                    .await
+                    .expect("the request never reached the server: it was not flushed")
+                    .unwrap();
+            let answer = answers.into_first().unwrap().unwrap();
+            assert_eq!(answer.opaque.as_deref(), Some(token.to_string().as_bytes()));
+        }
+    }
 }
