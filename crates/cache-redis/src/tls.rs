@@ -150,7 +150,46 @@ pub(crate) fn certificate_failure(err: &redis::RedisError) -> Option<String> {
         }
         source = current.source();
     }
-    None
+    // The cluster client keeps only the text of a seed's connection error.
+    described_in_text(&err.to_string())
+}
+
+/// The failures [`describe`] covers, found in an error's text by rustls's own wording
+/// of them (`invalid peer certificate: ...`, `received fatal alert: ...`).
+fn described_in_text(text: &str) -> Option<String> {
+    if let Some((_, reason)) = text.split_once("invalid peer certificate: ") {
+        return Some(server_certificate_refused(reason.trim()));
+    }
+    let (_, alert) = text.split_once("received fatal alert: ")?;
+    let alert = alert.split_whitespace().next()?;
+    CLIENT_CERTIFICATE_ALERTS
+        .iter()
+        .find(|known| format!("{known:?}") == alert)
+        .map(|known| client_certificate_refused(*known))
+}
+
+/// The alerts of a server that refused the client's certificate, or wanted one.
+const CLIENT_CERTIFICATE_ALERTS: &[rustls::AlertDescription] = &[
+    rustls::AlertDescription::CertificateRequired,
+    rustls::AlertDescription::BadCertificate,
+    rustls::AlertDescription::UnknownCA,
+    rustls::AlertDescription::CertificateUnknown,
+    rustls::AlertDescription::AccessDenied,
+    rustls::AlertDescription::HandshakeFailure,
+];
+
+fn server_certificate_refused(reason: impl std::fmt::Display) -> String {
+    format!(
+        "tls: the server's certificate failed verification ({reason}): \
+         check tls_ca (or the system's roots) and the host name"
+    )
+}
+
+fn client_certificate_refused(alert: rustls::AlertDescription) -> String {
+    format!(
+        "tls: the server refused the client certificate (alert {alert:?}): \
+         check tls_cert and tls_key"
+    )
 }
 
 /// The rustls error inside `err`: redis keeps an I/O error in an `Arc`, and the I/O
@@ -171,23 +210,13 @@ fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a ru
 }
 
 fn describe(err: &rustls::Error) -> Option<String> {
-    use rustls::{AlertDescription as Alert, Error};
     match err {
-        Error::InvalidCertificate(reason) => Some(format!(
-            "tls: the server's certificate failed verification ({reason:?}): \
-             check tls_ca (or the system's roots) and the host name"
-        )),
-        Error::AlertReceived(
-            alert @ (Alert::CertificateRequired
-            | Alert::BadCertificate
-            | Alert::UnknownCA
-            | Alert::CertificateUnknown
-            | Alert::AccessDenied
-            | Alert::HandshakeFailure),
-        ) => Some(format!(
-            "tls: the server refused the client certificate (alert {alert:?}): \
-             check tls_cert and tls_key"
-        )),
+        rustls::Error::InvalidCertificate(reason) => {
+            Some(server_certificate_refused(format!("{reason:?}")))
+        }
+        rustls::Error::AlertReceived(alert) if CLIENT_CERTIFICATE_ALERTS.contains(alert) => {
+            Some(client_certificate_refused(*alert))
+        }
         _ => None,
     }
 }
@@ -241,5 +270,41 @@ mod tests {
         let refused =
             redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert_eq!(certificate_failure(&refused), None);
+    }
+
+    /// The cluster client keeps a seed's error as text only: rustls's wording of each
+    /// failure is recognised there, so a rustls that words them otherwise fails here.
+    #[test]
+    fn failures_kept_as_text_are_described_too() {
+        let as_cluster_error = |tls: rustls::Error| {
+            let seed =
+                redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::InvalidData, tls));
+            redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "Failed to create initial connections",
+                seed.to_string(),
+            ))
+        };
+        let unknown = as_cluster_error(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ));
+        let described = certificate_failure(&unknown).expect("a certificate failure");
+        assert!(
+            described.contains("UnknownIssuer") && described.contains("verification"),
+            "{described}"
+        );
+        for alert in CLIENT_CERTIFICATE_ALERTS {
+            let refused = as_cluster_error(rustls::Error::AlertReceived(*alert));
+            let described = certificate_failure(&refused).expect("a refused client certificate");
+            assert!(
+                described.contains("client certificate")
+                    && described.contains(&format!("{alert:?}")),
+                "{described}"
+            );
+        }
+        let other = as_cluster_error(rustls::Error::AlertReceived(
+            rustls::AlertDescription::DecodeError,
+        ));
+        assert_eq!(certificate_failure(&other), None);
     }
 }

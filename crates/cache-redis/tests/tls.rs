@@ -2,7 +2,8 @@
 //! test process, with a CA, server and client certificates made at test time in a
 //! temporary directory; the core contract on the pooled model; a certificate from an
 //! unknown CA refused with an error naming the verification failure, by default (the
-//! system's roots) and with another CA; the insecure mode; mutual TLS.
+//! system's roots) and with another CA; the insecure mode; mutual TLS. Then the same
+//! over `rediss+cluster://`, on a cluster of this process whose nodes speak TLS.
 
 mod common;
 
@@ -151,6 +152,88 @@ async fn mutual_tls_needs_the_client_certificate() {
         assert!(
             message.contains("client certificate"),
             "{model:?}: {message}"
+        );
+    }
+}
+
+/// `rediss+cluster://`: a cluster whose nodes take clients (and each other) over TLS,
+/// three masters without replicas, started by this process with the certificates above.
+mod cluster {
+    use std::time::Duration;
+
+    use cache_api::{Bytes, Cache};
+    use cache_redis::RedisCache;
+    use cache_testserver::{
+        redis_cluster::{ClusterSpec, RedisCluster},
+        tls::auth_message,
+    };
+    use tokio::sync::OnceCell;
+
+    async fn tls_cluster() -> &'static RedisCluster {
+        static CLUSTER: OnceCell<RedisCluster> = OnceCell::const_new();
+        CLUSTER
+            .get_or_init(|| async {
+                let spec = ClusterSpec::new()
+                    .replicas_per_master(0)
+                    .tls(&super::shared().await.certs);
+                RedisCluster::start_with(&spec).await.unwrap_or_else(|err| {
+                    panic!(
+                        "cannot start a redis cluster over tls (redis-server and redis-cli 7.0 \
+                         or later, built with tls, on PATH): {err}"
+                    )
+                })
+            })
+            .await
+    }
+
+    async fn factory() -> RedisCache {
+        let url = tls_cluster().await.url();
+        assert!(url.starts_with("rediss+cluster://"), "{url}");
+        RedisCache::builder(&url)
+            .tls_ca_file(&super::shared().await.certs.ca)
+            .key_prefix(cache_redis::testing::unique_prefix())
+            .response_timeout(cache_redis::testing::FIXTURE_RESPONSE_TIMEOUT)
+            .build()
+            .await
+            .unwrap_or_else(|err| panic!("cannot connect to the cluster over tls: {err}"))
+    }
+
+    cache_tck::contract_tests!(factory);
+
+    /// Keys of every slot range reach their masters over TLS: the nodes tell a TLS client
+    /// their TLS ports, and a write to each master is read back.
+    #[tokio::test]
+    async fn keys_on_every_master_round_trip() {
+        let cache = factory().await;
+        let entries: Vec<(String, Bytes)> = (0..64)
+            .map(|i| (format!("spread-{i}"), Bytes::from(format!("value-{i}"))))
+            .collect();
+        for (key, value) in &entries {
+            cache.set(key, value.clone(), None).await.unwrap();
+        }
+        let keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
+        let found = cache.get_many(&keys).await.unwrap();
+        let expected: Vec<Option<Bytes>> = entries.iter().map(|(_, v)| Some(v.clone())).collect();
+        assert_eq!(found, expected);
+        cache.clear().await.unwrap();
+        assert_eq!(cache.get("spread-0").await.unwrap(), None);
+    }
+
+    /// A cluster whose certificate comes from a CA the client does not trust is refused
+    /// with an `Auth` error that names the verification failure, as a single server is,
+    /// though the cluster client keeps only the text of a seed's error.
+    #[tokio::test]
+    async fn a_certificate_from_another_ca_is_refused_naming_the_failure() {
+        let url = tls_cluster().await.url();
+        let result = RedisCache::builder(&url)
+            .tls_ca_file(&super::shared().await.certs.other_ca)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .await;
+        let message = auth_message(result);
+        assert!(
+            message.contains("UnknownIssuer") && message.contains("verification"),
+            "{message}"
         );
     }
 }

@@ -4,11 +4,13 @@
 //! it talks to the nodes through `redis-cli` only, so this crate needs no Redis client.
 
 use cache_url_core::redact;
-use std::{fmt, path::PathBuf, process::Child};
+use std::{fmt, path::PathBuf, process::Child, time::Duration};
 
 use tokio::sync::OnceCell;
 
-use crate::{free_port, LocalServer, ServerKind, Source, REDIS};
+use crate::{
+    free_port, tls::TestCertificates, wait_for_port, LocalServer, ServerKind, Source, REDIS,
+};
 
 mod setup;
 
@@ -68,6 +70,47 @@ pub struct ClusterSpec {
     pub replicas_per_master: usize,
     /// The password every node asks for (`requirepass`, and `masterauth` for replication).
     pub password: Option<String>,
+    /// The certificates of a cluster that clients reach over TLS; see [`tls`](Self::tls).
+    pub tls: Option<ClusterTls>,
+}
+
+/// The files of a TLS cluster's certificates, read by every node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterTls {
+    /// The CA that signed both certificates, which the nodes trust.
+    pub ca: PathBuf,
+    /// The certificate each node shows to clients and to the other nodes.
+    pub server_cert: PathBuf,
+    /// Its private key.
+    pub server_key: PathBuf,
+    /// The certificate each node shows when it dials another node's bus, which asks
+    /// for one.
+    pub client_cert: PathBuf,
+    /// Its private key.
+    pub client_key: PathBuf,
+}
+
+impl ClusterTls {
+    /// The node arguments: a TLS port beside the plain one, the bus and replication
+    /// over TLS, clients not asked for a certificate.
+    fn node_args(&self, tls_port: u16) -> Vec<String> {
+        let path = |path: &PathBuf| path.display().to_string();
+        [
+            ("--tls-port", tls_port.to_string()),
+            ("--tls-cluster", "yes".to_owned()),
+            ("--tls-replication", "yes".to_owned()),
+            ("--tls-cert-file", path(&self.server_cert)),
+            ("--tls-key-file", path(&self.server_key)),
+            ("--tls-client-cert-file", path(&self.client_cert)),
+            ("--tls-client-key-file", path(&self.client_key)),
+            ("--tls-ca-cert-file", path(&self.ca)),
+            ("--tls-auth-clients", "no".to_owned()),
+        ]
+        .into_iter()
+        .flat_map(|(name, value)| [name.to_owned(), value])
+        .collect()
+    }
 }
 
 impl ClusterSpec {
@@ -78,7 +121,24 @@ impl ClusterSpec {
             masters: 3,
             replicas_per_master: 1,
             password: None,
+            tls: None,
         }
+    }
+
+    /// Makes clients reach every node over TLS with `certs` (the nodes also keep a plain
+    /// port, which the fixture's own setup and health checks use): the cluster's
+    /// [`url`](RedisCluster::url) is then a `rediss+cluster://` URL of the TLS ports,
+    /// which the nodes also report to a client that asks over TLS where slots are.
+    #[must_use]
+    pub fn tls(mut self, certs: &TestCertificates) -> Self {
+        self.tls = Some(ClusterTls {
+            ca: certs.ca.clone(),
+            server_cert: certs.server_cert.clone(),
+            server_key: certs.server_key.clone(),
+            client_cert: certs.client_cert.clone(),
+            client_key: certs.client_key.clone(),
+        });
+        self
     }
 
     /// Sets the number of replicas per master.
@@ -108,6 +168,7 @@ impl fmt::Debug for ClusterSpec {
             .field("masters", &self.masters)
             .field("replicas_per_master", &self.replicas_per_master)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -128,6 +189,8 @@ impl fmt::Debug for ClusterSpec {
 /// ```
 pub struct RedisCluster {
     nodes: Vec<LocalServer>,
+    /// The TLS port of each node, in the order of `nodes`; empty without TLS.
+    tls_ports: Vec<u16>,
     spec: ClusterSpec,
     dir: PathBuf,
     /// A shell that removes `dir` once this process's end of its stdin closes, so that
@@ -168,6 +231,7 @@ impl RedisCluster {
             .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
         let mut cluster = Self {
             nodes: Vec::new(),
+            tls_ports: Vec::new(),
             spec: spec.clone(),
             remover: spawn_remover(&dir).ok(),
             dir,
@@ -186,11 +250,22 @@ impl RedisCluster {
                     password.clone(),
                 ]);
             }
+            let tls_port = spec.tls.as_ref().map(|tls| {
+                let port = free_port();
+                args.extend(tls.node_args(port));
+                port
+            });
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let node = LocalServer::start(&REDIS_CLUSTER_NODE, &args)
                 .await
                 .map_err(|err| format!("cannot start node {index} of a redis cluster: {err}"))?;
             cluster.nodes.push(node);
+            if let Some(port) = tls_port {
+                wait_for_port(port, Duration::from_secs(10))
+                    .await
+                    .map_err(|err| format!("node {index} opened no tls port: {err}"))?;
+                cluster.tls_ports.push(port);
+            }
         }
 
         let ports: Vec<u16> = cluster.nodes.iter().map(LocalServer::port).collect();
@@ -203,17 +278,25 @@ impl RedisCluster {
     }
 
     /// The `redis+cluster://` URL of the cluster, every node a seed, with the password
-    /// if there is one.
+    /// if there is one; `rediss+cluster://` and the TLS ports for a TLS cluster (the
+    /// client must be told to trust the CA of [`ClusterSpec::tls`]).
     #[must_use]
     pub fn url(&self) -> String {
-        let hosts: Vec<String> = self
-            .nodes
+        let (scheme, ports) = if self.spec.tls.is_some() {
+            ("rediss+cluster", self.tls_ports.clone())
+        } else {
+            (
+                "redis+cluster",
+                self.nodes.iter().map(LocalServer::port).collect(),
+            )
+        };
+        let hosts: Vec<String> = ports
             .iter()
-            .map(|node| format!("127.0.0.1:{}", node.port()))
+            .map(|port| format!("127.0.0.1:{port}"))
             .collect();
         match &self.spec.password {
-            Some(password) => format!("redis+cluster://:{password}@{}", hosts.join(",")),
-            None => format!("redis+cluster://{}", hosts.join(",")),
+            Some(password) => format!("{scheme}://:{password}@{}", hosts.join(",")),
+            None => format!("{scheme}://{}", hosts.join(",")),
         }
     }
 
