@@ -219,6 +219,48 @@ mod cluster {
         assert_eq!(cache.get("spread-0").await.unwrap(), None);
     }
 
+    /// A cluster whose nodes ask for a client certificate takes the client's, on the
+    /// seeds and on every node found from them, and refuses a client without one with
+    /// an `Auth` error.
+    #[tokio::test]
+    async fn mutual_tls_reaches_every_node() {
+        let certs = &super::shared().await.certs;
+        let cluster =
+            RedisCluster::start_with(&ClusterSpec::new().replicas_per_master(0).mutual_tls(certs))
+                .await
+                .unwrap_or_else(|err| panic!("cannot start a mutual-tls redis cluster: {err}"));
+        // One seed only: the other masters are reached from what it tells.
+        let url = cluster.url();
+        let seed = url.split(',').next().unwrap_or(&url);
+        let cache = RedisCache::builder(seed)
+            .tls_ca_file(&certs.ca)
+            .tls_client_cert(&certs.client_cert, &certs.client_key)
+            .key_prefix("mtls-cluster:")
+            .build()
+            .await
+            .expect("mutual tls with the client certificate");
+        let keys: Vec<String> = (0..32).map(|i| format!("k{i}")).collect();
+        for key in &keys {
+            cache
+                .set(key, Bytes::from(key.clone()), None)
+                .await
+                .unwrap();
+        }
+        for key in &keys {
+            assert_eq!(
+                cache.get(key).await.unwrap(),
+                Some(Bytes::from(key.clone()))
+            );
+        }
+        let refused = RedisCache::builder(seed)
+            .tls_ca_file(&certs.ca)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .await;
+        let message = auth_message(refused);
+        assert!(message.contains("client certificate"), "{message}");
+    }
+
     /// A cluster whose certificate comes from a CA the client does not trust is refused
     /// with an `Auth` error that names the verification failure, as a single server is,
     /// though the cluster client keeps only the text of a seed's error.

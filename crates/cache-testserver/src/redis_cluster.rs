@@ -89,11 +89,13 @@ pub struct ClusterTls {
     pub client_cert: PathBuf,
     /// Its private key.
     pub client_key: PathBuf,
+    /// Whether clients must show a certificate from the CA (`--tls-auth-clients yes`).
+    pub mutual: bool,
 }
 
 impl ClusterTls {
     /// The node arguments: a TLS port beside the plain one, the bus and replication
-    /// over TLS, clients not asked for a certificate.
+    /// over TLS, clients asked for a certificate only when `mutual`.
     fn node_args(&self, tls_port: u16) -> Vec<String> {
         let path = |path: &PathBuf| path.display().to_string();
         [
@@ -105,7 +107,10 @@ impl ClusterTls {
             ("--tls-client-cert-file", path(&self.client_cert)),
             ("--tls-client-key-file", path(&self.client_key)),
             ("--tls-ca-cert-file", path(&self.ca)),
-            ("--tls-auth-clients", "no".to_owned()),
+            (
+                "--tls-auth-clients",
+                if self.mutual { "yes" } else { "no" }.to_owned(),
+            ),
         ]
         .into_iter()
         .flat_map(|(name, value)| [name.to_owned(), value])
@@ -130,13 +135,25 @@ impl ClusterSpec {
     /// [`url`](RedisCluster::url) is then a `rediss+cluster://` URL of the TLS ports,
     /// which the nodes also report to a client that asks over TLS where slots are.
     #[must_use]
-    pub fn tls(mut self, certs: &TestCertificates) -> Self {
+    pub fn tls(self, certs: &TestCertificates) -> Self {
+        self.with_tls(certs, false)
+    }
+
+    /// As [`tls`](Self::tls), and every node asks clients for a certificate from the
+    /// test CA (`--tls-auth-clients yes`), as [`TestCertificates::client_cert`] is.
+    #[must_use]
+    pub fn mutual_tls(self, certs: &TestCertificates) -> Self {
+        self.with_tls(certs, true)
+    }
+
+    fn with_tls(mut self, certs: &TestCertificates, mutual: bool) -> Self {
         self.tls = Some(ClusterTls {
             ca: certs.ca.clone(),
             server_cert: certs.server_cert.clone(),
             server_key: certs.server_key.clone(),
             client_cert: certs.client_cert.clone(),
             client_key: certs.client_key.clone(),
+            mutual,
         });
         self
     }
