@@ -24,7 +24,23 @@ pub(crate) enum Backend {
         pool_size: usize,
         timeout: Duration,
     },
+    /// A URL the adapter reaches and the raw clients here do not (TLS, a unix socket,
+    /// Sentinel): measured through the adapter alone.
+    AdapterOnly {
+        /// `redis` or `memcached`.
+        name: &'static str,
+        /// The URL's scheme, for reports.
+        scheme: String,
+        /// One Redis server (or Sentinel's master), whose connection model the bench
+        /// may set, as for `redis://`.
+        single_redis: bool,
+    },
 }
+
+/// Why `--baseline raw` is refused for [`Backend::AdapterOnly`].
+pub(crate) const NO_RAW_BASELINE: &str = "--baseline raw needs redis://, redis+cluster://, \
+     memcache:// or memory://: the raw clients of the baseline speak no TLS, unix socket \
+     or Sentinel; without --baseline, the adapter alone is measured on this url";
 
 /// Connections per server of the raw baseline, the memcache crate's pooled client: its
 /// usual setting, and the adapter's own before it multiplexed. The adapter's `pool_size`
@@ -38,7 +54,21 @@ impl Backend {
             Backend::Memory { .. } => "memory",
             Backend::Redis | Backend::RedisCluster { .. } => "redis",
             Backend::Memcached { .. } => "memcached",
+            Backend::AdapterOnly { name, .. } => name,
         }
+    }
+
+    /// Whether the bench may set the adapter's connection model (`--pooled`,
+    /// `--connections`): one Redis server.
+    pub(crate) fn single_redis(&self) -> bool {
+        matches!(
+            self,
+            Backend::Redis
+                | Backend::AdapterOnly {
+                    single_redis: true,
+                    ..
+                }
+        )
     }
 
     /// The memcached servers the URL names; empty for other backends.
@@ -51,11 +81,21 @@ impl Backend {
 
     /// How the adapter reaches the backend, for reports.
     pub(crate) fn mode(&self, settings: &Settings) -> String {
+        let redis_model = || match settings.pooled {
+            Some(max_size) => format!("pooled({max_size})"),
+            None => format!("multiplexed({})", settings.connections.unwrap_or(1)),
+        };
         match (self, settings.pooled) {
-            (Backend::Redis, Some(max_size)) => format!("pooled({max_size})"),
-            (Backend::Redis, None) => {
-                format!("multiplexed({})", settings.connections.unwrap_or(1))
-            }
+            (Backend::Redis, _) => redis_model(),
+            (
+                Backend::AdapterOnly {
+                    scheme,
+                    single_redis: true,
+                    ..
+                },
+                _,
+            ) => format!("{scheme}, {}", redis_model()),
+            (Backend::AdapterOnly { scheme, .. }, _) => scheme.clone(),
             (Backend::RedisCluster { seeds }, _) => format!("cluster({} seeds)", seeds.len()),
             (Backend::Memcached { pool_size, .. }, _) => {
                 format!("multiplexed({pool_size} per server)")
@@ -101,9 +141,22 @@ impl Backend {
                         .unwrap_or(cache_memcached::DEFAULT_TIMEOUT),
                 },
             }),
+            scheme @ ("rediss" | "redis+unix" | "redis+sentinel" | "rediss+cluster") => {
+                Ok(Backend::AdapterOnly {
+                    name: "redis",
+                    scheme: scheme.to_owned(),
+                    single_redis: scheme != "rediss+cluster",
+                })
+            }
+            scheme @ ("memcaches" | "memcache+unix") => Ok(Backend::AdapterOnly {
+                name: "memcached",
+                scheme: scheme.to_owned(),
+                single_redis: false,
+            }),
             other => Err(CacheError::config(format!(
-                "{other}:// is not a URL the benchmark knows: memory://, redis://, \
-                 redis+cluster:// or memcache://"
+                "{other}:// is not a URL the benchmark knows: memory://, redis://, rediss://, \
+                 redis+unix://, redis+sentinel://, redis+cluster://, rediss+cluster://, \
+                 memcache://, memcaches:// or memcache+unix://"
             ))),
         }
     }
@@ -141,6 +194,27 @@ mod tests {
         assert_eq!(capacity_bytes, 4096);
         assert!(Backend::of("ftp://host", None).is_err());
         assert!(Backend::of("memory://?max_capacity_bytes=lots", None).is_err());
+    }
+
+    #[test]
+    fn tls_socket_and_sentinel_urls_are_measured_through_the_adapter_alone() {
+        for (url, name, single_redis) in [
+            ("rediss://h:6380", "redis", true),
+            ("redis+unix:///run/redis.sock", "redis", true),
+            ("redis+sentinel://h:26379/mymaster", "redis", true),
+            ("rediss+cluster://h1:7000,h2:7001", "redis", false),
+            ("memcaches://h:11211", "memcached", false),
+            ("memcache+unix:///run/memcached.sock", "memcached", false),
+        ] {
+            let backend = Backend::of(url, None).unwrap_or_else(|err| panic!("{url}: {err}"));
+            assert!(
+                matches!(backend, Backend::AdapterOnly { .. }),
+                "{url} is measured through the adapter alone"
+            );
+            assert_eq!(backend.name(), name, "{url}");
+            assert_eq!(backend.single_redis(), single_redis, "{url}");
+            assert!(backend.servers().is_empty(), "{url}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use cache_api::{Cache, CacheError};
 use cache_redis::ConnectionModel;
 
 use crate::{
-    backend::{Backend, RAW_MEMCACHED_POOL_SIZE},
+    backend::{Backend, NO_RAW_BASELINE, RAW_MEMCACHED_POOL_SIZE},
     cleanup::{clear_namespace, delete_keys, nested_prefix, Cleanup},
     engine::{self, BoxError},
     measurement::{Measurement, SideReport},
@@ -43,18 +43,17 @@ pub async fn run(settings: &Settings, progress: Arc<Progress>) -> Result<Report,
     settings.check()?;
     let backend = Backend::of(&settings.url, settings.timeout)
         .map_err(|err| BenchError::Settings(err.to_string()))?;
-    if settings.pooled.is_some() || settings.connections.is_some() {
-        match backend {
-            Backend::Redis => {}
-            Backend::RedisCluster { .. } => {
-                return Err(BenchError::Settings(NOT_FOR_A_CLUSTER.to_owned()))
+    if (settings.pooled.is_some() || settings.connections.is_some()) && !backend.single_redis() {
+        let message = match (&backend, backend.name()) {
+            (Backend::RedisCluster { .. }, _) | (Backend::AdapterOnly { .. }, "redis") => {
+                NOT_FOR_A_CLUSTER
             }
-            _ => {
-                return Err(BenchError::Settings(
-                    "--pooled and --connections apply to redis:// only".to_owned(),
-                ))
-            }
-        }
+            _ => "--pooled and --connections apply to rediss://, redis+unix://, redis+sentinel:// and redis:// only",
+        };
+        return Err(BenchError::Settings(message.to_owned()));
+    }
+    if settings.raw_baseline && matches!(backend, Backend::AdapterOnly { .. }) {
+        return Err(BenchError::Settings(NO_RAW_BASELINE.to_owned()));
     }
     let unique = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -128,8 +127,16 @@ impl Sides {
             None
         };
         let counter = match settings.sample_every {
-            // A cluster's connections spread over its nodes, which one count cannot show.
-            Some(_) if matches!(backend, Backend::RedisCluster { .. }) => ConnectionCounter::None,
+            // A cluster's connections spread over its nodes, which one count cannot show;
+            // the counter's own connection speaks no TLS, unix socket or Sentinel.
+            Some(_)
+                if matches!(
+                    backend,
+                    Backend::RedisCluster { .. } | Backend::AdapterOnly { .. }
+                ) =>
+            {
+                ConnectionCounter::None
+            }
             Some(_) => ConnectionCounter::connect(&settings.url, &backend.servers())
                 .await
                 .map_err(|err| {
@@ -388,5 +395,6 @@ async fn connect_raw(settings: &Settings, backend: &Backend) -> Result<Raw, BoxE
         Backend::Memcached {
             servers, timeout, ..
         } => Raw::memcached(servers, RAW_MEMCACHED_POOL_SIZE, *timeout).await,
+        Backend::AdapterOnly { .. } => Err(NO_RAW_BASELINE.into()),
     }
 }

@@ -55,7 +55,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value = "1s", value_parser = crate::duration_arg)]
     warmup: Duration,
     /// Also run the identical workload straight through the backend's client, alternating
-    /// rounds with the adapter, and print the ratio adapter/raw.
+    /// rounds with the adapter, and print the ratio adapter/raw (redis://,
+    /// redis+cluster://, memcache:// and memory:// only).
     #[arg(long, value_enum)]
     baseline: Option<Baseline>,
     /// Rounds per side: measuring alternates adapter and raw this many times each (in

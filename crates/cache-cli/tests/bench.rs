@@ -1,6 +1,6 @@
-//! `cachectl bench` as a user runs it, on the in-memory backend and on a Redis Cluster of
-//! the cache-redis fixture: short runs bounded by an operation count, whose output must
-//! carry the numbers. Speed itself is never asserted.
+//! `cachectl bench` as a user runs it, on the in-memory backend, on a Redis Cluster of
+//! the cache-redis fixture and on TLS servers of this process: short runs bounded by an
+//! operation count, whose output must carry the numbers. Speed itself is never asserted.
 
 mod common;
 
@@ -385,5 +385,77 @@ fn threads_set_the_runtime() {
                 "{report:#}"
             );
         }
+    }
+}
+
+/// URLs the raw clients do not speak (TLS here) are measured through the adapter alone,
+/// with every key removed after; `--baseline raw` on them is refused before connecting,
+/// saying why.
+#[tokio::test]
+async fn tls_urls_are_measured_through_the_adapter_alone() {
+    use cache_testserver::tls::TlsPair;
+
+    let redis = TlsPair::redis().await;
+    let memcached = TlsPair::memcached().await;
+    let urls = [
+        (
+            format!("{}?tls_ca={}", redis.server.url(), redis.certs.ca.display()),
+            "redis",
+            "rediss, multiplexed(1)",
+        ),
+        (
+            format!(
+                "{}?tls_ca={}",
+                memcached.server.url(),
+                memcached.certs.ca.display()
+            ),
+            "memcached",
+            "memcaches",
+        ),
+    ];
+    for (url, backend, mode) in urls {
+        let args = [
+            "bench",
+            &url,
+            "--json",
+            "--workload",
+            "mix",
+            "--ops",
+            "500",
+            "--warmup",
+            "0s",
+            "--concurrency",
+            "4",
+            "--keys",
+            "100",
+        ]
+        .map(str::to_owned);
+        let out = tokio::task::spawn_blocking(move || {
+            cachectl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .expect("cachectl ran");
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{url}: {stdout}{}", text(&out.stderr));
+        let report: Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|err| panic!("not JSON ({err}):\n{stdout}"));
+        assert_eq!(report["backend"], backend, "{report:#}");
+        assert_eq!(report["mode"], mode, "{report:#}");
+        assert_eq!(number(&report, "adapter.ops"), 500.0, "{report:#}");
+        assert_eq!(number(&report, "adapter.errors"), 0.0, "{report:#}");
+        assert!(report["raw"].is_null(), "{report:#}");
+        assert_eq!(report["cleanup"]["removed_keys"], 100, "{report:#}");
+
+        let refused = tokio::task::spawn_blocking(move || {
+            cachectl(&["bench", &url, "--baseline", "raw", "--ops", "10"])
+        })
+        .await
+        .expect("cachectl ran");
+        assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+        assert!(
+            text(&refused.stderr).contains("--baseline raw needs"),
+            "{}",
+            text(&refused.stderr)
+        );
     }
 }
