@@ -175,7 +175,11 @@ impl Transport {
                     )
                 })?;
                 let stream = tcp(address).await?;
-                Ok(Box::new(connector.connect(name, stream).await?))
+                let stream = connector
+                    .connect(name, stream)
+                    .await
+                    .map_err(|error| not_tls(address, error))?;
+                Ok(Box::new(stream))
             }
         }
     }
@@ -186,6 +190,25 @@ async fn tcp(address: &str) -> io::Result<TcpStream> {
     // Requests are written as soon as they are ready; Nagle would hold small ones.
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// A handshake answered with bytes that are not TLS (a plain memcached answers the
+/// client's hello with `ERROR`) says so, rather than only rustls's word for it.
+fn not_tls(address: &str, error: io::Error) -> io::Error {
+    let plain = error
+        .get_ref()
+        .and_then(|payload| payload.downcast_ref::<rustls::Error>())
+        .is_some_and(|tls| matches!(tls, rustls::Error::InvalidMessage(_)));
+    if !plain {
+        return error;
+    }
+    io::Error::new(
+        error.kind(),
+        format!(
+            "{address} did not answer the tls handshake in tls ({error}): is it a plain \
+             memcached port? memcache:// is the url for one"
+        ),
+    )
 }
 
 /// The host of `host:port` or `[v6]:port`, without brackets.

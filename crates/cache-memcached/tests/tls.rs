@@ -105,6 +105,36 @@ async fn a_plain_client_on_a_tls_port_fails_in_time() {
     );
 }
 
+/// A TLS client on a plain port is told the port does not speak TLS, in time.
+#[tokio::test]
+async fn a_tls_client_on_a_plain_port_is_told_so() {
+    let certs = &shared().await.certs;
+    let plain = cache_testserver::LocalServer::start(&cache_testserver::MEMCACHED, &[])
+        .await
+        .unwrap_or_else(|err| panic!("cannot start a plain memcached: {err}"));
+    let url = format!(
+        "memcaches://127.0.0.1:{}?tls_ca={}&timeout=2s",
+        plain.port(),
+        certs.ca.display()
+    );
+    match MemcachedCache::connect(&url).await {
+        Err(err @ CacheError::Unreachable { .. }) => {
+            let message = format!(
+                "{err}: {}",
+                std::error::Error::source(&err)
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            );
+            assert!(
+                message.contains("did not answer the tls handshake in tls")
+                    && message.contains("memcache://"),
+                "{message}"
+            );
+        }
+        other => panic!("expected an unreachable error naming the plain port, got {other:?}"),
+    }
+}
+
 /// A server that requires a client certificate accepts ours (for every path that
 /// dials: the build's `stats settings`, the multiplexed operations, `clear`'s crawler
 /// and the flush of a cache without prefix) and refuses a client without one, with an
