@@ -126,7 +126,8 @@ impl MemcachedCacheBuilder {
     /// Replaces the servers of the URL with these `host[:port]` addresses (port 11211
     /// when left out, IPv6 hosts in brackets). Keys are spread over them by rendezvous
     /// hashing. They replace the socket of a `memcache+unix://` URL too, and are then
-    /// reached over TCP; with `memcaches://` they are reached over TLS.
+    /// reached over TCP; with `memcaches://` they are reached over TLS. A server listed
+    /// twice (`h` and `h:11211` alike) makes `build` fail with a `Config` error.
     pub fn servers<S: AsRef<str>>(mut self, servers: impl IntoIterator<Item = S>) -> Self {
         if self.scheme == Scheme::Unix {
             self.scheme = Scheme::Tcp;
@@ -239,7 +240,18 @@ impl MemcachedCacheBuilder {
             Ok(servers) if servers.is_empty() => {
                 Err(CacheError::config("no memcached server given"))
             }
-            Ok(servers) => Ok(servers),
+            Ok(servers) => {
+                // The same server twice would take two shares of the keys, and a typo
+                // that repeats one is more likely than a wish for that.
+                for (index, server) in servers.iter().enumerate() {
+                    if servers[..index].contains(server) {
+                        return Err(CacheError::config(format!(
+                            "the memcached server {server} is listed twice"
+                        )));
+                    }
+                }
+                Ok(servers)
+            }
         }
     }
 
@@ -523,6 +535,25 @@ mod tests {
         // `servers` replaces the socket with TCP servers.
         let builder = MemcachedCacheBuilder::from_url("memcache+unix:///s.sock").servers(["h:1"]);
         assert_eq!(builder.scheme, Scheme::Tcp);
+    }
+
+    #[test]
+    fn a_server_listed_twice_is_refused() {
+        for builder in [
+            MemcachedCacheBuilder::from_url("memcache://a:11211,b,a:11211"),
+            // Written otherwise, the same server: the default port made explicit.
+            MemcachedCacheBuilder::from_url("memcache://a,a:11211"),
+            MemcachedCacheBuilder::from_url("memcache://h").servers(["[::1]:7000", "[::1]:7000"]),
+        ] {
+            match builder.checked_servers() {
+                Err(CacheError::Config { message }) => {
+                    assert!(message.contains("listed twice"), "{message}");
+                }
+                other => panic!("expected a config error, got {other:?}"),
+            }
+        }
+        let distinct = MemcachedCacheBuilder::from_url("memcache://a,b,a:11212");
+        assert_eq!(distinct.checked_servers().unwrap().len(), 3);
     }
 
     #[test]
