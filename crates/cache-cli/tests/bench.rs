@@ -20,6 +20,16 @@ fn json(args: &[&str]) -> Value {
         .unwrap_or_else(|err| panic!("not JSON ({err}):\n{}", text(&out.stdout)))
 }
 
+/// Runs `cachectl` from an async test, off its runtime's threads.
+async fn cachectl_off_runtime(args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        cachectl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .expect("cachectl ran")
+}
+
 fn number(value: &Value, path: &str) -> f64 {
     path.split('.')
         .fold(value, |value, name| &value[name])
@@ -286,13 +296,8 @@ async fn cluster_runs_both_sides() {
             "300",
             "--batch",
             "20",
-        ]
-        .map(str::to_owned);
-        let out = tokio::task::spawn_blocking(move || {
-            cachectl(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        })
-        .await
-        .expect("cachectl ran");
+        ];
+        let out = cachectl_off_runtime(&args).await;
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
         assert!(out.status.success(), "{workload}: {stdout}{stderr}");
         assert!(
@@ -428,13 +433,8 @@ async fn tls_urls_are_measured_through_the_adapter_alone() {
             "4",
             "--keys",
             "100",
-        ]
-        .map(str::to_owned);
-        let out = tokio::task::spawn_blocking(move || {
-            cachectl(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        })
-        .await
-        .expect("cachectl ran");
+        ];
+        let out = cachectl_off_runtime(&args).await;
         let stdout = text(&out.stdout);
         assert!(out.status.success(), "{url}: {stdout}{}", text(&out.stderr));
         let report: Value = serde_json::from_str(&stdout)
@@ -446,11 +446,8 @@ async fn tls_urls_are_measured_through_the_adapter_alone() {
         assert!(report["raw"].is_null(), "{report:#}");
         assert_eq!(report["cleanup"]["removed_keys"], 100, "{report:#}");
 
-        let refused = tokio::task::spawn_blocking(move || {
-            cachectl(&["bench", &url, "--baseline", "raw", "--ops", "10"])
-        })
-        .await
-        .expect("cachectl ran");
+        let refused =
+            cachectl_off_runtime(&["bench", &url, "--baseline", "raw", "--ops", "10"]).await;
         assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
         assert!(
             text(&refused.stderr).contains("--baseline raw needs"),

@@ -53,12 +53,11 @@ mod pooled {
     cache_tck::contract_tests!(factory);
 }
 
-/// A server certificate from a CA the client does not trust is refused, naming why.
-#[tokio::test]
-async fn a_certificate_from_another_ca_is_refused_naming_the_failure() {
-    let shared = shared().await;
-    let result = RedisCache::builder(&shared.server.url())
-        .tls_ca_file(&shared.certs.other_ca)
+/// Asserts that a client trusting another CA than the one of `url`'s server is refused
+/// with an `Auth` error that names the verification failure.
+async fn assert_another_ca_is_refused(url: &str) {
+    let result = RedisCache::builder(url)
+        .tls_ca_file(&shared().await.certs.other_ca)
         .timeout(Duration::from_secs(2))
         .build()
         .await;
@@ -67,6 +66,12 @@ async fn a_certificate_from_another_ca_is_refused_naming_the_failure() {
         message.contains("UnknownIssuer") && message.contains("verification"),
         "{message}"
     );
+}
+
+/// A server certificate from a CA the client does not trust is refused, naming why.
+#[tokio::test]
+async fn a_certificate_from_another_ca_is_refused_naming_the_failure() {
+    assert_another_ca_is_refused(&shared().await.server.url()).await;
 }
 
 /// Without a CA file the system's roots are used, which do not hold the test CA.
@@ -266,16 +271,6 @@ mod cluster {
     /// though the cluster client keeps only the text of a seed's error.
     #[tokio::test]
     async fn a_certificate_from_another_ca_is_refused_naming_the_failure() {
-        let url = tls_cluster().await.url();
-        let result = RedisCache::builder(&url)
-            .tls_ca_file(&super::shared().await.certs.other_ca)
-            .timeout(Duration::from_secs(2))
-            .build()
-            .await;
-        let message = auth_message(result);
-        assert!(
-            message.contains("UnknownIssuer") && message.contains("verification"),
-            "{message}"
-        );
+        super::assert_another_ca_is_refused(&tls_cluster().await.url()).await;
     }
 }
