@@ -85,22 +85,19 @@ impl Backend {
             Some(max_size) => format!("pooled({max_size})"),
             None => format!("multiplexed({})", settings.connections.unwrap_or(1)),
         };
-        match (self, settings.pooled) {
-            (Backend::Redis, _) => redis_model(),
-            (
-                Backend::AdapterOnly {
-                    scheme,
-                    single_redis: true,
-                    ..
-                },
-                _,
-            ) => format!("{scheme}, {}", redis_model()),
-            (Backend::AdapterOnly { scheme, .. }, _) => scheme.clone(),
-            (Backend::RedisCluster { seeds }, _) => format!("cluster({} seeds)", seeds.len()),
-            (Backend::Memcached { pool_size, .. }, _) => {
+        match self {
+            Backend::Redis => redis_model(),
+            Backend::AdapterOnly {
+                scheme,
+                single_redis: true,
+                ..
+            } => format!("{scheme}, {}", redis_model()),
+            Backend::AdapterOnly { scheme, .. } => scheme.clone(),
+            Backend::RedisCluster { seeds } => format!("cluster({} seeds)", seeds.len()),
+            Backend::Memcached { pool_size, .. } => {
                 format!("multiplexed({pool_size} per server)")
             }
-            (Backend::Memory { capacity_bytes }, _) => format!("capacity {capacity_bytes} bytes"),
+            Backend::Memory { capacity_bytes } => format!("capacity {capacity_bytes} bytes"),
         }
     }
 

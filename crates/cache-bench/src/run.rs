@@ -44,11 +44,11 @@ pub async fn run(settings: &Settings, progress: Arc<Progress>) -> Result<Report,
     let backend = Backend::of(&settings.url, settings.timeout)
         .map_err(|err| BenchError::Settings(err.to_string()))?;
     if (settings.pooled.is_some() || settings.connections.is_some()) && !backend.single_redis() {
-        let message = match (&backend, backend.name()) {
-            (Backend::RedisCluster { .. }, _) | (Backend::AdapterOnly { .. }, "redis") => {
-                NOT_FOR_A_CLUSTER
-            }
-            _ => "--pooled and --connections apply to rediss://, redis+unix://, redis+sentinel:// and redis:// only",
+        // A Redis backend that is not one server is a cluster.
+        let message = if backend.name() == "redis" {
+            NOT_FOR_A_CLUSTER
+        } else {
+            "--pooled and --connections apply to rediss://, redis+unix://, redis+sentinel:// and redis:// only"
         };
         return Err(BenchError::Settings(message.to_owned()));
     }

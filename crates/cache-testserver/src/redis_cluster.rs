@@ -299,13 +299,13 @@ impl RedisCluster {
     /// client must be told to trust the CA of [`ClusterSpec::tls`]).
     #[must_use]
     pub fn url(&self) -> String {
-        let (scheme, ports) = if self.spec.tls.is_some() {
-            ("rediss+cluster", self.tls_ports.clone())
-        } else {
+        let (scheme, ports): (_, Vec<u16>) = if self.tls_ports.is_empty() {
             (
                 "redis+cluster",
                 self.nodes.iter().map(LocalServer::port).collect(),
             )
+        } else {
+            ("rediss+cluster", self.tls_ports.clone())
         };
         let hosts: Vec<String> = ports
             .iter()
