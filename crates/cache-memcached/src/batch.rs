@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 
 use cache_api::{Bytes, CacheError};
-use memcache::exp::Set;
 
 use crate::{
-    calls::{call, delete_of, get_of, hit_value, removed, stored},
+    calls::{call, hit_value, removed, stored},
     expiry::Expiry,
+    mux::request::{Read, Remove, Write},
     MemcachedCache,
 };
 
@@ -51,7 +51,7 @@ impl MemcachedCache {
             context,
             self.inner
                 .client
-                .run_many(server_keys.into_iter().map(get_of), context.timeout),
+                .run_many(server_keys.into_iter().map(Read::new), context.timeout),
         )
         .await?;
         results
@@ -66,7 +66,7 @@ impl MemcachedCache {
         entries: &[(&str, &Bytes)],
         expiry: Expiry,
     ) -> Result<(), CacheError> {
-        let writes: Vec<Set> = entries
+        let writes: Vec<Write> = entries
             .iter()
             .map(|(key, value)| self.set_operation(generation, key, value, expiry))
             .collect();
@@ -75,7 +75,7 @@ impl MemcachedCache {
         for (result, (_, value)) in results.into_iter().zip(entries) {
             let result =
                 result.map_err(|error| self.value_context("set_many", value.len()).map(error))?;
-            stored(result.status)?;
+            stored(result)?;
         }
         Ok(())
     }
@@ -88,7 +88,7 @@ impl MemcachedCache {
         let context = self.context("delete_many");
         let deletes = keys
             .iter()
-            .map(|key| delete_of(self.inner.keys.server_key(generation, key)));
+            .map(|key| Remove::new(self.inner.keys.server_key(generation, key)));
         let results = call(
             context,
             self.inner.client.run_many(deletes, context.timeout),
@@ -96,7 +96,7 @@ impl MemcachedCache {
         .await?;
         let mut count = 0;
         for result in results {
-            count += usize::from(removed(result.map_err(|error| context.map(error))?.status)?);
+            count += usize::from(removed(result.map_err(|error| context.map(error))?)?);
         }
         Ok(count)
     }

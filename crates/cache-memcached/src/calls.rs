@@ -4,11 +4,12 @@
 use std::future::Future;
 
 use cache_api::{validate_value, Bytes, CacheError};
-use memcache::exp::{Delete, Error as ClientError, Get, GetResult, MutationStatus, Set};
+use memcache::exp::{Error as ClientError, MutationStatus};
 
 use crate::{
     error::{unexpected, Context},
     expiry::Expiry,
+    mux::request::{Probe, Read, Remove, Write},
     MemcachedCache,
 };
 
@@ -22,24 +23,9 @@ pub(crate) async fn call<T>(
     future.await.map_err(|error| context.map(error))
 }
 
-/// A `mg` of `key`, which it takes over (`Get::new` would copy it).
-pub(crate) fn get_of(key: Vec<u8>) -> Get {
-    let mut get = Get::new([]);
-    get.key = key;
-    get
-}
-
-/// A `md` of `key`, which it takes over.
-pub(crate) fn delete_of(key: Vec<u8>) -> Delete {
-    let mut delete = Delete::new([]);
-    delete.key = key;
-    delete
-}
-
-pub(crate) fn hit_value(result: GetResult) -> Option<Bytes> {
-    result
-        .hit()
-        .then(|| Bytes::from(result.value.unwrap_or_default()))
+/// The value of a read: a hit's value block, as the cache's `Bytes` without a copy.
+pub(crate) fn hit_value(value: Option<Vec<u8>>) -> Option<Bytes> {
+    value.map(Bytes::from)
 }
 
 pub(crate) fn stored(status: MutationStatus) -> Result<(), CacheError> {
@@ -98,12 +84,14 @@ impl MemcachedCache {
     ) -> Result<Option<Bytes>, CacheError> {
         let server_key = self.inner.keys.server_key(generation, key);
         let context = self.context("get");
-        let result = call(
+        let value = call(
             context,
-            self.inner.client.run(get_of(server_key), context.timeout),
+            self.inner
+                .client
+                .run(Read::new(server_key), context.timeout),
         )
         .await?;
-        Ok(hit_value(result))
+        Ok(hit_value(value))
     }
 
     pub(crate) async fn exists_in(
@@ -112,28 +100,26 @@ impl MemcachedCache {
         key: &str,
     ) -> Result<bool, CacheError> {
         let server_key = self.inner.keys.server_key(generation, key);
-        let probe = get_of(server_key).without_value();
+        let probe = Probe::new(server_key);
         let context = self.context("exists");
-        Ok(call(context, self.inner.client.run(probe, context.timeout))
-            .await?
-            .hit())
+        call(context, self.inner.client.run(probe, context.timeout)).await
     }
 
+    /// The `ms` of `value` under `key`: the value's one copy on its way to the server is
+    /// made here (the command owns its bytes); encoding it moves them into the request.
     pub(crate) fn set_operation(
         &self,
         generation: Option<u64>,
         key: &str,
         value: &Bytes,
         expiry: Expiry,
-    ) -> Set {
+    ) -> Write {
         let server_key = self.inner.keys.server_key(generation, key);
-        let mut set = Set::new([], []);
-        set.key = server_key;
-        set.value = value.to_vec();
-        match expiry {
-            Expiry::At(at) => set.ttl_raw(at),
-            Expiry::Never | Expiry::Expired => set,
-        }
+        let at = match expiry {
+            Expiry::At(at) => Some(at),
+            Expiry::Never | Expiry::Expired => None,
+        };
+        Write::new(server_key, value.to_vec(), at)
     }
 
     pub(crate) async fn set_in(
@@ -145,8 +131,7 @@ impl MemcachedCache {
     ) -> Result<(), CacheError> {
         let set = self.set_operation(generation, key, value, expiry);
         let context = self.value_context("set", value.len());
-        let result = call(context, self.inner.client.run(set, context.timeout)).await?;
-        stored(result.status)
+        stored(call(context, self.inner.client.run(set, context.timeout)).await?)
     }
 
     pub(crate) async fn add_in(
@@ -158,8 +143,7 @@ impl MemcachedCache {
     ) -> Result<bool, CacheError> {
         let add = self.set_operation(generation, key, value, expiry).add();
         let context = self.value_context("add", value.len());
-        let result = call(context, self.inner.client.run(add, context.timeout)).await?;
-        added(result.status)
+        added(call(context, self.inner.client.run(add, context.timeout)).await?)
     }
 
     pub(crate) async fn delete_in(
@@ -169,13 +153,13 @@ impl MemcachedCache {
     ) -> Result<bool, CacheError> {
         let server_key = self.inner.keys.server_key(generation, key);
         let context = self.context("delete");
-        let result = call(
+        let status = call(
             context,
             self.inner
                 .client
-                .run(delete_of(server_key), context.timeout),
+                .run(Remove::new(server_key), context.timeout),
         )
         .await?;
-        removed(result.status)
+        removed(status)
     }
 }

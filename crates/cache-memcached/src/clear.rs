@@ -5,9 +5,10 @@ use cache_api::CacheError;
 
 use crate::{
     admin,
-    calls::{call, delete_of, removed},
+    calls::{call, removed},
     generation::read_generation,
     keys,
+    mux::request::Remove,
     namespace::{now_micros, Namespace},
     MemcachedCache,
 };
@@ -43,9 +44,8 @@ impl MemcachedCache {
         let cutoff = now_micros()
             .max(namespace.snapshot().highest)
             .max(current.unwrap_or_default());
-        let delete = delete_of(namespace.key.clone());
-        let result = call(context, client.run(delete, context.timeout)).await?;
-        removed(result.status)?;
+        let delete = Remove::new(namespace.key.clone());
+        removed(call(context, client.run(delete, context.timeout)).await?)?;
         namespace.set(None, cutoff);
         self.remove_entries(cutoff).await
     }

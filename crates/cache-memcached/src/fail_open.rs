@@ -2,11 +2,12 @@
 //! `get_many_fail_open`): each server's part of the batch under a timeout of its own.
 
 use cache_api::{Bytes, CacheError};
-use memcache::exp::{Get, Router};
+use memcache::exp::Router;
 
 use crate::{
     calls::{call, hit_value},
     error::Context,
+    mux::request::Read,
     router, MemcachedCache,
 };
 
@@ -36,7 +37,7 @@ impl MemcachedCache {
             .map(|(server, positions)| async move {
                 let reads = positions
                     .iter()
-                    .map(|&position| Get::new(&server_keys[position]));
+                    .map(|&position| Read::new(server_keys[position].clone()));
                 let answers =
                     call(context, self.inner.client.run_many(reads, context.timeout)).await;
                 (server, positions, answers)

@@ -5,12 +5,15 @@
 use std::future::Future;
 
 use cache_api::CacheError;
-use memcache::exp::{Get, MutationStatus, Set};
+use memcache::exp::MutationStatus;
 
 use crate::{
     calls::call,
     error::{unexpected, Context},
-    mux::Client,
+    mux::{
+        request::{Read, Write},
+        Client,
+    },
     namespace::{fresh_generation, Namespace, Snapshot},
     MemcachedCache,
 };
@@ -28,11 +31,10 @@ pub(crate) async fn read_counter(
     key: &[u8],
     context: Context,
 ) -> Result<Counter, CacheError> {
-    let result = call(context, client.run(Get::new(key), context.timeout)).await?;
-    if !result.hit() {
+    let read = Read::new(key.to_vec());
+    let Some(value) = call(context, client.run(read, context.timeout)).await? else {
         return Ok(Counter::Missing);
-    }
-    let value = result.value.unwrap_or_default();
+    };
     Ok(std::str::from_utf8(&value)
         .ok()
         .and_then(|text| text.trim().parse().ok())
@@ -47,12 +49,9 @@ pub(crate) async fn create_counter(
     fresh: u64,
     context: Context,
 ) -> Result<Option<u64>, CacheError> {
-    let added = call(
-        context,
-        client.run(Set::new(key, fresh.to_string()).add(), context.timeout),
-    )
-    .await?;
-    match added.status {
+    let add = Write::new(key.to_vec(), fresh.to_string().into_bytes(), None).add();
+    let added = call(context, client.run(add, context.timeout)).await?;
+    match added {
         MutationStatus::Applied => Ok(Some(fresh)),
         MutationStatus::AlreadyExists => Ok(None),
         other => Err(unexpected(format!(
@@ -224,7 +223,10 @@ impl MemcachedCache {
                 Counter::Garbage => {
                     call(
                         context,
-                        client.run(Set::new(key, fresh.to_string()), context.timeout),
+                        client.run(
+                            Write::new(key.to_vec(), fresh.to_string().into_bytes(), None),
+                            context.timeout,
+                        ),
                     )
                     .await?;
                     namespace.set(Some(fresh), fresh);

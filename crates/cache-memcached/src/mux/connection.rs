@@ -61,10 +61,11 @@ impl Failure {
         )
     }
 
-    /// The error of the request for `key`.
-    pub(crate) fn error(&self, key: &[u8]) -> Error {
+    /// The error of a request that got no answer. (A timeout's key is not kept: the
+    /// cache's error names the operation, never the key.)
+    pub(crate) fn error(&self) -> Error {
         match self {
-            Failure::Timeout => Error::Timeout { key: key.to_vec() },
+            Failure::Timeout => Error::Timeout { key: Vec::new() },
             Failure::Io(kind, message) => Error::Io(io::Error::new(*kind, message.clone())),
             Failure::Protocol(message) => Error::Protocol(message.clone()),
             Failure::Refused(message) => Error::Io(io::Error::new(

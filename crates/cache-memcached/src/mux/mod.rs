@@ -2,13 +2,13 @@
 //! the requests of every task at once (see [`connection`]), in place of a pool that
 //! lends a connection to one request at a time.
 //!
-//! Requests are `memcache::exp` operations (`Get`, `Set`, `Delete`), turned into meta
-//! commands and their answers back into results by the crate itself
-//! ([`Operation`]); every command carries an opaque token (`O<n>`) that its answer must
-//! echo, so that an answer can never be handed to another request.
+//! Requests ([`request`]) are the crate's meta commands (`MetaCommand`), framed and
+//! parsed by the crate itself; every command carries an opaque token (`O<n>`) that its
+//! answer must echo, so that an answer can never be handed to another request.
 
 mod connection;
 mod reader;
+pub(crate) mod request;
 mod server;
 
 use std::{
@@ -16,16 +16,18 @@ use std::{
     time::Duration,
 };
 
-use memcache::exp::{build_noop, Error, MetaCommand, Operation, Router};
+use memcache::exp::{build_noop, Error, Router};
 use tokio::time::Instant;
 
 use crate::router::StableRendezvous;
 use connection::{Answers, Expect, Failure};
+use request::Request;
 use server::Server;
 
 use crate::transport::Transport;
 
-/// Bytes of a command line besides its key: the command, flags and opaque token.
+/// Bytes of a command line besides its key and value: the command, flags, opaque token
+/// and line ends.
 const COMMAND_ROOM: usize = 48;
 
 /// Multiplexed connections to every server of a cache.
@@ -62,7 +64,7 @@ impl Client {
         self.tokens.fetch_add(count, Ordering::Relaxed)
     }
 
-    /// Runs one operation on its key's server, within `timeout` from now (connecting
+    /// Runs one request on its key's server, within `timeout` from now (connecting
     /// included).
     ///
     /// # Errors
@@ -70,48 +72,48 @@ impl Client {
     /// `Usage` for a command that cannot be encoded (nothing is sent); `Timeout` when no
     /// answer came in time; `Io` when the connection failed; `Protocol` when the answers
     /// got out of step; the server's refusal (`Server`, `Rejected`) as it answered.
-    pub(crate) async fn run<O: Operation>(
+    pub(crate) async fn run<R: Request>(
         &self,
-        operation: O,
+        mut request: R,
         timeout: Duration,
-    ) -> Result<O::Output, Error> {
+    ) -> Result<R::Output, Error> {
         let deadline = Instant::now() + timeout;
+        let server = &self.servers[self.server_of(request.key())];
         let first = self.tokens(1);
-        // Room for a read's whole command line: a write grows it once for its value.
-        let mut payload = Vec::with_capacity(COMMAND_ROOM + operation.key().len());
-        encode(operation.prepare()?, first, &mut payload)?;
-        let server = &self.servers[self.server_of(operation.key())];
+        // Room for the whole request: encoding it then needs no second allocation.
+        let mut payload = Vec::with_capacity(COMMAND_ROOM + request.size());
+        request.command(first).encode_into(&mut payload)?;
         let expect = Expect::Commands { first, count: 1 };
         let answers = server
             .exchange(payload, expect, deadline)
             .await
-            .map_err(|failure| failure.error(operation.key()))?;
+            .map_err(|failure| failure.error())?;
         let answer = answers
             .into_first()
             .ok_or_else(|| Error::Protocol("no answer to a command".to_owned()))?;
-        operation.parse(answer?)
+        request.parse(answer?)
     }
 
     /// Runs a batch: one pipelined request per server holding any of its keys, the
-    /// servers at once, all within `timeout` from now. One result per operation, in
-    /// order; a server that fails fails the operations sent to it.
+    /// servers at once, all within `timeout` from now. One result per request, in
+    /// order; a server that fails fails the requests sent to it.
     ///
     /// # Errors
     ///
     /// `Usage` when a command cannot be encoded, before anything is sent.
-    pub(crate) async fn run_many<O: Operation>(
+    pub(crate) async fn run_many<R: Request>(
         &self,
-        operations: impl IntoIterator<Item = O>,
+        requests: impl IntoIterator<Item = R>,
         timeout: Duration,
-    ) -> Result<Vec<Result<O::Output, Error>>, Error> {
+    ) -> Result<Vec<Result<R::Output, Error>>, Error> {
         let deadline = Instant::now() + timeout;
-        let operations: Vec<O> = operations.into_iter().collect();
+        let mut requests: Vec<R> = requests.into_iter().collect();
         let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.servers.len()];
-        for (position, operation) in operations.iter().enumerate() {
-            groups[self.server_of(operation.key())].push(position);
+        for (position, request) in requests.iter().enumerate() {
+            groups[self.server_of(request.key())].push(position);
         }
         // Everything encoded before anything is sent: a bad command sends nothing.
-        let mut requests = Vec::new();
+        let mut payloads = Vec::new();
         for (server, positions) in groups.iter().enumerate() {
             if positions.is_empty() {
                 continue;
@@ -119,17 +121,18 @@ impl Client {
             let first = self.tokens(positions.len());
             let mut payload = Vec::new();
             for (offset, &position) in (0u32..).zip(positions) {
-                let command = operations[position].prepare()?;
-                encode(command, first.wrapping_add(offset), &mut payload)?;
+                requests[position]
+                    .command(first.wrapping_add(offset))
+                    .encode_into(&mut payload)?;
             }
             let expect = Expect::Commands {
                 first,
                 count: positions.len(),
             };
-            requests.push((server, positions, payload, expect));
+            payloads.push((server, positions, payload, expect));
         }
         let exchanges =
-            requests
+            payloads
                 .into_iter()
                 .map(|(server, positions, payload, expect)| async move {
                     let answers = self.servers[server]
@@ -137,11 +140,11 @@ impl Client {
                         .await;
                     (positions, answers)
                 });
-        let mut results: Vec<Option<Result<O::Output, Error>>> = std::iter::repeat_with(|| None)
-            .take(operations.len())
+        let mut results: Vec<Option<Result<R::Output, Error>>> = std::iter::repeat_with(|| None)
+            .take(requests.len())
             .collect();
         for (positions, answers) in futures::future::join_all(exchanges).await {
-            fill(&mut results, &operations, positions, answers);
+            fill(&mut results, &requests, positions, answers);
         }
         Ok(results
             .into_iter()
@@ -166,7 +169,7 @@ impl Client {
                 .exchange(payload, Expect::Noop, deadline)
                 .await
                 .map(drop)
-                .map_err(|failure| failure.error(b"mn"))
+                .map_err(|failure| failure.error())
         });
         futures::future::join_all(probes)
             .await
@@ -176,44 +179,23 @@ impl Client {
     }
 }
 
-/// Appends `command` with the opaque token `token` to `payload`. The token goes at the
-/// end of the command line (a meta command's flags may come in any order), written in
-/// place rather than as a flag of its own, which would cost an allocation per command.
-fn encode(command: MetaCommand, token: u32, payload: &mut Vec<u8>) -> Result<(), Error> {
-    let start = payload.len();
-    command.encode_into(payload)?;
-    // The command line ends at its first `\r\n`: a key on the wire holds no control bytes.
-    let line_end = payload[start..]
-        .windows(2)
-        .position(|pair| pair == b"\r\n")
-        .map(|offset| start + offset)
-        .ok_or_else(|| Error::Protocol("an encoded command without its \\r\\n".to_owned()))?;
-    let mut digits = itoa::Buffer::new();
-    let digits = digits.format(token).as_bytes();
-    payload.splice(
-        line_end..line_end,
-        [b' ', b'O'].into_iter().chain(digits.iter().copied()),
-    );
-    Ok(())
-}
-
-/// Puts each answer of one server's part of a batch at its operation's position.
-fn fill<O: Operation>(
-    results: &mut [Option<Result<O::Output, Error>>],
-    operations: &[O],
+/// Puts each answer of one server's part of a batch at its request's position.
+fn fill<R: Request>(
+    results: &mut [Option<Result<R::Output, Error>>],
+    requests: &[R],
     positions: &[usize],
     answers: Result<Answers, Failure>,
 ) {
     match answers {
         Ok(answers) => {
             for (&position, answer) in positions.iter().zip(answers.into_vec()) {
-                let operation = &operations[position];
-                results[position] = Some(answer.and_then(|wire| operation.parse(wire)));
+                let request = &requests[position];
+                results[position] = Some(answer.and_then(|wire| request.parse(wire)));
             }
         }
         Err(failure) => {
             for &position in positions {
-                results[position] = Some(Err(failure.error(operations[position].key())));
+                results[position] = Some(Err(failure.error()));
             }
         }
     }
