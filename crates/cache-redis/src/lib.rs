@@ -7,6 +7,7 @@ mod cluster;
 mod command;
 mod endpoint;
 mod error;
+mod plain_port;
 mod sentinel;
 #[cfg(feature = "serde")]
 mod serde_config;
@@ -204,13 +205,27 @@ impl RedisCache {
             secrets: endpoint.secrets.clone(),
         };
         let backend = match endpoint.nodes {
-            Nodes::Single(info) => Backend::Single(Single::connect(info, mode, &errors).await?),
+            Nodes::Single(info) => {
+                let node = [info.clone()];
+                match Single::connect(info, mode, &errors).await {
+                    Ok(single) => Backend::Single(single),
+                    Err(error) => {
+                        return Err(plain_port::explain(error, &node, false, connect_timeout).await)
+                    }
+                }
+            }
             Nodes::Sentinel(target) => {
                 Backend::Sentinel(SentinelBackend::connect(target, mode, &errors).await?)
             }
-            Nodes::Cluster(seeds) => Backend::Cluster(
-                ClusterBackend::connect(seeds, endpoint.certificates, &errors).await?,
-            ),
+            Nodes::Cluster(seeds) => {
+                let probe = seeds.clone();
+                match ClusterBackend::connect(seeds, endpoint.certificates, &errors).await {
+                    Ok(cluster) => Backend::Cluster(cluster),
+                    Err(error) => {
+                        return Err(plain_port::explain(error, &probe, true, connect_timeout).await)
+                    }
+                }
+            }
         };
         Ok(Self {
             inner: Arc::new(Inner {

@@ -163,6 +163,38 @@ async fn mutual_tls_needs_the_client_certificate() {
 
 /// `rediss+cluster://`: a cluster whose nodes take clients (and each other) over TLS,
 /// three masters without replicas, started by this process with the certificates above.
+/// Asserts that building a cache of `url`, a TLS URL aimed at a plain-text port, fails
+/// at once with a configuration error that names the port and the URL for it.
+async fn assert_plain_port_is_named(url: &str, plain_scheme: &str) {
+    let started = std::time::Instant::now();
+    let error = RedisCache::builder(url)
+        .tls_ca_file(&shared().await.certs.ca)
+        .connect_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .expect_err("a tls handshake with a plain-text port cannot succeed");
+    let CacheError::Config { message } = &error else {
+        panic!("expected a configuration error naming the plain port, got {error:?}");
+    };
+    assert!(
+        message.contains("answers redis in plain text")
+            && message.contains(&format!("{plain_scheme}:// is the url for this one")),
+        "{message}"
+    );
+    // The connect timeout, then one plain question: not a hang.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_tls_url_at_the_plain_port_names_it() {
+    let plain_port = shared().await.server.server().port();
+    assert_plain_port_is_named(&format!("rediss://127.0.0.1:{plain_port}"), "redis").await;
+}
+
 mod cluster {
     use std::time::Duration;
 
@@ -204,6 +236,18 @@ mod cluster {
     }
 
     cache_tck::contract_tests!(factory);
+
+    #[tokio::test]
+    async fn a_tls_url_at_the_plain_ports_names_them() {
+        let plain: Vec<String> = tls_cluster()
+            .await
+            .nodes()
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port()))
+            .collect();
+        let url = format!("rediss+cluster://{}", plain.join(","));
+        super::assert_plain_port_is_named(&url, "redis+cluster").await;
+    }
 
     /// Keys of every slot range reach their masters over TLS: the nodes tell a TLS client
     /// their TLS ports, and a write to each master is read back.
