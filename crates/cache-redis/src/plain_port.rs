@@ -94,32 +94,29 @@ mod tests {
         port
     }
 
-    fn tls_node(port: u16) -> ConnectionInfo {
-        format!("rediss://127.0.0.1:{port}")
+    fn node(scheme: &str, port: u16) -> ConnectionInfo {
+        format!("{scheme}://127.0.0.1:{port}")
             .parse::<ConnectionInfo>()
             .unwrap()
     }
 
-    fn timed_out() -> CacheError {
-        CacheError::Timeout {
+    /// What a connect timeout to `scheme://127.0.0.1:port` becomes.
+    async fn timeout_explained(scheme: &str, port: u16) -> CacheError {
+        let timed_out = CacheError::Timeout {
             backend: "redis",
             operation: "command",
             phase: "connect",
             after: Duration::from_secs(2),
-        }
+        };
+        let nodes = [node(scheme, port)];
+        explain(timed_out, &nodes, false, Duration::from_secs(2)).await
     }
 
     #[tokio::test]
     async fn a_port_that_answers_in_plain_text_is_named_with_the_url_for_it() {
         for answer in [&b"+PONG\r\n"[..], b"-NOAUTH Authentication required.\r\n"] {
             let port = answering(answer).await;
-            let error = explain(
-                timed_out(),
-                &[tls_node(port)],
-                false,
-                Duration::from_secs(2),
-            )
-            .await;
+            let error = timeout_explained("rediss", port).await;
             let CacheError::Config { message } = error else {
                 panic!("{error:?}");
             };
@@ -136,32 +133,17 @@ mod tests {
     async fn other_failures_stay_as_they_are() {
         // A TLS server answers plain text with an alert, not with Redis.
         let port = answering(b"\x15\x03\x03\x00\x02\x02\x32").await;
-        let error = explain(
-            timed_out(),
-            &[tls_node(port)],
-            false,
-            Duration::from_secs(2),
-        )
-        .await;
+        let error = timeout_explained("rediss", port).await;
         assert!(matches!(error, CacheError::Timeout { .. }), "{error:?}");
         // Nothing listening.
         let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = closed.local_addr().unwrap().port();
         drop(closed);
-        let error = explain(
-            timed_out(),
-            &[tls_node(port)],
-            false,
-            Duration::from_secs(2),
-        )
-        .await;
+        let error = timeout_explained("rediss", port).await;
         assert!(matches!(error, CacheError::Timeout { .. }), "{error:?}");
         // A plain-text port named by a plain URL: nothing to explain.
         let port = answering(b"+PONG\r\n").await;
-        let plain = format!("redis://127.0.0.1:{port}")
-            .parse::<ConnectionInfo>()
-            .unwrap();
-        let error = explain(timed_out(), &[plain], false, Duration::from_secs(2)).await;
+        let error = timeout_explained("redis", port).await;
         assert!(matches!(error, CacheError::Timeout { .. }), "{error:?}");
         // An error that is not about reaching the server.
         let port = answering(b"+PONG\r\n").await;
@@ -169,7 +151,13 @@ mod tests {
             backend: "redis",
             source: "WRONGPASS".into(),
         };
-        let error = explain(refused, &[tls_node(port)], false, Duration::from_secs(2)).await;
+        let error = explain(
+            refused,
+            &[node("rediss", port)],
+            false,
+            Duration::from_secs(2),
+        )
+        .await;
         assert!(matches!(error, CacheError::Auth { .. }), "{error:?}");
     }
 }
