@@ -49,8 +49,11 @@ pub(crate) async fn create_counter(
     fresh: u64,
     context: Context,
 ) -> Result<Option<u64>, CacheError> {
-    let add = Write::new(key.to_vec(), fresh.to_string().into_bytes(), None).add();
-    let added = call(context, client.run(add, context.timeout)).await?;
+    let added = call(
+        context,
+        client.run(counter_write(key, fresh).add(), context.timeout),
+    )
+    .await?;
     match added {
         MutationStatus::Applied => Ok(Some(fresh)),
         MutationStatus::AlreadyExists => Ok(None),
@@ -58,6 +61,11 @@ pub(crate) async fn create_counter(
             "creating the generation counter: {other:?}"
         ))),
     }
+}
+
+/// The write of the counter `key` with `generation`, in decimal and without expiry.
+fn counter_write(key: &[u8], generation: u64) -> Write {
+    Write::new(key.to_vec(), generation.to_string().into_bytes(), None)
 }
 
 /// The generation of a prefix as the server holds it: `None` when the counter is absent,
@@ -223,10 +231,7 @@ impl MemcachedCache {
                 Counter::Garbage => {
                     call(
                         context,
-                        client.run(
-                            Write::new(key.to_vec(), fresh.to_string().into_bytes(), None),
-                            context.timeout,
-                        ),
+                        client.run(counter_write(key, fresh), context.timeout),
                     )
                     .await?;
                     namespace.set(Some(fresh), fresh);

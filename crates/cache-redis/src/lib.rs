@@ -204,28 +204,22 @@ impl RedisCache {
             pool_wait_timeout,
             secrets: endpoint.secrets.clone(),
         };
-        let backend = match endpoint.nodes {
-            Nodes::Single(info) => {
-                let node = [info.clone()];
-                match Single::connect(info, mode, &errors).await {
-                    Ok(single) => Backend::Single(single),
-                    Err(error) => {
-                        return Err(plain_port::explain(error, &node, false, connect_timeout).await)
-                    }
-                }
-            }
-            Nodes::Sentinel(target) => {
-                Backend::Sentinel(SentinelBackend::connect(target, mode, &errors).await?)
-            }
-            Nodes::Cluster(seeds) => {
-                let probe = seeds.clone();
-                match ClusterBackend::connect(seeds, endpoint.certificates, &errors).await {
-                    Ok(cluster) => Backend::Cluster(cluster),
-                    Err(error) => {
-                        return Err(plain_port::explain(error, &probe, true, connect_timeout).await)
-                    }
-                }
-            }
+        let tls_seed = plain_port::TlsSeed::of(&endpoint.nodes);
+        let connected = match endpoint.nodes {
+            Nodes::Single(info) => Single::connect(info, mode, &errors)
+                .await
+                .map(Backend::Single),
+            Nodes::Sentinel(target) => SentinelBackend::connect(target, mode, &errors)
+                .await
+                .map(Backend::Sentinel),
+            Nodes::Cluster(seeds) => ClusterBackend::connect(seeds, endpoint.certificates, &errors)
+                .await
+                .map(Backend::Cluster),
+        };
+        let backend = match (connected, tls_seed) {
+            (Ok(backend), _) => backend,
+            (Err(error), Some(seed)) => return Err(seed.explain(error, connect_timeout).await),
+            (Err(error), None) => return Err(error),
         };
         Ok(Self {
             inner: Arc::new(Inner {

@@ -7,50 +7,73 @@
 use std::time::Duration;
 
 use cache_api::CacheError;
-use redis::{ConnectionAddr, ConnectionInfo};
+use redis::ConnectionAddr;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
+
+use crate::endpoint::Nodes;
 
 /// The longest the plain-text question waits for its answer: a plain Redis answers a
 /// `PING` within a round trip, and a host that does not answer at all (where the connect
 /// timed out for that reason) should not hold the error back for long.
 const PROBE_WAIT: Duration = Duration::from_millis(500);
 
-/// Replaces `error`, met while connecting to the TLS addresses of `nodes`, by a
-/// configuration error when the first of them answers Redis in plain text. Any other
-/// error, or an address that is not TLS or gives no such answer, leaves `error` as it is.
-pub(crate) async fn explain(
-    error: CacheError,
-    nodes: &[ConnectionInfo],
+/// The first node of a TLS URL for one server or a cluster, asked in plain text when
+/// connecting to it failed.
+pub(crate) struct TlsSeed {
+    host: String,
+    port: u16,
     cluster: bool,
-    within: Duration,
-) -> CacheError {
-    let connect_failed = matches!(
-        error,
-        CacheError::Timeout {
-            phase: "connect",
-            ..
-        } | CacheError::Unreachable { .. }
-    );
-    let Some(ConnectionAddr::TcpTls { host, port, .. }) = nodes.first().map(ConnectionInfo::addr)
-    else {
-        return error;
-    };
-    if !connect_failed || !answers_plain_text(host, *port, within.min(PROBE_WAIT)).await {
-        return error;
+}
+
+impl TlsSeed {
+    /// The seed of `nodes`; `None` when they are not reached over TCP with TLS, or are
+    /// found through Sentinel.
+    pub(crate) fn of(nodes: &Nodes) -> Option<Self> {
+        let (first, cluster) = match nodes {
+            Nodes::Single(info) => (info, false),
+            Nodes::Cluster(seeds) => (seeds.first()?, true),
+            Nodes::Sentinel(_) => return None,
+        };
+        match first.addr() {
+            ConnectionAddr::TcpTls { host, port, .. } => Some(Self {
+                host: host.clone(),
+                port: *port,
+                cluster,
+            }),
+            _ => None,
+        }
     }
-    let (tls, plain) = if cluster {
-        ("rediss+cluster", "redis+cluster")
-    } else {
-        ("rediss", "redis")
-    };
-    CacheError::config(format!(
-        "{} answers redis in plain text, not over tls: {tls}:// needs the server's TLS \
-         port (its tls-port setting), and {plain}:// is the url for this one",
-        display_address(host, *port)
-    ))
+
+    /// Replaces `error`, met while connecting, by a configuration error when the seed
+    /// answers Redis in plain text. Any other error, or a seed that gives no such answer
+    /// within `within` (at most [`PROBE_WAIT`]), leaves `error` as it is.
+    pub(crate) async fn explain(&self, error: CacheError, within: Duration) -> CacheError {
+        let connect_failed = matches!(
+            error,
+            CacheError::Timeout {
+                phase: "connect",
+                ..
+            } | CacheError::Unreachable { .. }
+        );
+        if !connect_failed
+            || !answers_plain_text(&self.host, self.port, within.min(PROBE_WAIT)).await
+        {
+            return error;
+        }
+        let (tls, plain) = if self.cluster {
+            ("rediss+cluster", "redis+cluster")
+        } else {
+            ("rediss", "redis")
+        };
+        CacheError::config(format!(
+            "{} answers redis in plain text, not over tls: {tls}:// needs the server's TLS \
+             port (its tls-port setting), and {plain}:// is the url for this one",
+            display_address(&self.host, self.port)
+        ))
+    }
 }
 
 /// Whether `host:port` answers a plain-text `PING` as Redis does (`+PONG`, or an error
@@ -94,29 +117,31 @@ mod tests {
         port
     }
 
-    fn node(scheme: &str, port: u16) -> ConnectionInfo {
-        format!("{scheme}://127.0.0.1:{port}")
-            .parse::<ConnectionInfo>()
-            .unwrap()
+    /// The seed of `scheme://127.0.0.1:port`, if it has one.
+    fn seed(scheme: &str, port: u16) -> Option<TlsSeed> {
+        let info = format!("{scheme}://127.0.0.1:{port}")
+            .parse::<redis::ConnectionInfo>()
+            .unwrap();
+        TlsSeed::of(&Nodes::Single(info))
     }
 
-    /// What a connect timeout to `scheme://127.0.0.1:port` becomes.
-    async fn timeout_explained(scheme: &str, port: u16) -> CacheError {
+    /// What a connect timeout to the TLS URL `rediss://127.0.0.1:port` becomes.
+    async fn timeout_explained(port: u16) -> CacheError {
         let timed_out = CacheError::Timeout {
             backend: "redis",
             operation: "command",
             phase: "connect",
             after: Duration::from_secs(2),
         };
-        let nodes = [node(scheme, port)];
-        explain(timed_out, &nodes, false, Duration::from_secs(2)).await
+        let seed = seed("rediss", port).expect("a TLS URL has a seed");
+        seed.explain(timed_out, Duration::from_secs(2)).await
     }
 
     #[tokio::test]
     async fn a_port_that_answers_in_plain_text_is_named_with_the_url_for_it() {
         for answer in [&b"+PONG\r\n"[..], b"-NOAUTH Authentication required.\r\n"] {
             let port = answering(answer).await;
-            let error = timeout_explained("rediss", port).await;
+            let error = timeout_explained(port).await;
             let CacheError::Config { message } = error else {
                 panic!("{error:?}");
             };
@@ -133,31 +158,24 @@ mod tests {
     async fn other_failures_stay_as_they_are() {
         // A TLS server answers plain text with an alert, not with Redis.
         let port = answering(b"\x15\x03\x03\x00\x02\x02\x32").await;
-        let error = timeout_explained("rediss", port).await;
+        let error = timeout_explained(port).await;
         assert!(matches!(error, CacheError::Timeout { .. }), "{error:?}");
         // Nothing listening.
         let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = closed.local_addr().unwrap().port();
         drop(closed);
-        let error = timeout_explained("rediss", port).await;
+        let error = timeout_explained(port).await;
         assert!(matches!(error, CacheError::Timeout { .. }), "{error:?}");
-        // A plain-text port named by a plain URL: nothing to explain.
-        let port = answering(b"+PONG\r\n").await;
-        let error = timeout_explained("redis", port).await;
-        assert!(matches!(error, CacheError::Timeout { .. }), "{error:?}");
+        // A plain URL has no TLS seed: nothing to explain.
+        assert!(seed("redis", answering(b"+PONG\r\n").await).is_none());
         // An error that is not about reaching the server.
         let port = answering(b"+PONG\r\n").await;
         let refused = CacheError::Auth {
             backend: "redis",
             source: "WRONGPASS".into(),
         };
-        let error = explain(
-            refused,
-            &[node("rediss", port)],
-            false,
-            Duration::from_secs(2),
-        )
-        .await;
+        let seed = seed("rediss", port).expect("a TLS URL has a seed");
+        let error = seed.explain(refused, Duration::from_secs(2)).await;
         assert!(matches!(error, CacheError::Auth { .. }), "{error:?}");
     }
 }

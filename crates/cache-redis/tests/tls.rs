@@ -161,8 +161,6 @@ async fn mutual_tls_needs_the_client_certificate() {
     }
 }
 
-/// `rediss+cluster://`: a cluster whose nodes take clients (and each other) over TLS,
-/// three masters without replicas, started by this process with the certificates above.
 /// Asserts that building a cache of `url`, a TLS URL aimed at a plain-text port, fails
 /// at once with a configuration error that names the port and the URL for it.
 async fn assert_plain_port_is_named(url: &str, plain_scheme: &str) {
@@ -195,6 +193,8 @@ async fn a_tls_url_at_the_plain_port_names_it() {
     assert_plain_port_is_named(&format!("rediss://127.0.0.1:{plain_port}"), "redis").await;
 }
 
+/// `rediss+cluster://`: a cluster whose nodes take clients (and each other) over TLS,
+/// three masters without replicas, started by this process with the certificates above.
 mod cluster {
     use std::time::Duration;
 
