@@ -1,5 +1,5 @@
 //! `cachectl check` and `cachectl bench` leave a memcached server exactly as they found
-//! it: every item's line of `lru_crawler metadump all` (key, expiry, last access, cas,
+//! it: every item's line of `lru_crawler metadump` (key, expiry, last access, cas,
 //! size...) compared before and after runs with and without a key prefix, passing and
 //! failing. The server is one the test starts, so that a full dump sees nothing but what
 //! the test put there.

@@ -1,6 +1,6 @@
 //! A small text protocol connection of our own to one server, for the commands the meta
 //! client has no API for: `stats settings` (is it memcached, and its item size) and
-//! `lru_crawler metadump all` (the keys it holds, so a prefixed `clear` can remove them).
+//! `lru_crawler metadump` (the keys it holds, so a prefixed `clear` can remove them).
 //!
 //! Every read waits at most the cache's timeout, and no line may exceed [`MAX_LINE`]:
 //! a server that stops answering or sends garbage ends the exchange with an error, never
@@ -27,7 +27,16 @@ const MAX_SETTINGS_LINES: usize = 1000;
 /// Deletions sent in one pipelined write before their answers are read.
 const DELETE_BATCH: usize = 256;
 
-/// What a server answered to `lru_crawler metadump all`.
+/// The listing asked for first: the crawler walks the hash table, where an item stays put
+/// while other clients read and write. A walk of the LRUs (`all`) misses an item that the
+/// LRU maintainer moves from a list not yet walked to one already walked, as it does with
+/// fresh items. A server that knows no `hash` (an older release) gets `all`.
+const DUMP_BY_HASH: &[u8] = b"lru_crawler metadump hash\r\n";
+
+/// The listing of servers that refuse [`DUMP_BY_HASH`].
+const DUMP_BY_LRU: &[u8] = b"lru_crawler metadump all\r\n";
+
+/// What a server answered to `lru_crawler metadump`.
 pub(crate) enum Dump {
     /// The keys that matched, percent-decoded.
     Keys(Vec<Vec<u8>>),
@@ -41,6 +50,8 @@ pub(crate) struct Admin {
     reader: BufReader<Stream>,
     server: String,
     context: Context,
+    /// [`DUMP_BY_HASH`] until the server refuses it.
+    dump: &'static [u8],
 }
 
 impl Admin {
@@ -60,6 +71,7 @@ impl Admin {
             reader: BufReader::new(stream),
             server: server.to_owned(),
             context,
+            dump: DUMP_BY_HASH,
         })
     }
 
@@ -159,8 +171,9 @@ impl Admin {
     }
 
     /// The keys the server holds for which `wanted` is true, from `lru_crawler metadump
-    /// all`. memcached runs one crawler at a time and answers `BUSY` meanwhile: asked
-    /// again until `busy_for` has passed, then [`CacheError::Timeout`].
+    /// hash` (`all` on a server that refuses it). memcached runs one crawler at a time and
+    /// answers `BUSY` meanwhile: asked again until `busy_for` has passed, then
+    /// [`CacheError::Timeout`].
     ///
     /// Must be the first command on the connection: memcached refuses a metadump that
     /// follows other pipelined commands.
@@ -172,8 +185,9 @@ impl Admin {
         let deadline = tokio::time::Instant::now() + busy_for;
         let mut pause = Duration::from_millis(5);
         'ask: loop {
-            self.send(b"lru_crawler metadump all\r\n").await?;
+            self.send(self.dump).await?;
             let mut keys = Vec::new();
+            let mut first = true;
             loop {
                 let line = self.line().await?;
                 if line == b"END" {
@@ -189,7 +203,11 @@ impl Admin {
                 }
                 let Some(fields) = line.strip_prefix(b"key=") else {
                     // Only the first line can be a refusal; a dump cut short is garbage.
-                    if keys.is_empty() && is_error(&line) {
+                    if first && (is_error(&line) || line.starts_with(b"BADCLASS")) {
+                        if self.dump == DUMP_BY_HASH {
+                            self.dump = DUMP_BY_LRU;
+                            continue 'ask;
+                        }
                         return Ok(Dump::Refused(String::from_utf8_lossy(&line).into_owned()));
                     }
                     return Err(unexpected(format!(
@@ -206,6 +224,7 @@ impl Admin {
                 if wanted(&key) {
                     keys.push(key);
                 }
+                first = false;
             }
         }
     }
@@ -285,7 +304,130 @@ fn io_error(error: io::Error) -> CacheError {
 
 #[cfg(test)]
 mod tests {
+    use tokio::net::TcpListener;
+
     use super::*;
+
+    /// A server that answers each command line it reads, in turn, with the next of
+    /// `answers`, and hands back the commands it read.
+    async fn scripted(
+        answers: &'static [&'static str],
+    ) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut socket = BufReader::new(socket);
+            let mut commands = Vec::new();
+            for answer in answers {
+                let mut command = String::new();
+                socket.read_line(&mut command).await.unwrap();
+                commands.push(command.trim_end().to_owned());
+                socket.get_mut().write_all(answer.as_bytes()).await.unwrap();
+            }
+            commands
+        });
+        (address, server)
+    }
+
+    async fn admin(address: &str) -> Admin {
+        let context = Context {
+            operation: "clear",
+            timeout: Duration::from_secs(5),
+            value: None,
+        };
+        Admin::connect(&Transport::Tcp, address, context)
+            .await
+            .unwrap()
+    }
+
+    fn listed(dump: Dump) -> Vec<String> {
+        match dump {
+            Dump::Keys(keys) => keys
+                .into_iter()
+                .map(|key| String::from_utf8(key).unwrap())
+                .collect(),
+            Dump::Refused(answer) => panic!("refused: {answer}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_hash_table_is_listed_and_each_key_decoded() {
+        let (address, server) = scripted(&[
+            "key=a%20b exp=-1 la=1 cas=1 fetch=no cls=1 size=61\nkey=skip exp=-1 la=1 cas=2 fetch=no cls=1 size=61\nEND\r\n",
+        ])
+        .await;
+        let dump = admin(&address)
+            .await
+            .metadump(|key| key != b"skip", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(listed(dump), ["a b"]);
+        assert_eq!(server.await.unwrap(), ["lru_crawler metadump hash"]);
+    }
+
+    #[tokio::test]
+    async fn a_server_that_knows_no_hash_walk_lists_its_lrus_from_then_on() {
+        let (address, server) = scripted(&[
+            "BADCLASS invalid class id\r\n",
+            "key=k exp=-1 la=1 cas=1 fetch=no cls=1 size=61\nEND\r\n",
+            "END\r\n",
+        ])
+        .await;
+        let mut admin = admin(&address).await;
+        let first = admin
+            .metadump(|_| true, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(listed(first), ["k"]);
+        let second = admin
+            .metadump(|_| true, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(listed(second).is_empty());
+        assert_eq!(
+            server.await.unwrap(),
+            [
+                "lru_crawler metadump hash",
+                "lru_crawler metadump all",
+                "lru_crawler metadump all"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_refuses_both_listings_is_reported_as_refusing() {
+        let (address, server) = scripted(&[
+            "CLIENT_ERROR lru crawler disabled\r\n",
+            "CLIENT_ERROR lru crawler disabled\r\n",
+        ])
+        .await;
+        let dump = admin(&address)
+            .await
+            .metadump(|_| true, Duration::from_secs(5))
+            .await
+            .unwrap();
+        match dump {
+            Dump::Refused(answer) => assert_eq!(answer, "CLIENT_ERROR lru crawler disabled"),
+            Dump::Keys(keys) => panic!("listed {keys:?}"),
+        }
+        assert_eq!(server.await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_after_listed_keys_is_garbage() {
+        let (address, _server) = scripted(&[
+            "key=k exp=-1 la=1 cas=1 fetch=no cls=1 size=61\nBADCLASS invalid class id\r\n",
+        ])
+        .await;
+        let error = admin(&address)
+            .await
+            .metadump(|_| false, Duration::from_secs(5))
+            .await
+            .err()
+            .expect("a listing cut short by a refusal");
+        assert!(matches!(error, CacheError::Backend { .. }), "{error:?}");
+    }
 
     #[test]
     fn refusals_are_recognised() {

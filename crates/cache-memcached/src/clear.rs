@@ -17,7 +17,7 @@ use crate::{
 const CRAWLER_BUSY_TIMEOUTS: u32 = 10;
 
 /// How many times a `clear` lists a server's keys at most, stopping at the first listing
-/// with none of its entries left.
+/// after the first with none of its entries left.
 const LISTING_PASSES: usize = 3;
 
 /// The generation tag of a data key of `prefix`: the digits between `{` and `}` right
@@ -79,12 +79,14 @@ impl MemcachedCache {
             };
             // memcached runs one crawler at a time; other clears may be listing too.
             let busy_for = self.inner.timeout.saturating_mul(CRAWLER_BUSY_TIMEOUTS);
-            // A listing is no snapshot: the crawler walks the LRU while other clients move
-            // and delete items, and an item moved past it is not listed. Listing again until
-            // a pass finds nothing of ours closes that gap.
-            for _ in 0..LISTING_PASSES {
+            // A listing is no snapshot: memcached's crawler passes over an item locked at
+            // that moment, and a walk of the LRUs (servers without a hash walk) misses
+            // items moved between them. Listing again until a pass after the first finds
+            // nothing of ours closes that gap: the first is never trusted to be complete.
+            for pass in 0..LISTING_PASSES {
                 match admin.metadump(&wanted, busy_for).await? {
-                    admin::Dump::Keys(keys) if keys.is_empty() => break,
+                    admin::Dump::Keys(keys) if keys.is_empty() && pass > 0 => break,
+                    admin::Dump::Keys(keys) if keys.is_empty() => {}
                     admin::Dump::Keys(keys) => admin.delete(&keys).await?,
                     admin::Dump::Refused(answer) => {
                         tracing::warn!(

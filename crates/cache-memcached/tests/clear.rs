@@ -1,5 +1,5 @@
 //! A prefixed cache writes nothing until its first write, and its `clear` removes the
-//! namespace's entries from the servers (listed with `lru_crawler metadump all`), never a
+//! namespace's entries from the servers (listed with `lru_crawler metadump`), never a
 //! key outside it; a server that cannot list keeps them until they age out. Each test runs
 //! its own memcached, and compares full key dumps.
 

@@ -58,9 +58,11 @@ pub fn memcached_exchange(address: &str, command: &str, last_lines: &[&str]) -> 
     }
 }
 
-/// Every item the memcached at `address` holds, one `lru_crawler metadump all` line each
-/// (`key=<percent-encoded key> exp=… la=… cas=… fetch=… cls=… size=…`). memcached lists
-/// for one client at a time: a busy lister is asked again, for up to 10 s.
+/// Every item the memcached at `address` holds, one `lru_crawler metadump` line each
+/// (`key=<percent-encoded key> exp=… la=… cas=… fetch=… cls=… size=…`), listed by walking
+/// the hash table (`hash`), where no item moves while the server reorders its LRUs; a
+/// server that knows no `hash` walks its LRUs (`all`). memcached lists for one client at
+/// a time: a busy lister is asked again, for up to 10 s.
 ///
 /// # Panics
 ///
@@ -68,17 +70,22 @@ pub fn memcached_exchange(address: &str, command: &str, last_lines: &[&str]) -> 
 #[must_use]
 pub fn memcached_items(address: &str) -> Vec<Vec<u8>> {
     let deadline = Instant::now() + PATIENCE;
+    let mut command = "lru_crawler metadump hash";
     loop {
-        let mut lines = memcached_exchange(address, "lru_crawler metadump all", &["END"]);
+        let mut lines = memcached_exchange(address, command, &["END"]);
         let last = lines.pop().unwrap_or_default();
         if last.starts_with(b"BUSY") && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(50));
             continue;
         }
+        if last.starts_with(b"BADCLASS") && command.ends_with("hash") {
+            command = "lru_crawler metadump all";
+            continue;
+        }
         assert_eq!(
             last,
             b"END",
-            "lru_crawler metadump all on {address} answered {:?}",
+            "{command} on {address} answered {:?}",
             String::from_utf8_lossy(&last)
         );
         return lines;

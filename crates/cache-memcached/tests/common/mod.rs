@@ -153,7 +153,7 @@ pub fn stat(stats: &HashMap<String, u64>, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("memcached reports no {name} in stats"))
 }
 
-/// Every key a server (`host:port`) holds, from `lru_crawler metadump all` (the keys
+/// Every key a server (`host:port`) holds, from `lru_crawler metadump hash` (the keys
 /// percent-decoded). memcached runs one crawler at a time: a busy one is asked again, for
 /// up to 10 s.
 pub fn metadump(address: &str) -> Vec<Vec<u8>> {
