@@ -307,8 +307,9 @@ impl RedisCacheBuilder {
     ///   parameter (named in the message), a TLS file that cannot be read or parsed, TLS
     ///   settings on a URL without TLS, a zero timeout, size or count, a prefix without a trailing
     ///   delimiter, contradictory settings, a database the server does not have, or a
-    ///   TLS URL whose port answers Redis in plain text (the message names the port and
-    ///   the URL for it); for a cluster also seeds with
+    ///   TLS URL whose port answers Redis in plain text, or a plain URL whose port
+    ///   answers over TLS (the message names the port and the URL for it); for a
+    ///   cluster also seeds with
     ///   different credentials, a database other than 0, a connection model,
     ///   and a server whose cluster support is disabled;
     /// - [`CacheError::Unreachable`] or [`CacheError::Timeout`] when the server cannot

@@ -7,7 +7,6 @@ mod cluster;
 mod command;
 mod endpoint;
 mod error;
-mod plain_port;
 mod sentinel;
 #[cfg(feature = "serde")]
 mod serde_config;
@@ -17,6 +16,7 @@ mod single;
 pub mod testing;
 mod tls;
 mod url_query;
+mod wrong_port;
 
 use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
 
@@ -204,7 +204,7 @@ impl RedisCache {
             pool_wait_timeout,
             secrets: endpoint.secrets.clone(),
         };
-        let tls_seed = plain_port::TlsSeed::of(&endpoint.nodes);
+        let seed = wrong_port::Seed::of(&endpoint.nodes);
         let connected = match endpoint.nodes {
             Nodes::Single(info) => Single::connect(info, mode, &errors)
                 .await
@@ -216,7 +216,7 @@ impl RedisCache {
                 .await
                 .map(Backend::Cluster),
         };
-        let backend = match (connected, tls_seed) {
+        let backend = match (connected, seed) {
             (Ok(backend), _) => backend,
             (Err(error), Some(seed)) => return Err(seed.explain(error, connect_timeout).await),
             (Err(error), None) => return Err(error),

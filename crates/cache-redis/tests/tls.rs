@@ -161,25 +161,28 @@ async fn mutual_tls_needs_the_client_certificate() {
     }
 }
 
-/// Asserts that building a cache of `url`, a TLS URL aimed at a plain-text port, fails
-/// at once with a configuration error that names the port and the URL for it.
-async fn assert_plain_port_is_named(url: &str, plain_scheme: &str) {
+/// Asserts that building a cache of `url`, whose scheme does not match the port it names,
+/// fails at once with a configuration error that says what the port speaks (`answers`)
+/// and names the scheme of the URL for it.
+async fn assert_wrong_port_is_named(url: &str, answers: &str, right_scheme: &str) {
     let started = std::time::Instant::now();
-    let error = RedisCache::builder(url)
-        .tls_ca_file(&shared().await.certs.ca)
-        .connect_timeout(Duration::from_millis(500))
+    let mut builder = RedisCache::builder(url).connect_timeout(Duration::from_millis(500));
+    if url.starts_with("rediss") {
+        builder = builder.tls_ca_file(&shared().await.certs.ca);
+    }
+    let error = builder
         .build()
         .await
-        .expect_err("a tls handshake with a plain-text port cannot succeed");
+        .expect_err("a client cannot talk to a port in another language");
     let CacheError::Config { message } = &error else {
-        panic!("expected a configuration error naming the plain port, got {error:?}");
+        panic!("expected a configuration error naming the port, got {error:?}");
     };
     assert!(
-        message.contains("answers redis in plain text")
-            && message.contains(&format!("{plain_scheme}:// is the url for this one")),
+        message.contains(answers)
+            && message.contains(&format!("{right_scheme}:// is the url for this one")),
         "{message}"
     );
-    // The connect timeout, then one plain question: not a hang.
+    // The connect timeout, then one question in the other language: not a hang.
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
@@ -190,7 +193,18 @@ async fn assert_plain_port_is_named(url: &str, plain_scheme: &str) {
 #[tokio::test]
 async fn a_tls_url_at_the_plain_port_names_it() {
     let plain_port = shared().await.server.server().port();
-    assert_plain_port_is_named(&format!("rediss://127.0.0.1:{plain_port}"), "redis").await;
+    let url = format!("rediss://127.0.0.1:{plain_port}");
+    assert_wrong_port_is_named(&url, "answers redis in plain text", "redis").await;
+}
+
+#[tokio::test]
+async fn a_plain_url_at_the_tls_port_names_it() {
+    let url = shared()
+        .await
+        .server
+        .url()
+        .replacen("rediss://", "redis://", 1);
+    assert_wrong_port_is_named(&url, "answers over tls", "rediss").await;
 }
 
 /// `rediss+cluster://`: a cluster whose nodes take clients (and each other) over TLS,
@@ -246,7 +260,17 @@ mod cluster {
             .map(|node| format!("127.0.0.1:{}", node.port()))
             .collect();
         let url = format!("rediss+cluster://{}", plain.join(","));
-        super::assert_plain_port_is_named(&url, "redis+cluster").await;
+        super::assert_wrong_port_is_named(&url, "answers redis in plain text", "redis+cluster")
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_plain_url_at_the_tls_ports_names_them() {
+        let url = tls_cluster()
+            .await
+            .url()
+            .replacen("rediss+cluster://", "redis+cluster://", 1);
+        super::assert_wrong_port_is_named(&url, "answers over tls", "rediss+cluster").await;
     }
 
     /// Keys of every slot range reach their masters over TLS: the nodes tell a TLS client
