@@ -21,8 +21,8 @@ const ITEM_OVERHEAD: usize = (1 << 20) - DEFAULT_MAX_VALUE_SIZE;
 ///
 /// # Errors
 ///
-/// `Config` when a server does not answer as memcached; `Unreachable` or `Timeout` when
-/// one does not answer at all.
+/// `Config` when a server does not answer as memcached (a TLS port included); `Unreachable`
+/// or `Timeout` when one does not answer at all.
 async fn effective_value_limit(
     transport: &Transport,
     servers: &[String],
@@ -30,8 +30,14 @@ async fn effective_value_limit(
     context: Context,
 ) -> Result<usize, CacheError> {
     let asks = servers.iter().map(|server| async move {
-        let mut admin = admin::Admin::connect(transport, server, context).await?;
-        admin.item_size_max().await
+        let asked = async {
+            let mut admin = admin::Admin::connect(transport, server, context).await?;
+            admin.item_size_max().await
+        };
+        match asked.await {
+            Err(error) => Err(transport.explain(server, error, context.timeout).await),
+            answer => answer,
+        }
     });
     let mut limit = configured;
     for item_size in futures::future::join_all(asks).await {

@@ -9,6 +9,7 @@ use std::{
     fmt, io,
     path::{Path, PathBuf},
     sync::Arc,
+    time::Duration,
 };
 
 use cache_api::CacheError;
@@ -211,6 +212,45 @@ fn not_tls(address: &str, error: io::Error) -> io::Error {
     )
 }
 
+/// The longest a plain-text connection's failure waits for the TLS question asked of its
+/// server: a TLS server answers a hello within a round trip.
+const TLS_PROBE_WAIT: Duration = Duration::from_millis(500);
+
+impl Transport {
+    /// Replaces `error`, met in the first exchange with `address` over plain TCP, by a
+    /// configuration error when that port answers a TLS hello: a TLS port resets a
+    /// plain-text client, which alone says only "connection reset". Any other error, any
+    /// other transport, or a port that gives no TLS answer within `within` (at most
+    /// half a second) leaves `error` as it is.
+    pub(crate) async fn explain(
+        &self,
+        address: &str,
+        error: CacheError,
+        within: Duration,
+    ) -> CacheError {
+        let connect_failed = matches!(
+            error,
+            CacheError::Unreachable { .. } | CacheError::Timeout { .. }
+        );
+        let Some(port) = address
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse::<u16>().ok())
+        else {
+            return error;
+        };
+        if !matches!(self, Transport::Tcp)
+            || !connect_failed
+            || !cache_tls::answers_tls(host_of(address), port, within.min(TLS_PROBE_WAIT)).await
+        {
+            return error;
+        }
+        CacheError::config(format!(
+            "{address} answers over tls, not in plain text: memcache:// needs the server's \
+             plain-text port (its -p setting), and memcaches:// is the url for this one"
+        ))
+    }
+}
+
 /// The host of `host:port` or `[v6]:port`, without brackets.
 fn host_of(address: &str) -> &str {
     if let Some(rest) = address.strip_prefix('[') {
@@ -318,29 +358,7 @@ pub(crate) fn refusal(err: &io::Error) -> Option<String> {
     if let Some(refused) = payload.downcast_ref::<CertificateRefused>() {
         return Some(refused.0.clone());
     }
-    describe(payload.downcast_ref::<rustls::Error>()?)
-}
-
-fn describe(err: &rustls::Error) -> Option<String> {
-    use rustls::{AlertDescription as Alert, Error};
-    match err {
-        Error::InvalidCertificate(reason) => Some(format!(
-            "tls: the server's certificate failed verification ({reason:?}): \
-             check tls_ca (or the system's roots) and the host name"
-        )),
-        Error::AlertReceived(
-            alert @ (Alert::CertificateRequired
-            | Alert::BadCertificate
-            | Alert::UnknownCA
-            | Alert::CertificateUnknown
-            | Alert::AccessDenied
-            | Alert::HandshakeFailure),
-        ) => Some(format!(
-            "tls: the server refused the client certificate (alert {alert:?}): \
-             check tls_cert and tls_key"
-        )),
-        _ => None,
-    }
+    cache_tls::describe(payload.downcast_ref::<rustls::Error>()?)
 }
 
 /// A certificate refused on either side: kept as the payload of an I/O error, which the
@@ -407,6 +425,55 @@ impl ServerCertVerifier for AcceptAny {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A port that answers whatever it is sent with a TLS alert, as a TLS server answers
+    /// a hello it refuses.
+    async fn tls_port() -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut first = [0u8; 512];
+                let _ = stream.read(&mut first).await;
+                let _ = stream.write_all(b"\x15\x03\x03\x00\x02\x02\x28").await;
+            }
+        });
+        port
+    }
+
+    fn reset() -> CacheError {
+        CacheError::Unreachable {
+            backend: crate::error::BACKEND,
+            source: Box::new(io::Error::from(io::ErrorKind::ConnectionReset)),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plain_connection_reset_by_a_tls_port_is_explained() {
+        let address = format!("127.0.0.1:{}", tls_port().await);
+        let within = Duration::from_secs(2);
+        let error = Transport::Tcp.explain(&address, reset(), within).await;
+        let CacheError::Config { message } = error else {
+            panic!("{error:?}");
+        };
+        assert!(
+            message.contains(&format!("{address} answers over tls"))
+                && message.contains("memcaches://"),
+            "{message}"
+        );
+        // Not over a unix socket, nor for an error that is not about reaching the server.
+        let unix = Transport::Unix.explain(&address, reset(), within).await;
+        assert!(matches!(unix, CacheError::Unreachable { .. }), "{unix:?}");
+        let other = CacheError::config("no memcached");
+        let other = Transport::Tcp.explain(&address, other, within).await;
+        assert!(matches!(other, CacheError::Config { message } if message == "no memcached"));
+        // A socket path has no port to ask.
+        let path = Transport::Tcp
+            .explain("/tmp/memcached.sock", reset(), within)
+            .await;
+        assert!(matches!(path, CacheError::Unreachable { .. }), "{path:?}");
+    }
 
     fn config_message(settings: TlsSettings) -> String {
         match Transport::new(&Scheme::Tls(settings)) {

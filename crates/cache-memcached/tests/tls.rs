@@ -89,15 +89,22 @@ async fn tls_settings_without_tls_are_refused() {
     }
 }
 
-/// A plain client on a TLS port does not hang: it fails within its timeout.
+/// A plain client on a TLS port is told the port speaks TLS, and the URL for it, in time.
 #[tokio::test]
-async fn a_plain_client_on_a_tls_port_fails_in_time() {
+async fn a_plain_client_on_a_tls_port_is_told_so() {
     let shared = shared().await;
     let port = shared.server.server().port();
     let started = std::time::Instant::now();
     let result =
         MemcachedCache::connect(&format!("memcache://127.0.0.1:{port}?timeout=500ms")).await;
-    assert!(result.is_err(), "{result:?}");
+    match result {
+        Err(CacheError::Config { message }) => assert!(
+            message.contains(&format!("127.0.0.1:{port} answers over tls"))
+                && message.contains("memcaches:// is the url for this one"),
+            "{message}"
+        ),
+        other => panic!("expected a config error naming the tls port, got {other:?}"),
+    }
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",

@@ -146,7 +146,7 @@ pub(crate) fn certificate_failure(err: &redis::RedisError) -> Option<String> {
     let mut source = err.source();
     while let Some(current) = source {
         if let Some(tls) = rustls_error(current) {
-            return describe(tls);
+            return cache_tls::describe(tls);
         }
         source = current.source();
     }
@@ -154,42 +154,18 @@ pub(crate) fn certificate_failure(err: &redis::RedisError) -> Option<String> {
     described_in_text(&err.to_string())
 }
 
-/// The failures [`describe`] covers, found in an error's text by rustls's own wording
+/// The failures [`cache_tls::describe`] covers, found in an error's text by rustls's own wording
 /// of them (`invalid peer certificate: ...`, `received fatal alert: ...`).
 fn described_in_text(text: &str) -> Option<String> {
     if let Some((_, reason)) = text.split_once("invalid peer certificate: ") {
-        return Some(server_certificate_refused(reason.trim()));
+        return Some(cache_tls::server_certificate_refused(reason.trim()));
     }
     let (_, alert) = text.split_once("received fatal alert: ")?;
     let alert = alert.split_whitespace().next()?;
-    CLIENT_CERTIFICATE_ALERTS
+    cache_tls::CLIENT_CERTIFICATE_ALERTS
         .iter()
         .find(|known| format!("{known:?}") == alert)
-        .map(|known| client_certificate_refused(*known))
-}
-
-/// The alerts of a server that refused the client's certificate, or wanted one.
-const CLIENT_CERTIFICATE_ALERTS: &[rustls::AlertDescription] = &[
-    rustls::AlertDescription::CertificateRequired,
-    rustls::AlertDescription::BadCertificate,
-    rustls::AlertDescription::UnknownCA,
-    rustls::AlertDescription::CertificateUnknown,
-    rustls::AlertDescription::AccessDenied,
-    rustls::AlertDescription::HandshakeFailure,
-];
-
-fn server_certificate_refused(reason: impl std::fmt::Display) -> String {
-    format!(
-        "tls: the server's certificate failed verification ({reason}): \
-         check tls_ca (or the system's roots) and the host name"
-    )
-}
-
-fn client_certificate_refused(alert: rustls::AlertDescription) -> String {
-    format!(
-        "tls: the server refused the client certificate (alert {alert:?}): \
-         check tls_cert and tls_key"
-    )
+        .map(|known| cache_tls::client_certificate_refused(*known))
 }
 
 /// The rustls error inside `err`: redis keeps an I/O error in an `Arc`, and the I/O
@@ -207,18 +183,6 @@ fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a ru
         .downcast_ref::<std::io::Error>()
         .and_then(std::io::Error::get_ref)
         .and_then(|payload| payload.downcast_ref::<rustls::Error>())
-}
-
-fn describe(err: &rustls::Error) -> Option<String> {
-    match err {
-        rustls::Error::InvalidCertificate(reason) => {
-            Some(server_certificate_refused(format!("{reason:?}")))
-        }
-        rustls::Error::AlertReceived(alert) if CLIENT_CERTIFICATE_ALERTS.contains(alert) => {
-            Some(client_certificate_refused(*alert))
-        }
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -293,7 +257,7 @@ mod tests {
             described.contains("UnknownIssuer") && described.contains("verification"),
             "{described}"
         );
-        for alert in CLIENT_CERTIFICATE_ALERTS {
+        for alert in cache_tls::CLIENT_CERTIFICATE_ALERTS {
             let refused = as_cluster_error(rustls::Error::AlertReceived(*alert));
             let described = certificate_failure(&refused).expect("a refused client certificate");
             assert!(

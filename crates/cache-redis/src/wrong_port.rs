@@ -4,11 +4,10 @@
 //! `redis://` connect fails with "connection reset". Asked in the other language, the same
 //! port answers at once: the error then says what is wrong and which URL fits the port.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use cache_api::CacheError;
 use redis::ConnectionAddr;
-use rustls::pki_types::ServerName;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -83,7 +82,7 @@ impl Seed {
                  server's TLS port (its tls-port setting), and {plain}:// is the url for this one"
             ));
         }
-        if !answers_tls(&self.host, self.port, wait).await {
+        if !cache_tls::answers_tls(&self.host, self.port, wait).await {
             return error;
         }
         CacheError::config(format!(
@@ -104,39 +103,6 @@ async fn answers_plain_text(host: &str, port: u16, wait: Duration) -> bool {
         Some(read == 1 && matches!(first[0], b'+' | b'-'))
     };
     matches!(tokio::time::timeout(wait, ask).await, Ok(Some(true)))
-}
-
-/// Whether `host:port` answers a TLS client hello as a TLS server does: with a handshake
-/// record (its hello) or an alert (a refusal of ours), never with Redis's `+` or `-`.
-async fn answers_tls(host: &str, port: u16, wait: Duration) -> bool {
-    let Some(hello) = client_hello(host) else {
-        return false;
-    };
-    let ask = async {
-        let mut stream = TcpStream::connect((host, port)).await.ok()?;
-        stream.write_all(&hello).await.ok()?;
-        let mut header = [0u8; 2];
-        stream.read_exact(&mut header).await.ok()?;
-        // Content type 22 (handshake) or 21 (alert), then the major version 3.
-        Some(matches!(header, [0x15 | 0x16, 0x03]))
-    };
-    matches!(tokio::time::timeout(wait, ask).await, Ok(Some(true)))
-}
-
-/// The first bytes a TLS client sends to `host`: its hello. Nothing is verified, as no
-/// session follows: only the server's first answer is read.
-fn client_hello(host: &str) -> Option<Vec<u8>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .ok()?
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-    let name = ServerName::try_from(host.to_owned()).ok()?;
-    let mut connection = rustls::ClientConnection::new(Arc::new(config), name).ok()?;
-    let mut hello = Vec::new();
-    connection.write_tls(&mut hello).ok()?;
-    Some(hello)
 }
 
 fn display_address(host: &str, port: u16) -> String {
@@ -215,14 +181,6 @@ mod tests {
                     && message.contains("rediss:// is the url"),
                 "{message}"
             );
-        }
-    }
-
-    #[test]
-    fn the_hello_is_a_tls_handshake_record_for_names_and_addresses() {
-        for host in ["localhost", "cache.example", "127.0.0.1", "::1"] {
-            let hello = client_hello(host).expect("a client hello");
-            assert_eq!(&hello[..2], [0x16, 0x03], "{host}");
         }
     }
 
