@@ -429,17 +429,7 @@ mod tests {
     /// A port that answers whatever it is sent with a TLS alert, as a TLS server answers
     /// a hello it refuses.
     async fn tls_port() -> u16 {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let mut first = [0u8; 512];
-                let _ = stream.read(&mut first).await;
-                let _ = stream.write_all(b"\x15\x03\x03\x00\x02\x02\x28").await;
-            }
-        });
-        port
+        cache_testserver::answering_port(b"\x15\x03\x03\x00\x02\x02\x28").await
     }
 
     fn reset() -> CacheError {

@@ -115,23 +115,10 @@ fn display_address(host: &str, port: u16) -> String {
 
 #[cfg(test)]
 mod tests {
+    use cache_testserver::answering_port as answering;
     use tokio::net::TcpListener;
 
     use super::*;
-
-    /// A server that answers its first line with `answer`.
-    async fn answering(answer: &'static [u8]) -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let mut line = [0u8; 64];
-                let _ = stream.read(&mut line).await;
-                let _ = stream.write_all(answer).await;
-            }
-        });
-        port
-    }
 
     /// The seed of `scheme://127.0.0.1:port`, if it has one.
     fn seed(scheme: &str, port: u16) -> Option<Seed> {

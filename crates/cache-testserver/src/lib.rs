@@ -22,7 +22,7 @@ pub mod unix;
 pub use kind::{Ready, ServerKind};
 pub use kinds::{MEMCACHED, REDIS};
 pub use memcached_text::{memcached_exchange, memcached_items};
-pub use port::{free_port, wait_for_port};
+pub use port::{answering_port, free_port, wait_for_port};
 pub use process::{run_at_exit, LocalServer};
 pub use shared::{shared_server, Origin, SharedServer, Source, SOURCE_ENV};
 pub use test_cache::{unique_prefix, CleanUp, TestCache};

@@ -3,6 +3,8 @@
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use crate::runtime::on_background;
 
 /// Pause between two connection attempts while polling a port.
@@ -25,6 +27,40 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap_or_else(|err| panic!("cannot read the port of a socket bound on 127.0.0.1: {err}"))
         .port()
+}
+
+/// A port of `127.0.0.1` that answers every connection with `answer` once the client has
+/// sent something, then closes it: a stand-in for a server that speaks another protocol
+/// than the client (a TLS port answering a plain-text client with an alert, a Redis port
+/// answering a TLS hello with `-ERR`). It listens until the process ends.
+///
+/// Works from any async runtime: the listener runs on this crate's own background runtime.
+///
+/// # Panics
+///
+/// Panics when no socket can be bound on `127.0.0.1`.
+pub async fn answering_port(answer: &'static [u8]) -> u16 {
+    on_background(async move {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap_or_else(|err| panic!("cannot bind a socket on 127.0.0.1: {err}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|err| panic!("cannot read the port of a bound socket: {err}"))
+            .port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut first = [0u8; 1024];
+                    if matches!(stream.read(&mut first).await, Ok(read) if read > 0) {
+                        let _ = stream.write_all(answer).await;
+                    }
+                });
+            }
+        });
+        port
+    })
+    .await
 }
 
 /// Waits until a TCP connection to `127.0.0.1:port` succeeds, polling until `deadline` has passed.
@@ -88,8 +124,6 @@ pub(crate) async fn wait_for_reply(
 /// the reply: at least `wanted` of them unless the server closes the connection first, each
 /// step bounded by a short timeout.
 async fn exchange(port: u16, request: &[u8], wanted: usize) -> Result<Vec<u8>, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     let step = Duration::from_secs(1);
     let connect = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port));
     let mut stream = match tokio::time::timeout(step, connect).await {

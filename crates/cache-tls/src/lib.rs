@@ -107,23 +107,10 @@ fn client_hello(host: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use cache_testserver::answering_port as answering;
     use tokio::net::TcpListener;
 
     use super::*;
-
-    /// A server that reads what a client sends first and answers it with `answer`.
-    async fn answering(answer: &'static [u8]) -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let mut first = [0u8; 512];
-                let _ = stream.read(&mut first).await;
-                let _ = stream.write_all(answer).await;
-            }
-        });
-        port
-    }
 
     #[test]
     fn the_hello_is_a_tls_handshake_record_for_names_and_addresses() {
