@@ -291,8 +291,9 @@ impl Cache for MemcachedCache {
 
     /// With a key prefix: deletes the prefix's generation counter (the namespace reads
     /// empty at once here, within `namespace_refresh` on other instances), then lists each
-    /// server's keys (`lru_crawler metadump hash`, `all` where `hash` is unknown) and deletes every entry of the prefix,
-    /// in pipelined batches. A server that refuses to list keeps them until they age out.
+    /// server's keys (`lru_crawler metadump hash`, `all` where `hash` is unknown) and
+    /// deletes every entry of the prefix, in pipelined batches. A server that refuses to
+    /// list keeps them until they age out.
     /// Without a prefix: **`flush_all` on every server, which removes every entry of every
     /// client of those servers.**
     async fn clear(&self) -> Result<(), CacheError> {

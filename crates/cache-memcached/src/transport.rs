@@ -244,9 +244,11 @@ impl Transport {
         {
             return error;
         }
-        CacheError::config(format!(
-            "{address} answers over tls, not in plain text: memcache:// needs the server's \
-             plain-text port (its -p setting), and memcaches:// is the url for this one"
+        CacheError::config(cache_tls::tls_port_message(
+            address,
+            "memcache",
+            "memcaches",
+            "-p",
         ))
     }
 }

@@ -85,10 +85,7 @@ impl Seed {
         if !cache_tls::answers_tls(&self.host, self.port, wait).await {
             return error;
         }
-        CacheError::config(format!(
-            "{address} answers over tls, not in plain text: {plain}:// needs the server's \
-             plain-text port (its port setting), and {tls}:// is the url for this one"
-        ))
+        CacheError::config(cache_tls::tls_port_message(&address, plain, tls, "port"))
     }
 }
 

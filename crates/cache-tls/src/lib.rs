@@ -61,6 +61,23 @@ pub fn client_certificate_refused(alert: AlertDescription) -> String {
     )
 }
 
+/// The message of a plain-text URL aimed at a TLS port: `address` answered a TLS hello, so
+/// `plain://` cannot talk to it and `tls://` is the URL for it; `port_setting` names the
+/// server's setting of its plain-text port.
+///
+/// ```
+/// let message = cache_tls::tls_port_message("127.0.0.1:6380", "redis", "rediss", "port");
+/// assert!(message.contains("127.0.0.1:6380 answers over tls"));
+/// assert!(message.contains("rediss:// is the url for this one"));
+/// ```
+#[must_use]
+pub fn tls_port_message(address: &str, plain: &str, tls: &str, port_setting: &str) -> String {
+    format!(
+        "{address} answers over tls, not in plain text: {plain}:// needs the server's \
+         plain-text port (its {port_setting} setting), and {tls}:// is the url for this one"
+    )
+}
+
 /// Whether `host:port` answers a TLS client hello as a TLS server does, within `wait`:
 /// with a handshake record (its own hello) or an alert (a refusal of ours), which no
 /// plain-text Redis or memcached sends. Nothing is verified, as no session follows: only
