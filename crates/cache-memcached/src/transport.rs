@@ -13,13 +13,14 @@ use std::{
 };
 
 use cache_api::CacheError;
+use cache_tls::Certificates;
 use rustls::{
     client::{
         danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
         Resumption,
     },
     crypto::{ring, WebPkiSupportedAlgorithms},
-    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, ServerName, UnixTime},
+    pki_types::{CertificateDer, ServerName, UnixTime},
     ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use tokio::{
@@ -37,17 +38,7 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 pub(crate) type Stream = Box<dyn Io>;
 
 /// The TLS settings of a `memcaches://` URL, with the meanings of the Redis backend's.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct TlsSettings {
-    /// PEM file of the certificates to trust instead of the system's roots.
-    pub(crate) ca_file: Option<PathBuf>,
-    /// PEM file of the client certificate (chain), for mutual TLS.
-    pub(crate) cert_file: Option<PathBuf>,
-    /// PEM file of the client certificate's private key.
-    pub(crate) key_file: Option<PathBuf>,
-    /// Accept any certificate from the server: for test servers only.
-    pub(crate) insecure_skip_verify: bool,
-}
+pub(crate) use cache_tls::TlsSettings;
 
 /// How the servers of a cache are reached, as the URL said.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -262,12 +253,7 @@ fn host_of(address: &str) -> &str {
 }
 
 fn client_config(settings: &TlsSettings) -> Result<ClientConfig, CacheError> {
-    if settings.insecure_skip_verify && settings.ca_file.is_some() {
-        return Err(CacheError::config(
-            "tls_insecure_skip_verify=true verifies nothing, so tls_ca would be ignored: \
-             give one or the other",
-        ));
-    }
+    let files = settings.load()?;
     // The provider is named here rather than taken from the process default, so that an
     // application that installed another one (or none) changes nothing.
     let provider = Arc::new(ring::default_provider());
@@ -281,21 +267,15 @@ fn client_config(settings: &TlsSettings) -> Result<ClientConfig, CacheError> {
                 provider.signature_verification_algorithms,
             )))
     } else {
-        builder.with_root_certificates(roots(settings.ca_file.as_deref())?)
+        builder.with_root_certificates(roots(files.roots, settings.ca_file.as_deref())?)
     };
-    let mut config = match (&settings.cert_file, &settings.key_file) {
-        (None, None) => builder.with_no_client_auth(),
-        (Some(cert), Some(key)) => {
-            let chain = certificates(cert, "tls_cert")?;
-            let key =
-                PrivateKeyDer::from_pem_file(key).map_err(|err| pem_error("tls_key", key, &err))?;
-            builder.with_client_auth_cert(chain, key).map_err(|err| {
+    let mut config = match files.identity {
+        None => builder.with_no_client_auth(),
+        Some(identity) => builder
+            .with_client_auth_cert(identity.chain.clone(), identity.key())
+            .map_err(|err| {
                 CacheError::config(format!("invalid tls certificate or key file: {err}"))
-            })?
-        }
-        _ => return Err(CacheError::config(
-            "mutual tls needs both tls_cert (the client certificate) and tls_key (its private key)",
-        )),
+            })?,
     };
     // memcached (OpenSSL, no session id context) answers a resumed session with a fatal
     // `internal_error` alert when it verifies clients; connections are few and long-lived,
@@ -304,11 +284,12 @@ fn client_config(settings: &TlsSettings) -> Result<ClientConfig, CacheError> {
     Ok(config)
 }
 
-/// The certificates to trust: those of `ca_file`, else the system's.
-fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, CacheError> {
+/// The certificates to trust: those of the `tls_ca` file at `ca_file`, read as `ca`, else
+/// the system's.
+fn roots(ca: Option<Certificates>, ca_file: Option<&Path>) -> Result<RootCertStore, CacheError> {
     let mut roots = RootCertStore::empty();
-    let certificates = match ca_file {
-        Some(path) => certificates(path, "tls_ca")?,
+    let certificates = match ca {
+        Some(ca) => ca.certificates,
         None => rustls_native_certs::load_native_certs().certs,
     };
     let (_, ignored) = roots.add_parsable_certificates(certificates);
@@ -330,26 +311,6 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, CacheError> {
         );
     }
     Ok(roots)
-}
-
-fn certificates(path: &Path, name: &str) -> Result<Vec<CertificateDer<'static>>, CacheError> {
-    let certificates = CertificateDer::pem_file_iter(path)
-        .and_then(|all| all.collect::<Result<Vec<_>, _>>())
-        .map_err(|err| pem_error(name, path, &err))?;
-    if certificates.is_empty() {
-        return Err(CacheError::config(format!(
-            "the {name} file {} holds no certificate",
-            path.display()
-        )));
-    }
-    Ok(certificates)
-}
-
-fn pem_error(name: &str, path: &Path, err: &rustls::pki_types::pem::Error) -> CacheError {
-    CacheError::config(format!(
-        "cannot read the {name} file {}: {err}",
-        path.display()
-    ))
 }
 
 /// Why a connection failed on a certificate, if that is what `err` says: the server's
@@ -474,20 +435,10 @@ mod tests {
         }
     }
 
+    /// The files are read when the transport is made (cache_tls's own tests go through
+    /// every wrong file and contradiction).
     #[test]
-    fn contradictory_or_missing_files_are_config_errors() {
-        let both = TlsSettings {
-            ca_file: Some("/ca.pem".into()),
-            insecure_skip_verify: true,
-            ..TlsSettings::default()
-        };
-        assert!(config_message(both).contains("tls_insecure_skip_verify"));
-        let half = TlsSettings {
-            cert_file: Some("/client.pem".into()),
-            insecure_skip_verify: true,
-            ..TlsSettings::default()
-        };
-        assert!(config_message(half).contains("tls_key"));
+    fn tls_files_are_read_when_the_transport_is_made() {
         let missing = TlsSettings {
             ca_file: Some("/nonexistent/ca.pem".into()),
             ..TlsSettings::default()

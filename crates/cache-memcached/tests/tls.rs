@@ -89,6 +89,28 @@ async fn tls_settings_without_tls_are_refused() {
     }
 }
 
+/// A key that is not the client certificate's is refused when the cache is built, before
+/// any connection (no server listens on the port named), naming the key's file.
+#[tokio::test]
+async fn a_key_of_another_certificate_is_refused_at_build() {
+    let certs = &shared().await.certs;
+    let extra = format!(
+        "&tls_cert={}&tls_key={}",
+        certs.client_cert.display(),
+        certs.server_key.display()
+    );
+    let url = with_ca("memcaches://127.0.0.1:1", &certs.ca, &extra);
+    match MemcachedCache::connect(&url).await {
+        Err(CacheError::Config { message }) => assert!(
+            message.contains("tls_key")
+                && message.contains(&certs.server_key.display().to_string())
+                && message.contains("another key"),
+            "{message}"
+        ),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+}
+
 /// A plain client on a TLS port is told the port speaks TLS, and the URL for it, in time.
 #[tokio::test]
 async fn a_plain_client_on_a_tls_port_is_told_so() {

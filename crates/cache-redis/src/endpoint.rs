@@ -7,7 +7,7 @@ use cache_api::CacheError;
 use cache_url_core::CacheUrl;
 use redis::IntoConnectionInfo;
 
-use crate::tls::{configure, TlsSettings};
+use crate::tls::{certificates, configure, TlsSettings};
 
 /// Where to connect: one server or the seed nodes of a cluster.
 pub(crate) struct Endpoint {
@@ -86,7 +86,7 @@ pub(crate) fn parse_cluster_seeds(
     redacted_url: String,
     tls: &TlsSettings,
 ) -> Result<Endpoint, CacheError> {
-    let certificates = tls.certificates()?;
+    let certificates = certificates(tls)?;
     if seeds.is_empty() {
         return Err(CacheError::config(
             "a redis cluster needs at least one seed url",

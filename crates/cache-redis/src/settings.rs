@@ -91,7 +91,7 @@ impl RedisCacheBuilder {
                 return parse_sentinel_url(&self.url, database, &self.tls);
             }
             let target = parse_url(&self.url, database)?;
-            let certificates = self.tls.certificates()?;
+            let certificates = crate::tls::certificates(&self.tls)?;
             return Ok(Endpoint {
                 nodes: Nodes::Single(configure(target.info, &self.tls, certificates.as_ref())?),
                 redacted_url: target.redacted_url,

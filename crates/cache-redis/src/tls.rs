@@ -7,76 +7,28 @@
 //! first time a TLS connection is configured, unless the application installed one
 //! already (rustls needs one, and cannot pick one by itself when several are compiled in).
 
-use std::{
-    error::Error as _,
-    path::{Path, PathBuf},
-};
+use std::error::Error as _;
 
 use cache_api::CacheError;
 use redis::{ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, TlsCertificates};
 
-/// The TLS settings of a builder; applied only with a TLS scheme.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct TlsSettings {
-    /// PEM file of the certificates to trust instead of the system's roots.
-    pub(crate) ca_file: Option<PathBuf>,
-    /// PEM file of the client certificate (chain), for mutual TLS.
-    pub(crate) cert_file: Option<PathBuf>,
-    /// PEM file of the client certificate's private key.
-    pub(crate) key_file: Option<PathBuf>,
-    /// Accept any certificate from the server: for test servers only.
-    pub(crate) insecure_skip_verify: bool,
-}
+pub(crate) use cache_tls::TlsSettings;
 
-impl TlsSettings {
-    /// Whether any TLS setting was given.
-    pub(crate) fn any(&self) -> bool {
-        *self != Self::default()
+/// The files `settings` name, read and checked (a missing file, one without a certificate
+/// or key, or a key of another certificate is a configuration error here), as redis takes
+/// them: `None` when no file is named (the system's roots, no client certificate).
+pub(crate) fn certificates(settings: &TlsSettings) -> Result<Option<TlsCertificates>, CacheError> {
+    let files = settings.load()?;
+    if files.roots.is_none() && files.identity.is_none() {
+        return Ok(None);
     }
-
-    /// Checks the settings against each other and reads the files they name: `None`
-    /// when no file is named (the system's roots, no client certificate).
-    pub(crate) fn certificates(&self) -> Result<Option<TlsCertificates>, CacheError> {
-        if self.insecure_skip_verify && self.ca_file.is_some() {
-            return Err(CacheError::config(
-                "tls_insecure_skip_verify=true verifies nothing, so tls_ca would be ignored: \
-                 give one or the other",
-            ));
-        }
-        let client_tls = match (&self.cert_file, &self.key_file) {
-            (None, None) => None,
-            (Some(cert), Some(key)) => Some(ClientTlsConfig {
-                client_cert: read_pem(cert, "tls_cert")?,
-                client_key: read_pem(key, "tls_key")?,
-            }),
-            _ => {
-                return Err(CacheError::config(
-                    "mutual tls needs both tls_cert (the client certificate) and tls_key (its private key)",
-                ))
-            }
-        };
-        let root_cert = self
-            .ca_file
-            .as_deref()
-            .map(|ca| read_pem(ca, "tls_ca"))
-            .transpose()?;
-        if client_tls.is_none() && root_cert.is_none() {
-            return Ok(None);
-        }
-        Ok(Some(TlsCertificates {
-            client_tls,
-            root_cert,
-        }))
-    }
-}
-
-fn read_pem(path: &Path, name: &str) -> Result<Vec<u8>, CacheError> {
-    std::fs::read(path).map_err(|err| {
-        CacheError::config(format!(
-            "cannot read the {name} file {}: {err}",
-            path.display()
-        ))
-    })
+    Ok(Some(TlsCertificates {
+        client_tls: files.identity.map(|identity| ClientTlsConfig {
+            client_cert: identity.cert_pem,
+            client_key: identity.key_pem,
+        }),
+        root_cert: files.roots.map(|roots| roots.pem),
+    }))
 }
 
 /// The address of `host:port` over TLS, verified unless `insecure`.
@@ -196,30 +148,37 @@ mod tests {
         }
     }
 
+    /// The files are read and checked here (cache_tls's own tests go through every wrong
+    /// file and contradiction), and handed to redis as they were read.
     #[test]
-    fn contradictory_or_missing_files_are_config_errors() {
-        let both = TlsSettings {
-            ca_file: Some("/ca.pem".into()),
-            insecure_skip_verify: true,
-            ..TlsSettings::default()
-        };
-        assert!(config_message(both.certificates()).contains("tls_insecure_skip_verify"));
-        let half = TlsSettings {
-            cert_file: Some("/client.pem".into()),
-            ..TlsSettings::default()
-        };
-        assert!(config_message(half.certificates()).contains("tls_key"));
+    fn tls_files_are_read_and_handed_on_as_read() {
         let missing = TlsSettings {
             ca_file: Some("/nonexistent/ca.pem".into()),
             ..TlsSettings::default()
         };
-        let message = config_message(missing.certificates());
+        let message = config_message(certificates(&missing));
         assert!(
             message.contains("tls_ca") && message.contains("/nonexistent/ca.pem"),
             "{message}"
         );
-        assert!(TlsSettings::default().certificates().unwrap().is_none());
-        assert!(!TlsSettings::default().any());
+        assert!(certificates(&TlsSettings::default()).unwrap().is_none());
+
+        let certs = cache_testserver::tls::TestCertificates::generate().expect("test certificates");
+        let read = certificates(&TlsSettings {
+            ca_file: Some(certs.ca.clone()),
+            cert_file: Some(certs.client_cert.clone()),
+            key_file: Some(certs.client_key.clone()),
+            insecure_skip_verify: false,
+        })
+        .unwrap()
+        .expect("the files' certificates");
+        assert_eq!(read.root_cert, Some(std::fs::read(&certs.ca).unwrap()));
+        let client = read.client_tls.expect("the client's certificate");
+        assert_eq!(
+            client.client_cert,
+            std::fs::read(&certs.client_cert).unwrap()
+        );
+        assert_eq!(client.client_key, std::fs::read(&certs.client_key).unwrap());
     }
 
     #[test]

@@ -127,6 +127,31 @@ async fn tls_settings_without_tls_are_refused() {
     }
 }
 
+/// A key that is not the client certificate's is refused when the cache is built, before
+/// any connection (no server listens on the port named), naming the key's file; on one
+/// node and on a cluster alike.
+#[tokio::test]
+async fn a_key_of_another_certificate_is_refused_at_build() {
+    let certs = &shared().await.certs;
+    for scheme in ["rediss", "rediss+cluster"] {
+        let url = format!(
+            "{scheme}://127.0.0.1:1?tls_ca={}&tls_cert={}&tls_key={}",
+            certs.ca.display(),
+            certs.client_cert.display(),
+            certs.server_key.display()
+        );
+        match RedisCache::connect(&url).await {
+            Err(CacheError::Config { message }) => assert!(
+                message.contains("tls_key")
+                    && message.contains(&certs.server_key.display().to_string())
+                    && message.contains("another key"),
+                "{scheme}: {message}"
+            ),
+            other => panic!("{scheme}: expected a config error, got {other:?}"),
+        }
+    }
+}
+
 /// A server that asks for a client certificate accepts ours and refuses a client
 /// without one, with an `Auth` error.
 #[tokio::test]

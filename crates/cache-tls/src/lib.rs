@@ -2,6 +2,10 @@
 
 use std::{sync::Arc, time::Duration};
 
+mod files;
+
+pub use files::{Certificates, Identity, TlsFiles, TlsSettings};
+
 use rustls::{pki_types::ServerName, AlertDescription};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
