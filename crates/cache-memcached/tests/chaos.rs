@@ -91,6 +91,15 @@ async fn chaos_refused_connections_give_unreachable_and_heal() {
     cell(Fault::Refuse, "unreachable").await;
 }
 
+/// Replies the client cannot parse, as from a broken server or middlebox, on connections
+/// that stay open: `Backend` (the contract's kind for an answer that cannot be read), the
+/// connection given up rather than read on (its later replies would answer other
+/// requests), and after healing the cache answers on a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_garbled_replies_give_a_backend_error_and_heal() {
+    cell(Fault::GarbledReplies, "backend").await;
+}
+
 /// 32 tasks read and write keys whose values name them while every fault comes and goes:
 /// no read ever returns another key's value, and the cache works afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -167,6 +167,15 @@ pub(crate) fn lost_connection(err: &RedisError) -> bool {
     !err.is_timeout() && (err.is_connection_dropped() || err.is_connection_refusal())
 }
 
+/// Whether `err` leaves a `ConnectionManager` unable to recover by itself: an error after
+/// which it reconnects (redis's `is_unrecoverable_error`) that is not an I/O error (a reply
+/// it could not parse, a refused authentication). When its reconnect fails the same way,
+/// the manager keeps that failure and hands it to every later call without trying again,
+/// where an I/O failure would start a new attempt.
+pub(crate) fn needs_new_connection(err: &RedisError) -> bool {
+    err.is_unrecoverable_error() && !err.is_io_error()
+}
+
 /// An error message from which a password was removed.
 #[derive(Debug)]
 pub(crate) struct Scrubbed(pub(crate) String);
@@ -231,6 +240,26 @@ mod tests {
         assert!(!lost_connection(&RedisError::from(io::Error::from(
             io::ErrorKind::TimedOut
         ))));
+    }
+
+    /// Only the failures the manager reconnects after but cannot recover from by itself
+    /// ask for a new connection: a reply it could not parse, a refused authentication.
+    #[test]
+    fn unparsable_replies_and_refused_logins_need_a_new_connection() {
+        let unparsable = RedisError::from((ErrorKind::Parse, "parse error", "at 1".to_owned()));
+        assert!(needs_new_connection(&unparsable));
+        let login = RedisError::from((ErrorKind::AuthenticationFailed, "refused"));
+        assert!(needs_new_connection(&login));
+        let dropped = RedisError::from(io::Error::from(io::ErrorKind::ConnectionReset));
+        let timed_out = RedisError::from(io::Error::from(io::ErrorKind::TimedOut));
+        let wrong_type = RedisError::from((
+            ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+            "WRONGTYPE",
+            "Operation against a key holding the wrong kind of value".to_owned(),
+        ));
+        for kept in [dropped, timed_out, wrong_type] {
+            assert!(!needs_new_connection(&kept), "{kept:?}");
+        }
     }
 
     #[test]

@@ -8,9 +8,14 @@
 //! failed on I/O, then recycles (`PING`s) every idle one before handing it out.
 
 use std::{
-    sync::atomic::{AtomicBool, AtomicUsize, Ordering},
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Mutex, PoisonError,
+    },
     time::{Duration, Instant},
 };
+
+use arc_swap::ArcSwap;
 
 use cache_api::CacheError;
 use redis::{
@@ -22,7 +27,7 @@ use crate::{
     builder::CLEAR_POOL_SIZE,
     command::{escape_glob, scan_command},
     endpoint::scrub,
-    error::{lost_connection, ErrorContext},
+    error::{lost_connection, needs_new_connection, ErrorContext},
     settings::Mode,
 };
 
@@ -45,13 +50,44 @@ enum HotPath {
     Pooled,
 }
 
+/// Replacements of one stuck connection are at least this far apart, so that a server
+/// refusing every handshake (a wrong password, say) is not sent a connect per call.
+const REPLACE_AT_MOST_EVERY: Duration = Duration::from_millis(100);
+
 /// One multiplexed connection, and whether it may be reconnecting.
 struct Managed {
-    connection: ConnectionManager,
+    /// The manager reconnects by itself after a drop, but a reconnect that fails with an
+    /// error other than I/O (a reply it could not parse, a refused handshake) is kept and
+    /// returned to every later call, for good: such a manager is swapped for a new one.
+    connection: ArcSwap<ConnectionManager>,
+    /// What a new manager is made of.
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// When the manager was last swapped for a new one.
+    replaced: Mutex<Option<Instant>>,
     /// Set when an operation saw the connection dropped or refused (the manager then
     /// reconnects in the background), cleared by the next success. Both of the
     /// manager's timeouts surface as the same I/O error; this tells them apart.
     reconnecting: AtomicBool,
+}
+
+impl Managed {
+    /// Swaps the manager for a new one that connects on its first use, unless that was
+    /// done less than [`REPLACE_AT_MOST_EVERY`] ago.
+    fn replace(&self) {
+        let mut replaced = self.replaced.lock().unwrap_or_else(PoisonError::into_inner);
+        if replaced.is_some_and(|at| at.elapsed() < REPLACE_AT_MOST_EVERY) {
+            return;
+        }
+        // Only a configuration error fails a lazy manager, and this one was built before.
+        if let Ok(fresh) =
+            ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+        {
+            self.connection.store(fresh.into());
+            *replaced = Some(Instant::now());
+            self.reconnecting.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// What one operation sends: a single command or a pipeline (one round trip either way).
@@ -144,7 +180,7 @@ impl Single {
             [only] => only,
             _ => &connections[next.fetch_add(1, Ordering::Relaxed) % connections.len()],
         };
-        let mut connection = managed.connection.clone();
+        let mut connection = ConnectionManager::clone(&managed.connection.load());
         let started = Instant::now();
         match request.send(&mut connection).await {
             Ok(value) => {
@@ -154,7 +190,9 @@ impl Single {
                 Ok(value)
             }
             Err(err) => {
-                if lost_connection(&err) {
+                if needs_new_connection(&err) {
+                    managed.replace();
+                } else if lost_connection(&err) {
                     managed.reconnecting.store(true, Ordering::Relaxed);
                 }
                 let connecting = err.is_timeout()
@@ -274,7 +312,7 @@ async fn connect_managed(
     let mut connections = Vec::with_capacity(count);
     for _ in 0..count {
         let client = redis::Client::open(info.clone()).map_err(|err| config_error(&err, errors))?;
-        let connecting = ConnectionManager::new_with_config(client, manager_config.clone());
+        let connecting = ConnectionManager::new_with_config(client.clone(), manager_config.clone());
         let mut connection = tokio::time::timeout(errors.connect_timeout, connecting)
             .await
             .map_err(|_| errors.timeout("connect", errors.connect_timeout))?
@@ -284,7 +322,10 @@ async fn connect_managed(
             .await
             .map_err(|err| errors.map_connect(err, database))?;
         connections.push(Managed {
-            connection,
+            connection: ArcSwap::from_pointee(connection),
+            client,
+            config: manager_config.clone(),
+            replaced: Mutex::new(None),
             reconnecting: AtomicBool::new(false),
         });
     }

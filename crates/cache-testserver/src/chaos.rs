@@ -59,7 +59,16 @@ pub enum Fault {
     /// The listener is closed (new connections are refused) and every open connection is
     /// reset (`RST`), as when the server goes down. Healing opens the same port again.
     Refuse,
+    /// Every reply chunk is replaced by [`GARBLED`], a line no Redis or memcached reply
+    /// starts with, as from a broken server or middlebox; the connections stay open and
+    /// requests still reach the server. A client that keeps reading such a connection
+    /// after what it could not parse would pair later replies with the wrong requests.
+    GarbledReplies,
 }
+
+/// What [`Fault::GarbledReplies`] sends instead of each reply chunk: a NUL byte, then text
+/// and a line end.
+pub const GARBLED: &[u8] = b"\0garbled by the chaos proxy\r\n";
 
 impl Fault {
     /// A short name, for reports and tables.
@@ -71,6 +80,7 @@ impl Fault {
             Self::HalfReplyThenStall => "half reply, then stall",
             Self::Blackhole => "blackhole",
             Self::Refuse => "refuse connections",
+            Self::GarbledReplies => "garbled replies",
         }
     }
 

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cache_testserver::chaos::{ChaosProxy, Fault};
+use cache_testserver::chaos::{ChaosProxy, Fault, GARBLED};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
@@ -154,6 +154,25 @@ async fn a_stalled_reply_is_completed_in_order_after_healing() {
         rest.extend(got);
     }
     assert_eq!(rest, b"abcd\nef:ef\n");
+}
+
+/// Each reply is replaced by the garbled line while the fault lasts, the connection kept
+/// open; after `heal` the same connection gets the server's replies again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbled_replies_replace_each_reply_until_healed() {
+    let (proxy, _server) = proxied().await;
+    let mut client = TcpStream::connect(proxy.address()).await.unwrap();
+    assert_eq!(
+        exchange(&mut client, "before", PROMPT).await.0,
+        b"before:before\n"
+    );
+    proxy.inject(Fault::GarbledReplies);
+    for line in ["abcd", "ef"] {
+        let (got, closed) = exchange(&mut client, line, PROMPT).await;
+        assert_eq!((got.as_slice(), closed), (GARBLED, false), "{line}");
+    }
+    proxy.heal();
+    assert_eq!(exchange(&mut client, "ok", PROMPT).await.0, b"ok:ok\n");
 }
 
 /// A blackhole accepts connections but forwards nothing, either way, until healed.

@@ -15,7 +15,7 @@ use tokio::{
     time::timeout,
 };
 
-use super::{Counters, Fault, OpenConnection};
+use super::{Counters, Fault, OpenConnection, GARBLED};
 
 /// Bound on connecting to the upstream server: it is local, so this only stops a link from
 /// lingering when the server is gone.
@@ -205,6 +205,7 @@ async fn forward<W: AsyncWrite + Unpin>(
             direction.stalled = true;
             sent
         }
+        Some(Fault::GarbledReplies) if replies => write(to, GARBLED).await,
         _ => write(to, &chunk.bytes).await,
     }
 }

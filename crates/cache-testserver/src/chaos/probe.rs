@@ -349,6 +349,7 @@ pub fn every_fault(late: Duration) -> Vec<Fault> {
         Fault::HalfReplyThenStall,
         Fault::Blackhole,
         Fault::Refuse,
+        Fault::GarbledReplies,
     ]
 }
 
