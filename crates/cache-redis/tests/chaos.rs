@@ -3,9 +3,8 @@
 //! object answers again once the fault is lifted, and, under 32 tasks while the faults come
 //! and go, no reply ever matched to the wrong request.
 //!
-//! The cluster is not run through proxies: its nodes announce their own addresses in
-//! `CLUSTER SLOTS` and redirects, so a client that found the topology through a proxy
-//! then talks to the nodes directly (see `cluster_failover.rs` for its faults).
+//! Redis Cluster has a matrix of its own (`cluster_chaos.rs`): its node has to announce
+//! the proxy's port, or the client, once it has read the topology, talks to it directly.
 
 mod common;
 
