@@ -89,9 +89,9 @@ impl ErrorContext {
     }
 
     /// Maps an error met while opening a connection or sending its first `PING`: on
-    /// top of [`map`](Self::map), a database the server does not have is a
-    /// configuration error, and an answer that is not Redis's protocol says so in one
-    /// line instead of the parser's dump.
+    /// top of [`map`](Self::map), a database the server does not have and an answer that
+    /// is not Redis's protocol are configuration errors, the latter said in one line
+    /// instead of the parser's dump.
     pub(crate) fn map_connect(&self, err: RedisError, database: i64) -> CacheError {
         let text = err.to_string();
         if text.contains("DB index is out of range") {
@@ -99,15 +99,13 @@ impl ErrorContext {
                 "database {database} does not exist on this server (see its `databases` setting)"
             ));
         }
+        // The URL leads to something else than Redis (a memcached port, say): a setting
+        // to correct, as the memcached backend says of a port that is not memcached's.
         if err.kind() == ErrorKind::Parse || text.contains("Parse error") {
-            return CacheError::Backend {
-                backend: BACKEND,
-                source: Box::new(Scrubbed(
-                    "the server does not answer as a redis server (its reply is not the redis protocol): \
-                     is the url pointing at the right port?"
-                        .to_owned(),
-                )),
-            };
+            return CacheError::config(
+                "the server does not answer as a redis server (its reply is not the redis protocol): \
+                 is the url pointing at the right port?",
+            );
         }
         self.map(err, true)
     }
@@ -300,6 +298,7 @@ mod tests {
         ));
         let parse = RedisError::from((ErrorKind::Parse, "Parse error at 1\nUnexpected `82`"));
         let mapped = context().map_connect(parse, 0);
+        assert!(matches!(mapped, CacheError::Config { .. }), "{mapped:?}");
         let shown = mapped.to_string();
         assert!(
             shown.contains("does not answer as a redis server") && !shown.contains('\n'),
