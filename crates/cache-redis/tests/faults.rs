@@ -370,3 +370,65 @@ async fn timeouts_name_the_phase_that_ran_out_and_its_bound() {
         .unwrap_or_else(|err| panic!("the cache did not serve again: {err}"));
     quick.clear().await.unwrap();
 }
+
+/// A reconnect refused at login (the server's password changed while the cache was
+/// connected, then its connections were killed) fails calls with `Auth`; once the password
+/// is the cache's again, the same cache is served again by itself, in both connection
+/// models. (The `redis` crate's `ConnectionManager` keeps a reconnect that failed other
+/// than on I/O for good; the backend replaces such a manager.)
+#[tokio::test]
+async fn a_login_refused_on_reconnect_heals_once_the_password_is_back() {
+    let server = local_server(&["--requirepass", "old-secret"]).await;
+    let url = format!("redis://:old-secret@127.0.0.1:{}", server.port());
+    let mut admin = common::plain(&url).await;
+    for model in [
+        ConnectionModel::Multiplexed { connections: 2 },
+        ConnectionModel::Pooled { max_size: 2 },
+    ] {
+        let cache = RedisCache::builder(&url)
+            .timeout(RESPONSE_TIMEOUT)
+            .connection_model(model)
+            .build()
+            .await
+            .unwrap_or_else(|err| panic!("{model:?}: cannot connect: {err}"));
+        cache.set("k", Bytes::from("before"), None).await.unwrap();
+
+        let config_set = |password: &'static str| {
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("requirepass")
+                .arg(password)
+                .to_owned()
+        };
+        config_set("new-secret")
+            .query_async::<()>(&mut admin)
+            .await
+            .unwrap();
+        // Every connection but the admin's own.
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("normal")
+            .query_async::<i64>(&mut admin)
+            .await
+            .unwrap();
+        let mut refused = false;
+        for _ in 0..6 {
+            match cache.get("k").await {
+                Err(CacheError::Auth { .. }) => refused = true,
+                Err(CacheError::Unreachable { .. }) => {}
+                other => panic!("{model:?}: under the new password: {other:?}"),
+            }
+        }
+        assert!(refused, "{model:?}: no call was refused at login");
+
+        config_set("old-secret")
+            .query_async::<()>(&mut admin)
+            .await
+            .unwrap();
+        eventually(Duration::from_secs(3), || cache.get("k"))
+            .await
+            .unwrap_or_else(|err| panic!("{model:?}: not served again: {err}"));
+        assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("before")));
+    }
+}
