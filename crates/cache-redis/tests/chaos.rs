@@ -17,18 +17,8 @@ use cache_testserver::chaos::{
 };
 use common::local_server;
 
-/// The cache's connect and response timeouts.
-const TIMEOUT: Duration = Duration::from_millis(300);
-
-/// The cells' bounds: a failing call within a reconnect (connect timeout) and the answer
-/// (response timeout), with room for a loaded two-core machine; healed within 3 s; three
-/// rounds of each fault on the same cache.
-const BOUNDS: Bounds = Bounds {
-    timeout: TIMEOUT,
-    deadline: Duration::from_millis(2 * 300 + 700),
-    heal_within: Duration::from_secs(3),
-    rounds: 3,
-};
+const TIMEOUT: Duration = common::CHAOS_TIMEOUT;
+const BOUNDS: Bounds = common::CHAOS_BOUNDS;
 
 /// The default connection model: one multiplexed connection.
 const MULTIPLEXED: ConnectionModel = ConnectionModel::Multiplexed { connections: 1 };

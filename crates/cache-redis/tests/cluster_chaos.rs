@@ -23,17 +23,9 @@ use cache_testserver::{
 };
 use common::plain;
 
-/// The cache's connect and response timeouts.
-const TIMEOUT: Duration = Duration::from_millis(300);
-
-/// As the single-node matrix: an error within a reconnect and an answer plus room for a
-/// loaded two-core machine, healed within 3 s, three rounds of each fault.
-const BOUNDS: Bounds = Bounds {
-    timeout: TIMEOUT,
-    deadline: Duration::from_millis(2 * 300 + 700),
-    heal_within: Duration::from_secs(3),
-    rounds: 3,
-};
+/// As the single-node matrix (`chaos.rs`).
+const TIMEOUT: Duration = common::CHAOS_TIMEOUT;
+const BOUNDS: Bounds = common::CHAOS_BOUNDS;
 
 /// A one-master cluster of the test's own behind a proxy it announces, and a cache on it.
 struct ProxiedCluster {

@@ -118,3 +118,17 @@ pub async fn keys_on(node_url: &str, pattern: &str) -> Vec<Vec<u8>> {
         .await
         .unwrap()
 }
+
+/// The chaos matrices' cache timeout (connect and response).
+pub const CHAOS_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// The chaos matrices' bounds: a failing call within a reconnect (connect timeout) and the
+/// answer (response timeout), with room for a loaded two-core machine; healed within 3 s;
+/// three rounds of each fault on the same cache.
+pub const CHAOS_BOUNDS: cache_testserver::chaos::probe::Bounds =
+    cache_testserver::chaos::probe::Bounds {
+        timeout: CHAOS_TIMEOUT,
+        deadline: Duration::from_millis(2 * 300 + 700),
+        heal_within: Duration::from_secs(3),
+        rounds: 3,
+    };
