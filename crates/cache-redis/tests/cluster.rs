@@ -18,7 +18,9 @@ use cache_redis::{
     },
     ConnectionModel, RedisCache,
 };
-use common::{assert_err, everything_shown, keys_on, local_cluster, local_server, masters, plain};
+use common::{
+    assert_err, eventually, everything_shown, keys_on, local_cluster, local_server, masters, plain,
+};
 
 async fn factory() -> RedisTestCache {
     fresh_cluster_cache().await
@@ -645,6 +647,73 @@ async fn a_password_protected_cluster_works_and_never_shows_the_password() {
             other => panic!("{what}: expected Auth, got {other:?}"),
         }
     }
+}
+
+/// A login refused when the cluster client reconnects (every node's password changed, then
+/// its connections killed) fails calls; once the password is the cache's again, the same
+/// cache is served again by itself.
+#[tokio::test]
+async fn a_login_refused_on_reconnect_heals_once_the_password_is_back() {
+    let cluster =
+        local_cluster(&ClusterSpec::new().replicas_per_master(0).password(PASSWORD)).await;
+    let cache = RedisCache::builder(&cluster.url())
+        .key_prefix("relogin:")
+        .timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let entries = entries(30);
+    cache.set_many(&borrowed(&entries), None).await.unwrap();
+    let keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
+
+    let mut admins = Vec::new();
+    for node in cluster.nodes() {
+        let url = format!("redis://:{PASSWORD}@127.0.0.1:{}", node.port());
+        admins.push(plain(&url).await);
+    }
+    for admin in &mut admins {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("requirepass")
+            .arg("another-password")
+            .query_async::<()>(admin)
+            .await
+            .unwrap();
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("normal")
+            .query_async::<i64>(admin)
+            .await
+            .unwrap();
+    }
+    let mut failed = 0;
+    for _ in 0..6 {
+        if cache.get_many(&keys).await.is_err() {
+            failed += 1;
+        }
+    }
+    assert!(failed > 0, "no call failed under the other password");
+
+    for admin in &mut admins {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("requirepass")
+            .arg(PASSWORD)
+            .query_async::<()>(admin)
+            .await
+            .unwrap();
+    }
+    eventually(Duration::from_secs(5), || cache.get_many(&keys))
+        .await
+        .unwrap_or_else(|err| panic!("not served again: {err}"));
+    assert!(cache
+        .get_many(&keys)
+        .await
+        .unwrap()
+        .iter()
+        .all(Option::is_some));
+    cache.clear().await.unwrap();
 }
 
 /// A `redis+cluster://` URL naming a server without cluster support is a `Config`
