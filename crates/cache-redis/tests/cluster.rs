@@ -672,20 +672,8 @@ async fn a_login_refused_on_reconnect_heals_once_the_password_is_back() {
         admins.push(plain(&url).await);
     }
     for admin in &mut admins {
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("requirepass")
-            .arg("another-password")
-            .query_async::<()>(admin)
-            .await
-            .unwrap();
-        redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("TYPE")
-            .arg("normal")
-            .query_async::<i64>(admin)
-            .await
-            .unwrap();
+        common::set_requirepass(admin, "another-password").await;
+        common::kill_other_clients(admin).await;
     }
     let mut failed = 0;
     for _ in 0..6 {
@@ -696,13 +684,7 @@ async fn a_login_refused_on_reconnect_heals_once_the_password_is_back() {
     assert!(failed > 0, "no call failed under the other password");
 
     for admin in &mut admins {
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("requirepass")
-            .arg(PASSWORD)
-            .query_async::<()>(admin)
-            .await
-            .unwrap();
+        common::set_requirepass(admin, PASSWORD).await;
     }
     eventually(Duration::from_secs(5), || cache.get_many(&keys))
         .await

@@ -393,25 +393,8 @@ async fn a_login_refused_on_reconnect_heals_once_the_password_is_back() {
             .unwrap_or_else(|err| panic!("{model:?}: cannot connect: {err}"));
         cache.set("k", Bytes::from("before"), None).await.unwrap();
 
-        let config_set = |password: &'static str| {
-            redis::cmd("CONFIG")
-                .arg("SET")
-                .arg("requirepass")
-                .arg(password)
-                .to_owned()
-        };
-        config_set("new-secret")
-            .query_async::<()>(&mut admin)
-            .await
-            .unwrap();
-        // Every connection but the admin's own.
-        redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("TYPE")
-            .arg("normal")
-            .query_async::<i64>(&mut admin)
-            .await
-            .unwrap();
+        common::set_requirepass(&mut admin, "new-secret").await;
+        common::kill_other_clients(&mut admin).await;
         let mut refused = false;
         for _ in 0..6 {
             match cache.get("k").await {
@@ -422,10 +405,7 @@ async fn a_login_refused_on_reconnect_heals_once_the_password_is_back() {
         }
         assert!(refused, "{model:?}: no call was refused at login");
 
-        config_set("old-secret")
-            .query_async::<()>(&mut admin)
-            .await
-            .unwrap();
+        common::set_requirepass(&mut admin, "old-secret").await;
         eventually(Duration::from_secs(3), || cache.get("k"))
             .await
             .unwrap_or_else(|err| panic!("{model:?}: not served again: {err}"));

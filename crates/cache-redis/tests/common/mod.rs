@@ -132,3 +132,27 @@ pub const CHAOS_BOUNDS: cache_testserver::chaos::probe::Bounds =
         heal_within: Duration::from_secs(3),
         rounds: 3,
     };
+
+/// Sets the password the server asks of new connections (`CONFIG SET requirepass`), through
+/// `admin`, whose own login stands.
+pub async fn set_requirepass(admin: &mut MultiplexedConnection, password: &str) {
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(password)
+        .query_async::<()>(admin)
+        .await
+        .unwrap_or_else(|err| panic!("CONFIG SET requirepass: {err}"));
+}
+
+/// Closes every client connection of the server but `admin`'s own (`CLIENT KILL TYPE
+/// normal`).
+pub async fn kill_other_clients(admin: &mut MultiplexedConnection) {
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .query_async::<i64>(admin)
+        .await
+        .unwrap_or_else(|err| panic!("CLIENT KILL: {err}"));
+}
