@@ -119,7 +119,7 @@ impl MemcachedCache {
             Expiry::At(at) => Some(at),
             Expiry::Never | Expiry::Expired => None,
         };
-        Write::new(server_key, value.to_vec(), at)
+        Write::new(server_key, value.clone(), at)
     }
 
     pub(crate) async fn set_in(

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use cache_api::CacheError;
+use cache_api::{Bytes, CacheError};
 use memcache::exp::MutationStatus;
 
 use crate::{
@@ -65,7 +65,7 @@ pub(crate) async fn create_counter(
 
 /// The write of the counter `key` with `generation`, in decimal and without expiry.
 fn counter_write(key: &[u8], generation: u64) -> Write {
-    Write::new(key.to_vec(), generation.to_string().into_bytes(), None)
+    Write::new(key.to_vec(), Bytes::from(generation.to_string()), None)
 }
 
 /// The generation of a prefix as the server holds it: `None` when the counter is absent,

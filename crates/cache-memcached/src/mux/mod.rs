@@ -82,7 +82,7 @@ impl Client {
         let first = self.tokens(1);
         // Room for the whole request: encoding it then needs no second allocation.
         let mut payload = Vec::with_capacity(COMMAND_ROOM + request.size());
-        request.command(first).encode_into(&mut payload)?;
+        request.encode_into(first, &mut payload)?;
         let expect = Expect::Commands { first, count: 1 };
         let answers = server
             .exchange(payload, expect, deadline)
@@ -121,9 +121,7 @@ impl Client {
             let first = self.tokens(positions.len());
             let mut payload = Vec::new();
             for (offset, &position) in (0u32..).zip(positions) {
-                requests[position]
-                    .command(first.wrapping_add(offset))
-                    .encode_into(&mut payload)?;
+                requests[position].encode_into(first.wrapping_add(offset), &mut payload)?;
             }
             let expect = Expect::Commands {
                 first,

@@ -4,9 +4,13 @@
 //! The crate's typed operations (`Get`, `Set`, `Delete`) copy the key into every command
 //! they prepare and again into every result, copy a value once more on top of the
 //! caller's copy, and ask for the client flags, which the cache does not use. Built here
-//! with [`MetaCommand`]'s own builder, the key and value move into the command, and the
-//! opaque token that pairs an answer with its request is one of its flags.
+//! with [`MetaCommand`]'s own builder, the key moves into the command, and the opaque
+//! token that pairs an answer with its request is one of its flags. A write's value is
+//! not moved into the command (it takes only a `Vec<u8>`, so the caller's `Bytes` would
+//! be copied into one first): the crate encodes the command line, with the value's
+//! length as its first token, and the value is appended from the caller's buffer.
 
+use cache_api::Bytes;
 use memcache::exp::{Error, MetaCommand, MetaCommandResult, MetaOp, MutationStatus, ReturnCode};
 
 /// One command of the cache and how its answer reads.
@@ -22,9 +26,28 @@ pub(crate) trait Request {
         self.key().len()
     }
 
-    /// The meta command carrying the opaque token `token`. The key and value move into it:
-    /// the request keeps only what reading the answer needs.
+    /// The meta command line carrying the opaque token `token`. The key moves into it:
+    /// the request keeps only what reading the answer and [`data`](Self::data) need.
     fn command(&mut self, token: u32) -> MetaCommand;
+
+    /// The data block sent after the command line, if the command has one.
+    fn data(&self) -> Option<&[u8]> {
+        None
+    }
+
+    /// Appends the whole request (command line, then its data block) to `payload`.
+    ///
+    /// # Errors
+    ///
+    /// `Usage` for a command the crate cannot encode (a key memcached cannot take).
+    fn encode_into(&mut self, token: u32, payload: &mut Vec<u8>) -> Result<(), Error> {
+        self.command(token).encode_into(payload)?;
+        if let Some(data) = self.data() {
+            payload.extend_from_slice(data);
+            payload.extend_from_slice(b"\r\n");
+        }
+        Ok(())
+    }
 
     /// Reads the server's answer to the command.
     ///
@@ -108,14 +131,14 @@ impl Request for Probe {
 /// is absent.
 pub(crate) struct Write {
     key: Vec<u8>,
-    value: Vec<u8>,
+    value: Bytes,
     /// The raw `T` token: seconds up to 30 days, beyond that a unix time.
     expiry: Option<u32>,
     add: bool,
 }
 
 impl Write {
-    pub(crate) fn new(key: Vec<u8>, value: Vec<u8>, expiry: Option<u32>) -> Self {
+    pub(crate) fn new(key: Vec<u8>, value: Bytes, expiry: Option<u32>) -> Self {
         Self {
             key,
             value,
@@ -144,9 +167,13 @@ impl Request for Write {
         self.key.len() + self.value.len() + 12
     }
 
+    /// `ms <key> <length> <flags>*`: the length is the first token after the key,
+    /// which the crate writes for a command holding its value and is given here as the
+    /// first flag, the value following as [`data`](Self::data).
     fn command(&mut self, token: u32) -> MetaCommand {
-        let mut command = MetaCommand::new(MetaOp::Set, std::mem::take(&mut self.key))
-            .value(std::mem::take(&mut self.value));
+        let length = itoa::Buffer::new().format(self.value.len()).as_bytes().to_vec();
+        let mut command =
+            MetaCommand::new(MetaOp::Set, std::mem::take(&mut self.key)).flag(length);
         if self.add {
             command = command.flag(&b"ME"[..]);
         }
@@ -154,6 +181,10 @@ impl Request for Write {
             command = command.flag(number_flag(b'T', expiry));
         }
         with_token(command, token)
+    }
+
+    fn data(&self) -> Option<&[u8]> {
+        Some(&self.value)
     }
 
     fn parse(&self, answer: MetaCommandResult) -> Result<Self::Output, Error> {
@@ -230,7 +261,7 @@ mod tests {
 
     fn wire(mut request: impl Request, token: u32) -> String {
         let mut payload = Vec::new();
-        request.command(token).encode_into(&mut payload).unwrap();
+        request.encode_into(token, &mut payload).unwrap();
         String::from_utf8(payload).unwrap()
     }
 
@@ -248,26 +279,34 @@ mod tests {
         assert_eq!(wire(Probe::new(b"k".to_vec()), 8), "mg k O8\r\n");
         assert_eq!(wire(Remove::new(b"k".to_vec()), 9), "md k O9\r\n");
         assert_eq!(
-            wire(Write::new(b"k".to_vec(), b"abc".to_vec(), None), 10),
+            wire(Write::new(b"k".to_vec(), Bytes::from_static(b"abc"), None), 10),
             "ms k 3 O10\r\nabc\r\n"
         );
         assert_eq!(
             wire(
-                Write::new(b"k".to_vec(), b"abc".to_vec(), Some(1_900_000_000)).add(),
+                Write::new(b"k".to_vec(), Bytes::from_static(b"abc"), Some(1_900_000_000)).add(),
                 u32::MAX
             ),
             "ms k 3 ME T1900000000 O4294967295\r\nabc\r\n"
         );
         // A key memcached cannot take as it is goes out in base64, as the crate sends it.
         assert_eq!(wire(Read::new(b"a b".to_vec()), 1), "mg YSBi v O1 b\r\n");
+        assert_eq!(
+            wire(Write::new(b"a b".to_vec(), Bytes::from_static(b"v"), None), 2),
+            "ms YSBi 1 O2 b\r\nv\r\n"
+        );
+        // An empty value still has its (empty) data block.
+        assert_eq!(
+            wire(Write::new(b"k".to_vec(), Bytes::new(), Some(60)), 3),
+            "ms k 0 T60 O3\r\n\r\n"
+        );
     }
 
     #[test]
     fn a_key_the_server_cannot_take_is_refused_before_sending() {
         let mut payload = Vec::new();
         let error = Read::new(vec![b'x'; 251])
-            .command(1)
-            .encode_into(&mut payload)
+            .encode_into(1, &mut payload)
             .unwrap_err();
         assert!(matches!(error, Error::Usage(_)), "{error:?}");
     }
@@ -287,7 +326,7 @@ mod tests {
         let probe = Probe::new(Vec::new());
         assert!(probe.parse(answer("HD O1", None)).unwrap());
         assert!(!probe.parse(answer("EN", None)).unwrap());
-        let set = Write::new(Vec::new(), Vec::new(), None);
+        let set = Write::new(Vec::new(), Bytes::new(), None);
         assert_eq!(
             set.parse(answer("HD O1", None)).unwrap(),
             MutationStatus::Applied
@@ -296,7 +335,7 @@ mod tests {
             set.parse(answer("NS O1", None)).unwrap(),
             MutationStatus::NotFound
         );
-        let add = Write::new(Vec::new(), Vec::new(), None).add();
+        let add = Write::new(Vec::new(), Bytes::new(), None).add();
         assert_eq!(
             add.parse(answer("NS O1", None)).unwrap(),
             MutationStatus::AlreadyExists
