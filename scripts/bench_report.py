@@ -658,7 +658,11 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
         "moka with the byte budget and per-entry expiry the backend needs, the engines it was measured against "
         "(run on get, get-miss and set only). `cached-redis` answers `set` with the previous value (a `GET` "
         "pipelined with the `SET`), encodes values as MessagePack and has no bulk read, so its get-many is one "
-        "round trip per key; `opendal-redis` has no bulk read either. `opendal-memcached` writes each request in "
+        "round trip per key; `opendal-redis` has no bulk read either. `fred` encodes a write from the caller's "
+        "buffer and parses a reply into slices of its read buffer, where redis-rs, under the Redis backend and its "
+        "raw baseline alike, copies a value twice on the way out and once per value on the way in: the rows of 16 "
+        "KiB values `fred` leads are those copies (section \"redis: values of 16 KiB beside fred\"). "
+        "`opendal-memcached` writes each request in "
         "many small writes without `TCP_NODELAY`, so Nagle's algorithm and delayed ACKs hold every request for "
         "tens of milliseconds; it runs on the get-miss and set rows only (writing 10,000 keys first would take "
         "most of a minute per row).",
