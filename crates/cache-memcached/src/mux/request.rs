@@ -171,9 +171,11 @@ impl Request for Write {
     /// which the crate writes for a command holding its value and is given here as the
     /// first flag, the value following as [`data`](Self::data).
     fn command(&mut self, token: u32) -> MetaCommand {
-        let length = itoa::Buffer::new().format(self.value.len()).as_bytes().to_vec();
-        let mut command =
-            MetaCommand::new(MetaOp::Set, std::mem::take(&mut self.key)).flag(length);
+        let length = itoa::Buffer::new()
+            .format(self.value.len())
+            .as_bytes()
+            .to_vec();
+        let mut command = MetaCommand::new(MetaOp::Set, std::mem::take(&mut self.key)).flag(length);
         if self.add {
             command = command.flag(&b"ME"[..]);
         }
@@ -279,12 +281,20 @@ mod tests {
         assert_eq!(wire(Probe::new(b"k".to_vec()), 8), "mg k O8\r\n");
         assert_eq!(wire(Remove::new(b"k".to_vec()), 9), "md k O9\r\n");
         assert_eq!(
-            wire(Write::new(b"k".to_vec(), Bytes::from_static(b"abc"), None), 10),
+            wire(
+                Write::new(b"k".to_vec(), Bytes::from_static(b"abc"), None),
+                10
+            ),
             "ms k 3 O10\r\nabc\r\n"
         );
         assert_eq!(
             wire(
-                Write::new(b"k".to_vec(), Bytes::from_static(b"abc"), Some(1_900_000_000)).add(),
+                Write::new(
+                    b"k".to_vec(),
+                    Bytes::from_static(b"abc"),
+                    Some(1_900_000_000)
+                )
+                .add(),
                 u32::MAX
             ),
             "ms k 3 ME T1900000000 O4294967295\r\nabc\r\n"
@@ -292,7 +302,10 @@ mod tests {
         // A key memcached cannot take as it is goes out in base64, as the crate sends it.
         assert_eq!(wire(Read::new(b"a b".to_vec()), 1), "mg YSBi v O1 b\r\n");
         assert_eq!(
-            wire(Write::new(b"a b".to_vec(), Bytes::from_static(b"v"), None), 2),
+            wire(
+                Write::new(b"a b".to_vec(), Bytes::from_static(b"v"), None),
+                2
+            ),
             "ms YSBi 1 O2 b\r\nv\r\n"
         );
         // An empty value still has its (empty) data block.
