@@ -660,7 +660,7 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
         "pipelined with the `SET`), encodes values as MessagePack and has no bulk read, so its get-many is one "
         "round trip per key; `opendal-redis` has no bulk read either. `fred` encodes a write from the caller's "
         "buffer and parses a reply into slices of its read buffer, where redis-rs, under the Redis backend and its "
-        "raw baseline alike, copies a value twice on the way out and once per value on the way in: the rows of 16 "
+        "raw baseline alike, copies a value three times on the way out (into the command, into its packed form, into the connection's write buffer) and once per value on the way in: the rows of 16 "
         "KiB values `fred` leads are those copies (section \"redis: values of 16 KiB beside fred\"). "
         "`opendal-memcached` writes each request in "
         "many small writes without `TCP_NODELAY`, so Nagle's algorithm and delayed ACKs hold every request for "

@@ -171,16 +171,13 @@ impl Request for Write {
     /// which the crate writes for a command holding its value and is given here as the
     /// first flag, the value following as [`data`](Self::data).
     fn command(&mut self, token: u32) -> MetaCommand {
-        let length = itoa::Buffer::new()
-            .format(self.value.len())
-            .as_bytes()
-            .to_vec();
+        let length = number_token(b"", self.value.len());
         let mut command = MetaCommand::new(MetaOp::Set, std::mem::take(&mut self.key)).flag(length);
         if self.add {
             command = command.flag(&b"ME"[..]);
         }
         if let Some(expiry) = self.expiry {
-            command = command.flag(number_flag(b'T', expiry));
+            command = command.flag(number_token(b"T", expiry));
         }
         with_token(command, token)
     }
@@ -226,17 +223,17 @@ impl Request for Remove {
 
 /// `command` with the opaque token `O<token>` as its last flag.
 fn with_token(command: MetaCommand, token: u32) -> MetaCommand {
-    command.flag(number_flag(b'O', token))
+    command.flag(number_token(b"O", token))
 }
 
-/// A flag of one letter and a number: `T60`, `O17`.
-fn number_flag(letter: u8, number: u32) -> Vec<u8> {
+/// A token of a prefix and a number: `T60`, `O17`, or a bare length, `16384`.
+fn number_token(prefix: &[u8], number: impl itoa::Integer) -> Vec<u8> {
     let mut digits = itoa::Buffer::new();
     let digits = digits.format(number).as_bytes();
-    let mut flag = Vec::with_capacity(1 + digits.len());
-    flag.push(letter);
-    flag.extend_from_slice(digits);
-    flag
+    let mut token = Vec::with_capacity(prefix.len() + digits.len());
+    token.extend_from_slice(prefix);
+    token.extend_from_slice(digits);
+    token
 }
 
 /// What the answer to a write or delete says, as the crate reads it.
