@@ -332,6 +332,9 @@ async fn write(
     let mut batch = Vec::with_capacity(16 * 1024);
     let mut deadlines = Deadlines::new(Arc::clone(&shared));
     let failure = loop {
+        // Requests first; the deadlines still get their turn under a steady stream of
+        // them, since the queue and the socket spend Tokio's cooperative budget and answer
+        // `Pending` once it is used up.
         let first = tokio::select! {
             biased;
             message = queued.recv() => match message {
@@ -585,6 +588,42 @@ mod tests {
         .expect("the blocked write outlived the request's deadline");
         assert!(matches!(outcome, Err(Failure::Timeout)), "{outcome:?}");
         assert!(start.elapsed() >= Duration::from_millis(100));
+        assert!(!connection.is_usable());
+    }
+
+    #[tokio::test]
+    async fn a_steady_stream_of_requests_does_not_hold_off_a_deadline() {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        // A server that reads every request and answers none.
+        tokio::spawn(async move {
+            let mut server = server;
+            let mut sink = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut server, &mut sink).await;
+        });
+        let connection = Arc::new(Connection::start(Box::new(client)));
+        let first = tokio::spawn({
+            let connection = Arc::clone(&connection);
+            async move { delete(&connection, 0, Instant::now() + Duration::from_millis(50)).await }
+        });
+        tokio::task::yield_now().await;
+        // Callers that send and give up at once keep the writer busy, far past the first
+        // request's deadline if nothing stops them.
+        let started = Instant::now();
+        let mut token = 1;
+        while connection.is_usable() && started.elapsed() < Duration::from_secs(10) {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            for _ in 0..64 {
+                let mut request = std::pin::pin!(delete(&connection, token, deadline));
+                let _ = futures::poll!(request.as_mut());
+                token = token.wrapping_add(1);
+            }
+            tokio::task::yield_now().await;
+        }
+        let first = tokio::time::timeout(Duration::from_secs(5), first)
+            .await
+            .expect("the first request outlived its deadline")
+            .unwrap();
+        assert!(matches!(first, Err(Failure::Timeout)), "{first:?}");
         assert!(!connection.is_usable());
     }
 }
