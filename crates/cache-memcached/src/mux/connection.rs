@@ -501,6 +501,12 @@ mod tests {
         }
     }
 
+    /// Reads every request and answers none.
+    async fn answer_nothing(mut server: DuplexStream) {
+        let mut sink = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut server, &mut sink).await;
+    }
+
     /// A request that reads `md key<token> O<token>`, due at `deadline`.
     fn delete(
         connection: &Connection,
@@ -518,12 +524,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_request_due_sooner_than_those_ahead_fails_at_its_own_deadline() {
         let (client, server) = tokio::io::duplex(64 * 1024);
-        // A server that reads every request and answers none.
-        tokio::spawn(async move {
-            let mut server = server;
-            let mut sink = Vec::new();
-            let _ = tokio::io::AsyncReadExt::read_to_end(&mut server, &mut sink).await;
-        });
+        tokio::spawn(answer_nothing(server));
         let connection = Arc::new(Connection::start(Box::new(client)));
         let start = Instant::now();
         let ahead = tokio::spawn({
@@ -594,12 +595,7 @@ mod tests {
     #[tokio::test]
     async fn a_steady_stream_of_requests_does_not_hold_off_a_deadline() {
         let (client, server) = tokio::io::duplex(64 * 1024);
-        // A server that reads every request and answers none.
-        tokio::spawn(async move {
-            let mut server = server;
-            let mut sink = Vec::new();
-            let _ = tokio::io::AsyncReadExt::read_to_end(&mut server, &mut sink).await;
-        });
+        tokio::spawn(answer_nothing(server));
         let connection = Arc::new(Connection::start(Box::new(client)));
         let first = tokio::spawn({
             let connection = Arc::clone(&connection);
