@@ -189,12 +189,20 @@ impl Connection {
         let (messages, queued) = mpsc::unbounded_channel();
         let (exchanges, expected) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());
+        // Made here, in the caller's context, before either task starts.
+        let deadlines = Deadlines::new(Arc::clone(&shared));
         let reader = tokio::spawn(reader::run(
             BufReader::with_capacity(READ_BUFFER, read),
             expected,
             Arc::clone(&shared),
         ));
-        let writer = tokio::spawn(write(written, queued, exchanges, Arc::clone(&shared)));
+        let writer = tokio::spawn(write(
+            written,
+            queued,
+            exchanges,
+            Arc::clone(&shared),
+            deadlines,
+        ));
         shared
             .tasks
             .lock()
@@ -328,9 +336,9 @@ async fn write(
     mut queued: mpsc::UnboundedReceiver<Message>,
     exchanges: mpsc::UnboundedSender<Exchange>,
     shared: Arc<Shared>,
+    mut deadlines: Deadlines,
 ) {
     let mut batch = Vec::with_capacity(16 * 1024);
-    let mut deadlines = Deadlines::new(Arc::clone(&shared));
     let failure = loop {
         // Requests first; the deadlines still get their turn under a steady stream of
         // them, since the queue and the socket spend Tokio's cooperative budget and answer
@@ -466,7 +474,9 @@ mod tests {
         let (read, mut write) = tokio::io::split(server);
         let mut lines = tokio::io::BufReader::new(read).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            tokio::time::sleep(delay).await;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let token = line.split(' ').find(|token| token.starts_with('O'));
             let answer = format!("HD {}\r\n", token.unwrap_or_default());
             if write.write_all(answer.as_bytes()).await.is_err() {
