@@ -268,7 +268,8 @@ struct Deadlines {
     pending: VecDeque<Instant>,
     /// How many requests were registered before the first of `pending`.
     skipped: u64,
-    /// When the timer fires; `None` while nothing is in flight.
+    /// When the timer fires; `None` when it is not set (nothing was in flight when it last
+    /// fired, or nothing was ever registered).
     armed: Option<Instant>,
     timer: Pin<Box<Sleep>>,
     shared: Arc<Shared>,
