@@ -14,8 +14,8 @@ use crate::{
 };
 
 /// Awaits a call of the client, mapping its error. The client bounds each call by the
-/// timeout it is given (the context's): a timer here would only race it, and the client
-/// must see its own timeout to drop the connection that missed it.
+/// timeout it is given (the context's): a second timer here would only race it, and the
+/// client must see its own timeout to drop the connection that missed it.
 pub(crate) async fn call<T>(
     context: Context,
     future: impl Future<Output = Result<T, ClientError>>,

@@ -18,7 +18,7 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    /// The timeout of a whole exchange (every call is bounded by one deadline, sending
+    /// The timeout of a whole exchange (every call is bounded by one timer, sending
     /// and answer together): the `response` phase, or `connect` for the connection
     /// probe.
     pub(crate) fn timeout(&self) -> CacheError {

@@ -4,21 +4,10 @@
 //!
 //! The writer registers each request with the reader *before* its bytes go out, so the
 //! reader always knows what the next answer on the wire belongs to.
-//!
-//! The writer also keeps the deadlines of the requests in flight, under one timer for the
-//! whole connection: a request still unanswered at its deadline fails the connection, and
-//! with it every request on it. A call then needs no timer of its own, which on a fast
-//! server would be set and cancelled for every call; the connection's timer is set again
-//! only when it fires or when a request is due sooner than the one it waits for.
 
 use std::{
-    collections::VecDeque,
     io,
-    pin::Pin,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, Mutex, OnceLock, PoisonError,
-    },
+    sync::{Arc, Mutex, OnceLock, PoisonError},
 };
 
 use memcache::exp::{Error, MetaCommandResult};
@@ -26,7 +15,6 @@ use tokio::{
     io::{AsyncWriteExt, BufReader, WriteHalf},
     sync::{mpsc, oneshot},
     task::AbortHandle,
-    time::{Instant, Sleep},
 };
 
 use super::reader;
@@ -137,7 +125,6 @@ pub(crate) struct Exchange {
 struct Message {
     payload: Vec<u8>,
     exchange: Exchange,
-    deadline: Instant,
 }
 
 /// What the caller side and both tasks share.
@@ -145,9 +132,6 @@ struct Message {
 pub(crate) struct Shared {
     failure: OnceLock<Failure>,
     tasks: Mutex<Vec<AbortHandle>>,
-    /// Requests the reader is done with, answered or dropped: the first this many of those
-    /// the writer registered, since both go in the same order.
-    answered: AtomicU64,
 }
 
 impl Shared {
@@ -168,11 +152,6 @@ impl Shared {
     fn reason(&self) -> Failure {
         self.failure.get().cloned().unwrap_or_else(Failure::closed)
     }
-
-    /// Called by the reader when it is done with a request.
-    pub(crate) fn answered(&self) {
-        self.answered.fetch_add(1, Ordering::Release);
-    }
 }
 
 /// A connection to one server that carries any number of requests at once.
@@ -189,20 +168,12 @@ impl Connection {
         let (messages, queued) = mpsc::unbounded_channel();
         let (exchanges, expected) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());
-        // Made here, in the caller's context, before either task starts.
-        let deadlines = Deadlines::new(Arc::clone(&shared));
         let reader = tokio::spawn(reader::run(
             BufReader::with_capacity(READ_BUFFER, read),
             expected,
             Arc::clone(&shared),
         ));
-        let writer = tokio::spawn(write(
-            written,
-            queued,
-            exchanges,
-            Arc::clone(&shared),
-            deadlines,
-        ));
+        let writer = tokio::spawn(write(written, queued, exchanges, Arc::clone(&shared)));
         shared
             .tasks
             .lock()
@@ -221,25 +192,23 @@ impl Connection {
         self.shared.failure.get().is_none() && !self.messages.is_closed()
     }
 
-    /// Sends `payload` and waits for its answers, as long as the caller waits. A request
-    /// unanswered at `deadline` fails the connection with [`Failure::Timeout`].
+    /// Fails the connection: every request on it gets `failure`.
+    pub(crate) fn fail(&self, failure: Failure) {
+        self.shared.fail(failure);
+    }
+
+    /// Sends `payload` and waits for its answers, as long as the caller waits.
     pub(crate) async fn exchange(
         &self,
         payload: Vec<u8>,
         expect: Expect,
-        deadline: Instant,
     ) -> Result<Answers, Failure> {
         if let Some(failure) = self.shared.failure.get() {
             return Err(failure.clone());
         }
         let (reply, answers) = oneshot::channel();
         let exchange = Exchange { expect, reply };
-        let message = Message {
-            payload,
-            exchange,
-            deadline,
-        };
-        if self.messages.send(message).is_err() {
+        if self.messages.send(Message { payload, exchange }).is_err() {
             return Err(self.failed());
         }
         answers.await.map_err(|_| self.failed())
@@ -261,107 +230,24 @@ impl Drop for Connection {
     }
 }
 
-/// The deadlines of the requests in flight on a connection, and its one timer.
-struct Deadlines {
-    /// Deadlines of the requests registered with the reader and not yet answered (and of
-    /// a few answered since the last look), in the order they were registered.
-    pending: VecDeque<Instant>,
-    /// How many requests were registered before the first of `pending`.
-    skipped: u64,
-    /// When the timer fires; `None` when it is not set (nothing was in flight when it last
-    /// fired, or nothing was ever registered).
-    armed: Option<Instant>,
-    timer: Pin<Box<Sleep>>,
-    shared: Arc<Shared>,
-}
-
-impl Deadlines {
-    fn new(shared: Arc<Shared>) -> Self {
-        Self {
-            pending: VecDeque::new(),
-            skipped: 0,
-            armed: None,
-            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
-            shared,
-        }
-    }
-
-    /// Forgets the deadlines of the requests the reader is done with.
-    fn prune(&mut self) {
-        let answered = self.shared.answered.load(Ordering::Acquire);
-        while self.skipped < answered && self.pending.pop_front().is_some() {
-            self.skipped += 1;
-        }
-    }
-
-    /// A request registered with the reader, due at `deadline`.
-    fn register(&mut self, deadline: Instant) {
-        self.prune();
-        self.pending.push_back(deadline);
-        if self.armed.is_none_or(|armed| deadline < armed) {
-            self.arm(deadline);
-        }
-    }
-
-    fn arm(&mut self, at: Instant) {
-        self.armed = Some(at);
-        self.timer.as_mut().reset(at);
-    }
-
-    /// Waits until the timer fires, then fails if a request in flight is past its
-    /// deadline; otherwise sets the timer for the next deadline. Never ready while nothing
-    /// is in flight.
-    async fn expired(&mut self) -> Result<(), Failure> {
-        if self.armed.is_none() {
-            return std::future::pending().await;
-        }
-        self.timer.as_mut().await;
-        self.armed = None;
-        self.prune();
-        let now = Instant::now();
-        match self.pending.iter().min() {
-            Some(due) if *due <= now => Err(Failure::Timeout),
-            Some(due) => {
-                self.arm(*due);
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-}
-
 /// The writer task: takes every request queued, registers each with the reader, writes
-/// them in one go; and fails the connection when a request in flight passes its deadline.
+/// them in one go.
 async fn write(
     mut socket: WriteHalf<Stream>,
     mut queued: mpsc::UnboundedReceiver<Message>,
     exchanges: mpsc::UnboundedSender<Exchange>,
     shared: Arc<Shared>,
-    mut deadlines: Deadlines,
 ) {
     let mut batch = Vec::with_capacity(16 * 1024);
     let failure = loop {
-        // Requests first; the deadlines still get their turn under a steady stream of
-        // them, since the queue and the socket spend Tokio's cooperative budget and answer
-        // `Pending` once it is used up.
-        let first = tokio::select! {
-            biased;
-            message = queued.recv() => match message {
-                Some(message) => message,
-                // Every handle dropped: the connection closes with nothing in flight.
-                None => return,
-            },
-            expired = deadlines.expired() => match expired {
-                Ok(()) => continue,
-                Err(failure) => break failure,
-            },
+        let Some(first) = queued.recv().await else {
+            // Every handle dropped: the connection closes with nothing in flight.
+            return;
         };
         let mut next = Some(first);
         let mut single = None;
         batch.clear();
         while let Some(message) = next.take() {
-            // Counted before the reader can be done with it.
-            deadlines.register(message.deadline);
             if exchanges.send(message.exchange).is_err() {
                 // The reader stopped, having failed the connection.
                 return;
@@ -388,21 +274,8 @@ async fn write(
             socket.write_all(bytes).await?;
             socket.flush().await
         };
-        tokio::pin!(written);
-        // A server that stops reading blocks the write: the deadlines still count.
-        let outcome = loop {
-            tokio::select! {
-                biased;
-                written = &mut written => break written.map_err(|error| Failure::io(&error)),
-                expired = deadlines.expired() => {
-                    if let Err(failure) = expired {
-                        break Err(failure);
-                    }
-                }
-            }
-        };
-        if let Err(failure) = outcome {
-            break failure;
+        if let Err(error) = written.await {
+            break Failure::io(&error);
         }
         if batch.capacity() > KEEP_WRITE_BUFFER {
             batch = Vec::with_capacity(16 * 1024);
@@ -467,17 +340,9 @@ mod tests {
 
     /// Answers every command line it reads with `HD` and the line's opaque token.
     async fn answer_every_line(server: DuplexStream) {
-        answer_every_line_after(server, Duration::ZERO).await;
-    }
-
-    /// Answers every command line it reads, `delay` after reading it.
-    async fn answer_every_line_after(server: DuplexStream, delay: Duration) {
         let (read, mut write) = tokio::io::split(server);
         let mut lines = tokio::io::BufReader::new(read).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
             let token = line.split(' ').find(|token| token.starts_with('O'));
             let answer = format!("HD {}\r\n", token.unwrap_or_default());
             if write.write_all(answer.as_bytes()).await.is_err() {
@@ -500,137 +365,13 @@ mod tests {
                 first: token,
                 count: 1,
             };
-            let answers = tokio::time::timeout(
-                Duration::from_secs(5),
-                connection.exchange(payload, expect, Instant::now() + Duration::from_secs(5)),
-            )
-            .await
-            .expect("the request never reached the server: it was not flushed")
-            .unwrap();
+            let answers =
+                tokio::time::timeout(Duration::from_secs(5), connection.exchange(payload, expect))
+                    .await
+                    .expect("the request never reached the server: it was not flushed")
+                    .unwrap();
             let answer = answers.into_first().unwrap().unwrap();
             assert_eq!(answer.opaque.as_deref(), Some(token.to_string().as_bytes()));
         }
-    }
-
-    /// Reads every request and answers none.
-    async fn answer_nothing(mut server: DuplexStream) {
-        let mut sink = Vec::new();
-        let _ = tokio::io::AsyncReadExt::read_to_end(&mut server, &mut sink).await;
-    }
-
-    /// A request that reads `md key<token> O<token>`, due at `deadline`.
-    fn delete(
-        connection: &Connection,
-        token: u32,
-        deadline: Instant,
-    ) -> impl std::future::Future<Output = Result<Answers, Failure>> + '_ {
-        let payload = format!("md key{token} O{token}\r\n").into_bytes();
-        let expect = Expect::Commands {
-            first: token,
-            count: 1,
-        };
-        connection.exchange(payload, expect, deadline)
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_request_due_sooner_than_those_ahead_fails_at_its_own_deadline() {
-        let (client, server) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(answer_nothing(server));
-        let connection = Arc::new(Connection::start(Box::new(client)));
-        let start = Instant::now();
-        let ahead = tokio::spawn({
-            let connection = Arc::clone(&connection);
-            async move { delete(&connection, 1, start + Duration::from_secs(60)).await }
-        });
-        tokio::task::yield_now().await;
-        let sooner = tokio::time::timeout(
-            Duration::from_secs(120),
-            delete(&connection, 2, start + Duration::from_millis(100)),
-        )
-        .await
-        .expect("no deadline failed the request");
-        assert!(matches!(sooner, Err(Failure::Timeout)), "{sooner:?}");
-        let waited = start.elapsed();
-        assert!(
-            waited >= Duration::from_millis(100) && waited < Duration::from_secs(60),
-            "the request failed after {waited:?}, not at its deadline"
-        );
-        // The connection failed with it, and every request still on it.
-        let ahead = ahead.await.unwrap();
-        assert!(matches!(ahead, Err(Failure::Timeout)), "{ahead:?}");
-        assert!(!connection.is_usable());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_request_answered_in_time_leaves_no_deadline_behind() {
-        let (client, server) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(answer_every_line_after(server, Duration::from_millis(50)));
-        let connection = Connection::start(Box::new(client));
-        // Answered at 50 ms, due at 60: the timer set for it fires while the next request
-        // is in flight, and must let that one run to its own deadline.
-        let start = Instant::now();
-        let first = delete(&connection, 1, start + Duration::from_millis(60)).await;
-        assert!(first.is_ok(), "{first:?}");
-        let second = delete(&connection, 2, start + Duration::from_secs(1)).await;
-        assert!(second.is_ok(), "{second:?}");
-        assert!(start.elapsed() > Duration::from_millis(60));
-        // Long after every deadline so far, with nothing in flight: still usable.
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        let third = delete(&connection, 3, Instant::now() + Duration::from_secs(1)).await;
-        assert!(third.is_ok(), "{third:?}");
-        assert!(connection.is_usable());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_server_that_stops_reading_fails_the_request_at_its_deadline() {
-        // Room for 64 bytes on the way to a server that never reads them: the write of a
-        // larger request blocks.
-        let (client, _server) = tokio::io::duplex(64);
-        let connection = Connection::start(Box::new(client));
-        let start = Instant::now();
-        let mut payload = b"ms key 1024 O1\r\n".to_vec();
-        payload.extend_from_slice(&[b'v'; 1024]);
-        payload.extend_from_slice(b"\r\n");
-        let expect = Expect::Commands { first: 1, count: 1 };
-        let outcome = tokio::time::timeout(
-            Duration::from_secs(60),
-            connection.exchange(payload, expect, start + Duration::from_millis(100)),
-        )
-        .await
-        .expect("the blocked write outlived the request's deadline");
-        assert!(matches!(outcome, Err(Failure::Timeout)), "{outcome:?}");
-        assert!(start.elapsed() >= Duration::from_millis(100));
-        assert!(!connection.is_usable());
-    }
-
-    #[tokio::test]
-    async fn a_steady_stream_of_requests_does_not_hold_off_a_deadline() {
-        let (client, server) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(answer_nothing(server));
-        let connection = Arc::new(Connection::start(Box::new(client)));
-        let first = tokio::spawn({
-            let connection = Arc::clone(&connection);
-            async move { delete(&connection, 0, Instant::now() + Duration::from_millis(50)).await }
-        });
-        tokio::task::yield_now().await;
-        // Callers that send and give up at once keep the writer busy, far past the first
-        // request's deadline if nothing stops them.
-        let started = Instant::now();
-        let mut token = 1;
-        while connection.is_usable() && started.elapsed() < Duration::from_secs(10) {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            for _ in 0..64 {
-                let mut request = std::pin::pin!(delete(&connection, token, deadline));
-                let _ = futures::poll!(request.as_mut());
-                token = token.wrapping_add(1);
-            }
-            tokio::task::yield_now().await;
-        }
-        let first = tokio::time::timeout(Duration::from_secs(5), first)
-            .await
-            .expect("the first request outlived its deadline")
-            .unwrap();
-        assert!(matches!(first, Err(Failure::Timeout)), "{first:?}");
-        assert!(!connection.is_usable());
     }
 }

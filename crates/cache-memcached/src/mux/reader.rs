@@ -53,7 +53,6 @@ pub(crate) async fn run(
             Ok((answers, in_step)) => {
                 // A caller that gave up has dropped its receiver: the answer is dropped.
                 let _ = exchange.reply.send(answers);
-                shared.answered();
                 if let Err(failure) = in_step {
                     return shared.fail(failure);
                 }

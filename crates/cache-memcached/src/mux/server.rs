@@ -101,19 +101,32 @@ impl Server {
     }
 
     /// Sends `payload` on one of the connections and waits for its answers until
-    /// `deadline`. A request that passes its deadline fails its connection (the
-    /// connection keeps the deadlines of its requests): the server stopped answering on
-    /// it, so the requests queued behind fail now rather than each waiting out its own
-    /// deadline, and the next call starts on a fresh connection with nothing stuck ahead
-    /// of it.
+    /// `deadline`. A request that passes its deadline fails its connection: the server
+    /// stopped answering on it, so the requests queued behind fail now rather than each
+    /// waiting out its own deadline, and the next call starts on a fresh connection with
+    /// nothing stuck ahead of it.
     pub(crate) async fn exchange(
         &self,
         payload: Vec<u8>,
         expect: Expect,
         deadline: Instant,
     ) -> Result<Answers, Failure> {
-        let connection = self.connection(deadline).await?;
-        connection.exchange(payload, expect, deadline).await
+        let mut used = None;
+        let outcome = tokio::time::timeout_at(deadline, async {
+            let connection = self.connection(deadline).await?;
+            used = Some(Arc::clone(&connection));
+            connection.exchange(payload, expect).await
+        })
+        .await;
+        match outcome {
+            Ok(answers) => answers,
+            Err(_) => {
+                if let Some(connection) = used {
+                    connection.fail(Failure::Timeout);
+                }
+                Err(Failure::Timeout)
+            }
+        }
     }
 
     /// The next connection in turn, dialled first when it is missing or failed.
@@ -124,14 +137,8 @@ impl Server {
             return Ok(connection);
         }
         // A dial's future (a TLS handshake included) is over a kilobyte: boxed, it is not
-        // part of, and copied with, the future of every call. Waiting for another caller's
-        // dial counts against this call's deadline too.
-        Box::pin(tokio::time::timeout_at(
-            deadline,
-            self.dial_into(slot, deadline),
-        ))
-        .await
-        .unwrap_or(Err(Failure::Timeout))
+        // part of, and copied with, the future of every call.
+        Box::pin(self.dial_into(slot, deadline)).await
     }
 
     /// Dials the connection of `slot`, unless another caller did meanwhile.
