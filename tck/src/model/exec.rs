@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// The first step of a sequence whose answer the model does not accept.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StepFailure {
     pub(crate) step: usize,
     pub(crate) failure: Failure,

@@ -286,6 +286,12 @@ pub struct ModelFailure {
     pub drawn_len: usize,
     /// Runs spent shrinking.
     pub shrink_runs: u32,
+    /// Whether `program` failed the same way (same step, same answer) once more when it
+    /// ran again on a fresh cache after shrinking. A failure that does not come back
+    /// hangs on timing (a stalled machine, a read at the edge of an expiry) or on what
+    /// other caches of the same server did meanwhile: the defect is real, but the
+    /// printed steps may pass when replayed.
+    pub reproduced: bool,
     /// Which sequence of the run failed (from 1).
     pub case: u32,
     /// The seed that draws the run again.
@@ -305,6 +311,13 @@ impl fmt::Display for ModelFailure {
             self.shrink_runs
         )?;
         writeln!(f, "  {}", self.failure)?;
+        if !self.reproduced {
+            writeln!(
+                f,
+                "  (it did not come back when the sequence ran again on a fresh cache: it \
+                 hangs on timing or on other caches of the same server, and a replay may pass)"
+            )?;
+        }
         writeln!(f, "replay, on a fresh cache:")?;
         for line in format!("{:?}", self.program).lines() {
             writeln!(f, "    {line}")?;
@@ -506,7 +519,8 @@ where
 {
     /// proptest's own loop: simplify while the sequence still fails, complicate back
     /// when it passes, until neither moves or the budget is spent. A failure that does
-    /// not come back (a timing one) leaves the sequence as drawn.
+    /// not come back (a timing one) leaves the sequence as drawn. The result runs once
+    /// more on a fresh cache, to say whether its failure comes back.
     async fn shrink(
         self,
         mut tree: impl ValueTree<Value = Program>,
@@ -529,12 +543,16 @@ where
                 Ok(()) => moved = tree.complicate(),
             }
         }
+        let pair = Pair::new(self.factory, self.config.bystander).await;
+        let again = pair.run(&best, self.granularity, self.config).await;
+        let reproduced = again.is_err_and(|again| again == failure);
         ModelFailure {
             drawn_len: 0,
             program: best,
             step: failure.step,
             failure: failure.failure,
             shrink_runs: runs,
+            reproduced,
             case: 0,
             seed: 0,
         }
