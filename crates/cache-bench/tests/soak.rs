@@ -49,6 +49,22 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(2);
 const RSS_GROWTH_KIB: u64 = 32 * 1024;
 const SOCKET_GROWTH: u64 = 16;
 const CLIENT_GROWTH: u64 = 8;
+/// How long each phase after the load may take: stopping the injectors, the load tasks
+/// (every call is bounded by [`TIMEOUT`]) and the sampler; reading back gets a quarter of
+/// the run's length when that is more. A phase that overruns fails the soak with its name
+/// instead of hanging until the CI job's limit.
+const PHASE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Awaits `future`, failing the soak with `phase` named if it takes over `limit`.
+async fn within<T>(
+    phase: impl std::fmt::Display,
+    limit: Duration,
+    future: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| panic!("the soak hung: {phase} took over {limit:?}"))
+}
 
 fn soak_duration() -> Duration {
     match std::env::var(DURATION_ENV) {
@@ -327,21 +343,41 @@ async fn soak_redis_and_memcached_through_faults() {
     tokio::time::sleep(duration).await;
     stop.store(true, Ordering::Relaxed);
     let mut injected = Vec::new();
-    for injector in injectors {
-        injected.push(injector.await.unwrap());
+    for (injector, target) in injectors.into_iter().zip(&targets) {
+        let phase = format!("stopping the fault injector of {}", target.name);
+        injected.push(within(phase, PHASE_LIMIT, injector).await.unwrap());
     }
     let mut reports: Vec<Vec<SoakReport>> = vec![Vec::new(), Vec::new()];
-    while let Some(done) = workers.join_next().await {
+    while !workers.is_empty() {
+        let running = |reports: &[Vec<SoakReport>]| {
+            let names = targets.iter().zip(reports);
+            let left =
+                names.map(|(target, done)| format!("{} {}", TASKS - done.len(), target.name));
+            format!(
+                "stopping the load tasks ({} still running)",
+                left.collect::<Vec<_>>().join(", ")
+            )
+        };
+        let done = within(running(&reports), PHASE_LIMIT, workers.join_next()).await;
+        let done = done.expect("the set is not empty");
         let (index, report) =
             done.unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
         reports[index].push(report);
     }
-    let samples = sampler.await.unwrap();
+    let samples = within("stopping the sampler", PHASE_LIMIT, sampler)
+        .await
+        .unwrap();
     let ran = started.elapsed();
     let mut failures = Vec::new();
     for (index, target) in targets.iter().enumerate() {
         target.proxy.heal();
-        let (checked, lost) = verify(target.cache.as_ref(), target.name, &reports[index]).await;
+        let phase = format!("reading back the acknowledged writes of {}", target.name);
+        let (checked, lost) = within(
+            phase,
+            PHASE_LIMIT.max(duration / 4),
+            verify(target.cache.as_ref(), target.name, &reports[index]),
+        )
+        .await;
         let summary = SoakReport::summary(target.name, &reports[index], ran, injected[index]);
         println!(
             "{summary}; {checked} acknowledged long-lived writes read back, {} lost",
