@@ -80,12 +80,24 @@ impl Host {
     /// lists given in code rather than in a URL.
     #[must_use]
     pub fn parse(entry: &str) -> Option<Host> {
+        Self::read(entry).ok()
+    }
+
+    /// Reads one `host[:port]` entry, or says what is wrong with it (without repeating
+    /// it: the entry may be the tail of a password).
+    fn read(entry: &str) -> Result<Host, &'static str> {
         let entry = entry.trim();
         let (host, port) = if let Some(inner) = entry.strip_prefix('[') {
-            let (address, after) = inner.split_once(']')?;
+            let (address, after) = inner
+                .split_once(']')
+                .ok_or("its IPv6 address has no closing ']'")?;
             let port = match after {
                 "" => None,
-                after => Some(after.strip_prefix(':')?),
+                after => Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or("only ':port' may follow an IPv6 address's ']'")?,
+                ),
             };
             (format!("[{address}]"), port)
         } else {
@@ -96,15 +108,23 @@ impl Host {
         };
         let port = match port {
             None => None,
-            Some(port) => Some(port.parse::<u16>().ok().filter(|port| *port != 0)?),
+            Some(port) => Some(
+                port.parse::<u16>()
+                    .ok()
+                    .filter(|port| *port != 0)
+                    .ok_or("its port is not a number from 1 to 65535")?,
+            ),
         };
-        let (name, ipv6) = match url::Host::parse(&host).ok()? {
+        let parsed = url::Host::parse(&host).map_err(|_| {
+            "its host is not a domain name, an IPv4 address or a bracketed IPv6 address"
+        })?;
+        let (name, ipv6) = match parsed {
             url::Host::Domain(domain) if !domain.is_empty() => (domain, false),
-            url::Host::Domain(_) => return None,
+            url::Host::Domain(_) => return Err("its host name is empty"),
             url::Host::Ipv4(address) => (address.to_string(), false),
             url::Host::Ipv6(address) => (address.to_string(), true),
         };
-        Some(Host { name, port, ipv6 })
+        Ok(Host { name, port, ipv6 })
     }
 }
 
@@ -318,18 +338,18 @@ fn parse_hosts(authority: &str, may_hold_secret: bool) -> Result<Vec<Host>, Cach
                     "the host list of the url has an empty entry",
                 ));
             }
-            Host::parse(entry).ok_or_else(|| {
+            Host::read(entry).map_err(|reason| {
                 CacheError::config(if may_hold_secret {
                     // What looks like a host may be the tail of a password holding an
                     // unencoded reserved character: do not show it.
                     format!(
-                        "host {} of the url is not host[:port] (percent-encode '/', '?', '#' \
-                         and '@' in a password)",
+                        "host {} of the url is not host[:port]: {reason} (percent-encode \
+                         '/', '?', '#' and '@' in a password)",
                         index + 1
                     )
                 } else {
                     format!(
-                        "bad host {:?} in the url: expected host[:port]",
+                        "bad host {:?} in the url: {reason} (expected host[:port])",
                         entry.trim()
                     )
                 })
@@ -416,8 +436,21 @@ mod tests {
             let shown = message(CacheUrl::parse(raw));
             assert!(!shown.contains("hunter2"), "{raw}: {shown}");
         }
+        let port = message(CacheUrl::parse("redis://:hunter2@h:99999"));
+        assert!(
+            port.contains("port is not a number from 1 to 65535"),
+            "{port}"
+        );
+        let bracket = message(CacheUrl::parse("redis://:hunter2@[::1"));
+        assert!(bracket.contains("no closing ']'"), "{bracket}");
         let named = message(CacheUrl::parse("memcache://a,bad host:1"));
         assert!(named.contains("\"bad host:1\""), "{named}");
+        assert!(named.contains("its host is not a domain name"), "{named}");
+        let zero = message(CacheUrl::parse("memcache://127.0.0.1:0"));
+        assert!(
+            zero.contains("port is not a number from 1 to 65535"),
+            "{zero}"
+        );
     }
 
     #[test]
