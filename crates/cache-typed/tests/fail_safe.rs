@@ -139,8 +139,12 @@ async fn a_frozen_backend_serves_the_stale_value_then_recovers() {
 
 const SOFT: Duration = Duration::from_millis(100);
 const HARD: Duration = Duration::from_millis(150);
-/// What a loaded two-core machine may add to a timer; the target is 10 ms.
-const MARGIN: Duration = Duration::from_millis(50);
+/// What a loaded two-core machine may add to a timer (the target is 10 ms, and the
+/// figure is printed): well short of [`SLOW_FACTORY`], which a caller that waited for
+/// the factory would take.
+const MARGIN: Duration = Duration::from_millis(300);
+/// How long the factories of the timeout tests take.
+const SLOW_FACTORY: Duration = Duration::from_secs(1);
 
 /// Writes `value` under `key` and lets its TTL pass, so it is stale but kept.
 async fn stale_value(
@@ -178,9 +182,9 @@ async fn eventually_stored(
     panic!("the factory's value was not stored within 2 s");
 }
 
-/// A factory slower than the soft timeout: the stale value comes back within the soft
-/// timeout (+ 50 ms margin, measured and printed), and the factory's value is stored
-/// when it finishes.
+/// A factory slower than the soft timeout: the stale value comes back at the soft
+/// timeout (measured and printed; asserted within [`MARGIN`]), and the factory's value
+/// is stored when it finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_soft_timeout_the_stale_value_is_returned_and_the_factory_completes() {
     let typed = users(common::memory());
@@ -196,7 +200,7 @@ async fn past_the_soft_timeout_the_stale_value_is_returned_and_the_factory_compl
         .get_or_set_entry(
             "user:1",
             options,
-            runs.factory(Duration::from_millis(400), user(1, "new")),
+            runs.factory(SLOW_FACTORY, user(1, "new")),
         )
         .await
         .unwrap();
@@ -222,7 +226,7 @@ async fn past_the_hard_timeout_the_caller_gets_a_timeout_error() {
         .get_or_set(
             "user:2",
             options,
-            runs.factory(Duration::from_millis(400), user(2, "slow")),
+            runs.factory(SLOW_FACTORY, user(2, "slow")),
         )
         .await
         .unwrap_err();
