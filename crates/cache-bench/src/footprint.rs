@@ -121,6 +121,19 @@ fn footprint_key(i: u64) -> String {
     format!("footprint:{i:08}")
 }
 
+/// The byte budget of the URL's in-memory backend, once the value size is checked
+/// against the largest value that backend takes (both sides store the same values).
+fn checked_capacity(settings: &Settings) -> Result<u64, BenchError> {
+    let capacity = capacity_of(settings)?;
+    let limits = cache_memory::MemoryCache::builder()
+        .max_capacity_bytes(capacity)
+        .build()
+        .map_err(|err| BenchError::Settings(err.to_string()))?
+        .limits();
+    crate::run::check_value_size(settings.value_size, &limits)?;
+    Ok(capacity)
+}
+
 fn capacity_of(settings: &Settings) -> Result<u64, BenchError> {
     match Backend::of(&settings.url, settings.timeout) {
         Ok(Backend::Memory { capacity_bytes }) => Ok(capacity_bytes),
@@ -145,7 +158,7 @@ pub fn footprint(
     entries: u64,
     child: impl Fn(Side) -> Command,
 ) -> Result<FootprintReport, BenchError> {
-    capacity_of(settings)?;
+    checked_capacity(settings)?;
     let run = |side: Side| -> Result<FootprintSide, BenchError> {
         let name = side.name();
         let output = child(side).output().map_err(|err| {
@@ -195,7 +208,7 @@ pub async fn measure_side(
     side: Side,
     entries: u64,
 ) -> Result<FootprintSide, BenchError> {
-    let capacity = capacity_of(settings)?;
+    let capacity = checked_capacity(settings)?;
     let failed = |err: &dyn std::fmt::Display| BenchError::Run(err.to_string());
     let value_size = settings.value_size;
     let value = |i: u64| Bytes::from(vec![(i % 251) as u8; value_size]);

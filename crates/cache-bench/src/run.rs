@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use cache_api::{Cache, CacheError};
+use cache_api::{Cache, CacheError, Capabilities};
 use cache_redis::ConnectionModel;
 
 use crate::{
@@ -67,6 +67,10 @@ pub async fn run(settings: &Settings, progress: Arc<Progress>) -> Result<Report,
     let namespace = cache_url::url_key_prefix(&settings.url)
         .filter(|url_prefix| !url_prefix.is_empty())
         .map(|_| nested_prefix(&settings.url, &prefix));
+    let sides = Sides::connect(settings, &backend, namespace.as_deref()).await?;
+    // Before the value is made: a size no backend takes may be more than this machine
+    // can allocate.
+    check_value_size(settings.value_size, &sides.adapter.0.limits())?;
     let plan = Arc::new(Plan::new(
         settings.workload,
         settings.batch,
@@ -75,7 +79,6 @@ pub async fn run(settings: &Settings, progress: Arc<Progress>) -> Result<Report,
         settings.value_size,
         settings.concurrency,
     ));
-    let sides = Sides::connect(settings, &backend, namespace.as_deref()).await?;
     let status = Arc::new(Status::new(progress, "connecting"));
     let status_line = StatusLine::start(settings, &status);
     let outcome = sides.measure(settings, &plan, &status).await;
@@ -88,6 +91,17 @@ pub async fn run(settings: &Settings, progress: Arc<Progress>) -> Result<Report,
     }
     let interrupted = status.progress.stop.load(Ordering::Relaxed);
     Ok(report(settings, &backend, outcome?, cleanup, interrupted))
+}
+
+/// Refuses a value size over the largest value the backend declares it takes.
+pub(crate) fn check_value_size(value_size: usize, limits: &Capabilities) -> Result<(), BenchError> {
+    if value_size > limits.max_value_size {
+        return Err(BenchError::Settings(format!(
+            "a value of {value_size} bytes is over the largest the backend takes ({} bytes)",
+            limits.max_value_size
+        )));
+    }
+    Ok(())
 }
 
 /// The adapter, and the raw client with a baseline, with the probe of the server.

@@ -96,9 +96,12 @@ impl Settings {
         if let Some((name, _)) = at_least_one.iter().find(|(_, value)| *value == 0) {
             return Err(BenchError::Settings(format!("{name} must be at least 1")));
         }
-        if self.ops == Some(0) || self.sample_every == Some(Duration::ZERO) {
+        if self.ops == Some(0)
+            || self.duration == Some(Duration::ZERO)
+            || self.sample_every == Some(Duration::ZERO)
+        {
             return Err(BenchError::Settings(
-                "ops and sample_every must be above zero".to_owned(),
+                "ops, duration and sample_every must be above zero".to_owned(),
             ));
         }
         if self.pooled == Some(0) || self.connections == Some(0) {
@@ -123,6 +126,13 @@ mod tests {
         let mut settings = Settings::new("memory://");
         settings.sample_every = Some(Duration::ZERO);
         assert!(settings.check().is_err());
+        let mut settings = Settings::new("memory://");
+        settings.duration = Some(Duration::ZERO);
+        assert!(settings
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("duration"));
     }
 
     #[test]

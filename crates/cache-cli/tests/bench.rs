@@ -267,6 +267,61 @@ fn pooled_is_refused_outside_redis() {
     );
 }
 
+/// A value over the largest the backend takes is refused before any is made, for a
+/// load run and for a footprint, even one no machine could allocate.
+#[test]
+fn values_over_the_backends_limit_are_refused() {
+    for args in [
+        &[
+            "bench",
+            "memory://?max_value_size=4096",
+            "--ops",
+            "10",
+            "--value-size",
+            "4097",
+        ][..],
+        &[
+            "bench",
+            "memory://",
+            "--ops",
+            "10",
+            "--value-size",
+            "99999999999999",
+        ],
+        &[
+            "bench",
+            "memory://",
+            "--footprint",
+            "10",
+            "--value-size",
+            "99999999999999",
+        ],
+    ] {
+        let out = cachectl(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("is over the largest the backend takes"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let at_the_limit = cachectl(&[
+        "bench",
+        "memory://?max_value_size=4096",
+        "--ops",
+        "10",
+        "--keys",
+        "10",
+        "--value-size",
+        "4096",
+    ]);
+    assert!(
+        at_the_limit.status.success(),
+        "{}",
+        text(&at_the_limit.stderr)
+    );
+}
+
 /// Against a Redis Cluster, both sides of every workload run without an error, the
 /// adapter/raw ratio is reported and the cluster's password never shows.
 #[tokio::test]
