@@ -276,7 +276,7 @@ async fn every_mutant_fails_the_model_with_a_replayable_sequence() {
         Mutant::ClearWipesOtherNamespaces,
     ];
     let results = join_all(mutants.iter().map(|mutant| run(*mutant))).await;
-    let mut missed = Vec::new();
+    let (mut missed, mut reproduced) = (Vec::new(), 0);
     for (mutant, result) in mutants.iter().zip(results) {
         match result {
             Ok(report) => missed.push(format!("{mutant:?}: passed ({report})")),
@@ -288,6 +288,7 @@ async fn every_mutant_fails_the_model_with_a_replayable_sequence() {
                 );
                 if replays_alike(*mutant) {
                     replays_alike_or_hangs_on_time(*mutant, &failure).await;
+                    reproduced += usize::from(failure.reproduced);
                 }
             }
         }
@@ -296,6 +297,12 @@ async fn every_mutant_fails_the_model_with_a_replayable_sequence() {
         missed.is_empty(),
         "mutants the model did not catch:\n{}",
         missed.join("\n")
+    );
+    // Defects that do not hang on time come back when their sequence runs again: a run
+    // that says otherwise of all of them does not tell the two kinds apart.
+    assert!(
+        reproduced > 0,
+        "no failure of a mutant that replays alike was reported as reproduced"
     );
 }
 
