@@ -121,17 +121,16 @@ fn footprint_key(i: u64) -> String {
     format!("footprint:{i:08}")
 }
 
-/// The byte budget of the URL's in-memory backend, once the value size is checked
-/// against the largest value that backend takes (both sides store the same values).
-fn checked_capacity(settings: &Settings) -> Result<u64, BenchError> {
-    let capacity = capacity_of(settings)?;
+/// Refuses a URL other than `memory://`, and a value size over the largest value that
+/// backend takes (both sides store the same values). Builds a cache to ask: not for a
+/// process that measures its own memory.
+fn check_settings(settings: &Settings) -> Result<(), BenchError> {
     let limits = cache_memory::MemoryCache::builder()
-        .max_capacity_bytes(capacity)
+        .max_capacity_bytes(capacity_of(settings)?)
         .build()
         .map_err(|err| BenchError::Settings(err.to_string()))?
         .limits();
-    crate::run::check_value_size(settings.value_size, &limits)?;
-    Ok(capacity)
+    crate::run::check_value_size(settings.value_size, &limits)
 }
 
 fn capacity_of(settings: &Settings) -> Result<u64, BenchError> {
@@ -158,7 +157,7 @@ pub fn footprint(
     entries: u64,
     child: impl Fn(Side) -> Command,
 ) -> Result<FootprintReport, BenchError> {
-    checked_capacity(settings)?;
+    check_settings(settings)?;
     let run = |side: Side| -> Result<FootprintSide, BenchError> {
         let name = side.name();
         let output = child(side).output().map_err(|err| {
@@ -208,7 +207,16 @@ pub async fn measure_side(
     side: Side,
     entries: u64,
 ) -> Result<FootprintSide, BenchError> {
-    let capacity = checked_capacity(settings)?;
+    let capacity = capacity_of(settings)?;
+    // [`footprint`] checked the size against the backend's largest value. No cache is
+    // built here only to ask again (one freed before the measure would lower the
+    // figures: its memory is reused), but no value over the whole budget is ever made.
+    if settings.value_size as u64 > capacity {
+        return Err(BenchError::Settings(format!(
+            "a value of {} bytes is over the backend's whole budget ({capacity} bytes)",
+            settings.value_size
+        )));
+    }
     let failed = |err: &dyn std::fmt::Display| BenchError::Run(err.to_string());
     let value_size = settings.value_size;
     let value = |i: u64| Bytes::from(vec![(i % 251) as u8; value_size]);
@@ -219,6 +227,7 @@ pub async fn measure_side(
                 .max_capacity_bytes(capacity)
                 .build()
                 .map_err(|err| failed(&err))?;
+            crate::run::check_value_size(value_size, &cache.limits())?;
             before = probe::rss_kib().map_err(|err| failed(&err))?;
             for i in 0..entries {
                 let set = cache.set(&footprint_key(i), value(i), None).await;
@@ -261,6 +270,17 @@ mod tests {
             assert_eq!(measured.side, side.name());
             assert_eq!(measured.live_entries, 1_000);
             assert!(measured.rss_after_kib > 0);
+        }
+    }
+
+    /// A side run on its own never makes a value no machine could allocate.
+    #[tokio::test]
+    async fn a_side_refuses_a_value_over_the_budget() {
+        let mut settings = Settings::new("memory://");
+        settings.value_size = usize::MAX / 2;
+        for side in [Side::Adapter, Side::Raw] {
+            let err = measure_side(&settings, side, 10).await.unwrap_err();
+            assert!(err.to_string().contains("whole budget"), "{err}");
         }
     }
 
