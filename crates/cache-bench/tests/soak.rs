@@ -348,16 +348,15 @@ async fn soak_redis_and_memcached_through_faults() {
         injected.push(within(phase, PHASE_LIMIT, injector).await.unwrap());
     }
     let mut reports: Vec<Vec<SoakReport>> = vec![Vec::new(), Vec::new()];
+    let running = |reports: &[Vec<SoakReport>]| {
+        let names = targets.iter().zip(reports);
+        let left = names.map(|(target, done)| format!("{} {}", TASKS - done.len(), target.name));
+        format!(
+            "stopping the load tasks ({} still running)",
+            left.collect::<Vec<_>>().join(", ")
+        )
+    };
     while !workers.is_empty() {
-        let running = |reports: &[Vec<SoakReport>]| {
-            let names = targets.iter().zip(reports);
-            let left =
-                names.map(|(target, done)| format!("{} {}", TASKS - done.len(), target.name));
-            format!(
-                "stopping the load tasks ({} still running)",
-                left.collect::<Vec<_>>().join(", ")
-            )
-        };
         let done = within(running(&reports), PHASE_LIMIT, workers.join_next()).await;
         let done = done.expect("the set is not empty");
         let (index, report) =
