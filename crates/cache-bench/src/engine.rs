@@ -116,7 +116,10 @@ pub async fn measure<T: Target>(
 ) -> Measurement {
     let shared = Arc::new(Mutex::new(Measurement::new().histogram));
     let started = Instant::now();
-    let deadline = bound.duration.map(|duration| started + duration);
+    // A duration too long for the clock to add leaves the run bounded by its count only.
+    let deadline = bound
+        .duration
+        .and_then(|duration| started.checked_add(duration));
     let budget = bound
         .ops
         .map(|ops| Arc::new(AtomicI64::new(i64::try_from(ops).unwrap_or(i64::MAX))));

@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use crate::{plan::Workload, BenchError};
 
+/// The longest duration, warmup or sampling period a run takes: a load test runs for
+/// seconds to hours; longer is a typing error.
+pub(crate) const MAX_LENGTH: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
 /// The settings of one run. Start from [`Settings::new`] and change the fields needed.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -21,7 +25,7 @@ pub struct Settings {
     /// Tasks issuing operations at once.
     pub concurrency: usize,
     /// How long to measure (per side with a baseline); 10 s when neither this nor
-    /// `ops` is given.
+    /// `ops` is given. At most 30 days, as are `warmup` and `sample_every`.
     pub duration: Option<Duration>,
     /// Operations to measure (per side with a baseline).
     pub ops: Option<u64>,
@@ -104,6 +108,20 @@ impl Settings {
                 "ops, duration and sample_every must be above zero".to_owned(),
             ));
         }
+        let lengths = [
+            ("duration", self.duration),
+            ("warmup", Some(self.warmup)),
+            ("sample_every", self.sample_every),
+        ];
+        if let Some((name, Some(length))) = lengths
+            .iter()
+            .find(|(_, length)| length.is_some_and(|length| length > MAX_LENGTH))
+        {
+            return Err(BenchError::Settings(format!(
+                "a {name} of {length:?} is longer than a run may take (at most {} days)",
+                MAX_LENGTH.as_secs() / (24 * 60 * 60)
+            )));
+        }
         if self.pooled == Some(0) || self.connections == Some(0) {
             return Err(BenchError::Settings(
                 "pooled and connections need at least one connection".to_owned(),
@@ -133,6 +151,36 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("duration"));
+    }
+
+    #[test]
+    fn lengths_past_thirty_days_are_refused() {
+        let longest = |settings: &mut Settings, length: Duration| {
+            settings.duration = Some(length);
+            settings.warmup = length;
+            settings.sample_every = Some(length);
+        };
+        let mut settings = Settings::new("memory://");
+        longest(&mut settings, MAX_LENGTH);
+        assert!(settings.check().is_ok());
+        for (name, set) in [
+            (
+                "duration",
+                (|s, l| s.duration = Some(l)) as fn(&mut Settings, Duration),
+            ),
+            ("warmup", |s, l| s.warmup = l),
+            ("sample_every", |s, l| s.sample_every = Some(l)),
+        ] {
+            for length in [MAX_LENGTH + Duration::from_secs(1), Duration::MAX] {
+                let mut settings = Settings::new("memory://");
+                set(&mut settings, length);
+                let refused = settings.check().unwrap_err().to_string();
+                assert!(
+                    refused.contains(name) && refused.contains("at most 30 days"),
+                    "{refused}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     concurrency: u32,
     /// How long to measure (per side with --baseline), e.g. 10s or 500ms; 10s when
-    /// neither this nor --ops is given.
+    /// neither this nor --ops is given. At most 30 days, as are --warmup and
+    /// --sample-every.
     #[arg(long, value_parser = crate::duration_arg)]
     duration: Option<Duration>,
     /// Stop after this many operations (per side with --baseline).

@@ -514,3 +514,36 @@ async fn tls_urls_are_measured_through_the_adapter_alone() {
         );
     }
 }
+
+/// Lengths past thirty days are refused with a message naming the flag, never a panic,
+/// and a timeout too long for the clock is no bound: the run goes ahead.
+#[test]
+fn lengths_past_thirty_days_are_refused_and_huge_timeouts_are_no_bound() {
+    for (flag, value) in [
+        ("--warmup", "584542046090y"),
+        ("--duration", "31days"),
+        ("--sample-every", "18446744073709551615s"),
+    ] {
+        let out = cachectl(&["bench", "memory://", "--ops", "10", flag, value]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        let name = flag.trim_start_matches("--").replace('-', "_");
+        assert!(
+            stderr.contains(&name) && stderr.contains("at most 30 days"),
+            "{flag} {value}: {stderr}"
+        );
+    }
+    let out = cachectl(&[
+        "bench",
+        "memory://?deadline=584542046090y",
+        "--ops",
+        "10",
+        "--keys",
+        "10",
+        "--warmup",
+        "0s",
+        "--timeout",
+        "584542046090y",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

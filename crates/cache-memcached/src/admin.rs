@@ -182,7 +182,7 @@ impl Admin {
         wanted: impl Fn(&[u8]) -> bool,
         busy_for: Duration,
     ) -> Result<Dump, CacheError> {
-        let deadline = tokio::time::Instant::now() + busy_for;
+        let deadline = crate::mux::deadline_after(busy_for);
         let mut pause = Duration::from_millis(5);
         'ask: loop {
             self.send(self.dump).await?;
@@ -194,7 +194,7 @@ impl Admin {
                     return Ok(Dump::Keys(keys));
                 }
                 if line.starts_with(b"BUSY") {
-                    if tokio::time::Instant::now() + pause > deadline {
+                    if deadline.saturating_duration_since(tokio::time::Instant::now()) < pause {
                         return Err(self.context.timeout());
                     }
                     tokio::time::sleep(pause).await;

@@ -40,6 +40,11 @@ pub const DEFAULT_MAX_VALUE_SIZE: usize = (1 << 20) - 512;
 /// busy while one is being dialled again, and let a server spread them over two threads.
 pub const DEFAULT_POOL_SIZE: usize = 2;
 
+/// The most connections to one server [`MemcachedCacheBuilder::pool_size`] takes:
+/// memcached's default connection limit (`-c`) is 1024, and two serve any number of
+/// tasks. A larger count is refused by `build` as a configuration error.
+pub const MAX_POOL_SIZE: usize = 1024;
+
 /// Default for [`MemcachedCacheBuilder::namespace_refresh`].
 pub const DEFAULT_NAMESPACE_REFRESH: Duration = Duration::from_secs(1);
 
@@ -158,8 +163,8 @@ impl MemcachedCacheBuilder {
     /// and the exchange with the server included (default 1 s); connecting at `build` is
     /// bounded by it too. A call that runs out of it fails with
     /// [`CacheError::Timeout`] and takes the connection it waited on down with it (see
-    /// [`pool_size`](Self::pool_size)). Zero is refused by `build`: there is no "wait
-    /// forever".
+    /// [`pool_size`](Self::pool_size)). Zero is refused by `build`; `Duration::MAX` is
+    /// taken as no bound.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -176,7 +181,7 @@ impl MemcachedCacheBuilder {
     /// waiting out its own). Dials to a server that time out make the next ones wait a
     /// pause that doubles from 10 ms up to 250 ms, calls failing with `Unreachable`
     /// meanwhile; a refused dial costs no pause, so a restarted server is used by the
-    /// next call.
+    /// next call. From 1 to [`MAX_POOL_SIZE`].
     pub fn pool_size(mut self, size: usize) -> Self {
         self.pool_size = size;
         self

@@ -8,7 +8,7 @@ use cache_api::CacheError;
 use crate::{
     admin, calls::call, error::Context, generation::read_generation, keys::KeySpace, mux,
     namespace::Namespace, transport::Transport, Inner, MemcachedCache, MemcachedCacheBuilder,
-    DEFAULT_MAX_VALUE_SIZE,
+    DEFAULT_MAX_VALUE_SIZE, MAX_POOL_SIZE,
 };
 
 /// The per-item overhead subtracted from a server's item size to get the largest value it
@@ -55,8 +55,11 @@ impl MemcachedCache {
         if builder.timeout.is_zero() {
             return Err(CacheError::config("the timeout must be longer than zero"));
         }
-        if builder.pool_size == 0 {
-            return Err(CacheError::config("the pool size must be at least 1"));
+        if !(1..=MAX_POOL_SIZE).contains(&builder.pool_size) {
+            return Err(CacheError::config(format!(
+                "the pool size must be from 1 to {MAX_POOL_SIZE} connections per server, not {}",
+                builder.pool_size
+            )));
         }
         if builder.max_value_size == 0 {
             return Err(CacheError::config(

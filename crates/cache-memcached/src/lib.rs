@@ -34,7 +34,7 @@ pub use serde_config::MemcachedConfig;
 use batch::distinct;
 pub use config::{
     MemcachedCacheBuilder, DEFAULT_MAX_VALUE_SIZE, DEFAULT_NAMESPACE_REFRESH, DEFAULT_POOL_SIZE,
-    DEFAULT_TIMEOUT,
+    DEFAULT_TIMEOUT, MAX_POOL_SIZE,
 };
 use expiry::{expiry, Expiry};
 use generation::Absent;

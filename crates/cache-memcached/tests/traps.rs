@@ -10,7 +10,10 @@ mod common;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cache_api::{Bytes, Cache, CacheError};
-use cache_memcached::{testing::fresh_cache, MemcachedCache, DEFAULT_MAX_VALUE_SIZE};
+use cache_memcached::{
+    testing::{fresh_cache, fresh_cache_with},
+    MemcachedCache, DEFAULT_MAX_VALUE_SIZE, MAX_POOL_SIZE,
+};
 use common::{local_server, plain_client, raw_get, remaining_ttl, shared_url, unique_key, Cleanup};
 
 const DAY: u64 = 24 * 60 * 60;
@@ -406,6 +409,8 @@ async fn bad_settings_are_config_errors() {
     let builders = [
         MemcachedCache::builder(&url).timeout(Duration::ZERO),
         MemcachedCache::builder(&url).pool_size(0),
+        MemcachedCache::builder(&url).pool_size(MAX_POOL_SIZE + 1),
+        MemcachedCache::builder(&format!("{url}?pool_size=18446744073709551615")),
         MemcachedCache::builder(&url).max_value_size(0),
         MemcachedCache::builder(&url).key_prefix("no-delimiter"),
         MemcachedCache::builder(&url).key_prefix("with space:"),
@@ -431,6 +436,15 @@ async fn bad_settings_are_config_errors() {
         .await
         .unwrap();
     assert_eq!(cache.timeout(), Duration::from_millis(500));
+    let largest = MemcachedCache::builder(&url)
+        .pool_size(MAX_POOL_SIZE)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        largest.get(&unique_key("largest-pool")).await.unwrap(),
+        None
+    );
 }
 
 /// A server started with `-I 512k`: the limit is its item size less 512 bytes, a value of
@@ -513,4 +527,42 @@ async fn upper_case_schemes_and_the_empty_prefix_work() {
         "stored under the key itself"
     );
     assert!(cache.delete(&key).await.unwrap());
+}
+
+/// Timeouts too long for the clock to add (a URL's `584542046090y`, `Duration::MAX`) mean
+/// "no bound" and never a panic: every call works on a live server, a prefixed cache's
+/// `clear` too, and a dead address still fails at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_too_long_for_the_clock_work_as_no_bound() {
+    let url = shared_url().await;
+    let key = unique_key("longest-timeout");
+    let _cleanup = Cleanup::new(&url, [&key]);
+    let from_url = MemcachedCache::connect(&format!(
+        "{url}?timeout=584542046090y&namespace_refresh=584542046090y"
+    ))
+    .await
+    .unwrap();
+    let built = MemcachedCache::builder(&url)
+        .timeout(Duration::MAX)
+        .build()
+        .await
+        .unwrap();
+    for cache in [from_url, built] {
+        cache.set(&key, Bytes::from("v"), None).await.unwrap();
+        assert_eq!(cache.get(&key).await.unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(cache.get_many(&[&key]).await.unwrap().len(), 1);
+        assert!(cache.delete(&key).await.unwrap());
+    }
+    // A prefixed cache's `clear` lists its keys, asking again while the server is busy
+    // until its timeout has passed.
+    let prefixed = fresh_cache_with(|builder| builder.timeout(Duration::MAX)).await;
+    prefixed.set("k", Bytes::from("v"), None).await.unwrap();
+    prefixed.clear().await.unwrap();
+    assert_eq!(prefixed.get("k").await.unwrap(), None);
+    let error = MemcachedCache::builder(&format!("memcache://127.0.0.1:{}", free_port()))
+        .timeout(Duration::MAX)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, CacheError::Unreachable { .. }), "{error:?}");
 }

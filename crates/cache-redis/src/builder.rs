@@ -54,7 +54,7 @@ pub enum ConnectionModel {
     /// of small operations a second when many tasks share it; more help when large
     /// values would otherwise queue behind each other. URL: `pool_size=n`.
     Multiplexed {
-        /// How many connections, at least 1.
+        /// How many connections, from 1 to [`MAX_CONNECTIONS`].
         connections: usize,
     },
     /// Every operation checks a connection out of a pool of at most `max_size`, one
@@ -62,7 +62,7 @@ pub enum ConnectionModel {
     /// slower; it suits servers or proxies that handle pipelined requests badly. URL:
     /// `mode=pooled` (`pool_size` default 16).
     Pooled {
-        /// The most connections the pool opens, at least 1.
+        /// The most connections the pool opens, from 1 to [`MAX_CONNECTIONS`].
         max_size: usize,
     },
 }
@@ -120,6 +120,11 @@ pub struct RedisCacheBuilder {
 
 /// Default pool size of `mode=pooled` in a URL that names no `pool_size`.
 pub const DEFAULT_POOL_SIZE: usize = 16;
+
+/// The most connections a cache opens to one server, pooled or multiplexed: Redis's
+/// own default `maxclients`. A larger count is refused by `build` as a configuration
+/// error.
+pub const MAX_CONNECTIONS: usize = 10_000;
 
 impl RedisCacheBuilder {
     pub(crate) fn new(url: &str) -> Self {
@@ -241,7 +246,8 @@ impl RedisCacheBuilder {
         self
     }
 
-    /// Sets the connect, response and pool-wait timeouts to the same `timeout`.
+    /// Sets the connect, response and pool-wait timeouts to the same `timeout`. Any
+    /// length works, `Duration::MAX` included (no bound).
     pub fn timeout(self, timeout: Duration) -> Self {
         self.connect_timeout(timeout)
             .response_timeout(timeout)

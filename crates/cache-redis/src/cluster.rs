@@ -80,7 +80,9 @@ impl ClusterBackend {
             }
             _ => "127.0.0.1".to_owned(),
         };
-        let deadline = errors.connect_timeout + errors.response_timeout;
+        let deadline = errors
+            .connect_timeout
+            .saturating_add(errors.response_timeout);
         let mut builder = ClusterClientBuilder::new(seeds);
         // The nodes found from the seeds are reached over TLS as the seeds are, and
         // need the same CA and client certificate.

@@ -279,7 +279,9 @@ async fn look_up(
     client: &tokio::sync::Mutex<SentinelClient>,
     errors: &ErrorContext,
 ) -> Result<ConnectionInfo, CacheError> {
-    let deadline = errors.connect_timeout + errors.response_timeout;
+    let deadline = errors
+        .connect_timeout
+        .saturating_add(errors.response_timeout);
     let lookup = async {
         let mut client = client.lock().await;
         client.async_get_client().await

@@ -6,7 +6,7 @@ use std::time::Duration;
 use cache_api::CacheError;
 
 use crate::{
-    builder::{ConnectionModel, RedisCacheBuilder, REDIS_MAX_VALUE_SIZE},
+    builder::{ConnectionModel, RedisCacheBuilder, MAX_CONNECTIONS, REDIS_MAX_VALUE_SIZE},
     endpoint::{
         is_cluster_url, parse_cluster_seeds, parse_url, redact_url, split_cluster_url, Endpoint,
         Nodes,
@@ -63,16 +63,12 @@ impl RedisCacheBuilder {
             }
             None if cluster => Mode::Cluster,
             None => Mode::Multiplexed { connections: 1 },
-            Some(ConnectionModel::Pooled { max_size: 0 }) => {
-                return Err(CacheError::config("the pool size must be at least 1"))
-            }
-            Some(ConnectionModel::Pooled { max_size }) => Mode::Pooled { max_size },
-            Some(ConnectionModel::Multiplexed { connections: 0 }) => {
-                return Err(CacheError::config(
-                    "the number of connections must be at least 1",
-                ))
-            }
-            Some(ConnectionModel::Multiplexed { connections }) => Mode::Multiplexed { connections },
+            Some(ConnectionModel::Pooled { max_size }) => Mode::Pooled {
+                max_size: connection_count("the pool size", max_size)?,
+            },
+            Some(ConnectionModel::Multiplexed { connections }) => Mode::Multiplexed {
+                connections: connection_count("the number of connections", connections)?,
+            },
         })
     }
 
@@ -149,6 +145,16 @@ fn check_prefix(prefix: &str) -> Result<(), CacheError> {
     }
 }
 
+/// `count` when it is from 1 to [`MAX_CONNECTIONS`].
+fn connection_count(what: &str, count: usize) -> Result<usize, CacheError> {
+    if (1..=MAX_CONNECTIONS).contains(&count) {
+        return Ok(count);
+    }
+    Err(CacheError::config(format!(
+        "{what} must be from 1 to {MAX_CONNECTIONS}, not {count}"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +182,14 @@ mod tests {
                 .connection_model(ConnectionModel::Multiplexed { connections: 0 }),
             base.clone()
                 .connection_model(ConnectionModel::Pooled { max_size: 0 }),
+            base.clone().connection_model(ConnectionModel::Multiplexed {
+                connections: MAX_CONNECTIONS + 1,
+            }),
+            base.clone().connection_model(ConnectionModel::Pooled {
+                max_size: usize::MAX,
+            }),
+            RedisCacheBuilder::new("redis://127.0.0.1?pool_size=18446744073709551615"),
+            RedisCacheBuilder::new("redis://127.0.0.1?mode=pooled&pool_size=10001"),
             base.clone().max_value_size(0),
             base.clone().max_value_size(REDIS_MAX_VALUE_SIZE + 1),
             base.clone().key_prefix("foo"),
@@ -192,6 +206,18 @@ mod tests {
         assert_eq!(settings.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
         assert_eq!(settings.response_timeout, DEFAULT_RESPONSE_TIMEOUT);
         assert_eq!(settings.pool_wait_timeout, DEFAULT_POOL_WAIT_TIMEOUT);
+        assert_eq!(
+            base.clone()
+                .connection_model(ConnectionModel::Pooled {
+                    max_size: MAX_CONNECTIONS
+                })
+                .validate()
+                .unwrap()
+                .mode,
+            Mode::Pooled {
+                max_size: MAX_CONNECTIONS
+            }
+        );
         assert_eq!(
             base.connection_model(ConnectionModel::Pooled { max_size: 3 })
                 .validate()

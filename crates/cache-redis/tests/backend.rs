@@ -694,6 +694,39 @@ async fn an_absent_server_is_unreachable_at_build_time() {
     }
 }
 
+/// Timeouts too long for the clock to add (`Duration::MAX`, a URL's `584542046090y`) are
+/// no bound rather than a panic, in both connection models; a sentinel or a server where
+/// nothing listens still fails at once.
+#[tokio::test]
+async fn timeouts_too_long_for_the_clock_work_as_no_bound() {
+    let server = local_server(&[]).await;
+    let longest = "timeout=584542046090y&connect_timeout=584542046090y";
+    for url in [
+        format!("{}?{longest}", server.url()),
+        format!("{}?{longest}&mode=pooled&pool_size=2", server.url()),
+    ] {
+        let cache = RedisCache::connect(&url).await.unwrap();
+        cache.set("k", Bytes::from("v"), None).await.unwrap();
+        assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+        assert!(cache.delete("k").await.unwrap());
+    }
+    let built = RedisCache::builder(&server.url())
+        .timeout(Duration::MAX)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(built.get("k").await.unwrap(), None);
+    let port = cache_redis::testing::free_port();
+    for dead in [
+        format!("redis://127.0.0.1:{port}?{longest}"),
+        format!("redis+sentinel://127.0.0.1:{port}/mymaster?{longest}"),
+    ] {
+        assert_err(RedisCache::connect(&dead).await, "Unreachable", |err| {
+            matches!(err, CacheError::Unreachable { .. })
+        });
+    }
+}
+
 /// `rediss://` to a port where nothing listens is `Unreachable`, and a TLS parameter on
 /// `redis://` is a `Config` error naming it; neither shows the password.
 #[tokio::test]

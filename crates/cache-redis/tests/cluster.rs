@@ -13,8 +13,8 @@ use std::{
 use cache_api::{Bytes, Cache, CacheError};
 use cache_redis::{
     testing::{
-        cluster, fresh_cache_on, fresh_cluster_cache, key_slot, unique_prefix, ClusterMaster,
-        ClusterSpec, RedisTestCache,
+        cluster, fresh_cache_on, fresh_cache_on_with, fresh_cluster_cache, key_slot, unique_prefix,
+        ClusterMaster, ClusterSpec, RedisTestCache,
     },
     ConnectionModel, RedisCache,
 };
@@ -738,6 +738,32 @@ async fn unreachable_seeds_fail_within_the_timeouts() {
         "took {:?}",
         start.elapsed()
     );
+}
+
+/// Timeouts too long for the clock to add (`Duration::MAX`, a URL's `584542046090y`) are
+/// no bound rather than a panic: the cluster is used as with any other, and seeds where
+/// nothing listens still fail at once.
+#[tokio::test]
+async fn timeouts_too_long_for_the_clock_work_as_no_bound() {
+    let url = cluster().await.url().to_owned();
+    let cache = fresh_cache_on_with(&url, |builder| builder.timeout(Duration::MAX)).await;
+    let entries = entries(8);
+    cache.set_many(&borrowed(&entries), None).await.unwrap();
+    let keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
+    assert!(cache
+        .get_many(&keys)
+        .await
+        .unwrap()
+        .iter()
+        .all(Option::is_some));
+    assert_eq!(cache.delete_many(&keys).await.unwrap(), keys.len());
+    let dead = format!(
+        "redis+cluster://127.0.0.1:{}?timeout=584542046090y",
+        cache_redis::testing::free_port()
+    );
+    assert_err(RedisCache::connect(&dead).await, "Unreachable", |err| {
+        matches!(err, CacheError::Unreachable { .. })
+    });
 }
 
 /// Moves `slot` to `to` on every master by hand (`CLUSTER SETSLOT .. NODE`, the slot

@@ -50,7 +50,9 @@ pub(crate) async fn acquire<V: Value, C: Codec>(
         return Lock::NotHeld;
     }
     let lock_key = format!("{key}{LOCK_SUFFIX}");
-    let deadline = Instant::now() + lock.max_wait();
+    // A wait too long for the clock to add has no end: the loop ends when the holder's
+    // value appears or its lock entry expires.
+    let deadline = Instant::now().checked_add(lock.max_wait());
     let mut backoff = FIRST_BACKOFF;
     loop {
         let token = Bytes::from(crate::jitter::token());
@@ -79,11 +81,12 @@ pub(crate) async fn acquire<V: Value, C: Codec>(
             }
         }
         let now = Instant::now();
-        if now >= deadline {
+        if deadline.is_some_and(|deadline| now >= deadline) {
             telemetry::lock(inner.label, "wait_expired");
             return Lock::NotHeld;
         }
-        tokio::time::sleep(backoff.min(deadline - now)).await;
+        let left = deadline.map_or(backoff, |deadline| deadline - now);
+        tokio::time::sleep(backoff.min(left)).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
         if let Some(stored) = inner.read_newer(key, seen).await {
             telemetry::lock(inner.label, "found_value");

@@ -13,7 +13,9 @@ use std::{
 };
 
 use cache_api::{async_trait, Bytes, Cache, CacheError};
-use cache_typed::{EntryOptions, Error, ReadErrors};
+use cache_typed::{
+    DistributedLock, EntryOptions, Error, JsonCodec, ReadErrors, TypedCache, LOCK_SUFFIX,
+};
 use common::{user, users, Runs, User};
 use futures::future::join_all;
 
@@ -310,4 +312,63 @@ async fn bulk_operations_and_delete() {
         matches!(err, Error::Cache(CacheError::InvalidKey { .. })),
         "{err:?}"
     );
+}
+
+/// Every duration option at `Duration::MAX`, and the largest fail-safe capacity, work
+/// rather than overflowing a clock or an allocation: TTL, jitter, fail-safe, timeouts,
+/// eager refresh and a lock wait with no end, which polls until the other holder's lock
+/// entry expires and then takes the lock.
+#[tokio::test]
+async fn every_duration_option_at_its_longest_works() {
+    let backend = common::memory();
+    // The largest in-process fail-safe copy too: a bound, not an allocation.
+    let typed = TypedCache::builder(Arc::clone(&backend), JsonCodec)
+        .fail_safe_capacity(u64::MAX)
+        .build();
+    let lock = DistributedLock::new(Duration::from_secs(5)).wait(Duration::MAX);
+    let longest = typed
+        .options()
+        .ttl(Duration::MAX)
+        .jitter(Duration::MAX)
+        .fail_safe(Duration::MAX, Duration::MAX)
+        .soft_timeout(Duration::MAX)
+        .hard_timeout(Duration::MAX)
+        .eager_refresh(0.5)
+        .distributed_lock(lock);
+    // Another process holds the lock for 300 ms and never stores a value.
+    let lock_key = format!("user:long{LOCK_SUFFIX}");
+    backend
+        .set(
+            &lock_key,
+            Bytes::from("other"),
+            Some(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    let runs = Runs::default();
+    let started = Instant::now();
+    let value = typed
+        .get_or_set(
+            "user:long",
+            longest,
+            runs.factory(Duration::ZERO, user(1, "long")),
+        )
+        .await
+        .unwrap();
+    assert_eq!((value, runs.count()), (user(1, "long"), 1));
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "the factory ran after {:?}, before the other holder's lock expired",
+        started.elapsed()
+    );
+    let again = typed
+        .get_or_set(
+            "user:long",
+            longest.distributed_lock(DistributedLock::new(Duration::MAX)),
+            runs.factory(Duration::ZERO, user(2, "never")),
+        )
+        .await
+        .unwrap();
+    assert_eq!((again, runs.count()), (user(1, "long"), 1));
+    assert_eq!(typed.get("user:long").await.unwrap(), Some(user(1, "long")));
 }

@@ -165,6 +165,7 @@ fn connectable_url() -> impl Strategy<Value = String> {
         "MEMORY",
         "redis",
         "redis+cluster",
+        "redis+sentinel",
         "memcache",
         "rediss",
         "nope",
@@ -200,7 +201,9 @@ fn connectable_url() -> impl Strategy<Value = String> {
         "retry",
         "",
     ]);
-    let value = prop_oneof![any::<String>(), "[0-9]{0,22}(ms|s|%|:|\\.5)?"];
+    // Numbers up to 22 digits with units, years and days included: durations past what
+    // the clock can add to an instant must not panic.
+    let value = prop_oneof![any::<String>(), "[0-9]{0,22}(ms|s|%|:|\\.5|y|days)?"];
     let pair = (key, value).prop_map(|(key, value)| format!("{key}={value}"));
     (
         scheme,

@@ -106,7 +106,7 @@ impl Raw {
             .response_timeout(response_timeout)
             // The backend bounds each operation, tries and redirects included, by the
             // connect plus the response timeout; this is the client's own way to do so.
-            .overall_response_timeout(Some(connect_timeout + response_timeout))
+            .overall_response_timeout(Some(connect_timeout.saturating_add(response_timeout)))
             .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
             .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)
             .build()?;

@@ -30,6 +30,19 @@ use crate::transport::Transport;
 /// and line ends.
 const COMMAND_ROOM: usize = 48;
 
+/// The instant `timeout` from now. A timeout too long for the clock to add (a year
+/// count such as `Duration::MAX`) means no bound worth the name: the deadline is a
+/// century away rather than a panic.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(FAR_FUTURE))
+        .unwrap_or(now)
+}
+
+/// The deadline of a timeout the clock cannot add: about a hundred years.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 /// Multiplexed connections to every server of a cache.
 pub(crate) struct Client {
     names: Vec<String>,
@@ -77,7 +90,7 @@ impl Client {
         mut request: R,
         timeout: Duration,
     ) -> Result<R::Output, Error> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let server = &self.servers[self.server_of(request.key())];
         let first = self.tokens(1);
         // Room for the whole request: encoding it then needs no second allocation.
@@ -106,7 +119,7 @@ impl Client {
         requests: impl IntoIterator<Item = R>,
         timeout: Duration,
     ) -> Result<Vec<Result<R::Output, Error>>, Error> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut requests: Vec<R> = requests.into_iter().collect();
         let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.servers.len()];
         for (position, request) in requests.iter().enumerate() {
@@ -159,7 +172,7 @@ impl Client {
     ///
     /// The first server's failure, as for [`run`](Self::run).
     pub(crate) async fn noop(&self, timeout: Duration) -> Result<(), Error> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let probes = self.servers.iter().map(|server| async move {
             let mut payload = Vec::new();
             build_noop().encode_into(&mut payload)?;
