@@ -43,6 +43,31 @@ fn borrowed(entries: &[(String, Bytes)]) -> Vec<(&str, Bytes)> {
         .collect()
 }
 
+fn keys_of(entries: &[(String, Bytes)]) -> Vec<&str> {
+    entries.iter().map(|(key, _)| key.as_str()).collect()
+}
+
+/// Writes `entries` in one `set_many`, checks that one `get_many` reads every one back,
+/// and returns their keys.
+async fn write_and_read_back<'e>(
+    cache: &impl Cache,
+    entries: &'e [(String, Bytes)],
+) -> Vec<&'e str> {
+    cache.set_many(&borrowed(entries), None).await.unwrap();
+    let keys = keys_of(entries);
+    assert!(all_present(cache, &keys).await);
+    keys
+}
+
+async fn all_present(cache: &impl Cache, keys: &[&str]) -> bool {
+    cache
+        .get_many(keys)
+        .await
+        .unwrap()
+        .iter()
+        .all(Option::is_some)
+}
+
 fn master_of<'a>(masters: &'a [ClusterMaster], key: &[u8]) -> &'a ClusterMaster {
     let slot = key_slot(key);
     masters
@@ -269,7 +294,7 @@ async fn bulk_operations_take_one_round_trip_per_master() {
         .await
         .unwrap();
     let entries = entries(300);
-    let keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
+    let keys = keys_of(&entries);
     let slots_of = |master: &ClusterMaster| {
         keys.iter()
             .map(|key| key_slot(format!("rt:{key}").as_bytes()))
@@ -386,7 +411,7 @@ async fn clear_with_a_prefix_empties_it_on_every_master_and_nothing_else() {
             keys.len()
         );
     }
-    let kept_keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
+    let kept_keys = keys_of(&entries);
     let got = kept.get_many(&kept_keys).await.unwrap();
     assert!(
         got.iter().all(Option::is_some),
@@ -468,7 +493,7 @@ async fn a_hash_tag_prefix_puts_every_key_on_one_master() {
     );
     assert_eq!(holders[0].1.len(), 100);
 
-    let keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
+    let keys = keys_of(&entries);
     let got = cache.get_many(&keys).await.unwrap();
     assert!(got.iter().all(Option::is_some));
     assert_eq!(cache.delete_many(&keys[..10]).await.unwrap(), 10);
@@ -615,14 +640,7 @@ async fn a_password_protected_cluster_works_and_never_shows_the_password() {
         .await
         .unwrap();
     let entries = entries(60);
-    cache.set_many(&borrowed(&entries), None).await.unwrap();
-    let keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
-    assert!(cache
-        .get_many(&keys)
-        .await
-        .unwrap()
-        .iter()
-        .all(Option::is_some));
+    write_and_read_back(&cache, &entries).await;
     for master in masters(&cluster.url()) {
         assert!(
             !keys_on(&master.url, "auth:*").await.is_empty(),
@@ -663,8 +681,7 @@ async fn a_login_refused_on_reconnect_heals_once_the_password_is_back() {
         .await
         .unwrap();
     let entries = entries(30);
-    cache.set_many(&borrowed(&entries), None).await.unwrap();
-    let keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
+    let keys = write_and_read_back(&cache, &entries).await;
 
     let mut admins = Vec::new();
     for node in cluster.nodes() {
@@ -689,12 +706,7 @@ async fn a_login_refused_on_reconnect_heals_once_the_password_is_back() {
     eventually(Duration::from_secs(5), || cache.get_many(&keys))
         .await
         .unwrap_or_else(|err| panic!("not served again: {err}"));
-    assert!(cache
-        .get_many(&keys)
-        .await
-        .unwrap()
-        .iter()
-        .all(Option::is_some));
+    assert!(all_present(&cache, &keys).await);
     cache.clear().await.unwrap();
 }
 
@@ -748,14 +760,7 @@ async fn timeouts_too_long_for_the_clock_work_as_no_bound() {
     let url = cluster().await.url().to_owned();
     let cache = fresh_cache_on_with(&url, |builder| builder.timeout(Duration::MAX)).await;
     let entries = entries(8);
-    cache.set_many(&borrowed(&entries), None).await.unwrap();
-    let keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
-    assert!(cache
-        .get_many(&keys)
-        .await
-        .unwrap()
-        .iter()
-        .all(Option::is_some));
+    let keys = write_and_read_back(&cache, &entries).await;
     assert_eq!(cache.delete_many(&keys).await.unwrap(), keys.len());
     let dead = format!(
         "redis+cluster://127.0.0.1:{}?timeout=584542046090y",
@@ -846,7 +851,7 @@ async fn operations_stay_correct_after_a_slot_moved_to_another_master() {
 
     // Bulk: the first master's pipeline meets the moved slot.
     cache.set_many(&borrowed(&entries), None).await.unwrap();
-    let keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
+    let keys = keys_of(&entries);
     let got = cache.get_many(&keys).await.unwrap();
     for ((key, value), got) in entries.iter().zip(&got) {
         assert_eq!(got.as_ref(), Some(value), "{key}");
