@@ -64,7 +64,7 @@ impl Admin {
     ) -> Result<Self, CacheError> {
         let stream = match tokio::time::timeout(context.timeout, transport.dial(server)).await {
             Err(_) => return Err(context.timeout_in("connect")),
-            Ok(Err(error)) => return Err(io_error(error)),
+            Ok(Err(error)) => return Err(dial_error(server, error)),
             Ok(Ok(stream)) => stream,
         };
         Ok(Self {
@@ -290,6 +290,18 @@ impl Admin {
 /// command.
 fn is_error(line: &[u8]) -> bool {
     line == b"ERROR" || line.starts_with(b"CLIENT_ERROR") || line.starts_with(b"SERVER_ERROR")
+}
+
+/// A dial's error, naming the server when the error does not already (with several
+/// servers, which one is down); its kind is kept.
+fn dial_error(server: &str, error: io::Error) -> CacheError {
+    if transport::auth_error(&error).is_some() || error.to_string().contains(server) {
+        return io_error(error);
+    }
+    io_error(io::Error::new(
+        error.kind(),
+        format!("connecting to {server}: {error}"),
+    ))
 }
 
 fn io_error(error: io::Error) -> CacheError {

@@ -357,20 +357,29 @@ async fn limits_say_which_keys_keep_their_name() {
     );
 }
 
-/// A dead address fails `connect` with `Unreachable`, at once.
+/// A dead address fails `connect` with `Unreachable`, at once, naming the server: beside
+/// a live one, it says which is down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_address_fails_at_build() {
-    let port = free_port();
-    let started = Instant::now();
-    let error = MemcachedCache::connect(&format!("memcache://127.0.0.1:{port}"))
-        .await
-        .unwrap_err();
-    assert!(matches!(error, CacheError::Unreachable { .. }), "{error:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    let dead = format!("127.0.0.1:{}", free_port());
+    let live = common::address(&shared_url().await);
+    for url in [
+        format!("memcache://{dead}"),
+        format!("memcache://{live},{dead}"),
+    ] {
+        let started = Instant::now();
+        let error = MemcachedCache::connect(&url).await.unwrap_err();
+        assert!(matches!(error, CacheError::Unreachable { .. }), "{error:?}");
+        assert!(
+            error.to_string().contains(&format!("connecting to {dead}")),
+            "{url}: {error}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }
 
 fn free_port() -> u16 {
