@@ -270,8 +270,10 @@ impl MemcachedCacheBuilder {
         };
         if !last.is_ascii_punctuation() {
             return Err(CacheError::config(format!(
-                "the key prefix {prefix:?} must end with a delimiter such as ':' (\"{prefix}:\"), \
-                 or it would also match the keys of longer prefixes like \"{prefix}bar\""
+                "the key prefix {prefix:?} must end with a delimiter such as ':' ({:?}), \
+                 or it would also match the keys of longer prefixes like {:?}",
+                format!("{prefix}:"),
+                format!("{prefix}bar")
             )));
         }
         if prefix.len() > MAX_PREFIX_LEN {

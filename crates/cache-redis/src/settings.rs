@@ -139,8 +139,10 @@ fn check_prefix(prefix: &str) -> Result<(), CacheError> {
         None => Ok(()),
         Some(last) if last.is_ascii_punctuation() => Ok(()),
         Some(_) => Err(CacheError::config(format!(
-            "the key prefix {prefix:?} must end with a delimiter such as ':' (\"{prefix}:\"), \
-             or it would also match the keys of longer prefixes like \"{prefix}bar\""
+            "the key prefix {prefix:?} must end with a delimiter such as ':' ({:?}), \
+             or it would also match the keys of longer prefixes like {:?}",
+            format!("{prefix}:"),
+            format!("{prefix}bar")
         ))),
     }
 }

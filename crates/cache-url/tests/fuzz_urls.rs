@@ -2,8 +2,8 @@
 //! (`cache_url_core::CacheUrl::parse`, with `redact`, `key_prefix` and the parameter
 //! readers) and to `cache_url::connect`. Nothing panics; every refusal is a typed
 //! `CacheError` (`Config` for the parser; `Config`, `Unreachable` or `Timeout` from
-//! `connect`), and a password never shows in an error, a `Debug` output or the redacted
-//! URL.
+//! `connect`), a password never shows in an error, a `Debug` output or the redacted
+//! URL, and no error message carries a control character decoded from the URL.
 //!
 //! `connect` only ever reaches `memory://` or port 1 of the loopback interface, which
 //! refuses (hosts are never arbitrary text, so no name is looked up), under a per-call
@@ -66,6 +66,17 @@ fn secrets_in(url: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Fails when an error's message carries a control character (a NUL or an escape
+/// sequence decoded from the URL would reach the terminal or the log as it is).
+fn printable(url: &str, shown: &str) -> Result<(), String> {
+    match shown.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!(
+            "the error of {url:?} carries the control character {c:?}: {shown:?}"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Fails when `shown` repeats a password of `url`.
 fn no_secret(url: &str, what: &str, shown: &str) -> Result<(), String> {
     match secrets_in(url)
@@ -94,6 +105,7 @@ fn parse_one(raw: &str) -> Result<(), String> {
         }
         Err(err @ CacheError::Config { .. }) => {
             no_secret(raw, "the error", &err.to_string())?;
+            printable(raw, &err.to_string())?;
             no_secret(raw, "the error's Debug", &format!("{err:?}"))?;
         }
         Err(other) => return Err(format!("parse({raw:?}): expected Config, got {other:?}")),
@@ -236,6 +248,7 @@ async fn connect_one(url: &str) -> Result<&'static str, String> {
                 .map_err(|_| format!("get on {url:?} hung"))?;
             if let Err(err) = read {
                 no_secret(url, "the error of get", &format!("{err} {err:?}"))?;
+                printable(url, &err.to_string())?;
             }
             Ok("connected")
         }
@@ -245,6 +258,7 @@ async fn connect_one(url: &str) -> Result<&'static str, String> {
             | CacheError::Timeout { .. }),
         ) => {
             no_secret(url, "the error", &format!("{err} {err:?}"))?;
+            printable(url, &err.to_string())?;
             Ok(match err {
                 CacheError::Config { .. } => "Config",
                 CacheError::Unreachable { .. } => "Unreachable",
