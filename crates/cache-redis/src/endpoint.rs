@@ -30,6 +30,30 @@ pub(crate) enum Nodes {
     Sentinel(crate::sentinel::SentinelTarget),
 }
 
+impl Nodes {
+    /// Where a connection goes, without credentials: `host:port` (`[v6]:port`) or a
+    /// socket's path; every seed of a cluster. None for a sentinel group, whose failure
+    /// may be that of a sentinel or of the master it named.
+    pub(crate) fn addresses(&self) -> Vec<String> {
+        let infos = match self {
+            Nodes::Single(info) => std::slice::from_ref(info),
+            Nodes::Cluster(seeds) => seeds.as_slice(),
+            Nodes::Sentinel(_) => &[],
+        };
+        infos
+            .iter()
+            .map(|info| match info.addr() {
+                redis::ConnectionAddr::Tcp(host, port)
+                | redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                    crate::wrong_port::display_address(host, *port)
+                }
+                // A socket's path, as the crate shows it.
+                other => other.to_string(),
+            })
+            .collect()
+    }
+}
+
 /// Where to connect, parsed from one `redis://` URL.
 pub(crate) struct Target {
     pub(crate) info: redis::ConnectionInfo,

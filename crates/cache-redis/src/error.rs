@@ -158,6 +158,29 @@ impl ErrorContext {
     }
 }
 
+/// An `Unreachable` of a connection at build, naming where it went when its message does
+/// not already (with several seeds or sentinels, which were tried). Other errors are
+/// returned as they are.
+pub(crate) fn naming(error: CacheError, addresses: &[String]) -> CacheError {
+    match error {
+        CacheError::Unreachable { backend, source }
+            if !addresses.is_empty()
+                && !addresses
+                    .iter()
+                    .any(|address| source.to_string().contains(address.as_str())) =>
+        {
+            CacheError::Unreachable {
+                backend,
+                source: Box::new(Scrubbed(format!(
+                    "connecting to {}: {source}",
+                    addresses.join(", ")
+                ))),
+            }
+        }
+        other => other,
+    }
+}
+
 /// Whether `err` says the connection was refused or dropped (not a timeout): the
 /// connection is then reconnecting, and a timeout of the next call on it may be the
 /// connect timeout.

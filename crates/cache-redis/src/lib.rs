@@ -206,6 +206,7 @@ impl RedisCache {
             secrets: endpoint.secrets.clone(),
         };
         let seed = wrong_port::Seed::of(&endpoint.nodes);
+        let addresses = endpoint.nodes.addresses();
         let connected = match endpoint.nodes {
             Nodes::Single(info) => Single::connect(info, mode, &errors)
                 .await
@@ -219,8 +220,13 @@ impl RedisCache {
         };
         let backend = match (connected, seed) {
             (Ok(backend), _) => backend,
-            (Err(error), Some(seed)) => return Err(seed.explain(error, connect_timeout).await),
-            (Err(error), None) => return Err(error),
+            (Err(error), Some(seed)) => {
+                return Err(error::naming(
+                    seed.explain(error, connect_timeout).await,
+                    &addresses,
+                ))
+            }
+            (Err(error), None) => return Err(error::naming(error, &addresses)),
         };
         Ok(Self {
             inner: Arc::new(Inner {

@@ -102,7 +102,7 @@ async fn answers_plain_text(host: &str, port: u16, wait: Duration) -> bool {
     matches!(tokio::time::timeout(wait, ask).await, Ok(Some(true)))
 }
 
-fn display_address(host: &str, port: u16) -> String {
+pub(crate) fn display_address(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
     } else {

@@ -688,7 +688,12 @@ async fn an_absent_server_is_unreachable_at_build_time() {
     );
     match result {
         Err(err @ CacheError::Unreachable { .. }) => {
-            assert!(!everything_shown(&err).contains("s3cret"))
+            assert!(!everything_shown(&err).contains("s3cret"));
+            assert!(
+                err.to_string()
+                    .contains(&format!("connecting to 127.0.0.1:{port}")),
+                "the error does not say where it connected: {err}"
+            );
         }
         other => panic!("expected Unreachable, got {other:?}"),
     }
