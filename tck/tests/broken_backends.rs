@@ -63,6 +63,8 @@ enum Defect {
     // Limits and sizes.
     DeclaresTinyMaxValueSize,
     DeclaresCoarseGranularity,
+    DeclaresEndlessGranularity,
+    DeclaresHugeMaxValueSize,
     LargestValueRejected,
     LargeValuesLoseLastByte,
     OversizedValueAccepted,
@@ -407,6 +409,16 @@ const CASES: &[Case] = &[
         DeclaresCoarseGranularity,
         "test_declared_limits_are_within_the_contract",
         &["limits().ttl_granularity"],
+    ),
+    case(
+        DeclaresEndlessGranularity,
+        "test_declared_limits_are_within_the_contract",
+        &["limits().ttl_granularity", "at most 1s"],
+    ),
+    case(
+        DeclaresHugeMaxValueSize,
+        "test_declared_limits_are_within_the_contract",
+        &["limits().max_value_size", "at most 1073741824 bytes"],
     ),
     case(
         EmptyValueReadAsMiss,
@@ -2105,11 +2117,15 @@ impl Cache for Reference {
     fn limits(&self) -> Limits {
         let granularity = if self.has(DeclaresCoarseGranularity) {
             2 * SECOND
+        } else if self.has(DeclaresEndlessGranularity) {
+            Duration::MAX
         } else {
             self.granularity
         };
         let max_value_size = if self.has(DeclaresTinyMaxValueSize) {
             64 << 10
+        } else if self.has(DeclaresHugeMaxValueSize) {
+            usize::MAX
         } else {
             MAX_VALUE_SIZE
         };
@@ -2244,6 +2260,62 @@ fn each_defect_fails_the_check_and_step_named_for_it() {
         "defects not caught where expected:\n{}",
         wrong.join("\n")
     );
+}
+
+/// A limit no check can run on (a TTL granularity of `Duration::MAX`, a largest value
+/// of `usize::MAX`) fails every check that reads it, naming the limit, rather than
+/// overflowing a clock, allocating the value or sleeping out the check's timeout (whose
+/// failure would not name it); the checks that do not read it still pass.
+#[test]
+fn limits_no_check_can_run_on_fail_the_checks_that_read_them() {
+    let cases = [
+        (
+            DeclaresEndlessGranularity,
+            "limits().ttl_granularity",
+            &[
+                "test_key_expires_after_ttl",
+                "test_ttl_below_granularity_is_rounded_up",
+            ][..],
+        ),
+        (
+            DeclaresHugeMaxValueSize,
+            "limits().max_value_size",
+            &[
+                "test_largest_value_round_trips",
+                "test_value_over_limit_is_rejected_and_harms_nothing",
+            ],
+        ),
+    ];
+    for (defect, limit, must_fail) in cases {
+        let outcomes = run_each(CHECKS.iter().map(|check| (check, Some(defect), Fine)));
+        let mut failed = Vec::new();
+        for outcome in &outcomes {
+            if let Err(failure) = &outcome.result {
+                let text = failure.to_string();
+                assert!(
+                    text.contains(limit),
+                    "{defect:?}: {} failed without naming {limit}: {text}",
+                    outcome.check.name
+                );
+                failed.push(outcome.check.name);
+            }
+        }
+        for name in must_fail
+            .iter()
+            .chain(&["test_declared_limits_are_within_the_contract"])
+        {
+            assert!(failed.contains(name), "{defect:?}: {name} did not fail");
+        }
+        for name in [
+            "test_set_and_get_value_without_ttl",
+            "test_get_non_existent_key_is_a_cache_miss",
+        ] {
+            assert!(
+                !failed.contains(&name),
+                "{defect:?}: {name}, which reads no limit, failed"
+            );
+        }
+    }
 }
 
 /// Every check is failed by some defect, so none of them is a check that cannot fail.

@@ -33,6 +33,8 @@ enum Mutant {
     /// The first read of a live entry in the whole run answers a wrong value; every
     /// later one is right: a failure that never comes back.
     LiesOnce,
+    /// Keeps the contract but declares a TTL granularity of `Duration::MAX`.
+    DeclaresEndlessGranularity,
 }
 
 type Store = Arc<Mutex<HashMap<String, (Bytes, Option<Instant>)>>>;
@@ -197,7 +199,12 @@ impl Cache for MapCache {
     }
 
     fn limits(&self) -> Capabilities {
-        Capabilities::new(Duration::from_millis(1), 1 << 20)
+        let granularity = if self.mutant == Mutant::DeclaresEndlessGranularity {
+            Duration::MAX
+        } else {
+            Duration::from_millis(1)
+        };
+        Capabilities::new(granularity, 1 << 20)
             .with_clear()
             .with_atomic_add()
     }
@@ -372,6 +379,25 @@ async fn a_failure_that_does_not_come_back_is_said_so() {
         cache.get("a").await.unwrap(),
         Some(Bytes::from_static(b"v"))
     );
+}
+
+/// A granularity no sequence can be timed against fails the run before any sequence,
+/// naming the limit, instead of overflowing a clock or stretching every pause; a replay
+/// on such a cache fails alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_granularity_outside_the_contract_fails_before_any_sequence() {
+    let failure = run(Mutant::DeclaresEndlessGranularity)
+        .await
+        .expect_err("no sequence can be judged against an endless granularity");
+    assert_eq!((failure.case, failure.program.0.len()), (0, 0), "{failure}");
+    let shown = failure.to_string();
+    assert!(
+        shown.contains("declared limits") && shown.contains("limits().ttl_granularity"),
+        "{shown}"
+    );
+    let cache = factory(Mutant::DeclaresEndlessGranularity)().await;
+    let replayed = model::replay(&cache, &failure.program).await.unwrap_err();
+    assert_eq!(replayed.step, "limits().ttl_granularity");
 }
 
 /// Whether a mutant's shrunk sequence fails the same way whenever it is replayed. Not

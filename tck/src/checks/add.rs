@@ -8,6 +8,7 @@ use std::{
 };
 
 use super::multi_thread_runtime;
+use super::values::{largest_value, timed_limits};
 use cache_api::{Bytes, Cache, CacheError, Limits};
 use futures::future::join_all;
 
@@ -75,7 +76,7 @@ async fn expect_added(
 pub async fn test_add_of_an_absent_key_stores_it_and_returns_true(
     cache: &dyn Cache,
 ) -> CheckResult {
-    let limits = cache.limits();
+    let limits = timed_limits(cache)?;
     let short = short_ttl(&limits);
     expect_added(
         cache,
@@ -124,7 +125,7 @@ pub async fn test_add_of_an_absent_key_stores_it_and_returns_true(
 pub async fn test_add_of_a_present_key_returns_false_and_changes_nothing(
     cache: &dyn Cache,
 ) -> CheckResult {
-    let limits = cache.limits();
+    let limits = timed_limits(cache)?;
     let short = short_ttl(&limits);
     set(cache, "tck:add-present-empty", b"", KEEP).await?;
     expect_added(
@@ -226,7 +227,7 @@ async fn refused_add_keeps_a_short_ttl(
 pub async fn test_add_over_an_expired_entry_stores_and_returns_true(
     cache: &dyn Cache,
 ) -> CheckResult {
-    let limits = cache.limits();
+    let limits = timed_limits(cache)?;
     let short = short_ttl(&limits);
     set(cache, "tck:add-expired", b"expired", Some(short)).await?;
     let wait = sleep_past(short, &limits).await;
@@ -308,7 +309,7 @@ pub async fn test_add_refuses_caller_mistakes_and_writes_nothing(cache: &dyn Cac
 /// A value over the limit is `ValueTooLarge` for `add` on an absent and on a present key
 /// (with a zero TTL too), and nothing is written.
 async fn refused_oversized_adds_write_nothing(cache: &dyn Cache) -> CheckResult {
-    let limit = cache.limits().max_value_size;
+    let limit = largest_value(cache)?;
     let too_large = Bytes::from(vec![b'x'; limit + 1]);
     set(cache, "tck:add-too-large-present", b"old value", KEEP).await?;
     let attempts = [

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use cache_api::{Bytes, Cache, CacheError};
 
+use super::values::timed_limits;
 use super::{
     delete, describe, exists, expect, expect_many, remove, set, short_ttl, sleep_past, KEEP,
     LONG_TTL,
@@ -96,7 +97,7 @@ pub async fn test_get_many_answers_duplicate_keys_at_each_position(
 pub async fn test_get_many_agrees_with_get_after_overwrite_delete_and_expiry(
     cache: &dyn Cache,
 ) -> CheckResult {
-    let limits = cache.limits();
+    let limits = timed_limits(cache)?;
     let ttl = short_ttl(&limits);
     set(cache, "tck:gm-overwritten", b"first", KEEP).await?;
     set(cache, "tck:gm-overwritten", b"second", KEEP).await?;
@@ -191,7 +192,7 @@ pub async fn test_set_many_stores_every_entry_with_the_ttl(cache: &dyn Cache) ->
     .await?;
     expect(cache, "tck:sm-empty", Some(b""), "after set_many").await?;
 
-    let limits = cache.limits();
+    let limits = timed_limits(cache)?;
     let ttl = short_ttl(&limits);
     cache
         .set_many(&entries[..2], Some(ttl))
@@ -235,7 +236,7 @@ pub async fn test_set_many_stores_every_entry_with_the_ttl(cache: &dyn Cache) ->
 
 /// `set_many` without TTL over keys that had one removes their old TTL, as `set` does.
 pub async fn test_set_many_without_ttl_clears_previous_ttl(cache: &dyn Cache) -> CheckResult {
-    let limits = cache.limits();
+    let limits = timed_limits(cache)?;
     let ttl = short_ttl(&limits);
     set(cache, "tck:sm-cleared", b"with ttl", Some(ttl)).await?;
     cache
@@ -339,7 +340,7 @@ pub async fn test_delete_many_counts_removed_entries(cache: &dyn Cache) -> Check
 /// `delete_many` does not count entries whose TTL has passed, and removes the live one
 /// named with them.
 pub async fn test_delete_many_does_not_count_expired_entries(cache: &dyn Cache) -> CheckResult {
-    let limits = cache.limits();
+    let limits = timed_limits(cache)?;
     let ttl = short_ttl(&limits);
     set(cache, "tck:dme-1", b"x", Some(ttl)).await?;
     cache
@@ -368,7 +369,7 @@ pub async fn test_exists_agrees_with_get(cache: &dyn Cache) -> CheckResult {
     delete(cache, "tck:exists", true, "of a live entry").await?;
     exists(cache, "tck:exists", false, "after delete").await?;
 
-    let limits = cache.limits();
+    let limits = timed_limits(cache)?;
     let ttl = short_ttl(&limits);
     set(cache, "tck:exists-expiring", b"x", Some(ttl)).await?;
     sleep_past(ttl, &limits).await;

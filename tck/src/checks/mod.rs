@@ -125,7 +125,7 @@ async fn expect_alive(
     written: Instant,
     context: &str,
 ) -> Result<Alive, Failure> {
-    let limits = cache.limits();
+    let limits = timed_limits(cache)?;
     let actual = get(cache, key, context).await?;
     let elapsed = written.elapsed();
     if actual.as_deref() == Some(value) {

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use cache_api::{Bytes, Cache, CacheError};
 
+use super::values::timed_limits;
 use super::{
     certainly_alive_for, delete, describe, expect, expect_alive, get, remove, set, short_ttl,
     sleep_past, too_loaded, Alive, ATTEMPTS, KEEP, KEEP_TTL, LONG_TTL, PRESENCE_TTL,
@@ -40,7 +41,7 @@ pub async fn test_zero_ttl_stores_nothing_and_removes_previous_value(
 
 /// A set without TTL on a key that had one removes the old TTL.
 pub async fn test_set_without_ttl_clears_previous_ttl(cache: &dyn Cache) -> CheckResult {
-    let limits = cache.limits();
+    let limits = timed_limits(cache)?;
     let ttl = short_ttl(&limits);
     set(cache, "tck:ttl-cleared", b"with ttl", Some(ttl)).await?;
     set(cache, "tck:ttl-cleared", b"without ttl", None).await?;
@@ -56,7 +57,7 @@ pub async fn test_set_without_ttl_clears_previous_ttl(cache: &dyn Cache) -> Chec
 
 /// A longer TTL set over a shorter one keeps the entry past the first TTL.
 pub async fn test_overwrite_with_a_longer_ttl_extends_the_entry(cache: &dyn Cache) -> CheckResult {
-    let limits = cache.limits();
+    let limits = timed_limits(cache)?;
     let ttl = short_ttl(&limits);
     set(cache, "tck:ttl-extended", b"short", Some(ttl)).await?;
     set(cache, "tck:ttl-extended", b"long", Some(LONG_TTL)).await?;
@@ -73,7 +74,7 @@ pub async fn test_overwrite_with_a_longer_ttl_extends_the_entry(cache: &dyn Cach
 /// A TTL below the backend's granularity is rounded up, never down to "no expiry"
 /// or to "already expired".
 pub async fn test_ttl_below_granularity_is_rounded_up(cache: &dyn Cache) -> CheckResult {
-    let limits = cache.limits();
+    let limits = timed_limits(cache)?;
     let granularity = limits.ttl_granularity;
     let sub = granularity * 3 / 10;
     set(cache, "tck:sub-granularity", b"rounded up", Some(sub)).await?;
@@ -127,7 +128,7 @@ pub async fn test_ttl_below_granularity_is_rounded_up(cache: &dyn Cache) -> Chec
 /// 6 s and a 1 h TTL (a backend whose TTLs are too short, or that stores nothing for
 /// short TTLs, fails here).
 pub async fn test_entries_are_present_well_before_their_ttl(cache: &dyn Cache) -> CheckResult {
-    let short = short_ttl(&cache.limits());
+    let short = short_ttl(&timed_limits(cache)?);
     for attempt in 0..ATTEMPTS {
         if presence_attempt(cache, attempt, short).await? == Alive::Yes {
             return Ok(());
@@ -146,7 +147,7 @@ async fn presence_attempt(
     short: Duration,
 ) -> Result<Alive, Failure> {
     let value = b"present";
-    let limits = cache.limits();
+    let limits = timed_limits(cache)?;
     let mut written = Vec::new();
     for (name, ttl) in [("short", short), ("6s", PRESENCE_TTL), ("1h", KEEP_TTL)] {
         let key = format!("tck:present-{name}-{attempt}");
@@ -175,7 +176,7 @@ async fn presence_attempt(
 pub async fn test_entries_without_ttl_outlive_every_ttl_of_the_run(
     cache: &dyn Cache,
 ) -> CheckResult {
-    let limits = cache.limits();
+    let limits = timed_limits(cache)?;
     set(cache, "tck:none-set", b"no ttl", None).await?;
     set(cache, "tck:none-empty", b"", None).await?;
     cache
@@ -265,7 +266,7 @@ pub async fn test_unrepresentable_ttl_is_kept_or_rejected(cache: &dyn Cache) -> 
 
 /// `delete` of an entry whose TTL has passed returns false.
 pub async fn test_delete_of_an_expired_entry_returns_false(cache: &dyn Cache) -> CheckResult {
-    let limits = cache.limits();
+    let limits = timed_limits(cache)?;
     let ttl = short_ttl(&limits);
     set(cache, "tck:delete-expired", b"x", Some(ttl)).await?;
     sleep_past(ttl, &limits).await;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cache_api::{Bytes, Cache, CacheError};
+use cache_api::{Bytes, Cache, CacheError, Limits};
 
 use super::{delete, expect, expect_many, patterned, set, KEEP};
 use crate::failure::{CheckResult, Failure};
@@ -14,20 +14,57 @@ pub const MIN_MAX_VALUE_SIZE: usize = (1 << 20) - 1024;
 /// The coarsest TTL granularity a backend may declare: memcached's 1 s.
 pub const MAX_TTL_GRANULARITY: Duration = Duration::from_secs(1);
 
+/// The most a backend may declare as its largest value: 1 GiB. The value checks write a
+/// value of exactly the declared size and one of a byte more, so a larger limit cannot be
+/// checked; it is also more than memcached (1 GiB items at most) or Redis (512 MiB) store.
+pub const MAX_CHECKED_VALUE_SIZE: usize = 1 << 30;
+
 /// The declared limits ask no less than the contract: values of at least 1 MiB less
-/// 1 KiB, and a TTL granularity of at most 1 s.
+/// 1 KiB (and at most [`MAX_CHECKED_VALUE_SIZE`], which the checks can write), and a TTL
+/// granularity of at most 1 s.
 pub async fn test_declared_limits_are_within_the_contract(cache: &dyn Cache) -> CheckResult {
-    let limits = cache.limits();
-    if limits.max_value_size < MIN_MAX_VALUE_SIZE {
+    largest_value(cache)?;
+    timed_limits(cache)?;
+    Ok(())
+}
+
+/// The declared largest value, when the value checks can run on it; otherwise the
+/// failure naming it. Every check that writes a value of the declared size asks here.
+pub(crate) fn largest_value(cache: &dyn Cache) -> Result<usize, Failure> {
+    let declared = cache.limits().max_value_size;
+    if declared < MIN_MAX_VALUE_SIZE {
         return Err(Failure::new(
             "limits().max_value_size",
             format!(
                 "at least {MIN_MAX_VALUE_SIZE} bytes (the contract: values up to memcached's \
                  default 1 MiB item, so the value checks cannot be made easier)"
             ),
-            format!("{} bytes", limits.max_value_size),
+            format!("{declared} bytes"),
         ));
     }
+    if declared > MAX_CHECKED_VALUE_SIZE {
+        return Err(Failure::new(
+            "limits().max_value_size",
+            format!(
+                "at most {MAX_CHECKED_VALUE_SIZE} bytes (the checks write a value of the \
+                 declared size and one a byte larger: declare the largest value the backend \
+                 really stores)"
+            ),
+            format!("{declared} bytes"),
+        ));
+    }
+    Ok(declared)
+}
+
+/// The declared limits, when the checks that time expiries can run on them; otherwise
+/// the failure naming the granularity. Every check that waits on a TTL asks here, so a
+/// granularity outside the contract fails at once instead of sleeping for it.
+pub(crate) fn timed_limits(cache: &dyn Cache) -> Result<Limits, Failure> {
+    timed(cache.limits())
+}
+
+/// `limits`, when the checks that time expiries can run on them, as [`timed_limits`].
+pub(crate) fn timed(limits: Limits) -> Result<Limits, Failure> {
     if limits.ttl_granularity > MAX_TTL_GRANULARITY {
         return Err(Failure::new(
             "limits().ttl_granularity",
@@ -38,7 +75,7 @@ pub async fn test_declared_limits_are_within_the_contract(cache: &dyn Cache) -> 
             format!("{:?}", limits.ttl_granularity),
         ));
     }
-    Ok(())
+    Ok(limits)
 }
 
 /// An empty value is stored and returned as an empty value, not as a miss, by `get` and
@@ -102,7 +139,7 @@ pub async fn test_binary_values_round_trip(cache: &dyn Cache) -> CheckResult {
 
 /// A value of exactly the declared largest size round-trips unchanged.
 pub async fn test_largest_value_round_trips(cache: &dyn Cache) -> CheckResult {
-    let limit = cache.limits().max_value_size;
+    let limit = largest_value(cache)?;
     let value = patterned(limit, 7);
     set(cache, "tck:largest", &value, KEEP).await?;
     expect(
@@ -117,7 +154,7 @@ pub async fn test_largest_value_round_trips(cache: &dyn Cache) -> CheckResult {
 /// A value one byte over the limit is `ValueTooLarge` naming the limit; the key's old
 /// value and other entries are untouched and the cache stays usable.
 pub async fn test_value_over_limit_is_rejected_and_harms_nothing(cache: &dyn Cache) -> CheckResult {
-    let limit = cache.limits().max_value_size;
+    let limit = largest_value(cache)?;
     set(cache, "tck:too-large", b"old value", KEEP).await?;
     set(cache, "tck:bystander", b"bystander", KEEP).await?;
     let too_large = Bytes::from(patterned(limit + 1, 3));

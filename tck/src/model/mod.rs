@@ -292,7 +292,8 @@ pub struct ModelFailure {
     /// other caches of the same server did meanwhile: the defect is real, but the
     /// printed steps may pass when replayed.
     pub reproduced: bool,
-    /// Which sequence of the run failed (from 1).
+    /// Which sequence of the run failed (from 1); 0 when none ran, the cache declaring
+    /// a TTL granularity outside the contract (`failure` names it).
     pub case: u32,
     /// The seed that draws the run again.
     pub seed: u64,
@@ -300,6 +301,13 @@ pub struct ModelFailure {
 
 impl fmt::Display for ModelFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.case == 0 {
+            return writeln!(
+                f,
+                "the cache's declared limits leave the model nothing to check: {}",
+                self.failure
+            );
+        }
         writeln!(
             f,
             "the cache disagreed with the model on sequence {} ({SEED_ENV}={}), \
@@ -369,7 +377,19 @@ where
     C: Cache,
 {
     let started = Instant::now();
-    let declared = factory().await.limits();
+    // A granularity outside the contract would stretch every pause of the sequences
+    // with it: refused before any is drawn.
+    let declared =
+        crate::checks::timed(factory().await.limits()).map_err(|failure| ModelFailure {
+            program: Program(Vec::new()),
+            step: 0,
+            failure,
+            drawn_len: 0,
+            shrink_runs: 0,
+            reproduced: true,
+            case: 0,
+            seed: config.seed,
+        })?;
     let plan = Plan::new(&declared, config.time_unit, config.max_ops);
     let strategy = plan.program();
     let mut runner = runner(config.seed);
@@ -437,7 +457,7 @@ where
 /// The [`Failure`](crate::Failure) of the first step whose answer the model does not
 /// allow, naming the step.
 pub async fn replay(cache: &dyn Cache, program: &Program) -> Result<(), crate::Failure> {
-    let granularity = cache.limits().ttl_granularity;
+    let granularity = crate::checks::timed_limits(cache)?.ttl_granularity;
     let op_timeout = Config::default().op_timeout;
     execute(cache, program, granularity, op_timeout)
         .await

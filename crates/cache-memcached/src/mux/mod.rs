@@ -30,9 +30,9 @@ use crate::transport::Transport;
 /// and line ends.
 const COMMAND_ROOM: usize = 48;
 
-/// The instant `timeout` from now. A timeout too long for the clock to add (a year
-/// count such as `Duration::MAX`) means no bound worth the name: the deadline is a
-/// century away rather than a panic.
+/// The instant `timeout` from now. A timeout too long for the clock to add
+/// (`Duration::MAX`, a URL's `584542046090y`) is no bound: the deadline is then a
+/// century away, where adding it would panic.
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout)
