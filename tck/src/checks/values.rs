@@ -15,7 +15,7 @@ pub const MIN_MAX_VALUE_SIZE: usize = (1 << 20) - 1024;
 pub const MAX_TTL_GRANULARITY: Duration = Duration::from_secs(1);
 
 /// The most a backend may declare as its largest value: 1 GiB. The value checks write a
-/// value of exactly the declared size and one of a byte more, so a larger limit cannot be
+/// value of exactly the declared size and one a byte larger, so a larger limit cannot be
 /// checked; it is also more than memcached (1 GiB items at most) or Redis (512 MiB) store.
 pub const MAX_CHECKED_VALUE_SIZE: usize = 1 << 30;
 
