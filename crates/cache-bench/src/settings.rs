@@ -155,25 +155,22 @@ mod tests {
 
     #[test]
     fn lengths_past_thirty_days_are_refused() {
-        let longest = |settings: &mut Settings, length: Duration| {
-            settings.duration = Some(length);
-            settings.warmup = length;
-            settings.sample_every = Some(length);
-        };
         let mut settings = Settings::new("memory://");
-        longest(&mut settings, MAX_LENGTH);
+        (settings.duration, settings.warmup, settings.sample_every) =
+            (Some(MAX_LENGTH), MAX_LENGTH, Some(MAX_LENGTH));
         assert!(settings.check().is_ok());
-        for (name, set) in [
-            (
-                "duration",
-                (|s, l| s.duration = Some(l)) as fn(&mut Settings, Duration),
-            ),
-            ("warmup", |s, l| s.warmup = l),
-            ("sample_every", |s, l| s.sample_every = Some(l)),
-        ] {
-            for length in [MAX_LENGTH + Duration::from_secs(1), Duration::MAX] {
-                let mut settings = Settings::new("memory://");
-                set(&mut settings, length);
+        for length in [MAX_LENGTH + Duration::from_secs(1), Duration::MAX] {
+            let mut duration = Settings::new("memory://");
+            duration.duration = Some(length);
+            let mut warmup = Settings::new("memory://");
+            warmup.warmup = length;
+            let mut sample_every = Settings::new("memory://");
+            sample_every.sample_every = Some(length);
+            for (name, settings) in [
+                ("duration", duration),
+                ("warmup", warmup),
+                ("sample_every", sample_every),
+            ] {
                 let refused = settings.check().unwrap_err().to_string();
                 assert!(
                     refused.contains(name) && refused.contains("at most 30 days"),

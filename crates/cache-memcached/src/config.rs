@@ -265,17 +265,10 @@ impl MemcachedCacheBuilder {
             return Ok(None);
         };
         // The empty prefix is no prefix, as for every backend.
-        let Some(last) = prefix.chars().last() else {
+        if prefix.is_empty() {
             return Ok(None);
-        };
-        if !last.is_ascii_punctuation() {
-            return Err(CacheError::config(format!(
-                "the key prefix {prefix:?} must end with a delimiter such as ':' ({:?}), \
-                 or it would also match the keys of longer prefixes like {:?}",
-                format!("{prefix}:"),
-                format!("{prefix}bar")
-            )));
         }
+        cache_url_core::check_prefix_delimiter(prefix)?;
         if prefix.len() > MAX_PREFIX_LEN {
             return Err(CacheError::config(format!(
                 "the key prefix is {} bytes, more than {MAX_PREFIX_LEN}",

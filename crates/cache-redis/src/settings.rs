@@ -38,7 +38,7 @@ impl RedisCacheBuilder {
                 self.max_value_size
             )));
         }
-        check_prefix(&self.key_prefix)?;
+        cache_url_core::check_prefix_delimiter(&self.key_prefix)?;
         Ok(Settings {
             endpoint: self.endpoint(cluster)?,
             key_prefix: self.key_prefix.clone(),
@@ -134,19 +134,6 @@ pub(crate) struct Settings {
     pub(crate) max_value_size: usize,
 }
 
-fn check_prefix(prefix: &str) -> Result<(), CacheError> {
-    match prefix.chars().last() {
-        None => Ok(()),
-        Some(last) if last.is_ascii_punctuation() => Ok(()),
-        Some(_) => Err(CacheError::config(format!(
-            "the key prefix {prefix:?} must end with a delimiter such as ':' ({:?}), \
-             or it would also match the keys of longer prefixes like {:?}",
-            format!("{prefix}:"),
-            format!("{prefix}bar")
-        ))),
-    }
-}
-
 /// `count` when it is from 1 to [`MAX_CONNECTIONS`].
 fn connection_count(what: &str, count: usize) -> Result<usize, CacheError> {
     if (1..=MAX_CONNECTIONS).contains(&count) {
@@ -167,10 +154,10 @@ mod tests {
 
     #[test]
     fn prefixes_must_end_with_a_delimiter() {
-        assert!(check_prefix("").is_ok());
-        assert!(check_prefix("foo:").is_ok());
-        assert!(check_prefix("foo/").is_ok());
-        let err = check_prefix("foo").unwrap_err();
+        assert!(cache_url_core::check_prefix_delimiter("").is_ok());
+        assert!(cache_url_core::check_prefix_delimiter("foo:").is_ok());
+        assert!(cache_url_core::check_prefix_delimiter("foo/").is_ok());
+        let err = cache_url_core::check_prefix_delimiter("foo").unwrap_err();
         assert!(err.to_string().contains("\"foo:\""), "{err}");
     }
 

@@ -8,4 +8,4 @@ mod redact;
 
 pub use params::{parse_bool, parse_count, parse_duration, Params};
 pub use parse::{CacheUrl, Host};
-pub use redact::{key_prefix, redact, scrub, split_off_params, NOT_A_URL};
+pub use redact::{check_prefix_delimiter, key_prefix, redact, scrub, split_off_params, NOT_A_URL};

@@ -2,6 +2,7 @@
 //! must work before (or without) a full parse.
 
 use crate::Params;
+use cache_api::CacheError;
 
 /// What [`redact`] shows for a text that is not a URL: it may be a pasted password.
 pub const NOT_A_URL: &str = "<not a URL>";
@@ -71,6 +72,34 @@ pub fn key_prefix(url: &str) -> Option<String> {
     let (_, query) = url.split_once('?')?;
     let query = query.split_once('#').map_or(query, |(query, _)| query);
     Params::from_query(query).take_string(&["prefix", "key_prefix"])
+}
+
+/// Refuses a key prefix that does not end with a delimiter (an ASCII punctuation mark
+/// such as `:`): `foo` would also match the keys of `foobar:`, so clearing it would
+/// empty another prefix's keys. The empty prefix is no prefix, and passes. The error
+/// quotes the prefix escaped, so that no control character of it reaches a terminal.
+///
+/// ```
+/// assert!(cache_url_core::check_prefix_delimiter("app:").is_ok());
+/// assert!(cache_url_core::check_prefix_delimiter("").is_ok());
+/// let err = cache_url_core::check_prefix_delimiter("app").unwrap_err();
+/// assert!(err.to_string().contains(r#"("app:")"#));
+/// ```
+///
+/// # Errors
+///
+/// `Config`, suggesting the prefix with `:` appended.
+pub fn check_prefix_delimiter(prefix: &str) -> Result<(), CacheError> {
+    match prefix.chars().last() {
+        None => Ok(()),
+        Some(last) if last.is_ascii_punctuation() => Ok(()),
+        Some(_) => Err(CacheError::config(format!(
+            "the key prefix {prefix:?} must end with a delimiter such as ':' ({:?}), \
+             or it would also match the keys of longer prefixes like {:?}",
+            format!("{prefix}:"),
+            format!("{prefix}bar")
+        ))),
+    }
 }
 
 /// Takes the parameters named in `names` out of `url`'s query: the URL without them
