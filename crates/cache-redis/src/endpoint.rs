@@ -40,17 +40,20 @@ impl Nodes {
             Nodes::Cluster(seeds) => seeds.as_slice(),
             Nodes::Sentinel(_) => &[],
         };
-        infos
-            .iter()
-            .map(|info| match info.addr() {
-                redis::ConnectionAddr::Tcp(host, port)
-                | redis::ConnectionAddr::TcpTls { host, port, .. } => {
-                    crate::wrong_port::display_address(host, *port)
-                }
-                // A socket's path, as the crate shows it.
-                other => other.to_string(),
-            })
-            .collect()
+        infos.iter().map(address).collect()
+    }
+}
+
+/// Where `info` connects, without credentials: `host:port` (`[v6]:port`) or a socket's
+/// path.
+pub(crate) fn address(info: &redis::ConnectionInfo) -> String {
+    match info.addr() {
+        redis::ConnectionAddr::Tcp(host, port)
+        | redis::ConnectionAddr::TcpTls { host, port, .. } => {
+            crate::wrong_port::display_address(host, *port)
+        }
+        // A socket's path, as the crate shows it.
+        other => other.to_string(),
     }
 }
 

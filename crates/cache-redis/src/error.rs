@@ -18,6 +18,10 @@ pub(crate) struct ErrorContext {
     pub(crate) response_timeout: Duration,
     pub(crate) pool_wait_timeout: Duration,
     pub(crate) secrets: Vec<String>,
+    /// The one server the errors come from (`host:port`, `[v6]:port` or a socket's
+    /// path), named in each error of reaching it; `None` for a cluster, whose errors
+    /// come from any of its nodes.
+    pub(crate) server: Option<String>,
 }
 
 /// Server error codes that mean the credentials were refused or are missing.
@@ -30,6 +34,14 @@ const TRUNCATED_REPLY: &str = "Unexpected end of input";
 const PERMISSION_CODE: &str = "NOPERM";
 
 impl ErrorContext {
+    /// The context of the connections to one server, whose errors name it.
+    pub(crate) fn at(&self, server: String) -> Self {
+        Self {
+            server: Some(server),
+            ..self.clone()
+        }
+    }
+
     /// Maps an error of a command (or of opening a connection, when `connecting`).
     pub(crate) fn map(&self, err: RedisError, connecting: bool) -> CacheError {
         if let Some(failure) = crate::tls::certificate_failure(&err) {
@@ -78,7 +90,7 @@ impl ErrorContext {
         } else if is_unreachable {
             CacheError::Unreachable {
                 backend: BACKEND,
-                source,
+                source: self.located(source, connecting),
             }
         } else {
             CacheError::Backend {
@@ -139,6 +151,24 @@ impl ErrorContext {
             operation: "command",
             phase,
             after,
+        }
+    }
+
+    /// `source`, named with the server it came from when there is one and its message
+    /// does not already name it: `connecting to {server}: {source}`, or `{server}:
+    /// {source}` for a connection that was up. The original error stays the source's
+    /// own source.
+    fn located(&self, source: BoxError, connecting: bool) -> BoxError {
+        match &self.server {
+            Some(server) if !source.to_string().contains(server.as_str()) => {
+                let text = if connecting {
+                    format!("connecting to {server}: {source}")
+                } else {
+                    format!("{server}: {source}")
+                };
+                Box::new(AtServer { text, source })
+            }
+            _ => source,
         }
     }
 
@@ -209,6 +239,32 @@ impl fmt::Display for Scrubbed {
 
 impl std::error::Error for Scrubbed {}
 
+/// An error of reaching one server, its message naming the server; the error it wraps
+/// is its source.
+pub(crate) struct AtServer {
+    text: String,
+    source: BoxError,
+}
+
+impl fmt::Display for AtServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The message alone: the source's own `Debug` may be long, and shows nothing more.
+impl fmt::Debug for AtServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+impl std::error::Error for AtServer {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +276,7 @@ mod tests {
             response_timeout: Duration::from_millis(500),
             pool_wait_timeout: Duration::from_secs(1),
             secrets: vec!["s3cret".to_owned()],
+            server: None,
         }
     }
 
@@ -261,6 +318,46 @@ mod tests {
         assert!(!lost_connection(&RedisError::from(io::Error::from(
             io::ErrorKind::TimedOut
         ))));
+    }
+
+    /// The errors of reaching one server name it once, in the phase they came in, and
+    /// keep the original error as their source; a cluster's are left as they are.
+    #[test]
+    fn unreachable_errors_name_the_server() {
+        let refused = || RedisError::from(io::Error::from(io::ErrorKind::ConnectionRefused));
+        let at = context().at("[::1]:6390".to_owned());
+        let running = at.map(refused(), false);
+        assert!(
+            running
+                .to_string()
+                .ends_with(": [::1]:6390: connection refused"),
+            "{running}"
+        );
+        let named = std::error::Error::source(&running).expect("the named error");
+        let original = named.source().expect("the original error");
+        assert!(
+            original.downcast_ref::<RedisError>().is_some(),
+            "{original:?}"
+        );
+        assert!(format!("{running:?}").contains("[::1]:6390"), "{running:?}");
+        let connecting = at.map(refused(), true).to_string();
+        assert!(
+            connecting.contains("connecting to [::1]:6390: connection refused"),
+            "{connecting}"
+        );
+        assert_eq!(connecting.matches("[::1]:6390").count(), 1, "{connecting}");
+        // Already named in its message: not named again.
+        let mentioned = RedisError::from(io::Error::other("lost [::1]:6390"));
+        let once = at.map(mentioned, false).to_string();
+        assert_eq!(once.matches("[::1]:6390").count(), 1, "{once}");
+        // A timeout says which bound ran out; not reaching a cluster names no one node.
+        let timed_out = RedisError::from(io::Error::from(io::ErrorKind::TimedOut));
+        assert!(matches!(
+            at.map(timed_out, false),
+            CacheError::Timeout { .. }
+        ));
+        let cluster = context().map(refused(), false).to_string();
+        assert!(!cluster.contains("[::1]"), "{cluster}");
     }
 
     /// Only the failures the manager reconnects after but cannot recover from by itself

@@ -117,6 +117,7 @@ impl Single {
         mode: Mode,
         errors: &ErrorContext,
     ) -> Result<Self, CacheError> {
+        let errors = &errors.at(crate::endpoint::address(&info));
         let database = info.redis_settings().db();
         let pool_size = match mode {
             Mode::Pooled { max_size } => max_size,
