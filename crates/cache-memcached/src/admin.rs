@@ -300,7 +300,7 @@ fn dial_error(server: &str, error: io::Error) -> CacheError {
     }
     io_error(io::Error::new(
         error.kind(),
-        format!("connecting to {server}: {error}"),
+        transport::dial_message(server, &error),
     ))
 }
 

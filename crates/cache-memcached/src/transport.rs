@@ -313,6 +313,12 @@ fn roots(ca: Option<Certificates>, ca_file: Option<&Path>) -> Result<RootCertSto
     Ok(roots)
 }
 
+/// The message of a failed dial, naming the server (with several, which one is down):
+/// `connecting to {server}: {error}`.
+pub(crate) fn dial_message(server: &str, error: &io::Error) -> String {
+    format!("connecting to {server}: {error}")
+}
+
 /// Why a connection failed on a certificate, if that is what `err` says: the server's
 /// certificate was refused here (wrong CA, wrong name, expired), or the server refused
 /// ours (mutual TLS without a certificate, or with one it does not trust).

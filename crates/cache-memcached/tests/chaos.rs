@@ -100,6 +100,15 @@ async fn chaos_garbled_replies_give_a_backend_error_and_heal() {
     cell(Fault::GarbledReplies, "backend").await;
 }
 
+/// A connection lost under a call, refused when dialled again, or out of step: each
+/// error names the server (in a ring, the one that failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_errors_name_the_server() {
+    let (_server, proxy, cache) = through_proxy().await;
+    let faults = [Fault::DropMidResponse, Fault::Refuse, Fault::GarbledReplies];
+    probe::assert_errors_name_the_server(&cache, &proxy, &faults, BOUNDS.heal_within).await;
+}
+
 /// 32 tasks read and write keys whose values name them while every fault comes and goes:
 /// no read ever returns another key's value, and the cache works afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,6 +56,17 @@ async fn cell_in(model: ConnectionModel, label: &str, fault: Fault, expected: &s
     probe::assert_cell(&cache, &proxy, label, fault, (expected, then), BOUNDS).await;
 }
 
+/// A connection lost under a call, or refused when dialled again: the `Unreachable`
+/// names the server, in both connection models.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_unreachable_errors_name_the_server() {
+    for model in [MULTIPLEXED, ConnectionModel::Pooled { max_size: 2 }] {
+        let (_server, proxy, cache) = through_proxy(model).await;
+        let faults = [Fault::DropMidResponse, Fault::Refuse];
+        probe::assert_errors_name_the_server(&cache, &proxy, &faults, BOUNDS.heal_within).await;
+    }
+}
+
 /// Replies 1 s late, past the 300 ms response timeout: `Timeout`, then healed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_latency_gives_a_timeout_and_heals() {

@@ -119,13 +119,29 @@ impl Server {
         })
         .await;
         match outcome {
-            Ok(answers) => answers,
+            Ok(answers) => answers.map_err(|failure| self.located(failure)),
             Err(_) => {
                 if let Some(connection) = used {
                     connection.fail(Failure::Timeout);
                 }
                 Err(Failure::Timeout)
             }
+        }
+    }
+
+    /// `failure`, its message naming this server unless it does already (a dial's
+    /// does): a ring's error then says which of its servers failed. A timeout says which
+    /// bound ran out and names no one.
+    fn located(&self, failure: Failure) -> Failure {
+        let address = self.address.as_str();
+        match failure {
+            Failure::Io(kind, message) if !message.contains(address) => {
+                Failure::Io(kind, format!("{address}: {message}"))
+            }
+            Failure::Protocol(message) if !message.contains(address) => {
+                Failure::Protocol(format!("{address}: {message}"))
+            }
+            other => other,
         }
     }
 
@@ -156,18 +172,16 @@ impl Server {
         if let Some(failure) = dials.known_failure(&self.address, asked) {
             return Err(failure);
         }
-        let dialled =
-            match tokio::time::timeout_at(deadline, self.transport.dial(&self.address)).await {
-                Ok(Ok(stream)) => Ok(stream),
-                Ok(Err(error)) => Err(match transport::refusal(&error) {
-                    Some(refusal) => Failure::Refused(refusal),
-                    None => Failure::Io(
-                        error.kind(),
-                        format!("connecting to {}: {error}", self.address),
-                    ),
-                }),
-                Err(_) => Err(Failure::Timeout),
-            };
+        let dialled = match tokio::time::timeout_at(deadline, self.transport.dial(&self.address))
+            .await
+        {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(error)) => Err(match transport::refusal(&error) {
+                Some(refusal) => Failure::Refused(refusal),
+                None => Failure::Io(error.kind(), transport::dial_message(&self.address, &error)),
+            }),
+            Err(_) => Err(Failure::Timeout),
+        };
         match dialled {
             Ok(stream) => {
                 dials.succeeded();

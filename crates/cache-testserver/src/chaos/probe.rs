@@ -468,6 +468,33 @@ pub async fn assert_cell(
     );
 }
 
+/// For each of `faults` in turn (each lifted, and the cache healed, before the next),
+/// the first call under it fails with an error whose message names the proxy's address,
+/// the server as the cache knows it: an application with several caches, or a ring of
+/// servers, then reads which one failed.
+///
+/// # Panics
+///
+/// When [`fault_cell`] reports a failure or an error does not name the address.
+pub async fn assert_errors_name_the_server(
+    cache: &dyn Cache,
+    proxy: &ChaosProxy,
+    faults: &[Fault],
+    heal_within: Duration,
+) {
+    let address = proxy.address().to_string();
+    for &fault in faults {
+        let report = fault_cell(cache, proxy, fault, heal_within)
+            .await
+            .unwrap_or_else(|message| panic!("{message}"));
+        let message = report.error.to_string();
+        assert!(
+            message.contains(&address),
+            "{fault}: the error does not name {address}: {message}"
+        );
+    }
+}
+
 /// 32 tasks read and write keys whose values name them while every fault comes and goes
 /// (each for 600 ms, replies 1 s late under latency): no read returns another key's
 /// value, calls succeed and fail, and the cache works afterwards.
