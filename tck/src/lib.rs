@@ -13,7 +13,7 @@ use std::{fmt, future::Future, pin::Pin};
 pub use cache_api::Cache;
 pub use failure::{CheckResult, Failure};
 pub use recorder::KeyRecorder;
-pub use run::{run_check, Outcome, Requirement, Verdict, CHECK_TIMEOUT};
+pub use run::{run_check, run_pair_check, Outcome, Requirement, Verdict, CHECK_TIMEOUT};
 
 /// A check's future, borrowed from the cache it runs on.
 pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = CheckResult> + Send + 'a>>;
@@ -155,6 +155,10 @@ macro_rules! __check_tests {
     };
     (@group $factory:path, Extended, Extended [$($name:ident,)*]) => {
         $crate::__check_tests!(@emit $factory, $($name,)*);
+        #[test]
+        fn test_clear_leaves_other_caches_alone() {
+            $crate::__private::run_pair_test($factory);
+        }
     };
     (@group $factory:path, $wanted:ident, $group:ident [$($name:ident,)*]) => {};
     (@emit $factory:path, $($name:ident,)*) => {
@@ -165,6 +169,25 @@ macro_rules! __check_tests {
             }
         )*
     };
+}
+
+/// The check of two caches, [`run_pair_check`]'s, as a [`Check`] for lists and reports
+/// beside [`CHECKS`] (`cachectl check` runs it after them). Its `run`, given one cache,
+/// fails saying that it needs two.
+pub const PAIR: Check = Check {
+    name: "test_clear_leaves_other_caches_alone",
+    group: Group::Extended,
+    run: one_cache_is_not_enough,
+};
+
+fn one_cache_is_not_enough(_: &dyn Cache) -> CheckFuture<'_> {
+    Box::pin(async {
+        Err(Failure::new(
+            PAIR.name,
+            "two caches of the backend (run_pair_check)",
+            "one cache",
+        ))
+    })
 }
 
 /// Every check, core first, in the order of the contract.
@@ -215,7 +238,10 @@ macro_rules! contract_tests {
 
 /// Stamps out the extended checks (every rule of the contract beyond the five core
 /// ones) as `#[test]` functions in the module where it is invoked. Same `factory` as
-/// [`contract_tests!`].
+/// [`contract_tests!`], called once per test, except by
+/// `test_clear_leaves_other_caches_alone` ([`run_pair_check`]), which asks it for two
+/// caches: the factory must give each call a cache of its own (on a shared server, a
+/// namespace of its own), as it must for tests that run side by side.
 #[macro_export]
 macro_rules! extended_tests {
     ($factory:path $(,)?) => {
@@ -225,5 +251,5 @@ macro_rules! extended_tests {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::run::run_test;
+    pub use crate::run::{run_pair_test, run_test};
 }

@@ -129,11 +129,7 @@ pub async fn run_check(check: &'static Check, cache: &dyn Cache) -> Outcome {
     }
     let result = match tokio::time::timeout(CHECK_TIMEOUT, (check.run)(cache)).await {
         Ok(result) => result.map(|()| Verdict::Passed),
-        Err(_) => Err(Failure::new(
-            check.name,
-            format!("the check to finish within {CHECK_TIMEOUT:?}"),
-            "no answer (the backend hung)",
-        )),
+        Err(_) => Err(hung(check)),
     };
     Outcome {
         check,
@@ -155,24 +151,90 @@ where
     C: Cache + 'static,
 {
     let check = check_named(name).unwrap_or_else(|| panic!("cache-tck has no check named {name}"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("cache-tck could not build a tokio runtime for the test");
-    let outcome = runtime.block_on(async {
+    let outcome = test_runtime().block_on(async {
         let cache = factory().await;
         let outcome = run_check(check, &cache).await;
         // Dropped inside the runtime: a cache may need it to close its connections.
         drop(cache);
         outcome
     });
-    match outcome.result {
+    report(name, outcome.elapsed, outcome.result);
+}
+
+/// Runs the one check that needs two caches of a backend,
+/// [`test_clear_leaves_other_caches_alone`](crate::checks::test_clear_leaves_other_caches_alone)
+/// ([`PAIR`](crate::PAIR)), on `cache` and `other` (two caches from the same factory: two
+/// namespaces on one server, or two instances), inside the caller's Tokio runtime and
+/// bounded by [`CHECK_TIMEOUT`]. Not applicable when `cache` declares no `clear`. It is
+/// not in [`CHECKS`](crate::CHECKS), whose checks take one cache;
+/// [`extended_tests!`](crate::extended_tests) stamps it out beside them.
+pub async fn run_pair_check(cache: &dyn Cache, other: &dyn Cache) -> Outcome {
+    let check = &crate::PAIR;
+    let started = Instant::now();
+    let result = if Requirement::Clear.is_met_by(&cache.limits()) {
+        let run = crate::checks::test_clear_leaves_other_caches_alone(cache, other);
+        match tokio::time::timeout(CHECK_TIMEOUT, run).await {
+            Ok(result) => result.map(|()| Verdict::Passed),
+            Err(_) => Err(hung(check)),
+        }
+    } else {
+        Ok(Verdict::NotApplicable(Requirement::Clear.unmet()))
+    };
+    Outcome {
+        check,
+        elapsed: started.elapsed(),
+        result,
+    }
+}
+
+/// The failure of a check that did not end within [`CHECK_TIMEOUT`].
+fn hung(check: &Check) -> Failure {
+    Failure::new(
+        check.name,
+        format!("the check to finish within {CHECK_TIMEOUT:?}"),
+        "no answer (the backend hung)",
+    )
+}
+
+/// The body of the generated `#[test]` of [`run_pair_check`]: asks the factory for two
+/// caches and runs the check on them.
+///
+/// # Panics
+///
+/// When the check fails.
+pub fn run_pair_test<F, Fut, C>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = C>,
+    C: Cache + 'static,
+{
+    let outcome = test_runtime().block_on(async {
+        let cache = factory().await;
+        let other = factory().await;
+        let outcome = run_pair_check(&cache, &other).await;
+        drop((cache, other));
+        outcome
+    });
+    report(outcome.check.name, outcome.elapsed, outcome.result);
+}
+
+/// The runtime of a generated `#[test]`.
+fn test_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("cache-tck could not build a tokio runtime for the test")
+}
+
+/// Ends a generated `#[test]` as its check ended.
+fn report(name: &str, elapsed: Duration, result: Result<Verdict, Failure>) {
+    match result {
         Ok(Verdict::Passed) => {}
         // A #[test] has no third state: it passes, and says on its output that it
         // checked nothing (`cargo test -- --nocapture` shows it).
         Ok(Verdict::NotApplicable(reason)) => println!("{name}: not applicable: {reason}"),
-        Err(failure) => panic!("{name} failed after {:?}\n  {failure}", outcome.elapsed),
+        Err(failure) => panic!("{name} failed after {elapsed:?}\n  {failure}"),
     }
 }
 
@@ -281,10 +343,41 @@ mod tests {
 
     #[test]
     fn check_names_are_unique_and_core_has_the_five() {
-        let mut names: Vec<_> = CHECKS.iter().map(|c| c.name).collect();
+        let mut names: Vec<_> = CHECKS
+            .iter()
+            .chain([&crate::PAIR])
+            .map(|c| c.name)
+            .collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), CHECKS.len());
+        assert_eq!(names.len(), CHECKS.len() + 1);
         assert_eq!(crate::checks_in(crate::Group::Core).count(), 5);
+    }
+
+    /// The check of two caches states what it expects, runs only on a backend that
+    /// declares clear, and fails one that claims to clear and does not; given one cache
+    /// only, it fails saying it needs two.
+    #[tokio::test]
+    async fn the_check_of_two_caches_runs_only_as_such() {
+        let pair = &crate::PAIR;
+        assert!(
+            pair.expects().starts_with("`clear` removes only"),
+            "{}",
+            pair.expects()
+        );
+        assert_eq!(Requirement::of(pair), Some(Requirement::Clear));
+        let silent = || Declaring(Capabilities::default(), Default::default());
+        let outcome = run_pair_check(&silent(), &silent()).await;
+        assert_eq!(
+            outcome.not_applicable(),
+            Some("the backend declares no clear")
+        );
+        let lying = || Declaring(Capabilities::default().with_clear(), Default::default());
+        let outcome = run_pair_check(&lying(), &lying()).await;
+        let failure = outcome.result.expect_err("a clear that removes nothing");
+        assert!(failure.to_string().contains("after clear"), "{failure}");
+        let alone = run_check(pair, &lying()).await;
+        let failure = alone.result.expect_err("one cache is not enough");
+        assert!(failure.to_string().contains("two caches"), "{failure}");
     }
 }

@@ -2,10 +2,12 @@
 
 use std::{
     process::ExitCode,
+    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use cache_tck::{run_check, Check, Group, KeyRecorder, Outcome, CHECKS};
+use cache_api::Cache;
+use cache_tck::{run_check, run_pair_check, Check, Group, KeyRecorder, Outcome, CHECKS, PAIR};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
@@ -271,6 +273,7 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
 fn select(args: &CheckArgs) -> Vec<&'static Check> {
     CHECKS
         .iter()
+        .chain([&PAIR])
         .filter(|check| match args.group {
             Which::Core => check.group == Group::Core,
             Which::Extended => check.group == Group::Extended,
@@ -305,7 +308,13 @@ async fn run_all(args: &CheckArgs, selected: Vec<&'static Check>) -> Vec<Ran> {
         .buffer_unordered(usize::from(args.jobs))
         .collect()
         .await;
-    results.sort_by_key(|ran| CHECKS.iter().position(|c| c.name == ran.outcome.check.name));
+    // The check of two caches, which is not in the list, last.
+    results.sort_by_key(|ran| {
+        CHECKS
+            .iter()
+            .position(|c| c.name == ran.outcome.check.name)
+            .unwrap_or(CHECKS.len())
+    });
     results
 }
 
@@ -315,38 +324,78 @@ async fn run_one(
     prefix: &str,
     check: &'static Check,
 ) -> Ran {
-    let options = options.clone().key_prefix(prefix);
-    let cache = match cache_url::connect_with(url, &options).await {
-        Ok(cache) => KeyRecorder::new(cache),
-        Err(err) => {
-            return Ran {
-                outcome: Outcome {
-                    check,
-                    elapsed: Duration::ZERO,
-                    result: Err(cache_tck::Failure::new(
-                        "connect",
-                        "a cache",
-                        format!("Err({err})"),
-                    )),
-                },
-                cleanup_error: None,
-            }
-        }
+    if check.name == PAIR.name {
+        return run_pair(url, options, prefix).await;
+    }
+    let cache = match connect(url, options, prefix).await {
+        Ok(cache) => cache,
+        Err(failure) => return not_connected(check, failure),
     };
     let outcome = run_check(check, &cache).await;
-    // Whether the check passed or not: the keys it wrote, then whatever is left in
-    // its namespace (a generation counter, entries a `clear` made unreachable).
+    Ran {
+        outcome,
+        cleanup_error: clean_up(&cache, prefix).await,
+    }
+}
+
+/// The check of two caches, on two namespaces side by side under `prefix`.
+async fn run_pair(url: &str, options: &cache_url::Options, prefix: &str) -> Ran {
+    let (first, second) = (format!("{prefix}a:"), format!("{prefix}b:"));
+    let (cache, other) = match (
+        connect(url, options, &first).await,
+        connect(url, options, &second).await,
+    ) {
+        (Ok(cache), Ok(other)) => (cache, other),
+        (Err(failure), _) | (_, Err(failure)) => return not_connected(&PAIR, failure),
+    };
+    let outcome = run_pair_check(&cache, &other).await;
+    let cleanup_errors = [
+        clean_up(&cache, &first).await,
+        clean_up(&other, &second).await,
+    ];
+    let cleanup_errors: Vec<String> = cleanup_errors.into_iter().flatten().collect();
+    Ran {
+        outcome,
+        cleanup_error: (!cleanup_errors.is_empty()).then(|| cleanup_errors.join("; ")),
+    }
+}
+
+/// A cache of `url` under `prefix`, recording the keys written to it.
+async fn connect(
+    url: &str,
+    options: &cache_url::Options,
+    prefix: &str,
+) -> Result<KeyRecorder<Arc<dyn Cache>>, cache_tck::Failure> {
+    let options = options.clone().key_prefix(prefix);
+    cache_url::connect_with(url, &options)
+        .await
+        .map(KeyRecorder::new)
+        .map_err(|err| cache_tck::Failure::new("connect", "a cache", format!("Err({err})")))
+}
+
+/// A check that failed for want of a cache to run on.
+fn not_connected(check: &'static Check, failure: cache_tck::Failure) -> Ran {
+    Ran {
+        outcome: Outcome {
+            check,
+            elapsed: Duration::ZERO,
+            result: Err(failure),
+        },
+        cleanup_error: None,
+    }
+}
+
+/// Whether the check passed or not: removes the keys it wrote, then whatever is left in
+/// its namespace (a generation counter, entries a `clear` made unreachable); what could
+/// not be removed, said.
+async fn clean_up(cache: &KeyRecorder<Arc<dyn Cache>>, prefix: &str) -> Option<String> {
     let removed = async {
         delete_keys(cache.inner().as_ref(), &cache.written_keys())
             .await
             .map_err(|(_, err)| err)?;
         clear_namespace(cache.inner().as_ref()).await
     };
-    let cleanup_error = removed.await.err().map(|err| left_behind(&err, prefix));
-    Ran {
-        outcome,
-        cleanup_error,
-    }
+    removed.await.err().map(|err| left_behind(&err, prefix))
 }
 
 fn print_line(ran: &Ran) {

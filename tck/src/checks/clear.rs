@@ -109,3 +109,52 @@ pub async fn test_clear_on_an_empty_cache_succeeds(cache: &dyn Cache) -> CheckRe
     )
     .await
 }
+
+/// `clear` removes only its own cache's entries: a second cache from the same factory (a
+/// namespace of its own on the same server) keeps every entry, and neither cache sees the
+/// other's.
+pub async fn test_clear_leaves_other_caches_alone(
+    cache: &dyn Cache,
+    other: &dyn Cache,
+) -> CheckResult {
+    const SHARED: &str = "tck:neighbour-shared";
+    const MINE: &str = "tck:neighbour-mine";
+    const THEIRS: &str = "tck:neighbour-theirs";
+    let second = "in a second cache from the factory (each test must get a cache of its own)";
+    set(cache, SHARED, b"first", KEEP).await?;
+    set(cache, MINE, b"first", KEEP).await?;
+    expect(
+        other,
+        SHARED,
+        None,
+        &format!("{second}, after the first wrote it"),
+    )
+    .await?;
+    set(other, SHARED, b"second", KEEP).await?;
+    set(other, THEIRS, b"second", KEEP).await?;
+    let outcome = async {
+        expect(
+            cache,
+            SHARED,
+            Some(b"first"),
+            "after a second cache from the factory wrote the same key",
+        )
+        .await?;
+        cache
+            .clear()
+            .await
+            .or_fail(|| "clear() of the first cache".to_owned())?;
+        expect(cache, SHARED, None, "after clear").await?;
+        expect(cache, MINE, None, "after clear").await?;
+        let after = format!("{second}, after the first was cleared");
+        expect(other, SHARED, Some(b"second"), &after).await?;
+        expect(other, THEIRS, Some(b"second"), &after).await
+    }
+    .await;
+    // The second cache's entries go either way; the first's went with its clear.
+    let removed = other.delete_many(&[SHARED, THEIRS]).await;
+    outcome?;
+    removed
+        .map(drop)
+        .or_fail(|| format!("delete_many of its 2 keys {second}"))
+}

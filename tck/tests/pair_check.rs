@@ -1,0 +1,170 @@
+//! The check of two caches (`run_pair_check`): caches that each hold a namespace of one
+//! shared store pass it when `clear` removes only their own namespace, and fail it when
+//! `clear` wipes the store, when the factory hands out one namespace twice, or when a
+//! cache reads or writes outside its namespace.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use cache_api::{async_trait, Bytes, Cache, CacheError, Limits};
+use cache_tck::{run_pair_check, Verdict};
+
+/// What is wrong with a [`Namespaced`] cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Defect {
+    None,
+    /// `clear` removes every entry of the store, whatever its namespace.
+    ClearWipesTheStore,
+    /// `clear` removes the entries whose key starts like this cache's namespace, without
+    /// the separator: `ns1` also takes `ns10`'s.
+    ClearMatchesPrefixLoosely,
+    /// `get` falls back to the key's entry in any namespace.
+    ReadsOutsideItsNamespace,
+    /// `set` ignores the namespace.
+    WritesOutsideItsNamespace,
+    /// Declares no `clear`: the check does not apply.
+    NoClear,
+}
+
+/// One namespace of a store shared by every cache of a factory.
+struct Namespaced {
+    store: Arc<Mutex<HashMap<String, Bytes>>>,
+    namespace: String,
+    defect: Defect,
+}
+
+impl Namespaced {
+    fn full(&self, key: &str) -> String {
+        format!("{}:{key}", self.namespace)
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, HashMap<String, Bytes>> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl Cache for Namespaced {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        let store = self.store();
+        let found = store.get(&self.full(key)).cloned();
+        Ok(match (found, self.defect) {
+            (None, Defect::ReadsOutsideItsNamespace) => {
+                let suffix = format!(":{key}");
+                store
+                    .iter()
+                    .find(|(stored, _)| stored.ends_with(&suffix))
+                    .map(|(_, value)| value.clone())
+            }
+            (found, _) => found,
+        })
+    }
+
+    async fn set(&self, key: &str, value: Bytes, _: Option<Duration>) -> Result<(), CacheError> {
+        let key = match self.defect {
+            Defect::WritesOutsideItsNamespace => key.to_owned(),
+            _ => self.full(key),
+        };
+        self.store().insert(key, value);
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        Ok(self.store().remove(&self.full(key)).is_some())
+    }
+
+    async fn clear(&self) -> Result<(), CacheError> {
+        let mut store = self.store();
+        match self.defect {
+            Defect::ClearWipesTheStore => store.clear(),
+            Defect::ClearMatchesPrefixLoosely => {
+                store.retain(|key, _| !key.starts_with(&self.namespace));
+            }
+            _ => {
+                let own = format!("{}:", self.namespace);
+                store.retain(|key, _| !key.starts_with(&own));
+            }
+        }
+        Ok(())
+    }
+
+    fn limits(&self) -> Limits {
+        let limits = Limits::new(Duration::from_millis(1), 1 << 20);
+        if self.defect == Defect::NoClear {
+            limits
+        } else {
+            limits.with_clear()
+        }
+    }
+}
+
+/// Two caches as a factory would hand them out: on one store, in namespaces `first` and
+/// `second`.
+async fn run_on(defect: Defect, first: &str, second: &str) -> Result<Verdict, String> {
+    let store = Arc::new(Mutex::new(HashMap::new()));
+    let cache = |namespace: &str| Namespaced {
+        store: Arc::clone(&store),
+        namespace: namespace.to_owned(),
+        defect,
+    };
+    run_pair_check(&cache(first), &cache(second))
+        .await
+        .result
+        .map_err(|failure| failure.to_string())
+}
+
+#[tokio::test]
+async fn caches_that_keep_to_their_namespace_pass() {
+    assert_eq!(
+        run_on(Defect::None, "ns1", "ns2").await,
+        Ok(Verdict::Passed)
+    );
+    assert_eq!(
+        run_on(Defect::None, "ns1", "ns10").await,
+        Ok(Verdict::Passed)
+    );
+}
+
+#[tokio::test]
+async fn every_way_of_reaching_another_namespace_fails() {
+    for (defect, second, named) in [
+        (
+            Defect::ClearWipesTheStore,
+            "ns2",
+            "after the first was cleared",
+        ),
+        (
+            Defect::ClearMatchesPrefixLoosely,
+            "ns10",
+            "after the first was cleared",
+        ),
+        (
+            Defect::ReadsOutsideItsNamespace,
+            "ns2",
+            "after the first wrote it",
+        ),
+        (
+            Defect::WritesOutsideItsNamespace,
+            "ns2",
+            "wrote the same key",
+        ),
+        // A factory that hands out the same namespace twice.
+        (Defect::None, "ns1", "after the first wrote it"),
+    ] {
+        match run_on(defect, "ns1", second).await {
+            Err(failure) => assert!(failure.contains(named), "{defect:?}: {failure}"),
+            Ok(verdict) => panic!("{defect:?} with {second}: {verdict:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cache_without_clear_is_not_applicable() {
+    match run_on(Defect::NoClear, "ns1", "ns2").await {
+        Ok(Verdict::NotApplicable(reason)) => assert!(reason.contains("clear"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
