@@ -215,7 +215,7 @@ mod tests {
             response_timeout: Duration::from_secs(1),
             pool_wait_timeout: Duration::from_secs(1),
             secrets: vec!["s3cret".to_owned()],
-            server: None,
+            origin: None,
         }
     }
 

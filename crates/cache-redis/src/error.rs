@@ -18,10 +18,19 @@ pub(crate) struct ErrorContext {
     pub(crate) response_timeout: Duration,
     pub(crate) pool_wait_timeout: Duration,
     pub(crate) secrets: Vec<String>,
-    /// The one server the errors come from (`host:port`, `[v6]:port` or a socket's
-    /// path), named in each error of reaching it; `None` for a cluster, whose errors
-    /// come from any of its nodes.
-    pub(crate) server: Option<String>,
+    /// Where the errors come from, named in each error of reaching it; `None` for a
+    /// cluster, whose errors come from any of its nodes.
+    pub(crate) origin: Option<Origin>,
+}
+
+/// Where the errors of an [`ErrorContext`] come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// One server's connections: `host:port`, `[v6]:port` or a socket's path.
+    Server(String),
+    /// The sentinels' lookup of their group's master, in words that name the group and
+    /// the sentinels (the failure may be a sentinel's or the master's).
+    Lookup(String),
 }
 
 /// Server error codes that mean the credentials were refused or are missing.
@@ -37,7 +46,19 @@ impl ErrorContext {
     /// The context of the connections to one server, whose errors name it.
     pub(crate) fn at(&self, server: String) -> Self {
         Self {
-            server: Some(server),
+            origin: Some(Origin::Server(server)),
+            ..self.clone()
+        }
+    }
+
+    /// The context of the sentinels' lookup of `service`'s master, whose errors name
+    /// the group and the sentinels.
+    pub(crate) fn looking_up(&self, service: &str, sentinels: &[String]) -> Self {
+        Self {
+            origin: Some(Origin::Lookup(format!(
+                "looking up the master of `{service}` through the sentinels {}",
+                sentinels.join(", ")
+            ))),
             ..self.clone()
         }
     }
@@ -154,22 +175,23 @@ impl ErrorContext {
         }
     }
 
-    /// `source`, named with the server it came from when there is one and its message
-    /// does not already name it: `connecting to {server}: {source}`, or `{server}:
-    /// {source}` for a connection that was up. The original error stays the source's
-    /// own source.
+    /// `source`, named with where it came from when that is known and its message
+    /// does not already say it: `connecting to {server}: {source}`, `{server}: {source}`
+    /// for a connection that was up, or `looking up the master of …: {source}`. The
+    /// original error stays the source's own source.
     fn located(&self, source: BoxError, connecting: bool) -> BoxError {
-        match &self.server {
-            Some(server) if !source.to_string().contains(server.as_str()) => {
-                let text = if connecting {
-                    format!("connecting to {server}: {source}")
-                } else {
-                    format!("{server}: {source}")
-                };
-                Box::new(AtServer { text, source })
+        let (named, text) = match &self.origin {
+            Some(Origin::Server(server)) if connecting => {
+                (server, format!("connecting to {server}: {source}"))
             }
-            _ => source,
+            Some(Origin::Server(server)) => (server, format!("{server}: {source}")),
+            Some(Origin::Lookup(lookup)) => (lookup, format!("{lookup}: {source}")),
+            None => return source,
+        };
+        if source.to_string().contains(named.as_str()) {
+            return source;
         }
+        Box::new(AtServer { text, source })
     }
 
     /// Keeps the original error as the source, unless its message or `Debug` output
@@ -276,7 +298,7 @@ mod tests {
             response_timeout: Duration::from_millis(500),
             pool_wait_timeout: Duration::from_secs(1),
             secrets: vec!["s3cret".to_owned()],
-            server: None,
+            origin: None,
         }
     }
 
@@ -358,6 +380,18 @@ mod tests {
         ));
         let cluster = context().map(refused(), false).to_string();
         assert!(!cluster.contains("[::1]"), "{cluster}");
+        // A sentinel lookup names the group and the sentinels, whatever the phase.
+        let lookup = context().looking_up("mymaster", &["h1:26379".to_owned(), "h2:1".to_owned()]);
+        for connecting in [true, false] {
+            let message = lookup.map(refused(), connecting).to_string();
+            assert!(
+                message.ends_with(
+                    ": looking up the master of `mymaster` through the sentinels h1:26379, \
+                     h2:1: connection refused"
+                ),
+                "{message}"
+            );
+        }
     }
 
     /// Only the failures the manager reconnects after but cannot recover from by itself

@@ -204,7 +204,7 @@ impl RedisCache {
             response_timeout,
             pool_wait_timeout,
             secrets: endpoint.secrets.clone(),
-            server: None,
+            origin: None,
         };
         let seed = wrong_port::Seed::of(&endpoint.nodes);
         let addresses = endpoint.nodes.addresses();

@@ -24,7 +24,7 @@ use redis::{
 };
 
 use crate::{
-    endpoint::{credentials, Endpoint, Nodes},
+    endpoint::{address, credentials, Endpoint, Nodes},
     error::ErrorContext,
     settings::Mode,
     single::{Request, Single},
@@ -153,6 +153,8 @@ impl SentinelBackend {
         mode: Mode,
         errors: &ErrorContext,
     ) -> Result<Self, CacheError> {
+        let sentinels: Vec<String> = target.sentinels.iter().map(address).collect();
+        let errors = &errors.looking_up(&target.service, &sentinels);
         let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(target.node);
         let client = SentinelClient::build(
             target.sentinels,

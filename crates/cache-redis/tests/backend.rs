@@ -699,6 +699,31 @@ async fn an_absent_server_is_unreachable_at_build_time() {
     }
 }
 
+/// Sentinels that are not there give `Unreachable` at build time, naming the group and
+/// every sentinel asked, and never the password.
+#[tokio::test]
+async fn absent_sentinels_are_named_at_build_time() {
+    let ports = [
+        cache_redis::testing::free_port(),
+        cache_redis::testing::free_port(),
+    ];
+    let url = format!(
+        "redis+sentinel://:s3cret@127.0.0.1:{},127.0.0.1:{}/mymaster",
+        ports[0], ports[1]
+    );
+    match RedisCache::connect(&url).await {
+        Err(err @ CacheError::Unreachable { .. }) => {
+            assert!(!everything_shown(&err).contains("s3cret"));
+            let expected = format!(
+                "looking up the master of `mymaster` through the sentinels 127.0.0.1:{}, 127.0.0.1:{}",
+                ports[0], ports[1]
+            );
+            assert!(err.to_string().contains(&expected), "{err}");
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}
+
 /// Timeouts too long for the clock to add (`Duration::MAX`, a URL's `584542046090y`) are
 /// no bound rather than a panic, in both connection models; a sentinel or a server where
 /// nothing listens still fails at once.
