@@ -1,7 +1,7 @@
 //! The check of two caches (`run_pair_check`): caches that each hold a namespace of one
 //! shared store pass it when `clear` removes only their own namespace, and fail it when
 //! `clear` wipes the store, when the factory hands out one namespace twice, or when a
-//! cache reads or writes outside its namespace.
+//! cache reads, writes or deletes outside its namespace.
 
 use std::{
     collections::HashMap,
@@ -25,6 +25,8 @@ enum Defect {
     ReadsOutsideItsNamespace,
     /// `set` ignores the namespace.
     WritesOutsideItsNamespace,
+    /// `delete` removes the key from every namespace.
+    DeletesInEveryNamespace,
     /// Declares no `clear`: the check does not apply.
     NoClear,
 }
@@ -73,7 +75,13 @@ impl Cache for Namespaced {
     }
 
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        Ok(self.store().remove(&self.full(key)).is_some())
+        let mut store = self.store();
+        let removed = store.remove(&self.full(key)).is_some();
+        if self.defect == Defect::DeletesInEveryNamespace {
+            let suffix = format!(":{key}");
+            store.retain(|stored, _| !stored.ends_with(&suffix));
+        }
+        Ok(removed)
     }
 
     async fn clear(&self) -> Result<(), CacheError> {
@@ -150,6 +158,11 @@ async fn every_way_of_reaching_another_namespace_fails() {
             Defect::WritesOutsideItsNamespace,
             "ns2",
             "wrote the same key",
+        ),
+        (
+            Defect::DeletesInEveryNamespace,
+            "ns2",
+            "after the first deleted the same key",
         ),
         // A factory that hands out the same namespace twice.
         (Defect::None, "ns1", "after the first wrote it"),

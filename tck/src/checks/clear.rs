@@ -2,7 +2,7 @@
 
 use cache_api::{Bytes, Cache};
 
-use super::{exists, expect, expect_many, set, KEEP, LONG_TTL};
+use super::{delete, exists, expect, expect_many, set, KEEP, LONG_TTL};
 use crate::failure::{CheckResult, Failure, OrFail};
 
 /// `clear` removes every entry of the cache, with and without TTL.
@@ -110,9 +110,11 @@ pub async fn test_clear_on_an_empty_cache_succeeds(cache: &dyn Cache) -> CheckRe
     .await
 }
 
-/// `clear` removes only its own cache's entries: a second cache from the same factory (a
-/// namespace of its own on the same server) keeps every entry, and neither cache sees the
-/// other's.
+/// `clear` and `delete` on one cache leave another cache of the same factory untouched.
+///
+/// The second cache is a namespace of its own on the same server (or an instance of its
+/// own): neither cache sees the other's keys, a `delete` of a key both hold removes only
+/// the deleting cache's, and a `clear` only its entries.
 pub async fn test_clear_leaves_other_caches_alone(
     cache: &dyn Cache,
     other: &dyn Cache,
@@ -123,32 +125,27 @@ pub async fn test_clear_leaves_other_caches_alone(
     let second = "in a second cache from the factory (each test must get a cache of its own)";
     set(cache, SHARED, b"first", KEEP).await?;
     set(cache, MINE, b"first", KEEP).await?;
-    expect(
-        other,
-        SHARED,
-        None,
-        &format!("{second}, after the first wrote it"),
-    )
-    .await?;
+    let written = format!("{second}, after the first wrote it");
+    expect(other, SHARED, None, &written).await?;
+    exists(other, MINE, false, &written).await?;
     set(other, SHARED, b"second", KEEP).await?;
     set(other, THEIRS, b"second", KEEP).await?;
     let outcome = async {
-        expect(
-            cache,
-            SHARED,
-            Some(b"first"),
-            "after a second cache from the factory wrote the same key",
-        )
-        .await?;
+        let same_key = "after a second cache from the factory wrote the same key";
+        expect(cache, SHARED, Some(b"first"), same_key).await?;
+        delete(cache, SHARED, true, same_key).await?;
+        let deleted = format!("{second}, after the first deleted the same key");
+        expect(other, SHARED, Some(b"second"), &deleted).await?;
+        set(cache, SHARED, b"first", KEEP).await?;
         cache
             .clear()
             .await
             .or_fail(|| "clear() of the first cache".to_owned())?;
         expect(cache, SHARED, None, "after clear").await?;
         expect(cache, MINE, None, "after clear").await?;
-        let after = format!("{second}, after the first was cleared");
-        expect(other, SHARED, Some(b"second"), &after).await?;
-        expect(other, THEIRS, Some(b"second"), &after).await
+        let cleared = format!("{second}, after the first was cleared");
+        expect(other, SHARED, Some(b"second"), &cleared).await?;
+        expect(other, THEIRS, Some(b"second"), &cleared).await
     }
     .await;
     // The second cache's entries go either way; the first's went with its clear.
