@@ -191,7 +191,7 @@ impl ErrorContext {
         if source.to_string().contains(named.as_str()) {
             return source;
         }
-        Box::new(AtServer { text, source })
+        Box::new(Located { text, source })
     }
 
     /// Keeps the original error as the source, unless its message or `Debug` output
@@ -261,27 +261,27 @@ impl fmt::Display for Scrubbed {
 
 impl std::error::Error for Scrubbed {}
 
-/// An error of reaching one server, its message naming the server; the error it wraps
-/// is its source.
-pub(crate) struct AtServer {
+/// An error of reaching a server, its message naming where it came from (the server,
+/// or a Sentinel group's lookup); the error it wraps is its source.
+pub(crate) struct Located {
     text: String,
     source: BoxError,
 }
 
-impl fmt::Display for AtServer {
+impl fmt::Display for Located {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
 }
 
 /// The message alone: the source's own `Debug` may be long, and shows nothing more.
-impl fmt::Debug for AtServer {
+impl fmt::Debug for Located {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.text, f)
     }
 }
 
-impl std::error::Error for AtServer {
+impl std::error::Error for Located {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&*self.source)
     }
