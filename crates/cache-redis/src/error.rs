@@ -211,8 +211,9 @@ impl ErrorContext {
 }
 
 /// An `Unreachable` of a connection at build, naming where it went when its message does
-/// not already (with several seeds or sentinels, which were tried). Other errors are
-/// returned as they are.
+/// not already (a cluster's seeds, whose errors have no one origin), as [`Located`]
+/// does for one server: the original error stays its source. Other errors are returned
+/// as they are.
 pub(crate) fn naming(error: CacheError, addresses: &[String]) -> CacheError {
     match error {
         CacheError::Unreachable { backend, source }
@@ -221,12 +222,10 @@ pub(crate) fn naming(error: CacheError, addresses: &[String]) -> CacheError {
                     .iter()
                     .any(|address| source.to_string().contains(address.as_str())) =>
         {
+            let text = format!("connecting to {}: {source}", addresses.join(", "));
             CacheError::Unreachable {
                 backend,
-                source: Box::new(Scrubbed(format!(
-                    "connecting to {}: {source}",
-                    addresses.join(", ")
-                ))),
+                source: Box::new(Located { text, source }),
             }
         }
         other => other,
