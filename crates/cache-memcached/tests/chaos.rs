@@ -71,6 +71,28 @@ async fn chaos_drop_mid_response_gives_unreachable_and_heals() {
     cell(Fault::DropMidResponse, "unreachable").await;
 }
 
+/// Every open connection severed for good (silent, never closed) and left so: the call
+/// on it times out, and the cache answers again on new connections and closes the
+/// severed ones, with the default two connections and with one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_severed_connections_are_replaced() {
+    let (_server, proxy, cache) = through_proxy().await;
+    for _ in 0..BOUNDS.rounds {
+        probe::assert_recovers_from_severed_connections(&cache, &proxy, "memcached", BOUNDS, 2)
+            .await;
+    }
+    drop(cache);
+    let one = MemcachedCache::builder(&format!("memcache://{}?pool_size=1", proxy.address()))
+        .timeout(TIMEOUT)
+        .build()
+        .await
+        .unwrap_or_else(|error| panic!("cannot build a cache through the proxy: {error}"));
+    for _ in 0..BOUNDS.rounds {
+        let label = "memcached (1 connection)";
+        probe::assert_recovers_from_severed_connections(&one, &proxy, label, BOUNDS, 1).await;
+    }
+}
+
 /// Half a reply, then nothing: `Timeout`; the held replies arrive after healing and are
 /// matched to nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,14 +11,15 @@ use std::{
     future::Future,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, PoisonError, RwLock,
+        Arc, Mutex, PoisonError, RwLock,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
+use arc_swap::ArcSwap;
 use cache_api::CacheError;
 use redis::{
-    cluster::ClusterClientBuilder,
+    cluster::{ClusterClient, ClusterClientBuilder},
     cluster_async::ClusterConnection,
     cluster_routing::{RoutingInfo, SingleNodeRoutingInfo},
     Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, FromRedisValue, RedisError, RedisResult,
@@ -50,9 +51,53 @@ fn is_redirect(kind: ErrorKind) -> bool {
     )
 }
 
+/// Replacements of the cluster connection are at least this far apart: each one dials
+/// the seeds and reads the slots again.
+const REPLACE_AT_MOST_EVERY: Duration = Duration::from_millis(250);
+
+/// The cluster connection in use, and what a new one is made from.
+///
+/// The cluster client tries a request that timed out again on the same connection to
+/// the node, and reconnects to a node only once the connection reports itself broken: a
+/// connection that answers nothing and is never closed (a flow a middlebox forgot, a host
+/// gone without a reset) stalls every request to its node until TCP gives up on it, a
+/// quarter of an hour later. A request that times out here has a new cluster connection
+/// made in the background, which later requests use; those in flight keep the old one
+/// until they end.
+struct Connections {
+    current: ArcSwap<ClusterConnection>,
+    client: ClusterClient,
+    /// Bound on making a new connection.
+    deadline: Duration,
+    /// When a replacement last started.
+    replaced: Mutex<Option<Instant>>,
+}
+
+impl Connections {
+    /// Starts making a new connection, unless one was started less than
+    /// [`REPLACE_AT_MOST_EVERY`] ago. The current one stays in use until the new one is
+    /// ready, and for good if it cannot be made.
+    fn replace(self: &Arc<Self>) {
+        {
+            let mut replaced = self.replaced.lock().unwrap_or_else(PoisonError::into_inner);
+            if replaced.is_some_and(|at| at.elapsed() < REPLACE_AT_MOST_EVERY) {
+                return;
+            }
+            *replaced = Some(Instant::now());
+        }
+        let connections = Arc::clone(self);
+        tokio::spawn(async move {
+            let connecting = connections.client.get_async_connection();
+            if let Ok(Ok(fresh)) = tokio::time::timeout(connections.deadline, connecting).await {
+                connections.current.store(Arc::new(fresh));
+            }
+        });
+    }
+}
+
 /// The cluster side of a [`RedisCache`](crate::RedisCache).
 pub(crate) struct ClusterBackend {
-    connection: ClusterConnection,
+    connections: Arc<Connections>,
     /// This cache's view of which master serves which slot: it groups the commands of
     /// a bulk operation per master and lists the masters `clear` walks. The cluster
     /// client keeps a view of its own to route each command, so an outdated view here
@@ -109,7 +154,12 @@ impl ClusterBackend {
             Err(_) => return Err(errors.timeout("connect", deadline)),
         };
         let backend = Self {
-            connection,
+            connections: Arc::new(Connections {
+                current: ArcSwap::from_pointee(connection),
+                client,
+                deadline,
+                replaced: Mutex::new(None),
+            }),
             topology: RwLock::new(Arc::new(Topology::default())),
             stale: AtomicBool::new(true),
             deadline,
@@ -129,9 +179,23 @@ impl ClusterBackend {
         errors: &ErrorContext,
     ) -> Result<T, CacheError> {
         match tokio::time::timeout(self.deadline, operation).await {
-            Ok(result) => result.map_err(|err| operation_error(err, errors)),
-            Err(_) => Err(errors.timeout("request", self.deadline)),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => {
+                if err.is_timeout() {
+                    self.connections.replace();
+                }
+                Err(operation_error(err, errors))
+            }
+            Err(_) => {
+                self.connections.replace();
+                Err(errors.timeout("request", self.deadline))
+            }
         }
+    }
+
+    /// The cluster connection to send on.
+    fn connection(&self) -> ClusterConnection {
+        ClusterConnection::clone(&self.connections.current.load())
     }
 
     fn topology(&self) -> Arc<Topology> {
@@ -139,7 +203,7 @@ impl ClusterBackend {
     }
 
     async fn refresh_topology(&self) -> RedisResult<()> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let value = connection
             .route_command(
                 redis::cmd("CLUSTER").arg("SLOTS").clone(),
@@ -162,7 +226,7 @@ impl ClusterBackend {
         command: &Cmd,
         errors: &ErrorContext,
     ) -> Result<T, CacheError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         self.bounded(command.query_async(&mut connection), errors)
             .await
     }

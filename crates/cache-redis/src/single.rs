@@ -191,13 +191,19 @@ impl Single {
                 Ok(value)
             }
             Err(err) => {
-                if needs_new_connection(&err) {
+                let connecting = err.is_timeout()
+                    && self.timed_out_connecting(started.elapsed(), &managed.reconnecting);
+                if needs_new_connection(&err) || (err.is_timeout() && !connecting) {
+                    // A connection that left a request unanswered past the response
+                    // timeout may never answer again (a flow a middlebox forgot, a host
+                    // gone without a reset): TCP can take a quarter of an hour to give up
+                    // on it, and the manager reconnects only once it does. Later calls go
+                    // to a new connection; the calls in flight on this one keep it until
+                    // they end.
                     managed.replace();
                 } else if lost_connection(&err) {
                     managed.reconnecting.store(true, Ordering::Relaxed);
                 }
-                let connecting = err.is_timeout()
-                    && self.timed_out_connecting(started.elapsed(), &managed.reconnecting);
                 Err(self.errors.map(err, connecting))
             }
         }

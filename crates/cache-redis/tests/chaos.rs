@@ -115,6 +115,30 @@ async fn chaos_garbled_replies_give_a_backend_error_and_heal() {
     cell(Fault::GarbledReplies, "backend").await;
 }
 
+/// Every open connection severed for good (silent, never closed) and left so: the call
+/// on it times out, and the cache answers again on new connections and closes the
+/// severed ones, in both connection models and with several multiplexed connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_severed_connections_are_replaced() {
+    for (model, label, max_open) in [
+        (MULTIPLEXED, "redis", 1),
+        (
+            ConnectionModel::Multiplexed { connections: 3 },
+            "redis (3 multiplexed connections)",
+            3,
+        ),
+        (ConnectionModel::Pooled { max_size: 4 }, "redis (pooled)", 4),
+    ] {
+        let (_server, proxy, cache) = through_proxy(model).await;
+        for _ in 0..BOUNDS.rounds {
+            probe::assert_recovers_from_severed_connections(
+                &cache, &proxy, label, BOUNDS, max_open,
+            )
+            .await;
+        }
+    }
+}
+
 /// 32 tasks read and write keys whose values name them while every fault comes and goes:
 /// no read ever returns another key's value, and the cache works afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

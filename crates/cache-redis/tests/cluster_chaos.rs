@@ -146,6 +146,24 @@ async fn cluster_chaos_half_reply_then_stall() {
     cell(Fault::HalfReplyThenStall, "timeout", "timeout").await;
 }
 
+/// Every open connection severed for good (silent, never closed) and left so: the call
+/// on it times out, and the cache answers again on new connections and closes the
+/// severed ones (one node: one connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_chaos_severed_connections_are_replaced() {
+    let cluster = proxied_cluster().await;
+    for _ in 0..BOUNDS.rounds {
+        probe::assert_recovers_from_severed_connections(
+            &cluster.cache,
+            &cluster.proxy,
+            "redis-cluster",
+            BOUNDS,
+            1,
+        )
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_chaos_blackhole() {
     cell(Fault::Blackhole, "timeout", "timeout").await;

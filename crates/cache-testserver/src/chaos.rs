@@ -3,8 +3,8 @@
 //!
 //! The test points its client at [`ChaosProxy::address`] instead of the server, then injects
 //! one [`Fault`] at a time (latency per direction, a connection dropped mid-response, half a
-//! reply and a stall, a blackhole, refused connections) and lifts it with
-//! [`ChaosProxy::heal`]. The proxy never changes a byte: it delays, holds, cuts or closes.
+//! reply and a stall, a blackhole, refused connections, garbled replies, open connections
+//! severed for good) and lifts it with [`ChaosProxy::heal`]. The proxy never changes a byte: it delays, holds, cuts or closes.
 //! Healing delivers what was held, in order, as TCP does once a partition ends, so a client
 //! that gave up on a request still receives its late reply and must not match it to another.
 //!
@@ -64,6 +64,14 @@ pub enum Fault {
     /// requests still reach the server. A client that keeps reading such a connection
     /// after what it could not parse would pair later replies with the wrong requests.
     GarbledReplies,
+    /// Every connection open when the fault is injected goes dead for good: nothing is
+    /// forwarded either way, now or after the fault is lifted, and no close or reset
+    /// reaches either side; connections opened later work. As when a NAT, firewall or load
+    /// balancer forgets an established flow, or the server's host vanished: the client's
+    /// socket stays open and answers nothing, and only a new connection gets through.
+    /// A connection opened under the fault is severed by the next injection of it, once
+    /// this one was lifted.
+    SeverOpenConnections,
 }
 
 /// What [`Fault::GarbledReplies`] sends instead of each reply chunk: a NUL byte, then text
@@ -81,6 +89,7 @@ impl Fault {
             Self::Blackhole => "blackhole",
             Self::Refuse => "refuse connections",
             Self::GarbledReplies => "garbled replies",
+            Self::SeverOpenConnections => "open connections severed",
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod chaos;
 #[cfg(feature = "containers")]
 mod container;
+pub mod hostile;
 mod kind;
 mod kinds;
 mod memcached_text;

@@ -258,3 +258,28 @@ async fn connect_within(address: SocketAddr, within: Duration) -> TcpStream {
         }
     }
 }
+
+/// The connections open when the fault is injected go dead for good, silently (no reply,
+/// no close), also after `heal`; connections opened under the fault or after it work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn severed_connections_stay_dead_and_new_ones_work() {
+    let (proxy, _server) = proxied().await;
+    let mut open = TcpStream::connect(proxy.address()).await.unwrap();
+    assert_eq!(
+        exchange(&mut open, "before", PROMPT).await.0,
+        b"before:before\n"
+    );
+    proxy.inject(Fault::SeverOpenConnections);
+    assert_eq!(
+        exchange(&mut open, "abcd", QUIET).await,
+        (Vec::new(), false)
+    );
+    let mut during = TcpStream::connect(proxy.address()).await.unwrap();
+    assert_eq!(exchange(&mut during, "ef", PROMPT).await.0, b"ef:ef\n");
+    proxy.heal();
+    assert_eq!(exchange(&mut open, "gh", QUIET).await, (Vec::new(), false));
+    assert_eq!(exchange(&mut during, "ij", PROMPT).await.0, b"ij:ij\n");
+    let mut after = TcpStream::connect(proxy.address()).await.unwrap();
+    assert_eq!(exchange(&mut after, "kl", PROMPT).await.0, b"kl:kl\n");
+    assert_eq!(proxy.open_connections(), 3);
+}

@@ -258,14 +258,8 @@ where
         Header::Reply(result, length) => (result, length),
     };
     if let Some(length) = length {
-        // The value in a buffer of its exact size, which `Bytes` then takes over without
-        // an allocation of its own; its `\r\n` apart.
-        let mut value = vec![0; length];
+        let value = read_value(socket, length).await?;
         let mut end = [0; 2];
-        socket
-            .read_exact(&mut value)
-            .await
-            .map_err(|error| Failure::io(&error))?;
         socket
             .read_exact(&mut end)
             .await
@@ -274,6 +268,42 @@ where
         result.value = Some(value);
     }
     Ok(Ok(result))
+}
+
+/// The most memory a data block is given before its bytes arrive. A header announces up
+/// to 1 GiB: a longer block grows as its bytes come in, so that a server (or something
+/// posing as one) that announces a gigabyte and sends little costs little.
+const UP_FRONT: usize = 1 << 20;
+
+/// Reads a data block of `length` bytes (its `\r\n` apart).
+async fn read_value<R>(socket: &mut R, length: usize) -> Result<Vec<u8>, Failure>
+where
+    R: AsyncBufRead + Unpin,
+{
+    if length <= UP_FRONT {
+        // A buffer of the value's exact size, which `Bytes` then takes over without an
+        // allocation of its own.
+        let mut value = vec![0; length];
+        socket
+            .read_exact(&mut value)
+            .await
+            .map_err(|error| Failure::io(&error))?;
+        return Ok(value);
+    }
+    let mut value = Vec::with_capacity(UP_FRONT);
+    let wanted = u64::try_from(length).unwrap_or(u64::MAX);
+    let read = (&mut *socket)
+        .take(wanted)
+        .read_to_end(&mut value)
+        .await
+        .map_err(|error| Failure::io(&error))?;
+    if read < length {
+        return Err(Failure::Io(
+            io::ErrorKind::UnexpectedEof,
+            "memcached closed the connection mid-value".to_owned(),
+        ));
+    }
+    Ok(value)
 }
 
 /// What an answer's header line says.
@@ -487,6 +517,41 @@ mod tests {
             format!("{failure:?}").contains("header over"),
             "{failure:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn values_longer_than_the_up_front_memory_are_read_whole() {
+        for length in [0, 1, UP_FRONT, UP_FRONT + 1, 3 * UP_FRONT + 7] {
+            let value: Vec<u8> = (0..length).map(|i| (i % 251) as u8).collect();
+            let mut wire = format!("VA {length} O9\r\n").into_bytes();
+            wire.extend_from_slice(&value);
+            wire.extend_from_slice(b"\r\nEN O10\r\n");
+            let mut socket = BufReader::new(&wire[..]);
+            let mut line = Vec::new();
+            let first = read_answer(&mut socket, &mut line).await.ok().unwrap();
+            assert_eq!(
+                first.unwrap().value.as_deref(),
+                Some(&value[..]),
+                "{length}"
+            );
+            // The stream stays in step after it.
+            let next = read_answer(&mut socket, &mut line).await.ok().unwrap();
+            assert_eq!(next.unwrap().rc, ReturnCode::En);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_value_cut_short_fails_whatever_its_length() {
+        for length in [5, UP_FRONT + 5, 1_000_000_000] {
+            let wire = format!("VA {length} O9\r\nabcd").into_bytes();
+            let mut socket = BufReader::new(&wire[..]);
+            let mut line = Vec::new();
+            let failure = read_answer(&mut socket, &mut line).await.err().unwrap();
+            assert!(
+                matches!(failure, Failure::Io(io::ErrorKind::UnexpectedEof, _)),
+                "{length}: {failure:?}"
+            );
+        }
     }
 
     #[test]

@@ -78,7 +78,7 @@ impl ClusterBackend {
         if !one_by_one.is_empty() {
             self.stale.store(true, Ordering::Relaxed);
             let sends = one_by_one.into_iter().map(|command| async move {
-                let mut connection = self.connection.clone();
+                let mut connection = self.connection();
                 let route = Route::new(command.slot, SlotAddr::Master);
                 let value = connection
                     .route_command(
@@ -106,7 +106,7 @@ impl ClusterBackend {
             pipeline.add_command(command.command.clone());
         }
         let route = Route::new(group[0].slot, SlotAddr::Master);
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let result = connection
             .route_pipeline(
                 pipeline,
@@ -263,7 +263,7 @@ impl ClusterBackend {
             host: master.host.clone(),
             port: master.port,
         };
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         if prefix.is_empty() {
             let flush = redis::cmd("FLUSHDB").arg("ASYNC").clone();
             return self

@@ -38,6 +38,9 @@ enum End {
     Close,
     /// [`Fault::Refuse`]: reset both sockets.
     Reset,
+    /// The server closed a link [`Fault::SeverOpenConnections`] severed: the client's
+    /// socket stays open, and silent, until the client closes it.
+    Severed,
 }
 
 /// Proxies `client` to a new connection to `upstream` until either side ends, a fault
@@ -49,6 +52,9 @@ pub(super) async fn run(
     counters: Arc<Counters>,
 ) {
     let _open = OpenConnection::new(counters);
+    // A connection opened while the open ones are severed is not one of them (until the
+    // fault is lifted and injected again).
+    let spared = *faults.borrow() == Some(Fault::SeverOpenConnections);
     let Ok(Ok(mut server)) = timeout(UPSTREAM_CONNECT, TcpStream::connect(upstream)).await else {
         return;
     };
@@ -58,17 +64,43 @@ pub(super) async fn run(
     let end = {
         let (client_read, client_write) = client.split();
         let (server_read, server_write) = server.split();
-        let requests = pump(client_read, server_write, true, faults.clone());
-        let replies = pump(server_read, client_write, false, faults);
+        let requests = pump(client_read, server_write, true, spared, faults.clone());
+        let replies = pump(server_read, client_write, false, spared, faults.clone());
         // The first direction to end ends the link: cache clients never half-close.
         tokio::select! {
             end = requests => end,
             end = replies => end,
         }
     };
-    if end == End::Reset {
-        reset(&client);
-        reset(&server);
+    match end {
+        End::Reset => {
+            reset(&client);
+            reset(&server);
+        }
+        End::Severed => {
+            drop(server);
+            hold(&mut client, faults).await;
+        }
+        End::Close => {}
+    }
+}
+
+/// Reads and drops what `client` sends until it closes or the proxy is dropped.
+async fn hold(client: &mut TcpStream, mut faults: watch::Receiver<Option<Fault>>) {
+    let mut buffer = vec![0_u8; CHUNK];
+    loop {
+        tokio::select! {
+            changed = faults.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            read = client.read(&mut buffer) => {
+                if matches!(read, Ok(0) | Err(_)) {
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -93,11 +125,18 @@ struct Direction {
     held: usize,
     /// A reply was cut by [`Fault::HalfReplyThenStall`]: hold until the fault is lifted.
     stalled: bool,
+    /// [`Fault::SeverOpenConnections`] met this link: nothing goes through, for good.
+    severed: bool,
     reading: bool,
 }
 
 impl Direction {
     fn push(&mut self, bytes: &[u8]) {
+        if self.severed {
+            // Read and dropped, as by a network that lost the flow: the sender's writes
+            // go out, and nothing arrives.
+            return;
+        }
         self.held += bytes.len();
         self.queue.push_back(Chunk {
             arrived: Instant::now(),
@@ -122,6 +161,7 @@ async fn pump<R, W>(
     mut from: R,
     mut to: W,
     to_server: bool,
+    mut spared: bool,
     mut faults: watch::Receiver<Option<Fault>>,
 ) -> End
 where
@@ -133,6 +173,7 @@ where
         queue: VecDeque::new(),
         held: 0,
         stalled: false,
+        severed: false,
         reading: true,
     };
     let mut buffer = vec![0_u8; CHUNK];
@@ -143,6 +184,19 @@ where
         }
         if active != Some(Fault::HalfReplyThenStall) {
             direction.stalled = false;
+        }
+        if active != Some(Fault::SeverOpenConnections) {
+            // The next injection severs this link too.
+            spared = false;
+        } else if !spared && !direction.severed {
+            direction.severed = true;
+            direction.queue.clear();
+            direction.held = 0;
+        }
+        if direction.severed && !direction.reading {
+            // The client closed its severed connection: nothing more to do. The server
+            // closed its side: the client must not learn it (`End::Severed`).
+            return if to_server { End::Close } else { End::Severed };
         }
         let due = direction.due(active);
         if !direction.reading && due.is_none() {

@@ -3,7 +3,9 @@
 //! - [`fault_cell`]: one fault, one cache: the error a call returns and how long it took,
 //!   then how long after the fault is lifted the same cache object answers again;
 //! - [`mixed_load`]: many tasks reading and writing while faults come and go, every value
-//!   naming its key, so that a reply matched to the wrong request is seen.
+//!   naming its key, so that a reply matched to the wrong request is seen;
+//! - [`assert_recovers_from_severed_connections`]: a cache whose open connections went
+//!   dead for good must answer again on new ones.
 //!
 //! Values are `<key>=<n>`: a get that returns anything else for its key (another key's
 //! value, an empty value, a miss of a key that exists) is a mismatch.
@@ -144,7 +146,7 @@ pub async fn fault_cell(
         Err(error) => kind(&error),
         Ok(()) => return Err(format!("{fault}: set succeeded under the fault")),
     };
-    let time_to_heal = healed(cache, &keys, heal_within)
+    let time_to_heal = healed(cache, &keys, heal_within, true)
         .await
         .map_err(|message| format!("{fault}: {message}"))?;
     Ok(CellReport {
@@ -158,7 +160,12 @@ pub async fn fault_cell(
 
 /// Polls `keys` in turn until one reads back as its own, then checks a streak of reads
 /// and writes. Returns the time to the first correct read.
-async fn healed(cache: &dyn Cache, keys: &[String], within: Duration) -> Result<Duration, String> {
+async fn healed(
+    cache: &dyn Cache,
+    keys: &[String],
+    within: Duration,
+    lifted: bool,
+) -> Result<Duration, String> {
     let started = Instant::now();
     let mut turn = 0;
     let time_to_heal = loop {
@@ -171,7 +178,8 @@ async fn healed(cache: &dyn Cache, keys: &[String], within: Duration) -> Result<
             },
             Err(error) if started.elapsed() > within => {
                 return Err(format!(
-                    "not healed {within:?} after the fault was lifted: {error}"
+                    "still failing {within:?} after the fault was {}: {error}",
+                    if lifted { "lifted" } else { "met" }
                 ));
             }
             Err(_) => {}
@@ -350,6 +358,9 @@ pub fn every_fault(late: Duration) -> Vec<Fault> {
         Fault::Blackhole,
         Fault::Refuse,
         Fault::GarbledReplies,
+        // Last: a cache that never replaces its severed connections does not work after
+        // the faults.
+        Fault::SeverOpenConnections,
     ]
 }
 
@@ -493,6 +504,86 @@ pub async fn assert_errors_name_the_server(
             "{fault}: the error does not name {address}: {message}"
         );
     }
+}
+
+/// Severs every connection the cache has open ([`Fault::SeverOpenConnections`]) and
+/// leaves the fault in force: the first call fails with `Timeout` within
+/// `bounds.deadline` (its connection answers nothing, and says nothing either) or answers
+/// correctly (a cache that checks a connection before using it), and the same cache
+/// object must then answer again, on connections of its own making, within
+/// `bounds.heal_within` of that call, and go on answering (20 correct calls
+/// in a row). A cache that keeps using a connection that answered nothing past its
+/// timeout fails here: such a connection may stay silent for as long as TCP keeps
+/// retransmitting (a quarter of an hour on Linux) before the kernel gives up on it.
+/// The severed connections must then be closed: within a second, at most `max_open`
+/// connections (what the cache keeps open at most) are open through the proxy.
+/// Returns the time from the first error to the first correct answer; prints it.
+///
+/// # Panics
+///
+/// When the keys cannot be written first, when the first call fails otherwise than with
+/// a timeout in time or reads a wrong value, when the cache does not answer again in
+/// time, or when more than `max_open` connections stay open.
+pub async fn assert_recovers_from_severed_connections(
+    cache: &dyn Cache,
+    proxy: &ChaosProxy,
+    label: &str,
+    bounds: Bounds,
+    max_open: usize,
+) -> Duration {
+    let fault = Fault::SeverOpenConnections;
+    let keys = populate(cache, "severed")
+        .await
+        .unwrap_or_else(|error| panic!("{label}: writing before the fault: {error}"));
+    proxy.inject(fault);
+    let started = Instant::now();
+    let first = cache.get(&keys[0]).await;
+    let time_to_error = started.elapsed();
+    let result = match first {
+        Err(CacheError::Timeout { .. }) if time_to_error < bounds.deadline => {
+            healed(cache, &keys, bounds.heal_within, false).await
+        }
+        Err(error) => Err(format!(
+            "the first call failed with {error:?} after {time_to_error:?}, where a timeout \
+             within {:?} was due",
+            bounds.deadline
+        )),
+        // A cache that checks a connection before it uses it (a pool's `PING` at
+        // checkout) finds the severed one dead and answers on a new one.
+        Ok(value) => match mismatch(&keys[0], value.as_deref()) {
+            None => healed(cache, &keys, bounds.heal_within, false)
+                .await
+                .map(|_| Duration::ZERO),
+            Some(wrong) => Err(wrong),
+        },
+    };
+    proxy.heal();
+    let recovered = result.unwrap_or_else(|message| panic!("{label}, {fault}: {message}"));
+    // The severed connections are closed by the cache, not kept beside the new ones.
+    let closing = Instant::now();
+    while proxy.open_connections() > max_open {
+        assert!(
+            closing.elapsed() < Duration::from_secs(1),
+            "{label}, {fault}: {} connections still open, where the cache uses at most \
+             {max_open}: the severed ones were kept",
+            proxy.open_connections()
+        );
+        tokio::time::sleep(HEAL_POLL).await;
+    }
+    if recovered.is_zero() {
+        println!(
+            "{label}, {fault}: the first call answered, in {} ms (the fault in force)",
+            time_to_error.as_millis()
+        );
+    } else {
+        println!(
+            "{label}, {fault}: timeout in {} ms, answering again {} ms later (the fault in \
+             force)",
+            time_to_error.as_millis(),
+            recovered.as_millis()
+        );
+    }
+    recovered
 }
 
 /// 32 tasks read and write keys whose values name them while every fault comes and goes

@@ -1,0 +1,72 @@
+//! What a server (or something posing as one) can make a client hold: both protocols
+//! announce the length of what follows (memcached's `VA <n>`, RESP's `$<n>` and `*<n>`)
+//! before sending it, and a client must not take that much memory on the announcement's
+//! word. The backends' tests run a fake server that announces far more than it sends, and
+//! [`assert_announcement_costs_little`] measures what the client holds meanwhile, through
+//! the count of a global allocator the test binary installs.
+
+use std::{sync::Arc, time::Duration};
+
+use cache_api::{Cache, CacheError};
+use tokio::sync::Notify;
+
+/// What the client may hold beyond what it held before the call, while it waits.
+pub const ALLOWED: usize = 64 << 20;
+
+/// How long a cache that failed on the fake server may take to answer again.
+const RECOVER_WITHIN: Duration = Duration::from_secs(5);
+
+/// Reads `key` from `cache`, whose fake server answers it with an announcement of far
+/// more than it sends and notifies `announced` once those bytes are out; `allocated` is
+/// the process's count of bytes held (`cap::Cap::allocated` of the test binary's global
+/// allocator). While the call waits for the rest, the process must hold less than
+/// [`ALLOWED`] bytes more than before it; the call must then fail as `expected` says,
+/// and the same cache must answer `miss` (a key the fake server answers with a miss)
+/// again, on a new connection, within 5 s.
+///
+/// # Panics
+///
+/// When the client held more, the call did not fail as expected, or the cache did not
+/// answer again.
+pub async fn assert_announcement_costs_little(
+    cache: Arc<dyn Cache>,
+    (key, miss): (&'static str, &str),
+    announced: &Notify,
+    allocated: fn() -> usize,
+    expected: fn(&CacheError) -> bool,
+    label: &str,
+) {
+    assert_eq!(cache.get(miss).await.unwrap(), None, "{label}: before");
+    let before = allocated();
+    let call = tokio::spawn({
+        let cache = Arc::clone(&cache);
+        async move { cache.get(key).await }
+    });
+    announced.notified().await;
+    // The client has the announcement by now, and waits for the rest.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let held = allocated().saturating_sub(before);
+    let read = call.await.expect("the call's task");
+    assert!(
+        held < ALLOWED,
+        "{label}: the client held {held} bytes more while waiting for what was announced \
+         (at most {ALLOWED} allowed)"
+    );
+    match &read {
+        Err(error) if expected(error) => {}
+        other => panic!("{label}: an answer announced and never sent: {other:?}"),
+    }
+    let started = tokio::time::Instant::now();
+    loop {
+        match cache.get(miss).await {
+            Ok(found) => {
+                assert_eq!(found, None, "{label}: after");
+                return;
+            }
+            Err(error) if error.is_retryable() && started.elapsed() < RECOVER_WITHIN => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(error) => panic!("{label}: the cache did not answer again: {error:?}"),
+        }
+    }
+}
