@@ -155,10 +155,7 @@ macro_rules! __check_tests {
     };
     (@group $factory:path, Extended, Extended [$($name:ident,)*]) => {
         $crate::__check_tests!(@emit $factory, $($name,)*);
-        #[test]
-        fn test_clear_leaves_other_caches_alone() {
-            $crate::__private::run_pair_test($factory);
-        }
+        $crate::__with_pair_check!(__pair_test!($factory,));
     };
     (@group $factory:path, $wanted:ident, $group:ident [$($name:ident,)*]) => {};
     (@emit $factory:path, $($name:ident,)*) => {
@@ -171,11 +168,49 @@ macro_rules! __check_tests {
     };
 }
 
+/// The name of the check of two caches, handed to `$callback` as an identifier: the
+/// function of [`checks`] that holds it, the test [`extended_tests!`] stamps out and
+/// [`PAIR`]'s name all come from here.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_pair_check {
+    ($callback:ident ! ($($args:tt)*)) => {
+        $crate::$callback! { $($args)* test_clear_leaves_other_caches_alone }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pair_test {
+    ($factory:path, $name:ident) => {
+        #[test]
+        fn $name() {
+            $crate::__private::run_pair_test($factory);
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pair_check_name {
+    ($name:ident) => {
+        stringify!($name)
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pair_check_fn {
+    ($name:ident) => {
+        $crate::checks::$name
+    };
+}
+
 /// The check of two caches, [`run_pair_check`]'s, as a [`Check`] for lists and reports
 /// beside [`CHECKS`] (`cachectl check` runs it after them). Its `run`, given one cache,
 /// fails saying that it needs two.
 pub const PAIR: Check = Check {
-    name: "test_clear_leaves_other_caches_alone",
+    name: __with_pair_check!(__pair_check_name!()),
     group: Group::Extended,
     run: one_cache_is_not_enough,
 };

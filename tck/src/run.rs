@@ -172,7 +172,7 @@ pub async fn run_pair_check(cache: &dyn Cache, other: &dyn Cache) -> Outcome {
     let check = &crate::PAIR;
     let started = Instant::now();
     let result = if Requirement::Clear.is_met_by(&cache.limits()) {
-        let run = crate::checks::test_clear_leaves_other_caches_alone(cache, other);
+        let run = crate::__with_pair_check!(__pair_check_fn!())(cache, other);
         match tokio::time::timeout(CHECK_TIMEOUT, run).await {
             Ok(result) => result.map(|()| Verdict::Passed),
             Err(_) => Err(hung(check)),
