@@ -7,6 +7,8 @@ mod common;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use cache_api::{Cache, CacheStack};
+use cache_layers::TimeoutLayer;
 use cache_memcached::{testing::LocalServer, MemcachedCache};
 use cache_testserver::chaos::{
     probe::{self, Bounds},
@@ -16,6 +18,9 @@ use common::local_server;
 
 /// The cache's timeout: one bound per call, connecting included.
 const TIMEOUT: Duration = Duration::from_millis(300);
+
+/// A caller's deadline within the cache's timeout.
+const CUT_SHORT: Duration = Duration::from_millis(100);
 
 /// The cells' bounds: a failing call within the timeout, with room for a loaded two-core
 /// machine; healed within 3 s; three rounds of each fault on the same cache.
@@ -90,6 +95,22 @@ async fn chaos_severed_connections_are_replaced() {
     for _ in 0..BOUNDS.rounds {
         let label = "memcached (1 connection)";
         probe::assert_recovers_from_severed_connections(&one, &proxy, label, BOUNDS, 1).await;
+    }
+}
+
+/// As above with every call cut short by a deadline of the caller's (a `TimeoutLayer` of
+/// 100 ms, within the cache's 300 ms): the calls never run to the cache's own timeout,
+/// and the severed connections are given up all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_severed_connections_are_replaced_when_calls_are_cut_short() {
+    let (_server, proxy, cache) = through_proxy().await;
+    let cut = CacheStack::new(Arc::new(cache) as Arc<dyn Cache>)
+        .layer(TimeoutLayer::new(CUT_SHORT))
+        .build();
+    let label = "memcached (calls cut short)";
+    for _ in 0..BOUNDS.rounds {
+        probe::assert_recovers_from_severed_connections(cut.as_ref(), &proxy, label, BOUNDS, 2)
+            .await;
     }
 }
 

@@ -21,7 +21,9 @@ use cache_api::CacheError;
 use redis::{
     cluster::{ClusterClient, ClusterClientBuilder},
     cluster_async::ClusterConnection,
-    cluster_routing::{RoutingInfo, SingleNodeRoutingInfo},
+    cluster_routing::{
+        MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
+    },
     Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, FromRedisValue, RedisError, RedisResult,
     ServerErrorKind,
 };
@@ -31,6 +33,7 @@ pub(crate) use slots::key_slot;
 use slots::Topology;
 
 use crate::{
+    cut_short::{spawn_check, OnCutShort},
     endpoint::scrub,
     error::{ErrorContext, BACKEND},
 };
@@ -71,6 +74,8 @@ struct Connections {
     deadline: Duration,
     /// When a replacement last started.
     replaced: Mutex<Option<Instant>>,
+    /// Set while a `PING` checks the connection after a call was cut short.
+    probing: AtomicBool,
 }
 
 impl Connections {
@@ -92,6 +97,31 @@ impl Connections {
                 connections.current.store(Arc::new(fresh));
             }
         });
+    }
+}
+
+impl Connections {
+    /// Checks the connection after a call on it was cut short (`cut_short.rs`): a `PING`
+    /// to every master, and a `PING` unanswered within the deadline has a new connection
+    /// made, as a call that timed out does. One check at a time.
+    fn check_after_cut(self: &Arc<Self>) {
+        spawn_check(
+            self,
+            |connections| &connections.probing,
+            |connections| async move {
+                let mut connection = ClusterConnection::clone(&connections.current.load());
+                let every_master = RoutingInfo::MultiNode((
+                    MultipleNodeRoutingInfo::AllMasters,
+                    Some(ResponsePolicy::AllSucceeded),
+                ));
+                let ping = connection.route_command(redis::cmd("PING"), every_master);
+                match tokio::time::timeout(connections.deadline, ping).await {
+                    Err(_) => connections.replace(),
+                    Ok(Err(err)) if err.is_timeout() => connections.replace(),
+                    Ok(_) => {}
+                }
+            },
+        );
     }
 }
 
@@ -159,6 +189,7 @@ impl ClusterBackend {
                 client,
                 deadline,
                 replaced: Mutex::new(None),
+                probing: AtomicBool::new(false),
             }),
             topology: RwLock::new(Arc::new(Topology::default())),
             stale: AtomicBool::new(true),
@@ -178,7 +209,10 @@ impl ClusterBackend {
         operation: impl Future<Output = RedisResult<T>>,
         errors: &ErrorContext,
     ) -> Result<T, CacheError> {
-        match tokio::time::timeout(self.deadline, operation).await {
+        let cut_short = OnCutShort::new(|| self.connections.check_after_cut());
+        let outcome = tokio::time::timeout(self.deadline, operation).await;
+        cut_short.finish();
+        match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => {
                 if err.is_timeout() {

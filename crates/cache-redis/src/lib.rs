@@ -5,6 +5,7 @@
 mod builder;
 mod cluster;
 mod command;
+mod cut_short;
 mod endpoint;
 mod error;
 mod sentinel;

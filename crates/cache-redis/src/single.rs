@@ -10,7 +10,7 @@
 use std::{
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
-        Mutex, PoisonError,
+        Arc, Mutex, PoisonError,
     },
     time::{Duration, Instant},
 };
@@ -26,6 +26,7 @@ use redis::{
 use crate::{
     builder::CLEAR_POOL_SIZE,
     command::{escape_glob, scan_command},
+    cut_short::{spawn_check, OnCutShort},
     endpoint::scrub,
     error::{lost_connection, needs_new_connection, ErrorContext},
     settings::Mode,
@@ -43,7 +44,7 @@ pub(crate) struct Single {
 enum HotPath {
     /// Multiplexed connections that reconnect by themselves, used round robin.
     Multiplexed {
-        connections: Vec<Managed>,
+        connections: Vec<Arc<Managed>>,
         next: AtomicUsize,
     },
     /// Every operation checks a connection out of the pool.
@@ -69,6 +70,8 @@ struct Managed {
     /// reconnects in the background), cleared by the next success. Both of the
     /// manager's timeouts surface as the same I/O error; this tells them apart.
     reconnecting: AtomicBool,
+    /// Set while a `PING` checks the connection after a call on it was cut short.
+    probing: AtomicBool,
 }
 
 impl Managed {
@@ -87,6 +90,27 @@ impl Managed {
             *replaced = Some(Instant::now());
             self.reconnecting.store(true, Ordering::Relaxed);
         }
+    }
+}
+
+impl Managed {
+    /// Checks the connection after a call on it was cut short (`cut_short.rs`): a
+    /// `PING` on it, behind the request that was left, and a `PING` unanswered within the
+    /// response timeout replaces the connection, as a call that timed out does. One
+    /// check at a time per connection.
+    fn check_after_cut(self: &Arc<Self>) {
+        spawn_check(
+            self,
+            |managed| &managed.probing,
+            |managed| async move {
+                let mut connection = ConnectionManager::clone(&managed.connection.load());
+                if let Err(err) = redis::cmd("PING").query_async::<()>(&mut connection).await {
+                    if err.is_timeout() {
+                        managed.replace();
+                    }
+                }
+            },
+        );
     }
 }
 
@@ -173,7 +197,7 @@ impl Single {
     /// the response timeout, so an operation fails within the two.
     async fn send_multiplexed<T: FromRedisValue + Send>(
         &self,
-        connections: &[Managed],
+        connections: &[Arc<Managed>],
         next: &AtomicUsize,
         request: Request<'_>,
     ) -> Result<T, CacheError> {
@@ -183,7 +207,10 @@ impl Single {
         };
         let mut connection = ConnectionManager::clone(&managed.connection.load());
         let started = Instant::now();
-        match request.send(&mut connection).await {
+        let cut_short = OnCutShort::new(|| managed.check_after_cut());
+        let sent = request.send(&mut connection).await;
+        cut_short.finish();
+        match sent {
             Ok(value) => {
                 if managed.reconnecting.load(Ordering::Relaxed) {
                     managed.reconnecting.store(false, Ordering::Relaxed);
@@ -308,7 +335,7 @@ async fn connect_managed(
     count: usize,
     database: i64,
     errors: &ErrorContext,
-) -> Result<Vec<Managed>, CacheError> {
+) -> Result<Vec<Arc<Managed>>, CacheError> {
     // No retries inside the manager: a failed reconnect surfaces at once as an error
     // of the operation that waited for it, and the next operation starts a new
     // attempt. That keeps every operation within its timeouts while the server is away.
@@ -328,13 +355,14 @@ async fn connect_managed(
             .query_async::<()>(&mut connection)
             .await
             .map_err(|err| errors.map_connect(err, database))?;
-        connections.push(Managed {
+        connections.push(Arc::new(Managed {
             connection: ArcSwap::from_pointee(connection),
             client,
             config: manager_config.clone(),
             replaced: Mutex::new(None),
             reconnecting: AtomicBool::new(false),
-        });
+            probing: AtomicBool::new(false),
+        }));
     }
     Ok(connections)
 }

@@ -10,6 +10,8 @@ mod common;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use cache_api::{Cache, CacheStack};
+use cache_layers::TimeoutLayer;
 use cache_redis::{testing::LocalServer, ConnectionModel, RedisCache};
 use cache_testserver::chaos::{
     probe::{self, Bounds},
@@ -19,6 +21,9 @@ use common::local_server;
 
 const TIMEOUT: Duration = common::CHAOS_TIMEOUT;
 const BOUNDS: Bounds = common::CHAOS_BOUNDS;
+
+/// A caller's deadline within the cache's timeout.
+const CUT_SHORT: Duration = Duration::from_millis(100);
 
 /// The default connection model: one multiplexed connection.
 const MULTIPLEXED: ConnectionModel = ConnectionModel::Multiplexed { connections: 1 };
@@ -133,6 +138,36 @@ async fn chaos_severed_connections_are_replaced() {
         for _ in 0..BOUNDS.rounds {
             probe::assert_recovers_from_severed_connections(
                 &cache, &proxy, label, BOUNDS, max_open,
+            )
+            .await;
+        }
+    }
+}
+
+/// As above with every call cut short by a deadline of the caller's (a `TimeoutLayer` of
+/// 100 ms, within the cache's 300 ms): the calls never run to the cache's own timeout,
+/// and the severed connections are given up all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_severed_connections_are_replaced_when_calls_are_cut_short() {
+    for (model, label, max_open) in [
+        (MULTIPLEXED, "redis (calls cut short)", 1),
+        (
+            ConnectionModel::Pooled { max_size: 4 },
+            "redis (pooled, calls cut short)",
+            4,
+        ),
+    ] {
+        let (_server, proxy, cache) = through_proxy(model).await;
+        let cut = CacheStack::new(Arc::new(cache) as Arc<dyn Cache>)
+            .layer(TimeoutLayer::new(CUT_SHORT))
+            .build();
+        for _ in 0..BOUNDS.rounds {
+            probe::assert_recovers_from_severed_connections(
+                cut.as_ref(),
+                &proxy,
+                label,
+                BOUNDS,
+                max_open,
             )
             .await;
         }

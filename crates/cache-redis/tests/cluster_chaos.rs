@@ -13,6 +13,8 @@ mod common;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use cache_api::{Cache, CacheStack};
+use cache_layers::TimeoutLayer;
 use cache_redis::RedisCache;
 use cache_testserver::{
     chaos::{
@@ -157,6 +159,27 @@ async fn cluster_chaos_severed_connections_are_replaced() {
             &cluster.cache,
             &cluster.proxy,
             "redis-cluster",
+            BOUNDS,
+            1,
+        )
+        .await;
+    }
+}
+
+/// As above with every call cut short by a deadline of the caller's (a `TimeoutLayer` of
+/// 100 ms, within the cache's 600 ms): the calls never run to the cache's own deadline,
+/// and the severed connections are given up all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_chaos_severed_connections_are_replaced_when_calls_are_cut_short() {
+    let cluster = proxied_cluster().await;
+    let cut = CacheStack::new(Arc::new(cluster.cache) as Arc<dyn Cache>)
+        .layer(TimeoutLayer::new(Duration::from_millis(100)))
+        .build();
+    for _ in 0..BOUNDS.rounds {
+        probe::assert_recovers_from_severed_connections(
+            cut.as_ref(),
+            &cluster.proxy,
+            "redis-cluster (calls cut short)",
             BOUNDS,
             1,
         )

@@ -197,12 +197,12 @@ impl Connection {
         self.shared.fail(failure);
     }
 
-    /// Sends `payload` and waits for its answers, as long as the caller waits.
-    pub(crate) async fn exchange(
+    /// Queues `payload` for the writer; its answers come on the receiver returned.
+    pub(crate) fn send(
         &self,
         payload: Vec<u8>,
         expect: Expect,
-    ) -> Result<Answers, Failure> {
+    ) -> Result<oneshot::Receiver<Answers>, Failure> {
         if let Some(failure) = self.shared.failure.get() {
             return Err(failure.clone());
         }
@@ -211,12 +211,12 @@ impl Connection {
         if self.messages.send(Message { payload, exchange }).is_err() {
             return Err(self.failed());
         }
-        answers.await.map_err(|_| self.failed())
+        Ok(answers)
     }
 
     /// The reason a request was dropped unanswered; the connection is failed with it,
     /// so that it is not used again.
-    fn failed(&self) -> Failure {
+    pub(crate) fn failed(&self) -> Failure {
         let failure = self.shared.reason();
         self.shared.fail(failure.clone());
         failure
@@ -365,11 +365,13 @@ mod tests {
                 first: token,
                 count: 1,
             };
-            let answers =
-                tokio::time::timeout(Duration::from_secs(5), connection.exchange(payload, expect))
-                    .await
-                    .expect("the request never reached the server: it was not flushed")
-                    .unwrap();
+            let answers = tokio::time::timeout(
+                Duration::from_secs(5),
+                connection.send(payload, expect).unwrap(),
+            )
+            .await
+            .expect("the request never reached the server: it was not flushed")
+            .unwrap();
             let answer = answers.into_first().unwrap().unwrap();
             assert_eq!(answer.opaque.as_deref(), Some(token.to_string().as_bytes()));
         }

@@ -5,15 +5,18 @@
 //! a growing pause, calls failing at once meanwhile.
 
 use std::{
+    future::Future,
     io,
+    pin::Pin,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex, PoisonError,
     },
+    task::{ready, Context, Poll},
     time::Duration,
 };
 
-use tokio::time::Instant;
+use tokio::{sync::oneshot, time::Instant};
 
 use super::connection::{Answers, Connection, Expect, Failure};
 use crate::transport::{self, Transport};
@@ -104,28 +107,29 @@ impl Server {
     /// `deadline`. A request that passes its deadline fails its connection: the server
     /// stopped answering on it, so the requests queued behind fail now rather than each
     /// waiting out its own deadline, and the next call starts on a fresh connection with
-    /// nothing stuck ahead of it.
+    /// nothing stuck ahead of it. That holds also when the caller stops waiting first
+    /// (the call's future dropped, by a layer's deadline or the application's own
+    /// timeout): see [`InFlight`].
     pub(crate) async fn exchange(
         &self,
         payload: Vec<u8>,
         expect: Expect,
         deadline: Instant,
     ) -> Result<Answers, Failure> {
-        let mut used = None;
         let outcome = tokio::time::timeout_at(deadline, async {
             let connection = self.connection(deadline).await?;
-            used = Some(Arc::clone(&connection));
-            connection.exchange(payload, expect).await
+            let answers = connection.send(payload, expect)?;
+            InFlight {
+                answers: Some(answers),
+                connection,
+                deadline,
+            }
+            .await
         })
         .await;
         match outcome {
             Ok(answers) => answers.map_err(|failure| self.located(failure)),
-            Err(_) => {
-                if let Some(connection) = used {
-                    connection.fail(Failure::Timeout);
-                }
-                Err(Failure::Timeout)
-            }
+            Err(_) => Err(Failure::Timeout),
         }
     }
 
@@ -194,6 +198,55 @@ impl Server {
                 Err(failure)
             }
         }
+    }
+}
+
+/// A request sent and not yet answered: resolves to its answers. Dropped unanswered, it
+/// still holds its connection to the request's deadline: at or past it (the call timed
+/// out) the connection is failed at once; before it (the caller stopped waiting) a task
+/// of its own waits for the answer until then, and fails the connection if none came. A
+/// connection that stopped answering (a flow a middlebox forgot, a host gone without a
+/// reset) is so given up even when every call on it is cut short before its own
+/// deadline, instead of holding the requests of every later call for good.
+struct InFlight {
+    /// `None` once answered.
+    answers: Option<oneshot::Receiver<Answers>>,
+    connection: Arc<Connection>,
+    deadline: Instant,
+}
+
+impl Future for InFlight {
+    type Output = Result<Answers, Failure>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(answers) = self.answers.as_mut() else {
+            return Poll::Ready(Err(self.connection.failed()));
+        };
+        let received = ready!(Pin::new(answers).poll(cx));
+        self.answers = None;
+        Poll::Ready(received.map_err(|_| self.connection.failed()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let Some(answers) = self.answers.take() else {
+            return;
+        };
+        if Instant::now() >= self.deadline {
+            self.connection.fail(Failure::Timeout);
+            return;
+        }
+        // No runtime (dropped while it shuts down): the connection's tasks stop with it.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (connection, deadline) = (Arc::clone(&self.connection), self.deadline);
+        runtime.spawn(async move {
+            if tokio::time::timeout_at(deadline, answers).await.is_err() {
+                connection.fail(Failure::Timeout);
+            }
+        });
     }
 }
 
