@@ -218,15 +218,19 @@ impl Single {
                 Ok(value)
             }
             Err(err) => {
-                let connecting = err.is_timeout()
-                    && self.timed_out_connecting(started.elapsed(), &managed.reconnecting);
-                if needs_new_connection(&err) || (err.is_timeout() && !connecting) {
-                    // A connection that left a request unanswered past the response
-                    // timeout may never answer again (a flow a middlebox forgot, a host
-                    // gone without a reset): TCP can take a quarter of an hour to give up
-                    // on it, and the manager reconnects only once it does. Later calls go
-                    // to a new connection; the calls in flight on this one keep it until
-                    // they end.
+                let elapsed = started.elapsed();
+                let connecting =
+                    err.is_timeout() && self.timed_out_connecting(elapsed, &managed.reconnecting);
+                let unanswered = err.is_timeout() && elapsed >= self.errors.response_timeout;
+                if needs_new_connection(&err) || unanswered {
+                    // A connection that may have left a request unanswered past the
+                    // response timeout may never answer again (a flow a middlebox forgot,
+                    // a host gone without a reset): TCP can take a quarter of an hour to
+                    // give up on it, and the manager reconnects only once it does. Later
+                    // calls go to a new connection; the calls in flight on this one keep
+                    // it until they end. Replaced also when the timeout may have been a
+                    // reconnect's (which of the two fired cannot always be told): a new
+                    // manager then connects anew, as the old one would have.
                     managed.replace();
                 } else if lost_connection(&err) {
                     managed.reconnecting.store(true, Ordering::Relaxed);
