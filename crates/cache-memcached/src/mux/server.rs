@@ -220,7 +220,10 @@ impl Future for InFlight {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(answers) = self.answers.as_mut() else {
-            return Poll::Ready(Err(self.connection.failed()));
+            // Polled again after its answer: a caller's mistake, not the connection's.
+            return Poll::Ready(Err(Failure::Protocol(
+                "a request polled after its answer".to_owned(),
+            )));
         };
         let received = ready!(Pin::new(answers).poll(cx));
         self.answers = None;
