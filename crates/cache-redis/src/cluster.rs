@@ -11,9 +11,9 @@ use std::{
     future::Future,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Mutex, PoisonError, RwLock,
+        Arc, PoisonError, RwLock,
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use arc_swap::ArcSwap;
@@ -33,9 +33,10 @@ pub(crate) use slots::key_slot;
 use slots::Topology;
 
 use crate::{
-    cut_short::{spawn_check, OnCutShort},
+    cut_short::{spawn_check, spawn_on_current, OnCutShort},
     endpoint::scrub,
     error::{ErrorContext, BACKEND},
+    throttle::AtMostEvery,
 };
 
 /// Shortest and longest wait, in milliseconds, of the cluster client between two tries
@@ -72,8 +73,8 @@ struct Connections {
     client: ClusterClient,
     /// Bound on making a new connection.
     deadline: Duration,
-    /// When a replacement last started.
-    replaced: Mutex<Option<Instant>>,
+    /// Spaces out the replacements.
+    replacements: AtMostEvery,
     /// Set while a `PING` checks the connection after a call was cut short.
     probing: AtomicBool,
 }
@@ -83,24 +84,18 @@ impl Connections {
     /// [`REPLACE_AT_MOST_EVERY`] ago. The current one stays in use until the new one is
     /// ready, and for good if it cannot be made.
     fn replace(self: &Arc<Self>) {
-        {
-            let mut replaced = self.replaced.lock().unwrap_or_else(PoisonError::into_inner);
-            if replaced.is_some_and(|at| at.elapsed() < REPLACE_AT_MOST_EVERY) {
-                return;
-            }
-            *replaced = Some(Instant::now());
+        if !self.replacements.claim() {
+            return;
         }
         let connections = Arc::clone(self);
-        tokio::spawn(async move {
+        spawn_on_current(async move {
             let connecting = connections.client.get_async_connection();
             if let Ok(Ok(fresh)) = tokio::time::timeout(connections.deadline, connecting).await {
                 connections.current.store(Arc::new(fresh));
             }
         });
     }
-}
 
-impl Connections {
     /// Checks the connection after a call on it was cut short (`cut_short.rs`): a `PING`
     /// to every master, and a `PING` unanswered within the deadline has a new connection
     /// made, as a call that timed out does. One check at a time.
@@ -188,7 +183,7 @@ impl ClusterBackend {
                 current: ArcSwap::from_pointee(connection),
                 client,
                 deadline,
-                replaced: Mutex::new(None),
+                replacements: AtMostEvery::new(REPLACE_AT_MOST_EVERY),
                 probing: AtomicBool::new(false),
             }),
             topology: RwLock::new(Arc::new(Topology::default())),

@@ -50,16 +50,27 @@ where
     if running(owner).swap(true, Ordering::Relaxed) {
         return;
     }
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        running(owner).store(false, Ordering::Relaxed);
-        return;
-    };
     let check = check(Arc::clone(owner));
-    let owner = Arc::clone(owner);
-    runtime.spawn(async move {
+    let finished = Arc::clone(owner);
+    let spawned = spawn_on_current(async move {
         check.await;
-        running(&owner).store(false, Ordering::Relaxed);
+        running(&finished).store(false, Ordering::Relaxed);
     });
+    if !spawned {
+        running(owner).store(false, Ordering::Relaxed);
+    }
+}
+
+/// Spawns `task` on the current Tokio runtime; false, and nothing runs, without one (a
+/// runtime shutting down, a drop outside any runtime).
+pub(crate) fn spawn_on_current(task: impl Future<Output = ()> + Send + 'static) -> bool {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(task);
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ mod settings;
 mod single;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod throttle;
 mod tls;
 mod url_query;
 mod wrong_port;

@@ -10,7 +10,7 @@
 use std::{
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
-        Arc, Mutex, PoisonError,
+        Arc,
     },
     time::{Duration, Instant},
 };
@@ -30,6 +30,7 @@ use crate::{
     endpoint::scrub,
     error::{lost_connection, needs_new_connection, ErrorContext},
     settings::Mode,
+    throttle::AtMostEvery,
 };
 
 /// One server: the hot path, and the pool that serves `clear`.
@@ -51,8 +52,7 @@ enum HotPath {
     Pooled,
 }
 
-/// Replacements of one stuck connection are at least this far apart, so that a server
-/// refusing every handshake (a wrong password, say) is not sent a connect per call.
+/// Replacements of one stuck connection are at least this far apart.
 const REPLACE_AT_MOST_EVERY: Duration = Duration::from_millis(100);
 
 /// One multiplexed connection, and whether it may be reconnecting.
@@ -64,8 +64,8 @@ struct Managed {
     /// What a new manager is made of.
     client: redis::Client,
     config: ConnectionManagerConfig,
-    /// When the manager was last swapped for a new one.
-    replaced: Mutex<Option<Instant>>,
+    /// Spaces out the swaps for a new manager.
+    replacements: AtMostEvery,
     /// Set when an operation saw the connection dropped or refused (the manager then
     /// reconnects in the background), cleared by the next success. Both of the
     /// manager's timeouts surface as the same I/O error; this tells them apart.
@@ -78,8 +78,7 @@ impl Managed {
     /// Swaps the manager for a new one that connects on its first use, unless that was
     /// done less than [`REPLACE_AT_MOST_EVERY`] ago.
     fn replace(&self) {
-        let mut replaced = self.replaced.lock().unwrap_or_else(PoisonError::into_inner);
-        if replaced.is_some_and(|at| at.elapsed() < REPLACE_AT_MOST_EVERY) {
+        if !self.replacements.claim() {
             return;
         }
         // Only a configuration error fails a lazy manager, and this one was built before.
@@ -87,13 +86,10 @@ impl Managed {
             ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
         {
             self.connection.store(fresh.into());
-            *replaced = Some(Instant::now());
             self.reconnecting.store(true, Ordering::Relaxed);
         }
     }
-}
 
-impl Managed {
     /// Checks the connection after a call on it was cut short (`cut_short.rs`): a
     /// `PING` on it, behind the request that was left, and a `PING` unanswered within the
     /// response timeout replaces the connection, as a call that timed out does. One
@@ -363,7 +359,7 @@ async fn connect_managed(
             connection: ArcSwap::from_pointee(connection),
             client,
             config: manager_config.clone(),
-            replaced: Mutex::new(None),
+            replacements: AtMostEvery::new(REPLACE_AT_MOST_EVERY),
             reconnecting: AtomicBool::new(false),
             probing: AtomicBool::new(false),
         }));
