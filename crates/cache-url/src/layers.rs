@@ -15,7 +15,30 @@ pub(crate) struct LayerParams {
     pub(crate) metrics: Option<bool>,
 }
 
+/// The most retries a URL or [`Options`](crate::Options) may ask for: with the retry
+/// layer's longest pause of 200 ms, a call on a server that is down already takes some 20
+/// seconds to give up; a count beyond is a typo, not a policy.
+pub(crate) const MAX_RETRIES: usize = 100;
+
 impl LayerParams {
+    /// What code and URL ask for together, checked before anything is dialled.
+    pub(crate) fn merged(code: Self, url: Self) -> Result<Self, CacheError> {
+        let params = code.or(url);
+        if let Some(retries) = params.retry.filter(|retries| *retries > MAX_RETRIES) {
+            return Err(CacheError::config(format!(
+                "retry={retries} asks for more than {MAX_RETRIES} retries: a call on a server \
+                 that is down would take minutes to fail; bound the time of all tries with \
+                 deadline= instead"
+            )));
+        }
+        if params.deadline.is_some_and(|deadline| deadline.is_zero()) {
+            return Err(CacheError::config(
+                "a deadline of zero fails every call: give one longer than zero, or none",
+            ));
+        }
+        Ok(params)
+    }
+
     /// Where `self` says nothing, what `url` says.
     fn or(self, url: Self) -> Self {
         Self {
@@ -43,12 +66,7 @@ pub(crate) fn split(url: &str) -> Result<(String, LayerParams), CacheError> {
 
 /// Wraps `backend` in the layers asked for, innermost first: retry, then the deadline
 /// over all tries, then tracing, then metrics (which see the call as the caller does).
-pub(crate) fn stack(
-    backend: Arc<dyn Cache>,
-    code: LayerParams,
-    url: LayerParams,
-) -> Arc<dyn Cache> {
-    let params = code.or(url);
+pub(crate) fn stack(backend: Arc<dyn Cache>, params: LayerParams) -> Arc<dyn Cache> {
     CacheStack::new(backend)
         .layer(
             params
@@ -121,5 +139,53 @@ mod tests {
         let merged = code.or(url);
         assert_eq!(merged.retry, Some(1));
         assert_eq!(merged.trace, Some(true));
+    }
+
+    fn config_message(result: Result<LayerParams, CacheError>) -> String {
+        match result {
+            Err(CacheError::Config { message }) => message,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn retries_beyond_the_most_are_refused_from_the_url_and_from_code() {
+        let (_, url) = split(&format!("memory://?retry={}", MAX_RETRIES + 1)).unwrap();
+        let message = config_message(LayerParams::merged(LayerParams::default(), url));
+        assert!(message.contains("retry=101"), "{message}");
+        assert!(message.contains("deadline="), "{message}");
+        let code = LayerParams {
+            retry: Some(usize::MAX),
+            ..LayerParams::default()
+        };
+        config_message(LayerParams::merged(code, LayerParams::default()));
+        // Code that asks for fewer wins over a URL that asks for too many.
+        let code = LayerParams {
+            retry: Some(3),
+            ..LayerParams::default()
+        };
+        assert_eq!(LayerParams::merged(code, url).unwrap().retry, Some(3));
+        let (_, url) = split(&format!("memory://?retry={MAX_RETRIES}")).unwrap();
+        assert_eq!(
+            LayerParams::merged(LayerParams::default(), url)
+                .unwrap()
+                .retry,
+            Some(MAX_RETRIES)
+        );
+    }
+
+    #[test]
+    fn a_zero_deadline_from_code_is_refused() {
+        let code = LayerParams {
+            deadline: Some(Duration::ZERO),
+            ..LayerParams::default()
+        };
+        let message = config_message(LayerParams::merged(code, LayerParams::default()));
+        assert!(message.contains("deadline"), "{message}");
+        let code = LayerParams {
+            deadline: Some(Duration::from_nanos(1)),
+            ..LayerParams::default()
+        };
+        assert!(LayerParams::merged(code, LayerParams::default()).is_ok());
     }
 }

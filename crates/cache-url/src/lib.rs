@@ -57,13 +57,15 @@ impl Options {
         self
     }
 
-    /// Retries calls that failed with a retryable error, up to `retries` times.
+    /// Retries calls that failed with a retryable error, up to `retries` times (at most
+    /// 100: more is refused when connecting, as in a URL).
     pub fn retry(mut self, retries: usize) -> Self {
         self.retry = Some(retries);
         self
     }
 
-    /// Bounds every whole call, retries included, by `deadline`.
+    /// Bounds every whole call, retries included, by `deadline` (longer than zero: a
+    /// zero deadline is refused when connecting).
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
         self
@@ -142,8 +144,9 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Cache>, CacheError> {
 /// As [`connect`].
 pub async fn connect_with(url: &str, options: &Options) -> Result<Arc<dyn Cache>, CacheError> {
     let (backend_url, from_url) = layers::split(url)?;
+    let params = layers::LayerParams::merged(options.layer_params(), from_url)?;
     let backend = connect_backend(&backend_url, options).await?;
-    Ok(layers::stack(backend, options.layer_params(), from_url))
+    Ok(layers::stack(backend, params))
 }
 
 async fn connect_backend(url: &str, options: &Options) -> Result<Arc<dyn Cache>, CacheError> {

@@ -41,3 +41,34 @@ async fn a_url_deadline_bounds_each_call_before_the_backend_timeout() {
     assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
     cache.clear().await.unwrap();
 }
+
+/// Layer settings are checked before anything is dialled: port 1 of the loopback has no
+/// server, and the answer is the settings' error, not a connection error.
+#[tokio::test]
+async fn layer_settings_are_refused_before_the_server_is_dialled() {
+    for (url, options, named) in [
+        (
+            "redis://127.0.0.1:1?retry=1000",
+            cache_url::Options::default(),
+            "retry=1000",
+        ),
+        (
+            "redis://127.0.0.1:1",
+            cache_url::Options::default().retry(101),
+            "retry=101",
+        ),
+        (
+            "redis://127.0.0.1:1",
+            cache_url::Options::default().deadline(Duration::ZERO),
+            "deadline",
+        ),
+    ] {
+        match cache_url::connect_with(url, &options).await {
+            Err(CacheError::Config { message }) => {
+                assert!(message.contains(named), "{url}: {message}");
+            }
+            Err(other) => panic!("{url}: expected a config error, got {other:?}"),
+            Ok(_) => panic!("{url}: connected with settings that should be refused"),
+        }
+    }
+}
