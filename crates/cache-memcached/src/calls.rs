@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use cache_api::{validate_value, Bytes, CacheError};
+use futures::TryFutureExt;
 use memcache::exp::{Error as ClientError, MutationStatus};
 
 use crate::{
@@ -13,14 +14,18 @@ use crate::{
     MemcachedCache,
 };
 
-/// Awaits a call of the client, mapping its error. The client bounds each call by the
-/// timeout it is given (the context's): a second timer here would only race it, and the
-/// client must see its own timeout to drop the connection that missed it.
-pub(crate) async fn call<T>(
+/// A call of the client, its error mapped. The client bounds each call by the timeout it
+/// is given (the context's): a second timer here would only race it, and the client must
+/// see its own timeout to drop the connection that missed it.
+///
+/// A combinator, not an `async fn`: an `async fn` keeps the future it is handed twice in
+/// its state (the argument, and the local it awaits), which doubled every operation's
+/// future, the box of the object-safe trait's call included.
+pub(crate) fn call<T>(
     context: Context,
     future: impl Future<Output = Result<T, ClientError>>,
-) -> Result<T, CacheError> {
-    future.await.map_err(|error| context.map(error))
+) -> impl Future<Output = Result<T, CacheError>> {
+    future.map_err(move |error| context.map(error))
 }
 
 /// The value of a read: a hit's value block, as the cache's `Bytes` without a copy.

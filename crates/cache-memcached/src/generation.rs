@@ -138,13 +138,15 @@ impl MemcachedCache {
             (Some(generation), _) => generation,
             // Looked up every time while absent: the read costs the round trip a data
             // read would, and another instance's first write is seen at once.
+            // The counter's read and creation are boxed: they run while the counter is
+            // absent, and their state would otherwise enlarge every operation's future.
             (None, Absent::Empty(empty)) => {
                 let before = namespace.snapshot();
-                let found = read_generation(
+                let found = Box::pin(read_generation(
                     &self.inner.client,
                     &namespace.key,
                     self.context("generation check"),
-                )
+                ))
                 .await;
                 match found
                     .map(|found| found.and_then(|found| namespace.adopt(before, Some(found))))
@@ -154,7 +156,7 @@ impl MemcachedCache {
                     Ok(Some(generation)) => generation,
                 }
             }
-            (None, Absent::Create) => match self.create_generation(namespace).await {
+            (None, Absent::Create) => match Box::pin(self.create_generation(namespace)).await {
                 Ok(generation) => generation,
                 Err(error) => return (None, Err(error)),
             },

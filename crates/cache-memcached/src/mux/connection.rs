@@ -10,7 +10,7 @@ use std::{
     sync::{Arc, Mutex, OnceLock, PoisonError},
 };
 
-use memcache::exp::{Error, MetaCommandResult};
+use memcache::exp::{Error, MetaCommandResult, ReturnCode};
 use tokio::{
     io::{AsyncWriteExt, BufReader, WriteHalf},
     sync::{mpsc, oneshot},
@@ -85,9 +85,31 @@ pub(crate) enum Expect {
     Noop,
 }
 
+/// What the cache reads of a command's reply: its return code, the opaque token it
+/// echoed and its data block. The crate's [`MetaCommandResult`] has a field for every flag
+/// of the protocol (near 200 bytes); read into this where the reply is parsed, what is
+/// handed from the reader to the caller, and moved at every step on the way, is a quarter
+/// of that.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) rc: ReturnCode,
+    pub(crate) opaque: Option<Vec<u8>>,
+    pub(crate) value: Option<Vec<u8>>,
+}
+
+impl From<MetaCommandResult> for Reply {
+    fn from(result: MetaCommandResult) -> Self {
+        Self {
+            rc: result.rc,
+            opaque: result.opaque,
+            value: result.value,
+        }
+    }
+}
+
 /// The answer to one command: the server's reply, or its refusal of that command
 /// (`SERVER_ERROR`, `CLIENT_ERROR`).
-pub(crate) type Answer = Result<MetaCommandResult, Error>;
+pub(crate) type Answer = Result<Reply, Error>;
 
 /// The answers to one request, in the order of its commands: a request of one command
 /// (every call but a batch) gets its answer without a vector around it.

@@ -8,13 +8,13 @@
 
 use std::io;
 
-use memcache::exp::{parse_meta_result, Error, MetaCommandResult, MetaResponse, ReturnCode};
+use memcache::exp::{parse_meta_result, Error, MetaResponse, ReturnCode};
 use tokio::{
     io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader, ReadHalf},
     sync::mpsc,
 };
 
-use super::connection::{Answer, Answers, Exchange, Expect, Failure, Shared};
+use super::connection::{Answer, Answers, Exchange, Expect, Failure, Reply, Shared};
 use crate::transport::Stream;
 
 /// Longest answer header accepted: a header holds at most a 250-byte key and a few flags.
@@ -312,7 +312,7 @@ enum Header {
     /// command's answer.
     Refused(Error),
     /// A reply, and the length of the data block that follows it (`VA`).
-    Reply(MetaCommandResult, Option<usize>),
+    Reply(Reply, Option<usize>),
 }
 
 /// Parses a header line (its `\r\n` included or not).
@@ -329,7 +329,7 @@ fn parse_line(line: &[u8]) -> Result<Header, Failure> {
         _ => None,
     };
     let result = parse_meta_result(response).map_err(|e| Failure::Protocol(e.to_string()))?;
-    Ok(Header::Reply(result, length))
+    Ok(Header::Reply(Reply::from(result), length))
 }
 
 /// An answer that is wholly in `buffer`, and the bytes it takes; `None` when its header

@@ -1,5 +1,5 @@
 //! The cache's requests as the crate's meta commands, and their answers read back from
-//! the crate's [`MetaCommandResult`].
+//! the crate's replies (as [`Reply`], what the cache keeps of them).
 //!
 //! The crate's typed operations (`Get`, `Set`, `Delete`) copy the key into every command
 //! they prepare and again into every result, copy a value once more on top of the
@@ -11,7 +11,9 @@
 //! length as its first token, and the value is appended from the caller's buffer.
 
 use cache_api::Bytes;
-use memcache::exp::{Error, MetaCommand, MetaCommandResult, MetaOp, MutationStatus, ReturnCode};
+use memcache::exp::{Error, MetaCommand, MetaOp, MutationStatus, ReturnCode};
+
+use super::connection::Reply;
 
 /// One command of the cache and how its answer reads.
 pub(crate) trait Request {
@@ -54,7 +56,7 @@ pub(crate) trait Request {
     /// # Errors
     ///
     /// `Protocol` for an answer this command cannot have.
-    fn parse(&self, answer: MetaCommandResult) -> Result<Self::Output, Error>;
+    fn parse(&self, answer: Reply) -> Result<Self::Output, Error>;
 }
 
 /// `mg <key> v`: the value, `None` on a miss.
@@ -82,7 +84,7 @@ impl Request for Read {
         )
     }
 
-    fn parse(&self, answer: MetaCommandResult) -> Result<Self::Output, Error> {
+    fn parse(&self, answer: Reply) -> Result<Self::Output, Error> {
         match answer.rc {
             ReturnCode::Va => Ok(Some(answer.value.unwrap_or_default())),
             // A hit without its value block: an empty value.
@@ -118,7 +120,7 @@ impl Request for Probe {
         )
     }
 
-    fn parse(&self, answer: MetaCommandResult) -> Result<Self::Output, Error> {
+    fn parse(&self, answer: Reply) -> Result<Self::Output, Error> {
         match answer.rc {
             ReturnCode::Hd | ReturnCode::Va => Ok(true),
             ReturnCode::En => Ok(false),
@@ -186,7 +188,7 @@ impl Request for Write {
         Some(&self.value)
     }
 
-    fn parse(&self, answer: MetaCommandResult) -> Result<Self::Output, Error> {
+    fn parse(&self, answer: Reply) -> Result<Self::Output, Error> {
         mutation_status(if self.add { "add" } else { "set" }, self.add, answer.rc)
     }
 }
@@ -216,7 +218,7 @@ impl Request for Remove {
         )
     }
 
-    fn parse(&self, answer: MetaCommandResult) -> Result<Self::Output, Error> {
+    fn parse(&self, answer: Reply) -> Result<Self::Output, Error> {
         mutation_status("delete", false, answer.rc)
     }
 }
@@ -264,12 +266,13 @@ mod tests {
         String::from_utf8(payload).unwrap()
     }
 
-    fn answer(header: &str, value: Option<&[u8]>) -> MetaCommandResult {
-        let mut result =
-            parse_meta_result(MetaResponse::parse_header(header.as_bytes()).unwrap()).unwrap();
+    fn answer(header: &str, value: Option<&[u8]>) -> Reply {
+        let mut reply = Reply::from(
+            parse_meta_result(MetaResponse::parse_header(header.as_bytes()).unwrap()).unwrap(),
+        );
         // The reader fills in the value block the header announced.
-        result.value = value.map(<[u8]>::to_vec);
-        result
+        reply.value = value.map(<[u8]>::to_vec);
+        reply
     }
 
     #[test]
