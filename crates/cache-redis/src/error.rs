@@ -52,11 +52,13 @@ impl ErrorContext {
     }
 
     /// The context of the sentinels' lookup of `service`'s master, whose errors name
-    /// the group and the sentinels.
+    /// the group and the sentinels. The group's name comes from a URL, percent-decoded:
+    /// it is shown escaped, so that a control character in it cannot reach a log line.
     pub(crate) fn looking_up(&self, service: &str, sentinels: &[String]) -> Self {
         Self {
             origin: Some(Origin::Lookup(format!(
-                "looking up the master of `{service}` through the sentinels {}",
+                "looking up the master of `{}` through the sentinels {}",
+                service.escape_debug(),
                 sentinels.join(", ")
             ))),
             ..self.clone()
@@ -391,6 +393,10 @@ mod tests {
                 "{message}"
             );
         }
+        let odd = context().looking_up("a\0b\x1b[2J", &["h1:26379".to_owned()]);
+        let message = odd.map(refused(), true).to_string();
+        assert!(!message.chars().any(char::is_control), "{message}");
+        assert!(message.contains(r"`a\0b\u{1b}[2J`"), "{message}");
     }
 
     /// Only the failures the manager reconnects after but cannot recover from by itself
