@@ -3,6 +3,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod checks;
+mod expect;
 mod failure;
 pub mod model;
 mod recorder;
@@ -11,6 +12,7 @@ mod run;
 use std::{fmt, future::Future, pin::Pin};
 
 pub use cache_api::Cache;
+pub use expect::config_message;
 pub use failure::{CheckResult, Failure};
 pub use recorder::KeyRecorder;
 pub use run::{run_check, run_pair_check, Outcome, Requirement, Verdict, CHECK_TIMEOUT};

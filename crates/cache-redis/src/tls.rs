@@ -140,13 +140,7 @@ fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a ru
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config_message(result: Result<Option<TlsCertificates>, CacheError>) -> String {
-        match result {
-            Err(CacheError::Config { message }) => message,
-            other => panic!("expected a config error, got {other:?}"),
-        }
-    }
+    use cache_tck::config_message;
 
     /// The files are read and checked here (cache_tls's own tests go through every wrong
     /// file and contradiction), and handed to redis as they were read.

@@ -96,13 +96,7 @@ pub(crate) fn parse(query: &str) -> Result<UrlParams, CacheError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn message(result: Result<UrlParams, CacheError>) -> String {
-        match result {
-            Err(CacheError::Config { message }) => message,
-            other => panic!("expected a config error, got {other:?}"),
-        }
-    }
+    use cache_tck::config_message;
 
     #[test]
     fn every_parameter_is_read() {
@@ -159,7 +153,7 @@ mod tests {
                 "tls_insecure_skip_verify",
             ),
         ] {
-            let shown = message(parse(query));
+            let shown = config_message(parse(query));
             assert!(shown.contains(named), "{query}: {shown}");
             assert!(!shown.contains("hunter2"), "{query}: {shown}");
         }

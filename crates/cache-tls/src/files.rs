@@ -217,10 +217,7 @@ mod tests {
     use super::*;
 
     fn message(settings: &TlsSettings) -> String {
-        match settings.load() {
-            Err(CacheError::Config { message }) => message,
-            other => panic!("expected a config error, got {other:?}"),
-        }
+        cache_tck::config_message(settings.load())
     }
 
     fn certificates() -> TestCertificates {

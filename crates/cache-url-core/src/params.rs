@@ -262,10 +262,7 @@ mod tests {
     use super::*;
 
     fn message(err: CacheError) -> String {
-        match err {
-            CacheError::Config { message } => message,
-            other => panic!("expected a config error, got {other:?}"),
-        }
+        cache_tck::config_message(Err::<(), _>(err))
     }
 
     #[test]

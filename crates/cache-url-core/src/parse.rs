@@ -361,14 +361,7 @@ fn parse_hosts(authority: &str, may_hold_secret: bool) -> Result<Vec<Host>, Cach
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn message(result: Result<CacheUrl, CacheError>) -> String {
-        match result {
-            Err(CacheError::Config { message }) => message,
-            Err(other) => panic!("expected a config error, got {other:?}"),
-            Ok(url) => panic!("expected a config error, got {url:?}"),
-        }
-    }
+    use cache_tck::config_message;
 
     #[test]
     fn every_part_is_read() {
@@ -433,20 +426,20 @@ mod tests {
             "redis://u:hun?ter2@h",
             "redis://:%ff%fehunter2@h",
         ] {
-            let shown = message(CacheUrl::parse(raw));
+            let shown = config_message(CacheUrl::parse(raw));
             assert!(!shown.contains("hunter2"), "{raw}: {shown}");
         }
-        let port = message(CacheUrl::parse("redis://:hunter2@h:99999"));
+        let port = config_message(CacheUrl::parse("redis://:hunter2@h:99999"));
         assert!(
             port.contains("port is not a number from 1 to 65535"),
             "{port}"
         );
-        let bracket = message(CacheUrl::parse("redis://:hunter2@[::1"));
+        let bracket = config_message(CacheUrl::parse("redis://:hunter2@[::1"));
         assert!(bracket.contains("no closing ']'"), "{bracket}");
-        let named = message(CacheUrl::parse("memcache://a,bad host:1"));
+        let named = config_message(CacheUrl::parse("memcache://a,bad host:1"));
         assert!(named.contains("\"bad host:1\""), "{named}");
         assert!(named.contains("its host is not a domain name"), "{named}");
-        let zero = message(CacheUrl::parse("memcache://127.0.0.1:0"));
+        let zero = config_message(CacheUrl::parse("memcache://127.0.0.1:0"));
         assert!(
             zero.contains("port is not a number from 1 to 65535"),
             "{zero}"

@@ -83,6 +83,7 @@ pub(crate) fn stack(backend: Arc<dyn Cache>, params: LayerParams) -> Arc<dyn Cac
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cache_tck::config_message;
 
     #[test]
     fn layer_parameters_are_taken_out_and_the_rest_kept_in_order() {
@@ -139,13 +140,6 @@ mod tests {
         let merged = code.or(url);
         assert_eq!(merged.retry, Some(1));
         assert_eq!(merged.trace, Some(true));
-    }
-
-    fn config_message(result: Result<LayerParams, CacheError>) -> String {
-        match result {
-            Err(CacheError::Config { message }) => message,
-            other => panic!("expected a config error, got {other:?}"),
-        }
     }
 
     #[test]

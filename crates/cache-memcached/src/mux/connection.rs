@@ -86,14 +86,15 @@ pub(crate) enum Expect {
 }
 
 /// What the cache reads of a command's reply: its return code, the opaque token it
-/// echoed and its data block. The crate's [`MetaCommandResult`] has a field for every flag
+/// echoed (read as the number the request sent; `None` when absent or not a number) and
+/// its data block. The crate's [`MetaCommandResult`] has a field for every flag
 /// of the protocol (near 200 bytes); read into this where the reply is parsed, what is
 /// handed from the reader to the caller, and moved at every step on the way, is a quarter
 /// of that.
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) rc: ReturnCode,
-    pub(crate) opaque: Option<Vec<u8>>,
+    pub(crate) opaque: Option<u32>,
     pub(crate) value: Option<Vec<u8>>,
 }
 
@@ -101,7 +102,11 @@ impl From<MetaCommandResult> for Reply {
     fn from(result: MetaCommandResult) -> Self {
         Self {
             rc: result.rc,
-            opaque: result.opaque,
+            opaque: result
+                .opaque
+                .as_deref()
+                .and_then(|token| std::str::from_utf8(token).ok())
+                .and_then(|token| token.parse().ok()),
             value: result.value,
         }
     }
@@ -395,7 +400,7 @@ mod tests {
             .expect("the request never reached the server: it was not flushed")
             .unwrap();
             let answer = answers.into_first().unwrap().unwrap();
-            assert_eq!(answer.opaque.as_deref(), Some(token.to_string().as_bytes()));
+            assert_eq!(answer.opaque, Some(token));
         }
     }
 }
