@@ -33,12 +33,17 @@ const BOUNDS: Bounds = Bounds {
 
 /// A server, a proxy in front of it, and a cache on the proxy with [`TIMEOUT`].
 async fn through_proxy() -> (LocalServer, ChaosProxy, MemcachedCache) {
+    through_proxy_with(TIMEOUT).await
+}
+
+/// As [`through_proxy`], the cache with `timeout`.
+async fn through_proxy_with(timeout: Duration) -> (LocalServer, ChaosProxy, MemcachedCache) {
     let server = local_server(&[]).await;
     let proxy = ChaosProxy::start(SocketAddr::from(([127, 0, 0, 1], server.port())))
         .await
         .unwrap_or_else(|error| panic!("cannot start the chaos proxy: {error}"));
     let cache = MemcachedCache::builder(&format!("memcache://{}", proxy.address()))
-        .timeout(TIMEOUT)
+        .timeout(timeout)
         .build()
         .await
         .unwrap_or_else(|error| panic!("cannot build a cache through the proxy: {error}"));
@@ -48,7 +53,7 @@ async fn through_proxy() -> (LocalServer, ChaosProxy, MemcachedCache) {
 /// Runs the rounds of `fault` on one cache through a proxy of its own: every call under
 /// it fails with `expected` in time, and the cache heals (`probe::assert_cell`).
 async fn cell(fault: Fault, expected: &str) {
-    let (_server, proxy, cache) = through_proxy().await;
+    let (_server, proxy, cache) = through_proxy_with(BOUNDS.cache_timeout(expected)).await;
     probe::assert_cell(
         &cache,
         &proxy,
@@ -139,7 +144,8 @@ async fn chaos_garbled_replies_give_a_backend_error_and_heal() {
 /// error names the server (in a ring, the one that failed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_errors_name_the_server() {
-    let (_server, proxy, cache) = through_proxy().await;
+    let timeout = BOUNDS.cache_timeout("unreachable");
+    let (_server, proxy, cache) = through_proxy_with(timeout).await;
     let faults = [Fault::DropMidResponse, Fault::Refuse, Fault::GarbledReplies];
     probe::assert_errors_name_the_server(&cache, &proxy, &faults, BOUNDS.heal_within).await;
 }

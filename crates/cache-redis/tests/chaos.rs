@@ -28,14 +28,17 @@ const CUT_SHORT: Duration = Duration::from_millis(100);
 /// The default connection model: one multiplexed connection.
 const MULTIPLEXED: ConnectionModel = ConnectionModel::Multiplexed { connections: 1 };
 
-/// A server, a proxy in front of it, and a cache on the proxy with [`TIMEOUT`].
-async fn through_proxy(model: ConnectionModel) -> (LocalServer, ChaosProxy, RedisCache) {
+/// A server, a proxy in front of it, and a cache on the proxy with `timeout`.
+async fn through_proxy(
+    model: ConnectionModel,
+    timeout: Duration,
+) -> (LocalServer, ChaosProxy, RedisCache) {
     let server = local_server(&[]).await;
     let proxy = ChaosProxy::start(SocketAddr::from(([127, 0, 0, 1], server.port())))
         .await
         .unwrap_or_else(|error| panic!("cannot start the chaos proxy: {error}"));
     let cache = RedisCache::builder(&format!("redis://{}", proxy.address()))
-        .timeout(TIMEOUT)
+        .timeout(timeout)
         .connection_model(model)
         .build()
         .await
@@ -57,7 +60,8 @@ async fn cell(fault: Fault, expected: &str) {
 
 /// As [`cell_with`], in connection model `model`, the row labelled `label`.
 async fn cell_in(model: ConnectionModel, label: &str, fault: Fault, expected: &str, then: &str) {
-    let (_server, proxy, cache) = through_proxy(model).await;
+    let timeout = BOUNDS.cache_timeout(expected);
+    let (_server, proxy, cache) = through_proxy(model, timeout).await;
     probe::assert_cell(&cache, &proxy, label, fault, (expected, then), BOUNDS).await;
 }
 
@@ -66,7 +70,8 @@ async fn cell_in(model: ConnectionModel, label: &str, fault: Fault, expected: &s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_unreachable_errors_name_the_server() {
     for model in [MULTIPLEXED, ConnectionModel::Pooled { max_size: 2 }] {
-        let (_server, proxy, cache) = through_proxy(model).await;
+        let timeout = BOUNDS.cache_timeout("unreachable");
+        let (_server, proxy, cache) = through_proxy(model, timeout).await;
         let faults = [Fault::DropMidResponse, Fault::Refuse];
         probe::assert_errors_name_the_server(&cache, &proxy, &faults, BOUNDS.heal_within).await;
     }
@@ -134,7 +139,7 @@ async fn chaos_severed_connections_are_replaced() {
         ),
         (ConnectionModel::Pooled { max_size: 4 }, "redis (pooled)", 4),
     ] {
-        let (_server, proxy, cache) = through_proxy(model).await;
+        let (_server, proxy, cache) = through_proxy(model, TIMEOUT).await;
         probe::assert_recovers_from_severed_connections(&cache, &proxy, label, BOUNDS, max_open)
             .await;
     }
@@ -153,7 +158,7 @@ async fn chaos_severed_connections_are_replaced_when_calls_are_cut_short() {
             4,
         ),
     ] {
-        let (_server, proxy, cache) = through_proxy(model).await;
+        let (_server, proxy, cache) = through_proxy(model, TIMEOUT).await;
         let cut = CacheStack::new(Arc::new(cache) as Arc<dyn Cache>)
             .layer(TimeoutLayer::new(CUT_SHORT))
             .build();
@@ -172,7 +177,7 @@ async fn chaos_severed_connections_are_replaced_when_calls_are_cut_short() {
 /// no read ever returns another key's value, and the cache works afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_no_reply_is_matched_to_the_wrong_request() {
-    let (_server, proxy, cache) = through_proxy(MULTIPLEXED).await;
+    let (_server, proxy, cache) = through_proxy(MULTIPLEXED, TIMEOUT).await;
     probe::assert_no_mismatch(Arc::new(cache), &proxy, "redis").await;
 }
 

@@ -37,7 +37,9 @@ struct ProxiedCluster {
     cache: RedisCache,
 }
 
-async fn proxied_cluster() -> ProxiedCluster {
+/// A one-master cluster whose node announces the proxy's port, and a cache on it with
+/// `timeout`.
+async fn proxied_cluster_with(timeout: Duration) -> ProxiedCluster {
     let dir = TestDir::new("cluster-chaos").unwrap_or_else(|err| panic!("{err}"));
     let dir_arg = dir.path().display().to_string();
     let bus_port = free_port().to_string();
@@ -104,7 +106,7 @@ async fn proxied_cluster() -> ProxiedCluster {
         "the one-master cluster did not come up announcing the proxy: {last}"
     );
     let cache = RedisCache::builder(&format!("redis+cluster://{}", proxy.address()))
-        .timeout(TIMEOUT)
+        .timeout(timeout)
         .build()
         .await
         .unwrap_or_else(|error| panic!("cannot build a cache through the proxy: {error}"));
@@ -116,8 +118,13 @@ async fn proxied_cluster() -> ProxiedCluster {
     }
 }
 
+/// A one-master cluster behind a proxy, the cache on it with [`TIMEOUT`].
+async fn proxied_cluster() -> ProxiedCluster {
+    proxied_cluster_with(TIMEOUT).await
+}
+
 async fn cell(fault: Fault, expected: &str, then: &str) {
-    let cluster = proxied_cluster().await;
+    let cluster = proxied_cluster_with(BOUNDS.cache_timeout(expected)).await;
     probe::assert_cell(
         &cluster.cache,
         &cluster.proxy,

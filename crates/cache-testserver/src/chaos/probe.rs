@@ -425,6 +425,24 @@ pub struct Bounds {
     pub rounds: usize,
 }
 
+impl Bounds {
+    /// The timeout to build the cache of a cell with, when the first call under its fault
+    /// must fail with an error of kind `expected`: [`timeout`](Self::timeout) for
+    /// `"timeout"`; for any other kind, twice the [`deadline`](Self::deadline). Then the
+    /// error of such a cell is always the one its fault causes: with the short timeout, a
+    /// pause of the test's own process (a loaded machine) as long as the timeout lets the
+    /// timer fire before the reset or the bad reply is read, and the cell fails with a
+    /// `Timeout` the cache did not earn. A call that hangs still fails the deadline.
+    #[must_use]
+    pub fn cache_timeout(&self, expected: &str) -> Duration {
+        if expected == "timeout" {
+            self.timeout
+        } else {
+            self.deadline.saturating_mul(2)
+        }
+    }
+}
+
 /// Runs `bounds.rounds` rounds of `fault` on one cache: the first call under the fault
 /// fails with an error of kind `first` and the next with `then`, within the deadline,
 /// and the cache heals within `heal_within`. Prints each round, then the row of the
@@ -637,6 +655,21 @@ mod tests {
     use cache_api::async_trait;
 
     use super::*;
+
+    #[test]
+    fn only_timeout_cells_run_with_the_short_timeout() {
+        let bounds = Bounds {
+            timeout: Duration::from_millis(300),
+            deadline: Duration::from_millis(1300),
+            heal_within: Duration::from_secs(3),
+            rounds: 3,
+        };
+        assert_eq!(bounds.cache_timeout("timeout"), Duration::from_millis(300));
+        for kind in ["unreachable", "backend"] {
+            let timeout = bounds.cache_timeout(kind);
+            assert!(timeout > bounds.deadline, "{kind}: {timeout:?}");
+        }
+    }
 
     #[test]
     fn a_value_must_name_its_own_key() {
