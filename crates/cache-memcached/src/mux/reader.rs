@@ -219,10 +219,13 @@ fn check_opaque(echoed: Option<u32>, expected: u32) -> Result<(), Failure> {
     if echoed == Some(expected) {
         return Ok(());
     }
-    let echoed = echoed.map_or_else(|| "no number".to_owned(), |token| format!("O{token}"));
+    let echoed = echoed.map_or_else(
+        || "no opaque token that is a number".to_owned(),
+        |token| format!("opaque O{token}"),
+    );
     Err(Failure::Protocol(format!(
-        "memcached answered with opaque {echoed} where O{expected} was due: the connection \
-         is out of step and is dropped"
+        "memcached answered with {echoed} where O{expected} was due: the connection is out \
+         of step and is dropped"
     )))
 }
 
@@ -396,6 +399,10 @@ mod tests {
         assert!(check_opaque(Some(7), 7).is_ok());
         assert!(check_opaque(Some(8), 7).is_err());
         assert!(check_opaque(None, 7).is_err());
+        let Err(Failure::Protocol(message)) = check_opaque(Some(8), 7) else {
+            panic!("a wrong token must fail the connection as out of step");
+        };
+        assert!(message.contains("opaque O8 where O7 was due"), "{message}");
     }
 
     fn values(answers: Answers) -> Vec<Option<Vec<u8>>> {
