@@ -337,9 +337,9 @@ fn read_url(raw: &str) -> Result<ParsedUrl, CacheError> {
     let params = url.params_mut();
     let scheme = match scheme_name.as_str() {
         "memcaches" => Scheme::Tls(TlsSettings {
-            ca_file: params.take_string(&["tls_ca"]).map(PathBuf::from),
-            cert_file: params.take_string(&["tls_cert"]).map(PathBuf::from),
-            key_file: params.take_string(&["tls_key"]).map(PathBuf::from),
+            ca_file: params.take_string(&["tls_ca"])?.map(PathBuf::from),
+            cert_file: params.take_string(&["tls_cert"])?.map(PathBuf::from),
+            key_file: params.take_string(&["tls_key"])?.map(PathBuf::from),
             insecure_skip_verify: params
                 .take_bool("tls_insecure_skip_verify")?
                 .unwrap_or(false),
@@ -356,7 +356,7 @@ fn read_url(raw: &str) -> Result<ParsedUrl, CacheError> {
     let parsed = ParsedUrl {
         servers,
         scheme,
-        prefix: params.take_string(&["prefix", "key_prefix"]),
+        prefix: params.take_string(&["prefix", "key_prefix"])?,
         timeout: params.take_duration("timeout")?,
         pool_size: params.take_count("pool_size")?,
         max_value_size: params.take_count("max_value_size")?,

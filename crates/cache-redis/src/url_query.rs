@@ -71,7 +71,7 @@ pub(crate) fn split(url: &str) -> Result<(String, UrlParams), CacheError> {
 pub(crate) fn parse(query: &str) -> Result<UrlParams, CacheError> {
     let mut query = Params::from_query(query);
     let params = UrlParams {
-        prefix: query.take_string(&["prefix", "key_prefix"]),
+        prefix: query.take_string(&["prefix", "key_prefix"])?,
         timeout: query.take_duration("timeout")?,
         connect_timeout: query.take_duration("connect_timeout")?,
         response_timeout: query.take_duration("response_timeout")?,
@@ -79,9 +79,9 @@ pub(crate) fn parse(query: &str) -> Result<UrlParams, CacheError> {
         pool_size: query.take_count("pool_size")?,
         max_value_size: query.take_count("max_value_size")?,
         db: query.take_number("db", "a database number")?,
-        tls_ca: query.take_string(&["tls_ca"]),
-        tls_cert: query.take_string(&["tls_cert"]),
-        tls_key: query.take_string(&["tls_key"]),
+        tls_ca: query.take_string(&["tls_ca"])?,
+        tls_cert: query.take_string(&["tls_cert"])?,
+        tls_key: query.take_string(&["tls_key"])?,
         tls_insecure_skip_verify: query.take_bool("tls_insecure_skip_verify")?,
         mode: query.take_with("mode", "multiplexed or pooled", |mode| match mode {
             "multiplexed" => Some(ModeParam::Multiplexed),

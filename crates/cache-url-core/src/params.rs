@@ -10,6 +10,11 @@ use cache_api::CacheError;
 
 /// The parameters of a URL's query, percent-decoded (`+` is a space), values trimmed.
 ///
+/// A parameter is set once: a value given twice (or under two names of one setting) and
+/// a value that is not UTF-8 once decoded are refused when the parameter is taken, never
+/// silently dropped or altered (two prefixes that differ only in such bytes would
+/// otherwise name one namespace).
+///
 /// ```
 /// use std::time::Duration;
 /// use cache_url_core::Params;
@@ -23,8 +28,9 @@ use cache_api::CacheError;
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Params {
-    /// (name, value, taken), in the order of the query.
-    pairs: Vec<(String, String, bool)>,
+    /// (name, value, taken), in the order of the query; the value is `None` when it is
+    /// not UTF-8 once decoded.
+    pairs: Vec<(String, Option<String>, bool)>,
 }
 
 impl std::fmt::Debug for Params {
@@ -46,9 +52,15 @@ impl Params {
     /// Reads a query string (without the `?`); empty pairs (`a=1&&b=2`) are ignored.
     #[must_use]
     pub fn from_query(query: &str) -> Self {
-        let pairs = url::form_urlencoded::parse(query.as_bytes())
-            .filter(|(name, _)| !name.is_empty())
-            .map(|(name, value)| (name.into_owned(), value.trim().to_owned(), false))
+        let pairs = query
+            .split('&')
+            .filter_map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                // A name that is not UTF-8 matches no parameter: it is reported unknown.
+                let name = form_decode(name).unwrap_or_else(|lossy| lossy);
+                let value = form_decode(value).ok().map(|value| value.trim().to_owned());
+                (!name.is_empty()).then_some((name, value, false))
+            })
             .collect();
         Self { pairs }
     }
@@ -67,17 +79,36 @@ impl Params {
             .map(|(name, _, _)| name.as_str())
     }
 
-    /// Takes every parameter named one of `names` (aliases of one setting); the last one
-    /// written wins.
-    pub fn take_string(&mut self, names: &[&str]) -> Option<String> {
-        let mut found = None;
+    /// Takes the parameter named one of `names` (aliases of one setting).
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Config`] naming the parameter when it is given more than once
+    /// (under one name or several), or when its value is not UTF-8 once decoded.
+    pub fn take_string(&mut self, names: &[&str]) -> Result<Option<String>, CacheError> {
+        let mut found: Vec<(&str, Option<&str>)> = Vec::new();
         for (name, value, taken) in &mut self.pairs {
             if names.contains(&name.as_str()) {
                 *taken = true;
-                found = Some(value.clone());
+                found.push((name.as_str(), value.as_deref()));
             }
         }
-        found
+        match found.as_slice() {
+            [] => Ok(None),
+            [(_, Some(value))] => Ok(Some((*value).to_owned())),
+            [(name, None)] => Err(CacheError::config(format!(
+                "the url parameter {name} is not utf-8 once decoded"
+            ))),
+            [(first, _), rest @ ..] => Err(match rest.iter().find(|(name, _)| name != first) {
+                Some((other, _)) => CacheError::config(format!(
+                    "the url parameters {first} and {other} name one setting: give one of them, once"
+                )),
+                None => CacheError::config(format!(
+                    "the url parameter {first} is given {} times: give it once",
+                    found.len()
+                )),
+            }),
+        }
     }
 
     /// Takes `name` and reads it with `read`, which returns `None` for a value it does
@@ -92,7 +123,7 @@ impl Params {
         expected: &str,
         read: impl FnOnce(&str) -> Option<T>,
     ) -> Result<Option<T>, CacheError> {
-        match self.take_string(&[name]) {
+        match self.take_string(&[name])? {
             None => Ok(None),
             Some(value) => read(&value)
                 .map(Some)
@@ -194,6 +225,14 @@ impl Params {
     }
 }
 
+/// Decodes one name or value of a query as a form does: `+` is a space, then
+/// percent-decoding. `Err` holds the lossy decoding of one that is not UTF-8.
+fn form_decode(text: &str) -> Result<String, String> {
+    let spaced = text.replace('+', " ");
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(&spaced).collect();
+    String::from_utf8(bytes).map_err(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
+}
+
 /// Whether `name` could be a parameter's name (and so is safe to show).
 fn is_parameter_name(name: &str) -> bool {
     name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -266,14 +305,75 @@ mod tests {
     }
 
     #[test]
-    fn values_are_decoded_trimmed_and_the_last_one_wins() {
-        let mut params = Params::from_query("prefix=a%3A&key_prefix=+b%3A+&&x=1");
+    fn values_are_decoded_and_trimmed() {
+        let mut params = Params::from_query("key_prefix=+b%3A%2B+&&x=1&e=%C3%A9+%E2%9C%93");
         assert_eq!(
-            params.take_string(&["prefix", "key_prefix"]).as_deref(),
-            Some("b:")
+            params
+                .take_string(&["prefix", "key_prefix"])
+                .unwrap()
+                .as_deref(),
+            Some("b:+")
         );
+        assert_eq!(params.take_string(&["e"]).unwrap().as_deref(), Some("é ✓"));
+        assert_eq!(params.take_string(&["absent"]).unwrap(), None);
         assert_eq!(params.remaining().collect::<Vec<_>>(), ["x"]);
         assert!(Params::from_query("").is_empty());
+    }
+
+    #[test]
+    fn a_setting_given_twice_is_refused_whatever_the_values() {
+        for (query, said) in [
+            ("prefix=a:&prefix=b:", "prefix is given 2 times"),
+            (
+                "timeout=1s&timeout=1s&timeout=2s",
+                "timeout is given 3 times",
+            ),
+            ("timeout=abc&timeout=1s", "timeout is given 2 times"),
+            (
+                "prefix=a:&key_prefix=b:",
+                "prefix and key_prefix name one setting",
+            ),
+            (
+                "key_prefix=a:&prefix=a:",
+                "key_prefix and prefix name one setting",
+            ),
+        ] {
+            let mut params = Params::from_query(query);
+            let err = if query.contains("timeout") {
+                params.take_duration("timeout").unwrap_err()
+            } else {
+                params.take_string(&["prefix", "key_prefix"]).unwrap_err()
+            };
+            let shown = message(err);
+            assert!(shown.contains(said), "{query}: {shown}");
+            // Taken all the same: the error is about the setting, not an unknown name.
+            assert_eq!(params.remaining().count(), 0, "{query}");
+        }
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_once_decoded_is_refused_not_altered() {
+        // Decoded lossily, both would read as the replacement character: one namespace.
+        for query in ["prefix=%E9:", "prefix=%E8:", "prefix=a%FF"] {
+            let shown = message(
+                Params::from_query(query)
+                    .take_string(&["prefix", "key_prefix"])
+                    .unwrap_err(),
+            );
+            assert!(shown.contains("prefix is not utf-8"), "{query}: {shown}");
+        }
+        let mut valid = Params::from_query("prefix=%EF%BF%BD:");
+        assert_eq!(
+            valid.take_string(&["prefix"]).unwrap().as_deref(),
+            Some("\u{fffd}:")
+        );
+        // A name that is not UTF-8 is no parameter's name: unknown, and not shown.
+        let odd = message(
+            Params::from_query("pr%E9fix=a:")
+                .finish("redis", &["prefix"])
+                .unwrap_err(),
+        );
+        assert!(odd.contains("unknown"), "{odd}");
     }
 
     #[test]

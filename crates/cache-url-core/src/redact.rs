@@ -71,7 +71,10 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
 pub fn key_prefix(url: &str) -> Option<String> {
     let (_, query) = url.split_once('?')?;
     let query = query.split_once('#').map_or(query, |(query, _)| query);
-    Params::from_query(query).take_string(&["prefix", "key_prefix"])
+    Params::from_query(query)
+        .take_string(&["prefix", "key_prefix"])
+        .ok()
+        .flatten()
 }
 
 /// Refuses a key prefix that does not end with a delimiter (an ASCII punctuation mark

@@ -214,6 +214,11 @@ fn memory(url: &str) -> Result<Arc<dyn Cache>, CacheError> {
             url.redacted()
         )));
     }
+    if !matches!(url.path(), "" | "/") {
+        return Err(CacheError::config(
+            "memory:// takes no path: every memory:// cache is a process's own (memory://)",
+        ));
+    }
     let params = url.params_mut();
     params.refuse(
         "memory",
@@ -229,7 +234,7 @@ fn memory(url: &str) -> Result<Arc<dyn Cache>, CacheError> {
     }
     // Every memory:// cache is a namespace of its own: a prefix changes nothing, but it
     // is accepted, as on every scheme, so one URL shape fits all.
-    let _ = params.take_string(&["prefix", "key_prefix"]);
+    params.take_string(&["prefix", "key_prefix"])?;
     params.finish(
         "memory",
         &["max_capacity_bytes", "max_value_size", "prefix"],
@@ -276,13 +281,16 @@ mod tests {
             .unwrap();
         assert_eq!(small.limits().max_value_size, 100);
 
-        for bad in [
-            "memory://host",
-            "memory://?max_value_size=lots",
-            "memory://?colour=red",
+        for (bad, said) in [
+            ("memory://host", "takes no host"),
+            ("memory:///some/path", "takes no path"),
+            ("memory://?max_value_size=lots", "max_value_size must be"),
+            ("memory://?colour=red", "\"colour\""),
+            ("memory://?prefix=a:&prefix=b:", "prefix is given 2 times"),
+            ("memory://?prefix=%E9:", "prefix is not utf-8"),
         ] {
-            let err = connect(bad).await.err().expect("a config error");
-            assert!(matches!(err, CacheError::Config { .. }), "{bad}: {err:?}");
+            let message = cache_tck::config_message(connect(bad).await.map(drop));
+            assert!(message.contains(said), "{bad}: {message}");
         }
     }
 
