@@ -13,7 +13,7 @@ use cache_bench::{footprint::Side, BenchError, Progress, Settings, Workload};
 use serde::Serialize;
 
 use crate::report::Header;
-use crate::{say, Connection, EXIT_FAILED, EXIT_UNUSABLE};
+use crate::{say, warn, Connection, EXIT_FAILED, EXIT_UNUSABLE};
 pub(crate) use cache_bench::runtime;
 
 /// What progress lines, warnings and the text report start with.
@@ -165,7 +165,7 @@ pub(crate) async fn run(args: BenchArgs) -> ExitCode {
     match run_checked(args).await {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("{LABEL}: {err}");
+            warn(&format!("{LABEL}: {err}"));
             ExitCode::from(EXIT_UNUSABLE)
         }
     }
@@ -246,7 +246,9 @@ async fn footprint(
         say(&report.to_string());
     }
     if !report.complete() {
-        eprintln!("{LABEL}: some entries were evicted: raise max_capacity_bytes in the URL");
+        warn(&format!(
+            "{LABEL}: some entries were evicted: raise max_capacity_bytes in the URL"
+        ));
         return Ok(ExitCode::from(EXIT_FAILED));
     }
     Ok(ExitCode::SUCCESS)
@@ -256,11 +258,11 @@ async fn footprint(
 /// would be several times lower than a release build's, with nothing else to tell.
 fn warn_if_debug_build() {
     if cfg!(debug_assertions) {
-        eprintln!(
+        warn(&format!(
             "{LABEL}: warning: this is a debug build (no optimisations), figures run \
              2-3x lower; use a release build: cargo install --path crates/cache-cli, or \
              cargo run --release -p cache-cli -- bench ..."
-        );
+        ));
     }
 }
 
@@ -272,7 +274,7 @@ fn spawn_interrupt_watcher(progress: Arc<Progress>) -> tokio::task::JoinHandle<(
             return;
         }
         progress.stop.store(true, Ordering::Relaxed);
-        eprintln!("{LABEL}: interrupted: stopping and removing the keys written (Ctrl-C again to quit at once)");
+        warn(&format!("{LABEL}: interrupted: stopping and removing the keys written (Ctrl-C again to quit at once)"));
         if tokio::signal::ctrl_c().await.is_ok() {
             std::process::exit(i32::from(EXIT_INTERRUPTED));
         }

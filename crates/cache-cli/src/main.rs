@@ -5,12 +5,14 @@
 
 mod bench;
 mod check;
+mod output;
 mod report;
 
 use std::{process::ExitCode, time::Duration};
 
 use cache_api::{Bytes, CacheError};
 use clap::{Parser, Subcommand};
+use output::{say, warn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Exit code for a failed check, a miss or a refused operation.
@@ -112,13 +114,18 @@ fn main() -> ExitCode {
         _ => None,
     };
     let runtime = bench::runtime(threads);
-    match runtime {
+    let code = match runtime {
         Ok(runtime) => runtime.block_on(run(cli)),
         Err(err) => {
-            eprintln!("cachectl: cannot start the async runtime: {err}");
+            warn(&format!("cachectl: cannot start the async runtime: {err}"));
             ExitCode::from(EXIT_UNUSABLE)
         }
+    };
+    // A report that did not reach standard output is no success, whatever it said.
+    if output::lost() && code == ExitCode::SUCCESS {
+        return ExitCode::from(EXIT_FAILED);
     }
+    code
 }
 
 async fn run(cli: Cli) -> ExitCode {
@@ -154,13 +161,6 @@ fn options(connection: &Connection) -> cache_url::Options {
     }
 }
 
-/// Prints a line to standard output; a closed pipe (`cachectl check | head`) is not
-/// worth a panic.
-fn say(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
-}
-
 /// Prints an error with its chain of causes, and picks the exit code.
 fn report(err: &CacheError) -> ExitCode {
     let mut message = format!("cachectl: {err}");
@@ -173,7 +173,7 @@ fn report(err: &CacheError) -> ExitCode {
         }
         source = cause.source();
     }
-    eprintln!("{message}");
+    warn(&message);
     match err {
         CacheError::Config { .. } | CacheError::Unreachable { .. } | CacheError::Auth { .. } => {
             ExitCode::from(EXIT_UNUSABLE)
@@ -191,14 +191,11 @@ async fn get(url: &str, key: &str, connection: &Connection) -> Result<ExitCode, 
                 stdout.write_all(&value).await?;
                 stdout.flush().await
             };
-            if let Err(err) = written.await {
-                eprintln!("cachectl: cannot write to standard output: {err}");
-                return Ok(ExitCode::from(EXIT_FAILED));
-            }
+            output::written(written.await);
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            eprintln!("cachectl: miss: no entry under {key:?}");
+            warn(&format!("cachectl: miss: no entry under {key:?}"));
             Ok(ExitCode::from(EXIT_FAILED))
         }
     }
@@ -216,7 +213,9 @@ async fn set(
         None => {
             let mut buffer = Vec::new();
             if let Err(err) = tokio::io::stdin().read_to_end(&mut buffer).await {
-                eprintln!("cachectl: cannot read the value from standard input: {err}");
+                warn(&format!(
+                    "cachectl: cannot read the value from standard input: {err}"
+                ));
                 return Ok(ExitCode::from(EXIT_FAILED));
             }
             Bytes::from(buffer)

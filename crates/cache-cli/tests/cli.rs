@@ -48,6 +48,53 @@ fn check_json_reports_each_check() {
     assert_eq!(names.len(), 5);
 }
 
+/// A report that cannot be written (a full disk: `/dev/full`) fails the command and is
+/// said on standard error; standard error that cannot be written is no panic (exit 101).
+#[test]
+fn output_that_cannot_be_written_fails_the_command_without_a_panic() {
+    use std::{fs::OpenOptions, process::Command};
+
+    let full = || {
+        OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full exists on Linux")
+    };
+    let run = |args: &[&str], full_stdout: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cachectl"));
+        command.args(args);
+        if full_stdout {
+            command.stdout(full());
+        } else {
+            command.stderr(full());
+        }
+        command.output().expect("cachectl runs")
+    };
+    for args in [
+        &["check", "--group", "core"][..],
+        &["check", "--group", "core", "--json"],
+        &["del", "memory://", "k"],
+    ] {
+        let out = run(args, true);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("cannot write to standard output"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // A miss is said on standard error; with that full, the exit code still says it.
+    let miss = run(&["get", "memory://", "absent"], false);
+    assert_eq!(miss.status.code(), Some(1));
+    let bad_url = run(&["get", "nosuch://", "k"], false);
+    assert_eq!(bad_url.status.code(), Some(2));
+}
+
 /// A filter that matches no check is an error, not an empty success.
 #[test]
 fn no_matching_check_is_an_error() {
