@@ -2,9 +2,10 @@
 //! client has no API for: `stats settings` (is it memcached, and its item size) and
 //! `lru_crawler metadump` (the keys it holds, so a prefixed `clear` can remove them).
 //!
-//! Every read waits at most the cache's timeout, and no line may exceed [`MAX_LINE`]:
-//! a server that stops answering or sends garbage ends the exchange with an error, never
-//! a hang or an unbounded buffer.
+//! Every line must arrive whole within the cache's timeout (however its bytes are
+//! spread), `stats settings` must be answered whole within it, and no line may exceed
+//! [`MAX_LINE`]: a server that stops answering, drips its answer a byte at a time or
+//! sends garbage ends the exchange with an error, never a hang or an unbounded buffer.
 
 use std::{io, time::Duration};
 
@@ -90,16 +91,16 @@ impl Admin {
         }
     }
 
-    /// One line without its `\r\n`; each read waits at most the timeout.
+    /// One line without its `\r\n`, which must arrive whole within the timeout.
     async fn line(&mut self) -> Result<Vec<u8>, CacheError> {
+        let deadline = crate::mux::deadline_after(self.context.timeout);
         let mut line = Vec::new();
         loop {
-            let available =
-                match tokio::time::timeout(self.context.timeout, self.reader.fill_buf()).await {
-                    Err(_) => return Err(self.context.timeout()),
-                    Ok(Err(error)) => return Err(io_error(error)),
-                    Ok(Ok(available)) => available,
-                };
+            let available = match tokio::time::timeout_at(deadline, self.reader.fill_buf()).await {
+                Err(_) => return Err(self.context.timeout()),
+                Ok(Err(error)) => return Err(io_error(error)),
+                Ok(Ok(available)) => available,
+            };
             if available.is_empty() {
                 return Err(io_error(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -138,6 +139,15 @@ impl Admin {
     /// [`CacheError::Config`] when the answer is not memcached's (another service on that
     /// port, such as Redis); `Unreachable` or `Timeout` as for any call.
     pub(crate) async fn item_size_max(&mut self) -> Result<Option<usize>, CacheError> {
+        let timeout = self.context.timeout;
+        match tokio::time::timeout(timeout, self.read_settings()).await {
+            Err(_) => Err(self.context.timeout()),
+            Ok(answer) => answer,
+        }
+    }
+
+    /// `stats settings` and its answer, unbounded in time: see [`item_size_max`](Self::item_size_max).
+    async fn read_settings(&mut self) -> Result<Option<usize>, CacheError> {
         self.send(b"stats settings\r\n").await?;
         let mut item_size_max = None;
         for _ in 0..MAX_SETTINGS_LINES {
@@ -439,6 +449,60 @@ mod tests {
             .err()
             .expect("a listing cut short by a refusal");
         assert!(matches!(error, CacheError::Backend { .. }), "{error:?}");
+    }
+
+    /// A server that answers the first command it reads with `answer`, one byte every
+    /// 20 ms: each read brings something, the answer never ends in time.
+    async fn dripping(answer: &'static str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut socket = BufReader::new(socket);
+            let mut command = String::new();
+            socket.read_line(&mut command).await.unwrap();
+            for byte in answer.as_bytes() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if socket.get_mut().write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+            }
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn an_answer_dripped_a_byte_at_a_time_times_out_on_time() {
+        let timeout = Duration::from_millis(300);
+        let context = |operation| Context {
+            operation,
+            timeout,
+            value: None,
+        };
+        // Settings: every line is short, the whole answer must come within the timeout.
+        let settings =
+            "STAT maxbytes 67108864\r\nSTAT maxconns 1024\r\nSTAT item_size_max 1048576\r\nEND\r\n";
+        // A listing: one line of a key never ends in time.
+        let listing = "key=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa exp=-1 la=1 cas=1 fetch=no cls=1 size=61\nEND\r\n";
+        for (operation, answer) in [("connect", settings), ("clear", listing)] {
+            let address = dripping(answer).await;
+            let mut admin = Admin::connect(&Transport::Tcp, &address, context(operation))
+                .await
+                .unwrap();
+            let started = std::time::Instant::now();
+            let error = if operation == "connect" {
+                admin.item_size_max().await.err()
+            } else {
+                admin.metadump(|_| true, Duration::from_secs(5)).await.err()
+            }
+            .expect("an answer that never ends in time");
+            let took = started.elapsed();
+            assert!(
+                matches!(error, CacheError::Timeout { .. }),
+                "{operation}: {error:?}"
+            );
+            assert!(took < timeout * 3, "{operation}: took {took:?}");
+        }
     }
 
     #[test]

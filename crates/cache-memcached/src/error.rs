@@ -49,8 +49,20 @@ impl Context {
             return auth;
         }
         if is_too_large(&error) {
-            if let Some((size, limit)) = self.value {
-                return CacheError::ValueTooLarge { size, limit };
+            match self.value {
+                Some((size, limit)) if size > limit => {
+                    return CacheError::ValueTooLarge { size, limit };
+                }
+                // A server with a smaller item size than the one asked at build (behind
+                // a proxy, say): its refusal, with the sizes that contradict it.
+                Some((size, limit)) => {
+                    return unexpected(format!(
+                        "the server refused a value of {size} bytes as too large ({error}), \
+                         though it is within the limit of {limit} bytes found at build: \
+                         does a proxy front servers with a smaller item size (-I)?"
+                    ));
+                }
+                None => {}
             }
         }
         match kind(&error) {
@@ -182,5 +194,14 @@ mod tests {
             context(None).map(answer()),
             CacheError::Backend { .. }
         ));
+        // A value within the limit refused all the same (a server behind a proxy with a
+        // smaller item size): not a value too large for this cache, and said so.
+        let within = context(Some((1, 1 << 20))).map(answer());
+        assert!(matches!(within, CacheError::Backend { .. }), "{within:?}");
+        let shown = within.to_string();
+        assert!(
+            shown.contains("value of 1 bytes") && shown.contains("limit of 1048576"),
+            "{shown}"
+        );
     }
 }
