@@ -42,6 +42,10 @@ const TRUNCATED_REPLY: &str = "Unexpected end of input";
 /// The server error code of a command the user's ACL does not allow.
 const PERMISSION_CODE: &str = "NOPERM";
 
+/// What Redis says of such a command: "this user has no permissions to run the 'select'
+/// command".
+const NO_PERMISSIONS: &str = "has no permissions to run";
+
 impl ErrorContext {
     /// The context of the connections to one server, whose errors name it.
     pub(crate) fn at(&self, server: String) -> Self {
@@ -83,9 +87,12 @@ impl ErrorContext {
         }
         // The cluster client wraps a node's refusal in an error of its own: look at the text.
         let text = err.to_string();
+        // `SELECT` refused by an ACL comes wrapped in another error, with the code gone
+        // and Redis's words kept.
         if err.code() == Some(PERMISSION_CODE)
             || text.contains(PERMISSION_CODE)
             || text.contains("NoPerm")
+            || text.contains(NO_PERMISSIONS)
         {
             return CacheError::PermissionDenied {
                 backend: BACKEND,

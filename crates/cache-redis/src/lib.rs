@@ -8,6 +8,7 @@ mod command;
 mod cut_short;
 mod endpoint;
 mod error;
+mod reply;
 mod sentinel;
 #[cfg(feature = "serde")]
 mod serde_config;
@@ -41,6 +42,7 @@ use cluster::ClusterBackend;
 use command::{expiry, Expiry};
 use endpoint::Nodes;
 use error::ErrorContext;
+use reply::Stored;
 use sentinel::SentinelBackend;
 use settings::{Mode, Settings};
 use single::{Request, Single};
@@ -319,26 +321,22 @@ impl Cache for RedisCache {
             validate_key(key)?;
             self.check_size(&value)?;
             let key = self.key(key);
-            let mut command;
+            let mut command = redis::cmd("SET");
             match expiry(ttl)? {
                 Expiry::Now => {
-                    command = redis::cmd("UNLINK");
-                    command.arg(key.as_ref());
+                    let _removed: usize =
+                        self.command(redis::cmd("UNLINK").arg(key.as_ref())).await?;
+                    return Ok(());
                 }
-                Expiry::Never => {
-                    command = redis::cmd("SET");
-                    command.arg(key.as_ref()).arg(value.as_ref());
-                }
-                Expiry::Millis(millis) => {
-                    command = redis::cmd("SET");
-                    command
-                        .arg(key.as_ref())
-                        .arg(value.as_ref())
-                        .arg("PX")
-                        .arg(millis);
-                }
-            }
-            self.command(&command).await
+                Expiry::Never => command.arg(key.as_ref()).arg(value.as_ref()),
+                Expiry::Millis(millis) => command
+                    .arg(key.as_ref())
+                    .arg(value.as_ref())
+                    .arg("PX")
+                    .arg(millis),
+            };
+            let Stored = self.command(&command).await?;
+            Ok(())
         }
         .await
         .map_err(|err: CacheError| err.in_operation("set"))
@@ -371,7 +369,7 @@ impl Cache for RedisCache {
                 command.arg("PX").arg(millis);
             }
             // `OK` when stored, nil when the key was there.
-            let stored: Option<String> = self.command(&command).await?;
+            let stored: Option<Stored> = self.command(&command).await?;
             Ok(stored.is_some())
         }
         .await
@@ -448,14 +446,14 @@ impl Cache for RedisCache {
                     for (key, value) in entries {
                         command.arg(self.key(key).as_ref()).arg(value.as_ref());
                     }
-                    single.send(Request::Command(&command)).await
+                    let Stored = single.send(Request::Command(&command)).await?;
                 }
                 Expiry::Now => {
                     let mut command = redis::cmd("UNLINK");
                     for (key, _) in entries {
                         command.arg(self.key(key).as_ref());
                     }
-                    single.send(Request::Command(&command)).await
+                    let _removed: usize = single.send(Request::Command(&command)).await?;
                 }
                 Expiry::Millis(millis) => {
                     let mut pipeline = redis::pipe();
@@ -465,12 +463,12 @@ impl Cache for RedisCache {
                             .arg(self.key(key).as_ref())
                             .arg(value.as_ref())
                             .arg("PX")
-                            .arg(millis)
-                            .ignore();
+                            .arg(millis);
                     }
-                    single.send(Request::Pipeline(&pipeline)).await
+                    let _stored: Vec<Stored> = single.send(Request::Pipeline(&pipeline)).await?;
                 }
             }
+            Ok(())
         }
         .await
         .map_err(|err: CacheError| err.in_operation("set_many"))
@@ -526,9 +524,10 @@ impl Cache for RedisCache {
                 Err(cluster) => return cluster.clear(&self.inner.prefix, &self.inner.errors).await,
             };
             if self.inner.prefix.is_empty() {
-                return single
+                let Stored = single
                     .send(Request::Command(redis::cmd("FLUSHDB").arg("ASYNC")))
-                    .await;
+                    .await?;
+                return Ok(());
             }
             single.clear_prefix(&self.inner.prefix).await
         }

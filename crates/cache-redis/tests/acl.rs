@@ -126,3 +126,15 @@ async fn keys_outside_the_pattern_are_permission_denied() {
     let message = denied(cache.set("k", Bytes::from("v"), None).await);
     assert!(message.contains("key"), "{message}");
 }
+
+/// A database the user may not `SELECT` is refused at connecting with
+/// `PermissionDenied` naming `select`, though the redis crate wraps Redis's refusal.
+#[tokio::test]
+async fn a_database_the_user_may_not_select_is_permission_denied() {
+    let port = shared().await.server.port();
+    set_user(port, "cache-no-select", MINIMAL_RIGHTS).await;
+    let url = format!("redis://cache-no-select:{PASSWORD}@127.0.0.1:{port}/3?prefix=app:db:");
+    let message = denied(RedisCache::connect(&url).await);
+    assert!(message.contains("select"), "{message}");
+    assert!(!message.contains(PASSWORD), "{message}");
+}

@@ -18,6 +18,7 @@ use super::{
 use crate::{
     command::{escape_glob, scan_command, Expiry},
     error::{ErrorContext, BACKEND},
+    reply::Stored,
 };
 
 impl ClusterBackend {
@@ -195,8 +196,20 @@ impl ClusterBackend {
                 )
             }
         };
-        self.bounded(async { self.bulk(commands).await.map(drop) }, errors)
-            .await
+        self.bounded(
+            async {
+                for (_, value) in self.bulk(commands).await? {
+                    if matches!(expiry, Expiry::Now) {
+                        usize::from_redis_value(value)?;
+                    } else {
+                        Stored::from_redis_value(value)?;
+                    }
+                }
+                Ok(())
+            },
+            errors,
+        )
+        .await
     }
 
     /// One `UNLINK` per slot, pipelined per master; a key named twice counts once.
@@ -271,9 +284,9 @@ impl ClusterBackend {
                     async {
                         connection
                             .route_command(flush, RoutingInfo::SingleNode(at_master()))
-                            .await?
-                            .extract_error()
-                            .map(drop)
+                            .await
+                            .and_then(Value::extract_error)
+                            .and_then(|value| Ok(Stored::from_redis_value(value).map(drop)?))
                     },
                     errors,
                 )

@@ -1,0 +1,108 @@
+//! A write is done when Redis answers `OK`. A server, or a proxy in front of one, that
+//! answers a write with anything else (nil, a number, another status, data) has not
+//! stored it as asked: the call fails with `Backend`, and the cache stays usable.
+
+use std::time::Duration;
+
+use cache_api::{Bytes, Cache, CacheError};
+use cache_redis::{ConnectionModel, RedisCache};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+/// A fake Redis: every write (`SET`, `MSET`, `FLUSHDB`) answered with `odd`, `GET` with
+/// a miss, `UNLINK` with 0, anything else (`PING`, the client's setup) with `OK`.
+/// Requests are told apart by their command name within what one read brings.
+async fn answering_writes_with(odd: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 64 * 1024];
+                loop {
+                    let read = match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => read,
+                    };
+                    let requests = String::from_utf8_lossy(&buffer[..read]).into_owned();
+                    let mut answers = String::new();
+                    // Each request is an array of bulk strings: `*<n>\r\n$<len>\r\nNAME\r\n...`.
+                    for request in requests.split('*').filter(|part| !part.is_empty()) {
+                        let name = request.split("\r\n").nth(2).unwrap_or_default();
+                        answers.push_str(match name.to_ascii_uppercase().as_str() {
+                            "SET" | "MSET" | "FLUSHDB" => odd,
+                            "GET" => "$-1\r\n",
+                            "UNLINK" => ":0\r\n",
+                            "PING" => "+PONG\r\n",
+                            _ => "+OK\r\n",
+                        });
+                    }
+                    if stream.write_all(answers.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("redis://{address}")
+}
+
+fn is_backend(result: Result<(), CacheError>) -> bool {
+    matches!(result, Err(CacheError::Backend { .. }))
+}
+
+#[tokio::test]
+async fn a_write_answered_with_anything_but_ok_fails() {
+    for odd in [
+        "$-1\r\n",
+        ":42\r\n",
+        "+QUEUED\r\n",
+        "$5\r\nhello\r\n",
+        "*1\r\n+OK\r\n",
+    ] {
+        let url = answering_writes_with(odd).await;
+        for mode in ["multiplexed", "pooled"] {
+            let model = if mode == "pooled" {
+                ConnectionModel::Pooled { max_size: 2 }
+            } else {
+                ConnectionModel::Multiplexed { connections: 1 }
+            };
+            let cache = RedisCache::builder(&url)
+                .connection_model(model)
+                .timeout(Duration::from_secs(2))
+                .build()
+                .await
+                .unwrap_or_else(|err| panic!("{odd:?} {mode}: {err}"));
+            let value = Bytes::from_static(b"v");
+            let ttl = Some(Duration::from_secs(60));
+            let calls = [
+                ("set", cache.set("k", value.clone(), None).await),
+                ("set with a ttl", cache.set("k", value.clone(), ttl).await),
+                (
+                    "set_many",
+                    cache
+                        .set_many(&[("a", value.clone()), ("b", value.clone())], None)
+                        .await,
+                ),
+                (
+                    "set_many with a ttl",
+                    cache
+                        .set_many(&[("a", value.clone()), ("b", value.clone())], ttl)
+                        .await,
+                ),
+                ("clear", cache.clear().await),
+            ];
+            for (call, result) in calls {
+                let shown = format!("{result:?}");
+                assert!(is_backend(result), "{odd:?} {mode} {call}: {shown}");
+                assert!(!shown.contains("hello"), "{shown}");
+            }
+            // What the server answered was whole: the connection is still in step.
+            assert_eq!(cache.get("k").await.unwrap(), None, "{odd:?} {mode}");
+            // A zero TTL removes: `UNLINK`, whose answer is a count.
+            cache.set("k", value, Some(Duration::ZERO)).await.unwrap();
+        }
+    }
+}
