@@ -1,8 +1,9 @@
 //! Redis Sentinel: `redis+sentinel://[user:password@]host:26379,host:26379/mymaster[/db]`.
 //!
-//! The sentinels name the master of the group (redis's `sentinel` client checks that the
-//! named server calls itself a master); the cache then talks to that master exactly as
-//! to one server (`single.rs`). When an operation fails in a way that says the master
+//! The sentinels are asked in turn for the master of the group, and the server named is
+//! checked to call itself a master (`ROLE`), each connection and each answer within the
+//! cache's connect and response timeouts; the cache then talks to that master exactly
+//! as to one server (`single.rs`). When an operation fails in a way that says the master
 //! may have moved (unreachable, timed out, or `READONLY` from a demoted master), the
 //! master is looked up again in the background, one lookup at a time, and once the
 //! sentinels name another master that answers, the next operations go to it. The
@@ -19,8 +20,8 @@ use std::{
 use cache_api::CacheError;
 use cache_url_core::CacheUrl;
 use redis::{
-    sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType},
-    ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo, RedisConnectionInfo,
+    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ErrorKind, FromRedisValue,
+    IntoConnectionInfo, RedisConnectionInfo, RedisError, RedisResult, Value,
 };
 
 use crate::{
@@ -137,7 +138,7 @@ pub(crate) struct SentinelBackend {
 }
 
 struct Shared {
-    client: tokio::sync::Mutex<SentinelClient>,
+    lookup: Lookup,
     current: RwLock<Arc<Master>>,
     mode: Mode,
     errors: ErrorContext,
@@ -155,23 +156,22 @@ impl SentinelBackend {
     ) -> Result<Self, CacheError> {
         let sentinels: Vec<String> = target.sentinels.iter().map(address).collect();
         let errors = &errors.looking_up(&target.service, &sentinels);
-        let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(target.node);
-        let client = SentinelClient::build(
-            target.sentinels,
-            target.service,
-            Some(node),
-            SentinelServerType::Master,
-        )
-        .map_err(|err| CacheError::config(format!("invalid sentinel settings: {err}")))?;
-        let client = tokio::sync::Mutex::new(client);
-        let info = look_up(&client, errors).await?;
+        let lookup = Lookup {
+            sentinels: target.sentinels,
+            service: target.service,
+            node: target.node,
+            config: AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(errors.connect_timeout))
+                .set_response_timeout(Some(errors.response_timeout)),
+        };
+        let info = lookup.master(errors).await?;
         let master = Master {
             address: info.addr().clone(),
             single: Single::connect(info, mode, errors).await?,
         };
         Ok(Self {
             shared: Arc::new(Shared {
-                client,
+                lookup,
                 current: RwLock::new(Arc::new(master)),
                 mode,
                 errors: errors.clone(),
@@ -261,7 +261,7 @@ impl Shared {
     }
 
     async fn move_to_master(&self) -> Result<(), CacheError> {
-        let info = look_up(&self.client, &self.errors).await?;
+        let info = self.lookup.master(&self.errors).await?;
         let current = Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner));
         if *info.addr() == current.address {
             return Ok(());
@@ -275,24 +275,85 @@ impl Shared {
     }
 }
 
-/// The connection information of the master the sentinels name, checked to call itself
-/// a master; bounded by the connect plus the response timeout.
-async fn look_up(
-    client: &tokio::sync::Mutex<SentinelClient>,
-    errors: &ErrorContext,
-) -> Result<ConnectionInfo, CacheError> {
-    let deadline = errors
-        .connect_timeout
-        .saturating_add(errors.response_timeout);
-    let lookup = async {
-        let mut client = client.lock().await;
-        client.async_get_client().await
-    };
-    match tokio::time::timeout(deadline, lookup).await {
-        Ok(Ok(client)) => Ok(client.get_connection_info().clone()),
-        Ok(Err(err)) => Err(errors.map_connect(err, 0)),
-        Err(_) => Err(errors.timeout("sentinel lookup", deadline)),
+/// Where the sentinels are, what they serve, and how long each step of a lookup waits.
+struct Lookup {
+    sentinels: Vec<ConnectionInfo>,
+    service: String,
+    /// Database, user and password for the master.
+    node: RedisConnectionInfo,
+    /// The cache's connect and response timeouts.
+    config: AsyncConnectionConfig,
+}
+
+impl Lookup {
+    /// The connection information of the master the first sentinel that knows the group
+    /// names, checked to call itself a master. The sentinels are asked in turn: one that
+    /// cannot be reached, does not know the group or names a server that is not a
+    /// master leaves the question to the next.
+    async fn master(&self, errors: &ErrorContext) -> Result<ConnectionInfo, CacheError> {
+        let mut last_error = None;
+        for sentinel in &self.sentinels {
+            match self.ask(sentinel).await {
+                Ok(Some(master)) => return Ok(master),
+                Ok(None) => {}
+                Err(err) => last_error = Some(err),
+            }
+        }
+        Err(match last_error {
+            Some(err) if is_unknown_command(&err) => CacheError::config(format!(
+                "{}: not a sentinel (it does not know the SENTINEL command): \
+                 name the sentinels' addresses, port 26379 by default",
+                errors.source(err)
+            )),
+            Some(err) => errors.map_connect(err, 0),
+            None => errors.map_connect(
+                RedisError::from((
+                    ErrorKind::MasterNameNotFoundBySentinel,
+                    "no sentinel names a master of the group that answers as one",
+                )),
+                0,
+            ),
+        })
     }
+
+    /// What `sentinel` says: the master it names, if it knows the group and that server
+    /// calls itself a master.
+    async fn ask(&self, sentinel: &ConnectionInfo) -> RedisResult<Option<ConnectionInfo>> {
+        let mut connection = redis::Client::open(sentinel.clone())?
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        let named: Option<(String, u16)> = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg(&self.service)
+            .query_async(&mut connection)
+            .await?;
+        let Some((host, port)) = named else {
+            return Ok(None);
+        };
+        let master = ConnectionAddr::Tcp(host, port)
+            .into_connection_info()?
+            .set_redis_settings(self.node.clone());
+        let mut connection = redis::Client::open(master.clone())?
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut connection).await?;
+        Ok(is_master(&role).then_some(master))
+    }
+}
+
+/// Whether a `ROLE` answer is a master's: its first element is `master`.
+fn is_master(role: &[Value]) -> bool {
+    match role.first() {
+        Some(Value::BulkString(name)) => name == b"master",
+        Some(Value::SimpleString(name)) => name == "master",
+        _ => false,
+    }
+}
+
+/// Whether the server refused a command it does not know: a Redis that is no sentinel,
+/// asked `SENTINEL ...`.
+fn is_unknown_command(err: &RedisError) -> bool {
+    matches!(err.kind(), ErrorKind::Server(_)) && err.to_string().contains("unknown command")
 }
 
 #[cfg(test)]

@@ -206,3 +206,48 @@ fn judge(operations: &[Operation], killed_at: Duration, promoted_at: Duration) {
         .count();
     assert!(served_after > 0, "no operation ran after the failover");
 }
+
+/// A `redis+sentinel://` URL naming a plain Redis, not a sentinel, is a setting to
+/// correct (`Config`), said so; one naming a server that accepts connections and never
+/// answers waits the cache's own timeouts, not shorter ones of the redis crate, and the
+/// error names the bound that ran out.
+#[tokio::test]
+async fn a_sentinel_address_that_is_no_sentinel_or_never_answers_is_said_so() {
+    use cache_redis::testing::{LocalServer, REDIS};
+
+    let plain = LocalServer::start(&REDIS, &[]).await.unwrap_or_else(|err| {
+        panic!("cannot start a redis-server (apt-get install redis-server): {err}")
+    });
+    let url = format!("redis+sentinel://127.0.0.1:{}/mymaster", plain.port());
+    let message = cache_tck::config_message(RedisCache::connect(&url).await.map(drop));
+    assert!(message.contains("not a sentinel"), "{message}");
+
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            open.push(stream);
+        }
+    });
+    let timeout = Duration::from_millis(1500);
+    let started = Instant::now();
+    let err = RedisCache::builder(&format!("redis+sentinel://{address}/mymaster"))
+        .timeout(timeout)
+        .build()
+        .await
+        .map(drop)
+        .expect_err("a sentinel that never answers");
+    let took = started.elapsed();
+    held.abort();
+    match &err {
+        CacheError::Timeout { after, .. } => assert_eq!(*after, timeout, "{err}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    // The redis crate's own bounds are 1 s to connect and 500 ms for an answer.
+    assert!(
+        took >= timeout,
+        "gave up after {took:?}, before the timeout"
+    );
+    assert!(took < timeout * 3, "took {took:?}");
+}
