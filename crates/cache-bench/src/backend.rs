@@ -13,10 +13,13 @@ pub(crate) enum Backend {
     Memory {
         capacity_bytes: u64,
     },
-    Redis,
-    /// A Redis Cluster, reached through the `redis://` URL of each seed.
+    /// One Redis server.
+    Redis {
+        node: redis::ConnectionInfo,
+    },
+    /// A Redis Cluster, reached through each seed.
     RedisCluster {
-        seeds: Vec<String>,
+        seeds: Vec<redis::ConnectionInfo>,
     },
     Memcached {
         servers: Vec<String>,
@@ -52,7 +55,7 @@ impl Backend {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Backend::Memory { .. } => "memory",
-            Backend::Redis | Backend::RedisCluster { .. } => "redis",
+            Backend::Redis { .. } | Backend::RedisCluster { .. } => "redis",
             Backend::Memcached { .. } => "memcached",
             Backend::AdapterOnly { name, .. } => name,
         }
@@ -63,7 +66,7 @@ impl Backend {
     pub(crate) fn single_redis(&self) -> bool {
         matches!(
             self,
-            Backend::Redis
+            Backend::Redis { .. }
                 | Backend::AdapterOnly {
                     single_redis: true,
                     ..
@@ -86,7 +89,7 @@ impl Backend {
             None => format!("multiplexed({})", settings.connections.unwrap_or(1)),
         };
         match self {
-            Backend::Redis => redis_model(),
+            Backend::Redis { .. } => redis_model(),
             Backend::AdapterOnly {
                 scheme,
                 single_redis: true,
@@ -113,12 +116,11 @@ impl Backend {
                     .take_number("max_capacity_bytes", "a number of bytes")?
                     .unwrap_or(cache_memory::MemoryCache::DEFAULT_CAPACITY_BYTES),
             }),
-            "redis" => Ok(Backend::Redis),
-            "redis+cluster" if url.hosts().is_empty() => {
-                Err(CacheError::config("the redis cluster url names no host"))
-            }
+            "redis" => Ok(Backend::Redis {
+                node: redis_nodes(&mut url)?.remove(0),
+            }),
             "redis+cluster" => Ok(Backend::RedisCluster {
-                seeds: url.per_host_urls("redis"),
+                seeds: redis_nodes(&mut url)?,
             }),
             "memcache" | "memcached" => Ok(Backend::Memcached {
                 servers: url
@@ -161,6 +163,49 @@ impl Backend {
 
 /// memcached's port where a URL names none.
 const MEMCACHED_PORT: u16 = 11211;
+
+/// Redis's port where a URL names none.
+const REDIS_PORT: u16 = 6379;
+
+/// The connection information of each host of a `redis://` or `redis+cluster://` URL, as
+/// the adapter reads the URL: user and password percent-decoded (a password may hold a
+/// reserved character that `redis::Client::open` would refuse), the database of the
+/// path or of `db`. The adapter, built first, has checked the rest.
+fn redis_nodes(url: &mut CacheUrl) -> Result<Vec<redis::ConnectionInfo>, CacheError> {
+    if url.hosts().is_empty() {
+        return Err(CacheError::config("the redis url names no host"));
+    }
+    let from_path =
+        match url.path().trim_matches('/') {
+            "" => None,
+            db => Some(db.parse::<i64>().map_err(|_| {
+                CacheError::config("the path of a redis url is /database, a number")
+            })?),
+        };
+    let from_query = url
+        .params_mut()
+        .take_number::<i64>("db", "a database number")?;
+    let mut settings =
+        redis::RedisConnectionInfo::default().set_db(from_query.or(from_path).unwrap_or(0));
+    if let Some(user) = url.username() {
+        settings = settings.set_username(user);
+    }
+    if let Some(password) = url.password() {
+        settings = settings.set_password(password);
+    }
+    url.hosts()
+        .iter()
+        .map(|host| {
+            let address = redis::ConnectionAddr::Tcp(
+                host.name().to_owned(),
+                host.port().unwrap_or(REDIS_PORT),
+            );
+            redis::IntoConnectionInfo::into_connection_info(address)
+                .map(|info| info.set_redis_settings(settings.clone()))
+                .map_err(|err| CacheError::config(format!("invalid redis address: {err}")))
+        })
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {
@@ -226,18 +271,39 @@ mod tests {
     }
 
     #[test]
-    fn cluster_urls_give_the_raw_client_a_seed_per_host() {
-        let seeds = |url: &str| match Backend::of(url, None) {
+    fn redis_urls_give_the_raw_client_each_node_as_the_adapter_reads_it() {
+        let nodes = |url: &str| match Backend::of(url, None) {
             Ok(Backend::RedisCluster { seeds }) => seeds,
-            _ => panic!("a cluster backend for {url}"),
+            Ok(Backend::Redis { node }) => vec![node],
+            _ => panic!("a redis backend for {url}"),
         };
+        let shown = |info: &redis::ConnectionInfo| {
+            let settings = info.redis_settings();
+            format!(
+                "{} db={} user={:?} password={:?}",
+                info.addr(),
+                settings.db(),
+                settings.username(),
+                settings.password()
+            )
+        };
+        let all = |url: &str| nodes(url).iter().map(shown).collect::<Vec<_>>();
         assert_eq!(
-            seeds("redis+cluster://127.0.0.1:7000,127.0.0.1:7001"),
-            ["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]
+            all("redis+cluster://127.0.0.1:7000,127.0.0.1:7001"),
+            [
+                "127.0.0.1:7000 db=0 user=None password=None",
+                "127.0.0.1:7001 db=0 user=None password=None"
+            ]
+        );
+        // Reserved characters in a password, unencoded or encoded, reach the client
+        // decoded; the database comes from the path or from `db`.
+        assert_eq!(
+            all("redis://full:Pa:ss/w@rd%25x@127.0.0.1:6479/3"),
+            ["127.0.0.1:6479 db=3 user=Some(\"full\") password=Some(\"Pa:ss/w@rd%x\")"]
         );
         assert_eq!(
-            seeds("redis+cluster://u:p@ss@h1:7000,h2/0"),
-            ["redis://u:p@ss@h1:7000/0", "redis://u:p@ss@h2/0"]
+            all("REDIS://:p%40ss@h?db=2&prefix=app:"),
+            ["h:6379 db=2 user=None password=Some(\"p@ss\")"]
         );
         let Err(err) = Backend::of("redis+cluster://:s3cret@h1,,h2", None) else {
             panic!("an empty host is refused");

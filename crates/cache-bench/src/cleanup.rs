@@ -54,6 +54,26 @@ pub fn nested_prefix(url: &str, own: &str) -> String {
     )
 }
 
+/// A configuration error met in a namespace nested under the URL's prefix, said as
+/// such: a prefix within what the backend takes may leave no room for the `own` part
+/// a run puts after it (memcached takes 128 bytes), and the error then names a length
+/// the user never wrote. Any other error is returned as it is.
+#[must_use]
+pub fn in_nested_prefix(err: CacheError, url: &str, own: &str) -> CacheError {
+    match err {
+        CacheError::Config { message }
+            if cache_url::url_key_prefix(url).is_some_and(|prefix| !prefix.is_empty()) =>
+        {
+            CacheError::config(format!(
+                "{message} (this run works in a namespace of its own, {} bytes long, under \
+                 the url's prefix: give the url a shorter prefix)",
+                own.len()
+            ))
+        }
+        other => other,
+    }
+}
+
 /// Runs `step` until it succeeds, fails with an error that retrying cannot fix, or
 /// [`PATIENCE`] has gone by.
 async fn patiently<T, F, Fut>(step: F) -> Result<T, CacheError>

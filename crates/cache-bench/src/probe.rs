@@ -13,6 +13,8 @@ use tokio::{
     sync::{oneshot, Mutex},
 };
 
+use crate::backend::Backend;
+
 /// One reading.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sample {
@@ -51,18 +53,18 @@ pub(crate) enum ConnectionCounter {
 }
 
 impl ConnectionCounter {
-    /// Opens the counting connection for the server of `url`; `memcached_servers` are
-    /// the memcached servers the URL names (empty for other schemes).
-    pub(crate) async fn connect(url: &str, memcached_servers: &[String]) -> Result<Self, String> {
-        if url.starts_with("redis") {
-            let client = redis::Client::open(url).map_err(|err| err.to_string())?;
+    /// Opens the counting connection for the server of `backend`: one Redis server, or
+    /// the first memcached server; none otherwise.
+    pub(crate) async fn connect(backend: &Backend) -> Result<Self, String> {
+        if let Backend::Redis { node } = backend {
+            let client = redis::Client::open(node.clone()).map_err(|err| err.to_string())?;
             let connection = client
                 .get_multiplexed_async_connection()
                 .await
                 .map_err(|err| err.to_string())?;
             return Ok(ConnectionCounter::Redis(connection));
         }
-        if let Some(server) = memcached_servers.first() {
+        if let Some(server) = backend.servers().first() {
             let stream = TcpStream::connect(server.as_str())
                 .await
                 .map_err(|err| format!("{server}: {err}"))?;

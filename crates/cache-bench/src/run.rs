@@ -11,7 +11,7 @@ use cache_redis::ConnectionModel;
 
 use crate::{
     backend::{Backend, NO_RAW_BASELINE, RAW_MEMCACHED_POOL_SIZE},
-    cleanup::{clear_namespace, delete_keys, nested_prefix, Cleanup},
+    cleanup::{clear_namespace, delete_keys, in_nested_prefix, nested_prefix, Cleanup},
     engine::{self, BoxError},
     measurement::{Measurement, SideReport},
     plan::{Bound, Plan, Progress, Workload},
@@ -67,7 +67,7 @@ pub async fn run(settings: &Settings, progress: Arc<Progress>) -> Result<Report,
     let namespace = cache_url::url_key_prefix(&settings.url)
         .filter(|url_prefix| !url_prefix.is_empty())
         .map(|_| nested_prefix(&settings.url, &prefix));
-    let sides = Sides::connect(settings, &backend, namespace.as_deref()).await?;
+    let sides = Sides::connect(settings, &backend, namespace.as_deref(), &prefix).await?;
     // Before the value is made: a size no backend takes may be more than this machine
     // can allocate.
     check_value_size(settings.value_size, &sides.adapter.0.limits())?;
@@ -124,10 +124,11 @@ impl Sides {
         settings: &Settings,
         backend: &Backend,
         namespace: Option<&str>,
+        own: &str,
     ) -> Result<Self, BenchError> {
-        let adapter = connect_adapter(settings, namespace)
-            .await
-            .map_err(|err| BenchError::Connect(chain(&err)))?;
+        let adapter = connect_adapter(settings, namespace).await.map_err(|err| {
+            BenchError::Connect(chain(&in_nested_prefix(err, &settings.url, own)))
+        })?;
         let raw = if settings.raw_baseline {
             let raw = connect_raw(settings, backend).await.map_err(|err| {
                 BenchError::Connect(format!(
@@ -151,14 +152,12 @@ impl Sides {
             {
                 ConnectionCounter::None
             }
-            Some(_) => ConnectionCounter::connect(&settings.url, &backend.servers())
-                .await
-                .map_err(|err| {
-                    BenchError::Connect(format!(
-                        "cannot open the connection that counts server connections: {}",
-                        scrub(&err, &settings.url)
-                    ))
-                })?,
+            Some(_) => ConnectionCounter::connect(backend).await.map_err(|err| {
+                BenchError::Connect(format!(
+                    "cannot open the connection that counts server connections: {}",
+                    scrub(&err, &settings.url)
+                ))
+            })?,
             None => ConnectionCounter::None,
         };
         Ok(Self {
@@ -395,14 +394,14 @@ async fn connect_raw(settings: &Settings, backend: &Backend) -> Result<Raw, BoxE
     let response = timeout.unwrap_or(cache_redis::DEFAULT_RESPONSE_TIMEOUT);
     match backend {
         Backend::Memory { capacity_bytes } => Ok(Raw::memory(*capacity_bytes)),
-        Backend::Redis => match settings.pooled {
+        Backend::Redis { node } => match settings.pooled {
             Some(max_size) => {
                 let wait = timeout.unwrap_or(cache_redis::DEFAULT_POOL_WAIT_TIMEOUT);
-                Raw::redis_pool(&settings.url, max_size, connect, response, wait)
+                Raw::redis_pool(node, max_size, connect, response, wait)
             }
             None => {
                 let connections = settings.connections.unwrap_or(1);
-                Raw::redis(&settings.url, connections, connect, response).await
+                Raw::redis(node, connections, connect, response).await
             }
         },
         Backend::RedisCluster { seeds } => Raw::redis_cluster(seeds, connect, response).await,

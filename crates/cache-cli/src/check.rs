@@ -12,8 +12,10 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use crate::report::{backend_name, Header};
-use crate::{options, report, say, Connection, EXIT_FAILED};
-use cache_bench::cleanup::{clear_namespace, delete_keys, left_behind, nested_prefix};
+use crate::{options, report, say, warn, Connection, EXIT_FAILED};
+use cache_bench::cleanup::{
+    clear_namespace, delete_keys, in_nested_prefix, left_behind, nested_prefix,
+};
 
 #[derive(clap::Args)]
 pub(crate) struct CheckArgs {
@@ -208,15 +210,21 @@ fn missing_right(text: &str) -> Option<String> {
 pub(crate) async fn run(args: CheckArgs) -> ExitCode {
     let selected = select(&args);
     if selected.is_empty() {
-        eprintln!("cachectl: no check matches");
+        warn("cachectl: no check matches");
         return ExitCode::from(EXIT_FAILED);
     }
 
     let header = Header::now("check");
-    // Fail fast, with one clear message, when the backend cannot be used at all.
-    let limits = match cache_url::connect_with(&args.url, &options(&args.connection)).await {
+    let run_id = run_id();
+    // Fail fast, with one clear message, when the backend cannot be used at all, or
+    // not in the namespaces the checks run in (the longest of them: the second cache
+    // of the last check's pair).
+    let longest = own_namespace(&run_id, selected.len()) + "b:";
+    let options_in_longest =
+        options(&args.connection).key_prefix(nested_prefix(&args.url, &longest));
+    let limits = match cache_url::connect_with(&args.url, &options_in_longest).await {
         Ok(cache) => DeclaredLimits::from(cache.limits()),
-        Err(err) => return report(&err),
+        Err(err) => return report(&in_nested_prefix(err, &args.url, &longest)),
     };
     let backend = backend_name(&args.url);
     if !args.json {
@@ -227,7 +235,7 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
         ));
     }
 
-    let results = run_all(&args, selected).await;
+    let results = run_all(&args, selected, &run_id).await;
     let count = |status: Status| results.iter().filter(|ran| ran.status() == status).count();
     let (passed, failed, need_rights) = (
         count(Status::Passed),
@@ -289,8 +297,7 @@ fn select(args: &CheckArgs) -> Vec<&'static Check> {
 
 /// Runs `selected`, `--jobs` at a time, each printed as it ends (unless `--json`), and
 /// returns the results in list order.
-async fn run_all(args: &CheckArgs, selected: Vec<&'static Check>) -> Vec<Ran> {
-    let run_id = &run_id();
+async fn run_all(args: &CheckArgs, selected: Vec<&'static Check>, run_id: &str) -> Vec<Ran> {
     let url = &args.url;
     let connection = &args.connection;
     let json = args.json;
@@ -298,7 +305,7 @@ async fn run_all(args: &CheckArgs, selected: Vec<&'static Check>) -> Vec<Ran> {
         .map(|(index, check)| async move {
             // Each check gets a fresh cache under a namespace of its own, and removes
             // exactly the keys it wrote, so a live server keeps everything else.
-            let prefix = nested_prefix(url, &format!("cachectl-check:{run_id}:{index}:"));
+            let prefix = nested_prefix(url, &own_namespace(run_id, index));
             let ran = run_one(url, &options(connection), &prefix, check).await;
             if !json {
                 print_line(&ran);
@@ -442,6 +449,11 @@ fn to_report(ran: &Ran) -> CheckReport<'_> {
 }
 
 /// A name for this run that no other run shares: process id and start time.
+/// The namespace of the check at `index` of a run, under the URL's own prefix.
+fn own_namespace(run_id: &str, index: usize) -> String {
+    format!("cachectl-check:{run_id}:{index}:")
+}
+
 fn run_id() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -50,7 +50,7 @@ impl Raw {
     /// `connections` connection managers with the redis backend's timeouts and no
     /// retries inside the manager.
     pub(crate) async fn redis(
-        url: &str,
+        node: &redis::ConnectionInfo,
         connections: usize,
         connect_timeout: Duration,
         response_timeout: Duration,
@@ -61,7 +61,7 @@ impl Raw {
             .set_number_of_retries(0);
         let mut managers = Vec::with_capacity(connections);
         for _ in 0..connections {
-            let client = redis::Client::open(url)?;
+            let client = redis::Client::open(node.clone())?;
             managers.push(ConnectionManager::new_with_config(client, config.clone()).await?);
         }
         Ok(Raw::Redis {
@@ -73,7 +73,7 @@ impl Raw {
     /// A deadpool-redis pool of `max_size` connections with the redis backend's
     /// timeouts.
     pub(crate) fn redis_pool(
-        url: &str,
+        node: &redis::ConnectionInfo,
         max_size: usize,
         connect_timeout: Duration,
         response_timeout: Duration,
@@ -82,7 +82,7 @@ impl Raw {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(response_timeout));
-        let manager = deadpool_redis::Manager::new_with_config(url, config)?;
+        let manager = deadpool_redis::Manager::new_with_config(node.clone(), config)?;
         let pool = deadpool_redis::Pool::builder(manager)
             .max_size(max_size)
             .runtime(deadpool_redis::Runtime::Tokio1)
@@ -93,15 +93,15 @@ impl Raw {
         Ok(Raw::RedisPool(pool))
     }
 
-    /// The cluster client reached through `seeds` (`redis://` URLs), with the settings
+    /// The cluster client reached through `seeds`, with the settings
     /// of the redis backend on a cluster: its connect and response timeouts, its waits
     /// between tries, the default number of tries, every command to a master.
     pub(crate) async fn redis_cluster(
-        seeds: &[String],
+        seeds: &[redis::ConnectionInfo],
         connect_timeout: Duration,
         response_timeout: Duration,
     ) -> Result<Self, BoxError> {
-        let client = ClusterClient::builder(seeds.iter().map(String::as_str))
+        let client = ClusterClient::builder(seeds.iter().cloned())
             .connection_timeout(connect_timeout)
             .response_timeout(response_timeout)
             // The backend bounds each operation, tries and redirects included, by the
