@@ -673,7 +673,8 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
     w("")
     w("`cachectl bench URL` is the load generator behind these tables; point it at your own server. It writes only "
       "keys under a prefix of its own (`cachectl-bench:<pid>-<time>:`) and removes them at the end, also when "
-      "stopped with Ctrl-C, so a live server keeps its data.")
+      "stopped with Ctrl-C, so a live server keeps its data; it refuses a run whose keys would take more than half the "
+      "memory a server has free (a full server evicts other entries), unless given `--allow-eviction`.")
     w("")
     w("```")
     w("cachectl bench redis://cache.internal:6379 --workload mix --value-size 512 --concurrency 64 --duration 30s")

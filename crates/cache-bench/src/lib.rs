@@ -20,6 +20,8 @@ mod probe;
 #[cfg(feature = "runner")]
 mod report;
 #[cfg(feature = "runner")]
+mod room;
+#[cfg(feature = "runner")]
 mod run;
 #[cfg(feature = "runner")]
 mod settings;

@@ -17,12 +17,16 @@ use crate::{
     plan::{Bound, Plan, Progress, Workload},
     probe::{self, ConnectionCounter, Sample},
     report::{chain, median, scrub, Ratio, Report},
+    room,
     status_line::{Status, StatusLine},
     targets::{Adapter, Raw},
     BenchError, Settings,
 };
 
 /// Why `pooled` and `connections` are refused for a cluster URL.
+/// How long a server is given to say how much memory it has, without `--timeout`.
+const ASK_TIMEOUT: Duration = Duration::from_secs(1);
+
 const NOT_FOR_A_CLUSTER: &str = "--pooled and --connections do not apply to a redis cluster: \
     the cluster client keeps one multiplexed connection per node";
 
@@ -71,6 +75,17 @@ pub async fn run(settings: &Settings, progress: Arc<Progress>) -> Result<Report,
     // Before the value is made: a size no backend takes may be more than this machine
     // can allocate.
     check_value_size(settings.value_size, &sides.adapter.0.limits())?;
+    if !settings.allow_eviction {
+        // The longest key: the namespace, the run's prefix, `k` and the last index.
+        let key_len = namespace.as_deref().map_or(0, str::len)
+            + prefix.len()
+            + 1
+            + settings.keys.to_string().len();
+        let sides_writing = 1 + usize::from(settings.raw_baseline);
+        let bytes = room::written(settings.keys, key_len, settings.value_size, sides_writing);
+        let timeout = settings.timeout.unwrap_or(ASK_TIMEOUT);
+        room::check(&backend, bytes, timeout).await?;
+    }
     let plan = Arc::new(Plan::new(
         settings.workload,
         settings.batch,

@@ -43,6 +43,9 @@ pub struct Settings {
     pub sample_every: Option<Duration>,
     /// Connect and response timeout of network backends.
     pub timeout: Option<Duration>,
+    /// Run even when the keys written would take more than half the memory a server has
+    /// free (it may then evict entries that are not the run's).
+    pub allow_eviction: bool,
     /// What progress lines on standard error start with, once per second; `None` prints
     /// none. Also the first word of the text report.
     pub progress_label: Option<String>,
@@ -84,6 +87,7 @@ impl Settings {
             connections: None,
             sample_every: None,
             timeout: None,
+            allow_eviction: false,
             progress_label: None,
             quiet: false,
         }

@@ -90,6 +90,11 @@ pub(crate) struct BenchArgs {
     /// everything on one thread (as redis-benchmark does); by default one per core.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_024))]
     threads: Option<u32>,
+    /// Run even when the keys written would take more than half the memory a server
+    /// has free, so that it may evict entries that are not the run's to make room:
+    /// only on a server whose entries may all go.
+    #[arg(long)]
+    allow_eviction: bool,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
@@ -119,6 +124,7 @@ impl BenchArgs {
         settings.connections = self.connections.map(|count| count as usize);
         settings.sample_every = self.sample_every;
         settings.timeout = self.connection.timeout;
+        settings.allow_eviction = self.allow_eviction;
         settings.progress_label = Some(LABEL.to_owned());
         // A program reads --json: no progress line then, even on a terminal.
         settings.quiet = self.json;

@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use cache_testserver::{memcached_exchange, memcached_items, MEMCACHED};
-use common::{check_with_a_frozen_server, run_ok, start_server};
+use common::{cachectl, check_with_a_frozen_server, run_ok, start_server, start_server_with, text};
 
 /// Every item the server holds, one metadump line each.
 fn dump(port: u16) -> BTreeSet<String> {
@@ -112,5 +112,45 @@ fn a_server_frozen_mid_run_is_cleaned_once_it_answers() {
         &before,
         port,
         "a cachectl check interrupted by a frozen server",
+    );
+}
+
+/// A bench whose keys would take more than half of what the server has free is refused
+/// before it writes anything (a full memcached evicts other applications' items to make
+/// room), saying how much it writes and how much is free; `--allow-eviction` runs it.
+#[test]
+fn a_run_that_would_make_the_server_evict_is_refused_unless_allowed() {
+    let (_runtime, server) = start_server_with(&MEMCACHED, &["-m", "8"]);
+    let url = server.url();
+    let port = server.port();
+    seed(port);
+    let before = dump(port);
+    // 2,000 values of 8 KiB: about 20 MiB, where 8 MiB is all the server has.
+    let too_much = [
+        "bench",
+        &url,
+        "--workload",
+        "set",
+        "--value-size",
+        "8192",
+        "--keys",
+        "2000",
+        "--ops",
+        "10",
+        "--warmup",
+        "0s",
+    ];
+    let out = cachectl(&too_much);
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("would evict") && said.contains("MiB free of 8.0 MiB"),
+        "{said}"
+    );
+    assert_unchanged(&before, port, "a refused bench");
+    let allowed = run_ok(&[&too_much[..], &["--allow-eviction"]].concat());
+    assert!(
+        allowed.contains("cleanup: removed every key written"),
+        "{allowed}"
     );
 }

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use cache_testserver::REDIS;
-use common::{cachectl, check_with_a_frozen_server, run_ok, start_server, text};
+use common::{cachectl, check_with_a_frozen_server, run_ok, start_server, start_server_with, text};
 
 /// Every key of every database: `(db, key) -> (value, has a TTL)`.
 type Dump = BTreeMap<(i64, Vec<u8>), (Vec<u8>, bool)>;
@@ -246,4 +246,65 @@ fn url_parameters_reach_the_server() {
         );
     }
     assert_unchanged(&before, &url, "refused URLs");
+}
+
+/// A bench whose keys would take more than half of what a server with `maxmemory` and
+/// an evicting policy has free is refused before it writes anything; under
+/// `noeviction` (writes refused, nothing lost) it runs.
+#[test]
+fn a_run_that_would_make_the_server_evict_is_refused() {
+    let (_runtime, server) = start_server_with(
+        &REDIS,
+        &["--maxmemory", "16mb", "--maxmemory-policy", "allkeys-lru"],
+    );
+    let url = server.url();
+    seed(&url);
+    let before = dump(&url);
+    let too_much = [
+        "bench",
+        &url,
+        "--workload",
+        "set",
+        "--value-size",
+        "4096",
+        "--keys",
+        "4000",
+        "--ops",
+        "10",
+        "--warmup",
+        "0s",
+    ];
+    let out = cachectl(&too_much);
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("would evict") && said.contains("MiB free of 16.0 MiB"),
+        "{said}"
+    );
+    assert_unchanged(&before, &url, "a refused bench");
+
+    let mut admin = connection(&url);
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query::<()>(&mut admin)
+        .unwrap();
+    let small = [
+        "bench",
+        &url,
+        "--workload",
+        "set",
+        "--value-size",
+        "100",
+        "--keys",
+        "100",
+        "--ops",
+        "10",
+        "--warmup",
+        "0s",
+    ];
+    let ran = run_ok(&small);
+    assert!(ran.contains("cleanup: removed every key written"), "{ran}");
+    assert_unchanged(&before, &url, "a bench under noeviction");
 }

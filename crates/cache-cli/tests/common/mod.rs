@@ -86,12 +86,21 @@ pub(crate) fn run_ok(args: &[&str]) -> String {
 pub(crate) fn start_server(
     kind: &'static cache_testserver::ServerKind,
 ) -> (tokio::runtime::Runtime, cache_testserver::LocalServer) {
+    start_server_with(kind, &[])
+}
+
+/// [`start_server`] with `args` on the server's command line.
+#[allow(dead_code)] // Used by the tests that start servers of their own.
+pub(crate) fn start_server_with(
+    kind: &'static cache_testserver::ServerKind,
+    args: &[&str],
+) -> (tokio::runtime::Runtime, cache_testserver::LocalServer) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let server = runtime
-        .block_on(cache_testserver::LocalServer::start(kind, &[]))
+        .block_on(cache_testserver::LocalServer::start(kind, args))
         .unwrap_or_else(|err| {
             panic!("cannot start the test server (scripts/install-servers installs it): {err}")
         });
