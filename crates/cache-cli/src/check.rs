@@ -12,7 +12,7 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use crate::report::{backend_name, Header};
-use crate::{options, report, say, warn, Connection, EXIT_FAILED};
+use crate::{options, report, say, warn, Connection, EXIT_FAILED, EXIT_UNUSABLE};
 use cache_bench::cleanup::{
     clear_namespace, delete_keys, in_nested_prefix, left_behind, nested_prefix,
 };
@@ -224,7 +224,12 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
         options(&args.connection).key_prefix(nested_prefix(&args.url, &longest));
     let limits = match cache_url::connect_with(&args.url, &options_in_longest).await {
         Ok(cache) => DeclaredLimits::from(cache.limits()),
-        Err(err) => return report(&in_nested_prefix(err, &args.url, &longest)),
+        Err(err) => {
+            // Whatever the error, a timeout included: a backend that cannot be
+            // connected to cannot be used at all.
+            let _ = report(&in_nested_prefix(err, &args.url, &longest));
+            return ExitCode::from(EXIT_UNUSABLE);
+        }
     };
     let backend = backend_name(&args.url);
     if !args.json {

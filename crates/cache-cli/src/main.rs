@@ -8,9 +8,9 @@ mod check;
 mod output;
 mod report;
 
-use std::{process::ExitCode, time::Duration};
+use std::{process::ExitCode, sync::Arc, time::Duration};
 
-use cache_api::{Bytes, CacheError};
+use cache_api::{Bytes, Cache, CacheError};
 use clap::{Parser, Subcommand};
 use output::{say, warn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -81,7 +81,8 @@ enum Command {
         /// The value; read from standard input when left out, so binary and large
         /// values can be piped in.
         value: Option<String>,
-        /// Time to live, e.g. 10s, 5m, 31days; none by default.
+        /// Time to live, e.g. 10s, 5m, 31days; none by default. A TTL of 0 stores
+        /// nothing and removes what KEY held, as the cache contract's `set` does.
         #[arg(long, value_parser = crate::duration_arg)]
         ttl: Option<Duration>,
         #[command(flatten)]
@@ -182,8 +183,22 @@ fn report(err: &CacheError) -> ExitCode {
     }
 }
 
+/// Connects to `url`; a backend that cannot be connected to cannot be used at all,
+/// whatever the error (a timeout included): exit code 2, the error said.
+async fn open(url: &str, connection: &Connection) -> Result<Arc<dyn Cache>, ExitCode> {
+    cache_url::connect_with(url, &options(connection))
+        .await
+        .map_err(|err| {
+            let _ = report(&err);
+            ExitCode::from(EXIT_UNUSABLE)
+        })
+}
+
 async fn get(url: &str, key: &str, connection: &Connection) -> Result<ExitCode, CacheError> {
-    let cache = cache_url::connect_with(url, &options(connection)).await?;
+    let cache = match open(url, connection).await {
+        Ok(cache) => cache,
+        Err(code) => return Ok(code),
+    };
     match cache.get(key).await? {
         Some(value) => {
             let mut stdout = tokio::io::stdout();
@@ -221,13 +236,19 @@ async fn set(
             Bytes::from(buffer)
         }
     };
-    let cache = cache_url::connect_with(url, &options(connection)).await?;
+    let cache = match open(url, connection).await {
+        Ok(cache) => cache,
+        Err(code) => return Ok(code),
+    };
     cache.set(key, value, ttl).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn del(url: &str, key: &str, connection: &Connection) -> Result<ExitCode, CacheError> {
-    let cache = cache_url::connect_with(url, &options(connection)).await?;
+    let cache = match open(url, connection).await {
+        Ok(cache) => cache,
+        Err(code) => return Ok(code),
+    };
     let removed = cache.delete(key).await?;
     say(if removed { "deleted" } else { "not found" });
     Ok(ExitCode::SUCCESS)

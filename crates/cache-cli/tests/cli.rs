@@ -127,3 +127,28 @@ fn get_of_a_miss_exits_1() {
     assert!(out.stdout.is_empty());
     assert!(text(&out.stderr).contains("miss"));
 }
+
+/// A server that takes connections and never answers cannot be used at all: connecting
+/// times out, and every command that needs a connection exits 2 saying so, on every
+/// network scheme alike (a timeout after connecting is exit 1, as any failed operation).
+#[test]
+fn a_server_that_never_answers_is_exit_2_on_every_scheme() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    // The connections are accepted by the kernel and held in the backlog, never read.
+    for scheme in ["redis", "memcache", "redis+cluster"] {
+        let url = format!("{scheme}://127.0.0.1:{port}?timeout=300ms");
+        for args in [
+            &["get", &url, "k"][..],
+            &["set", &url, "k", "v"],
+            &["del", &url, "k"],
+            &["check", &url, "--group", "core"],
+        ] {
+            let out = cachectl(args);
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(!stderr.is_empty(), "{args:?}: nothing said");
+        }
+    }
+    drop(silent);
+}

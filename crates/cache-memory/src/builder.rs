@@ -64,7 +64,16 @@ impl MemoryCacheBuilder {
             .max_value_size
             .unwrap_or_else(|| usize::try_from(capacity / 16).unwrap_or(usize::MAX));
         if max_value_size == 0 {
-            return Err(CacheError::config("max_value_size must be positive"));
+            return Err(CacheError::config(match self.max_value_size {
+                Some(_) => "max_value_size must be positive".to_owned(),
+                // Not set: a 16th of the budget, which is then under a byte.
+                None => format!(
+                    "max_capacity_bytes ({capacity} bytes) is too small: the largest value is \
+                     a 16th of it unless max_value_size is set, and each entry costs {} \
+                     bytes besides its key and value",
+                    crate::table::ENTRY_OVERHEAD
+                ),
+            }));
         }
         if max_value_size as u64 > capacity {
             return Err(CacheError::config(format!(
@@ -160,6 +169,16 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(err.to_string().contains("leaves no room"), "{err}");
+        // A budget too small for any value names the budget, not a setting left unset.
+        let err = MemoryCache::builder()
+            .max_capacity_bytes(1)
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("max_capacity_bytes (1 bytes) is too small"),
+            "{err}"
+        );
         let cache = MemoryCache::new();
         assert_eq!(cache.limits().max_value_size, 16 << 20);
         assert_eq!(cache.capacity_bytes(), 256 << 20);

@@ -77,7 +77,7 @@ const DEFAULT_PORT: u16 = 6379;
 pub(crate) use cache_url_core::{redact as redact_url, scrub};
 
 pub(crate) fn is_cluster_url(raw: &str) -> bool {
-    raw.split_once("://").is_some_and(|(scheme, _)| {
+    raw.trim().split_once("://").is_some_and(|(scheme, _)| {
         scheme.eq_ignore_ascii_case(CLUSTER_SCHEME)
             || scheme.eq_ignore_ascii_case(TLS_CLUSTER_SCHEME)
     })

@@ -51,7 +51,8 @@ pub(crate) struct SentinelTarget {
 }
 
 pub(crate) fn is_sentinel_url(raw: &str) -> bool {
-    raw.split_once("://")
+    raw.trim()
+        .split_once("://")
         .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case(SENTINEL_SCHEME))
 }
 

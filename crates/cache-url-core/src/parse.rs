@@ -148,13 +148,15 @@ impl fmt::Debug for CacheUrl {
 
 impl CacheUrl {
     /// Parses `raw`. Schemes are case-insensitive and returned lowercased; the user,
-    /// password and path are percent-decoded.
+    /// password and path are percent-decoded. Whitespace around the whole URL (a
+    /// newline left in an environment variable) is ignored, as it is around each host.
     ///
     /// # Errors
     ///
     /// [`CacheError::Config`] for anything malformed. The message never repeats the
     /// password; a host is named only when the URL holds no user info at all.
     pub fn parse(raw: &str) -> Result<CacheUrl, CacheError> {
+        let raw = raw.trim();
         let Some((scheme, rest)) = raw.split_once("://") else {
             return Err(CacheError::config(
                 "not a cache url: expected scheme://host[:port][/path][?parameters]",
@@ -400,6 +402,20 @@ mod tests {
         assert_eq!(slash.path(), "/2");
         let at = CacheUrl::parse("redis://u:p@ss@h").unwrap();
         assert_eq!(at.password(), Some("p@ss"));
+    }
+
+    #[test]
+    fn whitespace_around_the_url_is_ignored() {
+        for raw in [
+            "  redis://h:6380/2\n",
+            "\tredis://h:6380/2",
+            "redis://h:6380/2\r\n",
+        ] {
+            let url = CacheUrl::parse(raw).unwrap_or_else(|err| panic!("{raw:?}: {err}"));
+            assert_eq!(url.scheme(), "redis", "{raw:?}");
+            assert_eq!(url.hosts()[0].port(), Some(6380), "{raw:?}");
+            assert_eq!(url.path(), "/2", "{raw:?}");
+        }
     }
 
     #[test]

@@ -143,7 +143,9 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Cache>, CacheError> {
 ///
 /// As [`connect`].
 pub async fn connect_with(url: &str, options: &Options) -> Result<Arc<dyn Cache>, CacheError> {
-    let (backend_url, from_url) = layers::split(url)?;
+    // Whitespace around the URL (a newline left in an environment variable) is no part
+    // of it.
+    let (backend_url, from_url) = layers::split(url.trim())?;
     let params = layers::LayerParams::merged(options.layer_params(), from_url)?;
     let backend = connect_backend(&backend_url, options).await?;
     Ok(layers::stack(backend, params))
@@ -276,6 +278,9 @@ mod tests {
         cache.set("k", "v".into(), None).await.unwrap();
         assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
 
+        // Whitespace around a URL, as an environment variable may leave it, is ignored.
+        let padded = connect(" memory://?max_value_size=100\n").await.unwrap();
+        assert_eq!(padded.limits().max_value_size, 100);
         let small = connect("memory://?max_capacity_bytes=4096&max_value_size=100")
             .await
             .unwrap();
@@ -288,6 +293,10 @@ mod tests {
             ("memory://?colour=red", "\"colour\""),
             ("memory://?prefix=a:&prefix=b:", "prefix is given 2 times"),
             ("memory://?prefix=%E9:", "prefix is not utf-8"),
+            (
+                "memory://?max_capacity_bytes=1",
+                "max_capacity_bytes (1 bytes) is too small",
+            ),
         ] {
             let message = cache_tck::config_message(connect(bad).await.map(drop));
             assert!(message.contains(said), "{bad}: {message}");
