@@ -42,7 +42,7 @@ use cluster::ClusterBackend;
 use command::{expiry, Expiry};
 use endpoint::Nodes;
 use error::ErrorContext;
-use reply::Stored;
+use reply::{Count, Stored};
 use sentinel::SentinelBackend;
 use settings::{Mode, Settings};
 use single::{Request, Single};
@@ -324,8 +324,7 @@ impl Cache for RedisCache {
             let mut command = redis::cmd("SET");
             match expiry(ttl)? {
                 Expiry::Now => {
-                    let _removed: usize =
-                        self.command(redis::cmd("UNLINK").arg(key.as_ref())).await?;
+                    let Count(_) = self.command(redis::cmd("UNLINK").arg(key.as_ref())).await?;
                     return Ok(());
                 }
                 Expiry::Never => command.arg(key.as_ref()).arg(value.as_ref()),
@@ -381,7 +380,7 @@ impl Cache for RedisCache {
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         async {
             validate_key(key)?;
-            let removed: usize = self
+            let Count(removed) = self
                 .command(redis::cmd("UNLINK").arg(self.key(key).as_ref()))
                 .await?;
             Ok(removed > 0)
@@ -453,7 +452,7 @@ impl Cache for RedisCache {
                     for (key, _) in entries {
                         command.arg(self.key(key).as_ref());
                     }
-                    let _removed: usize = single.send(Request::Command(&command)).await?;
+                    let Count(_) = single.send(Request::Command(&command)).await?;
                 }
                 Expiry::Millis(millis) => {
                     let mut pipeline = redis::pipe();
@@ -485,7 +484,8 @@ impl Cache for RedisCache {
             }
             match &self.inner.backend {
                 Backend::Single(_) | Backend::Sentinel(_) => {
-                    self.command(&self.keys_command("UNLINK", keys)).await
+                    let Count(removed) = self.command(&self.keys_command("UNLINK", keys)).await?;
+                    Ok(removed)
                 }
                 Backend::Cluster(cluster) => {
                     cluster
@@ -502,7 +502,7 @@ impl Cache for RedisCache {
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         async {
             validate_key(key)?;
-            let count: usize = self
+            let Count(count) = self
                 .command(redis::cmd("EXISTS").arg(self.key(key).as_ref()))
                 .await?;
             Ok(count > 0)

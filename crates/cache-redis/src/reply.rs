@@ -1,6 +1,7 @@
-//! The replies a write must get. `redis` reads a reply into `()` whatever it is, short of
-//! an error: a server, or a proxy in front of one, that answered `SET` with nil or a
-//! number would pass for one that stored the value.
+//! The replies a command must get. `redis` reads a reply into `()` whatever it is, short
+//! of an error, and into a number from a double or a numeric string: a server, or a
+//! proxy in front of one, that answered `SET` with nil or `UNLINK` with `3.14` would pass
+//! for one that did what was asked.
 
 use redis::{FromRedisValue, ParsingError, Value};
 
@@ -17,6 +18,29 @@ impl FromRedisValue for Stored {
             // The kind only: the reply may hold cached data.
             other => Err(ParsingError::from(format!(
                 "a write was answered with {}, not OK",
+                kind(other)
+            ))),
+        }
+    }
+
+    fn from_redis_value(value: Value) -> Result<Self, ParsingError> {
+        Self::from_redis_value_ref(&value)
+    }
+}
+
+/// A count, as `UNLINK` and `EXISTS` answer: an integer reply, never negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Count(pub(crate) usize);
+
+impl FromRedisValue for Count {
+    fn from_redis_value_ref(value: &Value) -> Result<Self, ParsingError> {
+        match value {
+            Value::Int(count) => usize::try_from(*count)
+                .map(Count)
+                .map_err(|_| ParsingError::from(format!("a count was answered with {count}"))),
+            Value::ServerError(error) => Err(ParsingError::from(error.to_string())),
+            other => Err(ParsingError::from(format!(
+                "a count was answered with {}, not an integer",
                 kind(other)
             ))),
         }
@@ -74,6 +98,20 @@ mod tests {
                 .to_string();
             assert!(error.contains("not OK"), "{other:?}: {error}");
             assert!(!error.contains("secret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn only_an_integer_that_is_not_negative_is_a_count() {
+        assert_eq!(Count::from_redis_value(Value::Int(3)).unwrap(), Count(3));
+        for other in [
+            Value::Int(-1),
+            Value::Double(2.5),
+            Value::BulkString(b"3".to_vec()),
+            Value::Nil,
+            Value::Okay,
+        ] {
+            assert!(Count::from_redis_value(other.clone()).is_err(), "{other:?}");
         }
     }
 }

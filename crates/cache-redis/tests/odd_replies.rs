@@ -13,8 +13,20 @@ use tokio::{
 
 /// A fake Redis: every write (`SET`, `MSET`, `FLUSHDB`) answered with `odd`, `GET` with
 /// a miss, `UNLINK` with 0, anything else (`PING`, the client's setup) with `OK`.
-/// Requests are told apart by their command name within what one read brings.
 async fn answering_writes_with(odd: &'static str) -> String {
+    answering(move |name| match name {
+        "SET" | "MSET" | "FLUSHDB" => odd,
+        "GET" => "$-1\r\n",
+        "UNLINK" => ":0\r\n",
+        "PING" => "+PONG\r\n",
+        _ => "+OK\r\n",
+    })
+    .await
+}
+
+/// A fake Redis answering each command with what `answer` gives for its name (upper
+/// case). Requests are told apart by their command name within what one read brings.
+async fn answering(answer: impl Fn(&str) -> &'static str + Copy + Send + 'static) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -31,13 +43,7 @@ async fn answering_writes_with(odd: &'static str) -> String {
                     // Each request is an array of bulk strings: `*<n>\r\n$<len>\r\nNAME\r\n...`.
                     for request in requests.split('*').filter(|part| !part.is_empty()) {
                         let name = request.split("\r\n").nth(2).unwrap_or_default();
-                        answers.push_str(match name.to_ascii_uppercase().as_str() {
-                            "SET" | "MSET" | "FLUSHDB" => odd,
-                            "GET" => "$-1\r\n",
-                            "UNLINK" => ":0\r\n",
-                            "PING" => "+PONG\r\n",
-                            _ => "+OK\r\n",
-                        });
+                        answers.push_str(answer(&name.to_ascii_uppercase()));
                     }
                     if stream.write_all(answers.as_bytes()).await.is_err() {
                         return;
@@ -104,5 +110,39 @@ async fn a_write_answered_with_anything_but_ok_fails() {
             // A zero TTL removes: `UNLINK`, whose answer is a count.
             cache.set("k", value, Some(Duration::ZERO)).await.unwrap();
         }
+    }
+}
+
+#[tokio::test]
+async fn a_count_answered_with_anything_but_an_integer_fails() {
+    for odd in [",3.14\r\n", "$1\r\n1\r\n", "+OK\r\n", ":-1\r\n", "$-1\r\n"] {
+        let url = answering(move |name| match name {
+            "UNLINK" | "EXISTS" => odd,
+            "PING" => "+PONG\r\n",
+            "GET" => "$-1\r\n",
+            _ => "+OK\r\n",
+        })
+        .await;
+        let cache = RedisCache::builder(&url)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .await
+            .unwrap_or_else(|err| panic!("{odd:?}: {err}"));
+        let delete = cache.delete("k").await.map(drop);
+        let delete_many = cache.delete_many(&["a", "b"]).await.map(drop);
+        let exists = cache.exists("k").await.map(drop);
+        let removed_by_ttl = cache
+            .set("k", Bytes::from_static(b"v"), Some(Duration::ZERO))
+            .await;
+        for (call, result) in [
+            ("delete", delete),
+            ("delete_many", delete_many),
+            ("exists", exists),
+            ("set with a zero ttl", removed_by_ttl),
+        ] {
+            let shown = format!("{result:?}");
+            assert!(is_backend(result), "{odd:?} {call}: {shown}");
+        }
+        assert_eq!(cache.get("k").await.unwrap(), None, "{odd:?}");
     }
 }

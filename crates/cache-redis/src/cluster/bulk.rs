@@ -18,7 +18,7 @@ use super::{
 use crate::{
     command::{escape_glob, scan_command, Expiry},
     error::{ErrorContext, BACKEND},
-    reply::Stored,
+    reply::{Count, Stored},
 };
 
 impl ClusterBackend {
@@ -200,7 +200,7 @@ impl ClusterBackend {
             async {
                 for (_, value) in self.bulk(commands).await? {
                     if matches!(expiry, Expiry::Now) {
-                        usize::from_redis_value(value)?;
+                        Count::from_redis_value(value)?;
                     } else {
                         Stored::from_redis_value(value)?;
                     }
@@ -229,7 +229,7 @@ impl ClusterBackend {
             async {
                 let mut removed = 0;
                 for (_, value) in self.bulk(commands).await? {
-                    removed += usize::from_redis_value(value)?;
+                    removed += Count::from_redis_value(value)?.0;
                 }
                 Ok(removed)
             },
