@@ -231,7 +231,7 @@ impl RedisCacheBuilder {
     ///
     /// On a cluster, one operation (redirects, reconnects and retries included) may
     /// take the connect plus the response timeout, after which it fails with a
-    /// [`CacheError::Timeout`] whose operation is `"request"`.
+    /// [`CacheError::Timeout`] whose phase is `"request"`.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
@@ -239,7 +239,7 @@ impl RedisCacheBuilder {
 
     /// Time an operation waits for a free pooled connection (in
     /// [`ConnectionModel::Pooled`], and for [`clear`](cache_api::Cache::clear));
-    /// past it the operation fails with a [`CacheError::Timeout`] whose operation is
+    /// past it the operation fails with a [`CacheError::Timeout`] whose phase is
     /// `"pool checkout"`. Default 1 s. Unused on a cluster, which has no pool.
     pub fn pool_wait_timeout(mut self, timeout: Duration) -> Self {
         self.pool_wait_timeout = timeout;
@@ -326,7 +326,9 @@ impl RedisCacheBuilder {
     /// - [`CacheError::Backend`] when the port answers in another protocol than Redis's.
     pub async fn build(self) -> Result<RedisCache, CacheError> {
         let settings = self.validate()?;
-        RedisCache::connect_with(settings).await
+        RedisCache::connect_with(settings)
+            .await
+            .map_err(|err| err.in_operation("connect"))
     }
 }
 

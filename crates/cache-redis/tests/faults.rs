@@ -375,6 +375,21 @@ async fn timeouts_name_the_phase_that_ran_out_and_its_bound() {
         .await
         .unwrap_or_else(|err| panic!("the cache did not serve again: {err}"));
     quick.clear().await.unwrap();
+
+    // At build, the operation is `connect`, whichever phase ran out.
+    server.pause();
+    let built = RedisCache::builder(&server.url())
+        .timeout(Duration::from_millis(300))
+        .build()
+        .await;
+    server.resume();
+    match built {
+        Err(CacheError::Timeout {
+            operation: "connect",
+            ..
+        }) => {}
+        other => panic!("a build against a frozen server: {:?}", other.map(drop)),
+    }
 }
 
 /// A reconnect refused at login (the server's password changed while the cache was
