@@ -9,7 +9,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use cache_testserver::{memcached_exchange, memcached_items, MEMCACHED};
-use common::{cachectl, check_with_a_frozen_server, run_ok, start_server, start_server_with, text};
+use common::{
+    assert_refused_as_evicting, check_with_a_frozen_server, run_ok, start_server, start_server_with,
+};
 
 /// Every item the server holds, one metadump line each.
 fn dump(port: u16) -> BTreeSet<String> {
@@ -140,13 +142,7 @@ fn a_run_that_would_make_the_server_evict_is_refused_unless_allowed() {
         "--warmup",
         "0s",
     ];
-    let out = cachectl(&too_much);
-    let said = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{said}");
-    assert!(
-        said.contains("would evict") && said.contains("MiB free of 8.0 MiB"),
-        "{said}"
-    );
+    assert_refused_as_evicting(&too_much, "8.0 MiB");
     assert_unchanged(&before, port, "a refused bench");
     let allowed = run_ok(&[&too_much[..], &["--allow-eviction"]].concat());
     assert!(

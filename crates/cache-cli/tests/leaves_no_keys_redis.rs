@@ -8,7 +8,10 @@ mod common;
 use std::collections::BTreeMap;
 
 use cache_testserver::REDIS;
-use common::{cachectl, check_with_a_frozen_server, run_ok, start_server, start_server_with, text};
+use common::{
+    assert_refused_as_evicting, cachectl, check_with_a_frozen_server, run_ok, start_server,
+    start_server_with, text,
+};
 
 /// Every key of every database: `(db, key) -> (value, has a TTL)`.
 type Dump = BTreeMap<(i64, Vec<u8>), (Vec<u8>, bool)>;
@@ -61,6 +64,16 @@ fn seed(url: &str) {
             command.query::<()>(&mut connection).unwrap();
         }
     }
+}
+
+/// `CONFIG SET name value`.
+fn config_set(connection: &mut redis::Connection, name: &str, value: &str) {
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query::<()>(connection)
+        .unwrap_or_else(|err| panic!("CONFIG SET {name} {value}: {err}"));
 }
 
 fn assert_unchanged(before: &Dump, url: &str, run: &str) {
@@ -148,18 +161,8 @@ fn checks_failing_part_way_leave_every_key_as_it_was() {
         .and_then(|bytes| bytes.trim().parse().ok())
         .expect("INFO memory has used_memory");
     // Room for the small values of most checks, not for the largest-value checks.
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory")
-        .arg(used + (4 << 20))
-        .query::<()>(&mut admin)
-        .unwrap();
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("noeviction")
-        .query::<()>(&mut admin)
-        .unwrap();
+    config_set(&mut admin, "maxmemory", &(used + (4 << 20)).to_string());
+    config_set(&mut admin, "maxmemory-policy", "noeviction");
 
     let out = cachectl(&["check", &url]);
     let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
@@ -274,22 +277,10 @@ fn a_run_that_would_make_the_server_evict_is_refused() {
         "--warmup",
         "0s",
     ];
-    let out = cachectl(&too_much);
-    let said = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{said}");
-    assert!(
-        said.contains("would evict") && said.contains("MiB free of 16.0 MiB"),
-        "{said}"
-    );
+    assert_refused_as_evicting(&too_much, "16.0 MiB");
     assert_unchanged(&before, &url, "a refused bench");
 
-    let mut admin = connection(&url);
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("noeviction")
-        .query::<()>(&mut admin)
-        .unwrap();
+    config_set(&mut connection(&url), "maxmemory-policy", "noeviction");
     let small = [
         "bench",
         &url,

@@ -1,15 +1,12 @@
 //! A write is done when Redis answers `OK`. A server, or a proxy in front of one, that
 //! answers a write with anything else (nil, a number, another status, data) has not
-//! stored it as asked: the call fails with `Backend`, and the cache stays usable.
+//! stored it as asked: the call fails with `Backend`, and the cache stays usable. The
+//! same holds for a count (`UNLINK`, `EXISTS`) answered with anything but an integer.
 
 use std::time::Duration;
 
 use cache_api::{Bytes, Cache, CacheError};
 use cache_redis::{ConnectionModel, RedisCache};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
 
 /// A fake Redis: every write (`SET`, `MSET`, `FLUSHDB`) answered with `odd`, `GET` with
 /// a miss, `UNLINK` with 0, anything else (`PING`, the client's setup) with `OK`.
@@ -24,35 +21,9 @@ async fn answering_writes_with(odd: &'static str) -> String {
     .await
 }
 
-/// A fake Redis answering each command with what `answer` gives for its name (upper
-/// case). Requests are told apart by their command name within what one read brings.
-async fn answering(answer: impl Fn(&str) -> &'static str + Copy + Send + 'static) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = vec![0; 64 * 1024];
-                loop {
-                    let read = match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(read) => read,
-                    };
-                    let requests = String::from_utf8_lossy(&buffer[..read]).into_owned();
-                    let mut answers = String::new();
-                    // Each request is an array of bulk strings: `*<n>\r\n$<len>\r\nNAME\r\n...`.
-                    for request in requests.split('*').filter(|part| !part.is_empty()) {
-                        let name = request.split("\r\n").nth(2).unwrap_or_default();
-                        answers.push_str(answer(&name.to_ascii_uppercase()));
-                    }
-                    if stream.write_all(answers.as_bytes()).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    format!("redis://{address}")
+/// A fake Redis answering each command with what `answer` gives for its name.
+async fn answering(answer: impl Fn(&str) -> &'static str + Send + Sync + 'static) -> String {
+    cache_testserver::hostile::fake_redis(move |name, _| answer(name), |_| {}).await
 }
 
 fn is_backend(result: Result<(), CacheError>) -> bool {

@@ -70,3 +70,51 @@ pub async fn assert_announcement_costs_little(
         }
     }
 }
+
+/// A fake Redis on 127.0.0.1, speaking just enough RESP for a client's requests: each
+/// read is split into the requests it holds (arrays of bulk strings, told apart by the
+/// `*` each starts with, so values holding a `*` are not for it), and each is answered
+/// with what `answer` gives for its command name (upper case) and its whole text.
+/// `written` is called with the answers of each read once they are written. Serves any
+/// number of connections, for as long as the test runs; returns `redis://address`.
+///
+/// # Panics
+///
+/// When no port of 127.0.0.1 can be bound.
+pub async fn fake_redis(
+    answer: impl Fn(&str, &str) -> &'static str + Send + Sync + 'static,
+    written: impl Fn(&str) + Send + Sync + 'static,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let handlers = Arc::new((answer, written));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let handlers = Arc::clone(&handlers);
+            tokio::spawn(async move {
+                let (answer, written) = &*handlers;
+                let mut buffer = vec![0; 64 * 1024];
+                loop {
+                    let read = match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => read,
+                    };
+                    let requests = String::from_utf8_lossy(&buffer[..read]).into_owned();
+                    let mut answers = String::new();
+                    // Each request: `*<n>\r\n$<len>\r\nNAME\r\n...`.
+                    for request in requests.split('*').filter(|part| !part.is_empty()) {
+                        let name = request.split("\r\n").nth(2).unwrap_or_default();
+                        answers.push_str(answer(&name.to_ascii_uppercase(), request));
+                    }
+                    if stream.write_all(answers.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    written(&answers);
+                }
+            });
+        }
+    });
+    format!("redis://{address}")
+}

@@ -80,6 +80,20 @@ pub(crate) fn run_ok(args: &[&str]) -> String {
     shown
 }
 
+/// Runs `args`, a bench that must be refused before it writes anything because the
+/// server would evict to make room: exit 2, saying so with what the server has free of
+/// its `limit` (as printed, e.g. `8.0 MiB`).
+#[allow(dead_code)] // Used by the tests that start servers of their own.
+pub(crate) fn assert_refused_as_evicting(args: &[&str], limit: &str) {
+    let out = cachectl(args);
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("would evict") && said.contains(&format!("MiB free of {limit}")),
+        "{said}"
+    );
+}
+
 /// Starts a server of `kind` of the test's own (so a full dump of it sees nothing but
 /// what the test put there), with the runtime its watchdog lives in.
 #[allow(dead_code)] // Used by the tests that start servers of their own.
