@@ -295,8 +295,17 @@ fn connect_error(err: RedisError, errors: &ErrorContext) -> CacheError {
             source: errors.source(err),
         };
     }
+    // No seed answered in time: the cluster client says so only in words ("Failed to
+    // create initial connections - Io: timed out"), the kind being `Io`. A timeout, as
+    // on one server, not an address that refuses.
+    if text.contains(INITIAL_CONNECTIONS) && text.contains("timed out") {
+        return errors.timeout("connect", errors.connect_timeout);
+    }
     errors.map_connect(err, 0)
 }
+
+/// How the cluster client begins the error of a connect that reached no seed.
+const INITIAL_CONNECTIONS: &str = "Failed to create initial connections";
 
 #[cfg(test)]
 mod tests {
@@ -350,6 +359,18 @@ mod tests {
         assert!(matches!(
             connect_error(refused, &context()),
             CacheError::Auth { .. }
+        ));
+        let silent = RedisError::from((
+            ErrorKind::Io,
+            "Failed to create initial connections",
+            "Io: timed out".to_owned(),
+        ));
+        assert!(matches!(
+            connect_error(silent, &context()),
+            CacheError::Timeout {
+                phase: "connect",
+                ..
+            }
         ));
         let not_a_cluster = RedisError::from((
             ErrorKind::Io,
