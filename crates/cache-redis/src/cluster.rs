@@ -28,7 +28,6 @@ use redis::{
     ServerErrorKind,
 };
 
-#[cfg(feature = "testing")]
 pub(crate) use slots::key_slot;
 use slots::Topology;
 
@@ -249,7 +248,8 @@ impl ClusterBackend {
         Ok(())
     }
 
-    /// Sends one command to the master of its key's slot.
+    /// Sends one command to the master of its key's slot; an `Unreachable` names that
+    /// master.
     pub(crate) async fn command<T: FromRedisValue>(
         &self,
         command: &Cmd,
@@ -258,6 +258,25 @@ impl ClusterBackend {
         let mut connection = self.connection();
         self.bounded(command.query_async(&mut connection), errors)
             .await
+            .map_err(|err| match self.master_of(command) {
+                Some((slot, node)) => crate::error::at_node(err, slot, &node),
+                None => err,
+            })
+    }
+
+    /// The slot of `command`'s key (its first argument after the name) and the
+    /// `host:port` of the master serving it, as this cache last read the slots.
+    fn master_of(&self, command: &Cmd) -> Option<(u16, String)> {
+        let redis::Arg::Simple(key) = command.args_iter().nth(1)? else {
+            return None;
+        };
+        let slot = key_slot(key);
+        let topology = self.topology();
+        let master = &topology.masters[topology.owner(slot)?];
+        Some((
+            slot,
+            crate::wrong_port::display_address(&master.host, master.port),
+        ))
     }
 }
 

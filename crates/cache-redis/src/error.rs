@@ -224,6 +224,20 @@ impl ErrorContext {
 /// does for one server: the original error stays its source. Other errors are returned
 /// as they are.
 pub(crate) fn naming(error: CacheError, addresses: &[String]) -> CacheError {
+    let lead = format!("connecting to {}", addresses.join(", "));
+    located_unreachable(error, addresses, &lead)
+}
+
+/// An `Unreachable` of a call on a cluster, naming `node`, the master that serves the
+/// key's slot as this cache last read the slots (the node the call most likely went
+/// to), when its message does not already. Other errors are returned as they are.
+pub(crate) fn at_node(error: CacheError, slot: u16, node: &str) -> CacheError {
+    let lead = format!("the master of slot {slot} ({node}, as last read from the cluster)");
+    located_unreachable(error, &[node.to_owned()], &lead)
+}
+
+/// `Unreachable` led by `lead` unless its message names one of `addresses` already.
+fn located_unreachable(error: CacheError, addresses: &[String], lead: &str) -> CacheError {
     match error {
         CacheError::Unreachable { backend, source }
             if !addresses.is_empty()
@@ -231,7 +245,7 @@ pub(crate) fn naming(error: CacheError, addresses: &[String]) -> CacheError {
                     .iter()
                     .any(|address| source.to_string().contains(address.as_str())) =>
         {
-            let text = format!("connecting to {}: {source}", addresses.join(", "));
+            let text = format!("{lead}: {source}");
             CacheError::Unreachable {
                 backend,
                 source: Box::new(Located { text, source }),
@@ -491,5 +505,33 @@ mod tests {
         );
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("with *** inside"), "{shown}");
+    }
+
+    #[test]
+    fn a_cluster_call_that_cannot_reach_its_node_names_it() {
+        let unreachable = |text: &str| CacheError::Unreachable {
+            backend: BACKEND,
+            source: text.to_owned().into(),
+        };
+        let named = at_node(unreachable("Connection refused"), 866, "127.0.0.1:7001");
+        assert_eq!(
+            named.to_string(),
+            "redis unreachable: the master of slot 866 (127.0.0.1:7001, as last read from \
+             the cluster): Connection refused"
+        );
+        // The original error stays the source.
+        let source = std::error::Error::source(&named).unwrap();
+        assert_eq!(
+            std::error::Error::source(source).unwrap().to_string(),
+            "Connection refused"
+        );
+        // A message that names the node already, and any other error, are left alone.
+        let already = at_node(unreachable("127.0.0.1:7001: reset"), 866, "127.0.0.1:7001");
+        assert_eq!(
+            already.to_string(),
+            "redis unreachable: 127.0.0.1:7001: reset"
+        );
+        let timeout = context().timeout("request", Duration::from_secs(3));
+        assert!(at_node(timeout, 866, "127.0.0.1:7001").is_timeout());
     }
 }

@@ -247,7 +247,16 @@ async fn losing_a_master_fails_its_slots_until_its_replica_takes_over() {
             let kind = match err {
                 CacheError::Unreachable {
                     backend: "redis", ..
-                } => "unreachable".to_owned(),
+                } => {
+                    // Only the victim's keys fail: the error names it, where the
+                    // cluster client's own message names no node.
+                    let shown = err.to_string();
+                    assert!(
+                        shown.contains(&format!(":{}", victim.port)),
+                        "the error does not name the dead master: {shown}"
+                    );
+                    "unreachable".to_owned()
+                }
                 CacheError::Timeout {
                     backend: "redis",
                     phase,
