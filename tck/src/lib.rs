@@ -51,9 +51,9 @@ pub struct Check {
 }
 
 impl Check {
-    /// What must hold, in one line: the first line of the check's documentation.
+    /// What must hold, in one line: the first paragraph of the check's documentation.
     #[must_use]
-    pub fn expects(&self) -> &'static str {
+    pub fn expects(&self) -> String {
         run::doc_line(self.name)
     }
 }
@@ -84,7 +84,9 @@ macro_rules! __with_checks {
             Extended [
                 test_zero_ttl_stores_nothing_and_removes_previous_value,
                 test_set_without_ttl_clears_previous_ttl,
+                test_set_of_the_same_value_still_replaces_the_ttl,
                 test_overwrite_with_a_longer_ttl_extends_the_entry,
+                test_ttls_of_seconds_are_kept_to_the_granularity,
                 test_ttl_below_granularity_is_rounded_up,
                 test_entries_are_present_well_before_their_ttl,
                 test_entries_without_ttl_outlive_every_ttl_of_the_run,
@@ -96,6 +98,7 @@ macro_rules! __with_checks {
                 test_empty_value_overwrites_non_empty_value,
                 test_binary_values_round_trip,
                 test_declared_limits_are_within_the_contract,
+                test_values_of_every_size_up_to_the_limit_round_trip,
                 test_largest_value_round_trips,
                 test_value_over_limit_is_rejected_and_harms_nothing,
                 test_empty_key_is_invalid_on_every_operation,
@@ -127,6 +130,7 @@ macro_rules! __with_checks {
                 test_clear_on_an_empty_cache_succeeds,
                 test_concurrent_use_from_many_tasks,
                 test_parallel_writers_on_many_threads_lose_no_write,
+                test_writes_on_one_thread_are_seen_by_reads_on_another,
             ]
         }
     };

@@ -240,22 +240,26 @@ fn report(name: &str, elapsed: Duration, result: Result<Verdict, Failure>) {
 
 /// The first doc line of the check called `name`, read from the checks' own source so
 /// that the documentation is the single statement of what each check expects.
-pub(crate) fn doc_line(name: &str) -> &'static str {
+pub(crate) fn doc_line(name: &str) -> String {
     let signature = format!("pub async fn {name}(");
     let Some((source, at)) = crate::checks::SOURCES
         .iter()
         .find_map(|source| source.find(&signature).map(|at| (*source, at)))
     else {
-        return "";
+        return String::new();
     };
-    let mut first = "";
-    for line in source[..at].lines().rev() {
-        match line.trim_start().strip_prefix("///") {
-            Some(doc) => first = doc.trim(),
-            None => break,
-        }
-    }
-    first
+    // The doc comment above the signature, read upwards; then its first paragraph.
+    let mut doc: Vec<&str> = source[..at]
+        .lines()
+        .rev()
+        .map_while(|line| line.trim_start().strip_prefix("///"))
+        .map(str::trim)
+        .collect();
+    doc.reverse();
+    doc.into_iter()
+        .take_while(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -266,10 +270,12 @@ mod tests {
 
     #[test]
     fn every_check_states_what_it_expects() {
-        for check in CHECKS {
+        for check in CHECKS.iter().chain([&crate::PAIR]) {
+            let expects = check.expects();
+            // A whole sentence, however many lines the documentation gives it.
             assert!(
-                !check.expects().is_empty(),
-                "{} has no doc line",
+                expects.ends_with('.') && !expects.contains("  "),
+                "{} states no whole sentence: {expects:?}",
                 check.name
             );
         }
@@ -360,11 +366,10 @@ mod tests {
     #[tokio::test]
     async fn the_check_of_two_caches_runs_only_as_such() {
         let pair = &crate::PAIR;
-        assert!(
-            pair.expects()
-                == "`clear` and `delete` on one cache leave another cache of the same factory untouched.",
-            "{}",
-            pair.expects()
+        assert_eq!(
+            pair.expects(),
+            "`clear`, `delete` and `delete_many` on one cache leave another cache of the same \
+             factory untouched."
         );
         assert_eq!(Requirement::of(pair), Some(Requirement::Clear));
         let silent = || Declaring(Capabilities::default(), Default::default());

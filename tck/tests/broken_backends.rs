@@ -53,6 +53,12 @@ enum Defect {
     MaxTtlIsABackendError,
     MaxTtlAcceptedButNothingStored,
     MaxTtlRefusedAfterRemovingOld,
+    SameValueSetSkipped,
+    TtlsOverTwoSecondsIgnored,
+    TtlsRoundedDownToWholeSeconds,
+    ExpiresLate(Duration),
+    LongTtlMisreadJustPastThirtyDays,
+    HugeTtlsAreBackendErrors,
     // Reads and misses.
     MissReturnedAsEmptyValue,
     MissReturnedAsError,
@@ -60,6 +66,7 @@ enum Defect {
     ValuesDecodedAsUtf8,
     EmptyValueReadAsMiss,
     EmptyValueOverwriteIgnored,
+    CompressedLookingValuesStripped,
     // Limits and sizes.
     DeclaresTinyMaxValueSize,
     DeclaresCoarseGranularity,
@@ -67,6 +74,7 @@ enum Defect {
     DeclaresHugeMaxValueSize,
     LargestValueRejected,
     LargeValuesLoseLastByte,
+    MidSizedValuesLoseLastByte,
     OversizedValueAccepted,
     ValueTooLargeNamesWrongLimit,
     SetManyAcceptsOversized,
@@ -88,6 +96,9 @@ enum Defect {
     ExistsIgnoresExpiry,
     // Keys.
     EmptyKeyAcceptedBy(Op),
+    LoneEmptyKeyAcceptedByBatches,
+    NonAsciiKeysLossy,
+    RareControlCharactersStripped,
     SetManyWritesBeforeValidating,
     DeleteManyDeletesBeforeValidating,
     KeysRejectedOver(usize),
@@ -133,6 +144,8 @@ enum Defect {
     DeleteManyLeavesLastLiveKey,
     DeleteManyRemovesByPrefix,
     DeleteManyCountsExpired,
+    SetManyStoresFirstEight,
+    DeleteManyStopsAtSixteen,
     // Clear.
     ClearUnsupported,
     ClearDoesNothing,
@@ -147,6 +160,8 @@ enum Defect {
     ClearFailsOnEmptyCache,
     ClearFailsWhenAlreadyClear,
     MissesReadAsEmptyAfterClear,
+    ClearSkipsNonAsciiKeys,
+    ClearSkipsAddedEntries,
     // Add.
     AddUnsupported,
     AddReturnsTrueWithoutStoring,
@@ -180,6 +195,7 @@ enum Defect {
     AddOversizedStoresThenRefuses,
     AddOversizedRemovesOld,
     AddMaxTtlRefusedAfterStoring,
+    RefusedAddWithoutTtlPersists,
     // Concurrency.
     GetAnswersTheLatestWriteOfAnyKey,
     LostConcurrentWrites,
@@ -187,6 +203,7 @@ enum Defect {
     OverwriteIgnoredWhileOthersInFlight,
     ConcurrentWritesTorn,
     WritesStayOnTheirThread,
+    ReadsCachedPerThread,
     PanicsOffTheCallerThread,
 }
 
@@ -1136,7 +1153,7 @@ const CASES: &[Case] = &[
     case(
         ClearUnsupported,
         "test_clear_removes_entries_from_every_write_path",
-        &["clear() of 10 entries"],
+        &["clear() of 15 entries"],
     ),
     case(
         ClearSkipsBatchWrites,
@@ -1161,7 +1178,7 @@ const CASES: &[Case] = &[
     case(
         ClearLeavesDeleteManyCounting,
         "test_clear_removes_entries_from_every_write_path",
-        &["delete_many of the 10 cleared keys"],
+        &["delete_many of the 15 cleared keys"],
     ),
     case(
         SetManyLostAfterClear,
@@ -1244,6 +1261,95 @@ const CASES: &[Case] = &[
         "test_parallel_writers_on_many_threads_lose_no_write",
         &["get_many(", "after 64 writers on 4 threads"],
     ),
+    // Checks and steps added after the mutation runs of the kit.
+    case(
+        SameValueSetSkipped,
+        "test_set_of_the_same_value_still_replaces_the_ttl",
+        &["get(\"tck:same-kept\")", "then set(\"same\", None)"],
+    ),
+    case(
+        TtlsOverTwoSecondsIgnored,
+        "test_ttls_of_seconds_are_kept_to_the_granularity",
+        &["get(\"tck:seconds-expiring\")", "2.5s ttl"],
+    ),
+    case(
+        ExpiresLate(Duration::from_millis(90)),
+        "test_ttls_of_seconds_are_kept_to_the_granularity",
+        &["get(\"tck:seconds-expiring\")", "2.5s ttl"],
+    ),
+    case(
+        TtlsRoundedDownToWholeSeconds,
+        "test_ttls_of_seconds_are_kept_to_the_granularity",
+        &["get(\"tck:seconds-fractional-0\")", "into a 1.9s ttl"],
+    ),
+    case(
+        LongTtlMisreadJustPastThirtyDays,
+        "test_long_ttls_are_readable_right_away",
+        &["right after set with a 2592000.5s ttl"],
+    ),
+    case(
+        HugeTtlsAreBackendErrors,
+        "test_unrepresentable_ttl_is_kept_or_rejected",
+        &[
+            "set(\"tck:ttl-max\", \"after\", 3153600000s)",
+            "Ok or Err(InvalidTtl)",
+        ],
+    ),
+    case(
+        CompressedLookingValuesStripped,
+        "test_binary_values_round_trip",
+        &["get(\"tck:binary-gzip\")"],
+    ),
+    case(
+        MidSizedValuesLoseLastByte,
+        "test_values_of_every_size_up_to_the_limit_round_trip",
+        &["after set of 65537 bytes"],
+    ),
+    case(
+        LoneEmptyKeyAcceptedByBatches,
+        "test_empty_key_is_invalid_on_every_operation",
+        &["get_many([\"\"])"],
+    ),
+    case(
+        NonAsciiKeysLossy,
+        "test_distinct_keys_never_collide",
+        &["get(\"über\")"],
+    ),
+    case(
+        RareControlCharactersStripped,
+        "test_distinct_keys_never_collide",
+        &["get(\"ctl", "after setting many alike keys"],
+    ),
+    case(
+        SetManyStoresFirstEight,
+        "test_set_many_stores_every_entry_with_the_ttl",
+        &["get(\"tck:sm-many-8\") after set_many of 20 entries"],
+    ),
+    case(
+        DeleteManyStopsAtSixteen,
+        "test_delete_many_counts_removed_entries",
+        &["delete_many of 40 live keys"],
+    ),
+    case(
+        ClearSkipsNonAsciiKeys,
+        "test_clear_removes_entries_from_every_write_path",
+        &["get(\"tck:clear-ünïcödé\") after clear"],
+    ),
+    case(
+        ClearSkipsAddedEntries,
+        "test_clear_removes_entries_from_every_write_path",
+        &["get(\"tck:clear-add-ttl\") after clear"],
+    ),
+    case(
+        RefusedAddWithoutTtlPersists,
+        "test_add_of_a_present_key_returns_false_and_changes_nothing",
+        &["then a refused add with no ttl"],
+    ),
+    case(
+        ReadsCachedPerThread,
+        "test_writes_on_one_thread_are_seen_by_reads_on_another",
+        &["after a set on the writer's"],
+    ),
 ];
 
 #[derive(Clone)]
@@ -1264,6 +1370,8 @@ struct State {
     deleted: HashMap<String, Stored>,
     cleared: HashMap<String, Stored>,
     ever_written: HashSet<String>,
+    /// Keys `add` stored.
+    added: HashSet<String>,
     last_written: Option<Bytes>,
     cleared_once: bool,
     clear_is_clean: bool,
@@ -1291,6 +1399,14 @@ struct Reference {
 }
 
 const MAX_VALUE_SIZE: usize = 1 << 20;
+
+/// The copies of [`ReadsCachedPerThread`] on one thread: by reference and key, a value
+/// and when it was read.
+type NearCopies = HashMap<(usize, String), (Option<Bytes>, Instant)>;
+
+thread_local! {
+    static NEAR: std::cell::RefCell<NearCopies> = std::cell::RefCell::new(HashMap::new());
+}
 const REFERENCE: &str = "reference";
 
 fn backend_error(message: &'static str) -> CacheError {
@@ -1365,6 +1481,15 @@ impl Reference {
         if self.has(WritesStayOnTheirThread) {
             key = format!("{:?}/{key}", std::thread::current().id());
         }
+        if self.has(NonAsciiKeysLossy) {
+            key = key
+                .chars()
+                .map(|c| if c.is_ascii() { c } else { '?' })
+                .collect();
+        }
+        if self.has(RareControlCharactersStripped) {
+            key.retain(|c| !c.is_control() || matches!(c, '\0' | '\t' | '\n' | '\r'));
+        }
         key
     }
 
@@ -1420,6 +1545,28 @@ impl Reference {
         }
         if let Some(TtlsTooShort(factor)) = self.defect {
             ttl /= factor;
+        }
+        if self.has(TtlsOverTwoSecondsIgnored) && ttl > 2 * SECOND {
+            return Ok(None);
+        }
+        if self.has(TtlsRoundedDownToWholeSeconds) && ttl > SECOND {
+            ttl = Duration::from_secs(ttl.as_secs());
+        }
+        if let Some(ExpiresLate(late)) = self.defect {
+            ttl = ttl.saturating_add(late);
+        }
+        let thirty_days = Duration::from_secs(30 * 24 * 3600);
+        if self.has(LongTtlMisreadJustPastThirtyDays)
+            && ttl > thirty_days
+            && ttl < thirty_days + SECOND
+        {
+            return Ok(Some(0));
+        }
+        if self.has(HugeTtlsAreBackendErrors)
+            && ttl != Duration::MAX
+            && ttl > Duration::from_secs(50 * 365 * 24 * 3600)
+        {
+            return Err(backend_error("expiry out of range"));
         }
         if self.has(SubMillisecondTtlTruncatedToForever) && ttl.as_millis() == 0 {
             return Ok(None);
@@ -1512,6 +1659,10 @@ impl Reference {
         }
         if previous.is_some() {
             let ignored = (value.is_empty() && self.has(EmptyValueOverwriteIgnored))
+                || (self.has(SameValueSetSkipped)
+                    && !batch
+                    && !ttl.is_some_and(|ttl| ttl.is_zero())
+                    && previous.as_ref().is_some_and(|p| p.value == value))
                 || (self.has(BatchEntriesIgnoreLaterSet)
                     && !batch
                     && previous.as_ref().is_some_and(|p| p.batch))
@@ -1594,6 +1745,31 @@ impl Reference {
         Ok(())
     }
 
+    /// `get` through a copy kept per thread for 200 ms, which only this thread's own
+    /// writes refresh.
+    fn near(&self, key: &str) -> Option<Bytes> {
+        let slot = (std::ptr::from_ref(self) as usize, key.to_owned());
+        NEAR.with(|near| {
+            let mut near = near.borrow_mut();
+            if let Some((value, at)) = near.get(&slot) {
+                if at.elapsed() < Duration::from_millis(200) {
+                    return value.clone();
+                }
+            }
+            let value = self.read(key, Path::Read);
+            near.insert(slot, (value.clone(), Instant::now()));
+            value
+        })
+    }
+
+    /// Drops this thread's copy of `key`.
+    fn forget_near(&self, key: &str) {
+        if self.has(ReadsCachedPerThread) {
+            let slot = (std::ptr::from_ref(self) as usize, key.to_owned());
+            NEAR.with(|near| near.borrow_mut().remove(&slot));
+        }
+    }
+
     /// `get` with the key checked already.
     fn read(&self, key: &str, path: Path) -> Option<Bytes> {
         let state = self.lock();
@@ -1612,6 +1788,19 @@ impl Reference {
             Some(value) if self.has(ValuesTruncated) => Some(value.slice(..value.len().min(16))),
             Some(value) if self.has(LargeValuesLoseLastByte) && value.len() > 1000 => {
                 Some(value.slice(..value.len() - 1))
+            }
+            Some(value)
+                if self.has(MidSizedValuesLoseLastByte)
+                    && value.len() > 65_536
+                    && value.len() < MAX_VALUE_SIZE =>
+            {
+                Some(value.slice(..value.len() - 1))
+            }
+            Some(value)
+                if self.has(CompressedLookingValuesStripped)
+                    && value.starts_with(&[0x1f, 0x8b]) =>
+            {
+                Some(value.slice(2..))
             }
             Some(value) if self.has(ValuesDecodedAsUtf8) => {
                 Some(Bytes::from(String::from_utf8_lossy(&value).into_owned()))
@@ -1666,6 +1855,9 @@ fn truncate(key: &str, len: usize) -> String {
 impl Cache for Reference {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         self.check_key(key, Op::Get)?;
+        if self.has(ReadsCachedPerThread) {
+            return Ok(self.near(key));
+        }
         if self.has(MissReturnedAsError) && self.read(key, Path::Read).is_none() {
             return Err(backend_error("key not found"));
         }
@@ -1695,11 +1887,13 @@ impl Cache for Reference {
             }
             return Err(err);
         }
+        self.forget_near(key);
         self.store(key, value, ttl, false).await
     }
 
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         self.check_key(key, Op::Delete)?;
+        self.forget_near(key);
         Ok(self.remove(key))
     }
 
@@ -1711,6 +1905,9 @@ impl Cache for Reference {
             if self.has(EmptyGetManyAnswersOneMiss) {
                 return Ok(vec![None]);
             }
+        }
+        if self.has(LoneEmptyKeyAcceptedByBatches) && keys == [""] {
+            return Ok(vec![None]);
         }
         self.check_keys(keys.iter().copied(), Op::GetMany)?;
         let mut values = Vec::new();
@@ -1765,6 +1962,10 @@ impl Cache for Reference {
         {
             return Err(backend_error("wrong number of arguments"));
         }
+        if self.has(LoneEmptyKeyAcceptedByBatches) && entries.len() == 1 && entries[0].0.is_empty()
+        {
+            return Ok(());
+        }
         if !self.has(SetManyWritesBeforeValidating) {
             self.check_keys(entries.iter().map(|(key, _)| *key), Op::SetMany)?;
         }
@@ -1795,6 +1996,9 @@ impl Cache for Reference {
         let mut written: Vec<&(&str, Bytes)> = entries.iter().collect();
         if self.has(SetManyStoresOnlyLastEntry) {
             written.drain(..written.len().saturating_sub(1));
+        }
+        if self.has(SetManyStoresFirstEight) {
+            written.truncate(8);
         }
         if self.has(SetManyMaxTtlDropsLastEntry) && ttl == Some(Duration::MAX) {
             written.pop();
@@ -1842,9 +2046,17 @@ impl Cache for Reference {
                 return Ok(1);
             }
         }
+        if self.has(LoneEmptyKeyAcceptedByBatches) && keys == [""] {
+            return Ok(0);
+        }
         if !self.has(DeleteManyDeletesBeforeValidating) {
             self.check_keys(keys.iter().copied(), Op::DeleteMany)?;
         }
+        let keys = if self.has(DeleteManyStopsAtSixteen) {
+            &keys[..keys.len().min(16)]
+        } else {
+            keys
+        };
         let last_live = keys
             .iter()
             .rposition(|key| self.read(key, Path::Read).is_some());
@@ -2025,6 +2237,7 @@ impl Cache for Reference {
                 Stored { value, ..stored }
             } else if (self.has(AddExtendsTtlOfPresent) && expires > stored.expires)
                 || (self.has(AddShortensTtlOfPresent) && expires < stored.expires)
+                || (self.has(RefusedAddWithoutTtlPersists) && ttl.is_none())
             {
                 Stored { expires, ..stored }
             } else {
@@ -2046,6 +2259,7 @@ impl Cache for Reference {
             _ => value,
         };
         state.ever_written.insert(native.clone());
+        state.added.insert(native.clone());
         state.clear_is_clean = false;
         state
             .first_values
@@ -2098,12 +2312,15 @@ impl Cache for Reference {
         if self.has(ClearDoesNothing) {
             return Ok(());
         }
+        let added = std::mem::take(&mut state.added);
         let kept: HashMap<String, Stored> = std::mem::take(&mut state.entries)
             .into_iter()
             .filter(|(native, stored)| {
                 let keep = (self.has(ClearSkipsGlobLikeKeys) && native.contains('*'))
                     || (self.has(ClearSkipsBatchWrites) && stored.batch)
-                    || (self.has(ClearSkipsLongKeys) && native.len() > 250);
+                    || (self.has(ClearSkipsLongKeys) && native.len() > 250)
+                    || (self.has(ClearSkipsNonAsciiKeys) && !native.is_ascii())
+                    || (self.has(ClearSkipsAddedEntries) && added.contains(native));
                 if !keep {
                     state.cleared.insert(native.clone(), stored.clone());
                 }

@@ -27,13 +27,18 @@ enum Defect {
     WritesOutsideItsNamespace,
     /// `delete` removes the key from every namespace.
     DeletesInEveryNamespace,
+    /// `delete_many` removes the keys from every namespace.
+    DeleteManyInEveryNamespace,
+    /// `clear` also removes the entries of other namespaces written without TTL.
+    ClearTakesEveryEntryWithoutTtl,
     /// Declares no `clear`: the check does not apply.
     NoClear,
 }
 
 /// One namespace of a store shared by every cache of a factory.
 struct Namespaced {
-    store: Arc<Mutex<HashMap<String, Bytes>>>,
+    /// Every entry of every namespace, with whether it was written with a TTL.
+    store: Arc<Mutex<HashMap<String, (Bytes, bool)>>>,
     namespace: String,
     defect: Defect,
 }
@@ -43,7 +48,7 @@ impl Namespaced {
         format!("{}:{key}", self.namespace)
     }
 
-    fn store(&self) -> std::sync::MutexGuard<'_, HashMap<String, Bytes>> {
+    fn store(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Bytes, bool)>> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -52,25 +57,25 @@ impl Namespaced {
 impl Cache for Namespaced {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         let store = self.store();
-        let found = store.get(&self.full(key)).cloned();
+        let found = store.get(&self.full(key)).map(|(value, _)| value.clone());
         Ok(match (found, self.defect) {
             (None, Defect::ReadsOutsideItsNamespace) => {
                 let suffix = format!(":{key}");
                 store
                     .iter()
                     .find(|(stored, _)| stored.ends_with(&suffix))
-                    .map(|(_, value)| value.clone())
+                    .map(|(_, (value, _))| value.clone())
             }
             (found, _) => found,
         })
     }
 
-    async fn set(&self, key: &str, value: Bytes, _: Option<Duration>) -> Result<(), CacheError> {
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
         let key = match self.defect {
             Defect::WritesOutsideItsNamespace => key.to_owned(),
             _ => self.full(key),
         };
-        self.store().insert(key, value);
+        self.store().insert(key, (value, ttl.is_some()));
         Ok(())
     }
 
@@ -84,10 +89,26 @@ impl Cache for Namespaced {
         Ok(removed)
     }
 
+    async fn delete_many(&self, keys: &[&str]) -> Result<usize, CacheError> {
+        let mut removed = 0;
+        for key in keys {
+            removed += usize::from(self.delete(key).await?);
+            if self.defect == Defect::DeleteManyInEveryNamespace {
+                let suffix = format!(":{key}");
+                self.store().retain(|stored, _| !stored.ends_with(&suffix));
+            }
+        }
+        Ok(removed)
+    }
+
     async fn clear(&self) -> Result<(), CacheError> {
         let mut store = self.store();
         match self.defect {
             Defect::ClearWipesTheStore => store.clear(),
+            Defect::ClearTakesEveryEntryWithoutTtl => {
+                let own = format!("{}:", self.namespace);
+                store.retain(|key, (_, timed)| *timed && !key.starts_with(&own));
+            }
             Defect::ClearMatchesPrefixLoosely => {
                 store.retain(|key, _| !key.starts_with(&self.namespace));
             }
@@ -163,6 +184,16 @@ async fn every_way_of_reaching_another_namespace_fails() {
             Defect::DeletesInEveryNamespace,
             "ns2",
             "after the first deleted the same key",
+        ),
+        (
+            Defect::DeleteManyInEveryNamespace,
+            "ns2",
+            "after the first deleted the same key with delete_many",
+        ),
+        (
+            Defect::ClearTakesEveryEntryWithoutTtl,
+            "ns2",
+            "get(\"tck:neighbour-theirs-without-ttl\")",
         ),
         // A factory that hands out the same namespace twice.
         (Defect::None, "ns1", "after the first wrote it"),

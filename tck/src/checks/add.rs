@@ -162,7 +162,9 @@ pub async fn test_add_of_a_present_key_returns_false_and_changes_nothing(
     )
     .await?;
 
-    refused_add_keeps_a_short_ttl(cache, short, &limits).await
+    // Refused with a TTL, then without one: neither may touch the entry's own TTL.
+    refused_add_keeps_a_short_ttl(cache, short, &limits, KEEP).await?;
+    refused_add_keeps_a_short_ttl(cache, short, &limits, None).await
 }
 
 /// A refused `add` with a 1 h TTL leaves a short-lived entry to go at its own end, and a
@@ -171,6 +173,7 @@ async fn refused_add_keeps_a_short_ttl(
     cache: &dyn Cache,
     short: Duration,
     limits: &Limits,
+    add_ttl: Option<Duration>,
 ) -> CheckResult {
     // Long enough to be certainly alive when the add arrives, on a 1 s clock too.
     let ttl = short + limits.ttl_granularity;
@@ -178,16 +181,17 @@ async fn refused_add_keeps_a_short_ttl(
         let key = format!("tck:add-present-short-{attempt}");
         let started = Instant::now();
         set(cache, &key, b"original", Some(ttl)).await?;
-        let added = add(cache, &key, b"intruder", KEEP).await?;
+        let added = add(cache, &key, b"intruder", add_ttl).await?;
         if added {
             if started.elapsed() >= certainly_alive_for(ttl, limits) {
                 continue;
             }
             return Err(Failure::new(
                 format!(
-                    "add({}, \"intruder\", 3600s) of a key holding a live entry, {:.3?} after \
+                    "add({}, \"intruder\", {}) of a key holding a live entry, {:.3?} after \
                      its set with a {ttl:?} ttl",
                     describe_key(&key),
+                    ttl_text(add_ttl),
                     started.elapsed()
                 ),
                 "Ok(false)",
@@ -203,7 +207,14 @@ async fn refused_add_keeps_a_short_ttl(
             cache,
             &key,
             None,
-            &format!("{wait:?} after set with a {ttl:?} ttl, then a refused add with a 1h ttl"),
+            &format!(
+                "{wait:?} after set with a {ttl:?} ttl, then a refused add with {}",
+                if add_ttl.is_some() {
+                    "a 1h ttl"
+                } else {
+                    "no ttl"
+                }
+            ),
         )
         .await?;
         return expect(
@@ -292,7 +303,7 @@ pub async fn test_add_with_a_zero_ttl_stores_nothing_and_returns_false(
 /// `ValueTooLarge` (on an absent and on a present key, with a zero TTL too), and a TTL
 /// too large to represent is either stored or refused with `InvalidTtl`.
 pub async fn test_add_refuses_caller_mistakes_and_writes_nothing(cache: &dyn Cache) -> CheckResult {
-    for ttl in [KEEP, Some(Duration::ZERO)] {
+    for ttl in [KEEP, Some(Duration::ZERO), None] {
         let result = cache.add("", Bytes::from_static(b"v"), ttl).await;
         if !matches!(result, Err(CacheError::InvalidKey { .. })) {
             return Err(Failure::new(

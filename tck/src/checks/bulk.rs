@@ -12,6 +12,10 @@ use super::{
 };
 use crate::failure::{CheckResult, Failure, OrFail};
 
+/// Entries in the larger batches of the checks: more than a backend that sends a batch
+/// in parts of 8 or 16 would put in one.
+const MANY: usize = 20;
+
 /// `get_many` returns one answer per key, in the order asked, `None` for misses.
 pub async fn test_get_many_keeps_order_and_reports_misses(cache: &dyn Cache) -> CheckResult {
     set(cache, "tck:many-a", b"a", KEEP).await?;
@@ -192,27 +196,53 @@ pub async fn test_set_many_stores_every_entry_with_the_ttl(cache: &dyn Cache) ->
     .await?;
     expect(cache, "tck:sm-empty", Some(b""), "after set_many").await?;
 
+    // A batch larger than a backend might cut into parts: every entry is there.
+    let many_keys: Vec<String> = (0..MANY).map(|i| format!("tck:sm-many-{i}")).collect();
+    let many: Vec<(&str, Bytes)> = many_keys
+        .iter()
+        .map(|key| (key.as_str(), Bytes::copy_from_slice(key.as_bytes())))
+        .collect();
+    cache
+        .set_many(&many, KEEP)
+        .await
+        .or_fail(|| format!("set_many of {MANY} entries with a 1h ttl"))?;
+    for key in &many_keys {
+        expect(
+            cache,
+            key,
+            Some(key.as_bytes()),
+            &format!("after set_many of {MANY} entries"),
+        )
+        .await?;
+    }
+    remove(
+        cache,
+        &many_keys.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+
     let limits = timed_limits(cache)?;
     let ttl = short_ttl(&limits);
+    let short = [
+        ("tck:sm-1", Bytes::from("one")),
+        ("tck:sm-2", Bytes::from("two")),
+        ("tck:sm-3", Bytes::from("three")),
+        ("tck:sm-4", Bytes::from("four")),
+    ];
     cache
-        .set_many(&entries[..2], Some(ttl))
+        .set_many(&short, Some(ttl))
         .await
-        .or_fail(|| format!("set_many of 2 entries with a {ttl:?} ttl"))?;
+        .or_fail(|| format!("set_many of 4 entries with a {ttl:?} ttl"))?;
     let wait = sleep_past(ttl, &limits).await;
-    expect(
-        cache,
-        "tck:sm-1",
-        None,
-        &format!("{wait:?} after set_many with a {ttl:?} ttl"),
-    )
-    .await?;
-    expect(
-        cache,
-        "tck:sm-2",
-        None,
-        &format!("{wait:?} after set_many with a {ttl:?} ttl"),
-    )
-    .await?;
+    for (key, _) in &short {
+        expect(
+            cache,
+            key,
+            None,
+            &format!("{wait:?} after set_many with a {ttl:?} ttl (4 entries)"),
+        )
+        .await?;
+    }
     expect(
         cache,
         "tck:sm-dup",
@@ -221,44 +251,64 @@ pub async fn test_set_many_stores_every_entry_with_the_ttl(cache: &dyn Cache) ->
     )
     .await?;
 
+    // A zero TTL over live entries removes every one of them.
     cache
-        .set_many(&entries[4..], Some(Duration::ZERO))
+        .set_many(
+            &[
+                ("tck:sm-empty", Bytes::from("new")),
+                ("tck:sm-dup", Bytes::from("new")),
+            ],
+            Some(Duration::ZERO),
+        )
         .await
-        .or_fail(|| "set_many with a zero ttl".to_owned())?;
-    expect(
-        cache,
-        "tck:sm-empty",
-        None,
-        "after set_many with a zero ttl",
-    )
-    .await
+        .or_fail(|| "set_many of 2 live keys with a zero ttl".to_owned())?;
+    for key in ["tck:sm-empty", "tck:sm-dup"] {
+        expect(
+            cache,
+            key,
+            None,
+            "after set_many with a zero ttl (2 live keys)",
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// `set_many` without TTL over keys that had one removes their old TTL, as `set` does.
 pub async fn test_set_many_without_ttl_clears_previous_ttl(cache: &dyn Cache) -> CheckResult {
     let limits = timed_limits(cache)?;
     let ttl = short_ttl(&limits);
-    set(cache, "tck:sm-cleared", b"with ttl", Some(ttl)).await?;
+    // Keys that had a TTL at the start, the middle and the end of the batch.
+    let keys = [
+        "tck:sm-cleared-1",
+        "tck:sm-cleared-fresh",
+        "tck:sm-cleared-2",
+        "tck:sm-cleared-3",
+    ];
+    for key in [keys[0], keys[2], keys[3]] {
+        set(cache, key, b"with ttl", Some(ttl)).await?;
+    }
+    let entries = keys.map(|key| (key, Bytes::from_static(b"without ttl")));
     cache
-        .set_many(
-            &[
-                ("tck:sm-cleared", Bytes::from_static(b"without ttl")),
-                ("tck:sm-cleared-fresh", Bytes::from_static(b"without ttl")),
-            ],
-            None,
-        )
+        .set_many(&entries, None)
         .await
-        .or_fail(|| "set_many of 2 entries without ttl".to_owned())?;
+        .or_fail(|| "set_many of 4 entries without ttl".to_owned())?;
     let wait = sleep_past(ttl, &limits).await;
-    expect(
-        cache,
-        "tck:sm-cleared",
-        Some(b"without ttl"),
-        &format!("{wait:?} after set({ttl:?}) then set_many(None)"),
-    )
-    .await?;
-    remove(cache, &["tck:sm-cleared", "tck:sm-cleared-fresh"]).await;
-    Ok(())
+    let mut result = Ok(());
+    for key in keys {
+        result = expect(
+            cache,
+            key,
+            Some(b"without ttl"),
+            &format!("{wait:?} after set({ttl:?}) then set_many(None)"),
+        )
+        .await;
+        if result.is_err() {
+            break;
+        }
+    }
+    remove(cache, &keys).await;
+    result
 }
 
 /// `set_many` with a TTL too large to represent writes every entry or, refused with
@@ -334,7 +384,29 @@ pub async fn test_delete_many_counts_removed_entries(cache: &dyn Cache) -> Check
         Some(b"x"),
         "after delete_many of other keys",
     )
-    .await
+    .await?;
+
+    // A batch larger than a backend might cut into parts: every key removed and counted.
+    let many_keys: Vec<String> = (0..MANY * 2).map(|i| format!("tck:dm-many-{i}")).collect();
+    for key in &many_keys {
+        set(cache, key, b"x", KEEP).await?;
+    }
+    let many: Vec<&str> = many_keys.iter().map(String::as_str).collect();
+    let removed = cache
+        .delete_many(&many)
+        .await
+        .or_fail(|| format!("delete_many of {} live keys", many.len()))?;
+    if removed != many.len() {
+        return Err(Failure::new(
+            format!("delete_many of {} live keys", many.len()),
+            format!("Ok({})", many.len()),
+            format!("Ok({removed})"),
+        ));
+    }
+    for key in many {
+        expect(cache, key, None, "after delete_many of every key").await?;
+    }
+    Ok(())
 }
 
 /// `delete_many` does not count entries whose TTL has passed, and removes the live one

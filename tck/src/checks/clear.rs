@@ -24,9 +24,10 @@ pub async fn test_clear_removes_every_entry(cache: &dyn Cache) -> CheckResult {
     expect(cache, "tck:after-clear", Some(b"usable"), "after clear").await
 }
 
-/// `clear` removes entries written by every write path (`set` and `set_many`, with and
-/// without TTL, overwritten ones, empty values, long keys): `get`, `get_many`, `exists`
-/// and `delete_many` all find nothing, and batches work afterwards.
+/// `clear` removes entries written by every write path (`set`, `set_many` and `add`, with
+/// and without TTL, overwritten ones, empty values, long keys, keys outside ASCII):
+/// `get`, `get_many`, `exists` and `delete_many` all find nothing, and batches work
+/// afterwards.
 pub async fn test_clear_removes_entries_from_every_write_path(cache: &dyn Cache) -> CheckResult {
     let long_key = format!("tck:clear-long-{}", "k".repeat(4096));
     set(cache, "tck:clear-set-ttl", b"x", KEEP).await?;
@@ -51,6 +52,16 @@ pub async fn test_clear_removes_entries_from_every_write_path(cache: &dyn Cache)
         .set_many(&[("tck:clear-batch-none", Bytes::from_static(b"x"))], None)
         .await
         .or_fail(|| "set_many of 1 entry without ttl".to_owned())?;
+    // Entries written by `add`, with and without TTL, and keys outside ASCII.
+    for (key, ttl) in [("tck:clear-add-ttl", KEEP), ("tck:clear-add-none", None)] {
+        cache
+            .add(key, Bytes::from_static(b"x"), ttl)
+            .await
+            .or_fail(|| format!("add({key:?}) of an absent key"))?;
+    }
+    for key in ["tck:clear-ünïcödé", "tck:clear-日本語", "tck:clear-🦀"] {
+        set(cache, key, b"x", KEEP).await?;
+    }
     let keys = [
         "tck:clear-set-ttl",
         "tck:clear-set-none",
@@ -62,6 +73,11 @@ pub async fn test_clear_removes_entries_from_every_write_path(cache: &dyn Cache)
         "tck:clear-batch-ttl",
         "tck:clear-set-then-batch",
         "tck:clear-batch-none",
+        "tck:clear-add-ttl",
+        "tck:clear-add-none",
+        "tck:clear-ünïcödé",
+        "tck:clear-日本語",
+        "tck:clear-🦀",
     ];
 
     cache
@@ -71,7 +87,7 @@ pub async fn test_clear_removes_entries_from_every_write_path(cache: &dyn Cache)
     for key in keys {
         expect(cache, key, None, "after clear").await?;
     }
-    expect_many(cache, &keys, &[None; 10], "after clear").await?;
+    expect_many(cache, &keys, &[None; 15], "after clear").await?;
     for key in keys {
         exists(cache, key, false, "after clear").await?;
     }
@@ -110,11 +126,13 @@ pub async fn test_clear_on_an_empty_cache_succeeds(cache: &dyn Cache) -> CheckRe
     .await
 }
 
-/// `clear` and `delete` on one cache leave another cache of the same factory untouched.
+/// `clear`, `delete` and `delete_many` on one cache leave another cache of the same
+/// factory untouched.
 ///
 /// The second cache is a namespace of its own on the same server (or an instance of its
-/// own): neither cache sees the other's keys, a `delete` of a key both hold removes only
-/// the deleting cache's, and a `clear` only its entries.
+/// own): neither cache sees the other's keys, a `delete` or `delete_many` of a key both
+/// hold removes only the deleting cache's, and a `clear` only its entries, with or
+/// without TTL.
 pub async fn test_clear_leaves_other_caches_alone(
     cache: &dyn Cache,
     other: &dyn Cache,
@@ -122,6 +140,7 @@ pub async fn test_clear_leaves_other_caches_alone(
     const SHARED: &str = "tck:neighbour-shared";
     const MINE: &str = "tck:neighbour-mine";
     const THEIRS: &str = "tck:neighbour-theirs";
+    const THEIRS_FOREVER: &str = "tck:neighbour-theirs-without-ttl";
     let second = "in a second cache from the factory (each test must get a cache of its own)";
     set(cache, SHARED, b"first", KEEP).await?;
     set(cache, MINE, b"first", KEEP).await?;
@@ -130,12 +149,27 @@ pub async fn test_clear_leaves_other_caches_alone(
     exists(other, MINE, false, &written).await?;
     set(other, SHARED, b"second", KEEP).await?;
     set(other, THEIRS, b"second", KEEP).await?;
+    // An entry without TTL too: a clear that takes those of every namespace fails here.
+    set(other, THEIRS_FOREVER, b"second", None).await?;
     let outcome = async {
         let same_key = "after a second cache from the factory wrote the same key";
         expect(cache, SHARED, Some(b"first"), same_key).await?;
         delete(cache, SHARED, true, same_key).await?;
         let deleted = format!("{second}, after the first deleted the same key");
         expect(other, SHARED, Some(b"second"), &deleted).await?;
+        set(cache, SHARED, b"first", KEEP).await?;
+        let step =
+            || format!("delete_many([{SHARED:?}, \"tck:neighbour-absent\"]) of the first cache");
+        let removed = cache
+            .delete_many(&[SHARED, "tck:neighbour-absent"])
+            .await
+            .or_fail(step)?;
+        if removed != 1 {
+            return Err(Failure::new(step(), "Ok(1)", format!("Ok({removed})")));
+        }
+        let deleted_many =
+            format!("{second}, after the first deleted the same key with delete_many");
+        expect(other, SHARED, Some(b"second"), &deleted_many).await?;
         set(cache, SHARED, b"first", KEEP).await?;
         cache
             .clear()
@@ -145,13 +179,14 @@ pub async fn test_clear_leaves_other_caches_alone(
         expect(cache, MINE, None, "after clear").await?;
         let cleared = format!("{second}, after the first was cleared");
         expect(other, SHARED, Some(b"second"), &cleared).await?;
-        expect(other, THEIRS, Some(b"second"), &cleared).await
+        expect(other, THEIRS, Some(b"second"), &cleared).await?;
+        expect(other, THEIRS_FOREVER, Some(b"second"), &cleared).await
     }
     .await;
     // The second cache's entries go either way; the first's went with its clear.
-    let removed = other.delete_many(&[SHARED, THEIRS]).await;
+    let removed = other.delete_many(&[SHARED, THEIRS, THEIRS_FOREVER]).await;
     outcome?;
     removed
         .map(drop)
-        .or_fail(|| format!("delete_many of its 2 keys {second}"))
+        .or_fail(|| format!("delete_many of its 3 keys {second}"))
 }

@@ -208,3 +208,77 @@ fn panic_text(panic: &(dyn Any + Send)) -> &str {
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(not a string)")
 }
+
+/// A write on one thread is seen by a read on another thread that read the key before:
+/// after a `set` there, the new value; after a `delete` there, a miss (a backend that
+/// keeps a copy per thread or per connection and does not hear of other writes fails
+/// here). Needs a multi-thread Tokio runtime, which the macros and `cachectl` build.
+pub async fn test_writes_on_one_thread_are_seen_by_reads_on_another(
+    cache: &dyn Cache,
+) -> CheckResult {
+    use std::sync::mpsc::channel;
+
+    const KEY: &str = "tck:cross-thread";
+    let handle = multi_thread_runtime("a reader and a writer")?;
+    set(cache, KEY, b"first", KEEP).await?;
+    let (to_writer, writer_turn) = channel::<()>();
+    let (to_reader, reader_turn) = channel::<()>();
+    let reader = async move {
+        let context = "on the reader's thread, before the writer's";
+        expect(cache, KEY, Some(b"first"), context).await?;
+        // Moved in: once this ends, however, the writer's channel closes and it stops
+        // waiting.
+        async move {
+            let _ = to_writer.send(());
+            reader_turn.recv().map_err(|_| gone("set"))?;
+            let context = "on the reader's thread, after a set on the writer's";
+            expect(cache, KEY, Some(b"second"), context).await?;
+            let _ = to_writer.send(());
+            reader_turn.recv().map_err(|_| gone("delete"))?;
+            let context = "on the reader's thread, after a delete on the writer's";
+            expect(cache, KEY, None, context).await
+        }
+        .await
+    };
+    let writer = async move {
+        if writer_turn.recv().is_err() {
+            return Ok(());
+        }
+        set(cache, KEY, b"second", KEEP).await?;
+        let _ = to_reader.send(());
+        if writer_turn.recv().is_err() {
+            return Ok(());
+        }
+        delete(cache, KEY, true, "on the writer's thread").await?;
+        let _ = to_reader.send(());
+        Ok(())
+    };
+    let outcomes = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let handle = &handle;
+            let reader = scope.spawn(move || handle.block_on(reader));
+            let writer = scope.spawn(move || handle.block_on(writer));
+            [("reader", reader), ("writer", writer)].map(|(name, thread)| {
+                thread.join().unwrap_or_else(|panic| {
+                    Err(Failure::new(
+                        format!("the {name} thread"),
+                        "to finish",
+                        format!("a panic: {}", panic_text(panic.as_ref())),
+                    ))
+                })
+            })
+        })
+    });
+    let result = outcomes.into_iter().collect::<CheckResult>();
+    super::remove(cache, &[KEY]).await;
+    result
+}
+
+/// The failure of a reader whose writer stopped before its `step`.
+fn gone(step: &str) -> Failure {
+    Failure::new(
+        format!("the writer's {step}"),
+        "to happen",
+        "the writer's thread ended first",
+    )
+}

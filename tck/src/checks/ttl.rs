@@ -16,6 +16,11 @@ use crate::failure::{CheckResult, Failure, OrFail};
 /// TTL ten times too short, far before the real one ends.
 const PRESENCE_WAIT: Duration = Duration::from_millis(1500);
 
+/// The slack of the check that entries expire on time: the set returned after the server
+/// took it, so the wait starts after the entry's TTL did, and a read that comes late
+/// only makes the miss more certain; what is left is timer and clock jitter.
+const ON_TIME_MARGIN: Duration = Duration::from_millis(20);
+
 /// A zero TTL stores nothing and removes the value the key had.
 pub async fn test_zero_ttl_stores_nothing_and_removes_previous_value(
     cache: &dyn Cache,
@@ -51,6 +56,82 @@ pub async fn test_set_without_ttl_clears_previous_ttl(cache: &dyn Cache) -> Chec
         "tck:ttl-cleared",
         Some(b"without ttl"),
         &format!("{wait:?} after set({ttl:?}) then set(None)"),
+    )
+    .await
+}
+
+/// Setting a key to the value it already holds still replaces its TTL: a short TTL then
+/// none keeps the entry, a long TTL then a short one lets it expire (a backend that
+/// skips writes of an unchanged value fails here).
+pub async fn test_set_of_the_same_value_still_replaces_the_ttl(cache: &dyn Cache) -> CheckResult {
+    let limits = timed_limits(cache)?;
+    let ttl = short_ttl(&limits);
+    set(cache, "tck:same-kept", b"same", Some(ttl)).await?;
+    set(cache, "tck:same-kept", b"same", None).await?;
+    set(cache, "tck:same-shortened", b"same", Some(LONG_TTL)).await?;
+    set(cache, "tck:same-shortened", b"same", Some(ttl)).await?;
+    let wait = sleep_past(ttl, &limits).await;
+    let kept = expect(
+        cache,
+        "tck:same-kept",
+        Some(b"same"),
+        &format!("{wait:?} after set(\"same\", {ttl:?}) then set(\"same\", None)"),
+    )
+    .await;
+    remove(cache, &["tck:same-kept"]).await;
+    kept?;
+    expect(
+        cache,
+        "tck:same-shortened",
+        None,
+        &format!("{wait:?} after set(\"same\", 60s) then set(\"same\", {ttl:?})"),
+    )
+    .await
+}
+
+/// TTLs of a few seconds are kept to the granularity both ways: an entry with a 1.9 s
+/// TTL is there 1.3 s in (not rounded down to whole seconds; on a backend whose clock
+/// ticks once a second, earlier), and one with a 2.5 s TTL is gone by its TTL plus the
+/// granularity and 20 ms (not ignored, not kept late).
+pub async fn test_ttls_of_seconds_are_kept_to_the_granularity(cache: &dyn Cache) -> CheckResult {
+    let limits = timed_limits(cache)?;
+    let expiring = Duration::from_millis(2500);
+    let started = Instant::now();
+    set(cache, "tck:seconds-expiring", b"expiring", Some(expiring)).await?;
+    let fractional = Duration::from_millis(1900);
+    let read_at =
+        (certainly_alive_for(fractional, &limits) * 3 / 4).min(Duration::from_millis(1300));
+    let mut present = Err(too_loaded("get 1.3s into a 1.9s ttl", read_at));
+    for attempt in 0..ATTEMPTS {
+        let key = format!("tck:seconds-fractional-{attempt}");
+        let written = Instant::now();
+        set(cache, &key, b"fractional", Some(fractional)).await?;
+        tokio::time::sleep_until((written + read_at).into()).await;
+        let context = format!("{read_at:?} into a {fractional:?} ttl");
+        match expect_alive(cache, &key, b"fractional", fractional, written, &context).await {
+            Ok(Alive::Yes) => {
+                present = Ok(());
+                break;
+            }
+            Ok(Alive::TooLate) => {}
+            Err(failure) => {
+                present = Err(failure);
+                break;
+            }
+        }
+    }
+    present?;
+    let due = limits.round_up_ttl(expiring) + limits.ttl_granularity + ON_TIME_MARGIN;
+    tokio::time::sleep_until((started + due).into()).await;
+    expect(
+        cache,
+        "tck:seconds-expiring",
+        None,
+        &format!(
+            "{:?} after set with a {expiring:?} ttl (granularity {:?})",
+            started.elapsed(),
+            limits.ttl_granularity
+        ),
     )
     .await
 }
@@ -202,13 +283,25 @@ pub async fn test_entries_without_ttl_outlive_every_ttl_of_the_run(
     Ok(())
 }
 
-/// TTLs of 31 days and of 10 years keep the entry readable right away (memcached reads
-/// more than 30 days as a Unix time, so an adapter must convert).
+/// TTLs of 30 days, a fraction and a second past it, 31 days and 10 years keep the entry
+/// readable right away (memcached reads more than 30 days as a Unix time, so an adapter
+/// must convert, on both sides of the line).
 pub async fn test_long_ttls_are_readable_right_away(cache: &dyn Cache) -> CheckResult {
     const DAY: u64 = 24 * 60 * 60;
+    let thirty_days = Duration::from_secs(30 * DAY);
     let entries = [
         ("tck:ttl-31-days", Duration::from_secs(31 * DAY)),
         ("tck:ttl-10-years", Duration::from_secs(3653 * DAY)),
+        // Either side of memcached's 30-day line, and a fraction past it.
+        ("tck:ttl-30-days", thirty_days),
+        (
+            "tck:ttl-30-days-and-a-half-second",
+            thirty_days + Duration::from_millis(500),
+        ),
+        (
+            "tck:ttl-30-days-and-a-second",
+            thirty_days + Duration::from_secs(1),
+        ),
     ];
     for (key, ttl) in entries {
         set(cache, key, b"long-lived", Some(ttl)).await?;
@@ -224,16 +317,35 @@ pub async fn test_long_ttls_are_readable_right_away(cache: &dyn Cache) -> CheckR
     Ok(())
 }
 
-/// A TTL too large to represent is either kept as "very long" or refused with
-/// `InvalidTtl`, in which case the previous value stays; never a panic or another error.
+/// A TTL too large to represent (100 years, `u32::MAX` and `u64::MAX / 2` seconds,
+/// `Duration::MAX`) is either kept as "very long" or refused with `InvalidTtl`, in which
+/// case the previous value stays; never a panic or another error.
 pub async fn test_unrepresentable_ttl_is_kept_or_rejected(cache: &dyn Cache) -> CheckResult {
+    const YEAR: u64 = 365 * 24 * 60 * 60;
+    for ttl in [
+        Duration::MAX,
+        Duration::from_secs(100 * YEAR),
+        Duration::from_secs(u64::from(u32::MAX)),
+        Duration::from_secs(u64::MAX / 2),
+    ] {
+        let result = kept_or_rejected(cache, ttl).await;
+        remove(cache, &["tck:ttl-max"]).await;
+        result?;
+    }
+    Ok(())
+}
+
+/// A set with `ttl` over a value with a 1 h TTL: stored, or refused with `InvalidTtl`
+/// and the old value left.
+async fn kept_or_rejected(cache: &dyn Cache, ttl: Duration) -> CheckResult {
+    let (named, argument) = if ttl == Duration::MAX {
+        ("Duration::MAX".to_owned(), "Duration::MAX".to_owned())
+    } else {
+        (format!("a {ttl:?} ttl"), format!("{ttl:?}"))
+    };
     set(cache, "tck:ttl-max", b"before", KEEP).await?;
-    let result = match cache
-        .set(
-            "tck:ttl-max",
-            Bytes::from_static(b"after"),
-            Some(Duration::MAX),
-        )
+    match cache
+        .set("tck:ttl-max", Bytes::from_static(b"after"), Some(ttl))
         .await
     {
         Ok(()) => {
@@ -241,7 +353,7 @@ pub async fn test_unrepresentable_ttl_is_kept_or_rejected(cache: &dyn Cache) -> 
                 cache,
                 "tck:ttl-max",
                 Some(b"after"),
-                "after set with Duration::MAX accepted",
+                &format!("after set with {named} accepted"),
             )
             .await
         }
@@ -250,18 +362,16 @@ pub async fn test_unrepresentable_ttl_is_kept_or_rejected(cache: &dyn Cache) -> 
                 cache,
                 "tck:ttl-max",
                 Some(b"before"),
-                "after set with Duration::MAX refused",
+                &format!("after set with {named} refused"),
             )
             .await
         }
         Err(other) => Err(Failure::new(
-            "set(\"tck:ttl-max\", \"after\", Duration::MAX)",
+            format!("set(\"tck:ttl-max\", \"after\", {argument})"),
             "Ok or Err(InvalidTtl)",
             format!("Err({other}) [{other:?}]"),
         )),
-    };
-    remove(cache, &["tck:ttl-max"]).await;
-    result
+    }
 }
 
 /// `delete` of an entry whose TTL has passed returns false.
