@@ -75,7 +75,8 @@ pub async fn run(settings: &Settings, progress: Arc<Progress>) -> Result<Report,
     // Before the value is made: a size no backend takes may be more than this machine
     // can allocate.
     check_value_size(settings.value_size, &sides.adapter.0.limits())?;
-    if !settings.allow_eviction {
+    // A run of misses writes nothing.
+    if !settings.allow_eviction && settings.workload != Workload::GetMiss {
         // The longest key: the namespace, the run's prefix, `k` and the last index.
         let key_len = namespace.as_deref().map_or(0, str::len)
             + prefix.len()

@@ -453,12 +453,12 @@ fn to_report(ran: &Ran) -> CheckReport<'_> {
     }
 }
 
-/// A name for this run that no other run shares: process id and start time.
 /// The namespace of the check at `index` of a run, under the URL's own prefix.
 fn own_namespace(run_id: &str, index: usize) -> String {
     format!("cachectl-check:{run_id}:{index}:")
 }
 
+/// A name for this run that no other run shares: process id and start time.
 fn run_id() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

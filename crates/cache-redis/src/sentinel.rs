@@ -26,7 +26,7 @@ use redis::{
 
 use crate::{
     endpoint::{address, credentials, Endpoint, Nodes},
-    error::ErrorContext,
+    error::{ErrorContext, Origin},
     settings::Mode,
     single::{Request, Single},
     tls::TlsSettings,
@@ -301,11 +301,17 @@ impl Lookup {
             }
         }
         Err(match last_error {
-            Some(err) if is_unknown_command(&err) => CacheError::config(format!(
-                "{}: not a sentinel (it does not know the SENTINEL command): \
-                 name the sentinels' addresses, port 26379 by default",
-                errors.source(err)
-            )),
+            Some(err) if is_unknown_command(&err) => {
+                let lookup = match &errors.origin {
+                    Some(Origin::Lookup(lookup)) => lookup.as_str(),
+                    _ => "looking up the master",
+                };
+                CacheError::config(format!(
+                    "{lookup}: a server answered as a redis that is not a sentinel (it does \
+                     not know the SENTINEL command): name the sentinels' addresses, port \
+                     26379 by default"
+                ))
+            }
             Some(err) => errors.map_connect(err, 0),
             None => errors.map_connect(
                 RedisError::from((
