@@ -13,8 +13,8 @@ use cache_api::{Bytes, Cache, CacheError, Limits};
 use futures::future::join_all;
 
 use super::{
-    certainly_alive_for, delete, expect, expect_alive, remove, set, short_ttl, sleep_past,
-    too_loaded, ttl_text, Alive, ATTEMPTS, KEEP, LONG_TTL,
+    certainly_alive_for, delete, expect, expect_alive, expect_too_large, remove, set, short_ttl,
+    sleep_past, too_loaded, ttl_text, Alive, ATTEMPTS, KEEP, LONG_TTL,
 };
 use crate::failure::{describe_bytes, describe_key, CheckResult, Failure};
 
@@ -334,25 +334,14 @@ async fn refused_oversized_adds_write_nothing(cache: &dyn Cache) -> CheckResult 
     ];
     for (key, ttl, what) in attempts {
         let result = cache.add(key, too_large.clone(), ttl).await;
-        match &result {
-            Err(CacheError::ValueTooLarge { size, limit: named })
-                if *size == limit + 1 && *named == limit => {}
-            other => {
-                return Err(Failure::new(
-                    format!(
-                        "add({}, {} bytes, {}) of {what} (limit {limit})",
-                        describe_key(key),
-                        limit + 1,
-                        ttl_text(ttl)
-                    ),
-                    format!(
-                        "Err(ValueTooLarge {{ size: {}, limit: {limit} }})",
-                        limit + 1
-                    ),
-                    format!("{other:?}"),
-                ))
-            }
-        }
+        expect_too_large(&result, limit, || {
+            format!(
+                "add({}, {} bytes, {}) of {what} (limit {limit})",
+                describe_key(key),
+                limit + 1,
+                ttl_text(ttl)
+            )
+        })?;
     }
     expect(
         cache,

@@ -145,6 +145,30 @@ async fn expect_alive(
     ))
 }
 
+/// Fails unless `result` is `ValueTooLarge` naming a value one byte over `limit` and
+/// `limit` itself: the value's own size, not a batch's, and the declared limit.
+fn expect_too_large<T: std::fmt::Debug>(
+    result: &Result<T, CacheError>,
+    limit: usize,
+    step: impl FnOnce() -> String,
+) -> CheckResult {
+    match result {
+        Err(CacheError::ValueTooLarge { size, limit: named })
+            if *size == limit + 1 && *named == limit =>
+        {
+            Ok(())
+        }
+        other => Err(Failure::new(
+            step(),
+            format!(
+                "Err(ValueTooLarge {{ size: {}, limit: {limit} }})",
+                limit + 1
+            ),
+            format!("{other:?}"),
+        )),
+    }
+}
+
 /// The failure of a timing-sensitive step whose every attempt came too late.
 fn too_loaded(step: &str, wanted: Duration) -> Failure {
     Failure::new(

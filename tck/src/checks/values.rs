@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use cache_api::{Bytes, Cache, CacheError, Limits};
+use cache_api::{Bytes, Cache, Limits};
 
-use super::{delete, expect, expect_many, patterned, remove, set, KEEP};
+use super::{delete, expect, expect_many, expect_too_large, patterned, remove, set, KEEP};
 use crate::failure::{CheckResult, Failure};
 
 /// The least a backend may declare as its largest value: 1 MiB, less the 1 KiB that
@@ -195,20 +195,9 @@ pub async fn test_value_over_limit_is_rejected_and_harms_nothing(cache: &dyn Cac
     let too_large = Bytes::from(patterned(limit + 1, 3));
 
     let result = cache.set("tck:too-large", too_large.clone(), KEEP).await;
-    match &result {
-        Err(CacheError::ValueTooLarge { size, limit: named })
-            if *size == limit + 1 && *named == limit => {}
-        other => {
-            return Err(Failure::new(
-                format!("set of {} bytes (limit {limit})", limit + 1),
-                format!(
-                    "Err(ValueTooLarge {{ size: {}, limit: {limit} }})",
-                    limit + 1
-                ),
-                format!("{other:?}"),
-            ))
-        }
-    }
+    expect_too_large(&result, limit, || {
+        format!("set of {} bytes (limit {limit})", limit + 1)
+    })?;
     let result = cache
         .set_many(
             &[
@@ -218,24 +207,13 @@ pub async fn test_value_over_limit_is_rejected_and_harms_nothing(cache: &dyn Cac
             KEEP,
         )
         .await;
-    match &result {
-        // The value's own size and the declared limit, as for `set`: not the batch's.
-        Err(CacheError::ValueTooLarge { size, limit: named })
-            if *size == limit + 1 && *named == limit => {}
-        other => {
-            return Err(Failure::new(
-                format!(
-                    "set_many with one value of {} bytes (limit {limit})",
-                    limit + 1
-                ),
-                format!(
-                    "Err(ValueTooLarge {{ size: {}, limit: {limit} }})",
-                    limit + 1
-                ),
-                format!("{other:?}"),
-            ))
-        }
-    }
+    // The value's own size and the declared limit, as for `set`: not the batch's.
+    expect_too_large(&result, limit, || {
+        format!(
+            "set_many with one value of {} bytes (limit {limit})",
+            limit + 1
+        )
+    })?;
     expect(
         cache,
         "tck:too-large",
