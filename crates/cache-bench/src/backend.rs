@@ -107,8 +107,8 @@ impl Backend {
     /// The backend `url` names; `timeout` is the one given besides the URL, which wins
     /// over the URL's own. Only what the raw client needs is read here: the adapter
     /// reads (and checks) the whole URL itself.
-    pub(crate) fn of(url: &str, timeout: Option<Duration>) -> Result<Self, CacheError> {
-        let mut url = CacheUrl::parse(url)?;
+    pub(crate) fn of(raw: &str, timeout: Option<Duration>) -> Result<Self, CacheError> {
+        let mut url = CacheUrl::parse(raw)?;
         match url.scheme() {
             "memory" => Ok(Backend::Memory {
                 capacity_bytes: url
@@ -117,10 +117,10 @@ impl Backend {
                     .unwrap_or(cache_memory::MemoryCache::DEFAULT_CAPACITY_BYTES),
             }),
             "redis" => Ok(Backend::Redis {
-                node: redis_nodes(&mut url)?.remove(0),
+                node: redis_nodes(raw)?.remove(0),
             }),
             "redis+cluster" => Ok(Backend::RedisCluster {
-                seeds: redis_nodes(&mut url)?,
+                seeds: redis_nodes(raw)?,
             }),
             "memcache" | "memcached" => Ok(Backend::Memcached {
                 servers: url
@@ -164,47 +164,11 @@ impl Backend {
 /// memcached's port where a URL names none.
 const MEMCACHED_PORT: u16 = 11211;
 
-/// Redis's port where a URL names none.
-const REDIS_PORT: u16 = 6379;
-
-/// The connection information of each host of a `redis://` or `redis+cluster://` URL, as
-/// the adapter reads the URL: user and password percent-decoded (a password may hold a
-/// reserved character that `redis::Client::open` would refuse), the database of the
-/// path or of `db`. The adapter, built first, has checked the rest.
-fn redis_nodes(url: &mut CacheUrl) -> Result<Vec<redis::ConnectionInfo>, CacheError> {
-    if url.hosts().is_empty() {
-        return Err(CacheError::config("the redis url names no host"));
-    }
-    let from_path =
-        match url.path().trim_matches('/') {
-            "" => None,
-            db => Some(db.parse::<i64>().map_err(|_| {
-                CacheError::config("the path of a redis url is /database, a number")
-            })?),
-        };
-    let from_query = url
-        .params_mut()
-        .take_number::<i64>("db", "a database number")?;
-    let mut settings =
-        redis::RedisConnectionInfo::default().set_db(from_query.or(from_path).unwrap_or(0));
-    if let Some(user) = url.username() {
-        settings = settings.set_username(user);
-    }
-    if let Some(password) = url.password() {
-        settings = settings.set_password(password);
-    }
-    url.hosts()
-        .iter()
-        .map(|host| {
-            let address = redis::ConnectionAddr::Tcp(
-                host.name().to_owned(),
-                host.port().unwrap_or(REDIS_PORT),
-            );
-            redis::IntoConnectionInfo::into_connection_info(address)
-                .map(|info| info.set_redis_settings(settings.clone()))
-                .map_err(|err| CacheError::config(format!("invalid redis address: {err}")))
-        })
-        .collect()
+/// The connection information of each host of a `redis://` or `redis+cluster://` URL,
+/// as the adapter reads it (`RedisCacheBuilder::connection_info`): user and password
+/// percent-decoded, the database of the path or of `db`.
+fn redis_nodes(url: &str) -> Result<Vec<redis::ConnectionInfo>, CacheError> {
+    cache_redis::RedisCache::builder(url).connection_info()
 }
 
 #[cfg(test)]

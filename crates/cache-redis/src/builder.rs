@@ -7,7 +7,7 @@ use std::{fmt, path::PathBuf, time::Duration};
 use cache_api::CacheError;
 
 use crate::{
-    endpoint::redact_url,
+    endpoint::{redact_url, Nodes},
     tls::TlsSettings,
     url_query::{self, ModeParam, UrlParams},
     RedisCache,
@@ -302,6 +302,39 @@ impl RedisCacheBuilder {
     pub fn tls_insecure_skip_verify(mut self, skip: bool) -> Self {
         self.tls.insecure_skip_verify = skip;
         self
+    }
+
+    /// Where [`build`](Self::build) would connect, without connecting: the connection
+    /// information of the one server, or of every seed of a cluster, with the user,
+    /// password, database and TLS settings the URL and the builder name. For a client
+    /// of the `redis` crate that must reach the same server as the cache (a tool, a
+    /// benchmark's baseline); [`redis`] is re-exported so that the types match.
+    ///
+    /// ```
+    /// use cache_redis::RedisCache;
+    ///
+    /// let infos = RedisCache::builder("redis://alice:p%40ss@127.0.0.1:6380/2?timeout=1s")
+    ///     .connection_info()?;
+    /// let settings = infos[0].redis_settings();
+    /// assert_eq!((settings.username(), settings.password()), (Some("alice"), Some("p@ss")));
+    /// assert_eq!(settings.db(), 2);
+    /// # Ok::<(), cache_redis::cache_api::CacheError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Config`] for every setting `build` would refuse before connecting,
+    /// and for a `redis+sentinel://` URL, whose master is known only once a sentinel
+    /// has been asked.
+    pub fn connection_info(&self) -> Result<Vec<redis::ConnectionInfo>, CacheError> {
+        match self.validate()?.endpoint.nodes {
+            Nodes::Single(info) => Ok(vec![info]),
+            Nodes::Cluster(seeds) => Ok(seeds),
+            Nodes::Sentinel(_) => Err(CacheError::config(
+                "a redis+sentinel url names its master only once a sentinel is asked: \
+                 connect to read where it is",
+            )),
+        }
     }
 
     /// Checks the settings, connects and `PING`s the server. For a cluster: connects

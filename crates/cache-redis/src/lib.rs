@@ -35,6 +35,8 @@ pub use builder::{
     REDIS_MAX_VALUE_SIZE,
 };
 pub use cache_api;
+/// The `redis` crate this backend is built on, for [`RedisCacheBuilder::connection_info`].
+pub use redis;
 #[cfg(feature = "serde")]
 pub use serde_config::{ConnectionMode, RedisConfig};
 

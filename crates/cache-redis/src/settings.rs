@@ -344,4 +344,59 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn connection_info_is_where_build_would_connect() {
+        let shown = |builder: RedisCacheBuilder| {
+            builder
+                .connection_info()
+                .unwrap()
+                .iter()
+                .map(|info| {
+                    let settings = info.redis_settings();
+                    format!(
+                        "{} db={} user={:?} password={:?}",
+                        info.addr(),
+                        settings.db(),
+                        settings.username(),
+                        settings.password()
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            shown(RedisCacheBuilder::new("redis://u:p%2Fw@127.0.0.1/1").database(1)),
+            ["127.0.0.1:6379 db=1 user=Some(\"u\") password=Some(\"p/w\")"]
+        );
+        assert_eq!(
+            shown(RedisCacheBuilder::new(
+                "redis+cluster://:pw@127.0.0.1:7000,[::1]:7001?prefix=app:"
+            )),
+            [
+                "127.0.0.1:7000 db=0 user=None password=Some(\"pw\")",
+                "::1:7001 db=0 user=None password=Some(\"pw\")"
+            ]
+        );
+        let tls = RedisCacheBuilder::new("rediss://127.0.0.1:6380?tls_insecure_skip_verify=true")
+            .connection_info()
+            .unwrap();
+        assert!(matches!(
+            tls[0].addr(),
+            redis::ConnectionAddr::TcpTls {
+                insecure: true,
+                port: 6380,
+                ..
+            }
+        ));
+        // What build refuses before connecting, and a sentinel group, whose master is
+        // known only once asked.
+        for url in [
+            "redis://h?db=1&db=2",
+            "redis://h?mode=fast",
+            "redis+sentinel://:s3cret@127.0.0.1:26379/mymaster",
+        ] {
+            let message = cache_tck::config_message(RedisCacheBuilder::new(url).connection_info());
+            assert!(!message.contains("s3cret"), "{message}");
+        }
+    }
 }
