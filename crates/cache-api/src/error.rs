@@ -156,8 +156,10 @@ impl CacheError {
     /// True when the same call may succeed if tried again: the server was
     /// unreachable or did not answer in time.
     ///
-    /// A timed-out `set` may or may not have been applied; every operation of the
-    /// contract is idempotent, so repeating it is safe.
+    /// A timed-out write may or may not have been applied. Repeating a read, a `set`,
+    /// a `set_many` or a `clear` is safe: they end in the same state. The answers of
+    /// `add`, `delete` and `delete_many` are not: after a lost answer, a repeat says
+    /// `false` (or a smaller count) for what the first attempt did.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unreachable { .. } | Self::Timeout { .. })

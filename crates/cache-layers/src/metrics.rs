@@ -14,18 +14,23 @@ use crate::around::{error_kind, Answer, Around, Keys, Layered, Op};
 /// |---|---|---|
 /// | `cache_hits_total` | counter | keys found by `get`, `get_many`, `exists` |
 /// | `cache_misses_total` | counter | keys not found by them |
-/// | `cache_sets_total` | counter | entries written by `set`, `set_many`, and `add` when it stored |
+/// | `cache_sets_total` | counter | writes that succeeded: one per `set` (one of zero TTL, which removes, included), one per entry of `set_many` (a key given twice counts twice), and `add` when it stored |
 /// | `cache_deletes_total` | counter | entries removed by `delete`, `delete_many` |
-/// | `cache_errors_total` | counter | failed calls, with a third label `kind` (`timeout`, `unreachable`, `invalid_key`...) |
-/// | `cache_operation_duration_seconds` | histogram | the time of every call, failed ones included |
+/// | `cache_errors_total` | counter | failed calls, with a third label `kind` (`timeout`, `unreachable`, `invalid_key`...); `cancelled` for a call dropped before it ended (its caller gave up, a deadline outside this layer fired, or it panicked) |
+/// | `cache_operation_duration_seconds` | histogram | the time of every call, failed and cancelled ones included (a cancelled one until it was dropped) |
 ///
 /// The handles are registered when the layer is built, with the recorder installed at
-/// that moment: install the exporter first. When none is installed (the facade's no-op
-/// recorder), the layer hands calls on untouched, without reading the clock.
+/// that moment: install the exporter first. `cache_errors_total`, whose `kind` is
+/// known only when a call fails, is looked up then, on the recorder of that moment.
+/// When none is installed (the facade's own no-op recorder), the layer hands calls on
+/// untouched, without reading the clock. The facade cannot tell its no-op recorder from
+/// another recorder of size zero (a unit struct that keeps its counts in statics): for
+/// such a recorder, call [`always_record`](Self::always_record).
 #[derive(Debug, Clone, Copy, Default)]
 #[must_use]
 pub struct MetricsLayer {
     label: Option<&'static str>,
+    always: bool,
 }
 
 impl MetricsLayer {
@@ -41,11 +46,18 @@ impl MetricsLayer {
         self.label = Some(backend);
         self
     }
+
+    /// Records whatever recorder is in place, also one of size zero, which the layer
+    /// would otherwise take for the facade's no-op recorder and leave out.
+    pub fn always_record(mut self, always: bool) -> Self {
+        self.always = always;
+        self
+    }
 }
 
 impl Layer for MetricsLayer {
     fn layer(&self, inner: Arc<dyn Cache>) -> Arc<dyn Cache> {
-        if !recorder_installed() {
+        if !self.always && !recorder_installed() {
             return inner;
         }
         let backend = self.label.unwrap_or_else(|| inner.describe().label);
@@ -55,8 +67,8 @@ impl Layer for MetricsLayer {
 }
 
 /// Whether a recorder other than the facade's no-op one is in place. The facade does not
-/// say; its no-op recorder is the only recorder without state, so a recorder of size
-/// zero is taken for it.
+/// say, and its no-op recorder has no state, so a recorder of size zero is taken for it
+/// ([`MetricsLayer::always_record`] for an application's recorder of size zero).
 fn recorder_installed() -> bool {
     metrics::with_recorder(|recorder| std::mem::size_of_val(recorder) != 0)
 }
@@ -103,9 +115,14 @@ impl Around for Recording {
         let count = keys.count();
         let call = call();
         Box::pin(async move {
-            let started = Instant::now();
+            let pending = Pending {
+                backend: self.backend,
+                op,
+                latency: &meters.latency,
+                started: Instant::now(),
+            };
             let result = call.await;
-            meters.latency.record(started.elapsed());
+            pending.ended();
             match &result {
                 Ok(answer) => match op {
                     Op::Get | Op::GetMany | Op::Exists => {
@@ -129,5 +146,35 @@ impl Around for Recording {
             }
             result
         })
+    }
+}
+
+/// A call under way: dropped before [`ended`](Self::ended) (the call's future dropped
+/// unfinished), it records the call's time until then and counts it as `cancelled`.
+struct Pending<'a> {
+    backend: &'static str,
+    op: Op,
+    latency: &'a Histogram,
+    started: Instant,
+}
+
+impl Pending<'_> {
+    /// Records the time of a call that ended, failed or not.
+    fn ended(self) {
+        self.latency.record(self.started.elapsed());
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.latency.record(self.started.elapsed());
+        metrics::counter!(
+            "cache_errors_total",
+            "backend" => self.backend,
+            "operation" => self.op.name(),
+            "kind" => "cancelled"
+        )
+        .increment(1);
     }
 }

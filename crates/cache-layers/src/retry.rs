@@ -9,9 +9,15 @@ use crate::around::{Answer, Around, Keys, Layered, Op};
 
 /// Retries a call that failed with an error that says it is temporary
 /// ([`CacheError::is_retryable`]: unreachable, timed out), with exponential backoff and
-/// jitter; never a caller mistake or a server's refusal. Every operation of the
-/// contract is idempotent, except [`add`](Cache::add), which is never retried: an `add`
-/// whose answer was lost may have stored, and its retry would say `false`.
+/// jitter; never a caller mistake or a server's refusal.
+///
+/// Reads, [`set`](Cache::set), [`set_many`](Cache::set_many) and
+/// [`clear`](Cache::clear) are retried: repeating them ends in the same state.
+/// [`add`](Cache::add), [`delete`](Cache::delete) and
+/// [`delete_many`](Cache::delete_many) are never retried, as their answers would be
+/// wrong: an attempt whose answer was lost may have stored or removed, and the retry
+/// would then say `false` (or count fewer entries). Their errors reach the caller, who
+/// knows whether the answer matters.
 ///
 /// Put a [`TimeoutLayer`](crate::TimeoutLayer) outside it to bound the whole call,
 /// retries and waits included.
@@ -30,7 +36,7 @@ impl Default for RetryLayer {
 }
 
 impl RetryLayer {
-    /// Up to 2 retries, waiting about 10 ms before the first and doubling, at most
+    /// Up to 2 retries, waiting 5 to 10 ms before the first and doubling, at most
     /// 200 ms.
     pub fn new() -> Self {
         Self {
@@ -46,7 +52,9 @@ impl RetryLayer {
         self
     }
 
-    /// The wait before the first retry; each next wait doubles, up to `max`.
+    /// The wait before the first retry; each next wait doubles, up to `max`. Each wait
+    /// is drawn between half of that and all of it (jitter, so that callers failed by
+    /// one outage do not retry in step), and never exceeds `max`.
     pub fn delays(mut self, first: Duration, max: Duration) -> Self {
         self.first_delay = first;
         self.max_delay = max.max(first);
@@ -56,9 +64,11 @@ impl RetryLayer {
 
 impl Layer for RetryLayer {
     fn layer(&self, inner: Arc<dyn Cache>) -> Arc<dyn Cache> {
+        // backon's jitter adds up to the wait itself on top of it: halving both bounds
+        // draws each wait between half the nominal one and all of it, `max` included.
         let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.first_delay)
-            .with_max_delay(self.max_delay)
+            .with_min_delay(self.first_delay / 2)
+            .with_max_delay(self.max_delay / 2)
             .with_max_times(self.max_retries)
             .with_jitter();
         Layered::wrap(inner, Retry { backoff })
@@ -75,7 +85,7 @@ impl Around for Retry {
         T: Answer + Send + 'f,
         F: Fn() -> CacheFuture<'f, T> + Send + Sync + 'f,
     {
-        if op == Op::Add {
+        if matches!(op, Op::Add | Op::Delete | Op::DeleteMany) {
             return call();
         }
         Box::pin(

@@ -8,7 +8,10 @@ use crate::around::{Answer, Around, Keys, Layered, Op};
 
 /// Bounds each call, whatever happens inside (retries, reconnects, a hung server), by
 /// one deadline. A call that runs past it is dropped and fails with
-/// [`CacheError::Timeout`] naming the operation and the phase `deadline`.
+/// [`CacheError::Timeout`] naming the operation and the phase `deadline`. The deadline
+/// counts from the call's first poll (its first `.await`), not from the moment its
+/// future was made; as any Tokio timer, it needs a Tokio runtime with time enabled
+/// where the call is awaited.
 ///
 /// A backend's own timeouts (connect, response) still apply inside; this is the
 /// promise to the caller. A `set` cut short may or may not have been applied.
@@ -49,16 +52,19 @@ impl Around for Deadline {
         T: Answer + Send + 'f,
         F: Fn() -> CacheFuture<'f, T> + Send + Sync + 'f,
     {
-        let call = tokio::time::timeout(self.after, call());
+        // The timer is made on the first poll, inside the runtime that polls it: made
+        // here, it would start the deadline early and panic outside a runtime.
         Box::pin(async move {
-            call.await.unwrap_or_else(|_| {
-                Err(CacheError::Timeout {
-                    backend: self.backend,
-                    operation: op.name(),
-                    phase: "deadline",
-                    after: self.after,
+            tokio::time::timeout(self.after, call())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(CacheError::Timeout {
+                        backend: self.backend,
+                        operation: op.name(),
+                        phase: "deadline",
+                        after: self.after,
+                    })
                 })
-            })
         })
     }
 }

@@ -14,6 +14,9 @@ use crate::around::{error_kind, Answer, Around, Keys, Layered, Op};
 /// Keys are not recorded: they can be personal data (a user's e-mail address in a
 /// session key). [`record_keys`](Self::record_keys) opts in, adding the field `key`.
 ///
+/// The result fields are recorded on the call's own span, whatever the subscriber
+/// tracks as the current span.
+///
 /// With no subscriber interested in the span, a call costs a check of a cached flag
 /// and nothing else.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,8 +31,9 @@ impl TracingLayer {
         Self::default()
     }
 
-    /// Records the keys of each call in the span's `key` field (comma-separated for a
-    /// batch). Only where keys are known not to be personal data.
+    /// Records the keys of each call in the span's `key` field, as a list of quoted,
+    /// escaped strings (`["user:1", "a, b"]`), so that no key can be read as two. Only
+    /// where keys are known not to be personal data.
     pub fn record_keys(mut self, record: bool) -> Self {
         self.record_keys = record;
         self
@@ -75,13 +79,17 @@ impl Around for Spans {
             return call();
         }
         if self.record_keys {
-            span.record("key", keys.iter().collect::<Vec<_>>().join(", "));
+            span.record(
+                "key",
+                tracing::field::debug(keys.iter().collect::<Vec<_>>()),
+            );
         }
         let call = call();
+        let own = span.clone();
         Box::pin(
             async move {
                 let result = call.await;
-                let span = tracing::Span::current();
+                let span = own;
                 match &result {
                     Ok(answer) => {
                         span.record("outcome", "ok");

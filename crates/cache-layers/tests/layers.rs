@@ -241,7 +241,10 @@ fn tracing_records_keys_only_when_asked() {
         });
     });
     assert_eq!(spans.len(), 1);
-    assert_eq!(spans[0].get("key").map(String::as_str), Some("a, b"));
+    assert_eq!(
+        spans[0].get("key").map(String::as_str),
+        Some(r#"["a", "b"]"#)
+    );
 }
 
 /// The recorder sees exactly the hits, misses, sets, deletes and errors of a known

@@ -42,8 +42,8 @@ impl Context {
     /// Maps an error of `memcache::exp`, keeping it as the source.
     ///
     /// A request that was written but not answered (`Ambiguous`) is classified by what
-    /// went wrong: every operation of the contract is idempotent, so a timed-out write
-    /// is as retryable as a timed-out read.
+    /// went wrong, a timed-out write as a timed-out read: whether a repeat is safe is
+    /// the caller's to decide ([`CacheError::is_retryable`]).
     pub(crate) fn map(&self, error: Error) -> CacheError {
         if let Some(auth) = refused(&error) {
             return auth;
