@@ -105,6 +105,21 @@ pub enum Error {
         /// The hard timeout that ran out.
         after: Duration,
     },
+    /// The factory's run was dropped before it ended, with the Tokio runtime it ran
+    /// on (shut down meanwhile); nothing was stored.
+    #[error("the factory's run was cancelled: its runtime shut down")]
+    Cancelled,
+    /// `get_or_set` was called outside a Tokio runtime: its factory runs as a task,
+    /// and needs one.
+    #[error("get_or_set needs a Tokio runtime: its factory runs as a task of the runtime it is called in")]
+    NoRuntime,
+    /// A factory called `get_or_set` for the key it is computing: it would wait for
+    /// itself forever.
+    #[error("the factory of {key:?} asked for {key:?} again: it would wait for itself")]
+    Recursive {
+        /// The key.
+        key: String,
+    },
 }
 
 impl Error {
@@ -129,6 +144,10 @@ impl Error {
 pub(crate) enum FlightError {
     Factory(FactoryError),
     Panicked(Arc<str>),
+    /// The run's task was dropped before it ended: its runtime shut down.
+    Cancelled,
+    /// No Tokio runtime to run the factory on.
+    NoRuntime,
 }
 
 impl From<FlightError> for Error {
@@ -138,6 +157,8 @@ impl From<FlightError> for Error {
             FlightError::Panicked(message) => Error::FactoryPanicked {
                 message: message.to_string(),
             },
+            FlightError::Cancelled => Error::Cancelled,
+            FlightError::NoRuntime => Error::NoRuntime,
         }
     }
 }

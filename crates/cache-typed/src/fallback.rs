@@ -8,6 +8,10 @@ use std::{
 
 use crate::stored::Stored;
 
+/// The longest throttle kept as given; longer ones are this long (a century, far
+/// from any `Instant` overflow).
+const LONGEST_THROTTLE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 struct Remembered<V> {
     stored: Arc<Stored<V>>,
     /// Until when the value may be served (its fail-safe lifetime).
@@ -91,7 +95,8 @@ impl<V: Send + Sync + 'static> Fallback<V> {
             Arc::new(Remembered {
                 stored: Arc::clone(stored),
                 usable_until_ms,
-                throttled_until: Instant::now().checked_add(throttle),
+                // A throttle too long for the clock holds as long as the clock can.
+                throttled_until: Some(Instant::now() + throttle.min(LONGEST_THROTTLE)),
             }),
         );
     }

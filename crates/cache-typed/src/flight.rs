@@ -17,7 +17,10 @@ use std::{
     },
 };
 
+use std::panic::AssertUnwindSafe;
+
 use futures::{
+    channel::oneshot,
     future::{BoxFuture, Shared},
     FutureExt,
 };
@@ -51,6 +54,11 @@ impl<V> Drop for Landing<V> {
     }
 }
 
+tokio::task_local! {
+    /// The run the current task is: its map (by address) and its key.
+    static RUNNING_FOR: (usize, String);
+}
+
 /// Whether the caller started the run or joined one.
 pub(crate) enum Role {
     Started,
@@ -65,53 +73,72 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
         }
     }
 
-    /// The run in progress for `key`, or a new one: `run` spawned as a task. The map's
-    /// lock is held only to look up or insert, never across an `await`.
-    pub(crate) fn join_or_start<F>(&self, key: &str, run: F) -> (Flight<V>, Role)
+    /// The run in progress for `key`, or a new one: `run` spawned as a task on the
+    /// caller's Tokio runtime. The map's lock is held only to look up or insert, never
+    /// across an `await` nor around the spawn: a spawn that drops the run at once (a
+    /// runtime shutting down) ends it under the lock's own guard, which takes the lock.
+    pub(crate) fn join_or_start<F>(
+        &self,
+        key: &str,
+        run: F,
+    ) -> Result<(Flight<V>, Role), FlightError>
     where
         F: FnOnce() -> BoxFuture<'static, Outcome<V>>,
     {
-        let mut running = self.lock();
-        if let Some((_, flight)) = running.get(key) {
-            return (flight.clone(), Role::Joined);
-        }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let landing = Landing {
-            running: Arc::clone(&self.running),
-            key: key.to_owned(),
-            id,
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| FlightError::NoRuntime)?;
+        let (flight, landing, answer) = {
+            let mut running = self.lock();
+            if let Some((_, flight)) = running.get(key) {
+                return Ok((flight.clone(), Role::Joined));
+            }
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let (answer, outcome) = oneshot::channel();
+            let flight = outcome
+                .map(|outcome| outcome.unwrap_or(Err(FlightError::Cancelled)))
+                .boxed()
+                .shared();
+            running.insert(key.to_owned(), (id, flight.clone()));
+            let landing = Landing {
+                running: Arc::clone(&self.running),
+                key: key.to_owned(),
+                id,
+            };
+            (flight, landing, answer)
         };
-        let run = run();
-        let task = tokio::spawn(async move {
-            let outcome = run.await;
+        let run = AssertUnwindSafe(run()).catch_unwind();
+        let running_for = (self.address(), key.to_owned());
+        runtime.spawn(RUNNING_FOR.scope(running_for, async move {
+            // A panic outside the factory's own catch (the write, the lock) reaches
+            // every waiter too; a task dropped unfinished drops `answer` unsent, which
+            // waiters read as cancelled.
+            let outcome = run.await.unwrap_or_else(|panic| {
+                Err(FlightError::Panicked(Arc::from(
+                    panic_message(panic.as_ref()).as_str(),
+                )))
+            });
             drop(landing);
-            outcome
-        });
-        let flight = joined_outcome(task).boxed().shared();
-        running.insert(key.to_owned(), (id, flight.clone()));
-        (flight, Role::Started)
+            // Nobody may be waiting any more (an eager refresh, callers gone).
+            let _ = answer.send(outcome);
+        }));
+        Ok((flight, Role::Started))
+    }
+
+    /// Whether the calling task is this map's run for `key`: a factory asking for its
+    /// own key, which would wait for itself.
+    pub(crate) fn is_running_in_caller(&self, key: &str) -> bool {
+        RUNNING_FOR
+            .try_with(|(map, running)| *map == self.address() && running == key)
+            .unwrap_or(false)
+    }
+
+    fn address(&self) -> usize {
+        Arc::as_ptr(&self.running) as usize
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Flight<V>)>> {
         // A panic while the lock was held cannot leave the map half-updated (each
         // critical section is one insert or remove), so poisoning is ignored.
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// The task's outcome; a task that panicked outside the factory's own catch, or was
-/// cancelled by a runtime shutting down, is an error for every waiter.
-async fn joined_outcome<V: Send + Sync + 'static>(
-    task: tokio::task::JoinHandle<Outcome<V>>,
-) -> Outcome<V> {
-    match task.await {
-        Ok(outcome) => outcome,
-        Err(err) if err.is_panic() => Err(FlightError::Panicked(Arc::from(
-            panic_message(err.into_panic().as_ref()).as_str(),
-        ))),
-        Err(_) => Err(FlightError::Panicked(Arc::from(
-            "the factory task was cancelled",
-        ))),
     }
 }
 

@@ -53,6 +53,10 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
     /// [`Error::FactoryPanicked`], [`Error::Timeout`] past the hard timeout, and
     /// [`Error::Cache`] for an invalid key or, with [`ReadErrors::Propagate`], a
     /// backend error on read; never when fail-safe has a stale value to serve instead.
+    /// On a miss, [`Error::NoRuntime`] when called outside a Tokio runtime,
+    /// [`Error::Recursive`] when the factory of `key` asks for `key` again (it would
+    /// wait for itself), and [`Error::Cancelled`] when the run's runtime shuts down
+    /// before it ends.
     pub async fn get_or_set<F, Fut>(
         &self,
         key: &str,
@@ -188,10 +192,24 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
                 double_check = false;
             }
         }
+        if inner.flights.is_running_in_caller(key) {
+            return Err(Error::Recursive {
+                key: key.to_owned(),
+            });
+        }
         let (flight, role) = inner.flights.join_or_start(key, || {
             let inner = Arc::clone(inner);
-            fly(inner, key.to_owned(), options, seen, double_check, factory).boxed()
-        });
+            fly(
+                inner,
+                key.to_owned(),
+                options,
+                seen,
+                double_check,
+                None,
+                factory,
+            )
+            .boxed()
+        })?;
         if matches!(role, Role::Joined) {
             telemetry::joined(inner.label);
         }
@@ -218,24 +236,44 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
             .eager_refresh
             .is_some_and(|fraction| stored.past_fraction(fraction, now_ms()));
         let seen = stored.written_at_ms;
+        // The value moves to the caller; it is copied only when fail-safe must keep a
+        // write it does not hold yet, or a refresh must have it to fall back on.
+        let (kept, owned) = if options.fail_safe && (due || !self.inner.fallback.holds(key, seen)) {
+            let kept = Arc::new(stored);
+            if !self.inner.fallback.holds(key, seen) {
+                self.inner
+                    .fallback
+                    .remember(key, &kept, options.fail_safe_max_duration);
+            }
+            (Some(kept), None)
+        } else {
+            (None, Some(stored))
+        };
         if due {
-            let (_, role) = self.inner.flights.join_or_start(key, || {
+            // Outside a runtime no refresh can run: the hit is served all the same.
+            let started = self.inner.flights.join_or_start(key, || {
                 let inner = Arc::clone(&self.inner);
-                fly(inner, key.to_owned(), options, Some(seen), true, factory).boxed()
+                let current = kept.clone();
+                fly(
+                    inner,
+                    key.to_owned(),
+                    options,
+                    Some(seen),
+                    true,
+                    current,
+                    factory,
+                )
+                .boxed()
             });
-            if matches!(role, Role::Started) {
+            if matches!(started, Ok((_, Role::Started))) {
                 telemetry::eager_refresh(self.inner.label);
             }
         }
-        // The value moves to the caller; it is copied only when fail-safe must keep a
-        // write it does not hold yet (the hit path's one avoidable cost).
-        if options.fail_safe && !self.inner.fallback.holds(key, seen) {
-            let stored = Arc::new(stored);
-            let max = options.fail_safe_max_duration;
-            self.inner.fallback.remember(key, &stored, max);
-            return Entry::from_stored(&stored, false);
+        match (kept, owned) {
+            (Some(kept), _) => Entry::from_stored(&kept, false),
+            (None, Some(owned)) => Entry::from_owned(owned, false),
+            (None, None) => unreachable!("the hit is kept or owned"),
         }
-        Entry::from_owned(stored, false)
     }
 
     /// Waits for the run's outcome, no longer than the soft timeout when a stale value
@@ -301,13 +339,18 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
 
 /// One factory run, in its own task: a last look at the backend (another caller may
 /// have stored the value since this one read), the distributed lock when asked for,
-/// the factory with its panic caught, then the write.
+/// the factory with its panic caught, then the write. `refreshing` is the value an
+/// eager refresh replaces: when the refresh fails under fail-safe, that value is
+/// served alone for the throttle, as after any failure, instead of every hit starting
+/// another run.
+#[allow(clippy::too_many_arguments)]
 async fn fly<V, C, F, Fut, E>(
     inner: Arc<Inner<V, C>>,
     key: String,
     options: EntryOptions,
     seen: Option<u64>,
     double_check: bool,
+    refreshing: Option<Arc<Stored<V>>>,
     factory: F,
 ) -> Outcome<V>
 where
@@ -350,15 +393,36 @@ where
         }
     };
     distributed::release(&inner, lock).await;
-    if let (Ok(stored), true) = (&outcome, options.fail_safe) {
-        inner
-            .fallback
-            .remember(&key, stored, options.fail_safe_max_duration);
+    match (&outcome, options.fail_safe, refreshing) {
+        (Ok(stored), true, _) => {
+            inner
+                .fallback
+                .remember(&key, stored, options.fail_safe_max_duration);
+        }
+        (Err(_), true, Some(current)) => {
+            let (max, throttle) = (options.fail_safe_max_duration, options.fail_safe_throttle);
+            inner.fallback.throttle(&key, &current, max, throttle);
+        }
+        _ => {}
     }
     outcome
 }
 
 impl<V: Value, C: Codec> Inner<V, C> {
+    /// Writes an encoded value for `ttl`; a TTL the backend refuses as too long is
+    /// written as no expiry, the envelope keeping the value's own expiry.
+    pub(crate) async fn write(
+        &self,
+        key: &str,
+        bytes: cache_api::Bytes,
+        ttl: Duration,
+    ) -> Result<(), cache_api::CacheError> {
+        match self.cache.set(key, bytes.clone(), Some(ttl)).await {
+            Err(cache_api::CacheError::InvalidTtl { .. }) => self.cache.set(key, bytes, None).await,
+            written => written,
+        }
+    }
+
     /// Writes a computed value; a failure is logged and counted, and the value is
     /// still returned: the caller gets what it asked for, the next read misses.
     pub(crate) async fn store(&self, key: &str, value: V, options: &EntryOptions) -> Stored<V> {
@@ -366,7 +430,7 @@ impl<V: Value, C: Codec> Inner<V, C> {
         match self.encode(&value, logical) {
             Ok((bytes, times)) => {
                 let ttl: Duration = options.physical_ttl(logical);
-                if let Err(err) = self.cache.set(key, bytes, Some(ttl)).await {
+                if let Err(err) = self.write(key, bytes, ttl).await {
                     telemetry::write_failed(self.label, &err);
                 }
                 Stored {

@@ -168,7 +168,10 @@ impl EntryOptions {
 
     /// The caller waits at most `timeout` for the factory, then gets
     /// [`Error::Timeout`](crate::Error::Timeout); the factory keeps running in the
-    /// background and stores its value when it finishes.
+    /// background and stores its value when it finishes. The time counts from the
+    /// start of the run, whose last look at the backend before the factory (and the
+    /// distributed lock) it includes; the first read of the call is bounded by the
+    /// backend's own timeouts, not by this one.
     pub fn hard_timeout(mut self, timeout: Duration) -> Self {
         self.hard_timeout = Some(timeout);
         self
@@ -176,7 +179,9 @@ impl EntryOptions {
 
     /// A hit read after `fraction` of its TTL (0.8: in the last fifth) is returned at
     /// once and refreshed in the background, by one factory run per key in the process.
-    /// Values outside `(0, 1)` turn it off.
+    /// A refresh that fails leaves the value as it is; under fail-safe, the value is
+    /// then served alone for the throttle, as after any failure, so that a failing
+    /// factory is not tried again by every hit. Values outside `(0, 1)` turn it off.
     pub fn eager_refresh(mut self, fraction: f64) -> Self {
         self.eager_refresh = (fraction > 0.0 && fraction < 1.0).then_some(fraction);
         self

@@ -11,10 +11,11 @@ pub(crate) struct Stored<V> {
 }
 
 impl<V> Stored<V> {
-    /// A value written now, stale after `ttl`.
+    /// A value written now, stale after `ttl`, rounded up to the envelope's whole
+    /// milliseconds (a TTL under a millisecond is one, not zero).
     pub(crate) fn new(value: V, ttl: Duration) -> Self {
         let now = now_ms();
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let ttl_ms = u64::try_from(ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
         Self {
             value,
             written_at_ms: now,

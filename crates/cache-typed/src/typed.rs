@@ -155,7 +155,8 @@ impl<V: Value, C: Codec> TypedCacheBuilder<V, C> {
 
     /// How many values fail-safe keeps in the process to serve while the backend is
     /// down (default 10,000; 0 keeps none, so only stale values the backend still
-    /// returns are served).
+    /// returns are served, and no throttle holds after a failure, as it is kept with
+    /// the value: the factory is tried by every call that finds the value stale).
     pub fn fail_safe_capacity(mut self, entries: u64) -> Self {
         self.fail_safe_capacity = entries;
         self
@@ -266,7 +267,11 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
     }
 
     /// Stores `value` under `key`: stale after `options`' TTL (plus jitter), kept in
-    /// the backend for the fail-safe duration past it when fail-safe is on.
+    /// the backend for the fail-safe duration past it when fail-safe is on. A TTL
+    /// longer than the backend can keep (memcached's end at 2038) is written without
+    /// expiry: the value's own TTL, in its envelope, still says when it is stale. The
+    /// value fail-safe kept for `key` in the process, and its throttle, are dropped:
+    /// the next `get_or_set` reads this one.
     ///
     /// # Errors
     ///
@@ -280,9 +285,9 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
         let logical = crate::jitter::apply(options.ttl, options.jitter);
         let (bytes, _) = self.inner.encode(value, logical)?;
         self.inner
-            .cache
-            .set(key, bytes, Some(options.physical_ttl(logical)))
+            .write(key, bytes, options.physical_ttl(logical))
             .await?;
+        self.inner.fallback.forget(key);
         Ok(())
     }
 

@@ -1,0 +1,287 @@
+//! `get_or_set` at its edges: called outside a runtime, a runtime that shuts down under
+//! a run, a factory asking for its own key, throttles too long for the clock, a failed
+//! eager refresh, a `set` during a throttle, TTLs the backend cannot keep and TTLs
+//! under a millisecond.
+
+mod common;
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use cache_api::{async_trait, Bytes, Cache, CacheError, Capabilities};
+use cache_typed::{Error, JsonCodec, TypedCache};
+use common::memory;
+
+/// Fails the test instead of hanging it.
+async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not end within 5 s"))
+}
+
+fn numbers(cache: Arc<dyn Cache>) -> TypedCache<u64, JsonCodec> {
+    TypedCache::new(cache, JsonCodec)
+}
+
+/// A factory that counts its runs and fails each time.
+fn failing(
+    runs: &Arc<AtomicUsize>,
+) -> impl FnOnce() -> futures::future::BoxFuture<'static, Result<u64, std::io::Error>> {
+    let runs = Arc::clone(runs);
+    move || {
+        Box::pin(async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Err(std::io::Error::other("database down"))
+        })
+    }
+}
+
+/// Outside a runtime, a miss is an error saying a runtime is needed (not a hang), and
+/// the cache keeps working for calls made inside one.
+#[test]
+fn outside_a_runtime_a_miss_is_an_error_and_the_cache_stays_usable() {
+    let cache = numbers(memory());
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let outside = cache.clone();
+    std::thread::spawn(move || {
+        let answer =
+            futures::executor::block_on(outside.get_or_set("k", outside.options(), || async { 1 }));
+        sender.send(answer).unwrap();
+    });
+    let answer = receiver
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the call outside a runtime hung");
+    assert!(matches!(answer, Err(Error::NoRuntime)), "{answer:?}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let value = runtime.block_on(within(
+        "a call inside a runtime",
+        cache.get_or_set("k", cache.options(), || async { 2 }),
+    ));
+    assert_eq!(value.unwrap(), 2);
+}
+
+/// A run whose runtime shuts down before it ends is reported as cancelled, not as a
+/// panic, to a caller waiting from another runtime; the key is free afterwards.
+#[test]
+fn a_run_dropped_with_its_runtime_is_cancelled_not_panicked() {
+    let cache = numbers(memory());
+    let doomed = tokio::runtime::Runtime::new().unwrap();
+    let (started, wait_started) = std::sync::mpsc::channel();
+    let leader = cache.clone();
+    doomed.spawn(async move {
+        leader
+            .get_or_set("k", leader.options(), move || async move {
+                started.send(()).unwrap();
+                std::future::pending::<u64>().await
+            })
+            .await
+    });
+    wait_started
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the factory did not start");
+    let other = tokio::runtime::Runtime::new().unwrap();
+    let waiter = cache.clone();
+    let waiting = other.spawn(async move {
+        waiter
+            .get_or_set("k", waiter.options(), || async { 7 })
+            .await
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    doomed.shutdown_timeout(Duration::from_secs(1));
+    let answer = other.block_on(within("the waiter", waiting)).unwrap();
+    assert!(matches!(answer, Err(Error::Cancelled)), "{answer:?}");
+    let again = other.block_on(within(
+        "a new run",
+        cache.get_or_set("k", cache.options(), || async { 8 }),
+    ));
+    assert_eq!(again.unwrap(), 8);
+}
+
+/// A factory that asks for its own key gets an error instead of waiting for itself.
+#[tokio::test]
+async fn a_factory_asking_for_its_own_key_is_refused() {
+    let cache = numbers(memory());
+    let inner = cache.clone();
+    let answer = within(
+        "a recursive get_or_set",
+        cache.try_get_or_set("k", cache.options(), move || async move {
+            match inner.get_or_set("k", inner.options(), || async { 1 }).await {
+                Err(Error::Recursive { key }) => Ok::<_, std::io::Error>(key.len() as u64),
+                other => panic!("expected Recursive, got {other:?}"),
+            }
+        }),
+    )
+    .await;
+    assert_eq!(answer.unwrap(), 1);
+    // Another key from a factory is fine.
+    let inner = cache.clone();
+    let nested = cache
+        .get_or_set("outer", cache.options(), move || async move {
+            inner
+                .get_or_set("inner", inner.options(), || async { 5 })
+                .await
+                .unwrap()
+                + 1
+        })
+        .await;
+    assert_eq!(nested.unwrap(), 6);
+}
+
+/// A throttle too long for the clock holds as long as the clock can, not at all.
+#[tokio::test]
+async fn a_throttle_of_any_length_throttles() {
+    let cache = numbers(memory());
+    let options = cache
+        .options()
+        .ttl(Duration::from_millis(50))
+        .fail_safe(Duration::from_secs(60), Duration::MAX);
+    cache
+        .get_or_set("k", options, || async { 1 })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    for _ in 0..5 {
+        let entry = cache
+            .try_get_or_set_entry("k", options, failing(&runs))
+            .await
+            .unwrap();
+        assert_eq!((entry.value, entry.stale), (1, true));
+    }
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the factory ran again during the throttle"
+    );
+}
+
+/// An eager refresh that fails under fail-safe starts the throttle: the hits after it
+/// do not each run the failing factory again, and they still get the value (flagged
+/// stale, as any value served because the factory failed).
+#[tokio::test]
+async fn a_failed_eager_refresh_is_throttled() {
+    let cache = numbers(memory());
+    let options = cache
+        .options()
+        .ttl(Duration::from_secs(2))
+        .eager_refresh(0.1)
+        .fail_safe(Duration::from_secs(60), Duration::from_secs(30));
+    cache
+        .get_or_set("k", options, || async { 1 })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    for _ in 0..10 {
+        let entry = cache
+            .try_get_or_set_entry("k", options, failing(&runs))
+            .await
+            .unwrap();
+        assert_eq!(entry.value, 1);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+/// A value written with `set_with` during a throttle is what `get_or_set` serves next.
+#[tokio::test]
+async fn a_set_during_a_throttle_is_served() {
+    let cache = numbers(memory());
+    let options = cache
+        .options()
+        .ttl(Duration::from_millis(50))
+        .fail_safe(Duration::from_secs(60), Duration::from_secs(30));
+    cache
+        .get_or_set("k", options, || async { 1 })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let stale = cache
+        .try_get_or_set_entry("k", options, failing(&runs))
+        .await
+        .unwrap();
+    assert_eq!((stale.value, stale.stale), (1, true));
+    cache
+        .set_with("k", &2, &options.ttl(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let entry = cache
+        .try_get_or_set_entry("k", options, failing(&runs))
+        .await
+        .unwrap();
+    assert_eq!((entry.value, entry.stale), (2, false));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+/// A memory cache that refuses TTLs over a year, as memcached refuses those past 2038.
+struct ShortLived(cache_memory::MemoryCache);
+
+#[async_trait]
+impl Cache for ShortLived {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        self.0.get(key).await
+    }
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
+        if let Some(ttl) = ttl.filter(|ttl| *ttl > Duration::from_secs(365 * 24 * 3600)) {
+            return Err(CacheError::InvalidTtl {
+                ttl,
+                reason: "past this backend's last expiry",
+            });
+        }
+        self.0.set(key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        self.0.delete(key).await
+    }
+    fn limits(&self) -> Capabilities {
+        self.0.limits()
+    }
+}
+
+/// A TTL longer than the backend keeps is stored without expiry, not dropped: the
+/// factory runs once, and the value is fresh for its own TTL.
+#[tokio::test]
+async fn a_ttl_longer_than_the_backend_keeps_is_still_cached() {
+    let cache = numbers(Arc::new(ShortLived(cache_memory::MemoryCache::new())));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let decade = cache
+        .options()
+        .ttl(Duration::from_secs(10 * 365 * 24 * 3600));
+    for _ in 0..3 {
+        let runs = Arc::clone(&runs);
+        let value = cache
+            .get_or_set("k", decade, move || async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                3
+            })
+            .await
+            .unwrap();
+        assert_eq!(value, 3);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    cache.set_with("k2", &4, &decade).await.unwrap();
+    assert_eq!(cache.get("k2").await.unwrap(), Some(4));
+    let entry = cache.get_entry("k").await.unwrap().expect("stored");
+    assert!(!entry.stale);
+}
+
+/// A TTL under a millisecond is one millisecond in the envelope, not zero: the value
+/// is fresh when read at once.
+#[tokio::test]
+async fn a_ttl_under_a_millisecond_is_not_zero() {
+    let cache = numbers(memory());
+    let options = cache.options().ttl(Duration::from_micros(600));
+    let entry = cache
+        .get_or_set_entry("k", options, || async { 9 })
+        .await
+        .unwrap();
+    assert_eq!((entry.value, entry.stale), (9, false));
+    let expires = entry.expires_at.expect("a TTL");
+    assert!(expires > entry.written_at, "{entry:?}");
+}
