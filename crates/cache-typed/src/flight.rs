@@ -11,13 +11,12 @@
 
 use std::{
     collections::HashMap,
+    panic::AssertUnwindSafe,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, PoisonError,
     },
 };
-
-use std::panic::AssertUnwindSafe;
 
 use futures::{
     channel::oneshot,
@@ -75,8 +74,8 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
 
     /// The run in progress for `key`, or a new one: `run` spawned as a task on the
     /// caller's Tokio runtime. The map's lock is held only to look up or insert, never
-    /// across an `await` nor around the spawn: a spawn that drops the run at once (a
-    /// runtime shutting down) ends it under the lock's own guard, which takes the lock.
+    /// across an `await` nor around the spawn: a spawn that drops the run at once (on a
+    /// runtime shutting down) drops its `Landing`, which takes the lock.
     pub(crate) fn join_or_start<F>(
         &self,
         key: &str,
