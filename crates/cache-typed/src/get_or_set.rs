@@ -236,24 +236,14 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
             .eager_refresh
             .is_some_and(|fraction| stored.past_fraction(fraction, now_ms()));
         let seen = stored.written_at_ms;
-        // The value moves to the caller; it is copied only when fail-safe must keep a
-        // write it does not hold yet, or a refresh must have it to fall back on.
-        let (kept, owned) = if options.fail_safe && (due || !self.inner.fallback.holds(key, seen)) {
-            let kept = Arc::new(stored);
-            if !self.inner.fallback.holds(key, seen) {
-                self.inner
-                    .fallback
-                    .remember(key, &kept, options.fail_safe_max_duration);
+        // Starts the refresh when one is due; `current` is the value it replaces.
+        // Outside a runtime no refresh can run: the hit is served all the same.
+        let refresh = |current: Option<Arc<Stored<V>>>| {
+            if !due {
+                return;
             }
-            (Some(kept), None)
-        } else {
-            (None, Some(stored))
-        };
-        if due {
-            // Outside a runtime no refresh can run: the hit is served all the same.
             let started = self.inner.flights.join_or_start(key, || {
                 let inner = Arc::clone(&self.inner);
-                let current = kept.clone();
                 fly(
                     inner,
                     key.to_owned(),
@@ -268,12 +258,22 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
             if matches!(started, Ok((_, Role::Started))) {
                 telemetry::eager_refresh(self.inner.label);
             }
+        };
+        // The value moves to the caller; it is copied only when fail-safe must keep a
+        // write it does not hold yet, or a refresh must have it to fall back on.
+        let holds = !options.fail_safe || self.inner.fallback.holds(key, seen);
+        if holds && !(options.fail_safe && due) {
+            refresh(None);
+            return Entry::from_owned(stored, false);
         }
-        match (kept, owned) {
-            (Some(kept), _) => Entry::from_stored(&kept, false),
-            (None, Some(owned)) => Entry::from_owned(owned, false),
-            (None, None) => unreachable!("the hit is kept or owned"),
+        let kept = Arc::new(stored);
+        if !holds {
+            self.inner
+                .fallback
+                .remember(key, &kept, options.fail_safe_max_duration);
         }
+        refresh(Some(Arc::clone(&kept)));
+        Entry::from_stored(&kept, false)
     }
 
     /// Waits for the run's outcome, no longer than the soft timeout when a stale value
