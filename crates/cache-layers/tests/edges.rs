@@ -18,7 +18,7 @@ use cache_api::{async_trait, Bytes, Cache, CacheError, Capabilities, Layer};
 use cache_layers::{MetricsLayer, RetryLayer, TimeoutLayer, TracingLayer};
 use common::{unreachable, Hanging};
 use metrics::{Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, Recorder};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::DebuggingRecorder;
 
 fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
@@ -350,33 +350,6 @@ fn a_recorder_of_size_zero_is_recorded_to_when_asked() {
     assert_eq!(ZERO_SIZED_HITS.load(Ordering::SeqCst), 1);
 }
 
-/// The counters and the number of latency samples of a snapshot, without the
-/// `backend` label.
-fn recorded(snapshotter: &Snapshotter) -> (BTreeMap<String, u64>, BTreeMap<String, usize>) {
-    let (mut counters, mut samples) = (BTreeMap::new(), BTreeMap::new());
-    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
-        let key = key.key();
-        let labels: Vec<String> = key
-            .labels()
-            .filter(|label| label.key() != "backend")
-            .map(|label| format!("{}={}", label.key(), label.value()))
-            .collect();
-        let name = format!("{}{{{}}}", key.name(), labels.join(","));
-        match value {
-            DebugValue::Counter(0) => {}
-            DebugValue::Counter(count) => {
-                counters.insert(name, count);
-            }
-            DebugValue::Histogram(values) if values.is_empty() => {}
-            DebugValue::Histogram(values) => {
-                samples.insert(name, values.len());
-            }
-            DebugValue::Gauge(_) => {}
-        }
-    }
-    (counters, samples)
-}
-
 /// A call dropped before it ends (its caller gave up; a deadline outside the layer
 /// fired) still has its time recorded, and is counted as `cancelled`.
 #[test]
@@ -395,12 +368,14 @@ fn calls_dropped_unfinished_are_timed_and_counted() {
         ));
         measured.set("k", Bytes::from("v"), None).await.unwrap();
     });
-    let (counters, samples) = recorded(&snapshotter);
+    let common::Recorded {
+        counters, samples, ..
+    } = common::Recorded::from(&snapshotter);
     assert_eq!(
         counters,
         BTreeMap::from([
             (
-                "cache_errors_total{operation=get,kind=cancelled}".to_owned(),
+                "cache_errors_total{kind=cancelled,operation=get}".to_owned(),
                 2
             ),
             ("cache_sets_total{operation=set}".to_owned(), 1),

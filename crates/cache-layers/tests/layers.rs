@@ -251,7 +251,7 @@ fn tracing_records_keys_only_when_asked() {
 /// sequence of calls, and one latency sample per call.
 #[test]
 fn metrics_count_exactly() {
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::debugging::DebuggingRecorder;
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     recorder
@@ -277,32 +277,10 @@ fn metrics_count_exactly() {
         cache.set("", Bytes::new(), None).await.unwrap_err();
     });
 
-    let mut counters = BTreeMap::new();
-    let mut samples = BTreeMap::new();
-    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
-        let key = key.key();
-        let mut labels: Vec<String> = key
-            .labels()
-            .filter(|label| label.key() != "backend")
-            .map(|label| format!("{}={}", label.key(), label.value()))
-            .collect();
-        labels.sort();
-        assert!(key
-            .labels()
-            .any(|label| label.key() == "backend" && label.value() == "metrics-test"));
-        let name = format!("{}{{{}}}", key.name(), labels.join(","));
-        match value {
-            DebugValue::Counter(0) => {}
-            DebugValue::Counter(count) => {
-                counters.insert(name, count);
-            }
-            DebugValue::Histogram(values) if values.is_empty() => {}
-            DebugValue::Histogram(values) => {
-                samples.insert(name, values.len());
-            }
-            DebugValue::Gauge(_) => panic!("no gauge expected: {name}"),
-        }
-    }
+    let recorded = common::Recorded::from(&snapshotter);
+    assert_eq!(Vec::from_iter(recorded.backends), ["metrics-test"]);
+    assert_eq!(recorded.gauges, 0, "no gauge expected");
+    let (counters, samples) = (recorded.counters, recorded.samples);
     let expected: BTreeMap<String, u64> = [
         ("cache_sets_total{operation=set}", 1),
         ("cache_sets_total{operation=set_many}", 2),

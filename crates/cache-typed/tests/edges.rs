@@ -14,7 +14,7 @@ use std::{
 };
 
 use cache_api::{async_trait, Bytes, Cache, CacheError, Capabilities};
-use cache_typed::{Error, JsonCodec, TypedCache};
+use cache_typed::{EntryOptions, Error, JsonCodec, TypedCache};
 use common::memory;
 
 /// Fails the test instead of hanging it.
@@ -132,6 +132,33 @@ async fn a_factory_asking_for_its_own_key_is_refused() {
     assert_eq!(nested.unwrap(), 6);
 }
 
+/// The entries a run of failing calls gets, `between` apart, and how many times their
+/// factory ran: on `cache`, where `options` stored 1 under `k`, `age` ago.
+async fn failing_calls(
+    cache: &TypedCache<u64, JsonCodec>,
+    options: EntryOptions,
+    age: Duration,
+    calls: usize,
+    between: Duration,
+) -> (Vec<(u64, bool)>, usize) {
+    cache
+        .get_or_set("k", options, || async { 1 })
+        .await
+        .unwrap();
+    tokio::time::sleep(age).await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut served = Vec::new();
+    for _ in 0..calls {
+        let entry = cache
+            .try_get_or_set_entry("k", options, failing(&runs))
+            .await
+            .unwrap();
+        served.push((entry.value, entry.stale));
+        tokio::time::sleep(between).await;
+    }
+    (served, runs.load(Ordering::SeqCst))
+}
+
 /// A throttle too long for the clock holds as long as the clock can, not at all.
 #[tokio::test]
 async fn a_throttle_of_any_length_throttles() {
@@ -140,29 +167,15 @@ async fn a_throttle_of_any_length_throttles() {
         .options()
         .ttl(Duration::from_millis(50))
         .fail_safe(Duration::from_secs(60), Duration::MAX);
-    cache
-        .get_or_set("k", options, || async { 1 })
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(80)).await;
-    let runs = Arc::new(AtomicUsize::new(0));
-    for _ in 0..5 {
-        let entry = cache
-            .try_get_or_set_entry("k", options, failing(&runs))
-            .await
-            .unwrap();
-        assert_eq!((entry.value, entry.stale), (1, true));
-    }
-    assert_eq!(
-        runs.load(Ordering::SeqCst),
-        1,
-        "the factory ran again during the throttle"
-    );
+    let age = Duration::from_millis(80);
+    let (served, runs) = failing_calls(&cache, options, age, 5, Duration::ZERO).await;
+    assert_eq!(served, [(1, true); 5]);
+    assert_eq!(runs, 1, "the factory ran again during the throttle");
 }
 
 /// An eager refresh that fails under fail-safe starts the throttle: the hits after it
 /// do not each run the failing factory again, and they still get the value (flagged
-/// stale, as any value served because the factory failed).
+/// stale after the failure, as any value served because the factory failed).
 #[tokio::test]
 async fn a_failed_eager_refresh_is_throttled() {
     let cache = numbers(memory());
@@ -171,21 +184,10 @@ async fn a_failed_eager_refresh_is_throttled() {
         .ttl(Duration::from_secs(2))
         .eager_refresh(0.1)
         .fail_safe(Duration::from_secs(60), Duration::from_secs(30));
-    cache
-        .get_or_set("k", options, || async { 1 })
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let runs = Arc::new(AtomicUsize::new(0));
-    for _ in 0..10 {
-        let entry = cache
-            .try_get_or_set_entry("k", options, failing(&runs))
-            .await
-            .unwrap();
-        assert_eq!(entry.value, 1);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let (age, between) = (Duration::from_millis(300), Duration::from_millis(20));
+    let (served, runs) = failing_calls(&cache, options, age, 10, between).await;
+    assert!(served.iter().all(|(value, _)| *value == 1), "{served:?}");
+    assert_eq!(runs, 1);
 }
 
 /// A value written with `set_with` during a throttle is what `get_or_set` serves next.
@@ -196,27 +198,20 @@ async fn a_set_during_a_throttle_is_served() {
         .options()
         .ttl(Duration::from_millis(50))
         .fail_safe(Duration::from_secs(60), Duration::from_secs(30));
-    cache
-        .get_or_set("k", options, || async { 1 })
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(80)).await;
-    let runs = Arc::new(AtomicUsize::new(0));
-    let stale = cache
-        .try_get_or_set_entry("k", options, failing(&runs))
-        .await
-        .unwrap();
-    assert_eq!((stale.value, stale.stale), (1, true));
+    let age = Duration::from_millis(80);
+    let (served, runs) = failing_calls(&cache, options, age, 1, Duration::ZERO).await;
+    assert_eq!((served, runs), (vec![(1, true)], 1));
     cache
         .set_with("k", &2, &options.ttl(Duration::from_secs(60)))
         .await
         .unwrap();
     let entry = cache
-        .try_get_or_set_entry("k", options, failing(&runs))
+        .try_get_or_set_entry("k", options, || async {
+            Err::<u64, _>(std::io::Error::other("not called: the value is fresh"))
+        })
         .await
         .unwrap();
     assert_eq!((entry.value, entry.stale), (2, false));
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
 /// A memory cache that refuses TTLs over a year, as memcached refuses those past 2038.

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::{
+    collections::{BTreeMap, BTreeSet},
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
@@ -103,5 +104,55 @@ impl Cache for Hanging {
     }
     async fn delete(&self, _: &str) -> Result<bool, CacheError> {
         Ok(false)
+    }
+}
+
+/// What a debugging recorder holds, named `metric{label=value,...}` with the labels
+/// sorted and without `backend`, whose values are listed apart.
+pub struct Recorded {
+    /// Counters above zero.
+    pub counters: BTreeMap<String, u64>,
+    /// Histograms with samples, and how many.
+    pub samples: BTreeMap<String, usize>,
+    /// The values of the `backend` label.
+    pub backends: BTreeSet<String>,
+    /// How many gauges there were.
+    pub gauges: usize,
+}
+
+impl Recorded {
+    pub fn from(snapshotter: &metrics_util::debugging::Snapshotter) -> Self {
+        use metrics_util::debugging::DebugValue;
+        let mut recorded = Self {
+            counters: BTreeMap::new(),
+            samples: BTreeMap::new(),
+            backends: BTreeSet::new(),
+            gauges: 0,
+        };
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            let key = key.key();
+            let mut labels = Vec::new();
+            for label in key.labels() {
+                if label.key() == "backend" {
+                    recorded.backends.insert(label.value().to_owned());
+                } else {
+                    labels.push(format!("{}={}", label.key(), label.value()));
+                }
+            }
+            labels.sort();
+            let name = format!("{}{{{}}}", key.name(), labels.join(","));
+            match value {
+                DebugValue::Counter(0) => {}
+                DebugValue::Counter(count) => {
+                    recorded.counters.insert(name, count);
+                }
+                DebugValue::Histogram(values) if values.is_empty() => {}
+                DebugValue::Histogram(values) => {
+                    recorded.samples.insert(name, values.len());
+                }
+                DebugValue::Gauge(_) => recorded.gauges += 1,
+            }
+        }
+        recorded
     }
 }
