@@ -106,6 +106,7 @@ macro_rules! __with_checks {
                 test_very_long_keys_round_trip_and_stay_apart,
                 test_keys_with_spaces_control_characters_and_non_ascii_round_trip,
                 test_distinct_keys_never_collide,
+                test_thousands_of_keys_stay_apart,
                 test_keys_cannot_inject_protocol_commands,
                 test_get_many_keeps_order_and_reports_misses,
                 test_get_many_answers_duplicate_keys_at_each_position,

@@ -146,19 +146,92 @@ pub async fn run_check(check: &'static Check, cache: &dyn Cache) -> Outcome {
 /// When the check fails (that is the test failing), or when no check has that name.
 pub fn run_test<F, Fut, C>(name: &str, factory: F)
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = C>,
     C: Cache + 'static,
 {
     let check = check_named(name).unwrap_or_else(|| panic!("cache-tck has no check named {name}"));
-    let outcome = test_runtime().block_on(async {
-        let cache = factory().await;
-        let outcome = run_check(check, &cache).await;
-        // Dropped inside the runtime: a cache may need it to close its connections.
-        drop(cache);
-        outcome
+    let (elapsed, result) = watched(check, move || {
+        let outcome = test_runtime().block_on(async {
+            let cache = factory().await;
+            let outcome = run_check(check, &cache).await;
+            // Dropped inside the runtime: a cache may need it to close its connections.
+            drop(cache);
+            outcome
+        });
+        (outcome.elapsed, outcome.result)
     });
-    report(name, outcome.elapsed, outcome.result);
+    report(name, elapsed, result);
+}
+
+/// How long past [`CHECK_TIMEOUT`] a test waits for the thread that runs its check.
+const WATCH_GRACE: Duration = Duration::from_secs(15);
+
+/// Runs `body` (a check on its own runtime) on a thread of its own, and waits for it
+/// no longer than [`CHECK_TIMEOUT`] and [`WATCH_GRACE`]: a backend that blocks the
+/// thread it is called on (a blocking call without a timeout of its own) stops the
+/// check's timer with it, and would hang the test for ever. A panic in the check is
+/// its failure, named.
+fn watched(
+    check: &'static Check,
+    body: impl FnOnce() -> (Duration, Result<Verdict, Failure>) + Send + 'static,
+) -> (Duration, Result<Verdict, Failure>) {
+    watched_for(check, CHECK_TIMEOUT + WATCH_GRACE, body)
+}
+
+/// [`watched`], waiting at most `limit`.
+fn watched_for(
+    check: &'static Check,
+    limit: Duration,
+    body: impl FnOnce() -> (Duration, Result<Verdict, Failure>) + Send + 'static,
+) -> (Duration, Result<Verdict, Failure>) {
+    let started = Instant::now();
+    let (done, finished) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name(check.name.to_owned())
+        .spawn(move || {
+            let _ = done.send(body());
+        });
+    let thread = match spawned {
+        Ok(thread) => thread,
+        Err(err) => {
+            let failure = Failure::new(check.name, "a thread to run the check on", err.to_string());
+            return (started.elapsed(), Err(failure));
+        }
+    };
+    match finished.recv_timeout(limit) {
+        Ok(outcome) => outcome,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => (
+            started.elapsed(),
+            Err(Failure::new(
+                check.name,
+                format!("the check to finish within {limit:?}"),
+                "no answer, and its own timeout did not fire either: the backend blocked \
+                 the thread it was called on (a blocking call without a timeout?)",
+            )),
+        ),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            let panic = thread.join().err();
+            let message = panic
+                .as_deref()
+                .map_or("(no message)", |payload| {
+                    payload
+                        .downcast_ref::<&str>()
+                        .copied()
+                        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                        .unwrap_or("(not a string)")
+                })
+                .to_owned();
+            (
+                started.elapsed(),
+                Err(Failure::new(
+                    check.name,
+                    "the check to end with an answer",
+                    format!("a panic: {message}"),
+                )),
+            )
+        }
+    }
 }
 
 /// Runs the one check that needs two caches of a backend,
@@ -204,18 +277,21 @@ fn hung(check: &Check) -> Failure {
 /// When the check fails.
 pub fn run_pair_test<F, Fut, C>(factory: F)
 where
-    F: Fn() -> Fut,
+    F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = C>,
     C: Cache + 'static,
 {
-    let outcome = test_runtime().block_on(async {
-        let cache = factory().await;
-        let other = factory().await;
-        let outcome = run_pair_check(&cache, &other).await;
-        drop((cache, other));
-        outcome
+    let (elapsed, result) = watched(&crate::PAIR, move || {
+        let outcome = test_runtime().block_on(async {
+            let cache = factory().await;
+            let other = factory().await;
+            let outcome = run_pair_check(&cache, &other).await;
+            drop((cache, other));
+            outcome
+        });
+        (outcome.elapsed, outcome.result)
     });
-    report(outcome.check.name, outcome.elapsed, outcome.result);
+    report(crate::PAIR.name, elapsed, result);
 }
 
 /// The runtime of a generated `#[test]`.
@@ -267,6 +343,26 @@ mod tests {
     use super::*;
     use crate::CHECKS;
     use cache_api::{async_trait, Bytes, CacheError};
+
+    /// A check whose thread is blocked (a backend's blocking call) fails once the
+    /// watch gives up, saying so; a check that panics fails with the panic's message.
+    #[test]
+    fn blocked_and_panicking_checks_fail_and_say_why() {
+        let check = &CHECKS[0];
+        let (_, blocked) = watched_for(check, Duration::from_millis(100), || {
+            std::thread::sleep(Duration::from_secs(2));
+            (Duration::ZERO, Ok(Verdict::Passed))
+        });
+        let failure = blocked.expect_err("a blocked check passed");
+        assert!(failure.actual.contains("blocked the thread"), "{failure}");
+        let (_, panicked) = watched_for(check, Duration::from_secs(5), || panic!("boom"));
+        let failure = panicked.expect_err("a panicking check passed");
+        assert!(failure.actual.contains("a panic: boom"), "{failure}");
+        let (_, passed) = watched_for(check, Duration::from_secs(5), || {
+            (Duration::ZERO, Ok(Verdict::Passed))
+        });
+        assert!(matches!(passed, Ok(Verdict::Passed)));
+    }
 
     #[test]
     fn every_check_states_what_it_expects() {

@@ -57,6 +57,9 @@ enum Defect {
     TtlsOverTwoSecondsIgnored,
     TtlsRoundedDownToWholeSeconds,
     ExpiresLate(Duration),
+    TtlsCappedAt(Duration),
+    TtlMillisecondsKeptIn32Bits,
+    ReadsRestartTheTtl,
     LongTtlMisreadJustPastThirtyDays,
     HugeTtlsAreBackendErrors,
     // Reads and misses.
@@ -67,6 +70,10 @@ enum Defect {
     EmptyValueReadAsMiss,
     EmptyValueOverwriteIgnored,
     CompressedLookingValuesStripped,
+    TrailingSpacesOfValuesStripped,
+    LeadingFeByteTakenForATag,
+    GetManyCutsValuesAt(usize),
+    LongKeysShrinkTheValueLimit,
     // Limits and sizes.
     DeclaresTinyMaxValueSize,
     DeclaresCoarseGranularity,
@@ -107,6 +114,10 @@ enum Defect {
     KeysCaseInsensitive,
     KeysCutAtCarriageReturn,
     LongKeysCollideByLength,
+    LongKeysKeptByTheirEnds,
+    EncodedSlashDecoded,
+    BlankKeysRejected,
+    KeysHashedTo24Bits,
     DeleteMissesKeysOver(usize),
     DeleteLeavesKeysOver(usize),
     GetManyTruncatesKeysTo(usize),
@@ -149,6 +160,7 @@ enum Defect {
     // Clear.
     ClearUnsupported,
     ClearDoesNothing,
+    ClearStopsAfter(usize),
     ClearSkipsGlobLikeKeys,
     ClearSkipsBatchWrites,
     ClearSkipsLongKeys,
@@ -251,6 +263,79 @@ const SECOND: Duration = Duration::from_secs(1);
 
 /// Every step of every check, and the defect that makes it fail.
 const CASES: &[Case] = &[
+    // Long TTLs, reads during a TTL.
+    case(
+        TtlsCappedAt(Duration::from_secs(5)),
+        "test_entries_without_ttl_outlive_every_ttl_of_the_run",
+        &["by set with a 3600s ttl"],
+    ),
+    case(
+        TtlMillisecondsKeptIn32Bits,
+        "test_entries_without_ttl_outlive_every_ttl_of_the_run",
+        &["by set with a 4294968.296s ttl"],
+    ),
+    case(
+        ReadsRestartTheTtl,
+        "test_ttls_of_seconds_are_kept_to_the_granularity",
+        &["read by get"],
+    ),
+    // Values.
+    case(
+        TrailingSpacesOfValuesStripped,
+        "test_binary_values_round_trip",
+        &["after set of binary bytes", "padded"],
+    ),
+    case(
+        LeadingFeByteTakenForATag,
+        "test_binary_values_round_trip",
+        &["after set of a value starting with this byte"],
+    ),
+    case(
+        GetManyCutsValuesAt(65_536),
+        "test_values_of_every_size_up_to_the_limit_round_trip",
+        &["after set_many of 65537 bytes"],
+    ),
+    case(
+        LongKeysShrinkTheValueLimit,
+        "test_largest_value_round_trips",
+        &["(4096 bytes)"],
+    ),
+    // Keys.
+    case(
+        LongKeysKeptByTheirEnds,
+        "test_very_long_keys_round_trip_and_stay_apart",
+        &["after set of a very long key"],
+    ),
+    case(
+        EncodedSlashDecoded,
+        "test_distinct_keys_never_collide",
+        &["after setting many alike keys"],
+    ),
+    case(
+        BlankKeysRejected,
+        "test_keys_with_spaces_control_characters_and_non_ascii_round_trip",
+        &["InvalidKey"],
+    ),
+    case(
+        KeysHashedTo24Bits,
+        "test_thousands_of_keys_stay_apart",
+        &["after set_many of 16384 keys"],
+    ),
+    case(
+        ClearStopsAfter(1000),
+        "test_thousands_of_keys_stay_apart",
+        &["after clear of 16384 entries"],
+    ),
+    case(
+        ClearStopsAfter(100),
+        "test_parallel_writers_on_many_threads_lose_no_write",
+        &["after clear"],
+    ),
+    case(
+        ClearStopsAfter(100),
+        "test_concurrent_use_from_many_tasks",
+        &["after clear"],
+    ),
     // The five core checks.
     case(
         ValuesTruncated,
@@ -1376,6 +1461,8 @@ struct State {
     cleared_once: bool,
     clear_is_clean: bool,
     refused_a_value: bool,
+    /// The TTL, in ticks, each entry with one was last written with.
+    ttl_ticks: HashMap<String, u128>,
 }
 
 /// Where a key is used, for defects that encode keys on one path only.
@@ -1467,6 +1554,19 @@ impl Reference {
         if self.has(LongKeysCollideByLength) && key.len() > 250 {
             key = format!("#long key of {} bytes", key.len());
         }
+        if self.has(LongKeysKeptByTheirEnds) && key.len() > 2048 {
+            let (head, tail) = (truncate(&key, 1024), &key[key.len() - 1024..]);
+            key = format!("{head}#{}#{tail}", key.len());
+        }
+        if self.has(EncodedSlashDecoded) {
+            key = key.replace("%2F", "/").replace("%2f", "/");
+        }
+        if self.has(KeysHashedTo24Bits) {
+            let hash = key.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+                (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+            });
+            key = format!("#{:06x}", hash & 0xff_ffff);
+        }
         if let Some(DeleteMissesKeysOver(len)) = self.defect {
             if path == Path::Delete && key.len() > len {
                 key.push_str("#not encoded");
@@ -1496,7 +1596,8 @@ impl Reference {
     fn check_key(&self, key: &str, op: Op) -> Result<(), CacheError> {
         let refused = matches!(self.defect, Some(KeysRejectedOver(len)) if key.len() > len)
             || (self.has(KeysWithWhitespaceOrControlsRejected)
-                && key.chars().any(|c| c.is_whitespace() || c.is_control()));
+                && key.chars().any(|c| c.is_whitespace() || c.is_control()))
+            || (self.has(BlankKeysRejected) && !key.is_empty() && key.trim().is_empty());
         if refused {
             return Err(CacheError::InvalidKey {
                 reason: "not a native key",
@@ -1554,6 +1655,12 @@ impl Reference {
         }
         if let Some(ExpiresLate(late)) = self.defect {
             ttl = ttl.saturating_add(late);
+        }
+        if let Some(TtlsCappedAt(cap)) = self.defect {
+            ttl = ttl.min(cap);
+        }
+        if self.has(TtlMillisecondsKeptIn32Bits) {
+            ttl = Duration::from_millis(u64::from(ttl.as_millis() as u32));
         }
         let thirty_days = Duration::from_secs(30 * 24 * 3600);
         if self.has(LongTtlMisreadJustPastThirtyDays)
@@ -1726,6 +1833,10 @@ impl Reference {
             }
         } else {
             let mut state = self.lock();
+            if let Some(expires) = stored.expires {
+                let ticks = expires.saturating_sub(self.tick());
+                state.ttl_ticks.insert(native.to_owned(), ticks);
+            }
             state.entries.insert(native.to_owned(), stored);
             state.last_written = Some(value.clone());
         }
@@ -1772,8 +1883,17 @@ impl Reference {
 
     /// `get` with the key checked already.
     fn read(&self, key: &str, path: Path) -> Option<Bytes> {
-        let state = self.lock();
+        let mut state = self.lock();
         let native = self.key_for(key, path);
+        if self.has(ReadsRestartTheTtl) {
+            let ticks = state.ttl_ticks.get(&native).copied();
+            let now = self.tick();
+            if let (Some(stored), Some(ticks)) = (state.entries.get_mut(&native), ticks) {
+                if stored.expires.is_some_and(|tick| now < tick) {
+                    stored.expires = Some(now + ticks);
+                }
+            }
+        }
         let value = state
             .entries
             .get(&native)
@@ -1801,6 +1921,13 @@ impl Reference {
                     && value.starts_with(&[0x1f, 0x8b]) =>
             {
                 Some(value.slice(2..))
+            }
+            Some(value) if self.has(LeadingFeByteTakenForATag) && value.starts_with(&[0xfe]) => {
+                Some(value.slice(1..))
+            }
+            Some(value) if self.has(TrailingSpacesOfValuesStripped) => {
+                let kept = value.len() - value.iter().rev().take_while(|b| **b == b' ').count();
+                Some(value.slice(..kept))
             }
             Some(value) if self.has(ValuesDecodedAsUtf8) => {
                 Some(Bytes::from(String::from_utf8_lossy(&value).into_owned()))
@@ -1875,6 +2002,12 @@ impl Cache for Reference {
             Some(_) => Op::SetTtl,
         };
         self.check_key(key, op)?;
+        if self.has(LongKeysShrinkTheValueLimit) && key.len() + value.len() > MAX_VALUE_SIZE + 250 {
+            return Err(CacheError::ValueTooLarge {
+                size: key.len() + value.len(),
+                limit: MAX_VALUE_SIZE + 250,
+            });
+        }
         if let Err(err) = self.check_value(&value) {
             let mut state = self.lock();
             state.refused_a_value = true;
@@ -1938,6 +2071,9 @@ impl Cache for Reference {
                 value = None;
             }
             drop(state);
+            if let (Some(GetManyCutsValuesAt(most)), Some(found)) = (self.defect, &value) {
+                value = Some(found.slice(..found.len().min(most)));
+            }
             if value.is_some() || !self.has(GetManySkipsMisses) {
                 values.push(value);
             }
@@ -2313,10 +2449,13 @@ impl Cache for Reference {
             return Ok(());
         }
         let added = std::mem::take(&mut state.added);
+        let mut walked = 0;
         let kept: HashMap<String, Stored> = std::mem::take(&mut state.entries)
             .into_iter()
             .filter(|(native, stored)| {
-                let keep = (self.has(ClearSkipsGlobLikeKeys) && native.contains('*'))
+                walked += 1;
+                let keep = matches!(self.defect, Some(ClearStopsAfter(most)) if walked > most)
+                    || (self.has(ClearSkipsGlobLikeKeys) && native.contains('*'))
                     || (self.has(ClearSkipsBatchWrites) && stored.batch)
                     || (self.has(ClearSkipsLongKeys) && native.len() > 250)
                     || (self.has(ClearSkipsNonAsciiKeys) && !native.is_ascii())

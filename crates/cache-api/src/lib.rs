@@ -220,7 +220,11 @@ pub trait Cache: Send + Sync {
     /// value wins.
     ///
     /// The default calls [`set`](Cache::set) once per entry, after checking every
-    /// key and value, so a caller mistake anywhere in the batch writes nothing.
+    /// key (not empty) and value (within [`limits`](Cache::limits)`().max_value_size`),
+    /// so a caller mistake anywhere in the batch writes nothing. A backend whose `set`
+    /// refuses entries for any other reason (a key it cannot encode, a limit on key
+    /// and value together) must override `set_many` to check them all first: the
+    /// default would have written the entries before the refused one.
     ///
     /// # Errors
     ///

@@ -4,6 +4,7 @@
 
 use std::{
     any::Any,
+    sync::atomic::{AtomicBool, AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
 
@@ -463,13 +464,16 @@ pub async fn test_concurrent_adds_from_many_tasks_have_exactly_one_winner(
 }
 
 /// Adders on 4 threads at once, 8 interleaved in one task on each, all adding the same
-/// 8 keys in turn: each key has exactly one winner and holds its value. Needs a
+/// 200 keys in turn, the threads released together for each key (so that the adds
+/// overlap even on a backend that never waits, an in-process one whose `add` is a
+/// `get` then a `set`): each key has exactly one winner and holds its value. Needs a
 /// multi-thread Tokio runtime, which the macros and `cachectl` build.
 pub async fn test_parallel_adds_on_many_threads_have_exactly_one_winner(
     cache: &dyn Cache,
 ) -> CheckResult {
     let handle = multi_thread_runtime("adders")?;
     let per_thread = RACERS / THREADS;
+    let line = StartLine::new(THREADS, PARALLEL_DEADLINE);
     // As in the parallel writers check: threads of their own, each driving its adders on
     // this runtime, waited for in place because they borrow the cache.
     let outcomes = tokio::task::block_in_place(|| {
@@ -478,7 +482,8 @@ pub async fn test_parallel_adds_on_many_threads_have_exactly_one_winner(
                 .map(|thread| {
                     let handle = &handle;
                     let racers = thread * per_thread..(thread + 1) * per_thread;
-                    scope.spawn(move || handle.block_on(run_adders(cache, thread, racers)))
+                    let line = &line;
+                    scope.spawn(move || handle.block_on(run_adders(cache, thread, racers, line)))
                 })
                 .collect();
             threads
@@ -497,7 +502,7 @@ pub async fn test_parallel_adds_on_many_threads_have_exactly_one_winner(
         })
     });
     // answers[race][racer]
-    let mut answers: Vec<Vec<bool>> = vec![Vec::new(); RACES];
+    let mut answers: Vec<Vec<bool>> = vec![Vec::new(); PARALLEL_RACES];
     for outcome in outcomes {
         for racer in outcome? {
             for (race, added) in racer.into_iter().enumerate() {
@@ -513,30 +518,96 @@ pub async fn test_parallel_adds_on_many_threads_have_exactly_one_winner(
     Ok(())
 }
 
+/// How many keys the adders on threads race on, one after the other.
+const PARALLEL_RACES: usize = 200;
+
+/// Where the adders of every thread wait for each other before each race: a barrier
+/// that gives up at a deadline, or as soon as a thread has failed, instead of waiting
+/// for ever for a thread that will not come.
+struct StartLine {
+    arrived: AtomicUsize,
+    abandoned: AtomicBool,
+    threads: usize,
+    deadline: Instant,
+}
+
+impl StartLine {
+    fn new(threads: usize, within: Duration) -> Self {
+        Self {
+            arrived: AtomicUsize::new(0),
+            abandoned: AtomicBool::new(false),
+            threads,
+            deadline: Instant::now() + within,
+        }
+    }
+
+    /// Waits for every thread to reach `race`; false when that will not happen.
+    fn wait(&self, race: usize) -> bool {
+        self.arrived.fetch_add(1, Ordering::SeqCst);
+        let everyone = self.threads * (race + 1);
+        while self.arrived.load(Ordering::SeqCst) < everyone {
+            if self.abandoned.load(Ordering::SeqCst) || Instant::now() > self.deadline {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        true
+    }
+
+    fn abandon(&self) {
+        self.abandoned.store(true, Ordering::SeqCst);
+    }
+}
+
 /// The adders of one thread, interleaved in one task, bounded by [`PARALLEL_DEADLINE`];
 /// each adder's answers, race by race.
 async fn run_adders(
     cache: &dyn Cache,
     thread: usize,
     racers: std::ops::Range<usize>,
+    line: &StartLine,
+) -> Result<Vec<Vec<bool>>, Failure> {
+    let result = race_adders(cache, thread, racers, line).await;
+    if result.is_err() {
+        line.abandon();
+    }
+    result
+}
+
+async fn race_adders(
+    cache: &dyn Cache,
+    thread: usize,
+    racers: std::ops::Range<usize>,
+    line: &StartLine,
 ) -> Result<Vec<Vec<bool>>, Failure> {
     let count = racers.len();
-    let adders = racers.map(|racer| async move {
-        let mut answers = Vec::with_capacity(RACES);
-        for race in 0..RACES {
-            let key = format!("tck:add-par-{race}");
-            answers.push(add(cache, &key, racer_value(racer, race).as_bytes(), KEEP).await?);
+    let mut answers = vec![Vec::with_capacity(PARALLEL_RACES); count];
+    for race in 0..PARALLEL_RACES {
+        if !line.wait(race) {
+            return Err(Failure::new(
+                format!("adders on {THREADS} threads, race {race}"),
+                format!("every thread at the start within {PARALLEL_DEADLINE:?}"),
+                "a thread that failed or hung",
+            ));
         }
-        Ok::<_, Failure>(answers)
-    });
-    match tokio::time::timeout(PARALLEL_DEADLINE, join_all(adders)).await {
-        Ok(results) => results.into_iter().collect(),
-        Err(_) => Err(Failure::new(
-            format!("{count} adders on thread {thread}"),
-            format!("to finish within {PARALLEL_DEADLINE:?}"),
-            "no answer (the backend hung)",
-        )),
+        let key = format!("tck:add-par-{race}");
+        let adds = racers.clone().map(|racer| {
+            let key = &key;
+            async move { add(cache, key, racer_value(racer, race).as_bytes(), KEEP).await }
+        });
+        let left = line.deadline.saturating_duration_since(Instant::now());
+        let Ok(results) = tokio::time::timeout(left, join_all(adds)).await else {
+            return Err(Failure::new(
+                format!("{count} adders on thread {thread}, race {race}"),
+                format!("to finish within {PARALLEL_DEADLINE:?}"),
+                "no answer (the backend hung)",
+            ));
+        };
+        for (answers, added) in answers.iter_mut().zip(results) {
+            answers.push(added?);
+        }
     }
+    Ok(answers)
 }
 
 fn panic_text(panic: &(dyn Any + Send)) -> &str {

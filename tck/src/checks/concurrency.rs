@@ -61,7 +61,17 @@ pub async fn test_concurrent_use_from_many_tasks(cache: &dyn Cache) -> CheckResu
             describe(&shared),
         ));
     }
-    Ok(())
+    let mut keys: Vec<String> = (0..TASKS)
+        .flat_map(|t| (0..SLOTS).map(move |slot| format!("tck:conc-{t}-{slot}")))
+        .collect();
+    keys.push("tck:conc-shared".to_owned());
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    cleared_after(
+        cache,
+        &refs,
+        &format!("{TASKS} tasks wrote {ROUNDS} rounds each"),
+    )
+    .await
 }
 
 /// Threads the parallel check runs writers on.
@@ -145,12 +155,25 @@ pub async fn test_parallel_writers_on_many_threads_lose_no_write(cache: &dyn Cac
             describe(&shared),
         ));
     }
-    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let wanted: Vec<Option<&[u8]>> = wanted
         .iter()
         .map(|want| want.as_deref().map(str::as_bytes))
         .collect();
-    expect_many(cache, &refs, &wanted, &context).await
+    expect_many(cache, &refs, &wanted, &context).await?;
+    refs.push("tck:par-shared");
+    cleared_after(cache, &refs, &context).await
+}
+
+/// Where `clear` is declared: clears, then reads `keys` back as misses (a backend that
+/// lists its keys for `clear` must not lose the ones written concurrently).
+async fn cleared_after(cache: &dyn Cache, keys: &[&str], context: &str) -> CheckResult {
+    if !cache.limits().clear {
+        return Ok(());
+    }
+    cache.clear().await.or_fail(|| format!("clear {context}"))?;
+    let context = format!("after clear, {context}");
+    expect_many(cache, keys, &vec![None; keys.len()], &context).await
 }
 
 /// The writers of one thread, interleaved in one task, bounded by [`PARALLEL_DEADLINE`].

@@ -6,7 +6,7 @@ use cache_api::{Bytes, Cache};
 use super::{
     delete, expect, expect_invalid_key, expect_many, round_trip_each, set, KEEP, LONG_TTL,
 };
-use crate::failure::CheckResult;
+use crate::failure::{CheckResult, OrFail};
 
 /// The empty key is `InvalidKey` on every operation, and a batch holding it writes
 /// and removes nothing.
@@ -80,13 +80,21 @@ pub async fn test_long_keys_round_trip(cache: &dyn Cache) -> CheckResult {
     .await
 }
 
-/// Keys of 4 KiB, 16 KiB and 64 KiB work with `set`, `get`, `get_many` and `delete`, and
-/// keys of those lengths that differ only in their first or last byte stay apart.
+/// Keys of 4 KiB, 16 KiB, 64 KiB and 128 KiB work with `set`, `get`, `get_many` and
+/// `delete`, and keys of those lengths that differ only in their first, middle or last
+/// byte stay apart (a backend that keeps only part of a long key merges them).
 pub async fn test_very_long_keys_round_trip_and_stay_apart(cache: &dyn Cache) -> CheckResult {
     let mut keys = Vec::new();
-    for len in [4 << 10, 16 << 10, 64 << 10] {
+    for len in [4 << 10, 16 << 10, 64 << 10, 128 << 10] {
         let body = "k".repeat(len - 1);
-        keys.extend([format!("{body}1"), format!("{body}2"), format!("2{body}")]);
+        let (head, tail) = ("k".repeat(len / 2), "k".repeat(len - len / 2 - 1));
+        keys.extend([
+            format!("{body}1"),
+            format!("{body}2"),
+            format!("2{body}"),
+            format!("{head}3{tail}"),
+            format!("{head}4{tail}"),
+        ]);
     }
     let values: Vec<String> = (0..keys.len())
         .map(|i| format!("very long key {i}"))
@@ -118,6 +126,65 @@ pub async fn test_very_long_keys_round_trip_and_stay_apart(cache: &dyn Cache) ->
     .await
 }
 
+/// How many keys [`test_thousands_of_keys_stay_apart`] writes: enough that a backend
+/// storing entries under a 24-bit hash of their key has several collisions among them.
+const MANY_KEYS: usize = 16_384;
+
+/// 16,384 keys, written by `set_many` in batches, each read back by `get_many` with
+/// its own value (a backend that stores entries under a short hash of their key, or
+/// keeps only part of it, hands one key's value to another); then removed, by one
+/// `clear` where declared (a `clear` that stops after the first thousand entries leaves
+/// some), by `delete_many` otherwise, and all read back as misses.
+pub async fn test_thousands_of_keys_stay_apart(cache: &dyn Cache) -> CheckResult {
+    const BATCH: usize = 512;
+    let keys: Vec<String> = (0..MANY_KEYS)
+        .map(|i| {
+            format!(
+                "tck:many-{i:05}-{:08x}",
+                (i as u32).wrapping_mul(0x9e37_79b9)
+            )
+        })
+        .collect();
+    for batch in keys.chunks(BATCH) {
+        let entries: Vec<(&str, Bytes)> = batch
+            .iter()
+            .map(|key| (key.as_str(), Bytes::copy_from_slice(key.as_bytes())))
+            .collect();
+        cache
+            .set_many(&entries, KEEP)
+            .await
+            .or_fail(|| format!("set_many of {} entries, {MANY_KEYS} in all", entries.len()))?;
+    }
+    for batch in keys.chunks(BATCH) {
+        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let wanted: Vec<Option<&[u8]>> = refs.iter().map(|key| Some(key.as_bytes())).collect();
+        let context = format!("after set_many of {MANY_KEYS} keys, each valued its own name");
+        expect_many(cache, &refs, &wanted, &context).await?;
+    }
+    let removed_by = if cache.limits().clear {
+        cache
+            .clear()
+            .await
+            .or_fail(|| format!("clear of {MANY_KEYS} entries"))?;
+        "clear"
+    } else {
+        for batch in keys.chunks(BATCH) {
+            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+            cache
+                .delete_many(&refs)
+                .await
+                .or_fail(|| format!("delete_many of {} keys", refs.len()))?;
+        }
+        "delete_many"
+    };
+    for batch in keys.chunks(BATCH) {
+        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let context = format!("after {removed_by} of {MANY_KEYS} entries");
+        expect_many(cache, &refs, &vec![None; refs.len()], &context).await?;
+    }
+    Ok(())
+}
+
 /// Keys with spaces, tabs, CR/LF, control characters, NUL, glob and non-ASCII
 /// characters work.
 pub async fn test_keys_with_spaces_control_characters_and_non_ascii_round_trip(
@@ -138,6 +205,10 @@ pub async fn test_keys_with_spaces_control_characters_and_non_ascii_round_trip(
         "{hash}tag",
         "percent%20and+plus",
         "a:b:c/d",
+        " ",
+        "\t",
+        "\n",
+        "%",
     ];
     round_trip_each(cache, &keys, "value", "after set", None).await
 }
@@ -156,6 +227,11 @@ pub async fn test_distinct_keys_never_collide(cache: &dyn Cache) -> CheckResult 
         "a b".to_owned(),
         "a_b".to_owned(),
         "a%20b".to_owned(),
+        "a/b".to_owned(),
+        "a%2Fb".to_owned(),
+        "a%2fb".to_owned(),
+        "%".to_owned(),
+        "%25".to_owned(),
         "a+b".to_owned(),
         "a\tb".to_owned(),
         "YSBi".to_owned(), // base64 of "a b"

@@ -91,13 +91,16 @@ pub async fn test_set_of_the_same_value_still_replaces_the_ttl(cache: &dyn Cache
 
 /// TTLs of a few seconds are kept to the granularity both ways: an entry with a 1.9 s
 /// TTL is there 1.3 s in (not rounded down to whole seconds; on a backend whose clock
-/// ticks once a second, earlier), and one with a 2.5 s TTL is gone by its TTL plus the
-/// granularity and 20 ms (not ignored, not kept late).
+/// ticks once a second, earlier), and ones with a 2.5 s TTL are gone by their TTL plus
+/// the granularity and 20 ms (not ignored, not kept late), also when read by `get`,
+/// `exists` and `get_many` meanwhile (a read does not push the expiry out).
 pub async fn test_ttls_of_seconds_are_kept_to_the_granularity(cache: &dyn Cache) -> CheckResult {
     let limits = timed_limits(cache)?;
     let expiring = Duration::from_millis(2500);
     let started = Instant::now();
-    set(cache, "tck:seconds-expiring", b"expiring", Some(expiring)).await?;
+    for key in EXPIRING {
+        set(cache, key, b"expiring", Some(expiring)).await?;
+    }
     let fractional = Duration::from_millis(1900);
     let read_at =
         (certainly_alive_for(fractional, &limits) * 3 / 4).min(Duration::from_millis(1300));
@@ -121,20 +124,39 @@ pub async fn test_ttls_of_seconds_are_kept_to_the_granularity(cache: &dyn Cache)
         }
     }
     present?;
+    // Reads during the TTL, whatever they find: a backend that restarts the TTL on a
+    // read (an idle timeout) keeps these entries past `due`.
+    let [by_get, by_exists, by_get_many] = EXPIRING;
+    let _ = cache.get(by_get).await;
+    let _ = cache.exists(by_exists).await;
+    let _ = cache.get_many(&[by_get_many]).await;
+    let read_at = started.elapsed();
     let due = limits.round_up_ttl(expiring) + limits.ttl_granularity + ON_TIME_MARGIN;
     tokio::time::sleep_until((started + due).into()).await;
-    expect(
-        cache,
-        "tck:seconds-expiring",
-        None,
-        &format!(
-            "{:?} after set with a {expiring:?} ttl (granularity {:?})",
-            started.elapsed(),
-            limits.ttl_granularity
-        ),
-    )
-    .await
+    for (key, read) in EXPIRING.iter().zip(["get", "exists", "get_many"]) {
+        expect(
+            cache,
+            key,
+            None,
+            &format!(
+                "{:?} after set with a {expiring:?} ttl (granularity {:?}), read by {read} \
+                 {read_at:?} in",
+                started.elapsed(),
+                limits.ttl_granularity
+            ),
+        )
+        .await?;
+    }
+    Ok(())
 }
+
+/// The entries of the check above that must expire on time, each read meanwhile by
+/// one of `get`, `exists` and `get_many`.
+const EXPIRING: [&str; 3] = [
+    "tck:seconds-expiring",
+    "tck:seconds-expiring-exists",
+    "tck:seconds-expiring-many",
+];
 
 /// A longer TTL set over a shorter one keeps the entry past the first TTL.
 pub async fn test_overwrite_with_a_longer_ttl_extends_the_entry(cache: &dyn Cache) -> CheckResult {
@@ -253,7 +275,11 @@ async fn presence_attempt(
 }
 
 /// Entries written without TTL, by `set` and by `set_many`, empty ones too, are still
-/// there after the longest TTL any check waits into (6 s) has passed.
+/// there after the longest TTL any check waits into (6 s) has passed; so are entries
+/// with TTLs from an hour to ten years, written by `set`, `set_many` and (where
+/// declared) `add`, and ones whose TTL in milliseconds or seconds overflows 32 bits
+/// (kept as given, or refused with `InvalidTtl`): a backend that caps TTLs, or keeps
+/// them in 32 bits, loses them within the wait.
 pub async fn test_entries_without_ttl_outlive_every_ttl_of_the_run(
     cache: &dyn Cache,
 ) -> CheckResult {
@@ -264,23 +290,79 @@ pub async fn test_entries_without_ttl_outlive_every_ttl_of_the_run(
         .set_many(&[("tck:none-batch", Bytes::from_static(b"no ttl"))], None)
         .await
         .or_fail(|| "set_many([(\"tck:none-batch\", \"no ttl\")], None)".to_owned())?;
-    let wait = sleep_past(PRESENCE_TTL, &limits).await;
-    let entries: [(&str, &[u8]); 3] = [
-        ("tck:none-set", b"no ttl"),
+    let mut entries: Vec<(String, &[u8], String)> = [
+        ("tck:none-set", &b"no ttl"[..]),
         ("tck:none-empty", b""),
         ("tck:none-batch", b"no ttl"),
-    ];
-    for (key, value) in entries {
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value, "without ttl".to_owned()))
+    .collect();
+    entries.extend(write_long_lived(cache).await?);
+    let wait = sleep_past(PRESENCE_TTL, &limits).await;
+    for (key, value, how) in &entries {
         expect(
             cache,
             key,
             Some(value),
-            &format!("{wait:?} after it was written without ttl"),
+            &format!("{wait:?} after it was written {how}"),
         )
         .await?;
     }
-    remove(cache, &entries.map(|(key, _)| key)).await;
+    let keys: Vec<&str> = entries.iter().map(|(key, _, _)| key.as_str()).collect();
+    remove(cache, &keys).await;
     Ok(())
+}
+
+/// Writes an entry for each long TTL, by each write path; the keys written, their
+/// value and how they were written. A TTL past 32 bits refused with `InvalidTtl` is
+/// left out.
+async fn write_long_lived(
+    cache: &dyn Cache,
+) -> Result<Vec<(String, &'static [u8], String)>, Failure> {
+    const DAY: u64 = 24 * 60 * 60;
+    let value: &'static [u8] = b"long-lived";
+    let ttls = [
+        ("1h", KEEP_TTL, true),
+        ("31d", Duration::from_secs(31 * DAY), true),
+        ("10y", Duration::from_secs(3653 * DAY), true),
+        // Each wraps to about a second when kept in 32 bits.
+        ("2^31ms+1s", Duration::from_millis((1 << 31) + 1000), true),
+        ("2^32ms+1s", Duration::from_millis((1 << 32) + 1000), true),
+        ("2^32s+1s", Duration::from_secs((1 << 32) + 1), false),
+    ];
+    let mut written = Vec::new();
+    for (name, ttl, representable) in ttls {
+        let how = |path: &str| format!("by {path} with a {ttl:?} ttl");
+        let key = format!("tck:long-set-{name}");
+        match cache.set(&key, Bytes::from_static(value), Some(ttl)).await {
+            Err(CacheError::InvalidTtl { .. }) if !representable => continue,
+            result => result.or_fail(|| format!("set({key:?}) with a {ttl:?} ttl"))?,
+        }
+        written.push((key, value, how("set")));
+        let key = format!("tck:long-batch-{name}");
+        cache
+            .set_many(&[(key.as_str(), Bytes::from_static(value))], Some(ttl))
+            .await
+            .or_fail(|| format!("set_many([{key:?}]) with a {ttl:?} ttl"))?;
+        written.push((key, value, how("set_many")));
+        if cache.limits().atomic_add {
+            let key = format!("tck:long-add-{name}");
+            let added = cache
+                .add(&key, Bytes::from_static(value), Some(ttl))
+                .await
+                .or_fail(|| format!("add({key:?}) with a {ttl:?} ttl"))?;
+            if !added {
+                return Err(Failure::new(
+                    format!("add({key:?}) of an absent key with a {ttl:?} ttl"),
+                    "true",
+                    "false",
+                ));
+            }
+            written.push((key, value, how("add")));
+        }
+    }
+    Ok(written)
 }
 
 /// TTLs of 30 days, a fraction and a second past it, 31 days and 10 years keep the entry

@@ -6,7 +6,7 @@ use std::time::Duration;
 use cache_api::{Bytes, Cache, Limits};
 
 use super::{delete, expect, expect_many, expect_too_large, patterned, remove, set, KEEP};
-use crate::failure::{CheckResult, Failure};
+use crate::failure::{CheckResult, Failure, OrFail};
 
 /// The least a backend may declare as its largest value: 1 MiB, less the 1 KiB that
 /// memcached's default 1 MiB item spends on its header and key.
@@ -111,11 +111,19 @@ pub async fn test_empty_value_overwrites_non_empty_value(cache: &dyn Cache) -> C
     .await
 }
 
-/// Values are raw bytes: every byte value, invalid UTF-8 and protocol-looking bytes
-/// come back exactly.
+/// Values are raw bytes: every byte value, invalid UTF-8, protocol-looking bytes, and
+/// bytes a text-minded layer might "clean" (a byte-order mark, padding, leading zeros)
+/// come back exactly; so does a value starting with each possible byte (a backend that
+/// frames values with a tag byte of its own must not take any for its tag).
 pub async fn test_binary_values_round_trip(cache: &dyn Cache) -> CheckResult {
     let all_bytes: Vec<u8> = (0..=255).collect();
-    let values: [(&str, &[u8]); 9] = [
+    let values: [(&str, &[u8]); 15] = [
+        ("tck:binary-bom", "\u{feff}text".as_bytes()),
+        ("tck:binary-zeros", b"007"),
+        ("tck:binary-decimal", b"1.50"),
+        ("tck:binary-padded", b"padded   "),
+        ("tck:binary-lead", b" lead"),
+        ("tck:binary-tab", b"\ttabbed\t"),
         ("tck:binary-all", &all_bytes),
         // What compressed data starts with: a backend (or a layer) must not take them
         // for its own framing and strip or inflate them.
@@ -139,6 +147,19 @@ pub async fn test_binary_values_round_trip(cache: &dyn Cache) -> CheckResult {
     }
     for (key, value) in values {
         expect(cache, key, Some(value), "after set of binary bytes").await?;
+    }
+    for first in 0..=255u8 {
+        let key = format!("tck:binary-first-{first:02x}");
+        let value = [first, b'A'];
+        set(cache, &key, &value, KEEP).await?;
+        expect(
+            cache,
+            &key,
+            Some(&value),
+            "after set of a value starting with this byte",
+        )
+        .await?;
+        remove(cache, &[key.as_str()]).await;
     }
     Ok(())
 }
@@ -167,23 +188,68 @@ pub async fn test_values_of_every_size_up_to_the_limit_round_trip(
             &format!("after set of {size} bytes (the declared limit is {limit})"),
         )
         .await?;
+        round_trip_in_batches(cache, "tck:sized-batch", &value, limit).await?;
     }
-    remove(cache, &["tck:sized"]).await;
+    remove(cache, &["tck:sized", "tck:sized-batch"]).await;
     Ok(())
 }
 
-/// A value of exactly the declared largest size round-trips unchanged.
+/// `value` written by `set_many` beside a small entry and read back by `get_many`: the
+/// bulk paths keep the sizes `set` and `get` keep.
+async fn round_trip_in_batches(
+    cache: &dyn Cache,
+    key: &str,
+    value: &[u8],
+    limit: usize,
+) -> CheckResult {
+    let size = value.len();
+    let small = "tck:sized-batch-small";
+    cache
+        .set_many(
+            &[
+                (key, Bytes::copy_from_slice(value)),
+                (small, Bytes::from_static(b"small")),
+            ],
+            KEEP,
+        )
+        .await
+        .or_fail(|| {
+            format!("set_many of a value of {size} bytes (the declared limit is {limit})")
+        })?;
+    expect_many(
+        cache,
+        &[key, small],
+        &[Some(value), Some(b"small")],
+        &format!("after set_many of {size} bytes (the declared limit is {limit})"),
+    )
+    .await?;
+    remove(cache, &[small]).await;
+    Ok(())
+}
+
+/// A value of exactly the declared largest size round-trips unchanged: under a short
+/// key and under one of 4 KiB (the limit is the value's, whatever the key's length),
+/// and through `set_many` and `get_many`.
 pub async fn test_largest_value_round_trips(cache: &dyn Cache) -> CheckResult {
     let limit = largest_value(cache)?;
     let value = patterned(limit, 7);
-    set(cache, "tck:largest", &value, KEEP).await?;
-    expect(
-        cache,
-        "tck:largest",
-        Some(&value),
-        &format!("after set of {limit} bytes (the declared limit)"),
-    )
-    .await
+    let long_key = format!("tck:largest-{}", "k".repeat(4096 - 12));
+    for key in ["tck:largest", long_key.as_str()] {
+        set(cache, key, &value, KEEP).await?;
+        expect(
+            cache,
+            key,
+            Some(&value),
+            &format!(
+                "after set of {limit} bytes (the declared limit) under a key of {} bytes",
+                key.len()
+            ),
+        )
+        .await?;
+    }
+    round_trip_in_batches(cache, "tck:largest-batch", &value, limit).await?;
+    remove(cache, &["tck:largest", &long_key, "tck:largest-batch"]).await;
+    Ok(())
 }
 
 /// A value one byte over the limit is `ValueTooLarge` naming the limit; the key's old
