@@ -37,6 +37,9 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 /// A connected stream.
 pub(crate) type Stream = Box<dyn Io>;
 
+/// The most plaintext bytes rustls puts in one TLS record.
+const TLS_RECORD: usize = 16 * 1024;
+
 /// The TLS settings of a `memcaches://` URL, with the meanings of the Redis backend's.
 pub(crate) use cache_tls::TlsSettings;
 
@@ -142,6 +145,19 @@ impl Transport {
         })
     }
 
+    /// The most bytes one write may hold without a request crossing into the next TLS
+    /// record with another request behind it; `None` without TLS.
+    ///
+    /// memcached (1.6.18 at least) leaves a request unanswered when it arrives in the
+    /// same TLS record as the end of a request that began in an earlier record: it
+    /// answers once more bytes come, which a client waiting for that answer never
+    /// sends. Writes of whole requests that fit in one record (16 KiB of plaintext, as
+    /// rustls cuts them), and a longer request alone in its write, never put one
+    /// request behind the end of another in a record.
+    pub(crate) fn record_limit(&self) -> Option<usize> {
+        matches!(self, Transport::Tls(_)).then_some(TLS_RECORD)
+    }
+
     /// Connects to `address` (`host:port`, or a socket path); with TLS, the handshake
     /// too, the server's name being the address's host.
     ///
@@ -167,10 +183,13 @@ impl Transport {
                     )
                 })?;
                 let stream = tcp(address).await?;
-                let stream = connector
+                let mut stream = connector
                     .connect(name, stream)
                     .await
                     .map_err(|error| not_tls(address, error))?;
+                // Every write taken whole, so that its records end where it ends (see
+                // `record_limit`); the writer bounds what it writes at once itself.
+                stream.get_mut().1.set_buffer_limit(None);
                 Ok(Box::new(stream))
             }
         }

@@ -150,8 +150,37 @@ pub(crate) struct Exchange {
 
 /// A request on its way to the writer.
 struct Message {
-    payload: Vec<u8>,
+    payload: Payload,
     exchange: Exchange,
+}
+
+/// The bytes of one or more requests sent as one, and where each request ends in them
+/// (empty for one request: it ends at the end).
+pub(crate) struct Payload {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) ends: Vec<usize>,
+}
+
+impl From<Vec<u8>> for Payload {
+    /// One request.
+    fn from(bytes: Vec<u8>) -> Self {
+        Self {
+            bytes,
+            ends: Vec::new(),
+        }
+    }
+}
+
+impl Payload {
+    /// Where each request ends, `at` bytes into a write.
+    fn ends_from(&self, at: usize) -> impl Iterator<Item = usize> + '_ {
+        let last = (self.ends.is_empty()).then_some(self.bytes.len());
+        self.ends
+            .iter()
+            .copied()
+            .chain(last)
+            .map(move |end| at + end)
+    }
 }
 
 /// What the caller side and both tasks share.
@@ -188,8 +217,9 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Starts the writer and reader tasks on `stream`.
-    pub(crate) fn start(stream: Stream) -> Self {
+    /// Starts the writer and reader tasks on `stream`; `record_limit`, for TLS, bounds
+    /// the bytes of one write of several requests (`Transport::record_limit`).
+    pub(crate) fn start(stream: Stream, record_limit: Option<usize>) -> Self {
         // The dial set TCP_NODELAY: requests are written as soon as they are queued.
         let (read, written) = tokio::io::split(stream);
         let (messages, queued) = mpsc::unbounded_channel();
@@ -200,7 +230,13 @@ impl Connection {
             expected,
             Arc::clone(&shared),
         ));
-        let writer = tokio::spawn(write(written, queued, exchanges, Arc::clone(&shared)));
+        let writer = tokio::spawn(write(
+            written,
+            queued,
+            exchanges,
+            Arc::clone(&shared),
+            record_limit,
+        ));
         shared
             .tasks
             .lock()
@@ -227,7 +263,7 @@ impl Connection {
     /// Queues `payload` for the writer; its answers come on the receiver returned.
     pub(crate) fn send(
         &self,
-        payload: Vec<u8>,
+        payload: Payload,
         expect: Expect,
     ) -> Result<oneshot::Receiver<Answers>, Failure> {
         if let Some(failure) = self.shared.failure.get() {
@@ -258,14 +294,18 @@ impl Drop for Connection {
 }
 
 /// The writer task: takes every request queued, registers each with the reader, writes
-/// them in one go.
+/// them in one go (in writes of at most `record_limit` bytes, each ending with a whole
+/// request, when it is set).
 async fn write(
     mut socket: WriteHalf<Stream>,
     mut queued: mpsc::UnboundedReceiver<Message>,
     exchanges: mpsc::UnboundedSender<Exchange>,
     shared: Arc<Shared>,
+    record_limit: Option<usize>,
 ) {
     let mut batch = Vec::with_capacity(16 * 1024);
+    // Where each request of `batch` ends, when writes are bounded.
+    let mut ends = Vec::new();
     let failure = loop {
         let Some(first) = queued.recv().await else {
             // Every handle dropped: the connection closes with nothing in flight.
@@ -274,6 +314,7 @@ async fn write(
         let mut next = Some(first);
         let mut single = None;
         batch.clear();
+        ends.clear();
         while let Some(message) = next.take() {
             if exchanges.send(message.exchange).is_err() {
                 // The reader stopped, having failed the connection.
@@ -282,12 +323,14 @@ async fn write(
             if batch.is_empty() && single.is_none() {
                 single = Some(message.payload);
             } else {
-                if let Some(payload) = single.take() {
-                    batch.extend_from_slice(&payload);
+                for payload in single.take().iter().chain([&message.payload]) {
+                    if record_limit.is_some() {
+                        ends.extend(payload.ends_from(batch.len()));
+                    }
+                    batch.extend_from_slice(&payload.bytes);
                 }
-                batch.extend_from_slice(&message.payload);
             }
-            let gathered = batch.len() + single.as_ref().map_or(0, Vec::len);
+            let gathered = batch.len() + single.as_ref().map_or(0, |alone| alone.bytes.len());
             if gathered < MAX_WRITE_BATCH {
                 next = queued.try_recv().ok();
             }
@@ -296,9 +339,22 @@ async fn write(
         // matters under TLS: a session whose socket would block takes the last bytes
         // and keeps them until the next write or a flush, and the next write may only
         // come after this request's answer.
-        let bytes = single.as_deref().unwrap_or(&batch);
         let written = async {
-            socket.write_all(bytes).await?;
+            match (&single, record_limit) {
+                (Some(alone), None) => socket.write_all(&alone.bytes).await?,
+                (None, None) => socket.write_all(&batch).await?,
+                (Some(alone), Some(limit)) => {
+                    let ends: Vec<usize> = alone.ends_from(0).collect();
+                    for part in bounded_writes(&alone.bytes, &ends, limit) {
+                        socket.write_all(part).await?;
+                    }
+                }
+                (None, Some(limit)) => {
+                    for part in bounded_writes(&batch, &ends, limit) {
+                        socket.write_all(part).await?;
+                    }
+                }
+            }
             socket.flush().await
         };
         if let Err(error) = written.await {
@@ -309,6 +365,32 @@ async fn write(
         }
     };
     shared.fail(failure);
+}
+
+/// `batch` cut at request ends (`ends`, increasing) into writes of at most `limit`
+/// bytes; a request longer than `limit` is a write of its own.
+fn bounded_writes<'b>(
+    batch: &'b [u8],
+    ends: &'b [usize],
+    limit: usize,
+) -> impl Iterator<Item = &'b [u8]> + 'b {
+    let mut start = 0;
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let first = *ends.get(at)?;
+        let mut end = first;
+        at += 1;
+        while let Some(&next) = ends.get(at) {
+            if next - start > limit || first - start > limit {
+                break;
+            }
+            end = next;
+            at += 1;
+        }
+        let part = &batch[start..end];
+        start = end;
+        Some(part)
+    })
 }
 
 #[cfg(test)]
@@ -382,10 +464,13 @@ mod tests {
     async fn bytes_a_stream_holds_back_are_flushed_out() {
         let (client, server) = tokio::io::duplex(64 * 1024);
         tokio::spawn(answer_every_line(server));
-        let connection = Connection::start(Box::new(HeldUntilFlushed {
-            inner: client,
-            held: Vec::new(),
-        }));
+        let connection = Connection::start(
+            Box::new(HeldUntilFlushed {
+                inner: client,
+                held: Vec::new(),
+            }),
+            None,
+        );
         for token in 7..10 {
             let payload = format!("md key{token} O{token}\r\n").into_bytes();
             let expect = Expect::Commands {
@@ -394,7 +479,7 @@ mod tests {
             };
             let answers = tokio::time::timeout(
                 Duration::from_secs(5),
-                connection.send(payload, expect).unwrap(),
+                connection.send(payload.into(), expect).unwrap(),
             )
             .await
             .expect("the request never reached the server: it was not flushed")
@@ -402,5 +487,32 @@ mod tests {
             let answer = answers.into_first().unwrap().unwrap();
             assert_eq!(answer.opaque, Some(token));
         }
+    }
+
+    /// Writes bounded for TLS end with whole requests, hold at most the limit unless
+    /// one request is longer, and cover the batch in order.
+    #[test]
+    fn bounded_writes_end_with_whole_requests() {
+        let sizes = [10, 20, 16_389, 3, 3, 16_384, 1];
+        let mut batch = Vec::new();
+        let mut ends = Vec::new();
+        for (fill, size) in (b'a'..).zip(sizes) {
+            batch.extend(std::iter::repeat_n(fill, size));
+            ends.push(batch.len());
+        }
+        let writes: Vec<usize> = super::bounded_writes(&batch, &ends, 16_384)
+            .map(<[u8]>::len)
+            .collect();
+        assert_eq!(writes, [30, 16_389, 6, 16_384, 1]);
+        let small: Vec<usize> = (1..=700).map(|i| i * 29).collect();
+        let batch = vec![b'x'; 700 * 29];
+        let writes: Vec<usize> = super::bounded_writes(&batch, &small, 16_384)
+            .map(<[u8]>::len)
+            .collect();
+        assert_eq!(writes.iter().sum::<usize>(), batch.len());
+        assert!(
+            writes.iter().all(|len| *len <= 16_384 && len % 29 == 0),
+            "{writes:?}"
+        );
     }
 }

@@ -20,7 +20,7 @@ use memcache::exp::{build_noop, Error, Router};
 use tokio::time::Instant;
 
 use crate::router::StableRendezvous;
-use connection::{Answers, Expect, Failure};
+use connection::{Answers, Expect, Failure, Payload};
 use request::Request;
 use server::Server;
 
@@ -98,7 +98,7 @@ impl Client {
         request.encode_into(first, &mut payload)?;
         let expect = Expect::Commands { first, count: 1 };
         let answers = server
-            .exchange(payload, expect, deadline)
+            .exchange(payload.into(), expect, deadline)
             .await
             .map_err(|failure| failure.error())?;
         let answer = answers
@@ -132,9 +132,13 @@ impl Client {
                 continue;
             }
             let first = self.tokens(positions.len());
-            let mut payload = Vec::new();
+            let mut payload = Payload {
+                bytes: Vec::new(),
+                ends: Vec::with_capacity(positions.len()),
+            };
             for (offset, &position) in (0u32..).zip(positions) {
-                requests[position].encode_into(first.wrapping_add(offset), &mut payload)?;
+                requests[position].encode_into(first.wrapping_add(offset), &mut payload.bytes)?;
+                payload.ends.push(payload.bytes.len());
             }
             let expect = Expect::Commands {
                 first,
@@ -177,7 +181,7 @@ impl Client {
             let mut payload = Vec::new();
             build_noop().encode_into(&mut payload)?;
             server
-                .exchange(payload, Expect::Noop, deadline)
+                .exchange(payload.into(), Expect::Noop, deadline)
                 .await
                 .map(drop)
                 .map_err(|failure| failure.error())

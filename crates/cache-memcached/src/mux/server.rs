@@ -18,7 +18,7 @@ use std::{
 
 use tokio::{sync::oneshot, time::Instant};
 
-use super::connection::{Answers, Connection, Expect, Failure};
+use super::connection::{Answers, Connection, Expect, Failure, Payload};
 use crate::transport::{self, Transport};
 
 /// The pause after the second dial in a row that timed out; it doubles with each further
@@ -112,7 +112,7 @@ impl Server {
     /// timeout): see [`InFlight`].
     pub(crate) async fn exchange(
         &self,
-        payload: Vec<u8>,
+        payload: Payload,
         expect: Expect,
         deadline: Instant,
     ) -> Result<Answers, Failure> {
@@ -189,7 +189,8 @@ impl Server {
         match dialled {
             Ok(stream) => {
                 dials.succeeded();
-                let connection = Arc::new(Connection::start(stream));
+                let record_limit = self.transport.record_limit();
+                let connection = Arc::new(Connection::start(stream, record_limit));
                 *lock(slot) = Some(Arc::clone(&connection));
                 Ok(connection)
             }
