@@ -172,9 +172,10 @@ impl From<Vec<u8>> for Payload {
 }
 
 impl Payload {
-    /// Where each request ends, `at` bytes into a write.
+    /// Where each request ends, `at` bytes into a write; the last ends at the end, so
+    /// that writes cut at these ends cover every byte.
     fn ends_from(&self, at: usize) -> impl Iterator<Item = usize> + '_ {
-        let last = (self.ends.is_empty()).then_some(self.bytes.len());
+        let last = (self.ends.last() != Some(&self.bytes.len())).then_some(self.bytes.len());
         self.ends
             .iter()
             .copied()
