@@ -25,7 +25,10 @@ use std::time::Duration;
 #[non_exhaustive]
 pub struct Capabilities {
     /// The backend's clock granularity: TTLs are rounded up to a multiple of it, and an
-    /// entry may outlive its TTL by at most this much (Redis: 1 ms; memcached: 1 s).
+    /// entry may outlive its TTL by at most this much (Redis: 1 ms; memcached: 1 s). A
+    /// clock that ticks in such steps may also end an entry up to one step before its
+    /// TTL (memcached's entry of n seconds lives n - 1 to n of them): to keep a value
+    /// for a whole duration, give it one step more.
     pub ttl_granularity: Duration,
     /// The largest value, in bytes, that `set` accepts; one byte more is
     /// [`CacheError::ValueTooLarge`](crate::CacheError::ValueTooLarge).

@@ -155,6 +155,12 @@ impl Admin {
             if line == b"END" {
                 return Ok(item_size_max);
             }
+            if let Some(reason) = crate::error::connection_refusal(&line) {
+                return Err(io_error(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    format!("{} refused the connection: {reason}", self.server),
+                )));
+            }
             if is_error(&line) {
                 return Ok(None);
             }

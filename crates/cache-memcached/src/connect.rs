@@ -30,11 +30,12 @@ async fn effective_value_limit(
     context: Context,
 ) -> Result<usize, CacheError> {
     let asks = servers.iter().map(|server| async move {
-        let asked = async {
+        // Dial and answer within one timeout, as any call.
+        let asked = tokio::time::timeout(context.timeout, async {
             let mut admin = admin::Admin::connect(transport, server, context).await?;
             admin.item_size_max().await
-        };
-        match asked.await {
+        });
+        match asked.await.unwrap_or_else(|_| Err(context.timeout())) {
             Err(error) => Err(transport.explain(server, error, context.timeout).await),
             answer => answer,
         }

@@ -135,6 +135,18 @@ pub(crate) fn unexpected(message: impl Into<String>) -> CacheError {
     }
 }
 
+/// The reason in a line memcached sends in place of any answer when it refuses a
+/// connection (`ERROR Too many open connections`, past `-c`), before closing it: an
+/// `ERROR` with words after it, which no command is answered with (an unknown command
+/// gets a bare `ERROR`). The connection is lost, not the command refused: worth a retry
+/// once the server has room.
+pub(crate) fn connection_refusal(line: &[u8]) -> Option<String> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let reason = line.strip_prefix(b"ERROR ")?.trim_ascii();
+    (!reason.is_empty()).then(|| String::from_utf8_lossy(reason).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +156,31 @@ mod tests {
             operation: "set",
             timeout: Duration::from_millis(250),
             value,
+        }
+    }
+
+    #[test]
+    fn a_refused_connection_is_told_from_a_refused_command() {
+        assert_eq!(
+            connection_refusal(b"ERROR Too many open connections\r\n").as_deref(),
+            Some("Too many open connections")
+        );
+        assert_eq!(
+            connection_refusal(b"ERROR out of room").as_deref(),
+            Some("out of room")
+        );
+        for command_refused in [
+            &b"ERROR\r\n"[..],
+            b"ERROR",
+            b"ERROR \r\n",
+            b"CLIENT_ERROR bad",
+            b"EN",
+        ] {
+            assert_eq!(
+                connection_refusal(command_refused),
+                None,
+                "{command_refused:?}"
+            );
         }
     }
 

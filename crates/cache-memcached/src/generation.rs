@@ -97,6 +97,7 @@ impl MemcachedCache {
     /// number moved or vanished.
     pub(crate) async fn in_namespace<T, F, Fut>(
         &self,
+        operation: &'static str,
         absent: Absent<T>,
         run: F,
     ) -> Result<T, CacheError>
@@ -111,19 +112,20 @@ impl MemcachedCache {
         let seen = namespace.snapshot();
         if !namespace.claim_check() {
             return self
-                .run_in(namespace, seen.generation, &absent, &run)
+                .run_in(operation, namespace, seen.generation, &absent, &run)
                 .await
                 .1;
         }
         // Boxed: a check is due once per refresh interval, and its state would otherwise
         // make every operation's future several times larger.
-        Box::pin(self.run_with_check(namespace, seen, absent, run)).await
+        Box::pin(self.run_with_check(operation, namespace, seen, absent, run)).await
     }
 
     /// Runs `run` in `generation`, or does what `absent` says when there is none. Returns
     /// the generation used with the result.
     pub(crate) async fn run_in<T, F, Fut>(
         &self,
+        operation: &'static str,
         namespace: &Namespace,
         generation: Option<u64>,
         absent: &Absent<T>,
@@ -145,7 +147,7 @@ impl MemcachedCache {
                 let found = Box::pin(read_generation(
                     &self.inner.client,
                     &namespace.key,
-                    self.context("generation check"),
+                    self.context(operation),
                 ))
                 .await;
                 match found
@@ -156,16 +158,19 @@ impl MemcachedCache {
                     Ok(Some(generation)) => generation,
                 }
             }
-            (None, Absent::Create) => match Box::pin(self.create_generation(namespace)).await {
-                Ok(generation) => generation,
-                Err(error) => return (None, Err(error)),
-            },
+            (None, Absent::Create) => {
+                match Box::pin(self.create_generation(operation, namespace)).await {
+                    Ok(generation) => generation,
+                    Err(error) => return (None, Err(error)),
+                }
+            }
         };
         (Some(generation), run(Some(generation)).await)
     }
 
     pub(crate) async fn run_with_check<T, F, Fut>(
         &self,
+        operation: &'static str,
         namespace: &Namespace,
         seen: Snapshot,
         absent: Absent<T>,
@@ -178,7 +183,7 @@ impl MemcachedCache {
     {
         let (latest, (used, result)) = tokio::join!(
             self.check_generation(namespace, seen),
-            self.run_in(namespace, seen.generation, &absent, &run)
+            self.run_in(operation, namespace, seen.generation, &absent, &run)
         );
         match latest {
             // `run_in` went to the server itself (it created the counter, or looked it up
@@ -186,7 +191,11 @@ impl MemcachedCache {
             // that ran alongside, which may have read the counter before it existed.
             // Running again would repeat an `add` or a `delete` that already happened.
             _ if used != seen.generation => result,
-            Some(latest) if latest != used => self.run_in(namespace, latest, &absent, &run).await.1,
+            Some(latest) if latest != used => {
+                self.run_in(operation, namespace, latest, &absent, &run)
+                    .await
+                    .1
+            }
             _ => result,
         }
     }
@@ -211,8 +220,12 @@ impl MemcachedCache {
 
     /// Creates the absent generation counter (memcached `add`: of racing instances one
     /// creates it, the others read its number), above every generation this instance knew.
-    pub(crate) async fn create_generation(&self, namespace: &Namespace) -> Result<u64, CacheError> {
-        let context = self.context("generation create");
+    pub(crate) async fn create_generation(
+        &self,
+        operation: &'static str,
+        namespace: &Namespace,
+    ) -> Result<u64, CacheError> {
+        let context = self.context(operation);
         let client = &self.inner.client;
         let key = &namespace.key;
         for _ in 0..3 {

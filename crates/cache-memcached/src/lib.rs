@@ -141,7 +141,7 @@ impl Cache for MemcachedCache {
     /// One `mg` on the key's server.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         validate_key(key)?;
-        self.in_namespace(Absent::Empty(None), move |generation| {
+        self.in_namespace("get", Absent::Empty(None), move |generation| {
             self.get_in(generation, key)
         })
         .await
@@ -155,14 +155,14 @@ impl Cache for MemcachedCache {
         let expiry = expiry(ttl)?;
         if expiry == Expiry::Expired {
             return self
-                .in_namespace(Absent::Empty(false), move |generation| {
+                .in_namespace("set", Absent::Empty(false), move |generation| {
                     self.delete_in(generation, key)
                 })
                 .await
                 .map(drop);
         }
         let value = &value;
-        self.in_namespace(Absent::Create, move |generation| {
+        self.in_namespace("set", Absent::Create, move |generation| {
             self.set_in(generation, key, value, expiry)
         })
         .await
@@ -185,7 +185,7 @@ impl Cache for MemcachedCache {
             return Ok(false);
         }
         let value = &value;
-        self.in_namespace(Absent::Create, move |generation| {
+        self.in_namespace("add", Absent::Create, move |generation| {
             self.add_in(generation, key, value, expiry)
         })
         .await
@@ -194,7 +194,7 @@ impl Cache for MemcachedCache {
     /// One `md` on the key's server: true when memcached removed a live entry.
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         validate_key(key)?;
-        self.in_namespace(Absent::Empty(false), move |generation| {
+        self.in_namespace("delete", Absent::Empty(false), move |generation| {
             self.delete_in(generation, key)
         })
         .await
@@ -212,9 +212,11 @@ impl Cache for MemcachedCache {
         let (unique, positions) = distinct(keys.iter().copied());
         let unique = &unique;
         let values = self
-            .in_namespace(Absent::Empty(vec![None; unique.len()]), move |generation| {
-                self.get_many_in(generation, unique)
-            })
+            .in_namespace(
+                "get_many",
+                Absent::Empty(vec![None; unique.len()]),
+                move |generation| self.get_many_in(generation, unique),
+            )
             .await?;
         if unique.len() == keys.len() {
             // No key named twice: the answers are already in the order asked.
@@ -252,14 +254,14 @@ impl Cache for MemcachedCache {
             let keys: Vec<&str> = batch.iter().map(|(key, _)| *key).collect();
             let keys = &keys;
             return self
-                .in_namespace(Absent::Empty(0), move |generation| {
+                .in_namespace("set_many", Absent::Empty(0), move |generation| {
                     self.delete_many_in(generation, keys)
                 })
                 .await
                 .map(drop);
         }
         let batch = &batch;
-        self.in_namespace(Absent::Create, move |generation| {
+        self.in_namespace("set_many", Absent::Create, move |generation| {
             self.set_many_in(generation, batch, expiry)
         })
         .await
@@ -274,7 +276,7 @@ impl Cache for MemcachedCache {
         }
         let (unique, _) = distinct(keys.iter().copied());
         let unique = &unique;
-        self.in_namespace(Absent::Empty(0), move |generation| {
+        self.in_namespace("delete_many", Absent::Empty(0), move |generation| {
             self.delete_many_in(generation, unique)
         })
         .await
@@ -283,7 +285,7 @@ impl Cache for MemcachedCache {
     /// One `mg` without the value on the key's server.
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         validate_key(key)?;
-        self.in_namespace(Absent::Empty(false), move |generation| {
+        self.in_namespace("exists", Absent::Empty(false), move |generation| {
             self.exists_in(generation, key)
         })
         .await

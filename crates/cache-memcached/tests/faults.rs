@@ -14,7 +14,8 @@ const TIMEOUT: Duration = Duration::from_millis(300);
 /// Room for a loaded two-core machine on top of the timeout.
 const MARGIN: Duration = Duration::from_millis(700);
 
-/// Runs `operation` and checks it failed with `Timeout` within the timeout and margin.
+/// Runs `operation` and checks it failed with `Timeout`, naming it, within the timeout
+/// and margin.
 async fn times_out<T: std::fmt::Debug>(
     what: &str,
     operation: impl std::future::Future<Output = Result<T, CacheError>>,
@@ -23,7 +24,14 @@ async fn times_out<T: std::fmt::Debug>(
     let result = operation.await;
     let elapsed = started.elapsed();
     match result {
-        Err(CacheError::Timeout { after, .. }) => assert_eq!(after, TIMEOUT, "{what}"),
+        Err(CacheError::Timeout {
+            after, operation, ..
+        }) => {
+            assert_eq!(after, TIMEOUT, "{what}");
+            // The error names the call, not a step inside it (the prefix's generation).
+            let called = if what == "build" { "connect" } else { what };
+            assert_eq!(operation, called, "{what}");
+        }
         other => panic!("{what} on a paused server: expected Err(Timeout), got {other:?}"),
     }
     assert!(
@@ -59,6 +67,20 @@ async fn a_paused_server_times_out_and_is_used_again_after_resume() {
         times_out("set_many", cache.set_many(&[("a", Bytes::from("1"))], None)).await;
         times_out("delete_many", cache.delete_many(&["a", "b"])).await;
         times_out("clear", cache.clear()).await;
+        if prefix.is_some() {
+            // A prefix nothing was written under yet: each call looks for its generation
+            // counter first (a write creates it), and a timeout there is the call's.
+            let untouched = MemcachedCache::builder(&server.url())
+                .timeout(TIMEOUT)
+                .key_prefix("untouched:");
+            server.resume();
+            let untouched = untouched.build().await.unwrap();
+            server.pause();
+            times_out("get", untouched.get("k")).await;
+            times_out("set", untouched.set("k", Bytes::from("v"), None)).await;
+            times_out("add", untouched.add("k", Bytes::from("v"), None)).await;
+            times_out("delete", untouched.delete("k")).await;
+        }
         server.resume();
         // The calls cut short by the timeout dropped their connections with the request
         // already sent: the server still runs those once it wakes, the prefix's `clear`

@@ -278,6 +278,33 @@ impl ClusterBackend {
             crate::wrong_port::display_address(&master.host, master.port),
         ))
     }
+
+    /// Each master's `proto-max-bulk-len`, all asked at once; `None` for one that did not
+    /// say (see [`crate::bulk_limit`]).
+    pub(crate) async fn bulk_limits(&self, errors: &ErrorContext) -> Vec<Option<usize>> {
+        let topology = self.topology();
+        let asks = topology.masters.iter().map(|master| async move {
+            let mut connection = self.connection();
+            let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                host: master.host.clone(),
+                port: master.port,
+            });
+            let answer = self
+                .bounded(
+                    async {
+                        connection
+                            .route_command(crate::bulk_limit::query(), route)
+                            .await?
+                            .extract_error()
+                    },
+                    errors,
+                )
+                .await
+                .ok()?;
+            crate::bulk_limit::parse(&answer)
+        });
+        futures::future::join_all(asks).await
+    }
 }
 
 /// Maps the error of an operation. The cluster client follows `MOVED` and `ASK` as long

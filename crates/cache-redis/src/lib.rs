@@ -3,6 +3,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod builder;
+mod bulk_limit;
 mod cluster;
 mod command;
 mod cut_short;
@@ -88,6 +89,19 @@ enum Backend {
     Single(Single),
     Sentinel(SentinelBackend),
     Cluster(ClusterBackend),
+}
+
+impl Backend {
+    /// What each server says its `proto-max-bulk-len` is (see [`bulk_limit`]).
+    async fn bulk_limits(&self, errors: &ErrorContext) -> Vec<Option<usize>> {
+        let query = bulk_limit::query();
+        let answer = match self {
+            Backend::Single(single) => single.send(Request::Command(&query)).await,
+            Backend::Sentinel(sentinel) => sentinel.send(Request::Command(&query)).await,
+            Backend::Cluster(cluster) => return cluster.bulk_limits(errors).await,
+        };
+        vec![answer.ok().as_ref().and_then(bulk_limit::parse)]
+    }
 }
 
 /// One server, plain or followed through sentinels: what the operations that are not
@@ -235,6 +249,8 @@ impl RedisCache {
             }
             (Err(error), None) => return Err(error::naming(error, &addresses)),
         };
+        let max_value_size =
+            bulk_limit::effective(max_value_size, backend.bulk_limits(&errors).await);
         Ok(Self {
             inner: Arc::new(Inner {
                 backend,

@@ -27,7 +27,19 @@ use futures::{
 use crate::{error::FlightError, stored::Stored};
 
 pub(crate) type Outcome<V> = Result<Arc<Stored<V>>, FlightError>;
-pub(crate) type Flight<V> = Shared<BoxFuture<'static, Outcome<V>>>;
+
+/// What a run hands back: its outcome, which reaches the waiters at once, and the work
+/// left to do after it (the value's write, the lock's release), during which the run
+/// stays in the map, so that callers arriving meanwhile get its value rather than a miss.
+pub(crate) type Landed<V> = (Outcome<V>, Option<BoxFuture<'static, ()>>);
+
+/// A run as its waiters see it: its outcome, then the end of the work after it.
+#[derive(Clone)]
+pub(crate) struct Flight<V> {
+    pub(crate) outcome: Shared<BoxFuture<'static, Outcome<V>>>,
+    pub(crate) landed: Shared<BoxFuture<'static, ()>>,
+}
+
 /// Each key's run in progress, with the id that tells one run from the next.
 type Running<V> = Arc<Mutex<HashMap<String, (u64, Flight<V>)>>>;
 
@@ -82,42 +94,54 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
         run: F,
     ) -> Result<(Flight<V>, Role), FlightError>
     where
-        F: FnOnce() -> BoxFuture<'static, Outcome<V>>,
+        F: FnOnce() -> BoxFuture<'static, Landed<V>>,
     {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| FlightError::NoRuntime)?;
-        let (flight, landing, answer) = {
+        let (flight, landing, answer, done) = {
             let mut running = self.lock();
             if let Some((_, flight)) = running.get(key) {
                 return Ok((flight.clone(), Role::Joined));
             }
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let (answer, outcome) = oneshot::channel();
-            let flight = outcome
-                .map(|outcome| outcome.unwrap_or(Err(FlightError::Cancelled)))
-                .boxed()
-                .shared();
+            let (done, landed) = oneshot::channel::<()>();
+            let flight = Flight {
+                outcome: outcome
+                    .map(|outcome| outcome.unwrap_or(Err(FlightError::Cancelled)))
+                    .boxed()
+                    .shared(),
+                landed: landed.map(drop).boxed().shared(),
+            };
             running.insert(key.to_owned(), (id, flight.clone()));
             let landing = Landing {
                 running: Arc::clone(&self.running),
                 key: key.to_owned(),
                 id,
             };
-            (flight, landing, answer)
+            (flight, landing, answer, done)
         };
         let run = AssertUnwindSafe(run()).catch_unwind();
         let running_for = (self.address(), key.to_owned());
         runtime.spawn(RUNNING_FOR.scope(running_for, async move {
-            // A panic outside the factory's own catch (the write, the lock) reaches
-            // every waiter too; a task dropped unfinished drops `answer` unsent, which
-            // waiters read as cancelled.
-            let outcome = run.await.unwrap_or_else(|panic| {
-                Err(FlightError::Panicked(Arc::from(
-                    panic_message(panic.as_ref()).as_str(),
-                )))
+            // A panic outside the factory's own catch (the lock) reaches every waiter
+            // too; a task dropped unfinished drops `answer` unsent, which waiters read
+            // as cancelled.
+            let (outcome, after) = run.await.unwrap_or_else(|panic| {
+                let message = panic_message(panic.as_ref());
+                (
+                    Err(FlightError::Panicked(Arc::from(message.as_str()))),
+                    None,
+                )
             });
-            drop(landing);
             // Nobody may be waiting any more (an eager refresh, callers gone).
             let _ = answer.send(outcome);
+            if let Some(after) = after {
+                // A panic in the write (a backend's) is the write's failure alone: the
+                // value has been handed out already.
+                let _ = AssertUnwindSafe(after).catch_unwind().await;
+            }
+            drop(landing);
+            drop(done);
         }));
         Ok((flight, Role::Started))
     }

@@ -11,7 +11,7 @@ use crate::{
     codec::Codec,
     distributed::{self, Lock},
     error::{Error, FactoryError, FlightError},
-    flight::{panic_message, Flight, Outcome, Role},
+    flight::{panic_message, Flight, Landed, Outcome, Role},
     options::{EntryOptions, ReadErrors},
     stored::{now_ms, Stored},
     telemetry,
@@ -277,7 +277,11 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
     }
 
     /// Waits for the run's outcome, no longer than the soft timeout when a stale value
-    /// can stand in, nor than the hard timeout.
+    /// can stand in, nor than the hard timeout; then, for a value, for its write to the
+    /// cache (so that what the caller got is what the next reader finds), within the
+    /// same bound: past it, the caller gets the value and the write ends in the
+    /// background. A write that hangs (a frozen server) never turns a computed value
+    /// into a timeout.
     async fn wait(
         &self,
         key: &str,
@@ -289,12 +293,24 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
             .soft_timeout
             .filter(|soft| stale.is_some() && options.hard_timeout.is_none_or(|hard| *soft < hard));
         let Some(limit) = soft.or(options.hard_timeout) else {
-            return self.settle(key, flight.await, stale.as_ref(), options);
+            let outcome = flight.outcome.await;
+            if outcome.is_ok() {
+                flight.landed.await;
+            }
+            return self.settle(key, outcome, stale.as_ref(), options);
         };
-        match tokio::time::timeout(limit, flight).await {
-            Ok(outcome) => self.settle(key, outcome, stale.as_ref(), options),
+        let expiry = tokio::time::sleep(limit);
+        tokio::pin!(expiry);
+        let outcome = futures::future::select(flight.outcome, expiry.as_mut()).await;
+        match outcome {
+            futures::future::Either::Left((outcome, _)) => {
+                if outcome.is_ok() {
+                    futures::future::select(flight.landed, expiry).await;
+                }
+                self.settle(key, outcome, stale.as_ref(), options)
+            }
             // The run goes on in its task, and stores its value when it ends.
-            Err(_) => match (&stale, soft.is_some()) {
+            futures::future::Either::Right(_) => match (&stale, soft.is_some()) {
                 (Some(stale), true) => Ok(self.stale_entry(stale, "soft_timeout")),
                 (Some(stale), false) => Ok(self.stale_entry(stale, "hard_timeout")),
                 (None, _) => Err(Error::Timeout { after: limit }),
@@ -339,7 +355,8 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
 
 /// One factory run, in its own task: a last look at the backend (another caller may
 /// have stored the value since this one read), the distributed lock when asked for,
-/// the factory with its panic caught, then the write. `refreshing` is the value an
+/// the factory with its panic caught; then, after its outcome has reached the waiters,
+/// the write and the lock's release (see [`Landed`]). `refreshing` is the value an
 /// eager refresh replaces: when the refresh fails under fail-safe, that value is
 /// served alone for the throttle, as after any failure, instead of every hit starting
 /// another run.
@@ -352,7 +369,7 @@ async fn fly<V, C, F, Fut, E>(
     double_check: bool,
     refreshing: Option<Arc<Stored<V>>>,
     factory: F,
-) -> Outcome<V>
+) -> Landed<V>
 where
     V: Value,
     C: Codec,
@@ -370,29 +387,31 @@ where
         None => Lock::NotHeld,
     };
     if let Lock::Found(stored) = lock {
-        return Ok(stored);
+        return (Ok(stored), None);
     }
     // The error is boxed at once, so nothing that is not `Send` lives across an await.
     let run = AssertUnwindSafe(async move { factory().await.map_err(Into::<BoxError>::into) })
         .catch_unwind()
         .await;
-    let outcome = match run {
+    let (outcome, write) = match run {
         Ok(Ok(value)) => {
             telemetry::factory_run(inner.label, "ok");
-            Ok(Arc::new(inner.store(&key, value, &options).await))
+            let (stored, bytes) = inner.prepare(value, &options);
+            (Ok(Arc::new(stored)), bytes)
         }
         Ok(Err(err)) => {
             telemetry::factory_run(inner.label, "error");
-            Err(FlightError::Factory(FactoryError::new(err)))
+            (Err(FlightError::Factory(FactoryError::new(err))), None)
         }
         Err(panic) => {
             telemetry::factory_run(inner.label, "panic");
-            Err(FlightError::Panicked(Arc::from(
-                panic_message(&*panic).as_str(),
-            )))
+            let message = panic_message(&*panic);
+            (
+                Err(FlightError::Panicked(Arc::from(message.as_str()))),
+                None,
+            )
         }
     };
-    distributed::release(&inner, lock).await;
     match (&outcome, options.fail_safe, refreshing) {
         (Ok(stored), true, _) => {
             inner
@@ -405,7 +424,20 @@ where
         }
         _ => {}
     }
-    outcome
+    if write.is_none() && matches!(lock, Lock::NotHeld) {
+        return (outcome, None);
+    }
+    // The write before the release: another process waiting for the lock reads the
+    // value once the lock is gone.
+    let after = async move {
+        if let Some((bytes, ttl)) = write {
+            if let Err(err) = inner.write(&key, bytes, ttl).await {
+                telemetry::write_failed(inner.label, &err);
+            }
+        }
+        distributed::release(&inner, lock).await;
+    };
+    (outcome, Some(after.boxed()))
 }
 
 impl<V: Value, C: Codec> Inner<V, C> {
@@ -423,25 +455,33 @@ impl<V: Value, C: Codec> Inner<V, C> {
         }
     }
 
-    /// Writes a computed value; a failure is logged and counted, and the value is
-    /// still returned: the caller gets what it asked for, the next read misses.
-    pub(crate) async fn store(&self, key: &str, value: V, options: &EntryOptions) -> Stored<V> {
+    /// The backend TTL of a value whose logical TTL is `logical`
+    /// ([`EntryOptions::physical_ttl`]).
+    pub(crate) fn physical_ttl(&self, options: &EntryOptions, logical: Duration) -> Duration {
+        options.physical_ttl(logical, self.cache.limits().ttl_granularity)
+    }
+
+    /// A computed value as it is kept, and the bytes to write for it with their TTL
+    /// (`None` when it cannot be encoded: that failure is logged and counted, and the
+    /// value is still returned: the caller gets what it asked for, the next read misses).
+    pub(crate) fn prepare(
+        &self,
+        value: V,
+        options: &EntryOptions,
+    ) -> (Stored<V>, Option<(cache_api::Bytes, Duration)>) {
         let logical = crate::jitter::apply(options.ttl, options.jitter);
         match self.encode(&value, logical) {
             Ok((bytes, times)) => {
-                let ttl: Duration = options.physical_ttl(logical);
-                if let Err(err) = self.write(key, bytes, ttl).await {
-                    telemetry::write_failed(self.label, &err);
-                }
-                Stored {
+                let stored = Stored {
                     value,
                     written_at_ms: times.written_at_ms,
                     logical_expiry_ms: times.logical_expiry_ms,
-                }
+                };
+                (stored, Some((bytes, self.physical_ttl(options, logical))))
             }
             Err(err) => {
                 telemetry::write_failed(self.label, &err);
-                Stored::new(value, logical)
+                (Stored::new(value, logical), None)
             }
         }
     }

@@ -205,12 +205,17 @@ impl EntryOptions {
         self.ttl
     }
 
-    /// The TTL given to the backend: the logical one, plus the fail-safe duration.
-    pub(crate) fn physical_ttl(&self, logical: Duration) -> Duration {
-        if self.fail_safe {
+    /// The TTL given to the backend: the logical one, plus the fail-safe duration, plus
+    /// the backend's clock `granularity`: a backend whose clock ticks in whole seconds
+    /// (memcached) drops an entry of n seconds after n - 1 to n of them, and the value
+    /// must be there for its whole logical life (an eager refresh reads it near the
+    /// end). Its envelope's own expiry keeps it from being served past that life.
+    pub(crate) fn physical_ttl(&self, logical: Duration, granularity: Duration) -> Duration {
+        let kept = if self.fail_safe {
             logical.saturating_add(self.fail_safe_max_duration)
         } else {
             logical
-        }
+        };
+        kept.saturating_add(granularity)
     }
 }

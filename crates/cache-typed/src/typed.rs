@@ -270,8 +270,9 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
     /// the backend for the fail-safe duration past it when fail-safe is on. A TTL
     /// longer than the backend can keep (memcached's end at 2038) is written without
     /// expiry: the value's own TTL, in its envelope, still says when it is stale. The
-    /// value fail-safe kept for `key` in the process, and its throttle, are dropped:
-    /// the next `get_or_set` reads this one.
+    /// value fail-safe kept for `key` in the process, and its throttle, are dropped;
+    /// with fail-safe in `options`, this value is kept in their place, so that a
+    /// `get_or_set` can serve it while the backend is down (as one it read itself).
     ///
     /// # Errors
     ///
@@ -283,11 +284,21 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
         options: &EntryOptions,
     ) -> Result<(), Error> {
         let logical = crate::jitter::apply(options.ttl, options.jitter);
-        let (bytes, _) = self.inner.encode(value, logical)?;
+        let (bytes, times) = self.inner.encode(value, logical)?;
         self.inner
-            .write(key, bytes, options.physical_ttl(logical))
+            .write(key, bytes, self.inner.physical_ttl(options, logical))
             .await?;
         self.inner.fallback.forget(key);
+        if options.fail_safe {
+            let stored = Arc::new(Stored {
+                value: value.clone(),
+                written_at_ms: times.written_at_ms,
+                logical_expiry_ms: times.logical_expiry_ms,
+            });
+            self.inner
+                .fallback
+                .remember(key, &stored, options.fail_safe_max_duration);
+        }
         Ok(())
     }
 
@@ -349,7 +360,7 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
             .collect::<Result<Vec<(&str, Bytes)>, Error>>()?;
         self.inner
             .cache
-            .set_many(&encoded, Some(options.physical_ttl(logical)))
+            .set_many(&encoded, Some(self.inner.physical_ttl(options, logical)))
             .await?;
         Ok(())
     }

@@ -280,3 +280,123 @@ async fn a_ttl_under_a_millisecond_is_not_zero() {
     let expires = entry.expires_at.expect("a TTL");
     assert!(expires > entry.written_at, "{entry:?}");
 }
+
+/// A memory cache that declares a clock of whole seconds and notes every TTL it is
+/// given.
+struct WholeSeconds {
+    cache: cache_memory::MemoryCache,
+    ttls: std::sync::Mutex<Vec<Option<Duration>>>,
+}
+
+#[async_trait]
+impl Cache for WholeSeconds {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        self.cache.get(key).await
+    }
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
+        self.ttls.lock().unwrap().push(ttl);
+        self.cache.set(key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        self.cache.delete(key).await
+    }
+    fn limits(&self) -> Capabilities {
+        Capabilities::new(Duration::from_secs(1), 1 << 20)
+    }
+}
+
+/// A backend whose clock ticks in whole seconds drops an entry of n seconds after
+/// n - 1 to n of them: every write gives it one tick more than the value's life, so
+/// that the value is there until its logical expiry (an eager refresh reads it then).
+#[tokio::test]
+async fn the_backend_ttl_covers_a_clock_of_whole_seconds() {
+    let backend = Arc::new(WholeSeconds {
+        cache: cache_memory::MemoryCache::new(),
+        ttls: std::sync::Mutex::new(Vec::new()),
+    });
+    let cache = numbers(backend.clone());
+    let two = cache.options().ttl(Duration::from_secs(2));
+    cache.get_or_set("a", two, || async { 1 }).await.unwrap();
+    cache.set_with("b", &2, &two).await.unwrap();
+    cache.set_many_with(&[("c", 3)], &two).await.unwrap();
+    let safe = two.fail_safe(Duration::from_secs(60), Duration::from_secs(1));
+    cache.get_or_set("d", safe, || async { 4 }).await.unwrap();
+    let three = Some(Duration::from_secs(3));
+    assert_eq!(
+        *backend.ttls.lock().unwrap(),
+        [three, three, three, Some(Duration::from_secs(63))]
+    );
+    // The envelope still says when the value stops being fresh.
+    let entry = cache.get_entry("a").await.unwrap().expect("stored");
+    let life = entry
+        .expires_at
+        .expect("a TTL was given")
+        .duration_since(entry.written_at)
+        .unwrap();
+    assert_eq!(life, Duration::from_secs(2));
+}
+
+/// A memory cache whose every call fails as unreachable while `down` is set.
+#[derive(Default)]
+struct Switchable {
+    cache: cache_memory::MemoryCache,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl Switchable {
+    fn check(&self) -> Result<(), CacheError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(CacheError::Unreachable {
+                backend: "switchable",
+                source: "down".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Cache for Switchable {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        self.check()?;
+        self.cache.get(key).await
+    }
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
+        self.check()?;
+        self.cache.set(key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        self.check()?;
+        self.cache.delete(key).await
+    }
+    fn limits(&self) -> Capabilities {
+        self.cache.limits()
+    }
+}
+
+/// A value written with fail-safe options is kept in the process as one read would be:
+/// with the backend down past its TTL, `get_or_set` serves it stale. Written without
+/// fail-safe, nothing is kept, and the factory's error is the answer.
+#[tokio::test]
+async fn a_value_written_with_fail_safe_is_served_while_the_backend_is_down() {
+    let backend = Arc::new(Switchable::default());
+    let cache = numbers(backend.clone());
+    let short = cache.options().ttl(Duration::from_millis(50));
+    let safe = short.fail_safe(Duration::from_secs(60), Duration::from_secs(1));
+    cache.set_with("kept", &5, &safe).await.unwrap();
+    cache.set_with("not-kept", &6, &short).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    backend.down.store(true, Ordering::SeqCst);
+
+    let runs = Arc::new(AtomicUsize::new(0));
+    let entry = cache
+        .try_get_or_set_entry("kept", safe, failing(&runs))
+        .await
+        .unwrap();
+    assert_eq!((entry.value, entry.stale), (5, true));
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "served without the factory");
+    let unkept = cache
+        .try_get_or_set_entry("not-kept", safe, failing(&runs))
+        .await;
+    assert!(matches!(unkept, Err(Error::Factory(_))), "{unkept:?}");
+}

@@ -285,3 +285,58 @@ async fn a_failing_factory_serves_the_stale_value_and_is_throttled() {
         .unwrap_err();
     assert!(err.factory_error::<std::io::Error>().is_some(), "{err:?}");
 }
+
+/// With the server frozen, a new key's value comes from the factory at once; its write
+/// hangs. The callers get the value within the hard timeout after the failed read, not
+/// a timeout: the hard timeout bounds the wait for the factory and for the write, and
+/// a write still hanging when it runs out ends in the background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_hangs_never_turns_a_computed_value_into_a_timeout() {
+    let server = LocalServer::start(&cache_redis::testing::REDIS, &[])
+        .await
+        .unwrap_or_else(|err| panic!("cannot start a redis-server for this test (install it with `apt-get install redis-server`): {err}"));
+    let typed = users(bounded_cache(&server).await);
+    let hard = Duration::from_millis(150);
+    let options = EntryOptions::default()
+        .ttl(Duration::from_secs(60))
+        .hard_timeout(hard);
+    let runs = Runs::default();
+
+    let frozen = Frozen::freeze(&server);
+    let started = Instant::now();
+    let calls = (0..50).map(|_| {
+        let typed = typed.clone();
+        let factory = runs.factory(Duration::ZERO, user(8, "fresh"));
+        tokio::spawn(async move {
+            let value = typed.get_or_set("user:8", options, factory).await;
+            (value, started.elapsed())
+        })
+    });
+    for call in futures::future::join_all(calls).await {
+        let (value, took) = call.unwrap();
+        assert_eq!(value.unwrap(), user(8, "fresh"));
+        // The failed read (the backend's deadline), then at most the hard timeout.
+        assert!(
+            took < BACKEND_DEADLINE + hard + Duration::from_millis(400),
+            "took {took:?}"
+        );
+    }
+    assert_eq!(runs.count(), 1, "single flight");
+    drop(frozen);
+
+    // Once the server answers again, values are written and read as before.
+    let stored = typed
+        .get_or_set(
+            "user:9",
+            options,
+            runs.factory(Duration::ZERO, user(9, "v")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, user(9, "v"));
+    assert_eq!(
+        typed.get("user:9").await.unwrap(),
+        Some(user(9, "v")),
+        "the write of a call that returned is visible to the next read"
+    );
+}

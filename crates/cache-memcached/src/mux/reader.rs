@@ -93,9 +93,17 @@ async fn next_exchange(
             io::ErrorKind::UnexpectedEof,
             "memcached closed the connection".to_owned(),
         )),
-        Ok(false) => Err(Failure::Protocol(
-            "memcached sent an answer to no request".to_owned(),
-        )),
+        Ok(false) => {
+            let buffered = socket.buffer();
+            let line = buffered
+                .iter()
+                .position(|&byte| byte == b'\n')
+                .map_or(buffered, |end| &buffered[..=end]);
+            Err(match crate::error::connection_refusal(line) {
+                Some(reason) => refused_connection(&reason),
+                None => Failure::Protocol("memcached sent an answer to no request".to_owned()),
+            })
+        }
         Err(error) => Err(Failure::io(&error)),
     }
 }
@@ -316,6 +324,9 @@ enum Header {
 
 /// Parses a header line (its `\r\n` included or not).
 fn parse_line(line: &[u8]) -> Result<Header, Failure> {
+    if let Some(reason) = crate::error::connection_refusal(line) {
+        return Err(refused_connection(&reason));
+    }
     let header = line.strip_suffix(b"\n").unwrap_or(line);
     let header = header.strip_suffix(b"\r").unwrap_or(header);
     let response = match MetaResponse::parse_header(header) {
@@ -359,6 +370,15 @@ fn buffered_answer(buffer: &[u8]) -> Result<Option<(Answer, usize)>, Failure> {
     check_terminator(terminator)?;
     result.value = Some(value.to_vec());
     Ok(Some((Ok(result), end)))
+}
+
+/// The connection's failure when memcached refused it (see
+/// [`connection_refusal`](crate::error::connection_refusal)).
+fn refused_connection(reason: &str) -> Failure {
+    Failure::Io(
+        io::ErrorKind::ConnectionRefused,
+        format!("memcached refused the connection: {reason}"),
+    )
 }
 
 /// A header line longer than any the server sends means the stream is not memcached's.

@@ -1,0 +1,155 @@
+//! A server that takes shorter strings than the cache's value limit
+//! (`proto-max-bulk-len`) lowers that limit at build: a longer value is refused as
+//! `ValueTooLarge` before it is sent, instead of the server closing the connection under
+//! it and every call in flight on it.
+
+mod common;
+
+use std::time::Duration;
+
+use cache_api::{Bytes, Cache, CacheError};
+use cache_redis::{ConnectionModel, RedisCache, DEFAULT_MAX_VALUE_SIZE};
+use common::local_server;
+use futures::future::join_all;
+
+const SERVER_LIMIT: usize = 1 << 20;
+
+#[tokio::test]
+async fn a_value_over_the_servers_bulk_length_is_refused_before_it_is_sent() {
+    let server = local_server(&["--proto-max-bulk-len", "1mb"]).await;
+    for model in [
+        ConnectionModel::Multiplexed { connections: 1 },
+        ConnectionModel::Pooled { max_size: 4 },
+    ] {
+        let cache = RedisCache::builder(&server.url())
+            .timeout(Duration::from_secs(2))
+            .connection_model(model)
+            .build()
+            .await
+            .unwrap_or_else(|err| panic!("{model:?}: {err}"));
+        assert_eq!(cache.limits().max_value_size, SERVER_LIMIT, "{model:?}");
+        cache
+            .set("keeper", Bytes::from("kept"), None)
+            .await
+            .unwrap();
+
+        // Others' calls in flight beside the refused values all succeed.
+        let oversized = Bytes::from(vec![b'x'; SERVER_LIMIT + 1]);
+        let readers = (0..20).map(|_| cache.get("keeper"));
+        let writes = async {
+            (
+                cache.set("big", oversized.clone(), None).await,
+                cache.add("big", oversized.clone(), None).await,
+                cache
+                    .set_many(
+                        &[("small", Bytes::from("s")), ("big", oversized.clone())],
+                        None,
+                    )
+                    .await,
+            )
+        };
+        let (reads, (set, add, set_many)) = tokio::join!(join_all(readers), writes);
+        for read in reads {
+            assert_eq!(read.unwrap(), Some(Bytes::from("kept")), "{model:?}");
+        }
+        for (operation, refused) in [("set", set), ("add", add.map(drop)), ("set_many", set_many)] {
+            match refused {
+                Err(CacheError::ValueTooLarge { size, limit }) => {
+                    assert_eq!(
+                        (size, limit),
+                        (SERVER_LIMIT + 1, SERVER_LIMIT),
+                        "{model:?} {operation}"
+                    );
+                }
+                other => {
+                    panic!("{model:?}: {operation} of a value over the server's limit: {other:?}")
+                }
+            }
+        }
+        assert_eq!(
+            cache.get("small").await.unwrap(),
+            None,
+            "{model:?}: set_many wrote part"
+        );
+        assert_eq!(cache.get("big").await.unwrap(), None, "{model:?}");
+
+        // A value of exactly the server's limit is stored and read back whole.
+        let largest = Bytes::from(vec![b'y'; SERVER_LIMIT]);
+        cache.set("big", largest.clone(), None).await.unwrap();
+        assert_eq!(cache.get("big").await.unwrap(), Some(largest), "{model:?}");
+        cache.clear().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_lower_configured_limit_stays_and_a_server_that_does_not_say_keeps_it() {
+    let server = local_server(&["--proto-max-bulk-len", "1mb"]).await;
+    let lower = RedisCache::builder(&server.url())
+        .max_value_size(1000)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(lower.limits().max_value_size, 1000);
+
+    // A user without `+config|get` cannot read the server's limit: the configured one
+    // stays, and the cache works.
+    let mut admin = common::plain(&server.url()).await;
+    for (user, rights) in [("no-config", &[][..]), ("config-get", &["+config|get"][..])] {
+        let mut command = redis::cmd("ACL");
+        command
+            .arg("SETUSER")
+            .arg(user)
+            .arg("reset")
+            .arg("on")
+            .arg(">pw")
+            .arg("~*")
+            .arg("+get")
+            .arg("+set")
+            .arg("+ping");
+        for right in rights {
+            command.arg(*right);
+        }
+        command.query_async::<()>(&mut admin).await.unwrap();
+        let url = format!("redis://{user}:pw@127.0.0.1:{}", server.port());
+        let cache = RedisCache::connect(&url).await.unwrap();
+        let expected = if rights.is_empty() {
+            DEFAULT_MAX_VALUE_SIZE
+        } else {
+            SERVER_LIMIT
+        };
+        assert_eq!(cache.limits().max_value_size, expected, "{user}");
+        cache.set("k", Bytes::from("v"), None).await.unwrap();
+        assert_eq!(
+            cache.get("k").await.unwrap(),
+            Some(Bytes::from("v")),
+            "{user}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn on_a_cluster_the_smallest_masters_limit_wins() {
+    let cluster =
+        common::local_cluster(&cache_redis::testing::ClusterSpec::new().replicas_per_master(0))
+            .await;
+    let url = cluster.url();
+    let masters = common::masters(&url);
+    let lowered = &masters[1];
+    let mut node = common::plain(&lowered.url).await;
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("proto-max-bulk-len")
+        .arg("2mb")
+        .query_async::<()>(&mut node)
+        .await
+        .unwrap();
+    let cache = RedisCache::connect(&url).await.unwrap();
+    assert_eq!(cache.limits().max_value_size, 2 << 20);
+    let refused = cache
+        .set("k", Bytes::from(vec![0; (2 << 20) + 1]), None)
+        .await;
+    assert!(
+        matches!(refused, Err(CacheError::ValueTooLarge { .. })),
+        "{refused:?}"
+    );
+}
