@@ -142,7 +142,8 @@ impl EntryOptions {
     /// Turns fail-safe on: values stay in the backend `max_duration` past their TTL;
     /// when the factory fails (or times out, or the backend does), the last value is
     /// served, flagged stale, and the factory is tried again only after `throttle`.
-    /// The last values read are also kept in the process (a bounded number, see
+    /// The last values `get_or_set` read or computed, and those `set_with` wrote with
+    /// these options, are also kept in the process (a bounded number, see
     /// [`TypedCacheBuilder::fail_safe_capacity`](crate::TypedCacheBuilder::fail_safe_capacity)),
     /// so they can be served while the backend itself is down.
     pub fn fail_safe(mut self, max_duration: Duration, throttle: Duration) -> Self {
@@ -160,7 +161,8 @@ impl EntryOptions {
 
     /// When a stale value is at hand, the caller waits at most `timeout` for the
     /// factory, then gets the stale value; the factory keeps running in the background
-    /// and stores its value when it finishes.
+    /// and stores its value when it finishes. A fresh value in time is the caller's,
+    /// whether or not its write is done.
     pub fn soft_timeout(mut self, timeout: Duration) -> Self {
         self.soft_timeout = Some(timeout);
         self
@@ -171,7 +173,9 @@ impl EntryOptions {
     /// background and stores its value when it finishes. The time counts from the
     /// start of the run, whose last look at the backend before the factory (and the
     /// distributed lock) it includes; the first read of the call is bounded by the
-    /// backend's own timeouts, not by this one.
+    /// backend's own timeouts, not by this one. A value the factory returned in time is
+    /// the caller's even when its write to the backend is not done by then (a frozen
+    /// server): the write ends in the background.
     pub fn hard_timeout(mut self, timeout: Duration) -> Self {
         self.hard_timeout = Some(timeout);
         self
