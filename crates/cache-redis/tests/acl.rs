@@ -4,6 +4,8 @@
 //! outside the pattern as `PermissionDenied` too. The rights are the ones the README
 //! lists, in [`MINIMAL_RIGHTS`].
 
+mod common;
+
 use cache_api::{Bytes, Cache, CacheError};
 use cache_redis::{
     testing::{LocalServer, REDIS},
@@ -41,19 +43,7 @@ async fn shared() -> &'static Shared {
 async fn set_user(port: u16, user: &str, rights: &[&str]) {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
     let mut admin = client.get_multiplexed_async_connection().await.unwrap();
-    let mut command = redis::cmd("ACL");
-    command
-        .arg("SETUSER")
-        .arg(user)
-        .arg("reset")
-        .arg("on")
-        .arg(format!(">{PASSWORD}"))
-        .arg("~app:*")
-        .arg("resetchannels");
-    for right in rights {
-        command.arg(*right);
-    }
-    command.query_async::<()>(&mut admin).await.unwrap();
+    common::set_acl_user(&mut admin, user, PASSWORD, "~app:*", rights).await;
 }
 
 fn url(port: u16, user: &str, prefix: &str) -> String {

@@ -95,21 +95,9 @@ async fn a_lower_configured_limit_stays_and_a_server_that_does_not_say_keeps_it(
     // stays, and the cache works.
     let mut admin = common::plain(&server.url()).await;
     for (user, rights) in [("no-config", &[][..]), ("config-get", &["+config|get"][..])] {
-        let mut command = redis::cmd("ACL");
-        command
-            .arg("SETUSER")
-            .arg(user)
-            .arg("reset")
-            .arg("on")
-            .arg(">pw")
-            .arg("~*")
-            .arg("+get")
-            .arg("+set")
-            .arg("+ping");
-        for right in rights {
-            command.arg(*right);
-        }
-        command.query_async::<()>(&mut admin).await.unwrap();
+        let mut all = vec!["+get", "+set", "+ping"];
+        all.extend_from_slice(rights);
+        common::set_acl_user(&mut admin, user, "pw", "~*", &all).await;
         let url = format!("redis://{user}:pw@127.0.0.1:{}", server.port());
         let cache = RedisCache::connect(&url).await.unwrap();
         let expected = if rights.is_empty() {

@@ -34,6 +34,13 @@ impl Drop for Frozen<'_> {
 /// response timeout).
 const BACKEND_DEADLINE: Duration = Duration::from_millis(300);
 
+/// A redis-server of the test's own.
+async fn redis_server() -> LocalServer {
+    LocalServer::start(&cache_redis::testing::REDIS, &[])
+        .await
+        .unwrap_or_else(|err| panic!("cannot start a redis-server for this test (install it with `apt-get install redis-server`): {err}"))
+}
+
 /// A cache on `server` whose every call ends within [`BACKEND_DEADLINE`]: the client's
 /// response timeout, under a `TimeoutLayer`.
 async fn bounded_cache(server: &LocalServer) -> Arc<dyn Cache> {
@@ -52,9 +59,7 @@ async fn bounded_cache(server: &LocalServer) -> Arc<dyn Cache> {
 /// served at once. After SIGCONT and the throttle, the next call stores a fresh value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_backend_serves_the_stale_value_then_recovers() {
-    let server = LocalServer::start(&cache_redis::testing::REDIS, &[])
-        .await
-        .unwrap_or_else(|err| panic!("cannot start a redis-server for this test (install it with `apt-get install redis-server`): {err}"));
+    let server = redis_server().await;
     let typed = users(bounded_cache(&server).await);
     let throttle = Duration::from_millis(500);
     let options = EntryOptions::default()
@@ -292,9 +297,7 @@ async fn a_failing_factory_serves_the_stale_value_and_is_throttled() {
 /// a write still hanging when it runs out ends in the background.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_that_hangs_never_turns_a_computed_value_into_a_timeout() {
-    let server = LocalServer::start(&cache_redis::testing::REDIS, &[])
-        .await
-        .unwrap_or_else(|err| panic!("cannot start a redis-server for this test (install it with `apt-get install redis-server`): {err}"));
+    let server = redis_server().await;
     let typed = users(bounded_cache(&server).await);
     let hard = Duration::from_millis(150);
     let options = EntryOptions::default()

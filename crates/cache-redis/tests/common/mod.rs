@@ -156,3 +156,30 @@ pub async fn kill_other_clients(admin: &mut MultiplexedConnection) {
         .await
         .unwrap_or_else(|err| panic!("CLIENT KILL: {err}"));
 }
+
+/// Creates (or resets) the ACL user `user` with `password`, the keys matching `keys` and
+/// the `rights` (`+get`, `+config|get`...), through `admin`.
+pub async fn set_acl_user(
+    admin: &mut MultiplexedConnection,
+    user: &str,
+    password: &str,
+    keys: &str,
+    rights: &[&str],
+) {
+    let mut command = redis::cmd("ACL");
+    command
+        .arg("SETUSER")
+        .arg(user)
+        .arg("reset")
+        .arg("on")
+        .arg(format!(">{password}"))
+        .arg(keys)
+        .arg("resetchannels");
+    for right in rights {
+        command.arg(*right);
+    }
+    command
+        .query_async::<()>(admin)
+        .await
+        .unwrap_or_else(|err| panic!("ACL SETUSER {user}: {err}"));
+}
