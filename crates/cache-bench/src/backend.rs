@@ -106,8 +106,11 @@ impl Backend {
 
     /// The backend `url` names; `timeout` is the one given besides the URL, which wins
     /// over the URL's own. Only what the raw client needs is read here: the adapter
-    /// reads (and checks) the whole URL itself.
-    pub(crate) fn of(raw: &str, timeout: Option<Duration>) -> Result<Self, CacheError> {
+    /// reads (and checks) the whole URL itself, as `cache_url::connect` does, so the
+    /// layer parameters are taken out first, as it takes them out.
+    pub(crate) fn of(url: &str, timeout: Option<Duration>) -> Result<Self, CacheError> {
+        let (raw, _) = cache_url_core::split_off_params(url.trim(), cache_url::LAYER_PARAMS);
+        let raw = raw.as_str();
         let mut url = CacheUrl::parse(raw)?;
         match url.scheme() {
             "memory" => Ok(Backend::Memory {
@@ -232,6 +235,37 @@ mod tests {
             panic!("a memcached backend");
         };
         assert_eq!(timeout, Duration::from_secs(3));
+    }
+
+    /// Layer parameters, which `cache_url::connect` takes on every scheme, are taken
+    /// out before the raw client reads the URL; the rest of the URL still counts.
+    #[test]
+    fn layer_parameters_are_taken_out_on_every_scheme() {
+        let layers = "retry=2&deadline=250ms&trace=true&metrics=true";
+        for url in [
+            format!("redis://:pw@127.0.0.1:6479/3?{layers}"),
+            format!("redis+cluster://127.0.0.1:7000,127.0.0.1:7001?trace=true&prefix=a:&{layers}"),
+            format!("memcache://127.0.0.1:11311?{layers}&pool_size=3"),
+            format!("memory://?{layers}&max_capacity_bytes=8192"),
+            format!("rediss://h:6380?{layers}"),
+            format!("memcaches://h:11211?{layers}"),
+        ] {
+            let backend = Backend::of(&url, None).unwrap_or_else(|err| panic!("{url}: {err}"));
+            let mode = backend.mode(&Settings::new(url.as_str()));
+            match backend {
+                Backend::Redis { node } => {
+                    assert_eq!(node.addr().to_string(), "127.0.0.1:6479");
+                    assert_eq!(node.redis_settings().db(), 3);
+                    assert_eq!(node.redis_settings().password(), Some("pw"));
+                }
+                Backend::RedisCluster { seeds } => assert_eq!(seeds.len(), 2),
+                Backend::Memcached { pool_size, .. } => assert_eq!(pool_size, 3),
+                Backend::Memory { capacity_bytes } => assert_eq!(capacity_bytes, 8192),
+                Backend::AdapterOnly { .. } => assert!(!mode.is_empty()),
+            }
+        }
+        // Other unknown parameters are still refused where the raw client reads them.
+        assert!(Backend::of("redis://h?colour=red&trace=true", None).is_err());
     }
 
     #[test]

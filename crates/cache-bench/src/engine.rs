@@ -5,7 +5,7 @@
 use std::{
     future::Future,
     sync::{
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicI64, AtomicUsize, Ordering},
         Arc, Mutex, PoisonError,
     },
     time::Instant,
@@ -288,13 +288,39 @@ async fn operation<'p, T: Target>(
 ///
 /// The first error of a `set`.
 pub async fn populate<T: Target>(target: &Arc<T>, plan: &Arc<Plan>) -> Result<(), BoxError> {
+    populate_until_stopped(target, plan, &Arc::new(Progress::default()))
+        .await
+        .map(drop)
+}
+
+/// Writes the stored keys of the plan as [`populate`] does, and stops before the next
+/// `set` once `progress.stop` is set. Returns how many of the plan's first keys take in
+/// every key written: all of them unless stopped, so that clean-up after an early stop
+/// deletes what was written, not every key the plan names.
+///
+/// # Errors
+///
+/// The first error of a `set`.
+pub(crate) async fn populate_until_stopped<T: Target>(
+    target: &Arc<T>,
+    plan: &Arc<Plan>,
+    progress: &Arc<Progress>,
+) -> Result<usize, BoxError> {
     let tasks = plan.keys.len().clamp(1, 32);
+    // The tasks take the keys in order, so those written are always the first ones,
+    // however far each task got.
+    let next = Arc::new(AtomicUsize::new(0));
     let handles: Vec<_> = (0..tasks)
-        .map(|task| {
+        .map(|_| {
             let target = Arc::clone(target);
             let plan = Arc::clone(plan);
+            let progress = Arc::clone(progress);
+            let next = Arc::clone(&next);
             tokio::spawn(async move {
-                for key in plan.keys.iter().skip(task).step_by(tasks) {
+                while !progress.stop.load(Ordering::Relaxed) {
+                    let Some(key) = plan.keys.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        break;
+                    };
                     target.set(key, plan.value.clone()).await?;
                 }
                 Ok::<(), BoxError>(())
@@ -311,7 +337,8 @@ pub async fn populate<T: Target>(target: &Arc<T>, plan: &Arc<Plan>) -> Result<()
             result = outcome;
         }
     }
-    result
+    // Each task may have taken one index past the last key.
+    result.map(|()| next.load(Ordering::Relaxed).min(plan.keys.len()))
 }
 
 /// Removes every stored key of the plan through `target`, 100 per call: the only keys
@@ -321,8 +348,20 @@ pub async fn populate<T: Target>(target: &Arc<T>, plan: &Arc<Plan>) -> Result<()
 ///
 /// The first error of a `delete_many`, with the number of keys deleted before it.
 pub async fn remove_keys<T: Target>(target: &T, plan: &Plan) -> Result<usize, (usize, BoxError)> {
+    remove_these_keys(target, &plan.keys).await
+}
+
+/// Removes `keys` through `target`, 100 per call, and counts them.
+///
+/// # Errors
+///
+/// The first error of a `delete_many`, with the number of keys deleted before it.
+pub(crate) async fn remove_these_keys<T: Target>(
+    target: &T,
+    keys: &[String],
+) -> Result<usize, (usize, BoxError)> {
     let mut removed = 0;
-    for chunk in plan.keys.chunks(100) {
+    for chunk in keys.chunks(100) {
         let keys: Vec<&str> = chunk.iter().map(String::as_str).collect();
         target
             .delete_many(&keys)
@@ -432,6 +471,71 @@ mod tests {
         let m = measure(&target, &plan, bound, &progress).await;
         assert!(m.ops > 0);
         assert!(m.elapsed < Duration::from_secs(30), "{:?}", m.elapsed);
+    }
+
+    /// Writing the keys stops soon after the stop switch is set, and the count it
+    /// returns takes in every key written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_stop_switch_ends_the_writing_of_the_keys() {
+        /// Sets the switch after its 1,000th write.
+        struct Stopping {
+            map: MapTarget,
+            writes: std::sync::atomic::AtomicUsize,
+            progress: Arc<Progress>,
+        }
+        impl Target for Stopping {
+            async fn get(&self, key: &str) -> Result<Option<Bytes>, BoxError> {
+                self.map.get(key).await
+            }
+            async fn set(&self, key: &str, value: Bytes) -> Result<(), BoxError> {
+                if self.writes.fetch_add(1, Ordering::Relaxed) == 999 {
+                    self.progress.stop.store(true, Ordering::Relaxed);
+                }
+                self.map.set(key, value).await
+            }
+            async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, BoxError> {
+                self.map.get_many(keys).await
+            }
+            async fn delete_many(&self, keys: &[&str]) -> Result<(), BoxError> {
+                self.map.delete_many(keys).await
+            }
+        }
+        let progress = Arc::new(Progress::default());
+        let target = Arc::new(Stopping {
+            map: MapTarget::default(),
+            writes: Default::default(),
+            progress: Arc::clone(&progress),
+        });
+        let plan = Arc::new(Plan::new(Workload::Get, 1, "t:", 100_000, 8, 1));
+        let reached = populate_until_stopped(&target, &plan, &progress)
+            .await
+            .unwrap();
+        let written = target.map.0.lock().unwrap().len();
+        // Each of the 32 tasks sends at most the one `set` it had begun.
+        assert!((1_000..=1_032).contains(&written), "{written} keys written");
+        // The keys written are the first ones.
+        assert_eq!(reached, written);
+        let index = |key: &str| key["t:k".len()..].parse::<usize>().unwrap();
+        assert!(
+            target
+                .map
+                .0
+                .lock()
+                .unwrap()
+                .keys()
+                .all(|key| index(key) < reached),
+            "a key past {reached} was written"
+        );
+        remove_these_keys(&*target, &plan.keys[..reached])
+            .await
+            .unwrap();
+        assert!(target.map.0.lock().unwrap().is_empty());
+        // Unstopped, every key is written and taken in.
+        let reached = populate_until_stopped(&target, &plan, &Arc::new(Progress::default()))
+            .await
+            .unwrap();
+        assert_eq!(reached, plan.keys.len());
+        assert_eq!(target.map.0.lock().unwrap().len(), plan.keys.len());
     }
 
     /// A read that returns a value of the wrong length counts as an error.

@@ -62,4 +62,8 @@ pub enum BenchError {
     /// The run could not go on: writing the keys failed, a footprint process failed.
     #[error("{0}")]
     Run(String),
+    /// Stopped through [`Progress::stop`] before any key was written: while connecting
+    /// or asking a server how much memory it has free. Nothing is left to remove.
+    #[error("interrupted before any key was written")]
+    Interrupted,
 }

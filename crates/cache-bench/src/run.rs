@@ -2,12 +2,12 @@
 //! keys, warm up, measure in alternating rounds, remove every key written, report.
 
 use std::{
+    future::Future,
     sync::{atomic::Ordering, Arc},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use cache_api::{Cache, CacheError, Capabilities};
-use cache_redis::ConnectionModel;
 
 use crate::{
     backend::{Backend, NO_RAW_BASELINE, RAW_MEMCACHED_POOL_SIZE},
@@ -23,22 +23,29 @@ use crate::{
     BenchError, Settings,
 };
 
-/// Why `pooled` and `connections` are refused for a cluster URL.
 /// How long a server is given to say how much memory it has, without `--timeout`.
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How often a wait that cannot see the stop switch itself (connecting, asking a server)
+/// looks at it.
+const STOP_POLL: Duration = Duration::from_millis(20);
+
+/// Why `pooled` and `connections` are refused for a cluster URL.
 const NOT_FOR_A_CLUSTER: &str = "--pooled and --connections do not apply to a redis cluster: \
     the cluster client keeps one multiplexed connection per node";
 
 /// Runs the benchmark `settings` describe and removes every key it wrote, also when
 /// stopped early through `progress.stop` (then the report says it was interrupted).
-/// A progress line goes to standard error when `settings.progress_label` is set,
-/// `settings.quiet` is not, and standard error is a terminal.
+/// The switch also ends the writing of the keys before the run, and a connection
+/// attempt, within a fraction of a second. A progress line goes to standard error when
+/// `settings.progress_label` is set, `settings.quiet` is not, and standard error is a
+/// terminal.
 ///
 /// # Errors
 ///
 /// Settings no run can be made of, a backend that cannot be reached, keys that cannot be
-/// written. Errors of single operations during the run are counted in the report.
+/// written; [`BenchError::Interrupted`] when stopped before any key was written. Errors
+/// of single operations during the run are counted in the report.
 ///
 /// # Panics
 ///
@@ -71,7 +78,11 @@ pub async fn run(settings: &Settings, progress: Arc<Progress>) -> Result<Report,
     let namespace = cache_url::url_key_prefix(&settings.url)
         .filter(|url_prefix| !url_prefix.is_empty())
         .map(|_| nested_prefix(&settings.url, &prefix));
-    let sides = Sides::connect(settings, &backend, namespace.as_deref(), &prefix).await?;
+    let sides = unless_stopped(
+        &progress,
+        Sides::connect(settings, &backend, namespace.as_deref(), &prefix),
+    )
+    .await?;
     // Before the value is made: a size no backend takes may be more than this machine
     // can allocate.
     check_value_size(settings.value_size, &sides.adapter.0.limits())?;
@@ -85,7 +96,7 @@ pub async fn run(settings: &Settings, progress: Arc<Progress>) -> Result<Report,
         let sides_writing = 1 + usize::from(settings.raw_baseline);
         let bytes = room::written(settings.keys, key_len, settings.value_size, sides_writing);
         let timeout = settings.timeout.unwrap_or(ASK_TIMEOUT);
-        room::check(&backend, bytes, timeout).await?;
+        unless_stopped(&progress, room::check(&backend, bytes, timeout)).await?;
     }
     let plan = Arc::new(Plan::new(
         settings.workload,
@@ -97,16 +108,52 @@ pub async fn run(settings: &Settings, progress: Arc<Progress>) -> Result<Report,
     ));
     let status = Arc::new(Status::new(progress, "connecting"));
     let status_line = StatusLine::start(settings, &status);
-    let outcome = sides.measure(settings, &plan, &status).await;
+    let mut written = Written::every_key(&plan);
+    let outcome = sides.measure(settings, &plan, &status, &mut written).await;
     status.set("removing keys");
     let cleanup = sides
-        .remove_written(settings, &plan, namespace, &prefix)
+        .remove_written(settings, &plan, written, namespace, &prefix)
         .await;
     if let Some(status_line) = status_line {
         status_line.finish();
     }
     let interrupted = status.progress.stop.load(Ordering::Relaxed);
     Ok(report(settings, &backend, outcome?, cleanup, interrupted))
+}
+
+/// Runs `step` unless the run is stopped first: a connection attempt to a server that
+/// does not answer would otherwise hold a Ctrl-C until its timeout. A step that is
+/// ready at once (an in-memory backend) runs even when the switch is already set.
+async fn unless_stopped<T>(
+    progress: &Progress,
+    step: impl Future<Output = Result<T, BenchError>>,
+) -> Result<T, BenchError> {
+    let stopped = async {
+        while !progress.stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(STOP_POLL).await;
+        }
+    };
+    tokio::select! {
+        biased;
+        result = step => result,
+        () = stopped => Err(BenchError::Interrupted),
+    }
+}
+
+/// How many of the plan's first keys each side may have written: every key, unless the
+/// run was stopped before it could have written them all.
+struct Written {
+    adapter: usize,
+    raw: usize,
+}
+
+impl Written {
+    fn every_key(plan: &Plan) -> Self {
+        Self {
+            adapter: plan.keys.len(),
+            raw: plan.keys.len(),
+        }
+    }
 }
 
 /// Refuses a value size over the largest value the backend declares it takes.
@@ -183,12 +230,14 @@ impl Sides {
         })
     }
 
-    /// Populates and warms up both sides, then measures them.
+    /// Populates and warms up both sides, then measures them; stopped, skips what is
+    /// left. Notes in `written` how far the writing of the keys went.
     async fn measure(
         &self,
         settings: &Settings,
         plan: &Arc<Plan>,
         status: &Arc<Status>,
+        written: &mut Written,
     ) -> Result<Outcome, BenchError> {
         let failed = |what: &str, err: BoxError| {
             BenchError::Run(format!(
@@ -196,19 +245,22 @@ impl Sides {
                 scrub(&err.to_string(), &settings.url)
             ))
         };
+        let progress = &status.progress;
+        let stopped = || progress.stop.load(Ordering::Relaxed);
         if plan.workload.needs_data() {
             status.set("writing keys (adapter)");
-            engine::populate(&self.adapter, plan)
+            written.adapter = engine::populate_until_stopped(&self.adapter, plan, progress)
                 .await
                 .map_err(|err| failed("writing the keys", err))?;
             if let Some(raw) = &self.raw {
                 status.set("writing keys (raw)");
-                engine::populate(raw, plan)
+                written.raw = engine::populate_until_stopped(raw, plan, progress)
                     .await
                     .map_err(|err| failed("writing the keys", err))?;
             }
         }
-        if !settings.warmup.is_zero() {
+        let warm_up = !settings.warmup.is_zero() && !stopped();
+        if warm_up {
             let warmup = Bound {
                 duration: Some(settings.warmup),
                 ops: None,
@@ -219,6 +271,18 @@ impl Sides {
                 status.set("warmup (raw)");
                 engine::measure(raw, plan, warmup, &status.progress).await;
             }
+        }
+        if stopped() {
+            if !warm_up && !plan.workload.needs_data() {
+                // Stopped before an operation of the workload, the only writer here.
+                *written = Written { adapter: 0, raw: 0 };
+            }
+            return Ok(Outcome {
+                adapter: Measurement::new(),
+                raw: self.raw.as_ref().map(|_| Measurement::new()),
+                round_ratios: Vec::new(),
+                samples: Vec::new(),
+            });
         }
         Ok(self.rounds(settings, plan, status).await)
     }
@@ -283,11 +347,12 @@ impl Sides {
         &self,
         settings: &Settings,
         plan: &Plan,
+        written: Written,
         namespace: Option<String>,
         prefix: &str,
     ) -> Cleanup {
         let cache = self.adapter.0.as_ref();
-        let removed = match delete_keys(cache, &plan.keys).await {
+        let removed = match delete_keys(cache, &plan.keys[..written.adapter]).await {
             Ok(removed_keys) => match &namespace {
                 Some(namespace) => clear_namespace(cache)
                     .await
@@ -314,7 +379,9 @@ impl Sides {
             },
         };
         if let Some(raw) = &self.raw {
-            if let Err((_, err)) = engine::remove_keys(&**raw, plan).await {
+            if let Err((_, err)) =
+                engine::remove_these_keys(&**raw, &plan.keys[..written.raw]).await
+            {
                 cleanup.left_prefix = Some(prefix.to_owned());
                 cleanup.error = Some(format!(
                     "through the raw client: {}",
@@ -373,35 +440,38 @@ async fn connect_adapter(
     settings: &Settings,
     namespace: Option<&str>,
 ) -> Result<Arc<dyn Cache>, CacheError> {
-    if settings.pooled.is_none() && settings.connections.is_none() {
-        let mut options = cache_url::Options::default();
-        if let Some(timeout) = settings.timeout {
-            options = options.timeout(timeout);
-        }
-        if let Some(namespace) = namespace {
-            options = options.key_prefix(namespace);
-        }
-        return cache_url::connect_with(&settings.url, &options).await;
-    }
-    let mut builder = cache_redis::RedisCache::builder(&settings.url);
-    if let Some(namespace) = namespace {
-        builder = builder.key_prefix(namespace);
-    }
+    let mut options = cache_url::Options::default();
     if let Some(timeout) = settings.timeout {
-        builder = builder.timeout(timeout);
+        options = options.timeout(timeout);
     }
-    let model = match (settings.pooled, settings.connections) {
+    if let Some(namespace) = namespace {
+        options = options.key_prefix(namespace);
+    }
+    let url = match (settings.pooled, settings.connections) {
         (Some(_), Some(_)) => {
             return Err(CacheError::config(
                 "--pooled and --connections exclude each other: pick multiplexed or pooled",
             ))
         }
-        (Some(max_size), None) => ConnectionModel::Pooled { max_size },
-        (None, Some(connections)) => ConnectionModel::Multiplexed { connections },
-        (None, None) => ConnectionModel::default(),
+        (Some(max_size), None) => {
+            with_connection_model(&settings.url, &format!("mode=pooled&pool_size={max_size}"))
+        }
+        (None, Some(connections)) => with_connection_model(
+            &settings.url,
+            &format!("mode=multiplexed&pool_size={connections}"),
+        ),
+        (None, None) => settings.url.clone(),
     };
-    builder = builder.connection_model(model);
-    Ok(Arc::new(builder.build().await?))
+    cache_url::connect_with(&url, &options).await
+}
+
+/// `url` with `model` (the `mode` and `pool_size` parameters of a Redis URL) in place
+/// of its own, so that `--pooled` and `--connections` win over the URL while the adapter
+/// still reads the URL as `cache_url::connect` does: layer parameters included.
+fn with_connection_model(url: &str, model: &str) -> String {
+    let (rest, _) = cache_url_core::split_off_params(url.trim(), &["mode", "pool_size"]);
+    let separator = if rest.contains('?') { '&' } else { '?' };
+    format!("{rest}{separator}{model}")
 }
 
 async fn connect_raw(settings: &Settings, backend: &Backend) -> Result<Raw, BoxError> {

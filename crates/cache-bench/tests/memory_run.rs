@@ -44,19 +44,51 @@ async fn both_sides_run_and_clean_up() {
     );
 }
 
-/// A run stopped through the switch still removes its keys, and says it was stopped.
+/// A run stopped through the switch before it wrote a key says it was stopped, measures
+/// nothing and has nothing to remove, whatever the workload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_run_says_so_and_cleans_up() {
+async fn a_run_stopped_before_writing_says_so_and_removes_nothing() {
+    for workload in [Workload::Mix, Workload::Set] {
+        let mut settings = settings();
+        settings.workload = workload;
+        settings.ops = None;
+        settings.duration = Some(Duration::from_secs(60));
+        settings.warmup = Duration::from_secs(60);
+        let progress = Arc::new(Progress::default());
+        progress.stop.store(true, Ordering::Relaxed);
+        let report = tokio::time::timeout(Duration::from_secs(30), run(&settings, progress))
+            .await
+            .expect("a stopped run ends")
+            .unwrap();
+        assert!(report.interrupted, "{workload:?}");
+        assert_eq!(report.adapter.ops, 0, "{workload:?}");
+        assert_eq!(report.cleanup.removed_keys, 0, "{workload:?}");
+        assert!(report.cleanup.left_prefix.is_none(), "{workload:?}");
+    }
+}
+
+/// A run stopped through the switch while it measures still removes every key it may
+/// have written, and says it was stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_while_measuring_says_so_and_cleans_up() {
     let mut settings = settings();
     settings.ops = None;
     settings.duration = Some(Duration::from_secs(60));
     let progress = Arc::new(Progress::default());
-    progress.stop.store(true, Ordering::Relaxed);
+    let switch = Arc::clone(&progress);
+    // A thread of its own: the run's tasks may keep every worker busy.
+    std::thread::spawn(move || {
+        while switch.ops.load(Ordering::Relaxed) == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        switch.stop.store(true, Ordering::Relaxed);
+    });
     let report = tokio::time::timeout(Duration::from_secs(30), run(&settings, progress))
         .await
         .expect("a stopped run ends")
         .unwrap();
     assert!(report.interrupted);
+    assert!(report.adapter.ops > 0);
     assert_eq!(report.cleanup.removed_keys, 200);
     assert!(report.cleanup.left_prefix.is_none());
 }

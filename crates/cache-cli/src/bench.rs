@@ -4,13 +4,18 @@
 //! costs.
 
 use std::{
+    io,
+    pin::pin,
     process::ExitCode,
     sync::{atomic::Ordering, Arc},
+    task::Poll,
+    thread,
     time::Duration,
 };
 
 use cache_bench::{footprint::Side, BenchError, Progress, Settings, Workload};
 use serde::Serialize;
+use tokio::sync::oneshot;
 
 use crate::report::Header;
 use crate::{say, warn, Connection, EXIT_FAILED, EXIT_UNUSABLE};
@@ -170,6 +175,12 @@ struct Document<'a, R> {
 pub(crate) async fn run(args: BenchArgs) -> ExitCode {
     match run_checked(args).await {
         Ok(code) => code,
+        Err(BenchError::Interrupted) => {
+            warn(&format!(
+                "{LABEL}: interrupted before any key was written: nothing to remove"
+            ));
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
         Err(err) => {
             warn(&format!("{LABEL}: {err}"));
             ExitCode::from(EXIT_UNUSABLE)
@@ -197,9 +208,10 @@ async fn run_checked(args: BenchArgs) -> Result<ExitCode, BenchError> {
         ));
     }
     let progress = Arc::new(Progress::default());
-    let watcher = spawn_interrupt_watcher(Arc::clone(&progress));
+    let watcher = InterruptWatcher::start(Arc::clone(&progress))
+        .map_err(|err| BenchError::Run(format!("cannot watch for Ctrl-C: {err}")))?;
     let report = cache_bench::run(&settings, progress).await;
-    watcher.abort();
+    drop(watcher);
     let report = report?;
     if args.json {
         let document = Document {
@@ -272,17 +284,86 @@ fn warn_if_debug_build() {
     }
 }
 
-/// On the first Ctrl-C, stops the runs so that the keys written can still be removed;
-/// on the second, exits at once.
-fn spawn_interrupt_watcher(progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return;
+/// On the first Ctrl-C, stops the run so that the keys written can still be removed;
+/// on the second, exits at once. Until dropped.
+///
+/// It watches from a thread of its own, with a runtime of its own: the run's tasks may
+/// keep every worker of the main runtime busy without a pause (an in-memory backend
+/// never makes them wait), and a watcher among them would see the signal only once the
+/// run is over.
+struct InterruptWatcher {
+    /// Tells the thread that the run is over.
+    finished: Option<oneshot::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl InterruptWatcher {
+    /// Starts watching, and returns once Ctrl-C is listened for: a Ctrl-C that came
+    /// before would end the process as if nothing were listening, without removing a key.
+    fn start(progress: Arc<Progress>) -> io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (finished, mut run_over) = oneshot::channel::<()>();
+        let (caught, catching) = std::sync::mpsc::channel::<io::Result<()>>();
+        let thread = thread::Builder::new()
+            .name("cachectl-interrupt".to_owned())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let mut first = pin!(tokio::signal::ctrl_c());
+                    // The first poll installs the handler.
+                    let interrupted = match futures::poll!(first.as_mut()) {
+                        Poll::Ready(Err(err)) => {
+                            let _ = caught.send(Err(err));
+                            return;
+                        }
+                        Poll::Ready(Ok(())) => true,
+                        Poll::Pending => false,
+                    };
+                    let _ = caught.send(Ok(()));
+                    if !interrupted {
+                        tokio::select! {
+                            _ = &mut run_over => return,
+                            signal = first => if signal.is_err() { return },
+                        }
+                    }
+                    // Listening for the second before anything else, to miss none.
+                    let mut second = pin!(tokio::signal::ctrl_c());
+                    if let Poll::Ready(Ok(())) = futures::poll!(second.as_mut()) {
+                        std::process::exit(i32::from(EXIT_INTERRUPTED));
+                    }
+                    progress.stop.store(true, Ordering::Relaxed);
+                    warn(&format!(
+                        "{LABEL}: interrupted: stopping and removing the keys written \
+                         (Ctrl-C again to quit at once)"
+                    ));
+                    tokio::select! {
+                        _ = run_over => {}
+                        signal = second => if signal.is_ok() {
+                            std::process::exit(i32::from(EXIT_INTERRUPTED));
+                        },
+                    }
+                });
+            })?;
+        let watcher = Self {
+            finished: Some(finished),
+            thread: Some(thread),
+        };
+        match catching.recv() {
+            Ok(Ok(())) => Ok(watcher),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(io::Error::other("the thread watching for Ctrl-C ended")),
         }
-        progress.stop.store(true, Ordering::Relaxed);
-        warn(&format!("{LABEL}: interrupted: stopping and removing the keys written (Ctrl-C again to quit at once)"));
-        if tokio::signal::ctrl_c().await.is_ok() {
-            std::process::exit(i32::from(EXIT_INTERRUPTED));
+    }
+}
+
+impl Drop for InterruptWatcher {
+    fn drop(&mut self) {
+        if let Some(finished) = self.finished.take() {
+            let _ = finished.send(());
         }
-    })
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

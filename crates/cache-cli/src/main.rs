@@ -8,7 +8,7 @@ mod check;
 mod output;
 mod report;
 
-use std::{process::ExitCode, sync::Arc, time::Duration};
+use std::{ffi::OsString, process::ExitCode, sync::Arc, time::Duration};
 
 use cache_api::{Bytes, Cache, CacheError};
 use clap::{Parser, Subcommand};
@@ -109,7 +109,13 @@ fn schemes_help() -> String {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    output::hide_passwords_of(&args);
+    // clap's own printing would quote a misplaced URL as written, password included.
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(err) => return output::command_line_error(&err),
+    };
     let threads = match &cli.command {
         Command::Bench(args) => args.threads(),
         _ => None,
@@ -223,22 +229,38 @@ async fn set(
     ttl: Option<Duration>,
     connection: &Connection,
 ) -> Result<ExitCode, CacheError> {
+    // The cache first: a bad URL or a server that cannot be reached is said at once,
+    // not once all of standard input is read (which may never end).
+    let cache = match open(url, connection).await {
+        Ok(cache) => cache,
+        Err(code) => return Ok(code),
+    };
     let value = match value {
         Some(value) => Bytes::from(value),
         None => {
+            let limit = cache.limits().max_value_size;
+            // One byte past the largest value the backend takes tells a value too
+            // large, without holding the rest of it.
+            let most = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
             let mut buffer = Vec::new();
-            if let Err(err) = tokio::io::stdin().read_to_end(&mut buffer).await {
+            let read = tokio::io::stdin().take(most).read_to_end(&mut buffer).await;
+            if let Err(err) = read {
                 warn(&format!(
                     "cachectl: cannot read the value from standard input: {err}"
                 ));
                 return Ok(ExitCode::from(EXIT_FAILED));
             }
+            if buffer.len() > limit {
+                // As the backend's own `ValueTooLarge` says it, with the size known
+                // only as a lower bound.
+                warn(&format!(
+                    "cachectl: value of more than {limit} bytes on standard input exceeds \
+                     the limit of {limit} bytes"
+                ));
+                return Ok(ExitCode::from(EXIT_FAILED));
+            }
             Bytes::from(buffer)
         }
-    };
-    let cache = match open(url, connection).await {
-        Ok(cache) => cache,
-        Err(code) => return Ok(code),
     };
     cache.set(key, value, ttl).await?;
     Ok(ExitCode::SUCCESS)

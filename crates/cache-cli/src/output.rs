@@ -7,17 +7,105 @@
 //! whatever the command found; a closed pipe (`cachectl check | head`) is the reader's
 //! choice and is not an error. Standard error that cannot be written is given up on
 //! silently: there is nowhere left to say it.
+//!
+//! Nothing printed here repeats the password of an argument that looks like a URL, even
+//! one given where something else was expected (a URL after `--timeout`, as a key, one
+//! argument too many): every such argument is shown redacted wherever it appears, in
+//! clap's messages about the command line too.
 
 use std::{
+    ffi::OsString,
     io::{self, Write},
-    sync::atomic::{AtomicBool, Ordering},
+    process::ExitCode,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        OnceLock,
+    },
 };
 
 /// Set once a line could not be written to standard output.
 static LOST: AtomicBool = AtomicBool::new(false);
 
+/// Each argument that carries a password, as written and as it may be quoted, with its
+/// redacted form; longest first.
+static HIDDEN: OnceLock<Vec<(String, String)>> = OnceLock::new();
+
+/// Notes the arguments of this run, so that [`say`], [`warn`] and [`command_line_error`]
+/// show each one that carries a password redacted. Called once, before anything is printed.
+pub(crate) fn hide_passwords_of(args: &[OsString]) {
+    let _ = HIDDEN.set(passwords_of(args));
+}
+
+/// What [`hide_passwords_of`] notes: for each argument that looks like a URL with a
+/// password (also after `--flag=`, which clap names without the flag), the text as
+/// written and as `{:?}` quotes it, with the redacted form of each.
+fn passwords_of(args: &[OsString]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for arg in args {
+        let arg = arg.to_string_lossy();
+        let value = arg
+            .strip_prefix('-')
+            .and_then(|flag| flag.split_once('='))
+            .map(|(_, value)| value);
+        for written in std::iter::once(&*arg).chain(value) {
+            let redacted = cache_url::redact(written);
+            if !written.contains("://") || redacted == written {
+                continue;
+            }
+            let quoted = |text: &str| {
+                let debug = format!("{text:?}");
+                debug[1..debug.len() - 1].to_owned()
+            };
+            for pair in [
+                (written.to_owned(), redacted.clone()),
+                (quoted(written), quoted(&redacted)),
+            ] {
+                if !pairs.contains(&pair) {
+                    pairs.push(pair);
+                }
+            }
+        }
+    }
+    // An argument may hold another (`--timeout=URL` holds `URL`): the longer goes first.
+    pairs.sort_by_key(|(written, _)| std::cmp::Reverse(written.len()));
+    pairs
+}
+
+/// `text` with every argument that carries a password shown redacted.
+fn hidden(text: &str) -> String {
+    hide(text, HIDDEN.get().map_or(&[][..], Vec::as_slice))
+}
+
+/// `text` with each of `pairs` written as its redacted form.
+fn hide(text: &str, pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .fold(text.to_owned(), |text, (written, redacted)| {
+            text.replace(written.as_str(), redacted)
+        })
+}
+
+/// Prints clap's message about a command line it refused (or the help or version asked
+/// for) with every argument that carries a password redacted, and returns clap's exit
+/// code: 2 for a usage error, 0 for `--help` and `--version`.
+pub(crate) fn command_line_error(err: &clap::Error) -> ExitCode {
+    let code = u8::try_from(err.exit_code()).unwrap_or(crate::EXIT_UNUSABLE);
+    let plain = err.render().to_string();
+    let shown = hidden(&plain);
+    if shown == plain {
+        // Nothing to hide: clap prints it, in colour where the stream takes it.
+        let _ = err.print();
+    } else if err.use_stderr() {
+        let _ = io::stderr().lock().write_all(shown.as_bytes());
+    } else {
+        written(io::stdout().lock().write_all(shown.as_bytes()));
+    }
+    ExitCode::from(code)
+}
+
 /// Prints a line to standard output.
 pub(crate) fn say(line: &str) {
+    let line = hidden(line);
     written(writeln!(io::stdout().lock(), "{line}").and_then(|()| io::stdout().flush()));
 }
 
@@ -38,6 +126,7 @@ pub(crate) fn lost() -> bool {
 
 /// Prints a line to standard error, if it can be written.
 pub(crate) fn warn(line: &str) {
+    let line = hidden(line);
     let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
@@ -53,5 +142,32 @@ mod tests {
         assert!(!lost());
         written(Err(io::Error::other("no space left on device")));
         assert!(lost());
+    }
+
+    /// Every argument that looks like a URL with a password is noted with its redacted
+    /// form, as written, after `--flag=` and as `{:?}` quotes it; other arguments are not.
+    #[test]
+    fn arguments_with_a_password_are_noted_redacted() {
+        let args: Vec<OsString> = [
+            "cachectl",
+            "get",
+            "--timeout=redis://:s3cret@h:1",
+            "memcache://u:pa\"ss@h",
+            "redis://h:6379",
+            "s3cret",
+            "k",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let pairs = passwords_of(&args);
+        let text = "'--timeout=redis://:s3cret@h:1' 'redis://:s3cret@h:1' \
+                    \"memcache://u:pa\\\"ss@h\" memcache://u:pa\"ss@h redis://h:6379";
+        assert_eq!(
+            hide(text, &pairs),
+            "'--timeout=redis://:***@h:1' 'redis://:***@h:1' \
+             \"memcache://u:***@h\" memcache://u:***@h redis://h:6379"
+        );
+        assert!(pairs.iter().all(|(written, _)| written.contains("://")));
     }
 }

@@ -1,11 +1,15 @@
 //! `cachectl bench` as a user runs it, on the in-memory backend, on a Redis Cluster of
-//! the cache-redis fixture and on TLS servers of this process: short runs bounded by an
-//! operation count, whose output must carry the numbers. Speed itself is never asserted.
+//! the cache-redis fixture, on servers of the tests' own and on TLS servers of this
+//! process: short runs bounded by an operation count, whose output must carry the
+//! numbers, and runs stopped by Ctrl-C. Speed itself is never asserted.
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use cache_redis::testing::{ClusterSpec, RedisCluster};
-use common::{cachectl, text};
+use cache_testserver::{MEMCACHED, REDIS};
+use common::{cachectl, start_server, text, Background};
 use serde_json::Value;
 
 fn json(args: &[&str]) -> Value {
@@ -546,4 +550,202 @@ fn lengths_past_thirty_days_are_refused_and_huge_timeouts_are_no_bound() {
         "584542046090y",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// The layer parameters `cache_url::connect` takes on every scheme (`retry`, `deadline`,
+/// `trace`, `metrics`) are taken by `bench` too: with and without the raw baseline, and
+/// with the connection models `--pooled` and `--connections` set on redis.
+#[test]
+fn layer_parameters_are_taken_on_every_scheme() {
+    let (_redis_runtime, redis) = start_server(&REDIS);
+    let (_memcached_runtime, memcached) = start_server(&MEMCACHED);
+    let layers = "retry=2&deadline=2s&trace=true&metrics=true";
+    let redis_url = format!("{}?{layers}", redis.url());
+    let runs: [(String, &[&str]); 7] = [
+        (format!("memory://?{layers}"), &[]),
+        (format!("{}?{layers}", memcached.url()), &[]),
+        (redis_url.clone(), &[]),
+        (redis_url.clone(), &["--pooled", "2"]),
+        (redis_url.clone(), &["--connections", "2"]),
+        // The flags win over the URL's own connection model.
+        (
+            format!("{redis_url}&mode=pooled&pool_size=3"),
+            &["--connections", "2"],
+        ),
+        (format!("{}?trace=true", redis.url()), &["--pooled", "2"]),
+    ];
+    for (url, extra) in runs {
+        let mut args = vec![
+            "bench",
+            &url,
+            "--json",
+            "--ops",
+            "200",
+            "--warmup",
+            "0s",
+            "--keys",
+            "50",
+            "--baseline",
+            "raw",
+            "--rounds",
+            "1",
+        ];
+        args.extend(extra);
+        let report = json(&args);
+        for side in ["adapter", "raw"] {
+            assert_eq!(
+                number(&report, &format!("{side}.ops")),
+                200.0,
+                "{url} {extra:?}: {report:#}"
+            );
+            assert_eq!(
+                number(&report, &format!("{side}.errors")),
+                0.0,
+                "{url} {extra:?}: {report:#}"
+            );
+        }
+        assert_eq!(
+            report["cleanup"]["removed_keys"], 50,
+            "{url} {extra:?}: {report:#}"
+        );
+        let mode = report["mode"].as_str().unwrap_or_default();
+        match extra {
+            ["--pooled", size] => assert_eq!(mode, format!("pooled({size})"), "{report:#}"),
+            ["--connections", count] => {
+                assert_eq!(mode, format!("multiplexed({count})"), "{report:#}");
+            }
+            _ => {}
+        }
+    }
+    // A malformed layer parameter is refused as a configuration error, naming it.
+    let out = cachectl(&[
+        "bench",
+        &format!("{}?trace=yes", redis.url()),
+        "--ops",
+        "10",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("trace"), "{stderr}");
+}
+
+/// Ctrl-C while the keys are being written stops the writing at once: the run removes
+/// the keys written so far (not every key it meant to write), measures nothing, says it
+/// was interrupted and exits 130.
+#[test]
+fn ctrl_c_while_writing_the_keys_stops_and_removes_those_written() {
+    const KEYS: usize = 1_000_000;
+    let keys = KEYS.to_string();
+    let mut run = Background::start(&[
+        "bench",
+        "memory://",
+        "--json",
+        "--keys",
+        &keys,
+        "--value-size",
+        "8",
+        "--duration",
+        "60s",
+        "--warmup",
+        "0s",
+    ]);
+    run.wait_until_catching_ctrl_c();
+    // Into the writing of the keys, which takes seconds for a million of them.
+    std::thread::sleep(Duration::from_millis(500));
+    run.interrupt();
+    let interrupted = Instant::now();
+    let (code, stdout, stderr) = run.finish(Duration::from_secs(30), "Ctrl-C while writing");
+    let took = interrupted.elapsed();
+    assert_eq!(code, Some(130), "{stdout}{stderr}");
+    let report: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("not JSON ({err}):\n{stdout}"));
+    assert_eq!(report["interrupted"], true, "{report:#}");
+    assert_eq!(
+        number(&report, "adapter.ops"),
+        0.0,
+        "nothing is measured: {report:#}"
+    );
+    let removed = number(&report, "cleanup.removed_keys");
+    assert!(
+        removed < KEYS as f64,
+        "the writing went on to the last key after Ctrl-C: {report:#}"
+    );
+    assert!(report["cleanup"]["left_prefix"].is_null(), "{report:#}");
+    assert!(
+        took < Duration::from_secs(10),
+        "ended {took:?} after Ctrl-C"
+    );
+}
+
+/// Ctrl-C reaches a run of the in-memory backend, whose tasks never wait, while it
+/// measures; a second Ctrl-C, while the run removes its keys, ends the process at once,
+/// with exit code 130 and no report.
+#[test]
+fn ctrl_c_stops_a_measuring_run_and_a_second_one_quits_at_once() {
+    // The set workload writes keys at random while it measures, so that removing them
+    // after (every key it may have written) takes a while.
+    let mut run = Background::start(&[
+        "bench",
+        "memory://",
+        "--json",
+        "--workload",
+        "set",
+        "--keys",
+        "1000000",
+        "--value-size",
+        "8",
+        "--duration",
+        "60s",
+        "--warmup",
+        "0s",
+    ]);
+    run.wait_until_catching_ctrl_c();
+    std::thread::sleep(Duration::from_millis(1500));
+    run.interrupt();
+    assert!(
+        run.wait_for_stderr("interrupted: stopping", Duration::from_secs(10)),
+        "the first Ctrl-C was not taken within 10 s"
+    );
+    run.interrupt();
+    let interrupted = Instant::now();
+    let (code, stdout, stderr) = run.finish(Duration::from_secs(30), "a second Ctrl-C");
+    let took = interrupted.elapsed();
+    assert_eq!(code, Some(130), "{stdout}{stderr}");
+    assert!(
+        took < Duration::from_secs(2),
+        "ended {took:?} after the second Ctrl-C"
+    );
+    assert!(
+        stdout.is_empty(),
+        "the run went on to its report:\n{stdout}"
+    );
+}
+
+/// Ctrl-C while connecting to a server that takes the connection and never answers
+/// ends the run at once, exit code 130, not once the connect timeout is over.
+#[test]
+fn ctrl_c_while_connecting_exits_130_at_once() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    // The connections are accepted by the kernel and held in the backlog, never read.
+    for scheme in ["redis", "memcache", "redis+cluster"] {
+        let url = format!("{scheme}://127.0.0.1:{port}");
+        let mut run = Background::start(&["bench", &url, "--timeout", "60s", "--ops", "10"]);
+        run.wait_until_catching_ctrl_c();
+        std::thread::sleep(Duration::from_millis(300));
+        run.interrupt();
+        let interrupted = Instant::now();
+        let (code, stdout, stderr) = run.finish(Duration::from_secs(30), &url);
+        let took = interrupted.elapsed();
+        assert_eq!(code, Some(130), "{url}: {stdout}{stderr}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{url}: ended {took:?} after Ctrl-C"
+        );
+        assert!(
+            stderr.contains("interrupted before any key was written"),
+            "{url}: {stderr}"
+        );
+    }
+    drop(silent);
 }

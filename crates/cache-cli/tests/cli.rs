@@ -2,7 +2,13 @@
 
 mod common;
 
-use common::{cachectl, text};
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use common::{cachectl, text, Background};
 
 /// `cachectl check` on the default memory backend runs every check, one line each, and
 /// closes with the count line.
@@ -151,4 +157,52 @@ fn a_server_that_never_answers_is_exit_2_on_every_scheme() {
         }
     }
     drop(silent);
+}
+
+/// `set` with the value on standard input takes at most one byte more than the largest
+/// value the backend takes: a longer input, even one that never ends, is refused as too
+/// large (exit 1) without being read to its end. A value of the largest size is stored.
+#[test]
+fn set_reads_no_more_of_standard_input_than_the_backend_takes() {
+    let url = "memory://?max_value_size=1000";
+    let run = Background::start_with_endless_stdin(&["set", url, "k"]);
+    let (code, stdout, stderr) = run.finish(Duration::from_secs(20), "an endless value");
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("exceeds the limit of 1000 bytes"),
+        "{stderr}"
+    );
+    for (size, code) in [(1000, Some(0)), (1001, Some(1))] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cachectl"))
+            .args(["set", url, "k"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cachectl runs");
+        let mut stdin = child.stdin.take().expect("piped");
+        stdin
+            .write_all(&vec![b'v'; size])
+            .expect("the value is written");
+        drop(stdin);
+        let out = child.wait_with_output().expect("cachectl ends");
+        assert_eq!(
+            out.status.code(),
+            code,
+            "{size} bytes: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+/// `set` with the value on standard input connects first: a bad URL or a server that
+/// is down is said at once (exit 2), however much there is to read.
+#[test]
+fn set_says_a_bad_url_before_reading_standard_input() {
+    let down = format!("redis://127.0.0.1:{}", cache_testserver::free_port());
+    for url in ["nonsense", "memory://?colour=red", down.as_str()] {
+        let run = Background::start_with_endless_stdin(&["set", url, "k"]);
+        let (code, stdout, stderr) = run.finish(Duration::from_secs(20), url);
+        assert_eq!(code, Some(2), "{url}: {stdout}{stderr}");
+        assert!(stderr.starts_with("cachectl: "), "{url}: {stderr}");
+    }
 }

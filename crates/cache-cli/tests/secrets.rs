@@ -299,3 +299,83 @@ async fn a_redis_url_at_a_memcached_port_reads_clearly() {
         "{shown}"
     );
 }
+
+/// A URL given where the command line wants something else (a duration, a workload, a
+/// key, one argument too many), as `--flag URL` or `--flag=URL`, is shown redacted in
+/// clap's message, which is otherwise unchanged: exit code 2, the value named. `--help`
+/// and `--version` still print on standard output with exit code 0.
+#[test]
+fn command_line_errors_never_show_the_password() {
+    let url = format!("redis://user:{PASSWORD}@127.0.0.1:6379");
+    let encoded = format!("redis://:{ENCODED}@h1");
+    // A password that `{:?}` escapes, as a workload's message quotes it.
+    let quoting = "redis://u:s3cret\"q\\@h2".to_owned();
+    let timeout_eq = format!("--timeout={url}");
+    let ttl_eq = format!("--ttl={encoded}");
+    let workload_eq = format!("--workload={quoting}");
+    let cases: [(&[&str], &str); 11] = [
+        (&["get", "--timeout", &url, "k"], "--timeout <TIMEOUT>"),
+        (&["get", &timeout_eq, "k"], "--timeout <TIMEOUT>"),
+        (&["check", &url, &encoded], "unexpected argument"),
+        (
+            &["set", "memory://", "k", "v", "--ttl", &encoded],
+            "--ttl <TTL>",
+        ),
+        (&["set", "memory://", "k", "v", &ttl_eq], "--ttl <TTL>"),
+        (&["bench", "--workload", &url], "--workload <WORKLOAD>"),
+        (&["bench", "--workload", &quoting], "--workload <WORKLOAD>"),
+        (&["bench", &workload_eq], "--workload <WORKLOAD>"),
+        (&["del", "memory://", "k", &url], "unexpected argument"),
+        (&[&url, "get"], "unrecognized subcommand"),
+        (
+            &["get", "memory://", "k", "--colour", &encoded],
+            "unexpected argument",
+        ),
+    ];
+    for (args, said) in cases {
+        let out = cachectl(args);
+        let stderr = text(&out.stderr);
+        let shown = format!("{}{stderr}", text(&out.stdout));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {shown}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(said),
+            "{args:?}: clap's message is gone: {shown}"
+        );
+        assert_hidden(&shown, &format!("cachectl {args:?}"));
+        // The misplaced URL is named, redacted, where clap names it.
+        if said.starts_with("--") || said == "unrecognized subcommand" {
+            assert!(shown.contains(":***@"), "{args:?}: {shown}");
+        }
+    }
+    for flag in ["--help", "--version"] {
+        let out = cachectl(&[flag]);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {}", text(&out.stderr));
+        assert!(out.stderr.is_empty(), "{flag}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("cachectl"),
+            "{flag}: {}",
+            text(&out.stdout)
+        );
+    }
+    let out = cachectl(&["get", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("Usage: cachectl get"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// A URL given as a key is shown redacted where cachectl names the key (a miss).
+#[test]
+fn a_url_given_as_a_key_is_shown_redacted() {
+    let key = format!("redis://user:{PASSWORD}@h");
+    let out = cachectl(&["get", "memory://", &key]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("miss") && stderr.contains("user:***@h"),
+        "{stderr}"
+    );
+    assert_hidden(&stderr, "a miss on a URL-shaped key");
+}

@@ -404,9 +404,8 @@ fn parse_server(server: &str) -> Result<String, String> {
         // Not repeated: what precedes the `@` may be a password.
         return Err(NO_CREDENTIALS.to_owned());
     }
-    Host::parse(server)
-        .map(|host| host.address(DEFAULT_PORT))
-        .ok_or_else(|| format!("bad server address {:?}", server.trim()))
+    // Quoted only when it cannot be a password (`user:password` missing its `@host`).
+    Host::parse_or_explain(server).map(|host| host.address(DEFAULT_PORT))
 }
 
 #[cfg(test)]
@@ -495,6 +494,32 @@ mod tests {
             error.contains("credentials") && !error.contains("hunter2"),
             "{error}"
         );
+    }
+
+    /// `user:password` missing its `@host` reads as a server whose port is the
+    /// password: in a URL or in a server list, it is refused without being repeated; a
+    /// server that cannot be a password is named.
+    #[test]
+    fn a_password_missing_its_host_is_never_repeated() {
+        for url in [
+            "memcache://user:hunter2",
+            "memcache://:hunter2",
+            "memcaches://h1,user:hunter2",
+            "memcache://[::1]:hunter2",
+        ] {
+            let error = parse_url(url).expect_err(url);
+            assert!(!error.contains("hunter2"), "{url}: {error}");
+        }
+        for server in ["user:hunter2", ":hunter2", "[::1]:hunter2", "h:hun/ter2"] {
+            let builder = MemcachedCacheBuilder::from_url("memcache://h").servers([server]);
+            let error = builder.servers.expect_err(server);
+            assert!(
+                !error.contains("hunter2") && !error.contains("hun/ter2"),
+                "{server}: {error}"
+            );
+        }
+        let named = parse_server("bad host:11211").unwrap_err();
+        assert!(named.contains("\"bad host:11211\""), "{named}");
     }
 
     #[test]

@@ -160,12 +160,14 @@ impl MemcachedCacheBuilder {
     }
 }
 
-/// The URL is shown without anything before an `@` (memcached refuses credentials, but a
-/// configuration file may still hold some).
+/// The URL is shown with its whole user info replaced by `***` (memcached refuses
+/// credentials, but a configuration file may still hold some, and a user name alone may
+/// be a token), and its parameters as `cache_url_core::redact` shows them (a value that
+/// is not a setting in its expected form hidden).
 impl fmt::Debug for MemcachedConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemcachedConfig")
-            .field("url", &cache_url_core::redact(&self.url))
+            .field("url", &without_user_info(&self.url))
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)
             .field("pool_size", &self.pool_size)
@@ -177,6 +179,19 @@ impl fmt::Debug for MemcachedConfig {
             .field("tls_key", &self.tls_key)
             .field("tls_insecure_skip_verify", &self.tls_insecure_skip_verify)
             .finish()
+    }
+}
+
+/// `url` redacted, with its user info hidden whole: `memcache://***@host`.
+fn without_user_info(url: &str) -> String {
+    let shown = cache_url_core::redact(url);
+    match shown.split_once("://") {
+        // A socket path (`memcache+unix:///p@th`) has no user info.
+        Some((scheme, rest)) if !rest.starts_with('/') => match rest.rfind('@') {
+            Some(at) => format!("{scheme}://***{}", &rest[at..]),
+            None => shown,
+        },
+        _ => shown,
     }
 }
 
@@ -279,14 +294,37 @@ mod tests {
         }
     }
 
+    /// No part of the user info shows: memcached takes no credentials, and a user
+    /// name alone may be a token.
     #[test]
-    fn debug_hides_credentials() {
-        let config = MemcachedConfig::from_url("memcache://user:s3cret@h:11211?prefix=p:");
-        let shown = format!("{config:?}");
-        assert!(!shown.contains("s3cret"), "{shown}");
-        assert!(
-            shown.contains(r#""memcache://user:***@h:11211?prefix=p:""#),
-            "{shown}"
-        );
+    fn debug_hides_the_whole_user_info() {
+        for (url, expected) in [
+            (
+                "memcache://user:s3cret@h:11211?prefix=p:",
+                "memcache://***@h:11211?prefix=p:",
+            ),
+            (
+                "memcache://hunter2@127.0.0.1:11211",
+                "memcache://***@127.0.0.1:11211",
+            ),
+            ("memcaches://hun@ter2@h", "memcaches://***@h"),
+            ("memcache://user:hunter2", "memcache://user:***"),
+            ("memcache://h?colour=hunter2", "memcache://h?colour=***"),
+            (
+                "memcache+unix:///run/m@c.sock?prefix=p:",
+                "memcache+unix:///run/m@c.sock?prefix=p:",
+            ),
+            ("memcache://h1,h2:11212", "memcache://h1,h2:11212"),
+        ] {
+            let shown = format!("{:?}", MemcachedConfig::from_url(url));
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("s3cret"),
+                "{shown}"
+            );
+            assert!(
+                shown.contains(&format!("url: {expected:?}")),
+                "{url}: {shown}"
+            );
+        }
     }
 }

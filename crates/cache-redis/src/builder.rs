@@ -19,6 +19,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default time a pooled operation waits for a free connection.
 pub const DEFAULT_POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest a timeout is: 1 hour. A longer one, `Duration::MAX` included, is taken as
+/// 1 hour, so that no call waits without end on a server that stopped answering.
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// Default largest value: 64 MiB.
 ///
 /// A value travels on a connection that other callers share; while 64 MiB are being
@@ -78,8 +81,9 @@ impl Default for ConnectionModel {
 /// cluster for a `redis+cluster://` URL) or [`RedisCache::cluster_builder`].
 ///
 /// Every setting has a default (see the crate documentation's table), no timeout
-/// is infinite, and [`build`](Self::build) refuses zero or contradictory settings
-/// with [`CacheError::Config`].
+/// is infinite (a timeout longer than 1 hour, `Duration::MAX` included, is one of 1
+/// hour), and [`build`](Self::build) refuses zero or contradictory settings with
+/// [`CacheError::Config`].
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), cache_api::CacheError> {
@@ -116,6 +120,10 @@ pub struct RedisCacheBuilder {
     pub(crate) url_error: Option<String>,
     /// CA file, client certificate and insecure mode of a `rediss://` URL.
     pub(crate) tls: TlsSettings,
+    /// Whether [`tls_insecure_skip_verify`](Self::tls_insecure_skip_verify) was called,
+    /// whatever its value: a TLS setting is refused where there is no TLS, even one
+    /// that changes nothing.
+    pub(crate) tls_insecure_named: bool,
 }
 
 /// Default pool size of `mode=pooled` in a URL that names no `pool_size`.
@@ -128,7 +136,21 @@ pub const MAX_CONNECTIONS: usize = 10_000;
 
 impl RedisCacheBuilder {
     pub(crate) fn new(url: &str) -> Self {
-        let mut builder = Self {
+        let mut builder = Self::with_defaults(url);
+        match url_query::split(url) {
+            Ok((base, params)) => {
+                builder.url = base;
+                builder.apply(params);
+            }
+            Err(CacheError::Config { message }) => builder.url_error = Some(message),
+            Err(other) => builder.url_error = Some(other.to_string()),
+        }
+        builder
+    }
+
+    /// Every default, with `url` kept as given and not read.
+    fn with_defaults(url: &str) -> Self {
+        Self {
             url: url.to_owned(),
             seeds: None,
             key_prefix: String::new(),
@@ -142,16 +164,8 @@ impl RedisCacheBuilder {
             url_database: None,
             url_error: None,
             tls: TlsSettings::default(),
-        };
-        match url_query::split(url) {
-            Ok((base, params)) => {
-                builder.url = base;
-                builder.apply(params);
-            }
-            Err(CacheError::Config { message }) => builder.url_error = Some(message),
-            Err(other) => builder.url_error = Some(other.to_string()),
+            tls_insecure_named: false,
         }
-        builder
     }
 
     /// Takes the settings a URL's query names; the builder's methods, called after,
@@ -174,6 +188,7 @@ impl RedisCacheBuilder {
         self.tls.cert_file = params.tls_cert.map(PathBuf::from);
         self.tls.key_file = params.tls_key.map(PathBuf::from);
         self.tls.insecure_skip_verify = params.tls_insecure_skip_verify.unwrap_or(false);
+        self.tls_insecure_named = params.tls_insecure_skip_verify.is_some();
         self.url_model = match (params.mode, params.pool_size) {
             (Some(ModeParam::Pooled), size) => Some(ConnectionModel::Pooled {
                 max_size: size.unwrap_or(DEFAULT_POOL_SIZE),
@@ -198,7 +213,7 @@ impl RedisCacheBuilder {
                     .map(|seed| seed.as_ref().to_owned())
                     .collect(),
             ),
-            ..Self::new("")
+            ..Self::with_defaults("")
         }
     }
 
@@ -220,14 +235,15 @@ impl RedisCacheBuilder {
     }
 
     /// Time allowed to open a connection: TCP connect plus `AUTH` and `SELECT`.
-    /// Default 2 s.
+    /// Default 2 s, at most 1 hour (a longer one is taken as 1 hour).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
     /// Time allowed for the server's answer to one command (or one pipeline of a bulk
-    /// operation); past it the operation fails with [`CacheError::Timeout`]. Default 1 s.
+    /// operation); past it the operation fails with [`CacheError::Timeout`]. Default 1 s,
+    /// at most 1 hour (a longer one is taken as 1 hour).
     ///
     /// On a cluster, one operation (redirects, reconnects and retries included) may
     /// take the connect plus the response timeout, after which it fails with a
@@ -240,14 +256,16 @@ impl RedisCacheBuilder {
     /// Time an operation waits for a free pooled connection (in
     /// [`ConnectionModel::Pooled`], and for [`clear`](cache_api::Cache::clear));
     /// past it the operation fails with a [`CacheError::Timeout`] whose phase is
-    /// `"pool checkout"`. Default 1 s. Unused on a cluster, which has no pool.
+    /// `"pool checkout"`. Default 1 s, at most 1 hour (a longer one is taken as 1 hour).
+    /// Unused on a cluster, which has no pool.
     pub fn pool_wait_timeout(mut self, timeout: Duration) -> Self {
         self.pool_wait_timeout = timeout;
         self
     }
 
     /// Sets the connect, response and pool-wait timeouts to the same `timeout`. Any
-    /// length works, `Duration::MAX` included (no bound).
+    /// length is accepted, but none is infinite: one longer than 1 hour,
+    /// `Duration::MAX` included, is taken as 1 hour.
     pub fn timeout(self, timeout: Duration) -> Self {
         self.connect_timeout(timeout)
             .response_timeout(timeout)
@@ -273,7 +291,9 @@ impl RedisCacheBuilder {
 
     /// The database number to `SELECT` (default 0). The URL path can name it too
     /// (`redis://host/2`); naming two different numbers is a configuration error. A
-    /// cluster has only database 0: any other number is refused.
+    /// cluster has only database 0: any other number is refused. A database the server
+    /// refuses (past its `databases` setting, or past what Redis can number) makes
+    /// [`build`](Self::build) fail with [`CacheError::Config`] naming it.
     pub fn database(mut self, database: u32) -> Self {
         self.database = Some(i64::from(database));
         self
@@ -298,9 +318,11 @@ impl RedisCacheBuilder {
     /// **Insecure**: accepts any certificate the server shows, from anyone, so the
     /// connection is encrypted but not authenticated. Only for test servers with
     /// throw-away certificates; never in production. URL:
-    /// `tls_insecure_skip_verify=true`.
+    /// `tls_insecure_skip_verify=true`. Like every TLS setting, refused by
+    /// [`build`](Self::build) on a URL without TLS, whatever its value.
     pub fn tls_insecure_skip_verify(mut self, skip: bool) -> Self {
         self.tls.insecure_skip_verify = skip;
+        self.tls_insecure_named = true;
         self
     }
 
@@ -342,10 +364,12 @@ impl RedisCacheBuilder {
     ///
     /// # Errors
     ///
-    /// - [`CacheError::Config`] for a malformed URL, an unknown or malformed URL
+    /// - [`CacheError::Config`] for a malformed URL (user info without a `:` included:
+    ///   a user name is never sent without a password), an unknown or malformed URL
     ///   parameter (named in the message), a TLS file that cannot be read or parsed, TLS
-    ///   settings on a URL without TLS, a zero timeout, size or count, a prefix without a trailing
-    ///   delimiter, contradictory settings, a database the server does not have, or a
+    ///   settings on a URL without TLS (whatever their value), a zero timeout, size or
+    ///   count, a prefix without a trailing delimiter, contradictory settings, a database
+    ///   the server refuses (named), a master group the sentinels do not know (named), or a
     ///   TLS URL whose port answers Redis in plain text, or a plain URL whose port
     ///   answers over TLS (the message names the port and the URL for it); for a
     ///   cluster also seeds with
@@ -365,6 +389,9 @@ impl RedisCacheBuilder {
     }
 }
 
+/// The URL (or each seed URL) is shown with its password, and the value of any
+/// parameter that is not a setting in its expected form, replaced by `***`; user info
+/// without a `:` is hidden whole. The settings read from the URL's query show as fields.
 impl fmt::Debug for RedisCacheBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("RedisCacheBuilder");

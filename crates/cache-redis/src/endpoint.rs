@@ -4,10 +4,60 @@
 //! every message. `redis+sentinel://` is read in `sentinel.rs`.
 
 use cache_api::CacheError;
-use cache_url_core::CacheUrl;
+use cache_url_core::{parse_number, CacheUrl};
 use redis::IntoConnectionInfo;
 
 use crate::tls::{certificates, configure, TlsSettings};
+
+/// A database asked for besides a URL's path, and by whom: a message about it names
+/// what the caller wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Database {
+    /// Set by [`RedisCacheBuilder::database`](crate::RedisCacheBuilder::database).
+    Set(i64),
+    /// Named by the URL's `db` parameter.
+    Param(i64),
+}
+
+impl Database {
+    /// The database number.
+    pub(crate) fn number(self) -> i64 {
+        match self {
+            Database::Set(number) | Database::Param(number) => number,
+        }
+    }
+
+    /// Where it was asked for, as the end of a sentence: `database(2) was set`, `the url
+    /// parameter db=2 names database 2`.
+    pub(crate) fn asked(self) -> String {
+        match self {
+            Database::Set(number) => format!("database({number}) was set"),
+            Database::Param(number) => {
+                format!("the url parameter db={number} names database {number}")
+            }
+        }
+    }
+}
+
+/// The database of a URL: the one its path names (`from_path`), or the one asked for
+/// besides, which must be the same when both are given; 0 when neither is.
+pub(crate) fn agreed_database(
+    from_path: Option<i64>,
+    asked: Option<Database>,
+) -> Result<i64, CacheError> {
+    match (from_path, asked) {
+        (Some(path), Some(asked)) if path != asked.number() => Err(CacheError::config(format!(
+            "the url names database {path} in its path but {}",
+            asked.asked()
+        ))),
+        (path, asked) => Ok(path.or(asked.map(Database::number)).unwrap_or(0)),
+    }
+}
+
+/// A database number as a path writes it: plain digits, at most `u32::MAX`.
+pub(crate) fn database_number(text: &str) -> Option<i64> {
+    parse_number::<u32>(text).map(i64::from)
+}
 
 /// Where to connect: one server or the seed nodes of a cluster.
 pub(crate) struct Endpoint {
@@ -102,6 +152,26 @@ pub(crate) fn split_cluster_url(raw: &str) -> Result<Vec<String>, CacheError> {
     if url.hosts().is_empty() {
         return Err(CacheError::config("the redis cluster url names no host"));
     }
+    // Checked here, where the message can name the cluster url rather than the url of
+    // one of its seeds.
+    match url.path().trim_matches('/') {
+        "" => {}
+        path => match database_number(path) {
+            Some(0) => {}
+            Some(database) => {
+                return Err(CacheError::config(format!(
+                    "a redis cluster has only database 0, but the url {} names database {database}",
+                    url.redacted()
+                )))
+            }
+            None => {
+                return Err(CacheError::config(format!(
+                    "the path of a {} url is the database number, 0 on a cluster, not {path:?}",
+                    url.scheme()
+                )))
+            }
+        },
+    }
     Ok(url.per_host_urls(node_scheme))
 }
 
@@ -109,19 +179,19 @@ pub(crate) fn split_cluster_url(raw: &str) -> Result<Vec<String>, CacheError> {
 /// credentials, none naming a database other than 0.
 pub(crate) fn parse_cluster_seeds(
     seeds: &[String],
-    database: Option<i64>,
+    database: Option<Database>,
     redacted_url: String,
     tls: &TlsSettings,
 ) -> Result<Endpoint, CacheError> {
-    let certificates = certificates(tls)?;
     if seeds.is_empty() {
         return Err(CacheError::config(
             "a redis cluster needs at least one seed url",
         ));
     }
-    if let Some(database) = database.filter(|database| *database != 0) {
+    if let Some(database) = database.filter(|database| database.number() != 0) {
         return Err(CacheError::config(format!(
-            "a redis cluster has only database 0, but database({database}) was set"
+            "a redis cluster has only database 0, but {}",
+            database.asked()
         )));
     }
     let mut infos = Vec::with_capacity(seeds.len());
@@ -160,8 +230,13 @@ pub(crate) fn parse_cluster_seeds(
             }
             Some(_) => {}
         }
-        infos.push(configure(target.info, tls, certificates.as_ref())?);
+        infos.push(target.info);
     }
+    let certificates = certificates_for(&infos, tls)?;
+    let infos = infos
+        .into_iter()
+        .map(|info| configure(info, tls, certificates.as_ref()))
+        .collect::<Result<_, _>>()?;
     Ok(Endpoint {
         nodes: Nodes::Cluster(infos),
         redacted_url,
@@ -170,9 +245,25 @@ pub(crate) fn parse_cluster_seeds(
     })
 }
 
+/// The certificates the files of `tls` hold, for connections to `infos`. TLS settings
+/// for a connection without TLS are refused before any file they name is read: that
+/// they do not apply is the mistake to report, not what a file holds.
+pub(crate) fn certificates_for(
+    infos: &[redis::ConnectionInfo],
+    tls: &TlsSettings,
+) -> Result<Option<redis::TlsCertificates>, CacheError> {
+    for info in infos {
+        if !matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+            // Refuses any TLS setting; given none, changes nothing.
+            configure(info.clone(), tls, None)?;
+        }
+    }
+    certificates(tls)
+}
+
 /// Parses and checks a `redis://` URL; the database comes from its path or from
 /// `database`, which must agree when both are given.
-pub(crate) fn parse_url(raw: &str, database: Option<i64>) -> Result<Target, CacheError> {
+pub(crate) fn parse_url(raw: &str, database: Option<Database>) -> Result<Target, CacheError> {
     let url = CacheUrl::parse(raw)?;
     let tls = match url.scheme() {
         "redis" | "redis+unix" => false,
@@ -191,7 +282,7 @@ pub(crate) fn parse_url(raw: &str, database: Option<i64>) -> Result<Target, Cach
         ));
     }
     let (address, db) = if url.scheme() == "redis+unix" {
-        (unix_address(&url)?, database.unwrap_or(0))
+        (unix_address(&url)?, agreed_database(None, database)?)
     } else {
         let host = match url.hosts() {
             [] => return Err(CacheError::config("the redis url names no host")),
@@ -215,7 +306,7 @@ pub(crate) fn parse_url(raw: &str, database: Option<i64>) -> Result<Target, Cach
     let info = address
         .into_connection_info()
         .map_err(|err| CacheError::config(url.scrub(&format!("invalid redis url: {err}"))))?
-        .set_redis_settings(credentials(&url).set_db(db));
+        .set_redis_settings(credentials(&url)?.set_db(db));
     Ok(Target {
         info,
         redacted_url: url.redacted().to_owned(),
@@ -224,7 +315,19 @@ pub(crate) fn parse_url(raw: &str, database: Option<i64>) -> Result<Target, Cach
 }
 
 /// The user and password of a URL, as the server's `AUTH` takes them.
-pub(crate) fn credentials(url: &CacheUrl) -> redis::RedisConnectionInfo {
+///
+/// User info without a `:` (`redis://name@host`) is refused, without being repeated: the
+/// `redis` crate reads it as a user name, which it never sends without a password, and
+/// what stands there may well be a password or a token written in the wrong place.
+pub(crate) fn credentials(url: &CacheUrl) -> Result<redis::RedisConnectionInfo, CacheError> {
+    if url.username().is_some() && url.password().is_none() {
+        return Err(CacheError::config(format!(
+            "the user info of the url has no ':' (it is not shown: it may be a password): \
+             write {scheme}://user:password@host for an acl user, or {scheme}://:password@host \
+             for requirepass; a user name without a password is never sent to the server",
+            scheme = url.scheme()
+        )));
+    }
     let mut settings = redis::RedisConnectionInfo::default();
     if let Some(user) = url.username() {
         settings = settings.set_username(user);
@@ -232,7 +335,7 @@ pub(crate) fn credentials(url: &CacheUrl) -> redis::RedisConnectionInfo {
     if let Some(password) = url.password() {
         settings = settings.set_password(password);
     }
-    settings
+    Ok(settings)
 }
 
 /// The socket of `redis+unix:///path/to/redis.sock`: a path and no host.
@@ -245,22 +348,17 @@ fn unix_address(url: &CacheUrl) -> Result<redis::ConnectionAddr, CacheError> {
     Ok(redis::ConnectionAddr::Unix(url.path().into()))
 }
 
-/// The database of a URL's path (`/N`), checked against the one given besides.
-fn database_of(url: &CacheUrl, database: Option<i64>) -> Result<i64, CacheError> {
+/// The database of a URL's path (`/N`), checked against the one asked for besides.
+fn database_of(url: &CacheUrl, database: Option<Database>) -> Result<i64, CacheError> {
     let from_path = match url.path().trim_matches('/') {
         "" => None,
-        path => Some(path.parse::<u32>().map(i64::from).map_err(|_| {
+        path => Some(database_number(path).ok_or_else(|| {
             CacheError::config(format!(
                 "the path of a redis url is the database number, not {path:?}"
             ))
         })?),
     };
-    match (from_path, database) {
-        (Some(a), Some(b)) if a != b => Err(CacheError::config(format!(
-            "the url names database {a} but database({b}) was set"
-        ))),
-        (a, b) => Ok(a.or(b).unwrap_or(0)),
-    }
+    agreed_database(from_path, database)
 }
 
 #[cfg(test)]
@@ -298,12 +396,12 @@ mod tests {
             vec!["pa%40ss".to_owned(), "pa@ss".to_owned()]
         );
 
-        let legacy = parse_url("redis://:s3cret@127.0.0.1", Some(5)).unwrap();
+        let legacy = parse_url("redis://:s3cret@127.0.0.1", Some(Database::Set(5))).unwrap();
         assert_eq!(legacy.info.redis_settings().username(), None);
         assert_eq!(legacy.info.redis_settings().password(), Some("s3cret"));
         assert_eq!(legacy.info.redis_settings().db(), 5);
 
-        let same = parse_url("redis://127.0.0.1/4", Some(4)).unwrap();
+        let same = parse_url("redis://127.0.0.1/4", Some(Database::Param(4))).unwrap();
         assert_eq!(same.info.redis_settings().db(), 4);
     }
 
@@ -318,7 +416,7 @@ mod tests {
                 ..
             }
         ));
-        let unix = parse_url("redis+unix:///run/redis.sock", Some(2)).unwrap();
+        let unix = parse_url("redis+unix:///run/redis.sock", Some(Database::Param(2))).unwrap();
         assert_eq!(
             unix.info.addr(),
             &redis::ConnectionAddr::Unix("/run/redis.sock".into())
@@ -336,11 +434,14 @@ mod tests {
             "{db}"
         );
 
-        let clash = config_message(parse_url("redis://127.0.0.1/2", Some(3)).map(drop));
+        let clash =
+            config_message(parse_url("redis://127.0.0.1/2", Some(Database::Set(3))).map(drop));
         assert!(
             clash.contains("database 2") && clash.contains("database(3)"),
             "{clash}"
         );
+        let signed = config_message(parse_url("redis://127.0.0.1/+2", None).map(drop));
+        assert!(signed.contains("database number"), "{signed}");
 
         let garbage = config_message(parse_url("s3cret", None).map(drop));
         assert!(!garbage.contains("s3cret"), "{garbage}");

@@ -36,6 +36,25 @@ pub(crate) enum Origin {
 /// Server error codes that mean the credentials were refused or are missing.
 const AUTH_CODES: &[&str] = &["NOAUTH", "WRONGPASS"];
 
+/// What Redis says with those codes: "NOAUTH Authentication required." and "WRONGPASS
+/// invalid username-password pair or user is disabled.". The `redis` crate keeps only
+/// these words of a refusal it wraps in an error of its own (a `SELECT` refused while
+/// connecting is "Redis server refused to switch database - Authentication required."),
+/// so a server asking for credentials is recognised by them whatever command met it.
+const AUTH_WORDS: &[&str] = &["Authentication required", "invalid username-password pair"];
+
+/// What the `redis` crate says when the server refuses the `SELECT` of a new
+/// connection, before the server's own words.
+const SELECT_REFUSED: &str = "refused to switch database";
+
+/// Whether the server refused the database a connection asked for: past its
+/// `databases` setting Redis says `DB index is out of range`, past what it can number
+/// (2^31 - 1) `value is out of range`.
+fn refuses_the_database(text: &str) -> bool {
+    text.contains("DB index is out of range")
+        || (text.contains(SELECT_REFUSED) && text.contains("out of range"))
+}
+
 /// What the `redis` crate's parser says of a reply that ended early.
 const TRUNCATED_REPLY: &str = "Unexpected end of input";
 
@@ -100,7 +119,8 @@ impl ErrorContext {
             };
         }
         let is_auth = err.kind() == ErrorKind::AuthenticationFailed
-            || err.code().is_some_and(|code| AUTH_CODES.contains(&code));
+            || err.code().is_some_and(|code| AUTH_CODES.contains(&code))
+            || AUTH_WORDS.iter().any(|words| text.contains(words));
         // A cluster client that has no connection to the node serving a slot (the node
         // is down and no other node took its slots over yet) is as unreachable as a
         // refused connection.
@@ -136,7 +156,7 @@ impl ErrorContext {
     /// instead of the parser's dump.
     pub(crate) fn map_connect(&self, err: RedisError, database: i64) -> CacheError {
         let text = err.to_string();
-        if text.contains("DB index is out of range") {
+        if refuses_the_database(&text) {
             return CacheError::config(format!(
                 "database {database} does not exist on this server (see its `databases` setting)"
             ));
@@ -493,6 +513,28 @@ mod tests {
             "Password authentication failed",
         ));
         assert!(matches!(context().map(err, true), CacheError::Auth { .. }));
+    }
+
+    /// A server asking for credentials is `Auth` whatever command met the refusal: the
+    /// `SELECT` of a connection to another database than 0 comes wrapped, its code gone.
+    #[test]
+    fn a_refused_select_for_want_of_credentials_is_an_auth_error() {
+        for detail in [
+            "Authentication required.",
+            "invalid username-password pair or user is disabled.",
+        ] {
+            let err = RedisError::from((
+                ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+                "Redis server refused to switch database",
+                detail.to_owned(),
+            ));
+            for mapped in [
+                context().map_connect(err.clone(), 3),
+                context().map(err, false),
+            ] {
+                assert!(matches!(mapped, CacheError::Auth { .. }), "{mapped:?}");
+            }
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use redis::{
 };
 
 use crate::{
-    endpoint::{address, credentials, Endpoint, Nodes},
+    endpoint::{address, agreed_database, credentials, database_number, Database, Endpoint, Nodes},
     error::{ErrorContext, Origin},
     settings::Mode,
     single::{Request, Single},
@@ -60,13 +60,14 @@ pub(crate) fn is_sentinel_url(raw: &str) -> bool {
 /// and password are those of the master; the sentinels are asked without credentials.
 pub(crate) fn parse_sentinel_url(
     raw: &str,
-    database: Option<i64>,
+    database: Option<Database>,
     tls: &TlsSettings,
 ) -> Result<Endpoint, CacheError> {
     let url = CacheUrl::parse(raw)?;
     if tls.any() {
         return Err(CacheError::config(
-            "tls settings do not apply to redis+sentinel:// (sentinels and master over plain tcp)",
+            "tls_ca, tls_cert, tls_key and tls_insecure_skip_verify do not apply to \
+             redis+sentinel:// (sentinels and master over plain tcp)",
         ));
     }
     if url.hosts().is_empty() {
@@ -83,7 +84,7 @@ pub(crate) fn parse_sentinel_url(
     }
     let from_path = match (path.next(), path.next()) {
         (None, _) => None,
-        (Some(db), None) => Some(db.parse::<u32>().map(i64::from).map_err(|_| {
+        (Some(db), None) => Some(database_number(db).ok_or_else(|| {
             CacheError::config(format!(
                 "the path of a redis+sentinel url is /group[/database], and {db:?} is not a database number"
             ))
@@ -94,14 +95,7 @@ pub(crate) fn parse_sentinel_url(
             ))
         }
     };
-    let db = match (from_path, database) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(CacheError::config(format!(
-                "the url names database {a} but database({b}) was set"
-            )))
-        }
-        (a, b) => a.or(b).unwrap_or(0),
-    };
+    let db = agreed_database(from_path, database)?;
     let sentinels = url
         .hosts()
         .iter()
@@ -119,7 +113,7 @@ pub(crate) fn parse_sentinel_url(
         nodes: Nodes::Sentinel(SentinelTarget {
             sentinels,
             service,
-            node: credentials(&url).set_db(db),
+            node: credentials(&url)?.set_db(db),
         }),
         redacted_url: url.redacted().to_owned(),
         secrets: url.secrets().to_vec(),
@@ -290,42 +284,52 @@ impl Lookup {
     /// The connection information of the master the first sentinel that knows the group
     /// names, checked to call itself a master. The sentinels are asked in turn: one that
     /// cannot be reached, does not know the group or names a server that is not a
-    /// master leaves the question to the next.
+    /// master leaves the question to the next. When the sentinels that answered all
+    /// know no such group, and none named a master, the group's name is the mistake.
     async fn master(&self, errors: &ErrorContext) -> Result<ConnectionInfo, CacheError> {
         let mut last_error = None;
+        let (mut unknown_group, mut named_one) = (false, false);
         for sentinel in &self.sentinels {
             match self.ask(sentinel).await {
-                Ok(Some(master)) => return Ok(master),
-                Ok(None) => {}
+                Ok(Answer::Master(master)) => return Ok(*master),
+                Ok(Answer::NoSuchGroup) => unknown_group = true,
+                Ok(Answer::NotAMaster) => named_one = true,
                 Err(err) => last_error = Some(err),
             }
         }
+        let lookup = match &errors.origin {
+            Some(Origin::Lookup(lookup)) => lookup.as_str(),
+            _ => "looking up the master",
+        };
+        if unknown_group && !named_one && !last_error.as_ref().is_some_and(is_unknown_command) {
+            return Err(CacheError::config(format!(
+                "{lookup}: the sentinels know no master named `{}`: check the group in the \
+                 url's path (redis+sentinel://host:26379/group)",
+                self.service.escape_debug()
+            )));
+        }
         Err(match last_error {
-            Some(err) if is_unknown_command(&err) => {
-                let lookup = match &errors.origin {
-                    Some(Origin::Lookup(lookup)) => lookup.as_str(),
-                    _ => "looking up the master",
-                };
-                CacheError::config(format!(
-                    "{lookup}: a server answered as a redis that is not a sentinel (it does \
+            Some(err) if is_unknown_command(&err) => CacheError::config(format!(
+                "{lookup}: a server answered as a redis that is not a sentinel (it does \
                      not know the SENTINEL command): name the sentinels' addresses, port \
                      26379 by default"
-                ))
-            }
-            Some(err) => errors.map_connect(err, 0),
+            )),
+            // The master is asked `ROLE` on a connection to the database of the url: a
+            // database it does not have is named as the url names it.
+            Some(err) => errors.map_connect(err, self.node.db()),
             None => errors.map_connect(
                 RedisError::from((
                     ErrorKind::MasterNameNotFoundBySentinel,
                     "no sentinel names a master of the group that answers as one",
                 )),
-                0,
+                self.node.db(),
             ),
         })
     }
 
     /// What `sentinel` says: the master it names, if it knows the group and that server
     /// calls itself a master.
-    async fn ask(&self, sentinel: &ConnectionInfo) -> RedisResult<Option<ConnectionInfo>> {
+    async fn ask(&self, sentinel: &ConnectionInfo) -> RedisResult<Answer> {
         let mut connection = redis::Client::open(sentinel.clone())?
             .get_multiplexed_async_connection_with_config(&self.config)
             .await?;
@@ -335,7 +339,7 @@ impl Lookup {
             .query_async(&mut connection)
             .await?;
         let Some((host, port)) = named else {
-            return Ok(None);
+            return Ok(Answer::NoSuchGroup);
         };
         let master = ConnectionAddr::Tcp(host, port)
             .into_connection_info()?
@@ -344,8 +348,23 @@ impl Lookup {
             .get_multiplexed_async_connection_with_config(&self.config)
             .await?;
         let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut connection).await?;
-        Ok(is_master(&role).then_some(master))
+        Ok(if is_master(&role) {
+            Answer::Master(Box::new(master))
+        } else {
+            Answer::NotAMaster
+        })
     }
+}
+
+/// What one sentinel answered about the group.
+enum Answer {
+    /// The master it named, which calls itself one.
+    Master(Box<ConnectionInfo>),
+    /// It names a server for the group that does not call itself a master (a failover
+    /// under way).
+    NotAMaster,
+    /// It knows no group of that name.
+    NoSuchGroup,
 }
 
 /// Whether a `ROLE` answer is a master's: its first element is `master`.

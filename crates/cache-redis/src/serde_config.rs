@@ -16,7 +16,9 @@ use crate::{
 /// keeps what the URL says, else the builder's default. Unknown fields are refused, so a
 /// misspelt setting is an error rather than silently ignored. Nothing is checked until
 /// [`build`](Self::build) (or the builder's). `Debug` shows the URL with its password
-/// replaced by `***`.
+/// replaced by `***`, and so is the value of any parameter that is not a setting in its
+/// expected form (`?db=2`, `?timeout=1s` and the prefix show, `?db=s3cret` or
+/// `?colour=red` do not): a secret pasted into the wrong place does not reach a log.
 ///
 /// ```
 /// // cache-redis = { version = "0.1", features = ["serde"] }
@@ -201,7 +203,8 @@ impl RedisConfig {
 impl RedisCacheBuilder {
     /// The TLS fields of `config` that are set, over the URL's; `build` checks them as
     /// it checks the URL's (a half pair of `tls_cert` and `tls_key`, a TLS setting on a
-    /// plain URL: [`CacheError::Config`](cache_api::CacheError::Config)).
+    /// plain URL whatever its value, `false` included:
+    /// [`CacheError::Config`](cache_api::CacheError::Config)).
     fn with_tls_files(mut self, config: &RedisConfig) -> Self {
         if let Some(ca) = &config.tls_ca {
             self.tls.ca_file = Some(ca.clone());
@@ -213,13 +216,14 @@ impl RedisCacheBuilder {
             self.tls.key_file = Some(key.clone());
         }
         if let Some(skip) = config.tls_insecure_skip_verify {
-            self.tls.insecure_skip_verify = skip;
+            self = self.tls_insecure_skip_verify(skip);
         }
         self
     }
 }
 
-/// The URL is shown with its password replaced by `***`.
+/// The URL is shown with its password, and the values of parameters that are not a
+/// setting in its expected form, replaced by `***`.
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
@@ -328,6 +332,80 @@ mod tests {
             serde_json::to_string(&config).unwrap(),
             r#"{"url":"rediss://h","tls_ca":"/no/such/ca.pem","tls_insecure_skip_verify":false}"#
         );
+    }
+
+    /// A TLS field on a URL without TLS is refused whatever its value, `false` included,
+    /// as the URL's parameter is.
+    #[test]
+    fn a_tls_field_on_a_url_without_tls_is_refused_whatever_its_value() {
+        for url in [
+            "redis://h",
+            "redis+unix:///run/redis.sock",
+            "redis+cluster://h1,h2",
+            "redis+sentinel://h/mymaster",
+        ] {
+            for skip in [false, true] {
+                let config = RedisConfig {
+                    tls_insecure_skip_verify: Some(skip),
+                    ..RedisConfig::from_url(url)
+                };
+                let message = cache_tck::config_message(config.builder().validate().map(drop));
+                assert!(
+                    message.contains("tls_insecure_skip_verify"),
+                    "{url} {skip}: {message}"
+                );
+            }
+        }
+        let tls = RedisConfig {
+            tls_insecure_skip_verify: Some(false),
+            ..RedisConfig::from_url("rediss://h")
+        };
+        assert!(tls.builder().validate().is_ok());
+    }
+
+    /// A timeout past the longest, in any field, is the longest: none is infinite.
+    #[test]
+    fn timeouts_past_the_longest_are_the_longest() {
+        for json in [
+            r#"{"url": "redis://h", "timeout": "10000000000y"}"#,
+            r#"{"url": "redis://h", "response_timeout": "10000000000y",
+                "connect_timeout": "584542046090y", "pool_wait_timeout": "18446744073709551615s"}"#,
+        ] {
+            let config: RedisConfig = serde_json::from_str(json).unwrap();
+            let settings = config.builder().validate().unwrap();
+            assert_eq!(
+                [
+                    settings.connect_timeout,
+                    settings.response_timeout,
+                    settings.pool_wait_timeout
+                ],
+                [crate::builder::MAX_TIMEOUT; 3],
+                "{json}"
+            );
+        }
+    }
+
+    /// `Debug` shows neither a password missing its `@host` nor a parameter's value
+    /// that is not a setting in its expected form; a setting's value shows.
+    #[test]
+    fn debug_shows_no_password_and_no_odd_parameter_value() {
+        for (url, expected) in [
+            ("redis://default:S3cretPw", "redis://default:***"),
+            ("redis+cluster://:S3cretPw,h:7000", "redis+cluster://:***"),
+            ("redis://S3cretPw@h", "redis://***@h"),
+            ("redis://h?db=S3cretPw", "redis://h?db=***"),
+            ("redis://h?colour=S3cretPw", "redis://h?colour=***"),
+            (
+                "redis://h/2?prefix=app:&timeout=250ms&db=2",
+                "redis://h/2?prefix=app:&timeout=250ms&db=2",
+            ),
+        ] {
+            let shown = format!("{:?}", RedisConfig::from_url(url));
+            assert!(
+                shown.contains(&format!("url: {expected:?}")),
+                "{url}: {shown}"
+            );
+        }
     }
 
     #[test]

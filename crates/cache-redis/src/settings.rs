@@ -6,10 +6,12 @@ use std::time::Duration;
 use cache_api::CacheError;
 
 use crate::{
-    builder::{ConnectionModel, RedisCacheBuilder, MAX_CONNECTIONS, REDIS_MAX_VALUE_SIZE},
+    builder::{
+        ConnectionModel, RedisCacheBuilder, MAX_CONNECTIONS, MAX_TIMEOUT, REDIS_MAX_VALUE_SIZE,
+    },
     endpoint::{
-        is_cluster_url, parse_cluster_seeds, parse_url, redact_url, split_cluster_url, Endpoint,
-        Nodes,
+        certificates_for, is_cluster_url, parse_cluster_seeds, parse_url, redact_url,
+        split_cluster_url, Database, Endpoint, Nodes,
     },
     sentinel::{is_sentinel_url, parse_sentinel_url},
     tls::configure,
@@ -30,6 +32,14 @@ impl RedisCacheBuilder {
                 return Err(CacheError::config(format!("the {name} must be positive")));
             }
         }
+        // No timeout is infinite: a longer one (`Duration::MAX`, a URL's `584542046090y`)
+        // is the longest there is, so that no call waits without end on a stopped server.
+        let [connect_timeout, response_timeout, pool_wait_timeout] = [
+            self.connect_timeout,
+            self.response_timeout,
+            self.pool_wait_timeout,
+        ]
+        .map(|timeout| timeout.min(MAX_TIMEOUT));
         let cluster = self.seeds.is_some() || is_cluster_url(&self.url);
         let mode = self.mode(cluster)?;
         if self.max_value_size == 0 || self.max_value_size > REDIS_MAX_VALUE_SIZE {
@@ -39,12 +49,16 @@ impl RedisCacheBuilder {
             )));
         }
         cache_url_core::check_prefix_delimiter(&self.key_prefix)?;
+        let endpoint = self.endpoint(cluster)?;
+        if self.tls_insecure_named {
+            refuse_tls_without_tls(&endpoint.nodes)?;
+        }
         Ok(Settings {
-            endpoint: self.endpoint(cluster)?,
+            endpoint,
             key_prefix: self.key_prefix.clone(),
-            connect_timeout: self.connect_timeout,
-            response_timeout: self.response_timeout,
-            pool_wait_timeout: self.pool_wait_timeout,
+            connect_timeout,
+            response_timeout,
+            pool_wait_timeout,
             mode,
             max_value_size: self.max_value_size,
         })
@@ -77,17 +91,19 @@ impl RedisCacheBuilder {
         let database = match (self.database, self.url_database) {
             (Some(set), Some(named)) if set != named => {
                 return Err(CacheError::config(format!(
-                    "the url parameter db names database {named} but database({set}) was set"
+                    "{} but database({set}) was set",
+                    Database::Param(named).asked()
                 )))
             }
-            (set, named) => set.or(named),
+            (Some(set), _) => Some(Database::Set(set)),
+            (None, named) => named.map(Database::Param),
         };
         if !cluster {
             if is_sentinel_url(&self.url) {
                 return parse_sentinel_url(&self.url, database, &self.tls);
             }
             let target = parse_url(&self.url, database)?;
-            let certificates = crate::tls::certificates(&self.tls)?;
+            let certificates = certificates_for(std::slice::from_ref(&target.info), &self.tls)?;
             return Ok(Endpoint {
                 nodes: Nodes::Single(configure(target.info, &self.tls, certificates.as_ref())?),
                 redacted_url: target.redacted_url,
@@ -132,6 +148,28 @@ pub(crate) struct Settings {
     pub(crate) pool_wait_timeout: Duration,
     pub(crate) mode: Mode,
     pub(crate) max_value_size: usize,
+}
+
+/// Refuses a TLS setting given for `nodes` when any of them is reached without TLS:
+/// the setting would be ignored there, whatever its value. (Settings that change
+/// something are refused before their files are read, in `endpoint.rs`; this catches
+/// `tls_insecure_skip_verify(false)`, which changes nothing.)
+fn refuse_tls_without_tls(nodes: &Nodes) -> Result<(), CacheError> {
+    let plain =
+        |info: &redis::ConnectionInfo| !matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+    let without_tls = match nodes {
+        Nodes::Single(info) => plain(info),
+        Nodes::Cluster(seeds) => seeds.iter().any(plain),
+        Nodes::Sentinel(_) => true,
+    };
+    if without_tls {
+        return Err(CacheError::config(
+            "tls_insecure_skip_verify was given, whatever its value, for a url without tls: \
+             tls_ca, tls_cert, tls_key and tls_insecure_skip_verify apply to rediss:// (and \
+             rediss+cluster://) only",
+        ));
+    }
+    Ok(())
 }
 
 /// `count` when it is from 1 to [`MAX_CONNECTIONS`].
@@ -286,6 +324,220 @@ mod tests {
         assert!(matches!(seeds.validate(), Err(CacheError::Config { .. })));
         let clash = RedisCacheBuilder::new("redis://h?db=3").database(4);
         assert!(matches!(clash.validate(), Err(CacheError::Config { .. })));
+    }
+
+    /// A database clash names what the caller wrote: `db=2` when the url's parameter
+    /// asked for it, `database(2)` when the builder did; a cluster's names the cluster
+    /// url as written.
+    #[test]
+    fn database_clashes_name_what_was_written() {
+        for (builder, said, not_said) in [
+            (
+                RedisCacheBuilder::new("redis://:s3cret@h/1?db=2"),
+                "db=2",
+                "database(2)",
+            ),
+            (
+                RedisCacheBuilder::new("redis://:s3cret@h/1").database(2),
+                "database(2)",
+                "db=2",
+            ),
+            (
+                RedisCacheBuilder::new("redis+sentinel://:s3cret@h/mymaster/1?db=2"),
+                "db=2",
+                "database(2)",
+            ),
+            (
+                RedisCacheBuilder::new("redis+cluster://:s3cret@h1,h2?db=1"),
+                "db=1",
+                "database(1)",
+            ),
+            (
+                RedisCacheBuilder::new("redis+cluster://:s3cret@h1:7000,h2/2"),
+                "redis+cluster://:***@h1:7000,h2/2",
+                "redis://",
+            ),
+            (
+                RedisCacheBuilder::new("rediss+cluster://:s3cret@h1:7000,h2/2"),
+                "rediss+cluster://:***@h1:7000,h2/2",
+                "rediss://",
+            ),
+        ] {
+            let shown = format!("{builder:?}");
+            let message = cache_tck::config_message(builder.validate().map(drop));
+            assert!(
+                message.contains(said) && !message.contains(not_said),
+                "{shown}: {message}"
+            );
+            assert!(!message.contains("s3cret"), "{message}");
+        }
+    }
+
+    /// TLS settings where there is no TLS are refused as such before any file they name
+    /// is read: a missing file is not the mistake to report.
+    #[test]
+    fn tls_settings_without_tls_are_refused_before_their_files_are_read() {
+        let missing = "/nonexistent/ca.pem";
+        for builder in [
+            RedisCacheBuilder::new("redis://127.0.0.1"),
+            RedisCacheBuilder::new("redis+unix:///run/redis.sock"),
+            RedisCacheBuilder::new("redis+cluster://h1,h2"),
+            RedisCacheBuilder::new_cluster(["redis://h1", "redis://h2"]),
+            RedisCacheBuilder::new_cluster(["rediss://h1", "redis://h2"]),
+        ] {
+            let shown = format!("{builder:?}");
+            let message =
+                cache_tck::config_message(builder.tls_ca_file(missing).validate().map(drop));
+            assert!(
+                message.contains("apply to rediss://") && !message.contains(missing),
+                "{shown}: {message}"
+            );
+        }
+        for url in [
+            "redis://127.0.0.1?tls_ca=/nonexistent/ca.pem",
+            "redis+unix:///run/redis.sock?tls_ca=/nonexistent/ca.pem",
+        ] {
+            let message =
+                cache_tck::config_message(RedisCacheBuilder::new(url).validate().map(drop));
+            assert!(
+                message.contains("does not apply") && !message.contains(missing),
+                "{url}: {message}"
+            );
+        }
+        // Where TLS applies, the file is read, and its absence said.
+        let message = cache_tck::config_message(
+            RedisCacheBuilder::new("rediss://127.0.0.1?tls_ca=/nonexistent/ca.pem")
+                .validate()
+                .map(drop),
+        );
+        assert!(message.contains(missing), "{message}");
+    }
+
+    /// No timeout is infinite: one past the longest, from the builder or the url, is
+    /// the longest; one within it is kept.
+    #[test]
+    fn timeouts_past_the_longest_are_the_longest() {
+        let longest = [MAX_TIMEOUT; 3];
+        let timeouts = |builder: RedisCacheBuilder| {
+            let settings = builder.validate().unwrap();
+            [
+                settings.connect_timeout,
+                settings.response_timeout,
+                settings.pool_wait_timeout,
+            ]
+        };
+        for builder in [
+            RedisCacheBuilder::new("redis://127.0.0.1").timeout(Duration::MAX),
+            RedisCacheBuilder::new("redis://127.0.0.1")
+                .timeout(MAX_TIMEOUT + Duration::from_nanos(1)),
+            RedisCacheBuilder::new("redis://127.0.0.1?timeout=18446744073709551615s"),
+            RedisCacheBuilder::new(
+                "redis://127.0.0.1?connect_timeout=10000000000y&response_timeout=10000000000y\
+                 &pool_wait_timeout=584542046090y",
+            ),
+            RedisCacheBuilder::new("redis+cluster://h1,h2?timeout=584542046090y"),
+            RedisCacheBuilder::new_cluster(["redis://h1"]).timeout(Duration::MAX),
+        ] {
+            let shown = format!("{builder:?}");
+            assert_eq!(timeouts(builder), longest, "{shown}");
+        }
+        let within = Duration::from_secs(30 * 60);
+        assert_eq!(
+            timeouts(RedisCacheBuilder::new("redis://127.0.0.1").timeout(within)),
+            [within; 3]
+        );
+        assert_eq!(
+            timeouts(RedisCacheBuilder::new("redis://127.0.0.1?timeout=1h")),
+            longest
+        );
+        let response = RedisCacheBuilder::new("redis://127.0.0.1")
+            .response_timeout(Duration::MAX)
+            .validate()
+            .unwrap();
+        assert_eq!(response.response_timeout, MAX_TIMEOUT);
+        assert_eq!(response.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+    }
+
+    /// `tls_insecure_skip_verify`, `false` included, is refused where there is no TLS,
+    /// as every TLS setting is; over TLS it is taken.
+    #[test]
+    fn tls_insecure_skip_verify_without_tls_is_refused_whatever_its_value() {
+        for skip in [false, true] {
+            for builder in [
+                RedisCacheBuilder::new("redis://127.0.0.1"),
+                RedisCacheBuilder::new("redis+unix:///run/redis.sock"),
+                RedisCacheBuilder::new("redis+cluster://h1,h2"),
+                RedisCacheBuilder::new("redis+sentinel://h/mymaster"),
+                RedisCacheBuilder::new_cluster(["redis://h1", "redis://h2"]),
+                RedisCacheBuilder::new_cluster(["rediss://h1", "redis://h2"]),
+            ] {
+                let builder = builder.tls_insecure_skip_verify(skip);
+                let shown = format!("{builder:?}");
+                let message = cache_tck::config_message(builder.validate().map(drop));
+                assert!(
+                    message.contains("tls_insecure_skip_verify"),
+                    "{shown}: {message}"
+                );
+            }
+        }
+        for url in ["rediss://127.0.0.1", "rediss+cluster://h1,h2"] {
+            for skip in [false, true] {
+                let builder = RedisCacheBuilder::new(url).tls_insecure_skip_verify(skip);
+                assert!(builder.validate().is_ok(), "{url} {skip}");
+            }
+        }
+    }
+
+    /// User info without a ':' is refused on every Redis scheme, and shown nowhere: the
+    /// `redis` crate would take it for a user name and never send it, and it may be a
+    /// password.
+    #[test]
+    fn user_info_without_a_colon_is_refused_and_never_shown() {
+        for url in [
+            "redis://S3cretPw@127.0.0.1",
+            "rediss://S3cretPw@127.0.0.1:6380/2",
+            "redis+unix://S3cretPw@/run/redis.sock",
+            "redis+cluster://S3cretPw@h1:7000,h2:7001",
+            "rediss+cluster://S3cretPw@h1:7000,h2:7001",
+            "redis+sentinel://S3cretPw@h1:26379/mymaster",
+            "redis://S3cretPw@127.0.0.1?prefix=app:",
+        ] {
+            let builder = RedisCacheBuilder::new(url);
+            let shown = format!("{builder:?}");
+            assert!(!shown.contains("S3cretPw"), "{url}: {shown}");
+            let message = cache_tck::config_message(builder.validate().map(drop));
+            assert!(
+                message.contains("user info") && !message.contains("S3cretPw"),
+                "{url}: {message}"
+            );
+        }
+        let seeds = RedisCacheBuilder::new_cluster(["redis://S3cretPw@h1", "redis://S3cretPw@h2"]);
+        assert!(!format!("{seeds:?}").contains("S3cretPw"));
+        let message = cache_tck::config_message(seeds.validate().map(drop));
+        assert!(!message.contains("S3cretPw"), "{message}");
+    }
+
+    /// `Debug` never shows a password missing its `@host`, nor a parameter's value that
+    /// is not a setting in its expected form.
+    #[test]
+    fn debug_shows_no_password_and_no_odd_parameter_value() {
+        for url in [
+            "redis://default:S3cretPw",
+            "redis://:S3cretPw",
+            "rediss://default:S3cretPw",
+            "redis+cluster://default:S3cretPw,127.0.0.1:7000",
+            "redis+sentinel://default:S3cretPw/mymaster",
+            "redis://[::1]:S3cretPw",
+            "redis://h?db=S3cretPw",
+            "redis://h?colour=S3cretPw",
+            "redis://h?timeout=S3cretPw",
+        ] {
+            let builder = RedisCacheBuilder::new(url);
+            let shown = format!("{builder:?}");
+            assert!(!shown.contains("S3cretPw"), "{url}: {shown}");
+            let message = cache_tck::config_message(builder.validate().map(drop));
+            assert!(!message.contains("S3cretPw"), "{url}: {message}");
+        }
     }
 
     #[test]

@@ -725,10 +725,10 @@ async fn absent_sentinels_are_named_at_build_time() {
 }
 
 /// Timeouts too long for the clock to add (`Duration::MAX`, a URL's `584542046090y`) are
-/// no bound rather than a panic, in both connection models; a sentinel or a server where
-/// nothing listens still fails at once.
+/// the longest timeout (an hour) rather than a panic, in both connection models; a
+/// sentinel or a server where nothing listens still fails at once.
 #[tokio::test]
-async fn timeouts_too_long_for_the_clock_work_as_no_bound() {
+async fn timeouts_too_long_for_the_clock_work_as_the_longest() {
     let server = local_server(&[]).await;
     let longest = "timeout=584542046090y&connect_timeout=584542046090y";
     for url in [

@@ -756,10 +756,10 @@ async fn unreachable_seeds_fail_within_the_timeouts() {
 }
 
 /// Timeouts too long for the clock to add (`Duration::MAX`, a URL's `584542046090y`) are
-/// no bound rather than a panic: the cluster is used as with any other, and seeds where
-/// nothing listens still fail at once.
+/// the longest timeout (an hour) rather than a panic: the cluster is used as with any
+/// other, and seeds where nothing listens still fail at once.
 #[tokio::test]
-async fn timeouts_too_long_for_the_clock_work_as_no_bound() {
+async fn timeouts_too_long_for_the_clock_work_as_the_longest() {
     let url = cluster().await.url().to_owned();
     let cache = fresh_cache_on_with(&url, |builder| builder.timeout(Duration::MAX)).await;
     let entries = entries(8);

@@ -8,7 +8,9 @@ use std::{str::FromStr, time::Duration};
 
 use cache_api::CacheError;
 
-/// The parameters of a URL's query, percent-decoded (`+` is a space), values trimmed.
+/// The parameters of a URL's query, percent-decoded (`+` is a space). A string value
+/// is trimmed; a number, duration or boolean must be written without spaces around it
+/// (so `pool_size=+3`, whose `+` is a space, is refused).
 ///
 /// A parameter is set once: a value given twice (or under two names of one setting) and
 /// a value that is not UTF-8 once decoded are refused when the parameter is taken, never
@@ -28,8 +30,8 @@ use cache_api::CacheError;
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Params {
-    /// (name, value, taken), in the order of the query; the value is `None` when it is
-    /// not UTF-8 once decoded.
+    /// (name, value, taken), in the order of the query; the value is as decoded (not
+    /// trimmed), `None` when it is not UTF-8 once decoded.
     pairs: Vec<(String, Option<String>, bool)>,
 }
 
@@ -49,17 +51,19 @@ impl std::fmt::Debug for Params {
 }
 
 impl Params {
-    /// Reads a query string (without the `?`); empty pairs (`a=1&&b=2`) are ignored.
+    /// Reads a query string (without the `?`); empty pairs (`a=1&&b=2`) are ignored. A
+    /// pair with an empty name (`=1`) is kept, so that [`Params::finish`] refuses it.
     #[must_use]
     pub fn from_query(query: &str) -> Self {
         let pairs = query
             .split('&')
-            .filter_map(|pair| {
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
                 let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
                 // A name that is not UTF-8 matches no parameter: it is reported unknown.
                 let name = form_decode(name).unwrap_or_else(|lossy| lossy);
-                let value = form_decode(value).ok().map(|value| value.trim().to_owned());
-                (!name.is_empty()).then_some((name, value, false))
+                let value = form_decode(value).ok();
+                (name, value, false)
             })
             .collect();
         Self { pairs }
@@ -86,6 +90,13 @@ impl Params {
     /// [`CacheError::Config`] naming the parameter when it is given more than once
     /// (under one name or several), or when its value is not UTF-8 once decoded.
     pub fn take_string(&mut self, names: &[&str]) -> Result<Option<String>, CacheError> {
+        Ok(self
+            .take_as_written(names)?
+            .map(|value| value.trim().to_owned()))
+    }
+
+    /// Takes the parameter named one of `names`, its value decoded but not trimmed.
+    fn take_as_written(&mut self, names: &[&str]) -> Result<Option<String>, CacheError> {
         let mut found: Vec<(&str, Option<&str>)> = Vec::new();
         for (name, value, taken) in &mut self.pairs {
             if names.contains(&name.as_str()) {
@@ -112,7 +123,8 @@ impl Params {
     }
 
     /// Takes `name` and reads it with `read`, which returns `None` for a value it does
-    /// not accept; then the error says that `name` must be `expected`.
+    /// not accept; then the error says that `name` must be `expected`. A value with
+    /// spaces around it (a `+` in a query is a space) is refused without reading it.
     ///
     /// # Errors
     ///
@@ -123,9 +135,11 @@ impl Params {
         expected: &str,
         read: impl FnOnce(&str) -> Option<T>,
     ) -> Result<Option<T>, CacheError> {
-        match self.take_string(&[name])? {
+        match self.take_as_written(&[name])? {
             None => Ok(None),
-            Some(value) => read(&value)
+            Some(value) => (value.trim() == value)
+                .then(|| read(&value))
+                .flatten()
                 .map(Some)
                 .ok_or_else(|| must_be(name, expected)),
         }
@@ -161,8 +175,9 @@ impl Params {
         self.take_with(name, "a whole number of at least 1", parse_count)
     }
 
-    /// Takes a number of any type that parses from its decimal form (a database number,
-    /// a byte budget, a number of retries that may be 0).
+    /// Takes a number of any type that parses from its decimal form, written in plain
+    /// digits ([`parse_number`]): a database number, a byte budget, a number of retries
+    /// that may be 0.
     ///
     /// # Errors
     ///
@@ -172,7 +187,7 @@ impl Params {
         name: &str,
         expected: &str,
     ) -> Result<Option<T>, CacheError> {
-        self.take_with(name, expected, |value| value.parse().ok())
+        self.take_with(name, expected, parse_number)
     }
 
     /// Takes a boolean ([`parse_bool`]).
@@ -207,10 +222,15 @@ impl Params {
     ///
     /// # Errors
     ///
-    /// [`CacheError::Config`] naming the first unknown parameter and listing `known`.
+    /// [`CacheError::Config`] naming the first unknown parameter and listing `known`,
+    /// or saying that a parameter has an empty name (`?=1`).
     pub fn finish(&self, scheme: &str, known: &[&str]) -> Result<(), CacheError> {
         let known = known.join(", ");
         match self.remaining().next() {
+            Some("") => Err(CacheError::config(format!(
+                "a {scheme}:// url parameter has an empty name (=value with nothing before \
+                 the '='): every parameter is name=value (known: {known})"
+            ))),
             // A name no parameter could have may be the tail of a password holding an
             // unencoded '?': it is not shown.
             Some(name) if !is_parameter_name(name) => Err(CacheError::config(format!(
@@ -227,14 +247,14 @@ impl Params {
 
 /// Decodes one name or value of a query as a form does: `+` is a space, then
 /// percent-decoding. `Err` holds the lossy decoding of one that is not UTF-8.
-fn form_decode(text: &str) -> Result<String, String> {
+pub(crate) fn form_decode(text: &str) -> Result<String, String> {
     let spaced = text.replace('+', " ");
     let bytes: Vec<u8> = percent_encoding::percent_decode_str(&spaced).collect();
     String::from_utf8(bytes).map_err(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }
 
 /// Whether `name` could be a parameter's name (and so is safe to show).
-fn is_parameter_name(name: &str) -> bool {
+pub(crate) fn is_parameter_name(name: &str) -> bool {
     name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -246,8 +266,9 @@ fn must_be(name: &str, expected: &str) -> CacheError {
 }
 
 /// The one duration grammar of cache URLs and of `cachectl`'s options: humantime's
-/// (`250ms`, `2s`, `1m 30s`) or a plain number of seconds (`0.5`, `2`). `None` for
-/// anything else, negative numbers included.
+/// (`250ms`, `2s`, `1m 30s`) or a plain number of seconds in digits with an optional
+/// fraction (`0.5`, `2`). `None` for anything else: signs (`-1`, `+1`), exponents
+/// (`1e3`) and words (`inf`) included.
 ///
 /// ```
 /// use std::time::Duration;
@@ -257,11 +278,16 @@ fn must_be(name: &str, expected: &str) -> CacheError {
 /// assert_eq!(parse_duration("0.5"), Some(Duration::from_millis(500)));
 /// assert_eq!(parse_duration("1m 30s"), Some(Duration::from_secs(90)));
 /// assert_eq!(parse_duration("-1"), None);
+/// assert_eq!(parse_duration("+1"), None);
 /// ```
 #[must_use]
 pub fn parse_duration(value: &str) -> Option<Duration> {
     let value = value.trim();
     humantime::parse_duration(value).ok().or_else(|| {
+        let (whole, fraction) = value.split_once('.').unwrap_or((value, "0"));
+        if !is_digits(whole) || !is_digits(fraction) {
+            return None;
+        }
         value
             .parse::<f64>()
             .ok()
@@ -269,15 +295,41 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
     })
 }
 
-/// A whole number of at least 1 (a pool size, a connection count, a byte limit).
+/// A whole number of at least 1 (a pool size, a connection count, a byte limit), in
+/// plain digits ([`parse_number`]).
 ///
 /// ```
 /// assert_eq!(cache_url_core::parse_count("4"), Some(4));
 /// assert_eq!(cache_url_core::parse_count("0"), None);
+/// assert_eq!(cache_url_core::parse_count("+4"), None);
 /// ```
 #[must_use]
 pub fn parse_count(value: &str) -> Option<usize> {
-    value.trim().parse().ok().filter(|count| *count > 0)
+    parse_number(value.trim()).filter(|count| *count > 0)
+}
+
+/// A whole number written in plain ASCII digits, as every number of a cache URL is (a
+/// port, a database, a count): no sign, no space, no underscore. `None` for anything
+/// else, and for a number `T` cannot hold.
+///
+/// ```
+/// assert_eq!(cache_url_core::parse_number::<u16>("6379"), Some(6379));
+/// assert_eq!(cache_url_core::parse_number::<u16>("+6379"), None);
+/// assert_eq!(cache_url_core::parse_number::<u16>("70000"), None);
+/// assert_eq!(cache_url_core::parse_number::<u32>(""), None);
+/// ```
+#[must_use]
+pub fn parse_number<T: FromStr>(value: &str) -> Option<T> {
+    if is_digits(value) {
+        value.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Whether `text` is one or more ASCII digits and nothing else.
+fn is_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit())
 }
 
 /// `true`/`1` or `false`/`0`; a bare flag (`?trace`, an empty value) is `true`.
@@ -442,6 +494,57 @@ mod tests {
         assert!(!odd.contains("ss@h"), "{odd}");
         let debug = format!("{:?}", Params::from_query("password=hunter2"));
         assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    /// A pair with an empty name is refused by `finish`; an empty pair is no pair.
+    #[test]
+    fn a_parameter_with_an_empty_name_is_refused() {
+        for query in ["=1", "&=x", "prefix=a:&=", "=&prefix=a:"] {
+            let mut params = Params::from_query(query);
+            params.take_string(&["prefix"]).unwrap();
+            let shown = message(params.finish("redis", &["prefix"]).unwrap_err());
+            assert!(shown.contains("empty name"), "{query}: {shown}");
+        }
+        for query in ["", "&", "prefix=a:&&", "&&prefix=a:"] {
+            let mut params = Params::from_query(query);
+            params.take_string(&["prefix"]).unwrap();
+            params.finish("redis", &["prefix"]).unwrap();
+        }
+    }
+
+    /// Numbers are plain digits: a sign is refused, wherever a number is read.
+    #[test]
+    fn numbers_with_a_sign_are_refused() {
+        for value in ["+3", "-3", "3 4", "3_0", "0x3", ""] {
+            assert_eq!(parse_count(value), None, "{value:?}");
+            assert_eq!(parse_number::<u32>(value), None, "{value:?}");
+        }
+        // In a query, '+' is a space: `+3` reads " 3", which no number, duration or
+        // boolean has around it.
+        for (query, name) in [
+            ("pool_size=+3", "pool_size"),
+            ("pool_size=%2B3", "pool_size"),
+            ("db=+3", "db"),
+            ("db=3%20", "db"),
+            ("retry=+0", "retry"),
+            ("timeout=+1s", "timeout"),
+            ("timeout=%2B0.5", "timeout"),
+            ("trace=+", "trace"),
+        ] {
+            let mut params = Params::from_query(query);
+            let err = match name {
+                "pool_size" => params.take_count(name).unwrap_err(),
+                "timeout" => params.take_duration(name).unwrap_err(),
+                "trace" => params.take_bool(name).unwrap_err(),
+                _ => params.take_number::<u32>(name, "a number").unwrap_err(),
+            };
+            assert!(message(err).contains(name), "{query}");
+        }
+        for value in ["+0.5", "+1", "1e3", "inf", "NaN", "0x1", ".5", "1."] {
+            assert_eq!(parse_duration(value), None, "{value:?}");
+        }
+        assert_eq!(parse_count(" 3 "), Some(3));
+        assert_eq!(parse_duration("1.25"), Some(Duration::from_millis(1250)));
     }
 
     #[test]

@@ -10,7 +10,11 @@ use std::fmt;
 use cache_api::CacheError;
 use percent_encoding::percent_decode_str;
 
-use crate::{redact::redact, Params};
+use crate::{
+    params::parse_number,
+    redact::{redact, secret_start},
+    Params,
+};
 
 /// A parsed cache URL. Its `Debug` shows the redacted URL only.
 ///
@@ -83,6 +87,34 @@ impl Host {
         Self::read(entry).ok()
     }
 
+    /// Reads one `host[:port]` entry given in code (a server list), or says what is
+    /// wrong with it. The entry is quoted only when it cannot be a password: not when
+    /// its "port" is no number, nor when it has a port and no host (`user:password`).
+    ///
+    /// ```
+    /// use cache_url_core::Host;
+    ///
+    /// assert_eq!(Host::parse_or_explain("h:11212").map(|host| host.address(1)), Ok("h:11212".to_owned()));
+    /// assert!(Host::parse_or_explain("bad host").unwrap_err().contains("\"bad host\""));
+    /// assert!(!Host::parse_or_explain("user:s3cret").unwrap_err().contains("s3cret"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// What is wrong with the entry, as a message.
+    pub fn parse_or_explain(entry: &str) -> Result<Host, String> {
+        Self::read(entry).map_err(|reason| {
+            if secret_start(entry).is_some() {
+                format!(
+                    "a server address is not host[:port]: {reason} (not shown: it may hold \
+                     a password)"
+                )
+            } else {
+                format!("bad server address {:?}: {reason}", entry.trim())
+            }
+        })
+    }
+
     /// Reads one `host[:port]` entry, or says what is wrong with it (without repeating
     /// it: the entry may be the tail of a password).
     fn read(entry: &str) -> Result<Host, &'static str> {
@@ -109,8 +141,7 @@ impl Host {
         let port = match port {
             None => None,
             Some(port) => Some(
-                port.parse::<u16>()
-                    .ok()
+                parse_number::<u16>(port)
                     .filter(|port| *port != 0)
                     .ok_or("its port is not a number from 1 to 65535")?,
             ),
@@ -151,10 +182,18 @@ impl CacheUrl {
     /// password and path are percent-decoded. Whitespace around the whole URL (a
     /// newline left in an environment variable) is ignored, as it is around each host.
     ///
+    /// The user info ends at the last `@` before the query, so that a password holding
+    /// an unencoded `/` or `@` still reads as one. An `@` after the first `?` is refused:
+    /// the URL cannot tell a password holding an unencoded `?` from a parameter value
+    /// holding an `@`, and the first would put the password's tail among the parameters.
+    /// A port is plain digits.
+    ///
     /// # Errors
     ///
     /// [`CacheError::Config`] for anything malformed. The message never repeats the
-    /// password; a host is named only when the URL holds no user info at all.
+    /// password, nor anything that may be part of one; a host is named only when the URL
+    /// holds no `@` at all and the host is not one that [`redact`] hides (a "port" that
+    /// is no number, a port without a host: `user:password` missing its `@host`).
     pub fn parse(raw: &str) -> Result<CacheUrl, CacheError> {
         let raw = raw.trim();
         let Some((scheme, rest)) = raw.split_once("://") else {
@@ -169,6 +208,14 @@ impl CacheUrl {
             ));
         }
         let (head, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if query.contains('@') {
+            // The '?' may be inside a password, whose tail would then read as parameters
+            // and be named in messages: the URL is refused, showing nothing of it.
+            return Err(CacheError::config(
+                "the url has an '@' after its '?': percent-encode '?' in a password (%3F) \
+                 and '@' in a parameter value (%40)",
+            ));
+        }
         // The user info ends at the last '@' before the query, so that a password with
         // an unencoded '/' still reads as one. An empty authority (`redis+unix:///p@th`)
         // has no user info.
@@ -349,6 +396,14 @@ fn parse_hosts(authority: &str, may_hold_secret: bool) -> Result<Vec<Host>, Cach
                          '/', '?', '#' and '@' in a password)",
                         index + 1
                     )
+                } else if secret_start(entry).is_some() {
+                    // `user:password` or `:password` without its `@host` reads as a host
+                    // whose port is the password: do not show it.
+                    format!(
+                        "host {} of the url is not host[:port]: {reason} (user info with a \
+                         password ends with '@' before the host: scheme://user:password@host)",
+                        index + 1
+                    )
                 } else {
                     format!(
                         "bad host {:?} in the url: {reason} (expected host[:port])",
@@ -441,6 +496,7 @@ mod tests {
             "redis://:hunter2@bad host",
             "redis://u:hun?ter2@h",
             "redis://:%ff%fehunter2@h",
+            "redis://:hunter2@h:+6379",
         ] {
             let shown = config_message(CacheUrl::parse(raw));
             assert!(!shown.contains("hunter2"), "{raw}: {shown}");
@@ -459,6 +515,99 @@ mod tests {
         assert!(
             zero.contains("port is not a number from 1 to 65535"),
             "{zero}"
+        );
+    }
+
+    /// `user:password` or `:password` without its `@host` reads as a host whose port is
+    /// the password: the error does not show it, on any scheme, nor does `redact`.
+    #[test]
+    fn a_password_missing_its_host_is_never_shown() {
+        for scheme in [
+            "memory",
+            "redis",
+            "rediss",
+            "redis+unix",
+            "redis+cluster",
+            "rediss+cluster",
+            "redis+sentinel",
+            "memcache",
+            "memcached",
+            "memcaches",
+            "memcache+unix",
+        ] {
+            for rest in [
+                "default:S3cretPw",
+                ":S3cretPw",
+                ":1234",
+                "[::1]:S3cretPw",
+                "[::1]S3cretPw",
+                "default:S3cretPw,127.0.0.1:7000",
+                "127.0.0.1:7000,default:S3cretPw/0?prefix=a:",
+                "default:S3cr%2FetPw",
+            ] {
+                let raw = format!("{scheme}://{rest}");
+                let shown = config_message(CacheUrl::parse(&raw));
+                for part in ["S3cr", "etPw", "1234"] {
+                    assert!(!shown.contains(part), "{raw}: {shown}");
+                    assert!(!redact(&raw).contains(part), "{raw}: {}", redact(&raw));
+                }
+                assert!(shown.contains("host"), "{raw}: {shown}");
+            }
+        }
+        // A host that cannot be a password is still named.
+        let named = config_message(CacheUrl::parse("memcache://h1,bad host:11211"));
+        assert!(named.contains("\"bad host:11211\""), "{named}");
+    }
+
+    /// A password with an unencoded `?` whose head reads as a port, a path or a host
+    /// leaves its tail after the `?`: an `@` there refuses the URL, showing none of it.
+    #[test]
+    fn an_at_sign_after_the_query_mark_is_refused_without_showing_anything() {
+        for raw in [
+            "redis://u:6379?hunter2&x@h",
+            "redis://u:6379?hunter2=x@h:1",
+            "redis://u:1/b?hunter2&x@h",
+            "redis://u:p@ss?hunter2&x@h",
+            "redis+cluster://:7000?hunter2=tail&x@h1,h2",
+            "memcache://u:11211?hunter2&pool_size=2@h",
+        ] {
+            let shown = config_message(CacheUrl::parse(raw));
+            assert!(
+                shown.contains("'@' after its '?'") && !shown.contains("hunter2"),
+                "{raw}: {shown}"
+            );
+        }
+        // The cost: an '@' in a parameter value is percent-encoded.
+        assert!(CacheUrl::parse("redis://h/0?prefix=a@b:").is_err());
+        let encoded = CacheUrl::parse("redis://h/0?prefix=a%40b:").unwrap();
+        assert_eq!(
+            encoded
+                .params()
+                .clone()
+                .take_string(&["prefix"])
+                .unwrap()
+                .as_deref(),
+            Some("a@b:")
+        );
+    }
+
+    /// A port is plain digits: no sign.
+    #[test]
+    fn a_port_with_a_sign_is_refused() {
+        for raw in [
+            "redis://h:+23471",
+            "memcache://h:-1",
+            "memcache://h: 1",
+            "redis://[::1]:+1",
+        ] {
+            let shown = config_message(CacheUrl::parse(raw));
+            assert!(shown.contains("port is not a number"), "{raw}: {shown}");
+        }
+        assert_eq!(
+            CacheUrl::parse("redis://h:023471")
+                .map(|url| url.hosts()[0].port())
+                .ok(),
+            Some(Some(23471))
         );
     }
 

@@ -50,11 +50,16 @@ impl LayerParams {
     }
 }
 
+/// The URL parameters that ask for layers (`retry`, `deadline`, `trace`, `metrics`),
+/// which [`connect`](crate::connect) takes out of the URL before the backend reads it.
+/// A tool that hands such a URL to a backend's own builder takes them out first
+/// ([`cache_url_core::split_off_params`]).
+pub const LAYER_PARAMS: &[&str] = &["retry", "deadline", "trace", "metrics"];
+
 /// Splits the layer parameters off `url`: the URL the backend reads (without them) and
 /// what they ask for. Other parameters stay as written, in their order.
 pub(crate) fn split(url: &str) -> Result<(String, LayerParams), CacheError> {
-    let (rest, mut taken) =
-        cache_url_core::split_off_params(url, &["retry", "deadline", "trace", "metrics"]);
+    let (rest, mut taken) = cache_url_core::split_off_params(url, LAYER_PARAMS);
     let params = LayerParams {
         retry: taken.take_number("retry", "a number of retries")?,
         deadline: taken.take_duration("deadline")?,

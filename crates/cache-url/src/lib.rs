@@ -12,6 +12,8 @@ pub use cache_url_core::{parse_duration, redact, scrub, CacheUrl, Host, Params};
 
 mod layers;
 
+pub use layers::LAYER_PARAMS;
+
 /// Settings that apply whatever the backend; unset fields keep the backend's default.
 ///
 /// ```
@@ -27,8 +29,9 @@ mod layers;
 #[must_use]
 pub struct Options {
     /// The namespace of this cache object: every key is stored under it, and `clear`
-    /// removes only what is under it. Ignored by `memory://`, whose every connection
-    /// is a cache of its own.
+    /// removes only what is under it. It must end with a delimiter such as `:`, on
+    /// every scheme. Ignored otherwise by `memory://`, whose every connection is a
+    /// cache of its own.
     pub key_prefix: Option<String>,
     /// Connect and response timeout of network backends.
     pub timeout: Option<Duration>,
@@ -145,13 +148,18 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Cache>, CacheError> {
 pub async fn connect_with(url: &str, options: &Options) -> Result<Arc<dyn Cache>, CacheError> {
     // Whitespace around the URL (a newline left in an environment variable) is no part
     // of it.
-    let (backend_url, from_url) = layers::split(url.trim())?;
+    let url = url.trim();
+    // The whole URL is parsed before any parameter is read: what looks like a layer's
+    // parameter may be the tail of a password holding an unencoded '?'.
+    check_whole(url)?;
+    let (backend_url, from_url) = layers::split(url)?;
     let params = layers::LayerParams::merged(options.layer_params(), from_url)?;
     let backend = connect_backend(&backend_url, options).await?;
     Ok(layers::stack(backend, params))
 }
 
-async fn connect_backend(url: &str, options: &Options) -> Result<Arc<dyn Cache>, CacheError> {
+/// Refuses a text that is no URL, or a malformed one, showing it only redacted.
+fn check_whole(url: &str) -> Result<CacheUrl, CacheError> {
     if !url.contains("://") {
         return Err(CacheError::config(format!(
             "{:?} is not a cache URL: expected one of {}",
@@ -159,15 +167,19 @@ async fn connect_backend(url: &str, options: &Options) -> Result<Arc<dyn Cache>,
             SCHEMES.join(", ")
         )));
     }
+    CacheUrl::parse(url)
+}
+
+async fn connect_backend(url: &str, options: &Options) -> Result<Arc<dyn Cache>, CacheError> {
     // Schemes are case-insensitive (RFC 3986, section 3.1): the parser lowercases them.
-    let parsed = CacheUrl::parse(url)?;
+    let parsed = check_whole(url)?;
     let scheme = parsed.scheme();
-    // Only the network backends read the options; a build without them has none.
+    // A build without any backend reads no option.
     let _ = options;
     // Adding a backend means one more arm here, one feature in Cargo.toml.
     match scheme {
         #[cfg(feature = "memory")]
-        "memory" => memory(url),
+        "memory" => memory(url, options),
         #[cfg(feature = "redis")]
         "redis" | "rediss" | "redis+unix" => redis(url, options).await,
         // `RedisCache::builder` reads the host list of a cluster or sentinel URL itself.
@@ -207,7 +219,7 @@ pub fn url_key_prefix(url: &str) -> Option<String> {
 }
 
 #[cfg(feature = "memory")]
-fn memory(url: &str) -> Result<Arc<dyn Cache>, CacheError> {
+fn memory(url: &str, options: &Options) -> Result<Arc<dyn Cache>, CacheError> {
     let mut url = CacheUrl::parse(url)?;
     if !url.hosts().is_empty() || url.username().is_some() || url.password().is_some() {
         // The host part may hold user info with a password: show the URL redacted.
@@ -235,8 +247,12 @@ fn memory(url: &str) -> Result<Arc<dyn Cache>, CacheError> {
         builder = builder.max_value_size(bytes);
     }
     // Every memory:// cache is a namespace of its own: a prefix changes nothing, but it
-    // is accepted, as on every scheme, so one URL shape fits all.
-    params.take_string(&["prefix", "key_prefix"])?;
+    // is accepted, as on every scheme, so one URL shape fits all; and checked as on every
+    // scheme, so that a prefix refused elsewhere is not first accepted here.
+    let from_url = params.take_string(&["prefix", "key_prefix"])?;
+    for prefix in options.key_prefix.iter().chain(from_url.as_ref()) {
+        cache_url_core::check_prefix_delimiter(prefix)?;
+    }
     params.finish(
         "memory",
         &["max_capacity_bytes", "max_value_size", "prefix"],
@@ -383,6 +399,99 @@ mod tests {
                 matches!(&err, CacheError::Config { message } if message.contains(named)),
                 "{url}: {err:?}"
             );
+        }
+    }
+
+    /// A prefix without a trailing delimiter is refused on memory:// as on every other
+    /// scheme, with the same message, whether the url or the options give it.
+    #[tokio::test]
+    async fn memory_refuses_a_prefix_without_a_delimiter() {
+        let expected = cache_tck::config_message(cache_url_core::check_prefix_delimiter("app"));
+        for url in ["memory://?prefix=app", "memory://?key_prefix=app"] {
+            let message = cache_tck::config_message(connect(url).await.map(drop));
+            assert_eq!(message, expected, "{url}");
+        }
+        let options = Options::default().key_prefix("app");
+        let message =
+            cache_tck::config_message(connect_with("memory://", &options).await.map(drop));
+        assert_eq!(message, expected);
+        for url in ["memory://?prefix=app:", "memory://?prefix="] {
+            assert!(connect(url).await.is_ok(), "{url}");
+        }
+    }
+
+    /// A parameter with an empty name is refused, naming that, on memory:// as well.
+    #[tokio::test]
+    async fn a_parameter_with_an_empty_name_is_refused() {
+        for url in ["memory://?=1", "memory://?&=x", "memory://?retry=1&=x"] {
+            let message = cache_tck::config_message(connect(url).await.map(drop));
+            assert!(message.contains("empty name"), "{url}: {message}");
+        }
+        for url in ["memory://?max_value_size=+100", "memory://?retry=+1"] {
+            let message = cache_tck::config_message(connect(url).await.map(drop));
+            let name = &url[url.find('?').unwrap() + 1..url.find('=').unwrap()];
+            assert!(message.contains(name), "{url}: {message}");
+        }
+    }
+
+    /// What follows a '?' before an '@' may be the tail of a password: it is never read
+    /// as parameters, the layers' included, nor shown.
+    #[tokio::test]
+    async fn the_tail_of_a_password_holding_a_query_mark_is_never_shown() {
+        for url in [
+            "memory://u:1?hunter2&x@",
+            "memory://u:1?retry=hunter2&x@h",
+            "memory://u:1?deadline=0&hunter2@h",
+            "memcache://u:11211?hunter2&x@127.0.0.1:1",
+        ] {
+            let err = connect(url).await.err().expect("a config error");
+            let shown = format!("{err} {err:?}");
+            assert!(
+                matches!(err, CacheError::Config { .. }) && !shown.contains("hunter2"),
+                "{url}: {shown}"
+            );
+            assert!(
+                !shown.contains("deadline") && !shown.contains("retry"),
+                "{url}: {shown}"
+            );
+        }
+    }
+
+    /// `user:password` or `:password` missing its `@host` reads as a host whose port is
+    /// the password: `connect` refuses it with `Config` on every scheme, and neither the
+    /// error nor `redact` shows it; nor a bare token before an `@`, nor a parameter's
+    /// value that is no setting's.
+    #[tokio::test]
+    async fn a_password_missing_its_host_is_never_shown_whatever_the_scheme() {
+        let schemes = SCHEMES.iter().map(|scheme| scheme.trim_end_matches("://"));
+        for scheme in schemes.chain(["ftp"]) {
+            for rest in [
+                "default:S3cretPw",
+                ":S3cretPw",
+                "[::1]:S3cretPw",
+                "user:S3cretPw,127.0.0.1:1",
+                "127.0.0.1:1,default:S3cr/etPw",
+                "default:S3cr?etPw&x",
+            ] {
+                let url = format!("{scheme}://{rest}");
+                let err = connect(&url).await.err().expect("a config error");
+                let shown = format!("{err} {err:?} {}", redact(&url));
+                assert!(
+                    matches!(err, CacheError::Config { .. }),
+                    "{url}: expected Config, got {err:?}"
+                );
+                for part in ["S3cr", "etPw"] {
+                    assert!(!shown.contains(part), "{url}: {shown}");
+                }
+            }
+            for url in [
+                format!("{scheme}://S3cretPw@127.0.0.1:1"),
+                format!("{scheme}://h?db=S3cretPw&colour=S3cretPw"),
+            ] {
+                assert!(!redact(&url).contains("S3cretPw"), "{}", redact(&url));
+                let parsed = CacheUrl::parse(&url).unwrap();
+                assert!(!format!("{parsed:?}").contains("S3cretPw"), "{parsed:?}");
+            }
         }
     }
 

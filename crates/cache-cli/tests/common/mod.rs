@@ -1,6 +1,9 @@
 //! What the `cachectl` tests share: running the binary and reading its output.
 
-use std::process::{Command, Output};
+use std::{
+    process::{Command, Output},
+    time::{Duration, Instant},
+};
 
 /// Runs the `cachectl` binary of this build with `args`, to its end.
 pub(crate) fn cachectl(args: &[&str]) -> Output {
@@ -119,4 +122,222 @@ pub(crate) fn start_server_with(
             panic!("cannot start the test server (scripts/install-servers installs it): {err}")
         });
     (runtime, server)
+}
+
+/// A `cachectl` run in the background, whose output is collected as it comes, and which
+/// is killed if the test lets go of it before it ends.
+#[allow(dead_code)] // Used by the tests that interrupt a run or feed it standard input.
+pub(crate) struct Background {
+    child: std::process::Child,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: std::sync::mpsc::Receiver<String>,
+    stderr_seen: String,
+    /// Keeps writing to the run's standard input until the run ends.
+    feeder: Option<Feeder>,
+}
+
+/// The thread that writes an endless standard input, and the switch that ends it.
+struct Feeder {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+#[allow(dead_code)] // Used by the tests that interrupt a run or feed it standard input.
+impl Background {
+    /// Starts `cachectl` with `args`, standard input closed.
+    pub(crate) fn start(args: &[&str]) -> Self {
+        Self::spawn(args, false)
+    }
+
+    /// Starts `cachectl` with `args` and a standard input that never ends: zeros, as fast
+    /// as the run reads them, up to 256 MiB; after that the pipe is held open without
+    /// another byte, so a run that waits for the end of its input waits for ever, with a
+    /// bounded amount of memory.
+    pub(crate) fn start_with_endless_stdin(args: &[&str]) -> Self {
+        Self::spawn(args, true)
+    }
+
+    fn spawn(args: &[&str], endless_stdin: bool) -> Self {
+        use std::{
+            io::{BufRead, BufReader, Read, Write},
+            process::Stdio,
+            sync::{atomic::Ordering, mpsc, Arc},
+            thread,
+        };
+
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cachectl"))
+            .args(args)
+            .stdin(if endless_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cachectl runs");
+        let mut stdout = child.stdout.take().expect("piped");
+        let stdout = thread::spawn(move || {
+            let mut all = Vec::new();
+            let _ = stdout.read_to_end(&mut all);
+            text(&all)
+        });
+        let stderr = child.stderr.take().expect("piped");
+        let (line, stderr_lines) = mpsc::channel();
+        thread::spawn(move || {
+            for read in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.send(read).is_err() {
+                    break;
+                }
+            }
+        });
+        let feeder = child.stdin.take().map(|mut stdin| {
+            let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let switch = Arc::clone(&done);
+            let thread = thread::spawn(move || {
+                let chunk = vec![0_u8; 64 * 1024];
+                let mut sent = 0_usize;
+                while !switch.load(Ordering::Relaxed) {
+                    if sent < 256 << 20 {
+                        // Fails once the run has ended (a broken pipe).
+                        if stdin.write_all(&chunk).is_err() {
+                            return;
+                        }
+                        sent += chunk.len();
+                    } else {
+                        thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            });
+            Feeder { done, thread }
+        });
+        Self {
+            child,
+            stdout: Some(stdout),
+            stderr: stderr_lines,
+            stderr_seen: String::new(),
+            feeder,
+        }
+    }
+
+    /// Waits until the run has its Ctrl-C handler in place (Linux: the process's caught
+    /// signals, in `/proc`), so that a SIGINT sent after reaches it rather than ending the
+    /// process outright.
+    pub(crate) fn wait_until_catching_ctrl_c(&mut self) {
+        let status = format!("/proc/{}/status", self.child.id());
+        let started = Instant::now();
+        loop {
+            let caught = std::fs::read_to_string(&status)
+                .ok()
+                .and_then(|status| {
+                    let mask = status
+                        .lines()
+                        .find_map(|line| line.strip_prefix("SigCgt:"))?;
+                    u64::from_str_radix(mask.trim(), 16).ok()
+                })
+                // SIGINT is signal 2: bit 1 of the mask.
+                .is_some_and(|mask| mask & (1 << 1) != 0);
+            if caught {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "cachectl ended ({status}) before it caught Ctrl-C:\n{}",
+                    self.stderr_so_far()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "cachectl did not catch Ctrl-C within a minute:\n{}",
+                self.stderr_so_far()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends the run a SIGINT, as Ctrl-C in a terminal does.
+    pub(crate) fn interrupt(&self) {
+        let sent = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -INT failed: {sent}");
+    }
+
+    /// Waits up to `limit` for a line of standard error that contains `wanted`.
+    pub(crate) fn wait_for_stderr(&mut self, wanted: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.stderr_seen.contains(wanted) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    self.stderr_seen.push_str(&line);
+                    self.stderr_seen.push('\n');
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn stderr_so_far(&mut self) -> String {
+        while let Ok(line) = self.stderr.try_recv() {
+            self.stderr_seen.push_str(&line);
+            self.stderr_seen.push('\n');
+        }
+        self.stderr_seen.clone()
+    }
+
+    /// Waits for the run to end, for at most `limit` (then kills it and fails the test,
+    /// saying `what`), and returns its exit code, standard output and standard error.
+    pub(crate) fn finish(mut self, limit: Duration, what: &str) -> (Option<i32>, String, String) {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("cachectl can be waited for") {
+                break status;
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "{what}: cachectl had not ended after {limit:?}:\n{}",
+                    self.stderr_so_far()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let stdout = self
+            .stdout
+            .take()
+            .map(|reader| reader.join().expect("the reader ends"))
+            .unwrap_or_default();
+        // The writer of standard error ended with the process; its lines are all in.
+        let stderr = loop {
+            match self.stderr.recv_timeout(Duration::from_secs(5)) {
+                Ok(line) => {
+                    self.stderr_seen.push_str(&line);
+                    self.stderr_seen.push('\n');
+                }
+                Err(_) => break self.stderr_seen.clone(),
+            }
+        };
+        (status.code(), stdout, stderr)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if let Some(feeder) = self.feeder.take() {
+            feeder
+                .done
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = feeder.thread.join();
+        }
+    }
 }
