@@ -41,6 +41,23 @@ fn number(value: &Value, path: &str) -> f64 {
         .unwrap_or_else(|| panic!("no number at {path} in {value:#}"))
 }
 
+/// Both sides of a `--baseline raw` report ran `ops` operations without an error.
+#[track_caller]
+fn assert_both_ran(report: &Value, ops: f64, context: &str) {
+    for side in ["adapter", "raw"] {
+        assert_eq!(
+            number(report, &format!("{side}.ops")),
+            ops,
+            "{context}: {report:#}"
+        );
+        assert_eq!(
+            number(report, &format!("{side}.errors")),
+            0.0,
+            "{context}: {report:#}"
+        );
+    }
+}
+
 /// The table names both sides and prints throughput, percentiles and the ratio.
 #[test]
 fn table_has_the_numbers() {
@@ -107,17 +124,8 @@ fn json_counts_match_the_budget() {
     ]);
     assert_eq!(report["workload"], "mix");
     assert_eq!(report["backend"], "memory");
+    assert_both_ran(&report, 3000.0, "mix");
     for side in ["adapter", "raw"] {
-        assert_eq!(
-            number(&report, &format!("{side}.ops")),
-            3000.0,
-            "{report:#}"
-        );
-        assert_eq!(
-            number(&report, &format!("{side}.errors")),
-            0.0,
-            "{report:#}"
-        );
         // 90 % reads of stored keys: every read hits.
         assert_eq!(
             number(&report, &format!("{side}.misses")),
@@ -375,13 +383,8 @@ async fn cluster_runs_both_sides() {
                 .is_some_and(|mode| mode.starts_with("cluster")),
             "{report:#}"
         );
+        assert_both_ran(&report, 600.0, workload);
         for side in ["adapter", "raw"] {
-            assert_eq!(number(&report, &format!("{side}.ops")), 600.0, "{report:#}");
-            assert_eq!(
-                number(&report, &format!("{side}.errors")),
-                0.0,
-                "{report:#}"
-            );
             if workload != "set" {
                 assert_eq!(
                     number(&report, &format!("{side}.misses")),
@@ -444,14 +447,7 @@ fn threads_set_the_runtime() {
             "--json",
         ]);
         assert_eq!(number(&report, "threads"), f64::from(threads), "{report:#}");
-        for side in ["adapter", "raw"] {
-            assert_eq!(number(&report, &format!("{side}.ops")), 500.0, "{report:#}");
-            assert_eq!(
-                number(&report, &format!("{side}.errors")),
-                0.0,
-                "{report:#}"
-            );
-        }
+        assert_both_ran(&report, 500.0, &format!("{threads} threads"));
     }
 }
 
@@ -592,18 +588,7 @@ fn layer_parameters_are_taken_on_every_scheme() {
         ];
         args.extend(extra);
         let report = json(&args);
-        for side in ["adapter", "raw"] {
-            assert_eq!(
-                number(&report, &format!("{side}.ops")),
-                200.0,
-                "{url} {extra:?}: {report:#}"
-            );
-            assert_eq!(
-                number(&report, &format!("{side}.errors")),
-                0.0,
-                "{url} {extra:?}: {report:#}"
-            );
-        }
+        assert_both_ran(&report, 200.0, &format!("{url} {extra:?}"));
         assert_eq!(
             report["cleanup"]["removed_keys"], 50,
             "{url} {extra:?}: {report:#}"

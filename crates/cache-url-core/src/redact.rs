@@ -292,11 +292,11 @@ pub fn split_off_params(url: &str, names: &[&str]) -> (String, Params) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Every scheme of the workspace, and one it does not know.
-    const SCHEMES: &[&str] = &[
+    pub(crate) const SCHEMES: &[&str] = &[
         "memory",
         "redis",
         "rediss",
