@@ -4,11 +4,13 @@
 use std::time::Duration;
 
 use cache_api::CacheError;
+use cache_redis::ConnectionModel;
 use cache_url::CacheUrl;
 
 use crate::Settings;
 
 /// A backend, with its settings for the raw client.
+#[allow(clippy::large_enum_variant)] // One per run: its size costs nothing.
 pub(crate) enum Backend {
     Memory {
         capacity_bytes: u64,
@@ -16,6 +18,8 @@ pub(crate) enum Backend {
     /// One Redis server.
     Redis {
         node: redis::ConnectionInfo,
+        /// The connection model the URL asks for (`mode`, `pool_size`).
+        model: ConnectionModel,
     },
     /// A Redis Cluster, reached through each seed.
     RedisCluster {
@@ -34,9 +38,9 @@ pub(crate) enum Backend {
         name: &'static str,
         /// The URL's scheme, for reports.
         scheme: String,
-        /// One Redis server (or Sentinel's master), whose connection model the bench
-        /// may set, as for `redis://`.
-        single_redis: bool,
+        /// For one Redis server (or Sentinel's master), the connection model the URL
+        /// asks for, which the bench may override as for `redis://`.
+        redis_model: Option<ConnectionModel>,
     },
 }
 
@@ -68,7 +72,7 @@ impl Backend {
             self,
             Backend::Redis { .. }
                 | Backend::AdapterOnly {
-                    single_redis: true,
+                    redis_model: Some(_),
                     ..
                 }
         )
@@ -84,17 +88,18 @@ impl Backend {
 
     /// How the adapter reaches the backend, for reports.
     pub(crate) fn mode(&self, settings: &Settings) -> String {
-        let redis_model = || match settings.pooled {
-            Some(max_size) => format!("pooled({max_size})"),
-            None => format!("multiplexed({})", settings.connections.unwrap_or(1)),
+        let redis_model = |url_model: ConnectionModel| match redis_model(settings, url_model) {
+            ConnectionModel::Pooled { max_size } => format!("pooled({max_size})"),
+            ConnectionModel::Multiplexed { connections } => format!("multiplexed({connections})"),
+            other => format!("{other:?}"),
         };
         match self {
-            Backend::Redis { .. } => redis_model(),
+            Backend::Redis { model, .. } => redis_model(*model),
             Backend::AdapterOnly {
                 scheme,
-                single_redis: true,
+                redis_model: Some(model),
                 ..
-            } => format!("{scheme}, {}", redis_model()),
+            } => format!("{scheme}, {}", redis_model(*model)),
             Backend::AdapterOnly { scheme, .. } => scheme.clone(),
             Backend::RedisCluster { seeds } => format!("cluster({} seeds)", seeds.len()),
             Backend::Memcached { pool_size, .. } => {
@@ -121,6 +126,7 @@ impl Backend {
             }),
             "redis" => Ok(Backend::Redis {
                 node: redis_nodes(raw)?.remove(0),
+                model: cache_redis::RedisCache::builder(raw).effective_connection_model(),
             }),
             "redis+cluster" => Ok(Backend::RedisCluster {
                 seeds: redis_nodes(raw)?,
@@ -147,13 +153,15 @@ impl Backend {
                 Ok(Backend::AdapterOnly {
                     name: "redis",
                     scheme: scheme.to_owned(),
-                    single_redis: scheme != "rediss+cluster",
+                    redis_model: (scheme != "rediss+cluster").then(|| {
+                        cache_redis::RedisCache::builder(raw).effective_connection_model()
+                    }),
                 })
             }
             scheme @ ("memcaches" | "memcache+unix") => Ok(Backend::AdapterOnly {
                 name: "memcached",
                 scheme: scheme.to_owned(),
-                single_redis: false,
+                redis_model: None,
             }),
             other => Err(CacheError::config(format!(
                 "{other}:// is not a URL the benchmark knows: memory://, redis://, rediss://, \
@@ -161,6 +169,16 @@ impl Backend {
                  memcache://, memcaches:// or memcache+unix://"
             ))),
         }
+    }
+}
+
+/// The connection model of the adapter (and of the raw baseline) on one Redis server:
+/// `--pooled` or `--connections` where given, else the URL's.
+pub(crate) fn redis_model(settings: &Settings, url_model: ConnectionModel) -> ConnectionModel {
+    match (settings.pooled, settings.connections) {
+        (Some(max_size), _) => ConnectionModel::Pooled { max_size },
+        (None, Some(connections)) => ConnectionModel::Multiplexed { connections },
+        (None, None) => url_model,
     }
 }
 
@@ -227,6 +245,35 @@ mod tests {
     }
 
     #[test]
+    fn the_urls_connection_model_is_reported_unless_a_flag_sets_one() {
+        for (url, pooled, connections, expected) in [
+            ("redis://h", None, None, "multiplexed(1)"),
+            ("redis://h?pool_size=3", None, None, "multiplexed(3)"),
+            ("redis://h?mode=pooled", None, None, "pooled(16)"),
+            ("redis://h?mode=pooled&pool_size=5", None, None, "pooled(5)"),
+            (
+                "redis://h?mode=pooled&pool_size=5",
+                None,
+                Some(2),
+                "multiplexed(2)",
+            ),
+            ("redis://h?pool_size=3", Some(4), None, "pooled(4)"),
+            (
+                "redis+unix:///run/redis.sock?mode=pooled&pool_size=2",
+                None,
+                None,
+                "redis+unix, pooled(2)",
+            ),
+        ] {
+            let mut settings = Settings::new(url);
+            settings.pooled = pooled;
+            settings.connections = connections;
+            let backend = Backend::of(url, None).unwrap_or_else(|err| panic!("{url}: {err}"));
+            assert_eq!(backend.mode(&settings), expected, "{url}");
+        }
+    }
+
+    #[test]
     fn a_timeout_given_beside_the_url_wins() {
         let given = Some(Duration::from_secs(3));
         let Ok(Backend::Memcached { timeout, .. }) =
@@ -253,7 +300,7 @@ mod tests {
             let backend = Backend::of(&url, None).unwrap_or_else(|err| panic!("{url}: {err}"));
             let mode = backend.mode(&Settings::new(url.as_str()));
             match backend {
-                Backend::Redis { node } => {
+                Backend::Redis { node, .. } => {
                     assert_eq!(node.addr().to_string(), "127.0.0.1:6479");
                     assert_eq!(node.redis_settings().db(), 3);
                     assert_eq!(node.redis_settings().password(), Some("pw"));
@@ -272,7 +319,7 @@ mod tests {
     fn redis_urls_give_the_raw_client_each_node_as_the_adapter_reads_it() {
         let nodes = |url: &str| match Backend::of(url, None) {
             Ok(Backend::RedisCluster { seeds }) => seeds,
-            Ok(Backend::Redis { node }) => vec![node],
+            Ok(Backend::Redis { node, .. }) => vec![node],
             _ => panic!("a redis backend for {url}"),
         };
         let shown = |info: &redis::ConnectionInfo| {

@@ -56,7 +56,7 @@ impl ConnectionCounter {
     /// Opens the counting connection for the server of `backend`: one Redis server, or
     /// the first memcached server; none otherwise.
     pub(crate) async fn connect(backend: &Backend) -> Result<Self, String> {
-        if let Backend::Redis { node } = backend {
+        if let Backend::Redis { node, .. } = backend {
             let client = redis::Client::open(node.clone()).map_err(|err| err.to_string())?;
             let connection = client
                 .get_multiplexed_async_connection()

@@ -97,7 +97,7 @@ async fn ask(backend: &Backend, timeout: Duration) -> Vec<(String, Option<Memory
             }
             found
         }
-        Backend::Redis { node } => {
+        Backend::Redis { node, .. } => {
             vec![(node.addr().to_string(), within(timeout, redis(node)).await)]
         }
         Backend::RedisCluster { seeds } => {

@@ -8,9 +8,10 @@ use std::{
 };
 
 use cache_api::{Cache, CacheError, Capabilities};
+use cache_redis::ConnectionModel;
 
 use crate::{
-    backend::{Backend, NO_RAW_BASELINE, RAW_MEMCACHED_POOL_SIZE},
+    backend::{redis_model, Backend, NO_RAW_BASELINE, RAW_MEMCACHED_POOL_SIZE},
     cleanup::{clear_namespace, delete_keys, in_nested_prefix, nested_prefix, Cleanup},
     engine::{self, BoxError},
     measurement::{Measurement, SideReport},
@@ -480,15 +481,15 @@ async fn connect_raw(settings: &Settings, backend: &Backend) -> Result<Raw, BoxE
     let response = timeout.unwrap_or(cache_redis::DEFAULT_RESPONSE_TIMEOUT);
     match backend {
         Backend::Memory { capacity_bytes } => Ok(Raw::memory(*capacity_bytes)),
-        Backend::Redis { node } => match settings.pooled {
-            Some(max_size) => {
+        Backend::Redis { node, model } => match redis_model(settings, *model) {
+            ConnectionModel::Pooled { max_size } => {
                 let wait = timeout.unwrap_or(cache_redis::DEFAULT_POOL_WAIT_TIMEOUT);
                 Raw::redis_pool(node, max_size, connect, response, wait)
             }
-            None => {
-                let connections = settings.connections.unwrap_or(1);
+            ConnectionModel::Multiplexed { connections } => {
                 Raw::redis(node, connections, connect, response).await
             }
+            other => Err(format!("no raw baseline for the connection model {other:?}").into()),
         },
         Backend::RedisCluster { seeds } => Raw::redis_cluster(seeds, connect, response).await,
         Backend::Memcached {

@@ -71,11 +71,12 @@ pub(crate) struct BenchArgs {
     rounds: u32,
     /// redis: send every operation through a pool of at most N connections (the
     /// backend's pooled mode; the raw baseline is then a deadpool-redis pool). Not for
-    /// a cluster.
+    /// a cluster. Wins over the URL's mode and pool_size, which otherwise set the
+    /// connection model of both sides.
     #[arg(long, conflicts_with = "connections", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pooled: Option<u32>,
-    /// redis: spread operations over N multiplexed connections (default 1). Not for a
-    /// cluster.
+    /// redis: spread operations over N multiplexed connections (default: the URL's
+    /// pool_size, else 1). Not for a cluster.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000))]
     connections: Option<u32>,
     /// Every so often during the run, record the process's resident memory and, for

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cache_redis::testing::{ClusterSpec, RedisCluster};
 use cache_testserver::{MEMCACHED, REDIS};
@@ -557,20 +557,32 @@ fn layer_parameters_are_taken_on_every_scheme() {
     let (_memcached_runtime, memcached) = start_server(&MEMCACHED);
     let layers = "retry=2&deadline=2s&trace=true&metrics=true";
     let redis_url = format!("{}?{layers}", redis.url());
-    let runs: [(String, &[&str]); 7] = [
-        (format!("memory://?{layers}"), &[]),
-        (format!("{}?{layers}", memcached.url()), &[]),
-        (redis_url.clone(), &[]),
-        (redis_url.clone(), &["--pooled", "2"]),
-        (redis_url.clone(), &["--connections", "2"]),
-        // The flags win over the URL's own connection model.
+    // Each URL, the flags beside it, and the connection model the report names (the
+    // adapter's and the raw baseline's); the flags win over the URL's own model.
+    let runs: [(String, &[&str], &str); 9] = [
+        (format!("memory://?{layers}"), &[], ""),
+        (format!("{}?{layers}", memcached.url()), &[], ""),
+        (redis_url.clone(), &[], "multiplexed(1)"),
+        (redis_url.clone(), &["--pooled", "2"], "pooled(2)"),
+        (redis_url.clone(), &["--connections", "2"], "multiplexed(2)"),
         (
             format!("{redis_url}&mode=pooled&pool_size=3"),
             &["--connections", "2"],
+            "multiplexed(2)",
         ),
-        (format!("{}?trace=true", redis.url()), &["--pooled", "2"]),
+        (
+            format!("{redis_url}&mode=pooled&pool_size=3"),
+            &[],
+            "pooled(3)",
+        ),
+        (format!("{redis_url}&pool_size=2"), &[], "multiplexed(2)"),
+        (
+            format!("{}?trace=true", redis.url()),
+            &["--pooled", "2"],
+            "pooled(2)",
+        ),
     ];
-    for (url, extra) in runs {
+    for (url, extra, model) in runs {
         let mut args = vec![
             "bench",
             &url,
@@ -593,13 +605,8 @@ fn layer_parameters_are_taken_on_every_scheme() {
             report["cleanup"]["removed_keys"], 50,
             "{url} {extra:?}: {report:#}"
         );
-        let mode = report["mode"].as_str().unwrap_or_default();
-        match extra {
-            ["--pooled", size] => assert_eq!(mode, format!("pooled({size})"), "{report:#}"),
-            ["--connections", count] => {
-                assert_eq!(mode, format!("multiplexed({count})"), "{report:#}");
-            }
-            _ => {}
+        if !model.is_empty() {
+            assert_eq!(report["mode"], model, "{url} {extra:?}: {report:#}");
         }
     }
     // A malformed layer parameter is refused as a configuration error, naming it.
@@ -621,29 +628,15 @@ fn layer_parameters_are_taken_on_every_scheme() {
 fn ctrl_c_while_writing_the_keys_stops_and_removes_those_written() {
     const KEYS: usize = 1_000_000;
     let keys = KEYS.to_string();
-    let mut run = Background::start(&[
-        "bench",
-        "memory://",
-        "--json",
-        "--keys",
-        &keys,
-        "--value-size",
-        "8",
-        "--duration",
-        "60s",
-        "--warmup",
-        "0s",
-    ]);
-    run.wait_until_catching_ctrl_c();
     // Into the writing of the keys, which takes seconds for a million of them.
-    std::thread::sleep(Duration::from_millis(500));
-    run.interrupt();
-    let interrupted = Instant::now();
-    let (code, stdout, stderr) = run.finish(Duration::from_secs(30), "Ctrl-C while writing");
-    let took = interrupted.elapsed();
-    assert_eq!(code, Some(130), "{stdout}{stderr}");
-    let report: Value =
-        serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("not JSON ({err}):\n{stdout}"));
+    let run = Background::catching_ctrl_c(
+        &long_memory_run(&["--keys", &keys]),
+        Duration::from_millis(500),
+    );
+    let ended = run.interrupt_and_finish(Duration::from_secs(30), "Ctrl-C while writing");
+    assert_eq!(ended.code, Some(130), "{}{}", ended.stdout, ended.stderr);
+    let report: Value = serde_json::from_str(&ended.stdout)
+        .unwrap_or_else(|err| panic!("not JSON ({err}):\n{}", ended.stdout));
     assert_eq!(report["interrupted"], true, "{report:#}");
     assert_eq!(
         number(&report, "adapter.ops"),
@@ -657,8 +650,9 @@ fn ctrl_c_while_writing_the_keys_stops_and_removes_those_written() {
     );
     assert!(report["cleanup"]["left_prefix"].is_null(), "{report:#}");
     assert!(
-        took < Duration::from_secs(10),
-        "ended {took:?} after Ctrl-C"
+        ended.took < Duration::from_secs(10),
+        "ended {:?} after Ctrl-C",
+        ended.took
     );
 }
 
@@ -669,40 +663,26 @@ fn ctrl_c_while_writing_the_keys_stops_and_removes_those_written() {
 fn ctrl_c_stops_a_measuring_run_and_a_second_one_quits_at_once() {
     // The set workload writes keys at random while it measures, so that removing them
     // after (every key it may have written) takes a while.
-    let mut run = Background::start(&[
-        "bench",
-        "memory://",
-        "--json",
-        "--workload",
-        "set",
-        "--keys",
-        "1000000",
-        "--value-size",
-        "8",
-        "--duration",
-        "60s",
-        "--warmup",
-        "0s",
-    ]);
-    run.wait_until_catching_ctrl_c();
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut run = Background::catching_ctrl_c(
+        &long_memory_run(&["--workload", "set", "--keys", "1000000"]),
+        Duration::from_millis(1500),
+    );
     run.interrupt();
     assert!(
         run.wait_for_stderr("interrupted: stopping", Duration::from_secs(10)),
         "the first Ctrl-C was not taken within 10 s"
     );
-    run.interrupt();
-    let interrupted = Instant::now();
-    let (code, stdout, stderr) = run.finish(Duration::from_secs(30), "a second Ctrl-C");
-    let took = interrupted.elapsed();
-    assert_eq!(code, Some(130), "{stdout}{stderr}");
+    let ended = run.interrupt_and_finish(Duration::from_secs(30), "a second Ctrl-C");
+    assert_eq!(ended.code, Some(130), "{}{}", ended.stdout, ended.stderr);
     assert!(
-        took < Duration::from_secs(2),
-        "ended {took:?} after the second Ctrl-C"
+        ended.took < Duration::from_secs(2),
+        "ended {:?} after the second Ctrl-C",
+        ended.took
     );
     assert!(
-        stdout.is_empty(),
-        "the run went on to its report:\n{stdout}"
+        ended.stdout.is_empty(),
+        "the run went on to its report:\n{}",
+        ended.stdout
     );
 }
 
@@ -715,22 +695,48 @@ fn ctrl_c_while_connecting_exits_130_at_once() {
     // The connections are accepted by the kernel and held in the backlog, never read.
     for scheme in ["redis", "memcache", "redis+cluster"] {
         let url = format!("{scheme}://127.0.0.1:{port}");
-        let mut run = Background::start(&["bench", &url, "--timeout", "60s", "--ops", "10"]);
-        run.wait_until_catching_ctrl_c();
-        std::thread::sleep(Duration::from_millis(300));
-        run.interrupt();
-        let interrupted = Instant::now();
-        let (code, stdout, stderr) = run.finish(Duration::from_secs(30), &url);
-        let took = interrupted.elapsed();
-        assert_eq!(code, Some(130), "{url}: {stdout}{stderr}");
-        assert!(
-            took < Duration::from_secs(5),
-            "{url}: ended {took:?} after Ctrl-C"
+        let run = Background::catching_ctrl_c(
+            &["bench", &url, "--timeout", "60s", "--ops", "10"],
+            Duration::from_millis(300),
+        );
+        let ended = run.interrupt_and_finish(Duration::from_secs(30), &url);
+        assert_eq!(
+            ended.code,
+            Some(130),
+            "{url}: {}{}",
+            ended.stdout,
+            ended.stderr
         );
         assert!(
-            stderr.contains("interrupted before any key was written"),
-            "{url}: {stderr}"
+            ended.took < Duration::from_secs(5),
+            "{url}: ended {:?} after Ctrl-C",
+            ended.took
+        );
+        assert!(
+            ended
+                .stderr
+                .contains("interrupted before any key was written"),
+            "{url}: {}",
+            ended.stderr
         );
     }
     drop(silent);
+}
+
+/// The arguments of a minute-long `--json` run of the in-memory backend with 8-byte
+/// values, and `extra`: a run that the tests interrupt long before its end.
+fn long_memory_run<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "bench",
+        "memory://",
+        "--json",
+        "--value-size",
+        "8",
+        "--duration",
+        "60s",
+        "--warmup",
+        "0s",
+    ];
+    args.extend_from_slice(extra);
+    args
 }

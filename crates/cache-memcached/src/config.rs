@@ -13,7 +13,7 @@
 use std::{fmt, path::PathBuf, time::Duration};
 
 use cache_api::CacheError;
-use cache_url_core::{CacheUrl, Host};
+use cache_url_core::{CacheUrl, Host, TLS_PARAMS};
 
 use crate::{
     keys::{is_native_byte, GENERATION_OPEN, MAX_PREFIX_LEN},
@@ -316,9 +316,6 @@ const KNOWN: &[&str] = &[
     "get_many_fail_open",
 ];
 
-/// The parameters of `memcaches://` besides [`KNOWN`].
-const TLS_PARAMETERS: &[&str] = &["tls_ca", "tls_cert", "tls_key", "tls_insecure_skip_verify"];
-
 fn read_url(raw: &str) -> Result<ParsedUrl, CacheError> {
     let mut url = CacheUrl::parse(raw)?;
     let scheme_name = url.scheme().to_owned();
@@ -345,7 +342,7 @@ fn read_url(raw: &str) -> Result<ParsedUrl, CacheError> {
                 .unwrap_or(false),
         }),
         other => {
-            params.refuse(other, TLS_PARAMETERS, "use memcaches:// for tls")?;
+            params.refuse(other, TLS_PARAMS, "use memcaches:// for tls")?;
             if other == "memcache+unix" {
                 Scheme::Unix
             } else {
@@ -366,7 +363,7 @@ fn read_url(raw: &str) -> Result<ParsedUrl, CacheError> {
     if parsed.scheme == Scheme::Tcp || parsed.scheme == Scheme::Unix {
         params.finish(&scheme_name, KNOWN)?;
     } else {
-        params.finish(&scheme_name, &[KNOWN, TLS_PARAMETERS].concat())?;
+        params.finish(&scheme_name, &[KNOWN, TLS_PARAMS].concat())?;
     }
     Ok(parsed)
 }

@@ -281,6 +281,25 @@ impl RedisCacheBuilder {
         self
     }
 
+    /// The connection model [`build`](Self::build) will use on one server: the one set
+    /// with [`connection_model`](Self::connection_model), else the URL's `mode` and
+    /// `pool_size`, else one multiplexed connection. Tools that report how a cache
+    /// connects read it here rather than parse the URL again.
+    ///
+    /// ```
+    /// use cache_redis::{ConnectionModel, RedisCache};
+    ///
+    /// let builder = RedisCache::builder("redis://127.0.0.1:6379?mode=pooled&pool_size=8");
+    /// assert_eq!(
+    ///     builder.effective_connection_model(),
+    ///     ConnectionModel::Pooled { max_size: 8 }
+    /// );
+    /// ```
+    #[must_use]
+    pub fn effective_connection_model(&self) -> ConnectionModel {
+        self.connection_model.or(self.url_model).unwrap_or_default()
+    }
+
     /// Largest value `set` accepts, in bytes; larger ones are refused with
     /// [`CacheError::ValueTooLarge`] before anything is sent. Default 64 MiB
     /// ([`DEFAULT_MAX_VALUE_SIZE`]), at most 512 MiB ([`REDIS_MAX_VALUE_SIZE`]).

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use cache_api::CacheError;
-use cache_url_core::{CacheUrl, Params};
+use cache_url_core::{CacheUrl, Params, TLS_PARAMS};
 
 /// The parameters of every Redis URL.
 const KNOWN: &[&str] = &[
@@ -26,9 +26,6 @@ const KNOWN: &[&str] = &[
     "max_value_size",
     "db",
 ];
-
-/// The parameters of `rediss://` and `rediss+cluster://` besides [`KNOWN`].
-const TLS_PARAMETERS: &[&str] = &["tls_ca", "tls_cert", "tls_key", "tls_insecure_skip_verify"];
 
 /// How operations reach the server, as a URL names it (`mode=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +73,7 @@ fn read(query: &mut Params, scheme: &str) -> Result<UrlParams, CacheError> {
         "redis" | "redis+unix" | "redis+cluster" => {
             query.refuse(
                 scheme,
-                TLS_PARAMETERS,
+                TLS_PARAMS,
                 "which has no tls: use rediss:// (or rediss+cluster://) for tls",
             )?;
             false
@@ -84,7 +81,7 @@ fn read(query: &mut Params, scheme: &str) -> Result<UrlParams, CacheError> {
         "redis+sentinel" => {
             query.refuse(
                 scheme,
-                TLS_PARAMETERS,
+                TLS_PARAMS,
                 "whose sentinels and master are reached over plain tcp",
             )?;
             false
@@ -117,7 +114,7 @@ fn read(query: &mut Params, scheme: &str) -> Result<UrlParams, CacheError> {
         params.tls_cert = query.take_string(&["tls_cert"])?;
         params.tls_key = query.take_string(&["tls_key"])?;
         params.tls_insecure_skip_verify = query.take_bool("tls_insecure_skip_verify")?;
-        query.finish(scheme, &[KNOWN, TLS_PARAMETERS].concat())?;
+        query.finish(scheme, &[KNOWN, TLS_PARAMS].concat())?;
     } else {
         query.finish(scheme, KNOWN)?;
     }

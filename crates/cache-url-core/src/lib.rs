@@ -6,6 +6,6 @@ mod params;
 mod parse;
 mod redact;
 
-pub use params::{parse_bool, parse_count, parse_duration, parse_number, Params};
+pub use params::{parse_bool, parse_count, parse_duration, parse_number, Params, TLS_PARAMS};
 pub use parse::{CacheUrl, Host};
 pub use redact::{check_prefix_delimiter, key_prefix, redact, scrub, split_off_params, NOT_A_URL};

@@ -30,16 +30,17 @@ use cache_api::CacheError;
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Params {
-    /// (name, value, taken), in the order of the query; the value is as decoded (not
-    /// trimmed), `None` when it is not UTF-8 once decoded.
-    pairs: Vec<(String, Option<String>, bool)>,
+    /// (name, value, taken, valueless), in the order of the query; the value is as
+    /// decoded (not trimmed), `None` when it is not UTF-8 once decoded; `valueless` when
+    /// the pair has no `=` at all.
+    pairs: Vec<(String, Option<String>, bool, bool)>,
 }
 
 impl std::fmt::Debug for Params {
     /// Names only: a value may be a secret pasted in the wrong place.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.pairs.iter().map(|(name, _, _)| {
+            .entries(self.pairs.iter().map(|(name, ..)| {
                 if is_parameter_name(name) {
                     name.as_str()
                 } else {
@@ -63,7 +64,7 @@ impl Params {
                 // A name that is not UTF-8 matches no parameter: it is reported unknown.
                 let name = form_decode(name).unwrap_or_else(|lossy| lossy);
                 let value = form_decode(value).ok();
-                (name, value, false)
+                (name, value, false, !pair.contains('='))
             })
             .collect();
         Self { pairs }
@@ -79,8 +80,8 @@ impl Params {
     pub fn remaining(&self) -> impl Iterator<Item = &str> {
         self.pairs
             .iter()
-            .filter(|(_, _, taken)| !taken)
-            .map(|(name, _, _)| name.as_str())
+            .filter(|(_, _, taken, _)| !taken)
+            .map(|(name, ..)| name.as_str())
     }
 
     /// Takes the parameter named one of `names` (aliases of one setting).
@@ -98,7 +99,7 @@ impl Params {
     /// Takes the parameter named one of `names`, its value decoded but not trimmed.
     fn take_as_written(&mut self, names: &[&str]) -> Result<Option<String>, CacheError> {
         let mut found: Vec<(&str, Option<&str>)> = Vec::new();
-        for (name, value, taken) in &mut self.pairs {
+        for (name, value, taken, _) in &mut self.pairs {
             if names.contains(&name.as_str()) {
                 *taken = true;
                 found.push((name.as_str(), value.as_deref()));
@@ -209,9 +210,9 @@ impl Params {
         match self
             .pairs
             .iter()
-            .find(|(name, _, _)| names.contains(&name.as_str()))
+            .find(|(name, ..)| names.contains(&name.as_str()))
         {
-            Some((name, _, _)) => Err(CacheError::config(format!(
+            Some((name, ..)) => Err(CacheError::config(format!(
                 "the url parameter {name} does not apply to {scheme}://, {because}"
             ))),
             None => Ok(()),
@@ -226,24 +227,35 @@ impl Params {
     /// or saying that a parameter has an empty name (`?=1`).
     pub fn finish(&self, scheme: &str, known: &[&str]) -> Result<(), CacheError> {
         let known = known.join(", ");
-        match self.remaining().next() {
-            Some("") => Err(CacheError::config(format!(
+        let first = self.pairs.iter().find(|(_, _, taken, _)| !taken);
+        match first.map(|(name, _, _, valueless)| (name.as_str(), *valueless)) {
+            Some(("", _)) => Err(CacheError::config(format!(
                 "a {scheme}:// url parameter has an empty name (=value with nothing before \
                  the '='): every parameter is name=value (known: {known})"
             ))),
+            // A lone word may be a password pasted into the query: it is not shown.
+            Some((_, true)) => Err(CacheError::config(format!(
+                "an unknown {scheme}:// url parameter without a value (no '='): every \
+                 parameter is name=value (known: {known})"
+            ))),
             // A name no parameter could have may be the tail of a password holding an
             // unencoded '?': it is not shown.
-            Some(name) if !is_parameter_name(name) => Err(CacheError::config(format!(
+            Some((name, _)) if !is_parameter_name(name) => Err(CacheError::config(format!(
                 "an unknown {scheme}:// url parameter, whose name holds characters no \
                      parameter name has (known: {known}; percent-encode '?' in a password)"
             ))),
-            Some(name) => Err(CacheError::config(format!(
+            Some((name, _)) => Err(CacheError::config(format!(
                 "unknown {scheme}:// url parameter {name:?} (known: {known})"
             ))),
             None => Ok(()),
         }
     }
 }
+
+/// The parameters of a URL whose scheme has TLS (`rediss://`, `memcaches://`...): the CA,
+/// the client certificate and key (file paths), and whether to skip verifying the server.
+/// A scheme without TLS refuses them whatever their value ([`Params::refuse`]).
+pub const TLS_PARAMS: &[&str] = &["tls_ca", "tls_cert", "tls_key", "tls_insecure_skip_verify"];
 
 /// Decodes one name or value of a query as a form does: `+` is a space, then
 /// percent-decoding. `Err` holds the lossy decoding of one that is not UTF-8.
@@ -510,6 +522,31 @@ mod tests {
             params.take_string(&["prefix"]).unwrap();
             params.finish("redis", &["prefix"]).unwrap();
         }
+    }
+
+    /// An unknown parameter without a value (a lone word, maybe a password pasted into
+    /// the query) is refused without being named; one with a value is named.
+    #[test]
+    fn an_unknown_lone_word_is_refused_unnamed() {
+        for query in ["S3cretPw", "prefix=a:&S3cretPw", "S3cretPw&colour=red"] {
+            let mut params = Params::from_query(query);
+            params.take_string(&["prefix"]).unwrap();
+            let shown = message(params.finish("redis", &["prefix"]).unwrap_err());
+            assert!(!shown.contains("S3cretPw"), "{query}: {shown}");
+            assert!(shown.contains("without a value"), "{query}: {shown}");
+        }
+        let shown = message(
+            Params::from_query("colour=red")
+                .finish("redis", &[])
+                .unwrap_err(),
+        );
+        assert!(shown.contains("\"colour\""), "{shown}");
+        let shown = message(
+            Params::from_query("colour=")
+                .finish("redis", &[])
+                .unwrap_err(),
+        );
+        assert!(shown.contains("\"colour\""), "{shown}");
     }
 
     /// Numbers are plain digits: a sign is refused, wherever a number is read.

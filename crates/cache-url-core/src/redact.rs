@@ -162,7 +162,11 @@ fn redact_query(query: &str) -> String {
             let name_shown = if decoded.is_some() { name } else { "***" };
             let decoded = decoded.unwrap_or_default();
             let Some(value) = value else {
-                return name_shown.to_owned();
+                // A lone word that names no parameter may be a password pasted there.
+                let known = SETTINGS.contains(&decoded.as_str())
+                    || SHOWN_AS_WRITTEN.contains(&decoded.as_str())
+                    || crate::TLS_PARAMS.contains(&decoded.as_str());
+                return if known { name_shown } else { "***" }.to_owned();
             };
             let readable = value.is_empty()
                 || SHOWN_AS_WRITTEN.contains(&decoded.as_str())
@@ -421,6 +425,11 @@ pub(crate) mod tests {
             ("redis://h?%ffhunter2=1&%ff", "redis://h?***=***&***"),
             ("redis://h?prefix=a:#hunter2", "redis://h?prefix=a:#***"),
             ("redis://h#hunter2?db=1", "redis://h#***"),
+            // A lone word is shown only when it names a parameter.
+            (
+                "redis://h?S3cretPw&db=1&tls_insecure_skip_verify",
+                "redis://h?***&db=1&tls_insecure_skip_verify",
+            ),
             (
                 "memcache://h?get_many_fail_open=true&namespace_refresh=0",
                 "memcache://h?get_many_fail_open=true&namespace_refresh=0",

@@ -223,7 +223,7 @@ impl Background {
     /// Waits until the run has its Ctrl-C handler in place (Linux: the process's caught
     /// signals, in `/proc`), so that a SIGINT sent after reaches it rather than ending the
     /// process outright.
-    pub(crate) fn wait_until_catching_ctrl_c(&mut self) {
+    fn wait_until_catching_ctrl_c(&mut self) {
         let status = format!("/proc/{}/status", self.child.id());
         let started = Instant::now();
         loop {
@@ -252,6 +252,29 @@ impl Background {
                 self.stderr_so_far()
             );
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts `cachectl` with `args`, waits until it catches Ctrl-C, then lets it run
+    /// for `settle` more, into the phase the test means to interrupt.
+    pub(crate) fn catching_ctrl_c(args: &[&str], settle: Duration) -> Self {
+        let mut run = Self::start(args);
+        run.wait_until_catching_ctrl_c();
+        std::thread::sleep(settle);
+        run
+    }
+
+    /// Sends a SIGINT, then waits for the run to end as [`Background::finish`] does;
+    /// [`Ended::took`] is the time from the signal to the end.
+    pub(crate) fn interrupt_and_finish(self, limit: Duration, what: &str) -> Ended {
+        self.interrupt();
+        let interrupted = Instant::now();
+        let (code, stdout, stderr) = self.finish(limit, what);
+        Ended {
+            code,
+            stdout,
+            stderr,
+            took: interrupted.elapsed(),
         }
     }
 
@@ -325,6 +348,16 @@ impl Background {
         };
         (status.code(), stdout, stderr)
     }
+}
+
+/// How an interrupted run ended.
+#[allow(dead_code)] // Used by the tests that interrupt a run.
+pub(crate) struct Ended {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    /// From the last Ctrl-C to the end of the process.
+    pub(crate) took: Duration,
 }
 
 impl Drop for Background {
