@@ -23,6 +23,10 @@ use crate::{
 /// memcached's port when a URL names none.
 pub(crate) const DEFAULT_PORT: u16 = 11211;
 
+/// The longest a timeout is: 1 hour. A longer one, `Duration::MAX` included, is taken as
+/// 1 hour, so that no call waits without end on a server that stopped answering.
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
 /// Default for [`MemcachedCacheBuilder::timeout`]: memcached answers in well under a
 /// millisecond, so a second already means trouble.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -163,8 +167,9 @@ impl MemcachedCacheBuilder {
     /// and the exchange with the server included (default 1 s); connecting at `build` is
     /// bounded by it too. A call that runs out of it fails with
     /// [`CacheError::Timeout`] and takes the connection it waited on down with it (see
-    /// [`pool_size`](Self::pool_size)). Zero is refused by `build`; `Duration::MAX` is
-    /// taken as no bound.
+    /// [`pool_size`](Self::pool_size)). Zero is refused by `build`. Any length is
+    /// accepted, but none is infinite: one longer than 1 hour, `Duration::MAX` included,
+    /// is taken as 1 hour.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self

@@ -67,7 +67,8 @@ impl MemcachedCache {
                 "the largest value size must be at least 1 byte",
             ));
         }
-        let timeout = builder.timeout;
+        // No call waits without end on a server that stopped answering.
+        let timeout = builder.timeout.min(crate::config::MAX_TIMEOUT);
         let connect = Context {
             operation: "connect",
             timeout,

@@ -256,6 +256,22 @@ pub(crate) fn at_node(error: CacheError, slot: u16, node: &str) -> CacheError {
     located_unreachable(error, &[node.to_owned()], &lead)
 }
 
+/// `Unreachable` saying why the server refused the connection (`reason`, in the server's
+/// words), the error met while connecting as its source. Other errors are returned as
+/// they are.
+pub(crate) fn refused(error: CacheError, reason: &str) -> CacheError {
+    match error {
+        CacheError::Unreachable { backend, source } => {
+            let text = format!("the server refused the connection ({reason}): {source}");
+            CacheError::Unreachable {
+                backend,
+                source: Box::new(Located { text, source }),
+            }
+        }
+        other => other,
+    }
+}
+
 /// `Unreachable` led by `lead` unless its message names one of `addresses` already.
 fn located_unreachable(error: CacheError, addresses: &[String], lead: &str) -> CacheError {
     match error {

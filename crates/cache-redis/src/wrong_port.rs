@@ -3,6 +3,11 @@
 //! connect only times out; a TLS port resets a plain-text client's connection, so a
 //! `redis://` connect fails with "connection reset". Asked in the other language, the same
 //! port answers at once: the error then says what is wrong and which URL fits the port.
+//!
+//! A server that refuses a new connection (past its `maxclients`, or in protected mode)
+//! says why in a line it sends unasked before closing it; the client, busy writing its
+//! hello, sees only "broken pipe" or "connection reset". Asked again, the server gives
+//! the line: the error then carries the server's reason.
 
 use std::time::Duration;
 
@@ -82,6 +87,11 @@ impl Seed {
                  server's TLS port (its tls-port setting), and {plain}:// is the url for this one"
             ));
         }
+        if matches!(error, CacheError::Unreachable { .. }) {
+            if let Some(reason) = refusal(&self.host, self.port, wait).await {
+                return crate::error::refused(error, &reason);
+            }
+        }
         if !cache_tls::answers_tls(&self.host, self.port, wait).await {
             return error;
         }
@@ -100,6 +110,38 @@ async fn answers_plain_text(host: &str, port: u16, wait: Duration) -> bool {
         Some(read == 1 && matches!(first[0], b'+' | b'-'))
     };
     matches!(tokio::time::timeout(wait, ask).await, Ok(Some(true)))
+}
+
+/// The reason `host:port` gives for refusing a new connection, in its own words
+/// (`ERR max number of clients reached`, `DENIED Redis is running in protected mode...`):
+/// the error line it sends first, before any answer to a `PING`. `None` when it answers,
+/// asks for credentials (the connection is taken), or says nothing within `wait`.
+async fn refusal(host: &str, port: u16, wait: Duration) -> Option<String> {
+    let ask = async {
+        let mut stream = TcpStream::connect((host, port)).await.ok()?;
+        // The refusal may come, and the connection close, before this is written.
+        let _ = stream.write_all(b"PING\r\n").await;
+        let mut line = Vec::new();
+        let mut chunk = [0u8; 256];
+        while !line.contains(&b'\n') && line.len() < 1024 {
+            let read = stream.read(&mut chunk).await.ok()?;
+            if read == 0 {
+                break;
+            }
+            line.extend_from_slice(&chunk[..read]);
+        }
+        refusal_reason(&line)
+    };
+    tokio::time::timeout(wait, ask).await.ok().flatten()
+}
+
+/// The reason in the first line of `reply` when it is an error refusing the connection.
+fn refusal_reason(reply: &[u8]) -> Option<String> {
+    let line = reply.split(|byte| *byte == b'\n').next()?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let reason = String::from_utf8_lossy(line.strip_prefix(b"-")?);
+    let refused = reason.starts_with("ERR max number of clients") || reason.starts_with("DENIED");
+    refused.then(|| reason.trim().chars().take(200).collect())
 }
 
 pub(crate) fn display_address(host: &str, port: u16) -> String {
@@ -145,6 +187,26 @@ mod tests {
         };
         let seed = seed("redis", port).expect("a TCP URL has a seed");
         seed.explain(reset, Duration::from_secs(2)).await
+    }
+
+    #[test]
+    fn refusals_are_told_from_answers() {
+        assert_eq!(
+            refusal_reason(b"-ERR max number of clients reached\r\n").as_deref(),
+            Some("ERR max number of clients reached")
+        );
+        assert_eq!(
+            refusal_reason(b"-DENIED Redis is running in protected mode\r\n+PONG").as_deref(),
+            Some("DENIED Redis is running in protected mode")
+        );
+        for answer in [
+            &b"+PONG\r\n"[..],
+            b"-NOAUTH Authentication required.\r\n",
+            b"-ERR unknown command\r\n",
+            b"",
+        ] {
+            assert_eq!(refusal_reason(answer), None, "{answer:?}");
+        }
     }
 
     #[tokio::test]

@@ -433,3 +433,64 @@ async fn a_login_refused_on_reconnect_heals_once_the_password_is_back() {
         assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("before")));
     }
 }
+
+/// Opens plain connections to `port` until the server refuses one; the ones it took,
+/// held open, and the refusal's line.
+fn fill_connections(port: u16) -> (Vec<std::net::TcpStream>, String) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut held = Vec::new();
+    for _ in 0..256 {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        // A refused connection may be closed before the command is written.
+        let _ = stream.write_all(b"PING\r\n");
+        let mut line = String::new();
+        let _ = BufReader::new(&stream).read_line(&mut line);
+        if line.starts_with("+PONG") {
+            held.push(stream);
+        } else {
+            return (held, line);
+        }
+    }
+    panic!("the server took 256 connections: is --maxclients honoured?");
+}
+
+/// A server out of connections (`maxclients`) answers a new one with `-ERR max number
+/// of clients reached` and closes it: `build` fails with `Unreachable` (worth a retry)
+/// naming that reason, not a bare "broken pipe" or "connection reset"; and a cache is
+/// built once the server has room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_out_of_connections_is_unreachable_naming_why() {
+    const REASON: &str = "max number of clients reached";
+    let server = local_server(&["--maxclients", "4"]).await;
+    let url = server.url();
+    let (held, refusal) = fill_connections(server.port());
+    assert!(refusal.contains(REASON), "{refusal:?}");
+    for model in [
+        ConnectionModel::Multiplexed { connections: 1 },
+        ConnectionModel::Pooled { max_size: 2 },
+    ] {
+        let error = RedisCache::builder(&url)
+            .timeout(Duration::from_secs(2))
+            .connection_model(model)
+            .build()
+            .await
+            .expect_err("no room for a connection");
+        let shown = common::everything_shown(&error);
+        assert!(
+            matches!(error, CacheError::Unreachable { .. }) && error.is_retryable(),
+            "{model:?}: {shown}"
+        );
+        assert!(shown.contains(REASON), "{model:?}: {shown}");
+    }
+    drop(held);
+    let cache = RedisCache::builder(&url)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .expect("built once the server has room");
+    cache.set("k", Bytes::from("v"), None).await.unwrap();
+    assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("v")));
+}

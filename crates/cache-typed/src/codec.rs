@@ -98,7 +98,8 @@ impl Codec for JsonCodec {
 /// by measurement (smaller and faster to encode on a realistic struct; see the crate's
 /// figures). Its wire format is stable across postcard 1.x. Not self-describing: a
 /// value read as another type may decode to garbage rather than fail, so give each
-/// type its own keys.
+/// type its own keys. A value that leaves bytes unread (one written with more fields)
+/// is refused.
 ///
 /// ```
 /// use cache_typed::{Codec, PostcardCodec};
@@ -106,6 +107,8 @@ impl Codec for JsonCodec {
 /// let mut out = Vec::new();
 /// PostcardCodec.encode(&(7_u8, "hi"), &mut out).unwrap();
 /// assert_eq!(out, [7, 2, b'h', b'i']);
+/// // Read as a lone `u8`, three bytes are left over: not a `u8`.
+/// assert!(PostcardCodec.decode::<u8>(&out).is_err());
 /// ```
 #[cfg(feature = "postcard")]
 #[derive(Debug, Clone, Copy, Default)]
@@ -128,7 +131,20 @@ impl Codec for PostcardCodec {
     }
 
     fn decode<V: DeserializeOwned>(&self, bytes: &[u8]) -> Result<V, CodecError> {
-        postcard::from_bytes(bytes).map_err(|err| CodecError::new(Self::NAME, err))
+        let (value, rest) =
+            postcard::take_from_bytes(bytes).map_err(|err| CodecError::new(Self::NAME, err))?;
+        // Bytes left over: the value was written as another type (a field added or
+        // removed since), which postcard alone would read in part without a word.
+        if !rest.is_empty() {
+            return Err(CodecError::new(
+                Self::NAME,
+                format!(
+                    "{} bytes left after the value: it was written as another type",
+                    rest.len()
+                ),
+            ));
+        }
+        Ok(value)
     }
 }
 

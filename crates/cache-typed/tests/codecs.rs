@@ -311,3 +311,19 @@ fn another_codec_is_refused() {
         ))
     ));
 }
+
+/// A postcard value written as a type with more fields than the one read (a field
+/// removed since) leaves bytes unread: it is refused, not read in part.
+#[test]
+fn a_postcard_value_of_a_longer_type_is_refused() {
+    let wider = TypedCache::<(u64, u64), _>::new(common::memory(), PostcardCodec);
+    let bytes = wider.encode(&(7, 9), &EntryOptions::default()).unwrap();
+    let narrower = TypedCache::<u64, _>::new(common::memory(), PostcardCodec);
+    match narrower.decode(&bytes) {
+        Err(cache_typed::DecodeError::Codec(err)) => {
+            assert!(err.to_string().contains("left after the value"), "{err}");
+        }
+        other => panic!("read in part: {other:?}"),
+    }
+    assert_eq!(wider.decode(&bytes).unwrap().value, (7, 9));
+}
