@@ -1,6 +1,8 @@
 //! `clear`: a prefixed cache deletes its generation counter, then lists each server's keys
 //! and deletes those of its generations; a cache without a prefix flushes every server.
 
+use std::sync::Arc;
+
 use cache_api::CacheError;
 
 use crate::{
@@ -44,9 +46,31 @@ impl MemcachedCache {
         let cutoff = now_micros()
             .max(namespace.snapshot().highest)
             .max(current.unwrap_or_default());
-        let delete = Remove::new(namespace.key.clone());
-        removed(call(context, client.run(delete, context.timeout)).await?)?;
-        namespace.set(None, cutoff);
+        // Once the delete is sent, this instance takes its answer whatever becomes of this
+        // call: a caller that stops waiting (a timeout around `clear`) must not leave it
+        // on a generation the server no longer has, reading entries cleared there and
+        // acknowledging writes that the next check of the counter would lose.
+        let inner = Arc::clone(&self.inner);
+        let deleting = tokio::spawn(async move {
+            let Some(namespace) = inner.namespace.as_ref() else {
+                return Ok(());
+            };
+            let delete = Remove::new(namespace.key.clone());
+            removed(call(context, inner.client.run(delete, context.timeout)).await?)?;
+            namespace.set(None, cutoff);
+            Ok(())
+        });
+        match deleting.await {
+            Ok(deleted) => deleted?,
+            Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+            // The runtime is shutting down.
+            Err(cancelled) => {
+                return Err(CacheError::Unreachable {
+                    backend: "memcached",
+                    source: Box::new(cancelled),
+                })
+            }
+        }
         self.remove_entries(cutoff).await
     }
 

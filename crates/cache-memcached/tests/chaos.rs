@@ -7,7 +7,7 @@ mod common;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use cache_api::{Cache, CacheStack};
+use cache_api::{Bytes, Cache, CacheStack};
 use cache_layers::TimeoutLayer;
 use cache_memcached::{testing::LocalServer, MemcachedCache};
 use cache_testserver::chaos::{
@@ -156,4 +156,46 @@ async fn chaos_errors_name_the_server() {
 async fn chaos_no_reply_is_matched_to_the_wrong_request() {
     let (_server, proxy, cache) = through_proxy().await;
     probe::assert_no_mismatch(Arc::new(cache), &proxy, "memcached").await;
+}
+
+/// A `clear` whose caller stops waiting after the counter's delete was sent, before its
+/// answer came: the instance still takes the delete, so that it agrees with the server.
+/// Before, it went on in the old generation, read the entries cleared on the server, and
+/// acknowledged writes that the next check of the counter lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clear_cut_short_after_its_delete_was_sent_is_seen_by_its_instance() {
+    let server = local_server(&[]).await;
+    let proxy = ChaosProxy::start(SocketAddr::from(([127, 0, 0, 1], server.port())))
+        .await
+        .unwrap_or_else(|error| panic!("cannot start the chaos proxy: {error}"));
+    let cache = MemcachedCache::connect(&format!(
+        "memcache://{}?prefix=cut:&pool_size=1&timeout=2s&namespace_refresh=1s",
+        proxy.address()
+    ))
+    .await
+    .unwrap();
+    cache.set("old", Bytes::from("old"), None).await.unwrap();
+    // Replies 100 ms late: the clear reads the counter (answered at 100 ms), sends its
+    // delete, and is cut short at 150 ms, before the delete's answer (at 200 ms).
+    proxy.inject(Fault::Latency {
+        to_server: Duration::ZERO,
+        to_client: Duration::from_millis(100),
+    });
+    let cut = tokio::time::timeout(Duration::from_millis(150), cache.clear()).await;
+    assert!(cut.is_err(), "the clear ended before it was cut short");
+    proxy.heal();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        cache.get("old").await.unwrap(),
+        None,
+        "the cleared entry is read"
+    );
+    cache.set("new", Bytes::from("v"), None).await.unwrap();
+    // Past the refresh interval: the next call checks the counter.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        cache.get("new").await.unwrap(),
+        Some(Bytes::from("v")),
+        "an acknowledged write was lost at the next check of the counter"
+    );
 }

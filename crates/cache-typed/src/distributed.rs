@@ -1,11 +1,13 @@
 //! Single-flight across processes: a lock entry taken with the backend's atomic `add`.
 
 use std::{
+    panic::AssertUnwindSafe,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use cache_api::Bytes;
+use futures::FutureExt;
 
 use crate::{
     codec::Codec, options::DistributedLock, stored::Stored, telemetry, typed::Inner, Value,
@@ -65,7 +67,18 @@ pub(crate) async fn acquire<V: Value, C: Codec>(
                     since: attempt,
                     ttl: lock.ttl(),
                 };
-                if let Some(stored) = inner.read_newer(key, seen).await {
+                // A panicking `Deserialize` must not leave the lock held for its TTL.
+                let newer = match AssertUnwindSafe(inner.read_newer(key, seen))
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(newer) => newer,
+                    Err(panic) => {
+                        release(inner, held).await;
+                        std::panic::resume_unwind(panic);
+                    }
+                };
+                if let Some(stored) = newer {
                     release(inner, held).await;
                     telemetry::lock(inner.label, "found_value");
                     return Lock::Found(Arc::new(stored));

@@ -390,13 +390,18 @@ where
         return (Ok(stored), None);
     }
     // The error is boxed at once, so nothing that is not `Send` lives across an await.
-    let run = AssertUnwindSafe(async move { factory().await.map_err(Into::<BoxError>::into) })
-        .catch_unwind()
-        .await;
+    // The encoding is in the catch too: a panicking `Serialize` must not skip the lock's
+    // release below.
+    let (preparing, prepare_options) = (&inner, &options);
+    let run = AssertUnwindSafe(async move {
+        let value = factory().await.map_err(Into::<BoxError>::into)?;
+        Ok::<_, BoxError>(preparing.prepare(value, prepare_options))
+    })
+    .catch_unwind()
+    .await;
     let (outcome, write) = match run {
-        Ok(Ok(value)) => {
+        Ok(Ok((stored, bytes))) => {
             telemetry::factory_run(inner.label, "ok");
-            let (stored, bytes) = inner.prepare(value, &options);
             (Ok(Arc::new(stored)), bytes)
         }
         Ok(Err(err)) => {

@@ -400,3 +400,46 @@ async fn a_value_written_with_fail_safe_is_served_while_the_backend_is_down() {
         .await;
     assert!(matches!(unkept, Err(Error::Factory(_))), "{unkept:?}");
 }
+
+/// A value whose `Serialize` panics while `PANICS` is set.
+#[derive(Clone, Debug, serde::Deserialize)]
+struct Bomb(u64);
+
+static PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl serde::Serialize for Bomb {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        assert!(!PANICS.load(Ordering::SeqCst), "serialize bomb");
+        serializer.serialize_u64(self.0)
+    }
+}
+
+/// A value that panics while it is encoded, under a distributed lock: the caller gets
+/// `FactoryPanicked`, and the lock is released as after any failure, not left to expire
+/// (the next call would wait out its TTL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_while_encoding_releases_the_distributed_lock() {
+    let backend = memory();
+    let cache = TypedCache::<Bomb, JsonCodec>::new(Arc::clone(&backend), JsonCodec);
+    let options = cache
+        .options()
+        .distributed_lock(cache_typed::DistributedLock::new(Duration::from_secs(30)));
+    PANICS.store(true, Ordering::SeqCst);
+    let result = within("a panicking encode", async {
+        cache.get_or_set("b", options, || async { Bomb(1) }).await
+    })
+    .await;
+    PANICS.store(false, Ordering::SeqCst);
+    assert!(
+        matches!(&result, Err(Error::FactoryPanicked { message }) if message.contains("serialize bomb")),
+        "{result:?}"
+    );
+    let lock = format!("b{}", cache_typed::LOCK_SUFFIX);
+    assert_eq!(backend.get(&lock).await.unwrap(), None, "the lock is held");
+    let entry = within("the next call", async {
+        cache.get_or_set("b", options, || async { Bomb(2) }).await
+    })
+    .await
+    .unwrap();
+    assert_eq!(entry.0, 2);
+}
