@@ -443,3 +443,66 @@ async fn a_panic_while_encoding_releases_the_distributed_lock() {
     .unwrap();
     assert_eq!(entry.0, 2);
 }
+
+/// A value whose `Deserialize` panics while `DECODE_PANICS` is set.
+#[derive(Clone, Debug, serde::Serialize)]
+struct DecodeBomb(u64);
+
+static DECODE_PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl<'de> serde::Deserialize<'de> for DecodeBomb {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        assert!(!DECODE_PANICS.load(Ordering::SeqCst), "deserialize bomb");
+        u64::deserialize(deserializer).map(DecodeBomb)
+    }
+}
+
+/// Misses the first read of every key, then reads through: the caller's own read misses,
+/// and the read the lock's holder makes right after taking the lock finds the value.
+struct FirstReadMisses {
+    inner: Arc<dyn Cache>,
+    missed: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+#[async_trait]
+impl cache_api::CacheWrapper for FirstReadMisses {
+    fn inner(&self) -> &dyn Cache {
+        &*self.inner
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        if self.missed.lock().unwrap().insert(key.to_owned()) {
+            return Ok(None);
+        }
+        self.inner.get(key).await
+    }
+}
+
+/// A value that panics while it is decoded by the lock's holder, in its read right after
+/// taking the lock: the lock is released, not left to expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_while_decoding_under_the_lock_releases_it() {
+    let store = memory();
+    let backend: Arc<dyn Cache> = Arc::new(cache_api::Wrapped(FirstReadMisses {
+        inner: Arc::clone(&store),
+        missed: std::sync::Mutex::default(),
+    }));
+    let cache = TypedCache::<DecodeBomb, JsonCodec>::new(backend, JsonCodec);
+    let options = cache
+        .options()
+        .distributed_lock(cache_typed::DistributedLock::new(Duration::from_secs(30)));
+    cache.set("d", &DecodeBomb(1)).await.unwrap();
+    DECODE_PANICS.store(true, Ordering::SeqCst);
+    let result = within("a panicking decode", async {
+        cache
+            .get_or_set("d", options, || async { DecodeBomb(2) })
+            .await
+    })
+    .await;
+    DECODE_PANICS.store(false, Ordering::SeqCst);
+    assert!(
+        matches!(&result, Err(Error::FactoryPanicked { message }) if message.contains("deserialize bomb")),
+        "{result:?}"
+    );
+    let lock = format!("d{}", cache_typed::LOCK_SUFFIX);
+    assert_eq!(store.get(&lock).await.unwrap(), None, "the lock is held");
+}
