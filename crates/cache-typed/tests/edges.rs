@@ -401,6 +401,22 @@ async fn a_value_written_with_fail_safe_is_served_while_the_backend_is_down() {
     assert!(matches!(unkept, Err(Error::Factory(_))), "{unkept:?}");
 }
 
+/// `result` is `FactoryPanicked` with `message`, and the distributed lock of `key` is
+/// gone from `store`.
+async fn assert_panicked_and_unlocked<V: std::fmt::Debug>(
+    result: &Result<V, Error>,
+    message: &str,
+    store: &dyn Cache,
+    key: &str,
+) {
+    assert!(
+        matches!(result, Err(Error::FactoryPanicked { message: shown }) if shown.contains(message)),
+        "{result:?}"
+    );
+    let lock = format!("{key}{}", cache_typed::LOCK_SUFFIX);
+    assert_eq!(store.get(&lock).await.unwrap(), None, "the lock is held");
+}
+
 /// A value whose `Serialize` panics while `PANICS` is set.
 #[derive(Clone, Debug, serde::Deserialize)]
 struct Bomb(u64);
@@ -430,12 +446,7 @@ async fn a_panic_while_encoding_releases_the_distributed_lock() {
     })
     .await;
     PANICS.store(false, Ordering::SeqCst);
-    assert!(
-        matches!(&result, Err(Error::FactoryPanicked { message }) if message.contains("serialize bomb")),
-        "{result:?}"
-    );
-    let lock = format!("b{}", cache_typed::LOCK_SUFFIX);
-    assert_eq!(backend.get(&lock).await.unwrap(), None, "the lock is held");
+    assert_panicked_and_unlocked(&result, "serialize bomb", &*backend, "b").await;
     let entry = within("the next call", async {
         cache.get_or_set("b", options, || async { Bomb(2) }).await
     })
@@ -499,10 +510,5 @@ async fn a_panic_while_decoding_under_the_lock_releases_it() {
     })
     .await;
     DECODE_PANICS.store(false, Ordering::SeqCst);
-    assert!(
-        matches!(&result, Err(Error::FactoryPanicked { message }) if message.contains("deserialize bomb")),
-        "{result:?}"
-    );
-    let lock = format!("d{}", cache_typed::LOCK_SUFFIX);
-    assert_eq!(store.get(&lock).await.unwrap(), None, "the lock is held");
+    assert_panicked_and_unlocked(&result, "deserialize bomb", &*store, "d").await;
 }

@@ -30,17 +30,28 @@ use cache_api::CacheError;
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Params {
-    /// (name, value, taken, valueless), in the order of the query; the value is as
-    /// decoded (not trimmed), `None` when it is not UTF-8 once decoded; `valueless` when
-    /// the pair has no `=` at all.
-    pairs: Vec<(String, Option<String>, bool, bool)>,
+    /// In the order of the query.
+    pairs: Vec<Pair>,
+}
+
+/// One `name=value` of a query.
+#[derive(Clone, PartialEq, Eq)]
+struct Pair {
+    /// Decoded; lossily when it is not UTF-8.
+    name: String,
+    /// Decoded (not trimmed); `None` when it is not UTF-8 once decoded.
+    value: Option<String>,
+    /// Whether some code took it (understood it).
+    taken: bool,
+    /// Whether the pair has no `=` at all: a lone word.
+    valueless: bool,
 }
 
 impl std::fmt::Debug for Params {
     /// Names only: a value may be a secret pasted in the wrong place.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.pairs.iter().map(|(name, ..)| {
+            .entries(self.pairs.iter().map(|Pair { name, .. }| {
                 if is_parameter_name(name) {
                     name.as_str()
                 } else {
@@ -64,7 +75,12 @@ impl Params {
                 // A name that is not UTF-8 matches no parameter: it is reported unknown.
                 let name = form_decode(name).unwrap_or_else(|lossy| lossy);
                 let value = form_decode(value).ok();
-                (name, value, false, !pair.contains('='))
+                Pair {
+                    name,
+                    value,
+                    taken: false,
+                    valueless: !pair.contains('='),
+                }
             })
             .collect();
         Self { pairs }
@@ -80,8 +96,8 @@ impl Params {
     pub fn remaining(&self) -> impl Iterator<Item = &str> {
         self.pairs
             .iter()
-            .filter(|(_, _, taken, _)| !taken)
-            .map(|(name, ..)| name.as_str())
+            .filter(|pair| !pair.taken)
+            .map(|pair| pair.name.as_str())
     }
 
     /// Takes the parameter named one of `names` (aliases of one setting).
@@ -99,10 +115,10 @@ impl Params {
     /// Takes the parameter named one of `names`, its value decoded but not trimmed.
     fn take_as_written(&mut self, names: &[&str]) -> Result<Option<String>, CacheError> {
         let mut found: Vec<(&str, Option<&str>)> = Vec::new();
-        for (name, value, taken, _) in &mut self.pairs {
-            if names.contains(&name.as_str()) {
-                *taken = true;
-                found.push((name.as_str(), value.as_deref()));
+        for pair in &mut self.pairs {
+            if names.contains(&pair.name.as_str()) {
+                pair.taken = true;
+                found.push((pair.name.as_str(), pair.value.as_deref()));
             }
         }
         match found.as_slice() {
@@ -210,9 +226,9 @@ impl Params {
         match self
             .pairs
             .iter()
-            .find(|(name, ..)| names.contains(&name.as_str()))
+            .find(|pair| names.contains(&pair.name.as_str()))
         {
-            Some((name, ..)) => Err(CacheError::config(format!(
+            Some(Pair { name, .. }) => Err(CacheError::config(format!(
                 "the url parameter {name} does not apply to {scheme}://, {because}"
             ))),
             None => Ok(()),
@@ -227,8 +243,8 @@ impl Params {
     /// or saying that a parameter has an empty name (`?=1`).
     pub fn finish(&self, scheme: &str, known: &[&str]) -> Result<(), CacheError> {
         let known = known.join(", ");
-        let first = self.pairs.iter().find(|(_, _, taken, _)| !taken);
-        match first.map(|(name, _, _, valueless)| (name.as_str(), *valueless)) {
+        let first = self.pairs.iter().find(|pair| !pair.taken);
+        match first.map(|pair| (pair.name.as_str(), pair.valueless)) {
             Some(("", _)) => Err(CacheError::config(format!(
                 "a {scheme}:// url parameter has an empty name (=value with nothing before \
                  the '='): every parameter is name=value (known: {known})"
