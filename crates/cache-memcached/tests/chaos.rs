@@ -38,16 +38,22 @@ async fn through_proxy() -> (LocalServer, ChaosProxy, MemcachedCache) {
 
 /// As [`through_proxy`], the cache with `timeout`.
 async fn through_proxy_with(timeout: Duration) -> (LocalServer, ChaosProxy, MemcachedCache) {
-    let server = local_server(&[]).await;
-    let proxy = ChaosProxy::start(SocketAddr::from(([127, 0, 0, 1], server.port())))
-        .await
-        .unwrap_or_else(|error| panic!("cannot start the chaos proxy: {error}"));
+    let (server, proxy) = proxy_to_a_server().await;
     let cache = MemcachedCache::builder(&format!("memcache://{}", proxy.address()))
         .timeout(timeout)
         .build()
         .await
         .unwrap_or_else(|error| panic!("cannot build a cache through the proxy: {error}"));
     (server, proxy, cache)
+}
+
+/// A server of the test's own and a chaos proxy in front of it.
+async fn proxy_to_a_server() -> (LocalServer, ChaosProxy) {
+    let server = local_server(&[]).await;
+    let proxy = ChaosProxy::start(SocketAddr::from(([127, 0, 0, 1], server.port())))
+        .await
+        .unwrap_or_else(|error| panic!("cannot start the chaos proxy: {error}"));
+    (server, proxy)
 }
 
 /// Runs the rounds of `fault` on one cache through a proxy of its own: every call under
@@ -164,10 +170,7 @@ async fn chaos_no_reply_is_matched_to_the_wrong_request() {
 /// acknowledged writes that the next check of the counter lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clear_cut_short_after_its_delete_was_sent_is_seen_by_its_instance() {
-    let server = local_server(&[]).await;
-    let proxy = ChaosProxy::start(SocketAddr::from(([127, 0, 0, 1], server.port())))
-        .await
-        .unwrap_or_else(|error| panic!("cannot start the chaos proxy: {error}"));
+    let (_server, proxy) = proxy_to_a_server().await;
     let cache = MemcachedCache::connect(&format!(
         "memcache://{}?prefix=cut:&pool_size=1&timeout=2s&namespace_refresh=1s",
         proxy.address()
