@@ -217,9 +217,47 @@ enum Defect {
     WritesStayOnTheirThread,
     ReadsCachedPerThread,
     PanicsOffTheCallerThread,
+    // Batches of more than 16 entries, which a backend may send in parts.
+    GetManyLosesEarlierDuplicatesInLongBatches,
+    SetManyFirstValueWinsInLongBatches,
+    SetManyTtlOnlyOnFirstSixteen,
+    GetManyIgnoresExpiryInLongBatches,
+    DeleteManyCountsExpiredInLongBatches,
+    LongBatchesUnchecked(Op),
+    LongBatchesValidatedWhileWriting(Op),
+    SetManyChecksSizesWhileWritingLongBatches,
+    // Keys that one operation encodes and another does not.
+    SetManyRefusesKeysOver(usize),
+    ExistsFalseForKeysOver(usize),
+    GetManyMissesWhitespaceKeys,
+    DeleteOfNonAsciiKeyReportsFalse,
+    DeleteManySkipsNonAsciiKeys,
+    DeleteManyLeavesWhitespaceKeys,
+    SetManyDropsNonAsciiKeys,
+    AddTruncatesKeysTo(usize),
+    AddFalseForKeysOver(usize),
+    KeysNeedingEncodingStoredAsHex,
+    // TTLs over entries, and rounding.
+    ZeroTtlIgnoredWithoutPreviousTtl,
+    TtlIgnoredOverEntryWithoutOne,
+    TtlCountedFromFirstWrite,
+    TtlsRoundedToNearestSecond,
+    SetManyTtlsRoundedDown,
+    AddTtlsRoundedDown,
+    AddWithoutTtlGetsTtl(Duration),
+    // Values, limits and what is declared.
+    SentinelValuesReadAsMiss,
+    AddLargestValueRejected,
+    DeclaresNoAddButAdds,
+    DeclaresNoAddButStoresThenRefuses,
+    DeclaresNoClearButIgnoresIt,
+    DeclaresNoClearButClearsThenRefuses,
 }
 
 use Defect::*;
+
+/// Batches longer than this are where the defects of long batches show.
+const SHORT_BATCH: usize = 16;
 
 /// The reference's TTL granularity for a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,6 +301,206 @@ const SECOND: Duration = Duration::from_secs(1);
 
 /// Every step of every check, and the defect that makes it fail.
 const CASES: &[Case] = &[
+    // Long batches.
+    case(
+        GetManyLosesEarlierDuplicatesInLongBatches,
+        "test_get_many_answers_duplicate_keys_at_each_position",
+        &["of 40 keys naming \"tck:dup\" first and last", "answer 0"],
+    ),
+    case(
+        SetManyFirstValueWinsInLongBatches,
+        "test_set_many_stores_every_entry_with_the_ttl",
+        &["get(\"tck:sm-many-9\") after set_many of 21 entries, the tenth named again last"],
+    ),
+    case(
+        SetManyTtlOnlyOnFirstSixteen,
+        "test_set_many_stores_every_entry_with_the_ttl",
+        &["get(\"tck:sm-17\")", "ttl (20 entries)"],
+    ),
+    case(
+        GetManyIgnoresExpiryInLongBatches,
+        "test_get_many_agrees_with_get_after_overwrite_delete_and_expiry",
+        &[
+            "20 keys never written first",
+            "answer 22 (\"tck:gm-expired\")",
+        ],
+    ),
+    case(
+        DeleteManyCountsExpiredInLongBatches,
+        "test_delete_many_does_not_count_expired_entries",
+        &[
+            "delete_many of 20 keys never written",
+            "expected Ok(1), got Ok(2)",
+        ],
+    ),
+    case(
+        LongBatchesUnchecked(Op::GetMany),
+        "test_empty_key_is_invalid_on_every_operation",
+        &["get_many of 20 keys, then \"\""],
+    ),
+    case(
+        LongBatchesUnchecked(Op::SetMany),
+        "test_empty_key_is_invalid_on_every_operation",
+        &["set_many of 20 entries, then one under \"\""],
+    ),
+    case(
+        LongBatchesUnchecked(Op::DeleteMany),
+        "test_empty_key_is_invalid_on_every_operation",
+        &["delete_many of \"tck:kept\" and 19 keys, then \"\""],
+    ),
+    case(
+        LongBatchesValidatedWhileWriting(Op::SetMany),
+        "test_empty_key_is_invalid_on_every_operation",
+        &["after a refused set_many of 20 entries, then one under \"\""],
+    ),
+    case(
+        LongBatchesValidatedWhileWriting(Op::DeleteMany),
+        "test_empty_key_is_invalid_on_every_operation",
+        &["after a refused delete_many of 20 keys, then \"\""],
+    ),
+    case(
+        SetManyChecksSizesWhileWritingLongBatches,
+        "test_value_over_limit_is_rejected_and_harms_nothing",
+        &["after a refused set_many of 20 small values and an oversized one"],
+    ),
+    // Every operation on long and special keys.
+    case(
+        SetManyRefusesKeysOver(250),
+        "test_long_keys_round_trip",
+        &["set_many of 3 long keys"],
+    ),
+    case(
+        ExistsFalseForKeysOver(250),
+        "test_long_keys_round_trip",
+        &[
+            "exists(",
+            "after set and set_many of long keys",
+            "expected Ok(true)",
+        ],
+    ),
+    case(
+        GetManyMissesWhitespaceKeys,
+        "test_keys_with_spaces_control_characters_and_non_ascii_round_trip",
+        &[
+            "get_many([",
+            "after set and set_many of special keys, answer 0",
+        ],
+    ),
+    case(
+        DeleteOfNonAsciiKeyReportsFalse,
+        "test_keys_with_spaces_control_characters_and_non_ascii_round_trip",
+        &["delete(\"ünïcödé\") of a special key"],
+    ),
+    case(
+        DeleteManySkipsNonAsciiKeys,
+        "test_keys_with_spaces_control_characters_and_non_ascii_round_trip",
+        &["delete_many of 9 live special keys", "expected Ok(9)"],
+    ),
+    case(
+        DeleteManyLeavesWhitespaceKeys,
+        "test_keys_with_spaces_control_characters_and_non_ascii_round_trip",
+        &["after delete and delete_many of special keys"],
+    ),
+    case(
+        SetManyDropsNonAsciiKeys,
+        "test_keys_with_spaces_control_characters_and_non_ascii_round_trip",
+        &["get(\"emoji 🦀🚀\") after set and set_many of special keys"],
+    ),
+    case(
+        ExistsSeesDeletedEntries,
+        "test_long_keys_round_trip",
+        &["exists(", "after delete and delete_many of long keys"],
+    ),
+    case(
+        AddTruncatesKeysTo(250),
+        "test_long_keys_round_trip",
+        &["after add of a long key"],
+    ),
+    case(
+        AddFalseForKeysOver(250),
+        "test_long_keys_round_trip",
+        &["of a removed long key", "expected Ok(true), got Ok(false)"],
+    ),
+    case(
+        KeysNeedingEncodingStoredAsHex,
+        "test_distinct_keys_never_collide",
+        &["after setting many alike keys"],
+    ),
+    // TTLs.
+    case(
+        ZeroTtlIgnoredWithoutPreviousTtl,
+        "test_zero_ttl_stores_nothing_and_removes_previous_value",
+        &["after set without ttl, then set with a zero ttl"],
+    ),
+    case(
+        TtlIgnoredOverEntryWithoutOne,
+        "test_set_of_the_same_value_still_replaces_the_ttl",
+        &["set(\"same\", None) then set(\"same\", 300ms)"],
+    ),
+    case(
+        TtlCountedFromFirstWrite,
+        "test_overwrite_with_a_longer_ttl_extends_the_entry",
+        &["get(\"tck:ttl-restarted-0\")", "again"],
+    ),
+    coarse(
+        TtlCountedFromFirstWrite,
+        "test_overwrite_with_a_longer_ttl_extends_the_entry",
+        &["get(\"tck:ttl-restarted-0\")", "again"],
+    ),
+    case(
+        TtlsRoundedToNearestSecond,
+        "test_ttls_of_seconds_are_kept_to_the_granularity",
+        &["1.15s into a 1.4s ttl given by set"],
+    ),
+    case(
+        SetManyTtlsRoundedDown,
+        "test_ttls_of_seconds_are_kept_to_the_granularity",
+        &["1.3s into a 1.9s ttl given by set_many"],
+    ),
+    case(
+        AddTtlsRoundedDown,
+        "test_ttls_of_seconds_are_kept_to_the_granularity",
+        &["1.3s into a 1.9s ttl given by add"],
+    ),
+    case(
+        AddWithoutTtlGetsTtl(Duration::from_secs(3)),
+        "test_entries_without_ttl_outlive_every_ttl_of_the_run",
+        &["get(\"tck:none-add\")", "without ttl by add"],
+    ),
+    // Values, limits and what is declared.
+    case(
+        SentinelValuesReadAsMiss,
+        "test_binary_values_round_trip",
+        &["get(\"tck:binary-null\") after set of binary bytes"],
+    ),
+    case(
+        AddLargestValueRejected,
+        "test_largest_value_round_trips",
+        &["add of 1048576 bytes (the declared limit) under an absent key"],
+    ),
+    case(
+        DeclaresNoAddButAdds,
+        "test_declared_limits_are_within_the_contract",
+        &[
+            "add of an absent key on a backend that declares no atomic add",
+            "Ok(true)",
+        ],
+    ),
+    case(
+        DeclaresNoAddButStoresThenRefuses,
+        "test_declared_limits_are_within_the_contract",
+        &["after add on a backend that declares no atomic add"],
+    ),
+    case(
+        DeclaresNoClearButIgnoresIt,
+        "test_declared_limits_are_within_the_contract",
+        &["clear on a backend that declares no clear", "Ok(())"],
+    ),
+    case(
+        DeclaresNoClearButClearsThenRefuses,
+        "test_declared_limits_are_within_the_contract",
+        &["after clear on a backend that declares no clear"],
+    ),
     // Long TTLs, reads during a TTL.
     case(
         TtlsCappedAt(Duration::from_secs(5)),
@@ -671,7 +909,7 @@ const CASES: &[Case] = &[
     case(
         LongKeysCollideByLength,
         "test_long_keys_round_trip",
-        &["after set of a long key"],
+        &["after set and set_many of long keys"],
     ),
     case(
         DeleteMissesKeysOver(250),
@@ -1365,7 +1603,10 @@ const CASES: &[Case] = &[
     case(
         TtlsRoundedDownToWholeSeconds,
         "test_ttls_of_seconds_are_kept_to_the_granularity",
-        &["get(\"tck:seconds-fractional-0\")", "into a 1.9s ttl"],
+        &[
+            "get(\"tck:seconds-1900-set-0\")",
+            "into a 1.9s ttl given by set",
+        ],
     ),
     case(
         LongTtlMisreadJustPastThirtyDays,
@@ -1408,7 +1649,7 @@ const CASES: &[Case] = &[
     case(
         SetManyStoresFirstEight,
         "test_set_many_stores_every_entry_with_the_ttl",
-        &["get(\"tck:sm-many-8\") after set_many of 20 entries"],
+        &["get(\"tck:sm-many-8\") after set_many of 21 entries"],
     ),
     case(
         DeleteManyStopsAtSixteen,
@@ -1463,6 +1704,8 @@ struct State {
     refused_a_value: bool,
     /// The TTL, in ticks, each entry with one was last written with.
     ttl_ticks: HashMap<String, u128>,
+    /// The tick at which each entry was written while absent.
+    first_write: HashMap<String, u128>,
 }
 
 /// Where a key is used, for defects that encode keys on one path only.
@@ -1578,6 +1821,12 @@ impl Reference {
         {
             key = format!("b64:{key}");
         }
+        if self.has(KeysNeedingEncodingStoredAsHex) && key.bytes().any(|b| !b.is_ascii_graphic()) {
+            key = format!(
+                "hex:{}",
+                key.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+            );
+        }
         if self.has(WritesStayOnTheirThread) {
             key = format!("{:?}/{key}", std::thread::current().id());
         }
@@ -1652,6 +1901,9 @@ impl Reference {
         }
         if self.has(TtlsRoundedDownToWholeSeconds) && ttl > SECOND {
             ttl = Duration::from_secs(ttl.as_secs());
+        }
+        if self.has(TtlsRoundedToNearestSecond) && ttl > SECOND && ttl < SECOND * 100 {
+            ttl = Duration::from_secs((ttl.as_millis() as u64 + 500) / 1000);
         }
         if let Some(ExpiresLate(late)) = self.defect {
             ttl = ttl.saturating_add(late);
@@ -1785,7 +2037,10 @@ impl Reference {
         }
         let expires = match ttl {
             Some(ttl) if ttl.is_zero() && !self.has(ZeroTtlStoredForever) => {
-                if !(self.has(ZeroTtlIgnoredOnExistingKey) && previous.is_some()) {
+                let ignored = (self.has(ZeroTtlIgnoredOnExistingKey) && previous.is_some())
+                    || (self.has(ZeroTtlIgnoredWithoutPreviousTtl)
+                        && previous.as_ref().is_some_and(|p| p.expires.is_none()));
+                if !ignored {
                     self.lock().entries.remove(native);
                 }
                 return Ok(());
@@ -1796,6 +2051,20 @@ impl Reference {
                 previous.as_ref().and_then(|p| p.expires)
             }
             Some(_) if self.has(OverwriteDropsTtl) && previous.is_some() => None,
+            Some(_)
+                if self.has(TtlIgnoredOverEntryWithoutOne)
+                    && previous.as_ref().is_some_and(|p| p.expires.is_none()) =>
+            {
+                None
+            }
+            Some(ttl)
+                if self.has(TtlCountedFromFirstWrite)
+                    && previous.as_ref().is_some_and(|p| p.expires.is_some()) =>
+            {
+                let since = self.lock().first_write.get(native).copied();
+                let ticks = ttl.as_nanos().div_ceil(self.granularity.as_nanos());
+                since.map(|since| since + ticks)
+            }
             None if (self.has(SetWithoutTtlKeepsOldTtl) && !batch
                 || self.has(SetManyNoneKeepsOldTtl) && batch)
                 && previous.is_some() =>
@@ -1836,6 +2105,9 @@ impl Reference {
             if let Some(expires) = stored.expires {
                 let ticks = expires.saturating_sub(self.tick());
                 state.ttl_ticks.insert(native.to_owned(), ticks);
+            }
+            if previous.is_none() {
+                state.first_write.insert(native.to_owned(), self.tick());
             }
             state.entries.insert(native.to_owned(), stored);
             state.last_written = Some(value.clone());
@@ -1905,6 +2177,7 @@ impl Reference {
             }
             Some(_) if self.has(GetAnswersTheLatestWriteOfAnyKey) => state.last_written.clone(),
             Some(value) if value.is_empty() && self.has(EmptyValueReadAsMiss) => None,
+            Some(value) if &value[..] == b"null" && self.has(SentinelValuesReadAsMiss) => None,
             Some(value) if self.has(ValuesTruncated) => Some(value.slice(..value.len().min(16))),
             Some(value) if self.has(LargeValuesLoseLastByte) && value.len() > 1000 => {
                 Some(value.slice(..value.len() - 1))
@@ -2026,6 +2299,9 @@ impl Cache for Reference {
 
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         self.check_key(key, Op::Delete)?;
+        if self.has(DeleteOfNonAsciiKeyReportsFalse) && !key.is_ascii() && key.len() <= 250 {
+            return Ok(false);
+        }
         self.forget_near(key);
         Ok(self.remove(key))
     }
@@ -2042,7 +2318,10 @@ impl Cache for Reference {
         if self.has(LoneEmptyKeyAcceptedByBatches) && keys == [""] {
             return Ok(vec![None]);
         }
-        self.check_keys(keys.iter().copied(), Op::GetMany)?;
+        let long = keys.len() > SHORT_BATCH;
+        if !(long && self.has(LongBatchesUnchecked(Op::GetMany))) {
+            self.check_keys(keys.iter().copied(), Op::GetMany)?;
+        }
         let mut values = Vec::new();
         let mut seen = HashSet::new();
         for key in keys {
@@ -2057,7 +2336,9 @@ impl Cache for Reference {
                     state.deleted.get(&native)
                 } else if self.has(ClearLeavesGetManyAnswers) {
                     state.cleared.get(&native)
-                } else if self.has(GetManyIgnoresExpiry) {
+                } else if self.has(GetManyIgnoresExpiry)
+                    || (long && self.has(GetManyIgnoresExpiryInLongBatches))
+                {
                     state.entries.get(&native)
                 } else {
                     None
@@ -2068,6 +2349,9 @@ impl Cache for Reference {
                 value = state.first_values.get(&native).cloned();
             }
             if self.has(GetManyReadsEmptyAsMiss) && value.as_ref().is_some_and(Bytes::is_empty) {
+                value = None;
+            }
+            if self.has(GetManyMissesWhitespaceKeys) && key.chars().any(char::is_whitespace) {
                 value = None;
             }
             drop(state);
@@ -2083,6 +2367,16 @@ impl Cache for Reference {
         }
         if self.has(GetManyMisordersLongBatches) && values.len() > 100 {
             values[100..].reverse();
+        }
+        if long && self.has(GetManyLosesEarlierDuplicatesInLongBatches) {
+            // Answers kept by key: a key named again takes the answer of its last place.
+            let last: HashMap<&str, usize> =
+                keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+            for (i, key) in keys.iter().enumerate() {
+                if last[key] != i {
+                    values[i] = None;
+                }
+            }
         }
         Ok(values)
     }
@@ -2102,10 +2396,20 @@ impl Cache for Reference {
         {
             return Ok(());
         }
-        if !self.has(SetManyWritesBeforeValidating) {
+        let long = entries.len() > SHORT_BATCH;
+        let late_keys = self.has(SetManyWritesBeforeValidating)
+            || (long && self.has(LongBatchesValidatedWhileWriting(Op::SetMany)));
+        let late_sizes = self.has(SetManyWritesBeforeCheckingSizes)
+            || (long && self.has(SetManyChecksSizesWhileWritingLongBatches));
+        if !(late_keys || long && self.has(LongBatchesUnchecked(Op::SetMany))) {
             self.check_keys(entries.iter().map(|(key, _)| *key), Op::SetMany)?;
         }
-        if !self.has(SetManyWritesBeforeCheckingSizes) && !self.has(SetManyAcceptsOversized) {
+        if let Some(SetManyRefusesKeysOver(len)) = self.defect {
+            if entries.iter().any(|(key, _)| key.len() > len) {
+                return Err(backend_error("key too long"));
+            }
+        }
+        if !late_sizes && !self.has(SetManyAcceptsOversized) {
             for (_, value) in entries {
                 self.check_value(value)?;
             }
@@ -2139,22 +2443,30 @@ impl Cache for Reference {
         if self.has(SetManyMaxTtlDropsLastEntry) && ttl == Some(Duration::MAX) {
             written.pop();
         }
-        if self.has(SetManyFirstValueWins) {
+        if self.has(SetManyFirstValueWins) || (long && self.has(SetManyFirstValueWinsInLongBatches))
+        {
             let mut seen = HashSet::new();
             written.retain(|(key, _)| seen.insert(*key));
+        }
+        if self.has(SetManyDropsNonAsciiKeys) {
+            written.retain(|(key, _)| key.is_ascii());
         }
         if self.has(SetManySkipsEmptyValues) {
             written.retain(|(_, value)| !value.is_empty());
         }
         for (i, (key, value)) in written.into_iter().enumerate() {
-            if self.has(SetManyWritesBeforeValidating) {
+            if late_keys {
                 self.check_key(key, Op::SetMany)?;
             }
-            if self.has(SetManyWritesBeforeCheckingSizes) {
+            if late_sizes {
                 self.check_value(value)?;
             }
-            let ttl = if self.has(SetManyTtlOnlyOnFirstEntry) && i > 0 {
+            let ttl = if (self.has(SetManyTtlOnlyOnFirstEntry) && i > 0)
+                || (self.has(SetManyTtlOnlyOnFirstSixteen) && i >= SHORT_BATCH)
+            {
                 None
+            } else if self.has(SetManyTtlsRoundedDown) {
+                ttl.map(|ttl| Duration::from_secs(ttl.as_secs().max(1)))
             } else {
                 ttl
             };
@@ -2185,9 +2497,19 @@ impl Cache for Reference {
         if self.has(LoneEmptyKeyAcceptedByBatches) && keys == [""] {
             return Ok(0);
         }
-        if !self.has(DeleteManyDeletesBeforeValidating) {
+        let long = keys.len() > SHORT_BATCH;
+        let late_keys = self.has(DeleteManyDeletesBeforeValidating)
+            || (long && self.has(LongBatchesValidatedWhileWriting(Op::DeleteMany)));
+        if !(late_keys || long && self.has(LongBatchesUnchecked(Op::DeleteMany))) {
             self.check_keys(keys.iter().copied(), Op::DeleteMany)?;
         }
+        let ascii: Vec<&str>;
+        let keys = if self.has(DeleteManySkipsNonAsciiKeys) {
+            ascii = keys.iter().copied().filter(|key| key.is_ascii()).collect();
+            &ascii[..]
+        } else {
+            keys
+        };
         let keys = if self.has(DeleteManyStopsAtSixteen) {
             &keys[..keys.len().min(16)]
         } else {
@@ -2198,14 +2520,20 @@ impl Cache for Reference {
             .rposition(|key| self.read(key, Path::Read).is_some());
         let mut removed = 0;
         for (i, key) in keys.iter().enumerate() {
-            if self.has(DeleteManyDeletesBeforeValidating) {
+            if late_keys {
                 self.check_key(key, Op::DeleteMany)?;
             }
             let native = self.key_for(key, Path::Delete);
+            if self.has(DeleteManyLeavesWhitespaceKeys) && key.chars().any(char::is_whitespace) {
+                removed += usize::from(self.read(key, Path::Read).is_some());
+                continue;
+            }
             let counted = {
                 let state = self.lock();
                 let stored = state.entries.get(&native);
-                (self.has(DeleteManyCountsExpired) && stored.is_some())
+                ((self.has(DeleteManyCountsExpired)
+                    || (long && self.has(DeleteManyCountsExpiredInLongBatches)))
+                    && stored.is_some())
                     || (self.has(ClearLeavesDeleteManyCounting)
                         && state.cleared.contains_key(&native))
             };
@@ -2245,6 +2573,35 @@ impl Cache for Reference {
     ) -> Result<bool, CacheError> {
         if self.has(AddUnsupported) {
             return Err(CacheError::Unsupported { operation: "add" });
+        }
+        if self.has(DeclaresNoAddButStoresThenRefuses) {
+            self.set(key, value, ttl).await?;
+            return Err(CacheError::Unsupported { operation: "add" });
+        }
+        let truncated;
+        let key = match self.defect {
+            Some(AddTruncatesKeysTo(len)) => {
+                truncated = truncate(key, len);
+                truncated.as_str()
+            }
+            Some(AddFalseForKeysOver(len)) if key.len() > len => return Ok(false),
+            _ => key,
+        };
+        let ttl = match ttl {
+            None => match self.defect {
+                Some(AddWithoutTtlGetsTtl(given)) => Some(given),
+                _ => None,
+            },
+            Some(ttl) if self.has(AddTtlsRoundedDown) && ttl > SECOND => {
+                Some(Duration::from_secs(ttl.as_secs()))
+            }
+            other => other,
+        };
+        if self.has(AddLargestValueRejected) && value.len() >= self.limits().max_value_size {
+            return Err(CacheError::ValueTooLarge {
+                size: value.len(),
+                limit: self.limits().max_value_size,
+            });
         }
         if self.has(PanicsOffTheCallerThread) && std::thread::current().name().is_none() {
             std::panic::panic_any(DELIBERATE_PANIC);
@@ -2414,6 +2771,9 @@ impl Cache for Reference {
 
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         self.check_key(key, Op::Exists)?;
+        if matches!(self.defect, Some(ExistsFalseForKeysOver(len)) if key.len() > len) {
+            return Ok(false);
+        }
         if self.has(ExistsAlwaysFalse) {
             return Ok(false);
         }
@@ -2433,6 +2793,9 @@ impl Cache for Reference {
     }
 
     async fn clear(&self) -> Result<(), CacheError> {
+        if self.has(DeclaresNoClearButIgnoresIt) {
+            return Ok(());
+        }
         let mut state = self.lock();
         if self.has(ClearUnsupported) {
             return Err(CacheError::Unsupported { operation: "clear" });
@@ -2447,6 +2810,10 @@ impl Cache for Reference {
         state.clear_is_clean = true;
         if self.has(ClearDoesNothing) {
             return Ok(());
+        }
+        if self.has(DeclaresNoClearButClearsThenRefuses) {
+            state.entries.clear();
+            return Err(CacheError::Unsupported { operation: "clear" });
         }
         let added = std::mem::take(&mut state.added);
         let mut walked = 0;
@@ -2486,10 +2853,20 @@ impl Cache for Reference {
             MAX_VALUE_SIZE
         };
         // Declares every optional operation, so that the checks of each run and a
-        // defect in one is caught.
-        Limits::new(granularity, max_value_size)
-            .with_clear()
-            .with_atomic_add()
+        // defect in one is caught; but for the defects of declaring less than it does.
+        let limits = Limits::new(granularity, max_value_size);
+        let limits = if self.has(DeclaresNoClearButIgnoresIt)
+            || self.has(DeclaresNoClearButClearsThenRefuses)
+        {
+            limits
+        } else {
+            limits.with_clear()
+        };
+        if self.has(DeclaresNoAddButAdds) || self.has(DeclaresNoAddButStoresThenRefuses) {
+            limits
+        } else {
+            limits.with_atomic_add()
+        }
     }
 }
 

@@ -113,9 +113,12 @@ pub enum Error {
     /// and needs one.
     #[error("get_or_set needs a Tokio runtime: its factory runs as a task of the runtime it is called in")]
     NoRuntime,
-    /// A factory called `get_or_set` for the key it is computing: it would wait for
+    /// A factory called `get_or_set` for the key it is computing, or for a key whose
+    /// run waits (through the runs of other keys) for its own: it would wait for
     /// itself forever.
-    #[error("the factory of {key:?} asked for {key:?} again: it would wait for itself")]
+    #[error(
+        "a factory asked for {key:?}, whose run waits for that factory: it would wait for itself"
+    )]
     Recursive {
         /// The key.
         key: String,

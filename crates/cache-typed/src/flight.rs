@@ -16,6 +16,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, PoisonError,
     },
+    time::Duration,
 };
 
 use futures::{
@@ -24,7 +25,15 @@ use futures::{
     FutureExt,
 };
 
-use crate::{error::FlightError, stored::Stored};
+use crate::{
+    error::FlightError,
+    stored::{now_ms, Stored},
+};
+
+/// The longest a run that has its value stays in the map for the value's write: past
+/// it (a backend whose write hangs), later callers start a run of their own, as they
+/// do once the value's TTL is over, whichever comes first. The write goes on meanwhile.
+pub(crate) const LONGEST_LANDING: Duration = Duration::from_secs(1);
 
 pub(crate) type Outcome<V> = Result<Arc<Stored<V>>, FlightError>;
 
@@ -47,6 +56,24 @@ type Running<V> = Arc<Mutex<HashMap<String, (u64, Flight<V>)>>>;
 pub(crate) struct Flights<V> {
     running: Running<V>,
     next_id: AtomicU64,
+    /// Which run waits for which: one `(waiter, awaited)` pair per factory waiting for
+    /// another key's run, so that a cycle through other keys is found, not waited out.
+    waits: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+/// A factory's wait for another key's run, in [`Flights::waits`] until dropped.
+pub(crate) struct Waiting {
+    waits: Arc<Mutex<Vec<(String, String)>>>,
+    edge: (String, String),
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let mut waits = self.waits.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = waits.iter().position(|edge| *edge == self.edge) {
+            waits.swap_remove(at);
+        }
+    }
 }
 
 /// Removes a run's entry when the run ends, unless another run has replaced it.
@@ -81,6 +108,7 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
         Self {
             running: Arc::new(Mutex::new(HashMap::new())),
             next_id: AtomicU64::new(0),
+            waits: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -133,12 +161,28 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
                     None,
                 )
             });
+            // How long the run stays for its write: a value is there for callers
+            // arriving before it is written, while it is fresh; a failure is not
+            // handed to them (they try again), its lock's release goes on alone.
+            let stay = match &outcome {
+                Ok(stored) => stored.logical_expiry_ms.map_or(LONGEST_LANDING, |expiry| {
+                    Duration::from_millis(expiry.saturating_sub(now_ms())).min(LONGEST_LANDING)
+                }),
+                Err(_) => Duration::ZERO,
+            };
             // Nobody may be waiting any more (an eager refresh, callers gone).
             let _ = answer.send(outcome);
             if let Some(after) = after {
                 // A panic in the write (a backend's) is the write's failure alone: the
                 // value has been handed out already.
-                let _ = AssertUnwindSafe(after).catch_unwind().await;
+                let after = AssertUnwindSafe(after).catch_unwind();
+                tokio::pin!(after);
+                if tokio::time::timeout(stay, after.as_mut()).await.is_err() {
+                    drop(landing);
+                    drop(done);
+                    let _ = after.await;
+                    return;
+                }
             }
             drop(landing);
             drop(done);
@@ -146,12 +190,41 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
         Ok((flight, Role::Started))
     }
 
-    /// Whether the calling task is this map's run for `key`: a factory asking for its
-    /// own key, which would wait for itself.
-    pub(crate) fn is_running_in_caller(&self, key: &str) -> bool {
-        RUNNING_FOR
-            .try_with(|(map, running)| *map == self.address() && running == key)
-            .unwrap_or(false)
+    /// Records that the calling task, when it is one of this map's runs (a factory),
+    /// is about to wait for the run of `key`; `Err(())` when that would close a cycle
+    /// (the factory of `key` asks for `key` itself, or waits, through the runs of other
+    /// keys, for the run of this one), which would wait for good. `Ok(None)` for a
+    /// caller that is not a run.
+    pub(crate) fn wait_for(&self, key: &str) -> Result<Option<Waiting>, ()> {
+        let Some(waiter) = RUNNING_FOR
+            .try_with(|(map, running)| (*map == self.address()).then(|| running.clone()))
+            .ok()
+            .flatten()
+        else {
+            return Ok(None);
+        };
+        let mut waits = self.waits.lock().unwrap_or_else(PoisonError::into_inner);
+        // Every run `key` waits for, directly or through others: a cycle when the
+        // waiter is among them.
+        let mut reached = vec![key];
+        let mut next = 0;
+        while let Some(&at) = reached.get(next) {
+            if at == waiter {
+                return Err(());
+            }
+            for (from, to) in waits.iter() {
+                if from == at && !reached.contains(&to.as_str()) {
+                    reached.push(to);
+                }
+            }
+            next += 1;
+        }
+        let edge = (waiter, key.to_owned());
+        waits.push(edge.clone());
+        Ok(Some(Waiting {
+            waits: Arc::clone(&self.waits),
+            edge,
+        }))
     }
 
     fn address(&self) -> usize {

@@ -54,8 +54,8 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
     /// [`Error::Cache`] for an invalid key or, with [`ReadErrors::Propagate`], a
     /// backend error on read; never when fail-safe has a stale value to serve instead.
     /// On a miss, [`Error::NoRuntime`] when called outside a Tokio runtime,
-    /// [`Error::Recursive`] when the factory of `key` asks for `key` again (it would
-    /// wait for itself), and [`Error::Cancelled`] when the run's runtime shuts down
+    /// [`Error::Recursive`] when the factory of `key` asks for `key` again, or for a key
+    /// whose run waits for this one's (it would wait for itself), and [`Error::Cancelled`] when the run's runtime shuts down
     /// before it ends.
     pub async fn get_or_set<F, Fut>(
         &self,
@@ -192,11 +192,10 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
                 double_check = false;
             }
         }
-        if inner.flights.is_running_in_caller(key) {
-            return Err(Error::Recursive {
-                key: key.to_owned(),
-            });
-        }
+        // Held while this call waits: a factory waiting for a run that waits for it.
+        let _waiting = inner.flights.wait_for(key).map_err(|()| Error::Recursive {
+            key: key.to_owned(),
+        })?;
         let (flight, role) = inner.flights.join_or_start(key, || {
             let inner = Arc::clone(inner);
             fly(
@@ -279,7 +278,8 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
     /// Waits for the run's outcome, no longer than the soft timeout when a stale value
     /// can stand in, nor than the hard timeout; then, for a value, for its write to the
     /// cache (so that what the caller got is what the next reader finds), within the
-    /// same bound: past it, the caller gets the value and the write ends in the
+    /// same bound, and no longer than the run stays for it (`flight::LONGEST_LANDING`,
+    /// or the value's TTL): past it, the caller gets the value and the write ends in the
     /// background. A write that hangs (a frozen server) never turns a computed value
     /// into a timeout.
     async fn wait(

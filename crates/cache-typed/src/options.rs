@@ -40,8 +40,12 @@ pub struct DistributedLock {
 
 impl DistributedLock {
     /// A lock entry that expires after `ttl` (give it more than the factory's usual
-    /// run time); losers wait up to `ttl` for the value.
+    /// run time); losers wait up to `ttl` for the value. A zero `ttl` is taken as 1 ms
+    /// (rounded up to the backend's TTL granularity when the lock is taken): an entry
+    /// of no time would never be stored, and every miss would wait out `wait` for a
+    /// lock nobody can hold.
     pub fn new(ttl: Duration) -> Self {
+        let ttl = ttl.max(Duration::from_millis(1));
         Self { ttl, wait: ttl }
     }
 
@@ -171,9 +175,11 @@ impl EntryOptions {
     /// The caller waits at most `timeout` for the factory, then gets
     /// [`Error::Timeout`](crate::Error::Timeout); the factory keeps running in the
     /// background and stores its value when it finishes. The time counts from the
-    /// start of the run, whose last look at the backend before the factory (and the
-    /// distributed lock) it includes; the first read of the call is bounded by the
-    /// backend's own timeouts, not by this one. A value the factory returned in time is
+    /// moment the caller starts waiting for the run (for the caller that starts it, the
+    /// run's start, whose last look at the backend before the factory and the
+    /// distributed lock it includes; for a caller that joins a run under way, its
+    /// joining); the first read of the call is bounded by the backend's own timeouts,
+    /// not by this one. A value the factory returned in time is
     /// the caller's even when its write to the backend is not done by then (a frozen
     /// server): the write ends in the background.
     pub fn hard_timeout(mut self, timeout: Duration) -> Self {

@@ -288,6 +288,14 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
         self.inner
             .write(key, bytes, self.inner.physical_ttl(options, logical))
             .await?;
+        self.written(key, value, &times, options);
+        Ok(())
+    }
+
+    /// After a write of `value` under `key`: the value fail-safe kept for the key, and
+    /// its throttle, are dropped; with fail-safe in `options`, this value is kept in
+    /// their place.
+    fn written(&self, key: &str, value: &V, times: &Stored<()>, options: &EntryOptions) {
         self.inner.fallback.forget(key);
         if options.fail_safe {
             let stored = Arc::new(Stored {
@@ -299,7 +307,6 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
                 .fallback
                 .remember(key, &stored, options.fail_safe_max_duration);
         }
-        Ok(())
     }
 
     /// Removes `key` (and the value fail-safe kept for it in the process); `true` when
@@ -343,7 +350,9 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
         self.set_many_with(entries, &self.inner.defaults).await
     }
 
-    /// As [`set_many`](Self::set_many), with `options`.
+    /// As [`set_many`](Self::set_many), with `options`. As after
+    /// [`set_with`](Self::set_with), the value fail-safe kept for each key, and its
+    /// throttle, are dropped; with fail-safe in `options`, the new value is kept instead.
     ///
     /// # Errors
     ///
@@ -354,14 +363,22 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
         options: &EntryOptions,
     ) -> Result<(), Error> {
         let logical = crate::jitter::apply(options.ttl, options.jitter);
+        let mut times = Vec::with_capacity(entries.len());
         let encoded = entries
             .iter()
-            .map(|(key, value)| Ok((*key, self.inner.encode(value, logical)?.0)))
+            .map(|(key, value)| {
+                let (bytes, written) = self.inner.encode(value, logical)?;
+                times.push(written);
+                Ok((*key, bytes))
+            })
             .collect::<Result<Vec<(&str, Bytes)>, Error>>()?;
         self.inner
             .cache
             .set_many(&encoded, Some(self.inner.physical_ttl(options, logical)))
             .await?;
+        for ((key, value), written) in entries.iter().zip(&times) {
+            self.written(key, value, written, options);
+        }
         Ok(())
     }
 
@@ -435,9 +452,20 @@ impl<V: Value, C: Codec> Inner<V, C> {
     }
 
     /// [`decode`](Self::decode), with a failure logged and counted, and read as a miss.
+    /// A codec's own message is left out of the log: it may quote the stored value
+    /// (serde_json's `invalid type: string "…"`), and values are the application's data.
     pub(crate) fn decode_logged(&self, bytes: &[u8]) -> Option<Stored<V>> {
         self.decode(bytes)
-            .map_err(|err| telemetry::decode_failed(self.label, &err))
+            .map_err(|err| match err {
+                DecodeError::Codec(err) => telemetry::decode_failed(
+                    self.label,
+                    &format_args!(
+                        "{} codec: the payload is not an encoding of the value type",
+                        err.codec()
+                    ),
+                ),
+                other => telemetry::decode_failed(self.label, &other),
+            })
             .ok()
     }
 

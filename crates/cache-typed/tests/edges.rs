@@ -1,7 +1,8 @@
 //! `get_or_set` at its edges: called outside a runtime, a runtime that shuts down under
-//! a run, a factory asking for its own key, throttles too long for the clock, a failed
-//! eager refresh, a `set` during a throttle, TTLs the backend cannot keep and TTLs
-//! under a millisecond.
+//! a run, a factory asking for its own key (or for one whose run waits for it), a write
+//! that hangs, throttles too long for the clock, a failed eager refresh, a `set` or
+//! `set_many` during a throttle, TTLs the backend cannot keep and TTLs under a
+//! millisecond.
 
 mod common;
 
@@ -130,6 +131,117 @@ async fn a_factory_asking_for_its_own_key_is_refused() {
         })
         .await;
     assert_eq!(nested.unwrap(), 6);
+}
+
+/// Two factories that ask for each other's key: the second ask gets `Recursive` instead
+/// of the two runs waiting for each other for good, and both keys stay usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factories_asking_for_each_others_key_are_refused() {
+    let cache = numbers(memory());
+    let (for_a, for_b) = (cache.clone(), cache.clone());
+    let a = within(
+        "a cycle through two keys",
+        cache.try_get_or_set("a", cache.options(), move || async move {
+            let b = for_a
+                .try_get_or_set("b", for_a.options(), move || async move {
+                    match for_b.get_or_set("a", for_b.options(), || async { 1 }).await {
+                        Err(Error::Recursive { key }) => {
+                            Ok::<_, std::io::Error>(key.len() as u64 + 10)
+                        }
+                        other => panic!("expected Recursive, got {other:?}"),
+                    }
+                })
+                .await
+                .unwrap();
+            Ok::<_, std::io::Error>(b + 100)
+        }),
+    )
+    .await;
+    assert_eq!(a.unwrap(), 111);
+    assert_eq!(cache.get("b").await.unwrap(), Some(11));
+    let again = within(
+        "a fresh run of a key of the cycle",
+        cache.get_or_set("c", cache.options(), || async { 3 }),
+    )
+    .await;
+    assert_eq!(again.unwrap(), 3);
+}
+
+/// A backend whose writes hang until told otherwise.
+struct WritesHang {
+    inner: Arc<dyn Cache>,
+    hang: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl cache_api::CacheWrapper for WritesHang {
+    fn inner(&self) -> &dyn Cache {
+        &*self.inner
+    }
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
+        if self.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.set(key, value, ttl).await
+    }
+}
+
+/// A write that hangs neither holds the caller (no timeout given) beyond a short wait
+/// for the write, nor holds the key: once the value's TTL is over, the next call runs
+/// its factory again instead of being handed the old value as fresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_hangs_holds_neither_the_caller_nor_the_key() {
+    let backend = Arc::new(cache_api::Wrapped(WritesHang {
+        inner: memory(),
+        hang: std::sync::atomic::AtomicBool::new(true),
+    }));
+    let cache = numbers(backend.clone());
+    let options = cache.options().ttl(Duration::from_millis(100));
+    let first = within(
+        "a call whose write hangs",
+        cache.get_or_set_entry("k", options, || async { 1 }),
+    )
+    .await
+    .unwrap();
+    assert_eq!((first.value, first.stale), (1, false));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    backend.0.hang.store(false, Ordering::SeqCst);
+    let second = within(
+        "a call past the value's ttl",
+        cache.get_or_set_entry("k", options, || async { 2 }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (second.value, second.stale),
+        (2, false),
+        "the value of a run whose write never ended was served past its ttl"
+    );
+}
+
+/// `set_many_with` replaces the value fail-safe kept for each key, and its throttle, as
+/// `set_with` does: the new value is served, not the old one.
+#[tokio::test]
+async fn a_set_many_during_a_throttle_is_served() {
+    let cache = numbers(memory());
+    let options = cache
+        .options()
+        .ttl(Duration::from_millis(50))
+        .fail_safe(Duration::from_secs(60), Duration::from_secs(30));
+    let age = Duration::from_millis(80);
+    let (served, runs) = failing_calls(&cache, options, age, 1, Duration::ZERO).await;
+    assert_eq!((served, runs), (vec![(1, true)], 1));
+    cache
+        .set_many_with(&[("k", 2)], &options.ttl(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let entry = cache
+        .try_get_or_set_entry("k", options, || async {
+            Err::<u64, _>(std::io::Error::other("not called: the value is fresh"))
+        })
+        .await
+        .unwrap();
+    assert_eq!((entry.value, entry.stale), (2, false));
 }
 
 /// The entries a run of failing calls gets, `between` apart, and how many times their

@@ -8,13 +8,9 @@ use cache_api::{Bytes, Cache, CacheError};
 use super::values::timed_limits;
 use super::{
     delete, describe, exists, expect, expect_many, remove, set, short_ttl, sleep_past, KEEP,
-    LONG_TTL,
+    LONG_TTL, MANY,
 };
 use crate::failure::{CheckResult, Failure, OrFail};
-
-/// Entries in the larger batches of the checks: more than a backend that sends a batch
-/// in parts of 8 or 16 would put in one.
-const MANY: usize = 20;
 
 /// `get_many` returns one answer per key, in the order asked, `None` for misses.
 pub async fn test_get_many_keeps_order_and_reports_misses(cache: &dyn Cache) -> CheckResult {
@@ -69,7 +65,8 @@ pub async fn test_get_many_keeps_order_and_reports_misses(cache: &dyn Cache) -> 
     Ok(())
 }
 
-/// `get_many` with a key named twice answers at both positions.
+/// `get_many` with a key named twice answers at both positions, in a short batch and
+/// in one a backend may send in parts (the key first and last, a miss twice between).
 pub async fn test_get_many_answers_duplicate_keys_at_each_position(
     cache: &dyn Cache,
 ) -> CheckResult {
@@ -85,15 +82,27 @@ pub async fn test_get_many_answers_duplicate_keys_at_each_position(
         Some(Bytes::from("dup")),
         None,
     ];
-    if got == want {
-        Ok(())
-    } else {
-        Err(Failure::new(
+    if got != want {
+        return Err(Failure::new(
             format!("get_many({keys:?})"),
             format!("{want:?}"),
             format!("{got:?}"),
-        ))
+        ));
     }
+    let mut long: Vec<String> = (0..MANY * 2)
+        .map(|i| format!("tck:dup-other-{i}"))
+        .collect();
+    long[0] = "tck:dup".to_owned();
+    long[MANY * 2 - 1] = "tck:dup".to_owned();
+    long[3] = "tck:dup-missing".to_owned();
+    long[MANY + 3] = "tck:dup-missing".to_owned();
+    let refs: Vec<&str> = long.iter().map(String::as_str).collect();
+    let wanted: Vec<Option<&[u8]>> = refs
+        .iter()
+        .map(|key| (*key == "tck:dup").then_some(&b"dup"[..]))
+        .collect();
+    let context = format!("of {} keys naming \"tck:dup\" first and last", refs.len());
+    expect_many(cache, &refs, &wanted, &context).await
 }
 
 /// `get_many` agrees with `get` after an overwrite (by `set` and over `set_many`), a
@@ -137,7 +146,15 @@ pub async fn test_get_many_agrees_with_get_after_overwrite_delete_and_expiry(
     for (key, want) in keys.iter().zip(want) {
         expect(cache, key, want, &context).await?;
     }
-    expect_many(cache, &keys, &want, &context).await
+    expect_many(cache, &keys, &want, &context).await?;
+    // The same among keys never written, in a batch a backend may send in parts.
+    let padding: Vec<String> = (0..MANY).map(|i| format!("tck:gm-never-{i}")).collect();
+    let mut long: Vec<&str> = padding.iter().map(String::as_str).collect();
+    long.extend(keys);
+    let mut wanted: Vec<Option<&[u8]>> = vec![None; MANY];
+    wanted.extend(want);
+    let context = format!("{context}, {MANY} keys never written first");
+    expect_many(cache, &long, &wanted, &context).await
 }
 
 /// Bulk operations on empty lists succeed and do nothing.
@@ -197,21 +214,34 @@ pub async fn test_set_many_stores_every_entry_with_the_ttl(cache: &dyn Cache) ->
     expect(cache, "tck:sm-empty", Some(b""), "after set_many").await?;
 
     // A batch larger than a backend might cut into parts: every entry is there.
+    // Its tenth entry's key named again last, with another value: the last one wins.
     let many_keys: Vec<String> = (0..MANY).map(|i| format!("tck:sm-many-{i}")).collect();
-    let many: Vec<(&str, Bytes)> = many_keys
+    let mut many: Vec<(&str, Bytes)> = many_keys
         .iter()
         .map(|key| (key.as_str(), Bytes::copy_from_slice(key.as_bytes())))
         .collect();
+    many.push((
+        many_keys[9].as_str(),
+        Bytes::from_static(b"named again last"),
+    ));
     cache
         .set_many(&many, KEEP)
         .await
-        .or_fail(|| format!("set_many of {MANY} entries with a 1h ttl"))?;
-    for key in &many_keys {
+        .or_fail(|| format!("set_many of {} entries with a 1h ttl", many.len()))?;
+    for (i, key) in many_keys.iter().enumerate() {
+        let want = if i == 9 {
+            &b"named again last"[..]
+        } else {
+            key.as_bytes()
+        };
         expect(
             cache,
             key,
-            Some(key.as_bytes()),
-            &format!("after set_many of {MANY} entries"),
+            Some(want),
+            &format!(
+                "after set_many of {} entries, the tenth named again last",
+                many.len()
+            ),
         )
         .await?;
     }
@@ -223,23 +253,27 @@ pub async fn test_set_many_stores_every_entry_with_the_ttl(cache: &dyn Cache) ->
 
     let limits = timed_limits(cache)?;
     let ttl = short_ttl(&limits);
-    let short = [
+    let short_keys: Vec<String> = (3..=MANY).map(|i| format!("tck:sm-{i}")).collect();
+    let mut short = vec![
         ("tck:sm-1", Bytes::from("one")),
         ("tck:sm-2", Bytes::from("two")),
-        ("tck:sm-3", Bytes::from("three")),
-        ("tck:sm-4", Bytes::from("four")),
     ];
+    short.extend(
+        short_keys
+            .iter()
+            .map(|key| (key.as_str(), Bytes::from("short"))),
+    );
     cache
         .set_many(&short, Some(ttl))
         .await
-        .or_fail(|| format!("set_many of 4 entries with a {ttl:?} ttl"))?;
+        .or_fail(|| format!("set_many of {MANY} entries with a {ttl:?} ttl"))?;
     let wait = sleep_past(ttl, &limits).await;
     for (key, _) in &short {
         expect(
             cache,
             key,
             None,
-            &format!("{wait:?} after set_many with a {ttl:?} ttl (4 entries)"),
+            &format!("{wait:?} after set_many with a {ttl:?} ttl ({MANY} entries)"),
         )
         .await?;
     }
@@ -427,7 +461,24 @@ pub async fn test_delete_many_does_not_count_expired_entries(cache: &dyn Cache) 
     if removed != 1 {
         return Err(Failure::new(step, "Ok(1)", format!("Ok({removed})")));
     }
-    expect_many(cache, &keys, &[None; 4], "after delete_many").await
+    expect_many(cache, &keys, &[None; 4], "after delete_many").await?;
+
+    // The same among keys never written, in a batch a backend may send in parts.
+    set(cache, "tck:dme-3", b"x", Some(ttl)).await?;
+    set(cache, "tck:dme-live-2", b"x", KEEP).await?;
+    let wait = sleep_past(ttl, &limits).await;
+    let padding: Vec<String> = (0..MANY).map(|i| format!("tck:dme-never-{i}")).collect();
+    let mut long: Vec<&str> = padding.iter().map(String::as_str).collect();
+    long.extend(["tck:dme-3", "tck:dme-live-2"]);
+    let step = format!(
+        "delete_many of {MANY} keys never written, one with a {ttl:?} ttl {wait:?} ago and a \
+         live one"
+    );
+    let removed = cache.delete_many(&long).await.or_fail(|| step.clone())?;
+    if removed != 1 {
+        return Err(Failure::new(step, "Ok(1)", format!("Ok({removed})")));
+    }
+    Ok(())
 }
 
 /// `exists` agrees with `get`: true for live entries (empty ones too), false for

@@ -4,7 +4,8 @@
 use cache_api::{Bytes, Cache};
 
 use super::{
-    delete, expect, expect_invalid_key, expect_many, round_trip_each, set, KEEP, LONG_TTL,
+    delete, every_operation_on, expect, expect_invalid_key, expect_many, round_trip_each, set,
+    KEEP, LONG_TTL, MANY,
 };
 use crate::failure::{CheckResult, OrFail};
 
@@ -59,25 +60,59 @@ pub async fn test_empty_key_is_invalid_on_every_operation(cache: &dyn Cache) -> 
     expect_invalid_key(
         cache.set_many(&[("", v())], None).await,
         "set_many([(\"\", \"v\")], None)",
+    )?;
+    // Last in a batch a backend may send in parts, where it may check the first only.
+    let others: Vec<String> = (0..MANY)
+        .map(|i| format!("tck:empty-key-long-{i}"))
+        .collect();
+    let mut keys: Vec<&str> = others.iter().map(String::as_str).collect();
+    keys.push("");
+    expect_invalid_key(
+        cache.get_many(&keys).await,
+        &format!("get_many of {MANY} keys, then \"\""),
+    )?;
+    let entries: Vec<(&str, Bytes)> = keys.iter().map(|key| (*key, v())).collect();
+    expect_invalid_key(
+        cache.set_many(&entries, KEEP).await,
+        &format!("set_many of {MANY} entries, then one under \"\""),
+    )?;
+    expect_many(
+        cache,
+        &keys[..MANY],
+        &[None; MANY],
+        &format!("after a refused set_many of {MANY} entries, then one under \"\""),
     )
+    .await?;
+    keys[0] = "tck:kept";
+    expect_invalid_key(
+        cache.delete_many(&keys).await,
+        &format!(
+            "delete_many of \"tck:kept\" and {} keys, then \"\"",
+            MANY - 1
+        ),
+    )?;
+    expect(
+        cache,
+        "tck:kept",
+        Some(b"kept"),
+        &format!("after a refused delete_many of {MANY} keys, then \"\""),
+    )
+    .await
 }
 
-/// Keys of 300 bytes and of 4 KiB (ASCII and multi-byte) work.
+/// Keys of 300 bytes and of 4 KiB (ASCII and multi-byte) work with every operation:
+/// `set`, `set_many`, `get`, `get_many`, `exists`, `delete`, `delete_many` and, where
+/// declared, `add`.
 pub async fn test_long_keys_round_trip(cache: &dyn Cache) -> CheckResult {
     let keys = [
         "k".repeat(300),
         "a".repeat(4096),
         "é".repeat(2048),
         format!("{} {}", "with spaces".repeat(200), "end"),
+        "m".repeat(251),
+        format!("{}ü", "n".repeat(300)),
     ];
-    round_trip_each(
-        cache,
-        &keys,
-        "long key",
-        "after set of a long key",
-        Some("of a long key"),
-    )
-    .await
+    every_operation_on(cache, &keys, "long key").await
 }
 
 /// Keys of 4 KiB, 16 KiB, 64 KiB and 128 KiB work with `set`, `get`, `get_many` and
@@ -186,7 +221,8 @@ pub async fn test_thousands_of_keys_stay_apart(cache: &dyn Cache) -> CheckResult
 }
 
 /// Keys with spaces, tabs, CR/LF, control characters, NUL, glob and non-ASCII
-/// characters work.
+/// characters work with every operation: `set`, `set_many`, `get`, `get_many`,
+/// `exists`, `delete`, `delete_many` and, where declared, `add`.
 pub async fn test_keys_with_spaces_control_characters_and_non_ascii_round_trip(
     cache: &dyn Cache,
 ) -> CheckResult {
@@ -210,7 +246,7 @@ pub async fn test_keys_with_spaces_control_characters_and_non_ascii_round_trip(
         "\n",
         "%",
     ];
-    round_trip_each(cache, &keys, "value", "after set", None).await
+    every_operation_on(cache, &keys, "special key").await
 }
 
 /// Distinct keys never share an entry, however alike they are or however a backend
@@ -244,6 +280,12 @@ pub async fn test_distinct_keys_never_collide(cache: &dyn Cache) -> CheckResult 
         "k".repeat(251),
         format!("{}_", "k".repeat(250)),
     ];
+    // Keys made to look like what an encoding backend might produce for keys it cannot
+    // send as they are: their bytes in hexadecimal, bare or behind a tag.
+    for key in ["a b", "a\tb", "key\n", "über"] {
+        let hex: String = key.bytes().map(|byte| format!("{byte:02x}")).collect();
+        keys.extend(["", "hex:", "hex_", "x", "0x", "~"].map(|tag| format!("{tag}{hex}")));
+    }
     // Keys made to look like what an encoding backend might produce for a long key.
     keys.push(format!("{}#{}", "x".repeat(200), "0".repeat(64)));
     keys.push(format!("{}:{}", "x".repeat(200), "f".repeat(43)));

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use cache_api::{Bytes, Cache, Limits};
+use cache_api::{Bytes, Cache, CacheError, Limits};
 
-use super::{delete, expect, expect_many, expect_too_large, patterned, remove, set, KEEP};
+use super::{delete, expect, expect_many, expect_too_large, patterned, remove, set, KEEP, MANY};
 use crate::failure::{CheckResult, Failure, OrFail};
 
 /// The least a backend may declare as its largest value: 1 MiB, less the 1 KiB that
@@ -21,10 +21,53 @@ pub const MAX_CHECKED_VALUE_SIZE: usize = 1 << 30;
 
 /// The declared limits ask no less than the contract: values of at least 1 MiB less
 /// 1 KiB (and at most [`MAX_CHECKED_VALUE_SIZE`], which the checks can write), and a TTL
-/// granularity of at most 1 s.
+/// granularity of at most 1 s; and an optional operation the backend does not declare
+/// (`add`, `clear`) answers `Unsupported` and changes nothing, rather than a silent
+/// success the checks of that operation never looked at.
 pub async fn test_declared_limits_are_within_the_contract(cache: &dyn Cache) -> CheckResult {
     largest_value(cache)?;
     timed_limits(cache)?;
+    let declared = cache.limits();
+    if !declared.atomic_add {
+        let added = cache
+            .add("tck:undeclared-add", Bytes::from_static(b"added"), KEEP)
+            .await;
+        if !matches!(added, Err(CacheError::Unsupported { .. })) {
+            remove(cache, &["tck:undeclared-add"]).await;
+            return Err(Failure::new(
+                "add of an absent key on a backend that declares no atomic add",
+                "Err(Unsupported)",
+                format!("{added:?}"),
+            ));
+        }
+        expect(
+            cache,
+            "tck:undeclared-add",
+            None,
+            "after add on a backend that declares no atomic add",
+        )
+        .await?;
+    }
+    if !declared.clear {
+        set(cache, "tck:undeclared-clear", b"kept", KEEP).await?;
+        let cleared = cache.clear().await;
+        let kept = expect(
+            cache,
+            "tck:undeclared-clear",
+            Some(b"kept"),
+            "after clear on a backend that declares no clear",
+        )
+        .await;
+        remove(cache, &["tck:undeclared-clear"]).await;
+        if !matches!(cleared, Err(CacheError::Unsupported { .. })) {
+            return Err(Failure::new(
+                "clear on a backend that declares no clear",
+                "Err(Unsupported)",
+                format!("{cleared:?}"),
+            ));
+        }
+        kept?;
+    }
     Ok(())
 }
 
@@ -111,13 +154,13 @@ pub async fn test_empty_value_overwrites_non_empty_value(cache: &dyn Cache) -> C
     .await
 }
 
-/// Values are raw bytes: every byte value, invalid UTF-8, protocol-looking bytes, and
+/// Values are raw bytes: every byte value, invalid UTF-8, protocol-looking bytes,
 /// bytes a text-minded layer might "clean" (a byte-order mark, padding, leading zeros)
-/// come back exactly; so does a value starting with each possible byte (a backend that
+/// and words a client may show for "no value" (`null`, `nil`, `None`) come back exactly; so does a value starting with each possible byte (a backend that
 /// frames values with a tag byte of its own must not take any for its tag).
 pub async fn test_binary_values_round_trip(cache: &dyn Cache) -> CheckResult {
     let all_bytes: Vec<u8> = (0..=255).collect();
-    let values: [(&str, &[u8]); 15] = [
+    let values: [(&str, &[u8]); 23] = [
         ("tck:binary-bom", "\u{feff}text".as_bytes()),
         ("tck:binary-zeros", b"007"),
         ("tck:binary-decimal", b"1.50"),
@@ -141,6 +184,15 @@ pub async fn test_binary_values_round_trip(cache: &dyn Cache) -> CheckResult {
             b"VALUE k 0 1\r\nx\r\nEND\r\n$-1\r\n*0\r\n",
         ),
         ("tck:binary-crlf", b"\r\n"),
+        // What a client or a layer may show for "no value": stored, they are values.
+        ("tck:binary-null", b"null"),
+        ("tck:binary-nil", b"nil"),
+        ("tck:binary-nil-shown", b"(nil)"),
+        ("tck:binary-none", b"None"),
+        ("tck:binary-undefined", b"undefined"),
+        ("tck:binary-false", b"false"),
+        ("tck:binary-zero", b"0"),
+        ("tck:binary-end", b"END"),
     ];
     for (key, value) in values {
         set(cache, key, value, KEEP).await?;
@@ -229,7 +281,7 @@ async fn round_trip_in_batches(
 
 /// A value of exactly the declared largest size round-trips unchanged: under a short
 /// key and under one of 4 KiB (the limit is the value's, whatever the key's length),
-/// and through `set_many` and `get_many`.
+/// through `set_many` and `get_many`, and, where declared, through `add`.
 pub async fn test_largest_value_round_trips(cache: &dyn Cache) -> CheckResult {
     let limit = largest_value(cache)?;
     let value = patterned(limit, 7);
@@ -249,6 +301,25 @@ pub async fn test_largest_value_round_trips(cache: &dyn Cache) -> CheckResult {
     }
     round_trip_in_batches(cache, "tck:largest-batch", &value, limit).await?;
     remove(cache, &["tck:largest", &long_key, "tck:largest-batch"]).await;
+    if cache.limits().atomic_add {
+        let step = format!("add of {limit} bytes (the declared limit) under an absent key");
+        let added = cache
+            .add("tck:largest-add", Bytes::from(value.clone()), KEEP)
+            .await
+            .or_fail(|| step.clone())?;
+        if !added {
+            return Err(Failure::new(step, "Ok(true)", "Ok(false)"));
+        }
+        let read = expect(
+            cache,
+            "tck:largest-add",
+            Some(&value),
+            &format!("after add of {limit} bytes (the declared limit)"),
+        )
+        .await;
+        remove(cache, &["tck:largest-add"]).await;
+        read?;
+    }
     Ok(())
 }
 
@@ -299,6 +370,30 @@ pub async fn test_value_over_limit_is_rejected_and_harms_nothing(cache: &dyn Cac
         "tck:too-large-batch",
         None,
         "after a refused set_many",
+    )
+    .await?;
+    // Last in a batch a backend may send in parts, after entries it must not write.
+    let others: Vec<String> = (0..MANY)
+        .map(|i| format!("tck:too-large-long-{i}"))
+        .collect();
+    let mut entries: Vec<(&str, Bytes)> = others
+        .iter()
+        .map(|key| (key.as_str(), Bytes::from_static(b"small")))
+        .collect();
+    entries.push(("tck:too-large", Bytes::from(patterned(limit + 1, 5))));
+    let result = cache.set_many(&entries, KEEP).await;
+    expect_too_large(&result, limit, || {
+        format!(
+            "set_many of {MANY} small values, then one of {} bytes (limit {limit})",
+            limit + 1
+        )
+    })?;
+    let keys: Vec<&str> = others.iter().map(String::as_str).collect();
+    expect_many(
+        cache,
+        &keys,
+        &[None; MANY],
+        &format!("after a refused set_many of {MANY} small values and an oversized one"),
     )
     .await?;
     set(cache, "tck:after-too-large", b"still usable", KEEP).await?;
