@@ -20,7 +20,7 @@ use crate::{
     report::{chain, median, scrub, Ratio, Report},
     room,
     status_line::{Status, StatusLine},
-    targets::{Adapter, Raw},
+    targets::{Adapter, Raw, UnderPrefix},
     BenchError, Settings,
 };
 
@@ -71,17 +71,23 @@ pub async fn run(settings: &Settings, progress: Arc<Progress>) -> Result<Report,
         .duration_since(UNIX_EPOCH)
         .map(|since| since.as_nanos())
         .unwrap_or_default();
-    let prefix = format!("cachectl-bench:{}-{unique}:", std::process::id());
+    let own = format!("cachectl-bench:{}-{unique}:", std::process::id());
     // Under a URL's prefix (an application's namespace), the run works in a namespace
     // of its own nested in it, cleared at the end: whatever a backend keeps there for
-    // itself goes too, and nothing of the application's is touched. Without one, the
-    // adapter stores keys as given, like the raw client, and only deletes them.
+    // itself goes too, and nothing of the application's is touched; the raw client's
+    // keys go under that namespace too. Without one, the adapter stores keys as given,
+    // like the raw client, and only deletes them: the keys carry the run's own prefix.
     let namespace = cache_url::url_key_prefix(&settings.url)
         .filter(|url_prefix| !url_prefix.is_empty())
-        .map(|_| nested_prefix(&settings.url, &prefix));
+        .map(|_| nested_prefix(&settings.url, &own));
+    let prefix = if namespace.is_some() {
+        ""
+    } else {
+        own.as_str()
+    };
     let sides = unless_stopped(
         &progress,
-        Sides::connect(settings, &backend, namespace.as_deref(), &prefix),
+        Sides::connect(settings, &backend, namespace.as_deref(), &own),
     )
     .await?;
     // Before the value is made: a size no backend takes may be more than this machine
@@ -102,7 +108,7 @@ pub async fn run(settings: &Settings, progress: Arc<Progress>) -> Result<Report,
     let plan = Arc::new(Plan::new(
         settings.workload,
         settings.batch,
-        &prefix,
+        prefix,
         settings.keys,
         settings.value_size,
         settings.concurrency,
@@ -113,7 +119,7 @@ pub async fn run(settings: &Settings, progress: Arc<Progress>) -> Result<Report,
     let outcome = sides.measure(settings, &plan, &status, &mut written).await;
     status.set("removing keys");
     let cleanup = sides
-        .remove_written(settings, &plan, written, namespace, &prefix)
+        .remove_written(settings, &plan, written, namespace, &own)
         .await;
     if let Some(status_line) = status_line {
         status_line.finish();
@@ -171,7 +177,7 @@ pub(crate) fn check_value_size(value_size: usize, limits: &Capabilities) -> Resu
 /// The adapter, and the raw client with a baseline, with the probe of the server.
 struct Sides {
     adapter: Arc<Adapter>,
-    raw: Option<Arc<Raw>>,
+    raw: Option<Arc<UnderPrefix<Raw>>>,
     counter: ConnectionCounter,
 }
 
@@ -194,14 +200,15 @@ impl Sides {
             BenchError::Connect(chain(&in_nested_prefix(err, &settings.url, own)))
         })?;
         let raw = if settings.raw_baseline {
-            let raw = connect_raw(settings, backend).await.map_err(|err| {
+            let inner = connect_raw(settings, backend).await.map_err(|err| {
                 BenchError::Connect(format!(
                     "cannot connect the raw client to {}: {}",
                     cache_url::redact(&settings.url),
                     scrub(&err.to_string(), &settings.url)
                 ))
             })?;
-            Some(Arc::new(raw))
+            let prefix = namespace.unwrap_or_default().to_owned();
+            Some(Arc::new(UnderPrefix { inner, prefix }))
         } else {
             None
         };
@@ -353,6 +360,8 @@ impl Sides {
         prefix: &str,
     ) -> Cleanup {
         let cache = self.adapter.0.as_ref();
+        // Where keys may be left: the run's namespace, or its own prefix without one.
+        let left = namespace.clone().unwrap_or_else(|| prefix.to_owned());
         let removed = match delete_keys(cache, &plan.keys[..written.adapter]).await {
             Ok(removed_keys) => match &namespace {
                 Some(namespace) => clear_namespace(cache)
@@ -361,11 +370,7 @@ impl Sides {
                     .map_err(|err| (removed_keys, err, namespace.clone())),
                 None => Ok(removed_keys),
             },
-            Err((removed_keys, err)) => Err((
-                removed_keys,
-                err,
-                namespace.unwrap_or_else(|| prefix.to_owned()),
-            )),
+            Err((removed_keys, err)) => Err((removed_keys, err, left.clone())),
         };
         let mut cleanup = match removed {
             Ok(removed_keys) => Cleanup {
@@ -383,7 +388,7 @@ impl Sides {
             if let Err((_, err)) =
                 engine::remove_these_keys(&**raw, &plan.keys[..written.raw]).await
             {
-                cleanup.left_prefix = Some(prefix.to_owned());
+                cleanup.left_prefix = Some(left);
                 cleanup.error = Some(format!(
                     "through the raw client: {}",
                     scrub(&err.to_string(), &settings.url)

@@ -145,6 +145,46 @@ fn passing_runs_leave_every_key_as_it_was() {
     }
 }
 
+/// A bench on a URL with a prefix writes nothing outside it, on its raw side either: a
+/// user the server allows keys under `app:` only runs it, with a raw baseline, to the
+/// end, and every key is as it was.
+#[test]
+fn a_bench_under_a_prefix_writes_only_there_on_both_sides() {
+    let (_runtime, server) = start_server(&REDIS);
+    let url = server.url();
+    seed(&url);
+    let before = dump(&url);
+    let mut admin = connection(&url);
+    redis::cmd("ACL")
+        .arg(&["SETUSER", "app-only", "on", ">app-pw", "~app:*", "+@all"])
+        .query::<()>(&mut admin)
+        .unwrap();
+    let limited = url.replacen("redis://", "redis://app-only:app-pw@", 1);
+    for workload in ["set", "get-many"] {
+        run_ok(&[
+            "bench",
+            &format!("{limited}?prefix=app:"),
+            "--workload",
+            workload,
+            "--ops",
+            "2000",
+            "--warmup",
+            "0s",
+            "--concurrency",
+            "4",
+            "--baseline",
+            "raw",
+            "--rounds",
+            "2",
+        ]);
+        assert_unchanged(
+            &before,
+            &url,
+            &format!("cachectl bench {workload} as a user of app:* only"),
+        );
+    }
+}
+
 /// Checks that fail part-way (the server refuses writes once its memory is full) still
 /// remove what they wrote.
 #[test]

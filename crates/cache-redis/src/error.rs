@@ -154,6 +154,21 @@ impl ErrorContext {
     /// top of [`map`](Self::map), a database the server does not have and an answer that
     /// is not Redis's protocol are configuration errors, the latter said in one line
     /// instead of the parser's dump.
+    /// Maps an error of a connection's opening that took `elapsed`: a timeout before
+    /// the connect timeout could run out is the first command's answer that did not
+    /// come (the handshake, the `PING`), which the response timeout bounds.
+    pub(crate) fn map_opening(
+        &self,
+        err: RedisError,
+        database: i64,
+        elapsed: std::time::Duration,
+    ) -> CacheError {
+        if err.is_timeout() && elapsed < self.connect_timeout {
+            return self.timeout("response", self.response_timeout);
+        }
+        self.map_connect(err, database)
+    }
+
     pub(crate) fn map_connect(&self, err: RedisError, database: i64) -> CacheError {
         let text = err.to_string();
         if refuses_the_database(&text) {

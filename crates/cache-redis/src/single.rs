@@ -153,7 +153,7 @@ impl Single {
                 redis::cmd("PING")
                     .query_async::<()>(&mut connection)
                     .await
-                    .map_err(|err| errors.map_connect(err, database))?;
+                    .map_err(|err| errors.map_opening(err, database, std::time::Duration::ZERO))?;
                 HotPath::Pooled
             }
             Mode::Multiplexed { connections } => HotPath::Multiplexed {
@@ -347,14 +347,15 @@ async fn connect_managed(
     for _ in 0..count {
         let client = redis::Client::open(info.clone()).map_err(|err| config_error(&err, errors))?;
         let connecting = ConnectionManager::new_with_config(client.clone(), manager_config.clone());
+        let started = std::time::Instant::now();
         let mut connection = tokio::time::timeout(errors.connect_timeout, connecting)
             .await
             .map_err(|_| errors.timeout("connect", errors.connect_timeout))?
-            .map_err(|err| errors.map_connect(err, database))?;
+            .map_err(|err| errors.map_opening(err, database, started.elapsed()))?;
         redis::cmd("PING")
             .query_async::<()>(&mut connection)
             .await
-            .map_err(|err| errors.map_connect(err, database))?;
+            .map_err(|err| errors.map_opening(err, database, std::time::Duration::ZERO))?;
         connections.push(Arc::new(Managed {
             connection: ArcSwap::from_pointee(connection),
             client,

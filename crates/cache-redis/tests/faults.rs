@@ -322,7 +322,8 @@ async fn an_exhausted_pool_gives_a_checkout_timeout() {
 
 /// A timeout names the phase that ran out and its own bound: a frozen server's answer
 /// is a `response` timeout after the response timeout, with the defaults (connect 2 s,
-/// response 1 s), with both equal, and for a bulk write too large to be answered in time.
+/// response 1 s), with both equal, and for a bulk write too large to be answered in time;
+/// at build, a connection opened whose first command is not answered is one too.
 #[tokio::test]
 async fn timeouts_name_the_phase_that_ran_out_and_its_bound() {
     let server = local_server(&[]).await;
@@ -389,6 +390,39 @@ async fn timeouts_name_the_phase_that_ran_out_and_its_bound() {
             ..
         }) => {}
         other => panic!("a build against a frozen server: {:?}", other.map(drop)),
+    }
+
+    // The connection opens and the server, its clients paused, does not answer its
+    // first command: the response timeout ran out, and the error says so, not the
+    // connect timeout, which did not.
+    let mut admin = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("CLIENT")
+        .arg(&["PAUSE", "3000", "ALL"])
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let built = RedisCache::builder(&server.url())
+        .connect_timeout(Duration::from_secs(5))
+        .response_timeout(Duration::from_millis(300))
+        .build()
+        .await;
+    let took = started.elapsed();
+    match built {
+        Err(CacheError::Timeout {
+            operation: "connect",
+            phase: "response",
+            after,
+            ..
+        }) if after == Duration::from_millis(300) && took < Duration::from_secs(4) => {}
+        other => panic!(
+            "a build whose first command is not answered, after {took:?}: {:?}",
+            other.map(drop)
+        ),
     }
 }
 

@@ -48,12 +48,15 @@ struct Pair {
 }
 
 impl std::fmt::Debug for Params {
-    /// Names only: a value may be a secret pasted in the wrong place.
+    /// Names only: a value may be a secret pasted in the wrong place; so may a lone
+    /// word without a value, which is not shown either (as [`Params::finish`] does).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.pairs.iter().map(|Pair { name, .. }| {
-                if is_parameter_name(name) {
-                    name.as_str()
+            .entries(self.pairs.iter().map(|pair| {
+                if pair.valueless {
+                    "<word without a value>"
+                } else if is_parameter_name(&pair.name) {
+                    pair.name.as_str()
                 } else {
                     "<odd name>"
                 }
@@ -522,6 +525,12 @@ mod tests {
         assert!(!odd.contains("ss@h"), "{odd}");
         let debug = format!("{:?}", Params::from_query("password=hunter2"));
         assert!(!debug.contains("hunter2"), "{debug}");
+        // A lone word may be a password pasted into the query: hidden as `redact` does.
+        let debug = format!("{:?}", Params::from_query("timeout=1s&Zq9xPw"));
+        assert!(
+            debug.contains("timeout") && !debug.contains("Zq9xPw"),
+            "{debug}"
+        );
     }
 
     /// A pair with an empty name is refused by `finish`; an empty pair is no pair.

@@ -69,6 +69,26 @@ pub(crate) fn split(url: &str) -> Result<(String, LayerParams), CacheError> {
     Ok((rest, params))
 }
 
+/// A backend's refusal of an unknown URL parameter lists the parameters it knows;
+/// through [`connect`](crate::connect) the layers' are known too, and named with them, so
+/// that a misspelt `retry` is not told that no such parameter exists.
+pub(crate) fn name_layer_params(error: CacheError) -> CacheError {
+    match error {
+        CacheError::Config { message }
+            if message.contains("url parameter")
+                && message.ends_with(')')
+                && message.contains("(known: ") =>
+        {
+            let (head, _) = message.split_at(message.len() - 1);
+            CacheError::config(format!(
+                "{head}; through cache_url::connect also the layers' {})",
+                LAYER_PARAMS.join(", ")
+            ))
+        }
+        other => other,
+    }
+}
+
 /// Wraps `backend` in the layers asked for, innermost first: retry, then the deadline
 /// over all tries, then tracing, then metrics (which see the call as the caller does).
 pub(crate) fn stack(backend: Arc<dyn Cache>, params: LayerParams) -> Arc<dyn Cache> {
@@ -107,6 +127,14 @@ mod tests {
             }
         );
         let (rest, params) = split("memory://?retry=0").unwrap();
+        let named = name_layer_params(CacheError::config(
+            "unknown redis:// url parameter \"retyr\" (known: prefix, timeout)",
+        ));
+        assert_eq!(
+            named.to_string(),
+            "invalid configuration: unknown redis:// url parameter \"retyr\" (known: prefix, \
+             timeout; through cache_url::connect also the layers' retry, deadline, trace, metrics)"
+        );
         assert_eq!(rest, "memory://");
         assert_eq!(params.retry, Some(0));
         assert_eq!(split("memory://").unwrap().0, "memory://");

@@ -154,7 +154,9 @@ pub async fn connect_with(url: &str, options: &Options) -> Result<Arc<dyn Cache>
     check_whole(url)?;
     let (backend_url, from_url) = layers::split(url)?;
     let params = layers::LayerParams::merged(options.layer_params(), from_url)?;
-    let backend = connect_backend(&backend_url, options).await?;
+    let backend = connect_backend(&backend_url, options)
+        .await
+        .map_err(layers::name_layer_params)?;
     Ok(layers::stack(backend, params))
 }
 
@@ -255,7 +257,12 @@ fn memory(url: &str, options: &Options) -> Result<Arc<dyn Cache>, CacheError> {
     }
     params.finish(
         "memory",
-        &["max_capacity_bytes", "max_value_size", "prefix"],
+        &[
+            "max_capacity_bytes",
+            "max_value_size",
+            "prefix",
+            "key_prefix",
+        ],
     )?;
     Ok(Arc::new(builder.build()?))
 }
