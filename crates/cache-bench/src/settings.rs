@@ -104,13 +104,16 @@ impl Settings {
         if let Some((name, _)) = at_least_one.iter().find(|(_, value)| *value == 0) {
             return Err(BenchError::Settings(format!("{name} must be at least 1")));
         }
-        if self.ops == Some(0)
-            || self.duration == Some(Duration::ZERO)
-            || self.sample_every == Some(Duration::ZERO)
-        {
-            return Err(BenchError::Settings(
-                "ops, duration and sample_every must be above zero".to_owned(),
-            ));
+        let above_zero = [
+            ("ops", self.ops == Some(0)),
+            ("duration", self.duration == Some(Duration::ZERO)),
+            ("sample_every", self.sample_every == Some(Duration::ZERO)),
+        ];
+        if let Some((name, _)) = above_zero.iter().find(|(_, zero)| *zero) {
+            let flag = name.replace('_', "-");
+            return Err(BenchError::Settings(format!(
+                "{name} (--{flag}) must be above zero"
+            )));
         }
         let lengths = [
             ("duration", self.duration),

@@ -94,11 +94,23 @@ pub(crate) fn command_line_error(err: &clap::Error) -> ExitCode {
     let shown = hidden(&plain);
     if shown == plain {
         // Nothing to hide: clap prints it, in colour where the stream takes it.
-        let _ = err.print();
+        let printed = err.print();
+        // Help and version go to standard output, whose loss fails the command.
+        if !err.use_stderr() {
+            written(printed.and_then(|()| io::stdout().flush()));
+        }
     } else if err.use_stderr() {
         let _ = io::stderr().lock().write_all(shown.as_bytes());
     } else {
-        written(io::stdout().lock().write_all(shown.as_bytes()));
+        written(
+            io::stdout()
+                .lock()
+                .write_all(shown.as_bytes())
+                .and_then(|()| io::stdout().flush()),
+        );
+    }
+    if code == 0 && lost() {
+        return ExitCode::from(crate::EXIT_FAILED);
     }
     ExitCode::from(code)
 }

@@ -80,6 +80,9 @@ fn output_that_cannot_be_written_fails_the_command_without_a_panic() {
         &["check", "--group", "core"][..],
         &["check", "--group", "core", "--json"],
         &["del", "memory://", "k"],
+        &["--help"],
+        &["bench", "--help"],
+        &["--version"],
     ] {
         let out = run(args, true);
         assert_eq!(

@@ -295,7 +295,10 @@ async fn a_redis_url_at_a_memcached_port_reads_clearly() {
     let err = assert_fails_without_the_password(&url, "a memcached port").await;
     let shown = err.to_string();
     assert!(
-        shown.contains("does not answer as a redis server") && !shown.contains('\n'),
+        shown.contains(&format!(
+            "127.0.0.1:{} does not answer as a redis server",
+            memcached.port()
+        )) && !shown.contains('\n'),
         "{shown}"
     );
 }

@@ -353,9 +353,16 @@ fn database_of(url: &CacheUrl, database: Option<Database>) -> Result<i64, CacheE
     let from_path = match url.path().trim_matches('/') {
         "" => None,
         path => Some(database_number(path).ok_or_else(|| {
-            CacheError::config(format!(
-                "the path of a redis url is the database number, not {path:?}"
-            ))
+            if path.bytes().all(|byte| byte.is_ascii_digit()) {
+                CacheError::config(format!(
+                    "database {path} is out of range: a redis database is a number from 0 to \
+                     the server's `databases` setting less one"
+                ))
+            } else {
+                CacheError::config(format!(
+                    "the path of a redis url is the database number, not {path:?}"
+                ))
+            }
         })?),
     };
     agreed_database(from_path, database)
@@ -442,6 +449,9 @@ mod tests {
         );
         let signed = config_message(parse_url("redis://127.0.0.1/+2", None).map(drop));
         assert!(signed.contains("database number"), "{signed}");
+        let huge =
+            config_message(parse_url("redis://127.0.0.1/99999999999999999999", None).map(drop));
+        assert!(huge.contains("out of range"), "{huge}");
 
         let garbage = config_message(parse_url("s3cret", None).map(drop));
         assert!(!garbage.contains("s3cret"), "{garbage}");

@@ -179,10 +179,14 @@ impl ErrorContext {
         // The URL leads to something else than Redis (a memcached port, say): a setting
         // to correct, as the memcached backend says of a port that is not memcached's.
         if err.kind() == ErrorKind::Parse || text.contains("Parse error") {
-            return CacheError::config(
-                "the server does not answer as a redis server (its reply is not the redis protocol): \
-                 is the url pointing at the right port?",
-            );
+            let server = match &self.origin {
+                Some(Origin::Server(address)) => format!("{address} "),
+                _ => "the server ".to_owned(),
+            };
+            return CacheError::config(format!(
+                "{server}does not answer as a redis server (its reply is not the redis \
+                 protocol): is the url pointing at the right port?"
+            ));
         }
         self.map(err, true)
     }

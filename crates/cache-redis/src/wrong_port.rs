@@ -80,6 +80,17 @@ impl Seed {
         let address = display_address(&self.host, self.port);
         if self.tls {
             if !answers_plain_text(&self.host, self.port, wait).await {
+                // Neither TLS nor Redis (a web server, memcached): rustls's word for it
+                // alone ("corrupt message") does not say what to check.
+                let not_tls = matches!(error, CacheError::Unreachable { .. })
+                    && error.to_string().contains("received corrupt message");
+                if not_tls {
+                    return CacheError::config(format!(
+                        "{address} did not answer the tls handshake in tls, nor redis in plain \
+                         text: is the url pointing at the server's tls port (its tls-port \
+                         setting)?"
+                    ));
+                }
                 return error;
             }
             return CacheError::config(format!(

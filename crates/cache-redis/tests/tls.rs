@@ -222,6 +222,40 @@ async fn a_tls_url_at_the_plain_port_names_it() {
     assert_wrong_port_is_named(&url, "answers redis in plain text", "redis").await;
 }
 
+/// A `rediss://` URL at a port that speaks neither TLS nor Redis (a web server) says so
+/// and what to check, not only the TLS library's "corrupt message".
+#[tokio::test]
+async fn a_tls_url_at_a_port_of_another_protocol_says_so() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 512];
+                let _ = stream.read(&mut request).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    let error = RedisCache::builder(&format!("rediss://127.0.0.1:{port}"))
+        .connect_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .expect_err("a web server is no redis");
+    let CacheError::Config { message } = &error else {
+        panic!("expected a configuration error naming the port, got {error:?}");
+    };
+    assert!(
+        message.contains(&format!(
+            "127.0.0.1:{port} did not answer the tls handshake"
+        )) && message.contains("tls-port"),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn a_plain_url_at_the_tls_port_names_it() {
     let url = shared()

@@ -161,7 +161,18 @@ impl Params {
                 .then(|| read(&value))
                 .flatten()
                 .map(Some)
-                .ok_or_else(|| must_be(name, expected)),
+                .ok_or_else(|| {
+                    // A number refused is out of range (too large, or zero where it
+                    // must be positive); not shown, as no value of a query is.
+                    if is_digits(&value) {
+                        must_be(
+                            name,
+                            &format!("{expected} (the number given is out of range)"),
+                        )
+                    } else {
+                        must_be(name, expected)
+                    }
+                }),
         }
     }
 
@@ -510,6 +521,12 @@ mod tests {
             let shown = message(err);
             assert!(shown.contains(name), "{query}: {shown}");
             assert!(!shown.contains("hunter2"), "{query}: {shown}");
+            // A number refused is said to be out of range, not to be no number.
+            assert_eq!(
+                shown.contains("out of range"),
+                query == "timeout=0",
+                "{query}: {shown}"
+            );
         }
         let unknown = message(
             Params::from_query("password=hunter2")
