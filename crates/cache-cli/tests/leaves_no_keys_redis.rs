@@ -100,6 +100,26 @@ fn assert_unchanged(before: &Dump, url: &str, run: &str) {
     );
 }
 
+/// A short `cachectl bench` of `workload` on `target` with a raw baseline, which must pass.
+fn bench_with_a_raw_baseline(target: &str, workload: &str, ops: &str) {
+    run_ok(&[
+        "bench",
+        target,
+        "--workload",
+        workload,
+        "--ops",
+        ops,
+        "--warmup",
+        "0s",
+        "--concurrency",
+        "4",
+        "--baseline",
+        "raw",
+        "--rounds",
+        "2",
+    ]);
+}
+
 /// Passing runs of `check` and `bench`, with and without a prefix, in database 0 and 3.
 #[test]
 fn passing_runs_leave_every_key_as_it_was() {
@@ -120,22 +140,7 @@ fn passing_runs_leave_every_key_as_it_was() {
     }
     for target in [url.clone(), format!("{url}?prefix=app:")] {
         for workload in ["set", "mix", "get-many"] {
-            run_ok(&[
-                "bench",
-                &target,
-                "--workload",
-                workload,
-                "--ops",
-                "3000",
-                "--warmup",
-                "0s",
-                "--concurrency",
-                "4",
-                "--baseline",
-                "raw",
-                "--rounds",
-                "2",
-            ]);
+            bench_with_a_raw_baseline(&target, workload, "3000");
             assert_unchanged(
                 &before,
                 &url,
@@ -161,22 +166,7 @@ fn a_bench_under_a_prefix_writes_only_there_on_both_sides() {
         .unwrap();
     let limited = url.replacen("redis://", "redis://app-only:app-pw@", 1);
     for workload in ["set", "get-many"] {
-        run_ok(&[
-            "bench",
-            &format!("{limited}?prefix=app:"),
-            "--workload",
-            workload,
-            "--ops",
-            "2000",
-            "--warmup",
-            "0s",
-            "--concurrency",
-            "4",
-            "--baseline",
-            "raw",
-            "--rounds",
-            "2",
-        ]);
+        bench_with_a_raw_baseline(&format!("{limited}?prefix=app:"), workload, "2000");
         assert_unchanged(
             &before,
             &url,

@@ -219,31 +219,6 @@ async fn a_write_that_hangs_holds_neither_the_caller_nor_the_key() {
     );
 }
 
-/// `set_many_with` replaces the value fail-safe kept for each key, and its throttle, as
-/// `set_with` does: the new value is served, not the old one.
-#[tokio::test]
-async fn a_set_many_during_a_throttle_is_served() {
-    let cache = numbers(memory());
-    let options = cache
-        .options()
-        .ttl(Duration::from_millis(50))
-        .fail_safe(Duration::from_secs(60), Duration::from_secs(30));
-    let age = Duration::from_millis(80);
-    let (served, runs) = failing_calls(&cache, options, age, 1, Duration::ZERO).await;
-    assert_eq!((served, runs), (vec![(1, true)], 1));
-    cache
-        .set_many_with(&[("k", 2)], &options.ttl(Duration::from_secs(60)))
-        .await
-        .unwrap();
-    let entry = cache
-        .try_get_or_set_entry("k", options, || async {
-            Err::<u64, _>(std::io::Error::other("not called: the value is fresh"))
-        })
-        .await
-        .unwrap();
-    assert_eq!((entry.value, entry.stale), (2, false));
-}
-
 /// The entries a run of failing calls gets, `between` apart, and how many times their
 /// factory ran: on `cache`, where `options` stored 1 under `k`, `age` ago.
 async fn failing_calls(
@@ -302,28 +277,38 @@ async fn a_failed_eager_refresh_is_throttled() {
     assert_eq!(runs, 1);
 }
 
-/// A value written with `set_with` during a throttle is what `get_or_set` serves next.
+/// A value written during a throttle, by `set_with` or by `set_many_with`, is what
+/// `get_or_set` serves next: each drops the value fail-safe kept for the key, and its
+/// throttle.
 #[tokio::test]
 async fn a_set_during_a_throttle_is_served() {
-    let cache = numbers(memory());
-    let options = cache
-        .options()
-        .ttl(Duration::from_millis(50))
-        .fail_safe(Duration::from_secs(60), Duration::from_secs(30));
-    let age = Duration::from_millis(80);
-    let (served, runs) = failing_calls(&cache, options, age, 1, Duration::ZERO).await;
-    assert_eq!((served, runs), (vec![(1, true)], 1));
-    cache
-        .set_with("k", &2, &options.ttl(Duration::from_secs(60)))
-        .await
-        .unwrap();
-    let entry = cache
-        .try_get_or_set_entry("k", options, || async {
-            Err::<u64, _>(std::io::Error::other("not called: the value is fresh"))
-        })
-        .await
-        .unwrap();
-    assert_eq!((entry.value, entry.stale), (2, false));
+    for by_set_many in [false, true] {
+        let cache = numbers(memory());
+        let options = cache
+            .options()
+            .ttl(Duration::from_millis(50))
+            .fail_safe(Duration::from_secs(60), Duration::from_secs(30));
+        let age = Duration::from_millis(80);
+        let (served, runs) = failing_calls(&cache, options, age, 1, Duration::ZERO).await;
+        assert_eq!((served, runs), (vec![(1, true)], 1));
+        let fresh = options.ttl(Duration::from_secs(60));
+        if by_set_many {
+            cache.set_many_with(&[("k", 2)], &fresh).await.unwrap();
+        } else {
+            cache.set_with("k", &2, &fresh).await.unwrap();
+        }
+        let entry = cache
+            .try_get_or_set_entry("k", options, || async {
+                Err::<u64, _>(std::io::Error::other("not called: the value is fresh"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (entry.value, entry.stale),
+            (2, false),
+            "written by set_many: {by_set_many}"
+        );
+    }
 }
 
 /// A memory cache that refuses TTLs over a year, as memcached refuses those past 2038.

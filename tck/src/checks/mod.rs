@@ -268,6 +268,32 @@ async fn delete(cache: &dyn Cache, key: &str, expected: bool, context: &str) -> 
     }
 }
 
+/// Adds `value` under `key`, which is absent, and fails unless the add stored it.
+async fn add_absent(
+    cache: &dyn Cache,
+    key: &str,
+    value: &[u8],
+    ttl: Option<Duration>,
+) -> CheckResult {
+    let step = || {
+        format!(
+            "add({}, {}, {}) of an absent key",
+            describe_key(key),
+            describe_bytes(value),
+            ttl_text(ttl)
+        )
+    };
+    let added = cache
+        .add(key, Bytes::copy_from_slice(value), ttl)
+        .await
+        .or_fail(step)?;
+    if added {
+        Ok(())
+    } else {
+        Err(Failure::new(step(), "Ok(true)", "Ok(false)"))
+    }
+}
+
 async fn exists(cache: &dyn Cache, key: &str, want: bool, context: &str) -> CheckResult {
     let got = cache
         .exists(key)
@@ -372,17 +398,7 @@ async fn every_operation_on<K: AsRef<str>>(
         return Ok(());
     }
     for (key, value) in keys.iter().zip(&values) {
-        let added = cache
-            .add(key, Bytes::copy_from_slice(value.as_bytes()), KEEP)
-            .await
-            .or_fail(|| format!("add({}) of a removed {label}", describe_key(key)))?;
-        if !added {
-            return Err(Failure::new(
-                format!("add({}) of a removed {label}", describe_key(key)),
-                "Ok(true)",
-                "Ok(false)",
-            ));
-        }
+        add_absent(cache, key, value.as_bytes(), KEEP).await?;
         expect(
             cache,
             key,

@@ -7,8 +7,9 @@ use cache_api::{Bytes, Cache, CacheError};
 
 use super::values::timed_limits;
 use super::{
-    certainly_alive_for, delete, describe, expect, expect_alive, get, remove, set, short_ttl,
-    sleep_past, too_loaded, Alive, ATTEMPTS, EXPIRY_MARGIN, KEEP, KEEP_TTL, LONG_TTL, PRESENCE_TTL,
+    add_absent, certainly_alive_for, delete, describe, expect, expect_alive, get, remove, set,
+    short_ttl, sleep_past, too_loaded, Alive, ATTEMPTS, EXPIRY_MARGIN, KEEP, KEEP_TTL, LONG_TTL,
+    PRESENCE_TTL,
 };
 use crate::failure::{CheckResult, Failure, OrFail};
 
@@ -184,17 +185,7 @@ async fn present_into(cache: &dyn Cache, ttl: Duration, read_at: Duration) -> Ch
         if cache.limits().atomic_add {
             let key = format!("tck:seconds-{}-add-{attempt}", ttl.as_millis());
             let started = Instant::now();
-            let added = cache
-                .add(&key, Bytes::from_static(value), Some(ttl))
-                .await
-                .or_fail(|| format!("add({key:?}) with a {ttl:?} ttl"))?;
-            if !added {
-                return Err(Failure::new(
-                    format!("add({key:?}) of an absent key with a {ttl:?} ttl"),
-                    "Ok(true)",
-                    "Ok(false)",
-                ));
-            }
+            add_absent(cache, &key, value, Some(ttl)).await?;
             written.push((key, "add", started));
         }
         let mut too_late = false;
@@ -388,17 +379,7 @@ pub async fn test_entries_without_ttl_outlive_every_ttl_of_the_run(
     .map(|(key, value)| (key.to_owned(), value, "without ttl".to_owned()))
     .collect();
     if cache.limits().atomic_add {
-        let added = cache
-            .add("tck:none-add", Bytes::from_static(b"no ttl"), None)
-            .await
-            .or_fail(|| "add(\"tck:none-add\", \"no ttl\", None)".to_owned())?;
-        if !added {
-            return Err(Failure::new(
-                "add(\"tck:none-add\", \"no ttl\", None) of an absent key",
-                "Ok(true)",
-                "Ok(false)",
-            ));
-        }
+        add_absent(cache, "tck:none-add", b"no ttl", None).await?;
         entries.push((
             "tck:none-add".to_owned(),
             b"no ttl",
@@ -455,17 +436,7 @@ async fn write_long_lived(
         written.push((key, value, how("set_many")));
         if cache.limits().atomic_add {
             let key = format!("tck:long-add-{name}");
-            let added = cache
-                .add(&key, Bytes::from_static(value), Some(ttl))
-                .await
-                .or_fail(|| format!("add({key:?}) with a {ttl:?} ttl"))?;
-            if !added {
-                return Err(Failure::new(
-                    format!("add({key:?}) of an absent key with a {ttl:?} ttl"),
-                    "true",
-                    "false",
-                ));
-            }
+            add_absent(cache, &key, value, Some(ttl)).await?;
             written.push((key, value, how("add")));
         }
     }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use cache_api::{Bytes, Cache, CacheError, Limits};
 
-use super::{delete, expect, expect_many, expect_too_large, patterned, remove, set, KEEP, MANY};
+use super::{
+    add_absent, delete, expect, expect_many, expect_too_large, patterned, remove, set, KEEP, MANY,
+};
 use crate::failure::{CheckResult, Failure, OrFail};
 
 /// The least a backend may declare as its largest value: 1 MiB, less the 1 KiB that
@@ -302,14 +304,7 @@ pub async fn test_largest_value_round_trips(cache: &dyn Cache) -> CheckResult {
     round_trip_in_batches(cache, "tck:largest-batch", &value, limit).await?;
     remove(cache, &["tck:largest", &long_key, "tck:largest-batch"]).await;
     if cache.limits().atomic_add {
-        let step = format!("add of {limit} bytes (the declared limit) under an absent key");
-        let added = cache
-            .add("tck:largest-add", Bytes::from(value.clone()), KEEP)
-            .await
-            .or_fail(|| step.clone())?;
-        if !added {
-            return Err(Failure::new(step, "Ok(true)", "Ok(false)"));
-        }
+        add_absent(cache, "tck:largest-add", &value, KEEP).await?;
         let read = expect(
             cache,
             "tck:largest-add",
