@@ -44,6 +44,15 @@ impl DistributedLock {
     /// (rounded up to the backend's TTL granularity when the lock is taken): an entry
     /// of no time would never be stored, and every miss would wait out `wait` for a
     /// lock nobody can hold.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_typed::DistributedLock;
+    ///
+    /// let lock = DistributedLock::new(Duration::from_secs(5)).wait(Duration::from_secs(2));
+    /// assert_eq!((lock.ttl(), lock.max_wait()), (Duration::from_secs(5), Duration::from_secs(2)));
+    /// assert_eq!(DistributedLock::new(Duration::ZERO).ttl(), Duration::from_millis(1));
+    /// ```
     pub fn new(ttl: Duration) -> Self {
         let ttl = ttl.max(Duration::from_millis(1));
         Self { ttl, wait: ttl }
