@@ -150,13 +150,9 @@ impl ErrorContext {
         }
     }
 
-    /// Maps an error met while opening a connection or sending its first `PING`: on
-    /// top of [`map`](Self::map), a database the server does not have and an answer that
-    /// is not Redis's protocol are configuration errors, the latter said in one line
-    /// instead of the parser's dump.
-    /// Maps an error of a connection's opening that took `elapsed`: a timeout before
-    /// the connect timeout could run out is the first command's answer that did not
-    /// come (the handshake, the `PING`), which the response timeout bounds.
+    /// As [`map_connect`](Self::map_connect), for an opening that took `elapsed`: a
+    /// timeout before the connect timeout could run out is the first command's answer
+    /// that did not come (the handshake, the `PING`), which the response timeout bounds.
     pub(crate) fn map_opening(
         &self,
         err: RedisError,
@@ -169,6 +165,10 @@ impl ErrorContext {
         self.map_connect(err, database)
     }
 
+    /// Maps an error met while opening a connection or sending its first `PING`: on
+    /// top of [`map`](Self::map), a database the server does not have and an answer that
+    /// is not Redis's protocol are configuration errors, the latter said in one line
+    /// instead of the parser's dump.
     pub(crate) fn map_connect(&self, err: RedisError, database: i64) -> CacheError {
         let text = err.to_string();
         if refuses_the_database(&text) {

@@ -55,8 +55,8 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
     /// backend error on read; never when fail-safe has a stale value to serve instead.
     /// On a miss, [`Error::NoRuntime`] when called outside a Tokio runtime,
     /// [`Error::Recursive`] when the factory of `key` asks for `key` again, or for a key
-    /// whose run waits for this one's (it would wait for itself), and [`Error::Cancelled`] when the run's runtime shuts down
-    /// before it ends.
+    /// whose run waits for this one's (it would wait for itself), and
+    /// [`Error::Cancelled`] when the run's runtime shuts down before it ends.
     pub async fn get_or_set<F, Fut>(
         &self,
         key: &str,

@@ -188,9 +188,9 @@ impl EntryOptions {
     /// run's start, whose last look at the backend before the factory and the
     /// distributed lock it includes; for a caller that joins a run under way, its
     /// joining); the first read of the call is bounded by the backend's own timeouts,
-    /// not by this one. A value the factory returned in time is
-    /// the caller's even when its write to the backend is not done by then (a frozen
-    /// server): the write ends in the background.
+    /// not by this one. A value the factory returned in time is the caller's even when
+    /// its write to the backend is not done by then (a frozen server): the write ends
+    /// in the background.
     pub fn hard_timeout(mut self, timeout: Duration) -> Self {
         self.hard_timeout = Some(timeout);
         self

@@ -110,6 +110,25 @@ mod tests {
     use super::*;
     use cache_tck::config_message;
 
+    /// A backend's list of the parameters it knows gets the layers' added; any other
+    /// error is left as it is.
+    #[test]
+    fn a_refused_parameter_is_told_of_the_layers_parameters_too() {
+        let named = name_layer_params(CacheError::config(
+            "unknown redis:// url parameter \"retyr\" (known: prefix, timeout)",
+        ));
+        assert_eq!(
+            named.to_string(),
+            "invalid configuration: unknown redis:// url parameter \"retyr\" (known: prefix, \
+             timeout; through cache_url::connect also the layers' retry, deadline, trace, metrics)"
+        );
+        let other = name_layer_params(CacheError::config("memory:// takes no path"));
+        assert_eq!(
+            other.to_string(),
+            "invalid configuration: memory:// takes no path"
+        );
+    }
+
     #[test]
     fn layer_parameters_are_taken_out_and_the_rest_kept_in_order() {
         let (rest, params) = split(
@@ -127,14 +146,6 @@ mod tests {
             }
         );
         let (rest, params) = split("memory://?retry=0").unwrap();
-        let named = name_layer_params(CacheError::config(
-            "unknown redis:// url parameter \"retyr\" (known: prefix, timeout)",
-        ));
-        assert_eq!(
-            named.to_string(),
-            "invalid configuration: unknown redis:// url parameter \"retyr\" (known: prefix, \
-             timeout; through cache_url::connect also the layers' retry, deadline, trace, metrics)"
-        );
         assert_eq!(rest, "memory://");
         assert_eq!(params.retry, Some(0));
         assert_eq!(split("memory://").unwrap().0, "memory://");
