@@ -354,12 +354,11 @@ async fn presence_attempt(
 }
 
 /// Entries written without TTL, by `set`, `set_many` and (where declared) `add`, empty
-/// ones too, are still
-/// there after the longest TTL any check waits into (6 s) has passed; so are entries
-/// with TTLs from an hour to ten years, written by `set`, `set_many` and (where
-/// declared) `add`, and ones whose TTL in milliseconds or seconds overflows 32 bits
-/// (kept as given, or refused with `InvalidTtl`): a backend that caps TTLs, or keeps
-/// them in 32 bits, loses them within the wait.
+/// ones too, are still there after the longest TTL any check waits into (6 s) has
+/// passed; so are entries with TTLs from an hour to ten years, written by `set`,
+/// `set_many` and (where declared) `add`, and ones whose TTL in milliseconds or seconds
+/// overflows 32 bits (kept as given, or refused with `InvalidTtl`): a backend that caps
+/// TTLs, or keeps them in 32 bits, loses them within the wait.
 pub async fn test_entries_without_ttl_outlive_every_ttl_of_the_run(
     cache: &dyn Cache,
 ) -> CheckResult {
