@@ -73,24 +73,35 @@ fn recorder_installed() -> bool {
     metrics::with_recorder(|recorder| std::mem::size_of_val(recorder) != 0)
 }
 
+/// The handles of one operation: only the series it can move are registered, so that
+/// an exporter shows no `cache_sets_total{operation="get"}` that stays at zero.
 struct Meters {
-    hits: Counter,
-    misses: Counter,
-    writes: Counter,
+    /// Hits and misses, for the reads.
+    found: Option<(Counter, Counter)>,
+    /// Sets or deletes, for the writes (not `clear`, which counts nothing).
+    writes: Option<Counter>,
     latency: Histogram,
 }
 
 impl Meters {
     fn register(backend: &'static str, op: Op) -> Self {
         let operation = op.name();
+        let found = op.reads().then(|| {
+            (
+                metrics::counter!("cache_hits_total", "backend" => backend, "operation" => operation),
+                metrics::counter!("cache_misses_total", "backend" => backend, "operation" => operation),
+            )
+        });
         let written = match op {
-            Op::Delete | Op::DeleteMany => "cache_deletes_total",
-            _ => "cache_sets_total",
+            Op::Delete | Op::DeleteMany => Some("cache_deletes_total"),
+            Op::Set | Op::SetMany | Op::Add => Some("cache_sets_total"),
+            Op::Get | Op::GetMany | Op::Exists | Op::Clear => None,
         };
         Self {
-            hits: metrics::counter!("cache_hits_total", "backend" => backend, "operation" => operation),
-            misses: metrics::counter!("cache_misses_total", "backend" => backend, "operation" => operation),
-            writes: metrics::counter!(written, "backend" => backend, "operation" => operation),
+            found,
+            writes: written.map(
+                |name| metrics::counter!(name, "backend" => backend, "operation" => operation),
+            ),
             latency: metrics::histogram!(
                 "cache_operation_duration_seconds",
                 "backend" => backend,
@@ -124,18 +135,20 @@ impl Around for Recording {
             let result = call.await;
             pending.ended();
             match &result {
-                Ok(answer) => match op {
-                    Op::Get | Op::GetMany | Op::Exists => {
-                        let (hits, misses) = answer.found();
-                        meters.hits.increment(hits as u64);
-                        meters.misses.increment(misses as u64);
+                Ok(answer) => {
+                    if let Some((hits, misses)) = &meters.found {
+                        let (found, missed) = answer.found();
+                        hits.increment(found as u64);
+                        misses.increment(missed as u64);
                     }
-                    Op::Set | Op::SetMany => meters.writes.increment(count as u64),
-                    Op::Add | Op::Delete | Op::DeleteMany => {
-                        meters.writes.increment(answer.affected() as u64);
+                    if let Some(writes) = &meters.writes {
+                        let written = match op {
+                            Op::Set | Op::SetMany => count,
+                            _ => answer.affected(),
+                        };
+                        writes.increment(written as u64);
                     }
-                    Op::Clear => {}
-                },
+                }
                 Err(error) => metrics::counter!(
                     "cache_errors_total",
                     "backend" => self.backend,

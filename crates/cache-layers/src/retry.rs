@@ -21,6 +21,10 @@ use crate::around::{Answer, Around, Keys, Layered, Op};
 ///
 /// Put a [`TimeoutLayer`](crate::TimeoutLayer) outside it to bound the whole call,
 /// retries and waits included.
+///
+/// The waits are Tokio's timers: a retry needs a Tokio runtime with time enabled, as
+/// the network backends do. Outside any Tokio runtime (a cache polled by another
+/// executor), a failed call is not retried: its error reaches the caller.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct RetryLayer {
@@ -54,7 +58,8 @@ impl RetryLayer {
 
     /// The wait before the first retry; each next wait doubles, up to `max`. Each wait
     /// is drawn between half of that and all of it (jitter, so that callers failed by
-    /// one outage do not retry in step), and never exceeds `max`.
+    /// one outage do not retry in step), and never exceeds `max`. A first wait of zero
+    /// retries at once, every time.
     pub fn delays(mut self, first: Duration, max: Duration) -> Self {
         self.first_delay = first;
         self.max_delay = max.max(first);
@@ -66,8 +71,13 @@ impl Layer for RetryLayer {
     fn layer(&self, inner: Arc<dyn Cache>) -> Arc<dyn Cache> {
         // backon's jitter adds up to the wait itself on top of it: halving both bounds
         // draws each wait between half the nominal one and all of it, `max` included.
+        // Half a nanosecond is none: the least first wait that still doubles is 1 ns.
+        let first = match self.first_delay {
+            Duration::ZERO => Duration::ZERO,
+            first => (first / 2).max(Duration::from_nanos(1)),
+        };
         let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.first_delay / 2)
+            .with_min_delay(first)
             .with_max_delay(self.max_delay / 2)
             .with_max_times(self.max_retries)
             .with_jitter();
@@ -85,7 +95,9 @@ impl Around for Retry {
         T: Answer + Send + 'f,
         F: Fn() -> CacheFuture<'f, T> + Send + Sync + 'f,
     {
-        if matches!(op, Op::Add | Op::Delete | Op::DeleteMany) {
+        if matches!(op, Op::Add | Op::Delete | Op::DeleteMany)
+            || tokio::runtime::Handle::try_current().is_err()
+        {
             return call();
         }
         Box::pin(

@@ -8,8 +8,10 @@ use tracing::{field::Empty, Instrument};
 use crate::around::{error_kind, Answer, Around, Keys, Layered, Op};
 
 /// Opens a `tracing` span named `cache` (level INFO) around each call, with the fields
-/// `backend` (the backend's label), `operation`, `keys` (how many), `outcome` (`ok` or
-/// `error`), `error` (the error's kind), and for reads `hits` and `misses`.
+/// `backend` (the backend's label), `operation`, `keys` (how many), `outcome` (`ok`,
+/// `error`, or `cancelled` for a call dropped before it ended: its caller gave up, a
+/// deadline outside this layer fired, or it panicked), `error` (the error's kind), and
+/// for reads `hits` and `misses`.
 ///
 /// Keys are not recorded: they can be personal data (a user's e-mail address in a
 /// session key). [`record_keys`](Self::record_keys) opts in, adding the field `key`.
@@ -88,8 +90,9 @@ impl Around for Spans {
         let own = span.clone();
         Box::pin(
             async move {
+                let unfinished = Unfinished(Some(own));
                 let result = call.await;
-                let span = own;
+                let span = unfinished.ended();
                 match &result {
                     Ok(answer) => {
                         span.record("outcome", "ok");
@@ -108,5 +111,24 @@ impl Around for Spans {
             }
             .instrument(span),
         )
+    }
+}
+
+/// The span of a call under way: dropped before [`ended`](Self::ended) (the call's
+/// future dropped unfinished), it records the outcome `cancelled`.
+struct Unfinished(Option<tracing::Span>);
+
+impl Unfinished {
+    /// The span of a call that ended, failed or not, for its result.
+    fn ended(mut self) -> tracing::Span {
+        self.0.take().unwrap_or_else(tracing::Span::none)
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(span) = &self.0 {
+            span.record("outcome", "cancelled");
+        }
     }
 }

@@ -179,6 +179,47 @@ fn retry_waits_stay_within_their_bounds() {
     );
 }
 
+/// A first wait of a nanosecond still doubles up to the maximum; a first wait of zero
+/// retries at once, every time.
+#[test]
+fn retry_waits_from_a_nanosecond_grow() {
+    let waits = waits(
+        RetryLayer::new()
+            .max_retries(40)
+            .delays(Duration::from_nanos(1), Duration::from_secs(1)),
+    );
+    assert_eq!(waits.len(), 40);
+    // The nominal wait reaches the second after 30 doublings; each is at least half.
+    assert!(
+        waits[31..]
+            .iter()
+            .all(|wait| *wait >= Duration::from_millis(500)),
+        "{waits:?}"
+    );
+    let waits = self::waits(
+        RetryLayer::new()
+            .max_retries(5)
+            .delays(Duration::ZERO, Duration::from_secs(1)),
+    );
+    assert_eq!(waits, [Duration::ZERO; 5]);
+}
+
+/// Polled outside any Tokio runtime (by another executor), a failed call is answered
+/// with its error after one attempt, as no timer can wait for a retry there.
+#[test]
+fn outside_a_runtime_a_failure_is_answered_without_retry() {
+    use std::task::{Context, Poll, Waker};
+    let flaky = common::Flaky::new(1, unreachable);
+    let cache = RetryLayer::new().layer(flaky.clone());
+    let mut call = cache.get("k");
+    let polled = call.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+    assert!(
+        matches!(polled, Poll::Ready(Err(CacheError::Unreachable { .. }))),
+        "{polled:?}"
+    );
+    assert_eq!(flaky.calls(), 1);
+}
+
 /// A call whose future is made outside any runtime runs in the one that awaits it.
 #[test]
 fn a_deadline_is_made_where_the_call_is_awaited() {
@@ -284,6 +325,57 @@ fn spans_get_their_results_and_unambiguous_keys_under_any_subscriber() {
         (shown(&spans[1], "hits"), shown(&spans[1], "misses")),
         ("1".to_owned(), "2".to_owned())
     );
+}
+
+/// A call dropped before it ends (an outer deadline fired) closes its span with the
+/// outcome `cancelled`, as the metrics layer counts it.
+#[test]
+fn spans_of_calls_dropped_unfinished_say_so() {
+    let subscriber = Minimal::default();
+    tracing::subscriber::with_default(subscriber.clone(), || {
+        block_on(async {
+            let traced = TracingLayer::new().layer(Arc::new(Hanging));
+            let bounded = TimeoutLayer::new(Duration::from_millis(50)).layer(traced);
+            assert!(matches!(
+                bounded.get("k").await,
+                Err(CacheError::Timeout { .. })
+            ));
+        });
+    });
+    let spans = subscriber.spans.lock().unwrap();
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    assert_eq!(
+        spans[0].get("outcome").map(String::as_str),
+        Some("cancelled")
+    );
+}
+
+/// Only the series an operation can move are registered: hits and misses for the
+/// reads, sets for the writes that store, deletes for the ones that remove; none that
+/// would stay at zero for good.
+#[test]
+fn only_the_series_an_operation_can_move_are_registered() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _in_place = metrics::set_default_local_recorder(&recorder);
+    let _layered = MetricsLayer::new().layer(Arc::new(cache_memory::MemoryCache::new()));
+    let registered = common::Recorded::from(&snapshotter).registered;
+    let series = |metric: &str, operations: &[&str]| {
+        operations
+            .iter()
+            .map(move |operation| format!("{metric}{{operation={operation}}}"))
+            .collect::<Vec<_>>()
+    };
+    let reads = ["exists", "get", "get_many"];
+    let mut expected: Vec<String> = [
+        series("cache_hits_total", &reads),
+        series("cache_misses_total", &reads),
+        series("cache_sets_total", &["add", "set", "set_many"]),
+        series("cache_deletes_total", &["delete", "delete_many"]),
+    ]
+    .concat();
+    expected.sort();
+    assert_eq!(registered.into_iter().collect::<Vec<_>>(), expected);
 }
 
 /// With no recorder in place, the metrics layer is no layer at all: the inner cache is

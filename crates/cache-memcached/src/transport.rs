@@ -229,19 +229,18 @@ const TLS_PROBE_WAIT: Duration = Duration::from_millis(500);
 impl Transport {
     /// Replaces `error`, met in the first exchange with `address` over plain TCP, by a
     /// configuration error when that port answers a TLS hello: a TLS port resets a
-    /// plain-text client, which alone says only "connection reset". Any other error, any
-    /// other transport, or a port that gives no TLS answer within `within` (at most
-    /// half a second) leaves `error` as it is.
+    /// plain-text client, which alone says only "connection reset". Any other error
+    /// (a timeout among them: a TLS port refuses a plain client's first bytes, it does
+    /// not leave it waiting, and asking would hold a silent server's error back past the
+    /// timeout), any other transport, or a port that gives no TLS answer within `within`
+    /// (at most half a second) leaves `error` as it is.
     pub(crate) async fn explain(
         &self,
         address: &str,
         error: CacheError,
         within: Duration,
     ) -> CacheError {
-        let connect_failed = matches!(
-            error,
-            CacheError::Unreachable { .. } | CacheError::Timeout { .. }
-        );
+        let connect_failed = matches!(error, CacheError::Unreachable { .. });
         let Some(port) = address
             .rsplit_once(':')
             .and_then(|(_, port)| port.parse::<u16>().ok())

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use cache_api::{Bytes, Cache, CacheError};
 use cache_memcached::MemcachedCache;
+use cache_testserver::hostile;
 use common::local_server;
 
 const TIMEOUT: Duration = Duration::from_millis(300);
@@ -118,6 +119,18 @@ async fn connecting_to_a_paused_server_times_out() {
         .build()
         .await
         .unwrap();
+}
+
+/// A host that accepts the connection and never answers fails the build within its
+/// timeout: no question in another protocol holds the error back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_fails_the_build_in_time() {
+    let timeout = Duration::from_secs(1);
+    let silent = hostile::silent_server().await;
+    let build = MemcachedCache::builder(&format!("memcache://{silent}"))
+        .timeout(timeout)
+        .build();
+    hostile::assert_gives_up_in_time(build, timeout).await;
 }
 
 /// A killed server gives `Unreachable`; restarted on the same port, it is used again by

@@ -131,6 +131,19 @@ impl ErrorContext {
             || err.is_connection_dropped()
             || err.kind() == ErrorKind::ClusterConnectionNotFound
             || text.contains(TRUNCATED_REPLY);
+        // A reply that is not Redis's protocol from a server that answered before
+        // (something else now listens on its port): one line saying so, in place of
+        // the parser's dump of byte values over several lines.
+        if err.kind() == ErrorKind::Parse && !is_unreachable && !is_auth {
+            return CacheError::Backend {
+                backend: BACKEND,
+                source: Box::new(Scrubbed(format!(
+                    "{}answered in something other than the redis protocol: is another \
+                     server listening on its port now?",
+                    self.server_named()
+                ))),
+            };
+        }
         let source = self.source(err);
         if is_auth {
             CacheError::Auth {
@@ -179,16 +192,21 @@ impl ErrorContext {
         // The URL leads to something else than Redis (a memcached port, say): a setting
         // to correct, as the memcached backend says of a port that is not memcached's.
         if err.kind() == ErrorKind::Parse || text.contains("Parse error") {
-            let server = match &self.origin {
-                Some(Origin::Server(address)) => format!("{address} "),
-                _ => "the server ".to_owned(),
-            };
             return CacheError::config(format!(
-                "{server}does not answer as a redis server (its reply is not the redis \
-                 protocol): is the url pointing at the right port?"
+                "{}does not answer as a redis server (its reply is not the redis \
+                 protocol): is the url pointing at the right port?",
+                self.server_named()
             ));
         }
         self.map(err, true)
+    }
+
+    /// `host:port ` of a single server, or `the server `.
+    fn server_named(&self) -> String {
+        match &self.origin {
+            Some(Origin::Server(address)) => format!("{address} "),
+            _ => "the server ".to_owned(),
+        }
     }
 
     /// Maps an error of a pool checkout.
@@ -531,8 +549,18 @@ mod tests {
             context().map(truncated, false),
             CacheError::Unreachable { .. }
         ));
-        let parse = RedisError::from((ErrorKind::Parse, "Parse error at 1\nUnexpected `82`"));
-        let mapped = context().map_connect(parse, 0);
+        let parse = || RedisError::from((ErrorKind::Parse, "Parse error at 1\nUnexpected `82`"));
+        let answered = context().map(parse(), false);
+        assert!(
+            matches!(answered, CacheError::Backend { .. }),
+            "{answered:?}"
+        );
+        let shown = answered.to_string();
+        assert!(
+            shown.contains("other than the redis protocol") && !shown.contains('\n'),
+            "{shown}"
+        );
+        let mapped = context().map_connect(parse(), 0);
         assert!(matches!(mapped, CacheError::Config { .. }), "{mapped:?}");
         let shown = mapped.to_string();
         assert!(

@@ -25,8 +25,7 @@ mod wrong_port;
 use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
 
 use cache_api::{
-    async_trait, validate_entries, validate_key, validate_keys, validate_value, Bytes, Cache,
-    CacheError, Limits,
+    async_trait, validate_entries, validate_key, validate_value, Bytes, Cache, CacheError, Limits,
 };
 use redis::{Cmd, FromRedisValue};
 
@@ -77,6 +76,8 @@ struct Inner {
     backend: Backend,
     prefix: String,
     max_value_size: usize,
+    /// The longest key the servers take, the prefix excluded (see [`bulk_limit`]).
+    max_key_len: usize,
     mode: Mode,
     redacted_url: String,
     connect_timeout: Duration,
@@ -249,13 +250,16 @@ impl RedisCache {
             }
             (Err(error), None) => return Err(error::naming(error, &addresses)),
         };
-        let max_value_size =
-            bulk_limit::effective(max_value_size, backend.bulk_limits(&errors).await);
+        let bulk_limits = backend.bulk_limits(&errors).await;
+        let max_value_size = bulk_limit::effective(max_value_size, bulk_limits.iter().copied());
+        let max_key_len = bulk_limit::effective(REDIS_MAX_VALUE_SIZE, bulk_limits)
+            .saturating_sub(key_prefix.len());
         Ok(Self {
             inner: Arc::new(Inner {
                 backend,
                 prefix: key_prefix,
                 max_value_size,
+                max_key_len,
                 mode,
                 redacted_url: endpoint.redacted_url,
                 connect_timeout,
@@ -288,6 +292,24 @@ impl RedisCache {
     /// Every key with the prefix in front.
     fn full_keys<'a>(&self, keys: &[&'a str]) -> Vec<Cow<'a, str>> {
         keys.iter().map(|key| self.key(key)).collect()
+    }
+
+    /// Refuses the empty key, and a key the server would take for a protocol error
+    /// (longer than its `proto-max-bulk-len` with the prefix), which would close the
+    /// connection of every call in flight on it.
+    fn check_key(&self, key: &str) -> Result<(), CacheError> {
+        validate_key(key)?;
+        if key.len() > self.inner.max_key_len {
+            return Err(CacheError::InvalidKey {
+                reason: "the key, with the key prefix, is longer than the server takes in one \
+                         argument (its proto-max-bulk-len)",
+            });
+        }
+        Ok(())
+    }
+
+    fn check_keys<'k>(&self, mut keys: impl Iterator<Item = &'k str>) -> Result<(), CacheError> {
+        keys.try_for_each(|key| self.check_key(key))
     }
 
     fn check_size(&self, value: &[u8]) -> Result<(), CacheError> {
@@ -324,7 +346,7 @@ impl Cache for RedisCache {
     /// One `GET`.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         async {
-            validate_key(key)?;
+            self.check_key(key)?;
             self.command(redis::cmd("GET").arg(self.key(key).as_ref()))
                 .await
         }
@@ -336,7 +358,7 @@ impl Cache for RedisCache {
     /// (the TTL rounded up to whole milliseconds), or `UNLINK key` for a zero TTL.
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
         async {
-            validate_key(key)?;
+            self.check_key(key)?;
             self.check_size(&value)?;
             let key = self.key(key);
             let mut command = redis::cmd("SET");
@@ -370,7 +392,7 @@ impl Cache for RedisCache {
         ttl: Option<Duration>,
     ) -> Result<bool, CacheError> {
         async {
-            validate_key(key)?;
+            self.check_key(key)?;
             self.check_size(&value)?;
             let millis = match expiry(ttl)? {
                 Expiry::Now => return Ok(false),
@@ -397,7 +419,7 @@ impl Cache for RedisCache {
     /// live entry was removed.
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         async {
-            validate_key(key)?;
+            self.check_key(key)?;
             let Count(removed) = self
                 .command(redis::cmd("UNLINK").arg(self.key(key).as_ref()))
                 .await?;
@@ -411,7 +433,7 @@ impl Cache for RedisCache {
     /// pipelined per master, every master at once.
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
         async {
-            validate_keys(keys.iter().copied())?;
+            self.check_keys(keys.iter().copied())?;
             if keys.is_empty() {
                 return Ok(Vec::new());
             }
@@ -441,6 +463,7 @@ impl Cache for RedisCache {
     ) -> Result<(), CacheError> {
         async {
             validate_entries(entries, self.inner.max_value_size)?;
+            self.check_keys(entries.iter().map(|(key, _)| *key))?;
             let expiry = expiry(ttl)?;
             if entries.is_empty() {
                 return Ok(());
@@ -496,7 +519,7 @@ impl Cache for RedisCache {
     /// master at once.
     async fn delete_many(&self, keys: &[&str]) -> Result<usize, CacheError> {
         async {
-            validate_keys(keys.iter().copied())?;
+            self.check_keys(keys.iter().copied())?;
             if keys.is_empty() {
                 return Ok(0);
             }
@@ -519,7 +542,7 @@ impl Cache for RedisCache {
     /// One `EXISTS`.
     async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         async {
-            validate_key(key)?;
+            self.check_key(key)?;
             let Count(count) = self
                 .command(redis::cmd("EXISTS").arg(self.key(key).as_ref()))
                 .await?;
@@ -554,11 +577,12 @@ impl Cache for RedisCache {
     }
 
     /// 1 ms TTL granularity, the configured value limit, and keys stored as-is up to
-    /// 512 MiB minus the prefix; `clear`, pipelined batches and `add` (`SET NX`) are
+    /// the server's `proto-max-bulk-len` (512 MiB by default) minus the prefix (a longer
+    /// key is `InvalidKey`); `clear`, pipelined batches and `add` (`SET NX`) are
     /// native.
     fn limits(&self) -> Limits {
         Limits::new(Duration::from_millis(1), self.inner.max_value_size)
-            .with_max_native_key_len(REDIS_MAX_VALUE_SIZE - self.inner.prefix.len())
+            .with_max_native_key_len(self.inner.max_key_len)
             .with_clear()
             .with_native_bulk()
             .with_atomic_add()

@@ -60,14 +60,18 @@ impl Seed {
     /// answers in the language its scheme does not speak: Redis in plain text for a TLS
     /// URL, a TLS handshake for a plain one. Any other error, or a seed that gives no such
     /// answer within `within` (at most [`PROBE_WAIT`]), leaves `error` as it is.
+    ///
+    /// A plain-text connect that timed out is left as it is at once: a TLS port refuses
+    /// a plain client's first bytes, it does not leave it waiting, so asking would only
+    /// hold a silent host's error back past the connect timeout.
     pub(crate) async fn explain(&self, error: CacheError, within: Duration) -> CacheError {
-        let connect_failed = matches!(
-            error,
+        let connect_failed = match error {
             CacheError::Timeout {
-                phase: "connect",
-                ..
-            } | CacheError::Unreachable { .. }
-        );
+                phase: "connect", ..
+            } => self.tls,
+            CacheError::Unreachable { .. } => true,
+            _ => false,
+        };
         if !connect_failed {
             return error;
         }

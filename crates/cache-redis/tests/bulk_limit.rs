@@ -1,7 +1,8 @@
 //! A server that takes shorter strings than the cache's value limit
 //! (`proto-max-bulk-len`) lowers that limit at build: a longer value is refused as
 //! `ValueTooLarge` before it is sent, instead of the server closing the connection under
-//! it and every call in flight on it.
+//! it and every call in flight on it. A key longer than that limit (with the prefix) is
+//! refused alike, as `InvalidKey`.
 
 mod common;
 
@@ -79,6 +80,68 @@ async fn a_value_over_the_servers_bulk_length_is_refused_before_it_is_sent() {
         assert_eq!(cache.get("big").await.unwrap(), Some(largest), "{model:?}");
         cache.clear().await.unwrap();
     }
+}
+
+/// A key the server would not take in one argument is `InvalidKey` on every operation,
+/// before anything is sent: the connection, and the calls of others on it, go on.
+#[tokio::test]
+async fn a_key_over_the_servers_bulk_length_is_refused_before_it_is_sent() {
+    let server = local_server(&["--proto-max-bulk-len", "1mb"]).await;
+    let prefix = "app:";
+    let cache = RedisCache::builder(&server.url())
+        .key_prefix(prefix)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap();
+    let longest = SERVER_LIMIT - prefix.len();
+    assert_eq!(cache.limits().max_native_key_len, Some(longest));
+    cache
+        .set("keeper", Bytes::from("kept"), None)
+        .await
+        .unwrap();
+    let long = "k".repeat(longest + 1);
+    let value = || Bytes::from("v");
+    let refused = [
+        ("get", cache.get(&long).await.map(drop)),
+        ("set", cache.set(&long, value(), None).await),
+        ("add", cache.add(&long, value(), None).await.map(drop)),
+        ("delete", cache.delete(&long).await.map(drop)),
+        ("exists", cache.exists(&long).await.map(drop)),
+        (
+            "get_many",
+            cache.get_many(&["keeper", &long]).await.map(drop),
+        ),
+        (
+            "set_many",
+            cache
+                .set_many(&[("small", value()), (&long, value())], None)
+                .await,
+        ),
+        (
+            "delete_many",
+            cache.delete_many(&["keeper", &long]).await.map(drop),
+        ),
+    ];
+    for (operation, result) in refused {
+        assert!(
+            matches!(result, Err(CacheError::InvalidKey { .. })),
+            "{operation} of a key over the server's limit: {result:?}"
+        );
+    }
+    assert_eq!(
+        cache.get("small").await.unwrap(),
+        None,
+        "set_many wrote part"
+    );
+    assert_eq!(
+        cache.get("keeper").await.unwrap(),
+        Some(Bytes::from("kept"))
+    );
+    // The longest key the server takes is stored and read back.
+    let longest_key = "k".repeat(longest);
+    cache.set(&longest_key, value(), None).await.unwrap();
+    assert_eq!(cache.get(&longest_key).await.unwrap(), Some(value()));
 }
 
 #[tokio::test]

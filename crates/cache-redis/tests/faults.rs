@@ -13,6 +13,7 @@ use std::{
 use cache_api::{Bytes, Cache, CacheError, Layer};
 use cache_layers::RetryLayer;
 use cache_redis::{ConnectionModel, RedisCache};
+use cache_testserver::hostile;
 use common::{eventually, local_server};
 use futures::future::join_all;
 
@@ -75,6 +76,19 @@ async fn a_frozen_server_gives_a_timeout_in_pooled_mode_and_the_cache_recovers()
 }
 
 /// Kills the server, checks that calls fail quickly while it is away, and restarts it.
+/// A host that accepts the connection and never answers fails the build within the
+/// connect timeout: no question in another protocol holds the error back.
+#[tokio::test]
+async fn a_server_that_never_answers_fails_the_build_in_time() {
+    let timeout = Duration::from_secs(1);
+    let silent = hostile::silent_server().await;
+    let build = RedisCache::builder(&format!("redis://{silent}"))
+        .connect_timeout(timeout)
+        .response_timeout(timeout)
+        .build();
+    hostile::assert_gives_up_in_time(build, timeout).await;
+}
+
 async fn kill_then_restart(cache: &RedisCache, server: &mut cache_redis::testing::LocalServer) {
     cache.set("k", Bytes::from("v"), None).await.unwrap();
     server.kill();

@@ -117,3 +117,31 @@ async fn a_count_answered_with_anything_but_an_integer_fails() {
         assert_eq!(cache.get("k").await.unwrap(), None, "{odd:?}");
     }
 }
+
+/// A reply that is not Redis's protocol at all (memcached's `ERROR` now answering on
+/// the port) is `Backend` in one line that says so, not the parser's dump of byte
+/// values.
+#[tokio::test]
+async fn a_reply_in_another_protocol_is_said_so_in_one_line() {
+    let url = answering(|name| match name {
+        "GET" => "ERROR\r\n",
+        "PING" => "+PONG\r\n",
+        _ => "+OK\r\n",
+    })
+    .await;
+    let cache = RedisCache::builder(&url)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap();
+    match cache.get("k").await {
+        Err(error @ CacheError::Backend { .. }) => {
+            let shown = error.to_string();
+            assert!(
+                shown.contains("other than the redis protocol") && !shown.contains('\n'),
+                "{shown}"
+            );
+        }
+        other => panic!("a reply in another protocol: {other:?}"),
+    }
+}

@@ -118,3 +118,50 @@ pub async fn fake_redis(
     });
     format!("redis://{address}")
 }
+
+/// The address of a server that accepts every connection and never sends a byte (a
+/// host whose service hangs, or a port of something else that waits for more input),
+/// on 127.0.0.1; it runs as long as the runtime that started it.
+///
+/// # Panics
+///
+/// When no port of 127.0.0.1 can be bound.
+pub async fn silent_server() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    address
+}
+
+/// How long a build against a [`silent_server`] may take beyond its timeout: room for a
+/// loaded machine, less than the half second a question in another protocol would add.
+pub const SILENT_MARGIN: Duration = Duration::from_millis(400);
+
+/// Checks that `build`, against a [`silent_server`] with a connect timeout of `timeout`,
+/// failed with `Timeout` within `timeout` and [`SILENT_MARGIN`].
+///
+/// # Panics
+///
+/// When it failed otherwise, or later.
+pub async fn assert_gives_up_in_time<T: std::fmt::Debug>(
+    build: impl std::future::Future<Output = Result<T, CacheError>>,
+    timeout: Duration,
+) {
+    let started = std::time::Instant::now();
+    let result = build.await;
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(result, Err(CacheError::Timeout { .. })),
+        "a build against a server that never answers: expected a timeout, got {result:?}"
+    );
+    assert!(
+        elapsed < timeout + SILENT_MARGIN,
+        "a build with a connect timeout of {timeout:?} against a server that never \
+         answers took {elapsed:?}"
+    );
+}

@@ -112,6 +112,8 @@ impl Cache for Hanging {
 pub struct Recorded {
     /// Counters above zero.
     pub counters: BTreeMap<String, u64>,
+    /// Every counter registered, at zero or above.
+    pub registered: BTreeSet<String>,
     /// Histograms with samples, and how many.
     pub samples: BTreeMap<String, usize>,
     /// The values of the `backend` label.
@@ -125,6 +127,7 @@ impl Recorded {
         use metrics_util::debugging::DebugValue;
         let mut recorded = Self {
             counters: BTreeMap::new(),
+            registered: BTreeSet::new(),
             samples: BTreeMap::new(),
             backends: BTreeSet::new(),
             gauges: 0,
@@ -141,6 +144,9 @@ impl Recorded {
             }
             labels.sort();
             let name = format!("{}{{{}}}", key.name(), labels.join(","));
+            if matches!(value, DebugValue::Counter(_)) {
+                recorded.registered.insert(name.clone());
+            }
             match value {
                 DebugValue::Counter(0) => {}
                 DebugValue::Counter(count) => {
