@@ -26,6 +26,15 @@ async fn answering(answer: impl Fn(&str) -> &'static str + Send + Sync + 'static
     cache_testserver::hostile::fake_redis(move |name, _| answer(name), |_| {}).await
 }
 
+/// A cache on the fake server at `url`, calls bounded by 2 s.
+async fn built(url: &str) -> RedisCache {
+    RedisCache::builder(url)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap_or_else(|err| panic!("{url}: {err}"))
+}
+
 fn is_backend(result: Result<(), CacheError>) -> bool {
     matches!(result, Err(CacheError::Backend { .. }))
 }
@@ -94,11 +103,7 @@ async fn a_count_answered_with_anything_but_an_integer_fails() {
             _ => "+OK\r\n",
         })
         .await;
-        let cache = RedisCache::builder(&url)
-            .timeout(Duration::from_secs(2))
-            .build()
-            .await
-            .unwrap_or_else(|err| panic!("{odd:?}: {err}"));
+        let cache = built(&url).await;
         let delete = cache.delete("k").await.map(drop);
         let delete_many = cache.delete_many(&["a", "b"]).await.map(drop);
         let exists = cache.exists("k").await.map(drop);
@@ -129,11 +134,7 @@ async fn a_reply_in_another_protocol_is_said_so_in_one_line() {
         _ => "+OK\r\n",
     })
     .await;
-    let cache = RedisCache::builder(&url)
-        .timeout(Duration::from_secs(2))
-        .build()
-        .await
-        .unwrap();
+    let cache = built(&url).await;
     match cache.get("k").await {
         Err(error @ CacheError::Backend { .. }) => {
             let shown = error.to_string();

@@ -332,7 +332,15 @@ fn parse_line(line: &[u8]) -> Result<Header, Failure> {
     let response = match MetaResponse::parse_header(header) {
         Ok(response) => response,
         Err(error @ (Error::Server(_) | Error::Rejected(_))) => return Ok(Header::Refused(error)),
-        Err(error) => return Err(Failure::Protocol(error.to_string())),
+        // Not a meta answer at all (Redis's `-ERR`, an HTTP status line): something
+        // else than memcached answers on the port, which the parser's word alone
+        // ("unknown return code") does not say.
+        Err(error) => {
+            return Err(Failure::Protocol(format!(
+                "an answer outside memcached's protocol ({error}): is another server \
+                 listening on this port?"
+            )))
+        }
     };
     let length = match response.rc() {
         ReturnCode::Va => Some(data_length(header)?),
@@ -423,6 +431,26 @@ mod tests {
             panic!("a wrong token must fail the connection as out of step");
         };
         assert!(message.contains("opaque O8 where O7 was due"), "{message}");
+    }
+
+    /// An answer in another protocol (Redis's, HTTP's) says another server may be on
+    /// the port, in one line.
+    #[test]
+    fn an_answer_in_another_protocol_is_said_so() {
+        for line in [
+            &b"-ERR unknown command 'mg'\r\n"[..],
+            b"HTTP/1.1 400 Bad Request\r\n",
+        ] {
+            let Err(Failure::Protocol(message)) = parse_line(line) else {
+                panic!("{line:?} is no memcached answer");
+            };
+            assert!(
+                message.contains("outside memcached's protocol")
+                    && message.contains("another server")
+                    && !message.contains('\n'),
+                "{message}"
+            );
+        }
     }
 
     fn values(answers: Answers) -> Vec<Option<Vec<u8>>> {
