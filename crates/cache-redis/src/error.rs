@@ -198,7 +198,26 @@ impl ErrorContext {
                 self.server_named()
             ));
         }
-        self.map(err, true)
+        let refused = err.is_connection_refusal();
+        let mapped = self.map(err, true);
+        // Redis closes the connection of a client that sends a longer argument before
+        // it has logged in: the login can never pass, whatever the server's state. (A
+        // connection refused never reached a server: that stays unreachable.)
+        if matches!(mapped, CacheError::Unreachable { .. })
+            && !refused
+            && self
+                .secrets
+                .iter()
+                .any(|secret| secret.len() > UNAUTHENTICATED_ARGUMENT)
+        {
+            return CacheError::config(format!(
+                "the url's credentials are longer than {} KiB, which redis refuses from a \
+                 client that has not logged in yet (it closes the connection: \
+                 \"unauthenticated bulk length\")",
+                UNAUTHENTICATED_ARGUMENT / 1024
+            ));
+        }
+        mapped
     }
 
     /// `host:port ` of a single server, or `the server `.
@@ -382,10 +401,41 @@ impl std::error::Error for Located {
     }
 }
 
+/// The longest argument Redis takes from a client that has not logged in.
+const UNAUTHENTICATED_ARGUMENT: usize = 16 * 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io;
+
+    /// A connection closed on a login with credentials Redis never takes before a login
+    /// says so, as a configuration error that does not show them.
+    #[test]
+    fn credentials_too_long_to_send_are_config() {
+        let long = "p".repeat(UNAUTHENTICATED_ARGUMENT + 1);
+        let errors = ErrorContext {
+            secrets: vec![long.clone()],
+            ..context()
+        };
+        let reset = || RedisError::from(io::Error::from(io::ErrorKind::ConnectionReset));
+        let mapped = errors.map_connect(reset(), 0);
+        let shown = mapped.to_string();
+        assert!(matches!(mapped, CacheError::Config { .. }), "{mapped:?}");
+        assert!(
+            shown.contains("longer than 16 KiB") && !shown.contains(&long),
+            "{shown}"
+        );
+        assert!(matches!(
+            context().map_connect(reset(), 0),
+            CacheError::Unreachable { .. }
+        ));
+        let refused = RedisError::from(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert!(matches!(
+            errors.map_connect(refused, 0),
+            CacheError::Unreachable { .. }
+        ));
+    }
 
     fn context() -> ErrorContext {
         ErrorContext {
