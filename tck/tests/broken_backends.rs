@@ -252,6 +252,14 @@ enum Defect {
     DeclaresNoAddButStoresThenRefuses,
     DeclaresNoClearButIgnoresIt,
     DeclaresNoClearButClearsThenRefuses,
+    // Expiry of entries of other shapes, and of longer TTLs.
+    EmptyValuesNeverExpire,
+    LargeValuesNeverExpire,
+    LongKeysNeverExpire,
+    NonAsciiKeysNeverExpire,
+    TtlsOfThreeSecondsIgnored,
+    TtlsRoundedUpToTheMinute,
+    ReadsBesidesGetExpireLate,
 }
 
 use Defect::*;
@@ -301,6 +309,42 @@ const SECOND: Duration = Duration::from_secs(1);
 
 /// Every step of every check, and the defect that makes it fail.
 const CASES: &[Case] = &[
+    // Expiry of entries of other shapes, and of longer TTLs.
+    case(
+        EmptyValuesNeverExpire,
+        "test_ttls_of_seconds_are_kept_to_the_granularity",
+        &["(empty value)", "expected None"],
+    ),
+    case(
+        LargeValuesNeverExpire,
+        "test_ttls_of_seconds_are_kept_to_the_granularity",
+        &["(value over 64 KiB)", "expected None"],
+    ),
+    case(
+        LongKeysNeverExpire,
+        "test_ttls_of_seconds_are_kept_to_the_granularity",
+        &["(key over 250 bytes)", "expected None"],
+    ),
+    case(
+        NonAsciiKeysNeverExpire,
+        "test_ttls_of_seconds_are_kept_to_the_granularity",
+        &["(non-ascii key)", "expected None"],
+    ),
+    case(
+        TtlsOfThreeSecondsIgnored,
+        "test_ttls_of_seconds_are_kept_to_the_granularity",
+        &["get(\"tck:seconds-three\")", "with a 3s ttl"],
+    ),
+    case(
+        TtlsRoundedUpToTheMinute,
+        "test_ttls_of_seconds_are_kept_to_the_granularity",
+        &["get(\"tck:seconds-three\")", "with a 3s ttl"],
+    ),
+    case(
+        ReadsBesidesGetExpireLate,
+        "test_ttls_of_seconds_are_kept_to_the_granularity",
+        &["exists(\"tck:seconds-expiring-exists\")", "with a 2.5s ttl"],
+    ),
     // Long batches.
     case(
         GetManyLosesEarlierDuplicatesInLongBatches,
@@ -1776,6 +1820,24 @@ impl Reference {
         stored.expires.is_none_or(|tick| self.tick() < tick)
     }
 
+    /// [`live`](Self::live), for the reads besides `get`, which
+    /// [`ReadsBesidesGetExpireLate`] makes see an entry 90 ms past its expiry.
+    fn live_besides_get(&self, stored: &Stored) -> bool {
+        if !self.has(ReadsBesidesGetExpireLate) {
+            return self.live(stored);
+        }
+        let late = Duration::from_millis(90).as_nanos() / self.granularity.as_nanos();
+        stored.expires.is_none_or(|tick| self.tick() < tick + late)
+    }
+
+    /// Whether a defect keeps this entry forever whatever its TTL.
+    fn never_expires(&self, key: &str, value: &[u8]) -> bool {
+        (self.has(EmptyValuesNeverExpire) && value.is_empty())
+            || (self.has(LargeValuesNeverExpire) && value.len() > 65_536)
+            || (self.has(LongKeysNeverExpire) && key.len() > 250)
+            || (self.has(NonAsciiKeysNeverExpire) && !key.is_ascii())
+    }
+
     fn key_for(&self, key: &str, path: Path) -> String {
         let mut key = key.to_owned();
         if let Some(KeysTruncatedTo(len)) = self.defect {
@@ -1898,6 +1960,12 @@ impl Reference {
         }
         if self.has(TtlsOverTwoSecondsIgnored) && ttl > 2 * SECOND {
             return Ok(None);
+        }
+        if self.has(TtlsOfThreeSecondsIgnored) && ttl >= 3 * SECOND {
+            return Ok(None);
+        }
+        if self.has(TtlsRoundedUpToTheMinute) && ttl >= 3 * SECOND && ttl < SECOND * 3600 {
+            ttl = Duration::from_secs(ttl.as_secs().div_ceil(60) * 60 + 60);
         }
         if self.has(TtlsRoundedDownToWholeSeconds) && ttl > SECOND {
             ttl = Duration::from_secs(ttl.as_secs());
@@ -2046,7 +2114,7 @@ impl Reference {
                 return Ok(());
             }
             Some(ttl) if ttl.is_zero() => None,
-            _ if self.has(TtlIgnored) => None,
+            _ if self.has(TtlIgnored) || self.never_expires(native, &value) => None,
             Some(_) if self.has(FirstTtlKeptOnOverwrite) && previous.is_some() => {
                 previous.as_ref().and_then(|p| p.expires)
             }
@@ -2169,7 +2237,10 @@ impl Reference {
         let value = state
             .entries
             .get(&native)
-            .filter(|stored| self.live(stored))
+            .filter(|stored| match path {
+                Path::BulkRead => self.live_besides_get(stored),
+                _ => self.live(stored),
+            })
             .map(|stored| stored.value.clone());
         match value {
             None if self.has(MissesReadAsEmptyAfterClear) && state.cleared_once => {
@@ -2237,7 +2308,7 @@ impl Reference {
                 false
             }
             Some(_) if self.has(ExpiredDeleteReportsTrue) => true,
-            Some(stored) => self.live(&stored),
+            Some(stored) => self.live_besides_get(&stored),
             None => false,
         }
     }
@@ -2784,7 +2855,7 @@ impl Cache for Reference {
         let state = self.lock();
         let stored = state.entries.get(&native);
         let live = stored.is_some_and(|stored| {
-            (self.live(stored) || self.has(ExistsIgnoresExpiry))
+            (self.live_besides_get(stored) || self.has(ExistsIgnoresExpiry))
                 && !(stored.value.is_empty() && self.has(ExistsFalseForEmptyValue))
         });
         Ok(live

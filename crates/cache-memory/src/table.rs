@@ -3,10 +3,21 @@
 //!
 //! quick_cache has no notion of time, so every read checks the deadline stored beside
 //! the value: an expired entry is never returned, and is removed when a read, a `delete`
-//! or an `add` finds it, or when the byte budget evicts it. Until then it counts against
-//! the budget like any other entry, which keeps memory bounded whatever the TTLs.
+//! or an `add` finds it, when the byte budget evicts it, or by a sweep. Until then it
+//! counts against the budget like any other entry, which keeps memory bounded whatever
+//! the TTLs.
+//!
+//! quick_cache's eviction knows nothing of deadlines either: left alone, entries that
+//! expired unread would hold their share of the budget while new live entries evict each
+//! other. So a write that finds the earliest deadline of the table passed sweeps the
+//! expired entries out first, at most once per eighth of the table's entries written
+//! (at least [`SWEEP_EVERY`]): the sweep's walk of the table is spread over those
+//! writes.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
 
 use ahash::RandomState;
 use cache_api::Bytes;
@@ -18,8 +29,9 @@ use quick_cache::{
 /// Bytes charged to every entry on top of its key and value: the table's slot, the
 /// entry's own fields and the allocations' headers. `cachectl bench memory://
 /// --footprint 1000000` measured 176 bytes of resident memory per entry of 18 + 100
-/// bytes, so 58 of overhead; charging more keeps the budget an upper bound on memory,
-/// with room for the allocator's rounding of other sizes.
+/// bytes, so 58 of overhead; charging more keeps the budget an upper bound on memory
+/// for entries of that size and larger, with room for the allocator's rounding. Entries
+/// of a few bytes take more than they are charged (the README says how much).
 pub(crate) const ENTRY_OVERHEAD: u64 = 96;
 
 /// TTLs longer than this are kept as "no expiry": no process lives a century, and
@@ -69,12 +81,24 @@ impl Weighter<String, Entry> for EntryWeighter {
     }
 }
 
+/// The fewest writes between two sweeps.
+const SWEEP_EVERY: u64 = 64;
+
 /// The sharded table and what one of its shards can hold.
 pub(crate) struct Table {
     entries: QuickCache<String, Entry, EntryWeighter, RandomState>,
     /// The heaviest entry a shard admits: quick_cache refuses heavier ones silently,
     /// so a write checks against it first.
     pub(crate) room: u64,
+    /// What the deadlines are counted from.
+    epoch: Instant,
+    /// The earliest deadline of an entry written since the last sweep, or found by it,
+    /// in nanoseconds from `epoch`; `u64::MAX` when none is known.
+    earliest: AtomicU64,
+    /// Writes since the last sweep, and the entries it left.
+    written: AtomicU64,
+    left: AtomicU64,
+    sweeping: AtomicBool,
 }
 
 /// A write not stored: key, value and overhead weigh more than one shard holds.
@@ -85,7 +109,45 @@ impl Table {
         entries: QuickCache<String, Entry, EntryWeighter, RandomState>,
         room: u64,
     ) -> Self {
-        Self { entries, room }
+        Self {
+            entries,
+            room,
+            epoch: Instant::now(),
+            earliest: AtomicU64::new(u64::MAX),
+            written: AtomicU64::new(0),
+            left: AtomicU64::new(0),
+            sweeping: AtomicBool::new(false),
+        }
+    }
+
+    /// `deadline` in nanoseconds from the table's epoch.
+    fn since_epoch(&self, deadline: Instant) -> u64 {
+        u64::try_from(deadline.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Notes a write of `entry`, and sweeps first when an entry of the table has
+    /// expired and enough writes came since the last sweep.
+    fn before_write(&self, entry: &Entry) {
+        if let Some(deadline) = entry.deadline {
+            self.earliest
+                .fetch_min(self.since_epoch(deadline), Ordering::Relaxed);
+        }
+        let written = self.written.fetch_add(1, Ordering::Relaxed) + 1;
+        let earliest = self.earliest.load(Ordering::Relaxed);
+        if earliest == u64::MAX
+            || written < (self.left.load(Ordering::Relaxed) / 8).max(SWEEP_EVERY)
+            || self.since_epoch(Instant::now()) < earliest
+        {
+            return;
+        }
+        if self
+            .sweeping
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.sweep();
+            self.sweeping.store(false, Ordering::Release);
+        }
     }
 
     fn check_weight(&self, key: &str, value: &Bytes) -> Result<(), TooHeavy> {
@@ -115,7 +177,10 @@ impl Table {
     ) -> Result<(), TooHeavy> {
         self.check_weight(key, &value)?;
         match Entry::new(value, ttl) {
-            Some(entry) => self.entries.insert(key.to_owned(), entry),
+            Some(entry) => {
+                self.before_write(&entry);
+                self.entries.insert(key.to_owned(), entry);
+            }
             None => {
                 self.entries.remove(key);
             }
@@ -139,6 +204,7 @@ impl Table {
         let Some(entry) = Entry::new(value, ttl) else {
             return Ok(false);
         };
+        self.before_write(&entry);
         let found = self
             .entries
             .entry_async(key, |_, current| {
@@ -169,9 +235,24 @@ impl Table {
         self.entries.clear();
     }
 
-    /// Removes the expired entries, walking every shard under its write lock in turn.
+    /// Removes the expired entries, walking every shard under its write lock in turn,
+    /// and notes the earliest deadline of those left.
     pub(crate) fn sweep(&self) {
-        self.entries.retain(|_, entry| entry.is_live());
+        self.written.store(0, Ordering::Relaxed);
+        self.earliest.store(u64::MAX, Ordering::Relaxed);
+        let now = Instant::now();
+        let earliest = AtomicU64::new(u64::MAX);
+        self.entries.retain(|_, entry| match entry.deadline {
+            Some(deadline) if deadline <= now => false,
+            Some(deadline) => {
+                earliest.fetch_min(self.since_epoch(deadline), Ordering::Relaxed);
+                true
+            }
+            None => true,
+        });
+        self.earliest
+            .fetch_min(earliest.into_inner(), Ordering::Relaxed);
+        self.left.store(self.len(), Ordering::Relaxed);
     }
 
     /// Entries in the table, expired ones not yet removed included.

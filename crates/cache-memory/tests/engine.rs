@@ -60,6 +60,49 @@ async fn expired_entries_are_swept_by_a_count() {
     assert_eq!(cache.get("long").await.unwrap(), Some(Bytes::from("y")));
 }
 
+/// Entries that expired unread give their room to the live entries written after
+/// them: a budget filled with expired entries, then written half full of live ones,
+/// keeps every live one (written by `set` and by `add`).
+#[tokio::test]
+async fn expired_entries_make_room_for_live_ones() {
+    let cache = MemoryCache::builder()
+        .max_capacity_bytes(1 << 20)
+        .build()
+        .unwrap();
+    let value = Bytes::from(vec![7; 900]);
+    for i in 0..1000 {
+        cache
+            .set(
+                &format!("short:{i}"),
+                value.clone(),
+                Some(Duration::from_millis(50)),
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..500 {
+        let key = format!("live:{i}");
+        if i % 2 == 0 {
+            cache.set(&key, value.clone(), None).await.unwrap();
+        } else {
+            assert!(cache.add(&key, value.clone(), None).await.unwrap(), "{key}");
+        }
+    }
+    let mut lost = Vec::new();
+    for i in 0..500 {
+        let key = format!("live:{i}");
+        if cache.get(&key).await.unwrap().is_none() {
+            lost.push(key);
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} of 500 live entries lost: {lost:?}",
+        lost.len()
+    );
+}
+
 /// A key so long that key and value outweigh a shard is refused as `ValueTooLarge`,
 /// naming what would fit beside that key, by `set`, `set_many` and `add` alike; nothing
 /// is written.

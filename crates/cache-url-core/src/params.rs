@@ -310,7 +310,8 @@ fn must_be(name: &str, expected: &str) -> CacheError {
 /// The one duration grammar of cache URLs and of `cachectl`'s options: humantime's
 /// (`250ms`, `2s`, `1m 30s`) or a plain number of seconds in digits with an optional
 /// fraction (`0.5`, `2`). `None` for anything else: signs (`-1`, `+1`), exponents
-/// (`1e3`) and words (`inf`) included.
+/// (`1e3`) and words (`inf`) included. A fraction finer than a nanosecond is rounded
+/// up: a number above zero never reads as zero (which, as a TTL, would delete).
 ///
 /// ```
 /// use std::time::Duration;
@@ -321,6 +322,8 @@ fn must_be(name: &str, expected: &str) -> CacheError {
 /// assert_eq!(parse_duration("1m 30s"), Some(Duration::from_secs(90)));
 /// assert_eq!(parse_duration("-1"), None);
 /// assert_eq!(parse_duration("+1"), None);
+/// assert_eq!(parse_duration("0.0000000001"), Some(Duration::from_nanos(1)));
+/// assert_eq!(parse_duration("0.000"), Some(Duration::ZERO));
 /// ```
 #[must_use]
 pub fn parse_duration(value: &str) -> Option<Duration> {
@@ -334,6 +337,14 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
             .parse::<f64>()
             .ok()
             .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+            .map(|duration| {
+                let above_zero = value.bytes().any(|digit| matches!(digit, b'1'..=b'9'));
+                if duration.is_zero() && above_zero {
+                    Duration::from_nanos(1)
+                } else {
+                    duration
+                }
+            })
     })
 }
 

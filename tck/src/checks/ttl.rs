@@ -3,13 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use cache_api::{Bytes, Cache, CacheError};
+use cache_api::{Bytes, Cache, CacheError, Limits};
 
 use super::values::timed_limits;
 use super::{
-    add_absent, certainly_alive_for, delete, describe, expect, expect_alive, get, remove, set,
-    short_ttl, sleep_past, too_loaded, Alive, ATTEMPTS, EXPIRY_MARGIN, KEEP, KEEP_TTL, LONG_TTL,
-    PRESENCE_TTL,
+    add_absent, certainly_alive_for, delete, describe, exists, expect, expect_alive, expect_many,
+    get, patterned, remove, set, short_ttl, sleep_past, too_loaded, Alive, ATTEMPTS, EXPIRY_MARGIN,
+    KEEP, KEEP_TTL, LONG_TTL, PRESENCE_TTL,
 };
 use crate::failure::{CheckResult, Failure, OrFail};
 
@@ -118,12 +118,23 @@ pub async fn test_set_of_the_same_value_still_replaces_the_ttl(cache: &dyn Cache
 /// by `set`, `set_many` and, where declared, `add`; and ones with a 2.5 s TTL are gone by
 /// their TTL plus the granularity and 20 ms (not ignored, not kept late), also when read
 /// by `get`, `exists` and `get_many` meanwhile (a read does not push the expiry out).
+///
+/// Entries of every shape expire alike: an empty value, one over 64 KiB, one under a key
+/// over 250 bytes and one under a non-ASCII key; at that time `exists`, `get_many` and
+/// `delete` see them gone too. An entry with a 3 s TTL is gone by its TTL plus the
+/// granularity and 20 ms as well (not ignored, not rounded up to a minute).
 pub async fn test_ttls_of_seconds_are_kept_to_the_granularity(cache: &dyn Cache) -> CheckResult {
     let limits = timed_limits(cache)?;
     let expiring = Duration::from_millis(2500);
+    let longer = Duration::from_secs(3);
     let started = Instant::now();
-    for key in EXPIRING {
+    set(cache, LONGER, b"three seconds", Some(longer)).await?;
+    for key in EXPIRING.iter().chain([&EXPIRED_DELETE]) {
         set(cache, key, b"expiring", Some(expiring)).await?;
+    }
+    let shapes = shapes(&limits);
+    for (key, value, _) in &shapes {
+        set(cache, key, value, Some(expiring)).await?;
     }
     for (fractional, nominal) in [(1900, 1300), (1400, 1150)] {
         let (fractional, nominal) = (
@@ -147,6 +158,13 @@ pub async fn test_ttls_of_seconds_are_kept_to_the_granularity(cache: &dyn Cache)
     let read_at = started.elapsed();
     let due = limits.round_up_ttl(expiring) + limits.ttl_granularity + ON_TIME_MARGIN;
     tokio::time::sleep_until((started + due).into()).await;
+    let when = || {
+        format!(
+            "{:?} after set with a {expiring:?} ttl (granularity {:?})",
+            started.elapsed(),
+            limits.ttl_granularity
+        )
+    };
     for (key, read) in EXPIRING.iter().zip(["get", "exists", "get_many"]) {
         expect(
             cache,
@@ -161,8 +179,61 @@ pub async fn test_ttls_of_seconds_are_kept_to_the_granularity(cache: &dyn Cache)
         )
         .await?;
     }
-    Ok(())
+    // The reads besides `get` see them gone as soon, as do the entries of every shape.
+    exists(cache, by_exists, false, &when()).await?;
+    expect_many(cache, &[by_get_many], &[None], &when()).await?;
+    delete(cache, EXPIRED_DELETE, false, &when()).await?;
+    for (key, _, shape) in &shapes {
+        expect(cache, key, None, &format!("{} ({shape})", when())).await?;
+    }
+    let due = limits.round_up_ttl(longer) + limits.ttl_granularity + ON_TIME_MARGIN;
+    tokio::time::sleep_until((started + due).into()).await;
+    expect(
+        cache,
+        LONGER,
+        None,
+        &format!(
+            "{:?} after set with a {longer:?} ttl (granularity {:?})",
+            started.elapsed(),
+            limits.ttl_granularity
+        ),
+    )
+    .await
 }
+
+/// Entries of the shapes a backend may store apart (an empty value, one over 64 KiB, a
+/// key over 250 bytes, a non-ASCII key): key, value and what the shape is.
+fn shapes(limits: &Limits) -> Vec<(String, Vec<u8>, &'static str)> {
+    let large = (64 * 1024 + 1000).min(limits.max_value_size);
+    vec![
+        (
+            "tck:seconds-shape-empty".to_owned(),
+            Vec::new(),
+            "empty value",
+        ),
+        (
+            "tck:seconds-shape-large".to_owned(),
+            patterned(large, 7),
+            "value over 64 KiB",
+        ),
+        (
+            format!("tck:seconds-shape-{}", "long".repeat(70)),
+            b"long key".to_vec(),
+            "key over 250 bytes",
+        ),
+        (
+            "tck:seconds-shape-ünïcödé-ключ".to_owned(),
+            b"non-ascii key".to_vec(),
+            "non-ascii key",
+        ),
+    ]
+}
+
+/// The entry of the check above with a TTL of 3 s.
+const LONGER: &str = "tck:seconds-three";
+
+/// The entry of the check above deleted once expired.
+const EXPIRED_DELETE: &str = "tck:seconds-expiring-delete";
 
 /// Writes an entry with `ttl` by each write path and reads each `read_at` into it,
 /// expecting it there; a read that comes too late tries again with fresh keys.
