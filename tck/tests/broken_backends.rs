@@ -260,6 +260,13 @@ enum Defect {
     TtlsOfThreeSecondsIgnored,
     TtlsRoundedUpToTheMinute,
     ReadsBesidesGetExpireLate,
+    // What a zero TTL or a clear leaves behind.
+    ZeroTtlLeavesDeleteTrue,
+    ZeroTtlLeavesExistsTrue,
+    ZeroTtlLeavesAddFalse,
+    ClearedKeysDeleteTrue,
+    ClearedKeysRefuseAdd,
+    ClearKeepsEntriesOfShortTtls,
 }
 
 use Defect::*;
@@ -309,6 +316,40 @@ const SECOND: Duration = Duration::from_secs(1);
 
 /// Every step of every check, and the defect that makes it fail.
 const CASES: &[Case] = &[
+    // What a zero TTL or a clear leaves behind.
+    case(
+        ZeroTtlLeavesDeleteTrue,
+        "test_zero_ttl_stores_nothing_and_removes_previous_value",
+        &["delete(\"tck:zero-old\")", "expected Ok(false)"],
+    ),
+    case(
+        ZeroTtlLeavesExistsTrue,
+        "test_zero_ttl_stores_nothing_and_removes_previous_value",
+        &["exists(\"tck:zero-old\")", "expected Ok(false)"],
+    ),
+    case(
+        ZeroTtlLeavesAddFalse,
+        "test_zero_ttl_stores_nothing_and_removes_previous_value",
+        &["add(\"tck:zero-old\"", "of an absent key"],
+    ),
+    case(
+        ClearedKeysDeleteTrue,
+        "test_clear_removes_entries_from_every_write_path",
+        &[
+            "delete(\"tck:clear-set-none\") after clear",
+            "expected Ok(false)",
+        ],
+    ),
+    case(
+        ClearedKeysRefuseAdd,
+        "test_clear_removes_entries_from_every_write_path",
+        &["add(\"tck:clear-set-ttl\"", "of an absent key"],
+    ),
+    case(
+        ClearKeepsEntriesOfShortTtls,
+        "test_clear_removes_every_entry",
+        &["get(\"tck:clear-1\") after clear"],
+    ),
     // Expiry of entries of other shapes, and of longer TTLs.
     case(
         EmptyValuesNeverExpire,
@@ -1750,6 +1791,8 @@ struct State {
     ttl_ticks: HashMap<String, u128>,
     /// The tick at which each entry was written while absent.
     first_write: HashMap<String, u128>,
+    /// Keys whose entry a zero TTL removed.
+    zeroed: HashSet<String>,
 }
 
 /// Where a key is used, for defects that encode keys on one path only.
@@ -2109,7 +2152,9 @@ impl Reference {
                     || (self.has(ZeroTtlIgnoredWithoutPreviousTtl)
                         && previous.as_ref().is_some_and(|p| p.expires.is_none()));
                 if !ignored {
-                    self.lock().entries.remove(native);
+                    let mut state = self.lock();
+                    state.entries.remove(native);
+                    state.zeroed.insert(native.to_owned());
                 }
                 return Ok(());
             }
@@ -2374,6 +2419,16 @@ impl Cache for Reference {
             return Ok(false);
         }
         self.forget_near(key);
+        {
+            // Of `delete` alone: `delete_many` counts as it should.
+            let mut state = self.lock();
+            let native = self.key_for(key, Path::Delete);
+            if (self.has(ZeroTtlLeavesDeleteTrue) && state.zeroed.remove(&native))
+                || (self.has(ClearedKeysDeleteTrue) && state.cleared.remove(&native).is_some())
+            {
+                return Ok(true);
+            }
+        }
         Ok(self.remove(key))
     }
 
@@ -2658,6 +2713,14 @@ impl Cache for Reference {
             Some(AddFalseForKeysOver(len)) if key.len() > len => return Ok(false),
             _ => key,
         };
+        {
+            let state = self.lock();
+            if (self.has(ZeroTtlLeavesAddFalse) && state.zeroed.contains(key))
+                || (self.has(ClearedKeysRefuseAdd) && state.cleared.contains_key(key))
+            {
+                return Ok(false);
+            }
+        }
         let ttl = match ttl {
             None => match self.defect {
                 Some(AddWithoutTtlGetsTtl(given)) => Some(given),
@@ -2859,6 +2922,7 @@ impl Cache for Reference {
                 && !(stored.value.is_empty() && self.has(ExistsFalseForEmptyValue))
         });
         Ok(live
+            || (self.has(ZeroTtlLeavesExistsTrue) && state.zeroed.contains(&native))
             || (self.has(ExistsSeesDeletedEntries) && state.deleted.contains_key(&native))
             || (self.has(ClearLeavesExistsTrue) && state.cleared.contains_key(&native)))
     }
@@ -2897,7 +2961,12 @@ impl Cache for Reference {
                     || (self.has(ClearSkipsBatchWrites) && stored.batch)
                     || (self.has(ClearSkipsLongKeys) && native.len() > 250)
                     || (self.has(ClearSkipsNonAsciiKeys) && !native.is_ascii())
-                    || (self.has(ClearSkipsAddedEntries) && added.contains(native));
+                    || (self.has(ClearSkipsAddedEntries) && added.contains(native))
+                    || (self.has(ClearKeepsEntriesOfShortTtls)
+                        && stored.expires.is_some_and(|tick| {
+                            tick.saturating_sub(self.tick()) * self.granularity.as_nanos()
+                                < Duration::from_secs(10).as_nanos()
+                        }));
                 if !keep {
                     state.cleared.insert(native.clone(), stored.clone());
                 }

@@ -95,7 +95,8 @@ pub(crate) struct Table {
     /// The earliest deadline of an entry written since the last sweep, or found by it,
     /// in nanoseconds from `epoch`; `u64::MAX` when none is known.
     earliest: AtomicU64,
-    /// Writes since the last sweep, and the entries it left.
+    /// Writes since the last sweep while a deadline was known, and the entries the
+    /// sweep left.
     written: AtomicU64,
     left: AtomicU64,
     sweeping: AtomicBool,
@@ -132,10 +133,14 @@ impl Table {
             self.earliest
                 .fetch_min(self.since_epoch(deadline), Ordering::Relaxed);
         }
-        let written = self.written.fetch_add(1, Ordering::Relaxed) + 1;
+        // A table without deadlines (no TTLs) has nothing to sweep, and its writes do
+        // not touch the shared counter.
         let earliest = self.earliest.load(Ordering::Relaxed);
-        if earliest == u64::MAX
-            || written < (self.left.load(Ordering::Relaxed) / 8).max(SWEEP_EVERY)
+        if earliest == u64::MAX {
+            return;
+        }
+        let written = self.written.fetch_add(1, Ordering::Relaxed) + 1;
+        if written < (self.left.load(Ordering::Relaxed) / 8).max(SWEEP_EVERY)
             || self.since_epoch(Instant::now()) < earliest
         {
             return;

@@ -1,15 +1,22 @@
 //! `clear`: every entry goes, whichever way it was written, and the cache stays usable.
 
+use std::time::Duration;
+
 use cache_api::{Bytes, Cache};
 
-use super::{delete, exists, expect, expect_many, set, KEEP, LONG_TTL};
+use super::{add_absent, delete, exists, expect, expect_many, set, KEEP, LONG_TTL};
 use crate::failure::{CheckResult, Failure, OrFail};
 
-/// `clear` removes every entry of the cache, with and without TTL.
+/// `clear` removes every entry of the cache, with and without TTL (a TTL of a few
+/// seconds among them).
 pub async fn test_clear_removes_every_entry(cache: &dyn Cache) -> CheckResult {
     let keys: Vec<String> = (0..20).map(|i| format!("tck:clear-{i}")).collect();
     for (i, key) in keys.iter().enumerate() {
-        let ttl = (i % 2 == 0).then_some(LONG_TTL);
+        let ttl = match i % 3 {
+            0 => Some(LONG_TTL),
+            1 => Some(Duration::from_secs(5)),
+            _ => None,
+        };
         set(cache, key, b"x", ttl).await?;
     }
     set(cache, "tck:clear-*", b"glob-looking key", None).await?;
@@ -99,6 +106,11 @@ pub async fn test_clear_removes_entries_from_every_write_path(cache: &dyn Cache)
     let removed = cache.delete_many(&keys).await.or_fail(step)?;
     if removed != 0 {
         return Err(Failure::new(step(), "Ok(0)", format!("Ok({removed})")));
+    }
+    // One by one too, and an `add` of a cleared key stores.
+    delete(cache, "tck:clear-set-none", false, "after clear").await?;
+    if cache.limits().atomic_add {
+        add_absent(cache, "tck:clear-set-ttl", b"added", KEEP).await?;
     }
 
     cache

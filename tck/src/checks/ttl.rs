@@ -22,7 +22,8 @@ const PRESENCE_WAIT: Duration = Duration::from_millis(1500);
 /// only makes the miss more certain; what is left is timer and clock jitter.
 const ON_TIME_MARGIN: Duration = Duration::from_millis(20);
 
-/// A zero TTL stores nothing and removes the value the key had, with a TTL or without.
+/// A zero TTL stores nothing and removes the value the key had, with a TTL or without;
+/// the key is then absent to `exists`, `delete` and `add` too.
 pub async fn test_zero_ttl_stores_nothing_and_removes_previous_value(
     cache: &dyn Cache,
 ) -> CheckResult {
@@ -36,13 +37,13 @@ pub async fn test_zero_ttl_stores_nothing_and_removes_previous_value(
     expect(cache, "tck:zero-fresh", None, "after set with a zero ttl").await?;
     set(cache, "tck:zero-old", b"old", KEEP).await?;
     set(cache, "tck:zero-old", b"new", Some(Duration::ZERO)).await?;
-    expect(
-        cache,
-        "tck:zero-old",
-        None,
-        "after set with a 1h ttl, then set with a zero ttl",
-    )
-    .await?;
+    let zeroed = "after set with a 1h ttl, then set with a zero ttl";
+    expect(cache, "tck:zero-old", None, zeroed).await?;
+    exists(cache, "tck:zero-old", false, zeroed).await?;
+    delete(cache, "tck:zero-old", false, zeroed).await?;
+    if cache.limits().atomic_add {
+        add_absent(cache, "tck:zero-old", b"added", KEEP).await?;
+    }
     set(cache, "tck:zero-no-ttl", b"old", None).await?;
     set(cache, "tck:zero-no-ttl", b"new", Some(Duration::ZERO)).await?;
     let removed = expect(
