@@ -267,6 +267,14 @@ enum Defect {
     ClearedKeysDeleteTrue,
     ClearedKeysRefuseAdd,
     ClearKeepsEntriesOfShortTtls,
+    // Values, keys and add, on shapes the other checks leave out.
+    ValuesOfHundredsOfKiBFlipTheirMiddleByte,
+    LoneNulReadAsEmpty,
+    ValueTooLargeNamesLimitPlusOne,
+    OversizedUnderLongKeyIsABackendError,
+    ZeroWidthCharactersStripped,
+    NonAsciiWhitespaceTrimmed,
+    AddOfTheSameValueStores,
 }
 
 use Defect::*;
@@ -316,6 +324,42 @@ const SECOND: Duration = Duration::from_secs(1);
 
 /// Every step of every check, and the defect that makes it fail.
 const CASES: &[Case] = &[
+    // Values, keys and add, on shapes the other checks leave out.
+    case(
+        ValuesOfHundredsOfKiBFlipTheirMiddleByte,
+        "test_values_of_every_size_up_to_the_limit_round_trip",
+        &["after set of 200000 bytes"],
+    ),
+    case(
+        LoneNulReadAsEmpty,
+        "test_binary_values_round_trip",
+        &["get(\"tck:binary-lone-nul\")"],
+    ),
+    case(
+        ValueTooLargeNamesLimitPlusOne,
+        "test_value_over_limit_is_rejected_and_harms_nothing",
+        &["set of 1049576 bytes under a key of"],
+    ),
+    case(
+        OversizedUnderLongKeyIsABackendError,
+        "test_value_over_limit_is_rejected_and_harms_nothing",
+        &["set of 1049576 bytes under a key of", "got Err(Backend"],
+    ),
+    case(
+        ZeroWidthCharactersStripped,
+        "test_distinct_keys_never_collide",
+        &["after setting many alike keys"],
+    ),
+    case(
+        NonAsciiWhitespaceTrimmed,
+        "test_distinct_keys_never_collide",
+        &["after setting many alike keys"],
+    ),
+    case(
+        AddOfTheSameValueStores,
+        "test_add_of_a_present_key_returns_false_and_changes_nothing",
+        &["of a key holding the same value"],
+    ),
     // What a zero TTL or a clear leaves behind.
     case(
         ZeroTtlLeavesDeleteTrue,
@@ -1894,6 +1938,14 @@ impl Reference {
         if self.has(KeysCaseInsensitive) {
             key = key.to_lowercase();
         }
+        if self.has(ZeroWidthCharactersStripped) {
+            key.retain(|c| !matches!(c, '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}'));
+        }
+        if self.has(NonAsciiWhitespaceTrimmed) {
+            key = key
+                .trim_matches(|c: char| c.is_whitespace() && !c.is_ascii())
+                .to_owned();
+        }
         if self.has(KeysCutAtCarriageReturn)
             || (self.has(DeleteCutsKeysAtCarriageReturn) && path == Path::Delete)
         {
@@ -1984,10 +2036,12 @@ impl Reference {
             } else {
                 limit
             };
-            return Err(CacheError::ValueTooLarge {
-                size: value.len(),
-                limit,
-            });
+            let size = if self.has(ValueTooLargeNamesLimitPlusOne) {
+                limit + 1
+            } else {
+                value.len()
+            };
+            return Err(CacheError::ValueTooLarge { size, limit });
         }
         Ok(())
     }
@@ -2293,6 +2347,17 @@ impl Reference {
             }
             Some(_) if self.has(GetAnswersTheLatestWriteOfAnyKey) => state.last_written.clone(),
             Some(value) if value.is_empty() && self.has(EmptyValueReadAsMiss) => None,
+            Some(value) if &value[..] == b"\0" && self.has(LoneNulReadAsEmpty) => {
+                Some(Bytes::new())
+            }
+            Some(value)
+                if self.has(ValuesOfHundredsOfKiBFlipTheirMiddleByte)
+                    && (128 * 1024..=512 * 1024).contains(&value.len()) =>
+            {
+                let mut flipped = value.to_vec();
+                flipped[value.len() / 2] ^= 1;
+                Some(Bytes::from(flipped))
+            }
             Some(value) if &value[..] == b"null" && self.has(SentinelValuesReadAsMiss) => None,
             Some(value) if self.has(ValuesTruncated) => Some(value.slice(..value.len().min(16))),
             Some(value) if self.has(LargeValuesLoseLastByte) && value.len() > 1000 => {
@@ -2391,6 +2456,12 @@ impl Cache for Reference {
             Some(_) => Op::SetTtl,
         };
         self.check_key(key, op)?;
+        if self.has(OversizedUnderLongKeyIsABackendError)
+            && key.len() > 250
+            && value.len() > MAX_VALUE_SIZE
+        {
+            return Err(backend_error("item too large"));
+        }
         if self.has(LongKeysShrinkTheValueLimit) && key.len() + value.len() > MAX_VALUE_SIZE + 250 {
             return Err(CacheError::ValueTooLarge {
                 size: key.len() + value.len(),
@@ -2842,6 +2913,17 @@ impl Cache for Reference {
         }) || (self.has(AddRefusedAfterDelete)
             && state.deleted.contains_key(&native));
         if let (true, Some(stored)) = (present, current) {
+            if self.has(AddOfTheSameValueStores) && stored.value == value {
+                state.entries.insert(
+                    native,
+                    Stored {
+                        value,
+                        expires,
+                        batch: false,
+                    },
+                );
+                return Ok(true);
+            }
             let shorter = expires < stored.expires;
             // Longer by far: two writes with the same TTL a tick apart do not count.
             let ten_seconds = Duration::from_secs(10).as_nanos() / self.granularity.as_nanos();

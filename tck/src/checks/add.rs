@@ -120,9 +120,9 @@ pub async fn test_add_of_an_absent_key_stores_it_and_returns_true(
 }
 
 /// `add` of a key holding a live entry returns false and changes neither its value nor
-/// its TTL: an empty value counts as present, an entry with a short TTL still goes at
-/// its end after a refused add with a 1 h TTL, and a 60 s entry outlives the short TTL
-/// of a refused add.
+/// its TTL: an empty value counts as present, so does the very value the add brings,
+/// an entry with a short TTL still goes at its end after a refused add with a 1 h TTL,
+/// and a 60 s entry outlives the short TTL of a refused add.
 pub async fn test_add_of_a_present_key_returns_false_and_changes_nothing(
     cache: &dyn Cache,
 ) -> CheckResult {
@@ -143,6 +143,16 @@ pub async fn test_add_of_a_present_key_returns_false_and_changes_nothing(
         "tck:add-present-empty",
         Some(b""),
         "after a refused add over an empty value",
+    )
+    .await?;
+    set(cache, "tck:add-present-same", b"same", KEEP).await?;
+    expect_added(
+        cache,
+        "tck:add-present-same",
+        b"same",
+        KEEP,
+        false,
+        "of a key holding the same value",
     )
     .await?;
     set(cache, "tck:add-present-long", b"original", Some(LONG_TTL)).await?;

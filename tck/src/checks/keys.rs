@@ -296,6 +296,22 @@ pub async fn test_distinct_keys_never_collide(cache: &dyn Cache) -> CheckResult 
     ] {
         keys.push(key.to_owned());
     }
+    // Keys that differ only in an invisible character or in whitespace outside ASCII (a
+    // backend that strips or trims them would merge them).
+    for key in [
+        "ab",
+        "a\u{200b}b",
+        "a\u{200c}b",
+        "a\u{200d}b",
+        "a\u{2060}b",
+        "\u{feff}ab",
+        "k",
+        "k\u{a0}",
+        "k\u{3000}",
+        "\u{a0}k",
+    ] {
+        keys.push(key.to_owned());
+    }
     // Keys that differ only in one control character, every one of them, and the key
     // without any (an encoder that strips them would merge them all).
     keys.extend(

@@ -155,18 +155,24 @@ fn expect_too_large<T: std::fmt::Debug>(
     limit: usize,
     step: impl FnOnce() -> String,
 ) -> CheckResult {
+    expect_too_large_of(result, limit + 1, limit, step)
+}
+
+/// Fails unless `result` is `ValueTooLarge` naming `size` and `limit`.
+fn expect_too_large_of<T: std::fmt::Debug>(
+    result: &Result<T, CacheError>,
+    size: usize,
+    limit: usize,
+    step: impl FnOnce() -> String,
+) -> CheckResult {
     match result {
-        Err(CacheError::ValueTooLarge { size, limit: named })
-            if *size == limit + 1 && *named == limit =>
-        {
-            Ok(())
-        }
+        Err(CacheError::ValueTooLarge {
+            size: named_size,
+            limit: named,
+        }) if *named_size == size && *named == limit => Ok(()),
         other => Err(Failure::new(
             step(),
-            format!(
-                "Err(ValueTooLarge {{ size: {}, limit: {limit} }})",
-                limit + 1
-            ),
+            format!("Err(ValueTooLarge {{ size: {size}, limit: {limit} }})"),
             format!("{other:?}"),
         )),
     }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use cache_api::{Bytes, Cache, CacheError, Limits};
 
 use super::{
-    add_absent, delete, expect, expect_many, expect_too_large, patterned, remove, set, KEEP, MANY,
+    add_absent, delete, expect, expect_many, expect_too_large, expect_too_large_of, patterned,
+    remove, set, KEEP, MANY,
 };
 use crate::failure::{CheckResult, Failure, OrFail};
 
@@ -158,12 +159,13 @@ pub async fn test_empty_value_overwrites_non_empty_value(cache: &dyn Cache) -> C
 
 /// Values are raw bytes: every byte value, invalid UTF-8, protocol-looking bytes,
 /// bytes a text-minded layer might "clean" (a byte-order mark, padding, leading zeros)
-/// and words a client may show for "no value" (`null`, `nil`, `None`) come back exactly; so does a value starting with each possible byte (a backend that
+/// and words a client may show for "no value" (`null`, `nil`, `None`) come back exactly, a lone NUL byte too; so does a value starting with each possible byte (a backend that
 /// frames values with a tag byte of its own must not take any for its tag).
 pub async fn test_binary_values_round_trip(cache: &dyn Cache) -> CheckResult {
     let all_bytes: Vec<u8> = (0..=255).collect();
-    let values: [(&str, &[u8]); 23] = [
+    let values: [(&str, &[u8]); 24] = [
         ("tck:binary-bom", "\u{feff}text".as_bytes()),
+        ("tck:binary-lone-nul", b"\0"),
         ("tck:binary-zeros", b"007"),
         ("tck:binary-decimal", b"1.50"),
         ("tck:binary-padded", b"padded   "),
@@ -219,14 +221,15 @@ pub async fn test_binary_values_round_trip(cache: &dyn Cache) -> CheckResult {
 }
 
 /// Values of sizes on either side of the usual buffer and frame sizes (1 KiB, 16 KiB,
-/// 64 KiB), of 100,000 and 1,000,000 bytes and of one byte under the declared limit
-/// round-trip unchanged, each with a pattern of its own.
+/// 64 KiB), of 100,000, 200,000, 500,000 and 1,000,000 bytes and of one byte under the
+/// declared limit round-trip unchanged, each with a pattern of its own.
 pub async fn test_values_of_every_size_up_to_the_limit_round_trip(
     cache: &dyn Cache,
 ) -> CheckResult {
     let limit = largest_value(cache)?;
     let mut sizes: Vec<usize> = [
-        1, 1023, 1024, 1025, 16_383, 16_384, 16_385, 65_535, 65_536, 65_537, 100_000, 1_000_000,
+        1, 1023, 1024, 1025, 16_383, 16_384, 16_385, 65_535, 65_536, 65_537, 100_000, 200_000,
+        500_000, 1_000_000,
     ]
     .into_iter()
     .filter(|size| *size < limit)
@@ -319,11 +322,14 @@ pub async fn test_largest_value_round_trips(cache: &dyn Cache) -> CheckResult {
 }
 
 /// A value one byte over the limit is `ValueTooLarge` naming the limit; the key's old
-/// value and other entries are untouched and the cache stays usable.
+/// value and other entries are untouched and the cache stays usable. A value far over
+/// it, under a key over 250 bytes, is `ValueTooLarge` naming its own size.
 pub async fn test_value_over_limit_is_rejected_and_harms_nothing(cache: &dyn Cache) -> CheckResult {
     let limit = largest_value(cache)?;
     set(cache, "tck:too-large", b"old value", KEEP).await?;
     set(cache, "tck:bystander", b"bystander", KEEP).await?;
+    let long_key = format!("tck:too-large-{}", "long".repeat(70));
+    set(cache, &long_key, b"old value", KEEP).await?;
     let too_large = Bytes::from(patterned(limit + 1, 3));
 
     let result = cache.set("tck:too-large", too_large.clone(), KEEP).await;
@@ -389,6 +395,23 @@ pub async fn test_value_over_limit_is_rejected_and_harms_nothing(cache: &dyn Cac
         &keys,
         &[None; MANY],
         &format!("after a refused set_many of {MANY} small values and an oversized one"),
+    )
+    .await?;
+    let far_over = limit + 1000;
+    let result = cache
+        .set(&long_key, Bytes::from(patterned(far_over, 9)), KEEP)
+        .await;
+    expect_too_large_of(&result, far_over, limit, || {
+        format!(
+            "set of {far_over} bytes under a key of {} bytes (limit {limit})",
+            long_key.len()
+        )
+    })?;
+    expect(
+        cache,
+        &long_key,
+        Some(b"old value"),
+        "after a refused oversized set",
     )
     .await?;
     set(cache, "tck:after-too-large", b"still usable", KEEP).await?;
