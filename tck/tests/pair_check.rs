@@ -31,6 +31,12 @@ enum Defect {
     DeleteManyInEveryNamespace,
     /// `clear` also removes the entries of other namespaces written without TTL.
     ClearTakesEveryEntryWithoutTtl,
+    /// Keys outside ASCII are kept outside the namespace, shared by every cache.
+    NonAsciiKeysOutsideItsNamespace,
+    /// `clear` also removes the keys over 250 bytes of every namespace.
+    ClearTakesLongKeysOfEveryNamespace,
+    /// `delete` of a key its namespace does not hold removes it from the others.
+    DeleteOfAnAbsentKeyReachesOtherNamespaces,
     /// Declares no `clear`: the check does not apply.
     NoClear,
 }
@@ -45,6 +51,9 @@ struct Namespaced {
 
 impl Namespaced {
     fn full(&self, key: &str) -> String {
+        if self.defect == Defect::NonAsciiKeysOutsideItsNamespace && !key.is_ascii() {
+            return format!("shared:{key}");
+        }
         format!("{}:{key}", self.namespace)
     }
 
@@ -82,7 +91,9 @@ impl Cache for Namespaced {
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         let mut store = self.store();
         let removed = store.remove(&self.full(key)).is_some();
-        if self.defect == Defect::DeletesInEveryNamespace {
+        if self.defect == Defect::DeletesInEveryNamespace
+            || (self.defect == Defect::DeleteOfAnAbsentKeyReachesOtherNamespaces && !removed)
+        {
             let suffix = format!(":{key}");
             store.retain(|stored, _| !stored.ends_with(&suffix));
         }
@@ -111,6 +122,10 @@ impl Cache for Namespaced {
             }
             Defect::ClearMatchesPrefixLoosely => {
                 store.retain(|key, _| !key.starts_with(&self.namespace));
+            }
+            Defect::ClearTakesLongKeysOfEveryNamespace => {
+                let own = format!("{}:", self.namespace);
+                store.retain(|key, _| !key.starts_with(&own) && key.len() <= 250);
             }
             _ => {
                 let own = format!("{}:", self.namespace);
@@ -194,6 +209,21 @@ async fn every_way_of_reaching_another_namespace_fails() {
             Defect::ClearTakesEveryEntryWithoutTtl,
             "ns2",
             "get(\"tck:neighbour-theirs-without-ttl\")",
+        ),
+        (
+            Defect::NonAsciiKeysOutsideItsNamespace,
+            "ns2",
+            "get(\"tck:neighbour-ünïcödé\") in a second cache from the factory",
+        ),
+        (
+            Defect::ClearTakesLongKeysOfEveryNamespace,
+            "ns2",
+            "after the first was cleared",
+        ),
+        (
+            Defect::DeleteOfAnAbsentKeyReachesOtherNamespaces,
+            "ns2",
+            "of a key only the second holds",
         ),
         // A factory that hands out the same namespace twice.
         (Defect::None, "ns1", "after the first wrote it"),

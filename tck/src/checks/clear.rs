@@ -146,9 +146,10 @@ pub async fn test_clear_on_an_empty_cache_succeeds(cache: &dyn Cache) -> CheckRe
 /// factory untouched.
 ///
 /// The second cache is a namespace of its own on the same server (or an instance of its
-/// own): neither cache sees the other's keys, a `delete` or `delete_many` of a key both
-/// hold removes only the deleting cache's, and a `clear` only its entries, with or
-/// without TTL.
+/// own): neither cache sees the other's keys (short ones, keys outside ASCII and keys
+/// over 250 bytes alike), a `delete` or `delete_many` of a key both hold removes only
+/// the deleting cache's, a `delete` of a key only the other holds removes nothing, and a
+/// `clear` only its entries, with or without TTL.
 pub async fn test_clear_leaves_other_caches_alone(
     cache: &dyn Cache,
     other: &dyn Cache,
@@ -158,18 +159,29 @@ pub async fn test_clear_leaves_other_caches_alone(
     const THEIRS: &str = "tck:neighbour-theirs";
     const THEIRS_FOREVER: &str = "tck:neighbour-theirs-without-ttl";
     let second = "in a second cache from the factory (each test must get a cache of its own)";
-    set(cache, SHARED, b"first", KEEP).await?;
+    let long = format!("tck:neighbour-{}", "long".repeat(70));
+    let shared = [SHARED, "tck:neighbour-ünïcödé", &long];
+    for key in shared {
+        set(cache, key, b"first", KEEP).await?;
+    }
     set(cache, MINE, b"first", KEEP).await?;
     let written = format!("{second}, after the first wrote it");
-    expect(other, SHARED, None, &written).await?;
+    for key in shared {
+        expect(other, key, None, &written).await?;
+    }
     exists(other, MINE, false, &written).await?;
+    for key in &shared[1..] {
+        set(other, key, b"second", KEEP).await?;
+    }
     set(other, SHARED, b"second", KEEP).await?;
     set(other, THEIRS, b"second", KEEP).await?;
     // An entry without TTL too: a clear that takes those of every namespace fails here.
     set(other, THEIRS_FOREVER, b"second", None).await?;
     let outcome = async {
         let same_key = "after a second cache from the factory wrote the same key";
-        expect(cache, SHARED, Some(b"first"), same_key).await?;
+        for key in shared {
+            expect(cache, key, Some(b"first"), same_key).await?;
+        }
         delete(cache, SHARED, true, same_key).await?;
         let deleted = format!("{second}, after the first deleted the same key");
         expect(other, SHARED, Some(b"second"), &deleted).await?;
@@ -186,6 +198,15 @@ pub async fn test_clear_leaves_other_caches_alone(
         let deleted_many =
             format!("{second}, after the first deleted the same key with delete_many");
         expect(other, SHARED, Some(b"second"), &deleted_many).await?;
+        let theirs_only = "of the first cache, of a key only the second holds";
+        delete(cache, THEIRS, false, theirs_only).await?;
+        expect(
+            other,
+            THEIRS,
+            Some(b"second"),
+            &format!("{second}, after a delete {theirs_only}"),
+        )
+        .await?;
         set(cache, SHARED, b"first", KEEP).await?;
         cache
             .clear()
@@ -196,13 +217,18 @@ pub async fn test_clear_leaves_other_caches_alone(
         let cleared = format!("{second}, after the first was cleared");
         expect(other, SHARED, Some(b"second"), &cleared).await?;
         expect(other, THEIRS, Some(b"second"), &cleared).await?;
+        for key in &shared[1..] {
+            expect(other, key, Some(b"second"), &cleared).await?;
+        }
         expect(other, THEIRS_FOREVER, Some(b"second"), &cleared).await
     }
     .await;
     // The second cache's entries go either way; the first's went with its clear.
-    let removed = other.delete_many(&[SHARED, THEIRS, THEIRS_FOREVER]).await;
+    let mut theirs = vec![SHARED, THEIRS, THEIRS_FOREVER];
+    theirs.extend(&shared[1..]);
+    let removed = other.delete_many(&theirs).await;
     outcome?;
     removed
         .map(drop)
-        .or_fail(|| format!("delete_many of its 3 keys {second}"))
+        .or_fail(|| format!("delete_many of its {} keys {second}", theirs.len()))
 }
