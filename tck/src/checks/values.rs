@@ -159,8 +159,9 @@ pub async fn test_empty_value_overwrites_non_empty_value(cache: &dyn Cache) -> C
 
 /// Values are raw bytes: every byte value, invalid UTF-8, protocol-looking bytes,
 /// bytes a text-minded layer might "clean" (a byte-order mark, padding, leading zeros)
-/// and words a client may show for "no value" (`null`, `nil`, `None`) come back exactly, a lone NUL byte too; so does a value starting with each possible byte (a backend that
-/// frames values with a tag byte of its own must not take any for its tag).
+/// and words a client may show for "no value" (`null`, `nil`, `None`) come back
+/// exactly, a lone NUL byte too; so does a value starting with each possible byte (a
+/// backend that frames values with a tag byte of its own must not take any for its tag).
 pub async fn test_binary_values_round_trip(cache: &dyn Cache) -> CheckResult {
     let all_bytes: Vec<u8> = (0..=255).collect();
     let values: [(&str, &[u8]); 24] = [
