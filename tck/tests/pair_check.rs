@@ -37,6 +37,10 @@ enum Defect {
     ClearTakesLongKeysOfEveryNamespace,
     /// `delete` of a key its namespace does not hold removes it from the others.
     DeleteOfAnAbsentKeyReachesOtherNamespaces,
+    /// `set_many` writes each entry into every namespace of the store.
+    SetManyWritesEveryNamespace,
+    /// `add` answers false when any namespace holds the key.
+    AddSeesOtherNamespaces,
     /// Declares no `clear`: the check does not apply.
     NoClear,
 }
@@ -88,6 +92,46 @@ impl Cache for Namespaced {
         Ok(())
     }
 
+    async fn set_many(
+        &self,
+        entries: &[(&str, Bytes)],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        for (key, value) in entries {
+            self.set(key, value.clone(), ttl).await?;
+            if self.defect == Defect::SetManyWritesEveryNamespace {
+                let mut store = self.store();
+                let namespaces: Vec<String> = store
+                    .keys()
+                    .filter_map(|stored| stored.split_once(':').map(|(ns, _)| ns.to_owned()))
+                    .collect();
+                for namespace in namespaces {
+                    store.insert(format!("{namespace}:{key}"), (value.clone(), ttl.is_some()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn add(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, CacheError> {
+        let mut store = self.store();
+        let suffix = format!(":{key}");
+        let taken = match self.defect {
+            Defect::AddSeesOtherNamespaces => store.keys().any(|stored| stored.ends_with(&suffix)),
+            _ => store.contains_key(&self.full(key)),
+        };
+        if taken {
+            return Ok(false);
+        }
+        store.insert(self.full(key), (value, ttl.is_some()));
+        Ok(true)
+    }
+
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         let mut store = self.store();
         let removed = store.remove(&self.full(key)).is_some();
@@ -136,7 +180,7 @@ impl Cache for Namespaced {
     }
 
     fn limits(&self) -> Limits {
-        let limits = Limits::new(Duration::from_millis(1), 1 << 20);
+        let limits = Limits::new(Duration::from_millis(1), 1 << 20).with_atomic_add();
         if self.defect == Defect::NoClear {
             limits
         } else {
@@ -224,6 +268,16 @@ async fn every_way_of_reaching_another_namespace_fails() {
             Defect::DeleteOfAnAbsentKeyReachesOtherNamespaces,
             "ns2",
             "of a key only the second holds",
+        ),
+        (
+            Defect::SetManyWritesEveryNamespace,
+            "ns2",
+            "get(\"tck:neighbour-batched\") in a second cache from the factory",
+        ),
+        (
+            Defect::AddSeesOtherNamespaces,
+            "ns2",
+            "add(\"tck:neighbour-mine\"",
         ),
         // A factory that hands out the same namespace twice.
         (Defect::None, "ns1", "after the first wrote it"),

@@ -147,8 +147,9 @@ pub async fn test_clear_on_an_empty_cache_succeeds(cache: &dyn Cache) -> CheckRe
 ///
 /// The second cache is a namespace of its own on the same server (or an instance of its
 /// own): neither cache sees the other's keys (short ones, keys outside ASCII and keys
-/// over 250 bytes alike), a `delete` or `delete_many` of a key both hold removes only
-/// the deleting cache's, a `delete` of a key only the other holds removes nothing, and a
+/// over 250 bytes alike, written by `set` or `set_many`), an `add` of a key only the
+/// other holds stores, a `delete` or `delete_many` of a key both hold removes only the
+/// deleting cache's, a `delete` of a key only the other holds removes nothing, and a
 /// `clear` only its entries, with or without TTL.
 pub async fn test_clear_leaves_other_caches_alone(
     cache: &dyn Cache,
@@ -158,6 +159,7 @@ pub async fn test_clear_leaves_other_caches_alone(
     const MINE: &str = "tck:neighbour-mine";
     const THEIRS: &str = "tck:neighbour-theirs";
     const THEIRS_FOREVER: &str = "tck:neighbour-theirs-without-ttl";
+    const BATCHED: &str = "tck:neighbour-batched";
     let second = "in a second cache from the factory (each test must get a cache of its own)";
     let long = format!("tck:neighbour-{}", "long".repeat(70));
     let shared = [SHARED, "tck:neighbour-ünïcödé", &long];
@@ -182,6 +184,22 @@ pub async fn test_clear_leaves_other_caches_alone(
         for key in shared {
             expect(cache, key, Some(b"first"), same_key).await?;
         }
+        if other.limits().atomic_add {
+            add_absent(other, MINE, b"second", KEEP).await?;
+            expect(
+                cache,
+                MINE,
+                Some(b"first"),
+                "after an add of the same key by a second cache from the factory",
+            )
+            .await?;
+        }
+        cache
+            .set_many(&[(BATCHED, Bytes::from_static(b"first"))], KEEP)
+            .await
+            .or_fail(|| format!("set_many([{BATCHED:?}]) of the first cache"))?;
+        let batched = format!("{second}, after the first wrote it with set_many");
+        expect(other, BATCHED, None, &batched).await?;
         delete(cache, SHARED, true, same_key).await?;
         let deleted = format!("{second}, after the first deleted the same key");
         expect(other, SHARED, Some(b"second"), &deleted).await?;
@@ -224,7 +242,7 @@ pub async fn test_clear_leaves_other_caches_alone(
     }
     .await;
     // The second cache's entries go either way; the first's went with its clear.
-    let mut theirs = vec![SHARED, THEIRS, THEIRS_FOREVER];
+    let mut theirs = vec![SHARED, THEIRS, THEIRS_FOREVER, MINE];
     theirs.extend(&shared[1..]);
     let removed = other.delete_many(&theirs).await;
     outcome?;
