@@ -128,15 +128,19 @@ pub async fn test_ttls_of_seconds_are_kept_to_the_granularity(cache: &dyn Cache)
     let limits = timed_limits(cache)?;
     let expiring = Duration::from_millis(2500);
     let longer = Duration::from_secs(3);
-    let started = Instant::now();
-    set(cache, LONGER, b"three seconds", Some(longer)).await?;
+    // Each wait counts from when the writes had returned: the server had the entries by
+    // then, so a read after it that finds one proves it was kept late.
     for key in EXPIRING.iter().chain([&EXPIRED_DELETE]) {
         set(cache, key, b"expiring", Some(expiring)).await?;
     }
+    let expiring_set = Instant::now();
     let shapes = shapes(&limits);
     for (key, value, _) in &shapes {
         set(cache, key, value, Some(expiring)).await?;
     }
+    let shapes_set = Instant::now();
+    set(cache, LONGER, b"three seconds", Some(longer)).await?;
+    let longer_set = Instant::now();
     for (fractional, nominal) in [(1900, 1300), (1400, 1150)] {
         let (fractional, nominal) = (
             Duration::from_millis(fractional),
@@ -156,50 +160,46 @@ pub async fn test_ttls_of_seconds_are_kept_to_the_granularity(cache: &dyn Cache)
     let _ = cache.get(by_get).await;
     let _ = cache.exists(by_exists).await;
     let _ = cache.get_many(&[by_get_many]).await;
-    let read_at = started.elapsed();
+    let read_at = expiring_set.elapsed();
     let due = limits.round_up_ttl(expiring) + limits.ttl_granularity + ON_TIME_MARGIN;
-    tokio::time::sleep_until((started + due).into()).await;
-    let when = || {
+    let when = |set: Instant, ttl: Duration| {
         format!(
-            "{:?} after set with a {expiring:?} ttl (granularity {:?})",
-            started.elapsed(),
+            "{:?} after set with a {ttl:?} ttl (granularity {:?})",
+            set.elapsed(),
             limits.ttl_granularity
         )
     };
+    tokio::time::sleep_until((expiring_set + due).into()).await;
     for (key, read) in EXPIRING.iter().zip(["get", "exists", "get_many"]) {
         expect(
             cache,
             key,
             None,
             &format!(
-                "{:?} after set with a {expiring:?} ttl (granularity {:?}), read by {read} \
-                 {read_at:?} in",
-                started.elapsed(),
-                limits.ttl_granularity
+                "{}, read by {read} {read_at:?} in",
+                when(expiring_set, expiring)
             ),
         )
         .await?;
     }
     // The reads besides `get` see them gone as soon, as do the entries of every shape.
-    exists(cache, by_exists, false, &when()).await?;
-    expect_many(cache, &[by_get_many], &[None], &when()).await?;
-    delete(cache, EXPIRED_DELETE, false, &when()).await?;
+    exists(cache, by_exists, false, &when(expiring_set, expiring)).await?;
+    expect_many(
+        cache,
+        &[by_get_many],
+        &[None],
+        &when(expiring_set, expiring),
+    )
+    .await?;
+    delete(cache, EXPIRED_DELETE, false, &when(expiring_set, expiring)).await?;
+    tokio::time::sleep_until((shapes_set + due).into()).await;
     for (key, _, shape) in &shapes {
-        expect(cache, key, None, &format!("{} ({shape})", when())).await?;
+        let context = format!("{} ({shape})", when(shapes_set, expiring));
+        expect(cache, key, None, &context).await?;
     }
     let due = limits.round_up_ttl(longer) + limits.ttl_granularity + ON_TIME_MARGIN;
-    tokio::time::sleep_until((started + due).into()).await;
-    expect(
-        cache,
-        LONGER,
-        None,
-        &format!(
-            "{:?} after set with a {longer:?} ttl (granularity {:?})",
-            started.elapsed(),
-            limits.ttl_granularity
-        ),
-    )
-    .await
+    tokio::time::sleep_until((longer_set + due).into()).await;
+    expect(cache, LONGER, None, &when(longer_set, longer)).await
 }
 
 /// Entries of the shapes a backend may store apart (an empty value, one over 64 KiB, a
