@@ -30,6 +30,16 @@ async fn shared() -> &'static Shared {
             .unwrap_or_else(|err| {
                 panic!("cannot start redis-server with --unixsocket (apt-get install redis-server): {err}")
             });
+            // The server is ready once its TCP port answers; it binds the socket, then
+            // listens on it, a moment apart: wait until the socket takes connections.
+            let listening = async {
+                while tokio::net::UnixStream::connect(&socket).await.is_err() {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(10), listening)
+                .await
+                .unwrap_or_else(|_| panic!("redis-server never listened on {socket}"));
             Shared {
                 socket,
                 _server: server,
