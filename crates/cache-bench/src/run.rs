@@ -12,7 +12,9 @@ use cache_redis::ConnectionModel;
 
 use crate::{
     backend::{redis_model, Backend, NO_RAW_BASELINE, RAW_MEMCACHED_POOL_SIZE},
-    cleanup::{clear_namespace, delete_keys, in_nested_prefix, nested_prefix, Cleanup},
+    cleanup::{
+        clear_namespace, delete_keys, in_nested_prefix, nested_prefix, patience_from_now, Cleanup,
+    },
     engine::{self, BoxError},
     measurement::{Measurement, SideReport},
     plan::{Bound, Plan, Progress, Workload},
@@ -308,9 +310,12 @@ impl Sides {
             (None, None) => Some(Duration::from_secs(10)),
             (duration, _) => duration,
         };
-        let bound = Bound {
+        // --ops split exactly: the first `ops % rounds` rounds take one more.
+        let bound_of = |round: u32| Bound {
             duration: duration.map(|duration| duration / rounds),
-            ops: settings.ops.map(|ops| ops.div_ceil(u64::from(rounds))),
+            ops: settings.ops.map(|ops| {
+                ops / u64::from(rounds) + u64::from(u64::from(round) < ops % u64::from(rounds))
+            }),
         };
         let sampler = settings
             .sample_every
@@ -322,6 +327,7 @@ impl Sides {
             samples: Vec::new(),
         };
         for round in 0..rounds {
+            let bound = bound_of(round);
             let label = |side: &str| format!("{side} round {}/{rounds}", round + 1);
             let adapter_first = round % 2 == 0;
             let (mut adapter_rate, mut raw_rate) = (0.0, None);
@@ -362,9 +368,10 @@ impl Sides {
         let cache = self.adapter.0.as_ref();
         // Where keys may be left: the run's namespace, or its own prefix without one.
         let left = namespace.clone().unwrap_or_else(|| prefix.to_owned());
-        let removed = match delete_keys(cache, &plan.keys[..written.adapter]).await {
+        let deadline = patience_from_now();
+        let removed = match delete_keys(cache, &plan.keys[..written.adapter], deadline).await {
             Ok(removed_keys) => match &namespace {
-                Some(namespace) => clear_namespace(cache)
+                Some(namespace) => clear_namespace(cache, deadline)
                     .await
                     .map(|()| removed_keys)
                     .map_err(|err| (removed_keys, err, namespace.clone())),

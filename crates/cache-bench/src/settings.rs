@@ -8,6 +8,11 @@ use crate::{plan::Workload, BenchError};
 /// seconds to hours; longer is a typing error.
 pub(crate) const MAX_LENGTH: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
+/// The most distinct keys a run uses: their names are made before the run and held in
+/// memory (some 60 bytes each), and a run that writes them all puts that many entries
+/// on the server.
+pub(crate) const MAX_KEYS: usize = 10_000_000;
+
 /// The settings of one run. Start from [`Settings::new`] and change the fields needed.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -129,6 +134,29 @@ impl Settings {
                 MAX_LENGTH.as_secs() / (24 * 60 * 60)
             )));
         }
+        if self.keys > MAX_KEYS {
+            return Err(BenchError::Settings(format!(
+                "{} keys are more than a run may use (at most {MAX_KEYS}: the keys are \
+                 made before the run, in this process's memory)",
+                self.keys
+            )));
+        }
+        if self.workload == Workload::GetMany && self.batch > self.keys {
+            return Err(BenchError::Settings(format!(
+                "a batch of {} keys is more than the {} keys of the run: each get_many \
+                 would read some keys twice (use --keys of at least --batch)",
+                self.batch, self.keys
+            )));
+        }
+        if let (Some(ops), true) = (self.ops, self.raw_baseline) {
+            if ops < u64::from(self.rounds) {
+                return Err(BenchError::Settings(format!(
+                    "{ops} operations cannot be split among {} rounds per side: give \
+                     --ops at least --rounds",
+                    self.rounds
+                )));
+            }
+        }
         if self.pooled == Some(0) || self.connections == Some(0) {
             return Err(BenchError::Settings(
                 "pooled and connections need at least one connection".to_owned(),
@@ -141,6 +169,44 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_that_cannot_be_made_as_asked_are_refused() {
+        let mut settings = Settings::new("memory://");
+        settings.keys = MAX_KEYS;
+        assert!(settings.check().is_ok());
+        settings.keys = 4_294_967_295;
+        let refused = settings.check().unwrap_err().to_string();
+        assert!(
+            refused.contains("4294967295 keys") && refused.contains("10000000"),
+            "{refused}"
+        );
+
+        let mut settings = Settings::new("memory://");
+        settings.workload = Workload::GetMany;
+        settings.keys = 5;
+        settings.batch = 5;
+        assert!(settings.check().is_ok());
+        settings.batch = 6;
+        let refused = settings.check().unwrap_err().to_string();
+        assert!(refused.contains("batch of 6 keys"), "{refused}");
+        settings.workload = Workload::Get;
+        assert!(settings.check().is_ok(), "--batch only counts for get-many");
+
+        let mut settings = Settings::new("memory://");
+        settings.raw_baseline = true;
+        settings.rounds = 4;
+        settings.ops = Some(4);
+        assert!(settings.check().is_ok());
+        settings.ops = Some(3);
+        let refused = settings.check().unwrap_err().to_string();
+        assert!(
+            refused.contains("3 operations cannot be split among 4 rounds"),
+            "{refused}"
+        );
+        settings.raw_baseline = false;
+        assert!(settings.check().is_ok(), "one round without a baseline");
+    }
 
     #[test]
     fn zero_counts_are_refused() {

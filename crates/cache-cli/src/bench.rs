@@ -43,7 +43,8 @@ pub(crate) struct BenchArgs {
     /// Bytes per value.
     #[arg(long, default_value_t = 100)]
     value_size: usize,
-    /// Number of distinct keys; written before the run for get, mix and get-many.
+    /// Number of distinct keys (at most 10,000,000); written before the run for get,
+    /// mix and get-many.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     keys: u32,
     /// Tasks issuing operations at once.

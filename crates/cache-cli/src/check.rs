@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::report::{backend_name, Header};
 use crate::{options, report, say, warn, Connection, EXIT_FAILED, EXIT_UNUSABLE};
 use cache_bench::cleanup::{
-    clear_namespace, delete_keys, in_nested_prefix, left_behind, nested_prefix,
+    clear_namespace, delete_keys, in_nested_prefix, left_behind, nested_prefix, patience_from_now,
 };
 
 #[derive(clap::Args)]
@@ -401,11 +401,12 @@ fn not_connected(check: &'static Check, failure: cache_tck::Failure) -> Ran {
 /// its namespace (a generation counter, entries a `clear` made unreachable); what could
 /// not be removed, said.
 async fn clean_up(cache: &KeyRecorder<Arc<dyn Cache>>, prefix: &str) -> Option<String> {
+    let deadline = patience_from_now();
     let removed = async {
-        delete_keys(cache.inner().as_ref(), &cache.written_keys())
+        delete_keys(cache.inner().as_ref(), &cache.written_keys(), deadline)
             .await
             .map_err(|(_, err)| err)?;
-        clear_namespace(cache.inner().as_ref()).await
+        clear_namespace(cache.inner().as_ref(), deadline).await
     };
     removed.await.err().map(|err| left_behind(&err, prefix))
 }

@@ -740,3 +740,75 @@ fn long_memory_run<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     args.extend_from_slice(extra);
     args
 }
+
+/// Runs that cannot be made as asked are refused before anything is made: more keys
+/// than a run holds (the whole list is made up front), a get-many batch larger than
+/// the keys it reads from, and fewer operations than rounds to split them among.
+#[test]
+fn runs_that_cannot_be_made_as_asked_are_refused() {
+    for (args, said) in [
+        (
+            &[
+                "bench",
+                "memory://",
+                "--keys",
+                "4294967295",
+                "--warmup",
+                "0s",
+            ][..],
+            "4294967295 keys are more than a run may use",
+        ),
+        (
+            &[
+                "bench",
+                "memory://",
+                "--workload",
+                "get-many",
+                "--batch",
+                "100",
+                "--keys",
+                "5",
+            ],
+            "a batch of 100 keys is more than the 5 keys of the run",
+        ),
+        (
+            &[
+                "bench",
+                "memory://",
+                "--baseline",
+                "raw",
+                "--ops",
+                "3",
+                "--rounds",
+                "100",
+            ],
+            "3 operations cannot be split among 100 rounds",
+        ),
+    ] {
+        let out = cachectl(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+    }
+}
+
+/// `--ops` is split among the rounds exactly: each side runs as many as asked.
+#[test]
+fn operations_are_split_among_rounds_exactly() {
+    let report = json(&[
+        "bench",
+        "memory://",
+        "--json",
+        "--baseline",
+        "raw",
+        "--ops",
+        "1001",
+        "--rounds",
+        "4",
+        "--warmup",
+        "0s",
+        "--keys",
+        "50",
+    ]);
+    assert_both_ran(&report, 1001.0, "1001 operations in 4 rounds");
+}

@@ -2,9 +2,8 @@
 
 use std::{num::NonZeroUsize, time::Duration};
 
-use ahash::RandomState;
 use cache_api::{CacheError, Limits};
-use quick_cache::{sync::Cache as QuickCache, OptionsBuilder};
+use quick_cache::{sync::Cache as QuickCache, DefaultHashBuilder, OptionsBuilder};
 
 use crate::{
     table::{EntryWeighter, Table},
@@ -99,12 +98,12 @@ impl MemoryCacheBuilder {
             )
             .build()
             .map_err(|err| CacheError::config(format!("memory table: {err}")))?;
-        // aHash, keyed at random per cache: fast, and keys chosen to collide cannot be
-        // computed from outside.
+        // quick_cache's own hasher (foldhash), keyed at random per cache: fast on short
+        // keys, and keys chosen to collide cannot be computed from outside.
         let entries = QuickCache::with_options(
             options,
             EntryWeighter,
-            RandomState::new(),
+            DefaultHashBuilder::default(),
             Default::default(),
         );
         Ok(MemoryCache {

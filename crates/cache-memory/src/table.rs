@@ -19,11 +19,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ahash::RandomState;
 use cache_api::Bytes;
 use quick_cache::{
     sync::{Cache as QuickCache, EntryAction, EntryResult},
-    Weighter,
+    DefaultHashBuilder, Weighter,
 };
 
 /// Bytes charged to every entry on top of its key and value: the table's slot, the
@@ -86,7 +85,7 @@ const SWEEP_EVERY: u64 = 64;
 
 /// The sharded table and what one of its shards can hold.
 pub(crate) struct Table {
-    entries: QuickCache<String, Entry, EntryWeighter, RandomState>,
+    entries: QuickCache<String, Entry, EntryWeighter, DefaultHashBuilder>,
     /// The heaviest entry a shard admits: quick_cache refuses heavier ones silently,
     /// so a write checks against it first.
     pub(crate) room: u64,
@@ -107,7 +106,7 @@ pub(crate) struct TooHeavy;
 
 impl Table {
     pub(crate) fn new(
-        entries: QuickCache<String, Entry, EntryWeighter, RandomState>,
+        entries: QuickCache<String, Entry, EntryWeighter, DefaultHashBuilder>,
         room: u64,
     ) -> Self {
         Self {

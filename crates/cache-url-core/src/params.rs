@@ -108,11 +108,22 @@ impl Params {
     /// # Errors
     ///
     /// [`CacheError::Config`] naming the parameter when it is given more than once
-    /// (under one name or several), or when its value is not UTF-8 once decoded.
+    /// (under one name or several), when its value is not UTF-8 once decoded, or when
+    /// it is only spaces (which trimmed would read as empty: for a prefix, no prefix).
     pub fn take_string(&mut self, names: &[&str]) -> Result<Option<String>, CacheError> {
-        Ok(self
-            .take_as_written(names)?
-            .map(|value| value.trim().to_owned()))
+        let Some(value) = self.take_as_written(names)? else {
+            return Ok(None);
+        };
+        let trimmed = value.trim();
+        if trimmed.is_empty() && !value.is_empty() {
+            // Read as empty, `?prefix=+` would mean no prefix at all: a `clear` of the
+            // whole database where a prefix was meant.
+            let name = names.first().copied().unwrap_or("value");
+            return Err(CacheError::config(format!(
+                "the url parameter {name} is only spaces: give a value, or leave it empty"
+            )));
+        }
+        Ok(Some(trimmed.to_owned()))
     }
 
     /// Takes the parameter named one of `names`, its value decoded but not trimmed.
@@ -453,6 +464,24 @@ mod tests {
             assert!(shown.contains(said), "{query}: {shown}");
             // Taken all the same: the error is about the setting, not an unknown name.
             assert_eq!(params.remaining().count(), 0, "{query}");
+        }
+    }
+
+    #[test]
+    fn a_value_of_only_spaces_is_refused_not_read_as_empty() {
+        for query in ["prefix=+", "prefix=%20", "prefix=%09+", "prefix=%0A"] {
+            let shown = message(
+                Params::from_query(query)
+                    .take_string(&["prefix", "key_prefix"])
+                    .unwrap_err(),
+            );
+            assert!(shown.contains("prefix is only spaces"), "{query}: {shown}");
+        }
+        for (query, read) in [("prefix=", ""), ("prefix", ""), ("prefix=+app:+", "app:")] {
+            let taken = Params::from_query(query)
+                .take_string(&["prefix"])
+                .map_err(message);
+            assert_eq!(taken, Ok(Some(read.to_owned())), "{query}");
         }
     }
 

@@ -46,7 +46,9 @@ impl quick_cache::Weighter<String, Timed> for Weigh {
 
 /// The table: quick_cache's default shard count (four per core), which is the backend's
 /// too with its default largest value.
-pub(crate) struct Table(quick_cache::sync::Cache<String, Timed, Weigh, ahash::RandomState>);
+pub(crate) struct Table(
+    quick_cache::sync::Cache<String, Timed, Weigh, quick_cache::DefaultHashBuilder>,
+);
 
 impl Table {
     pub(crate) fn new(capacity_bytes: u64) -> Self {
@@ -54,7 +56,7 @@ impl Table {
             usize::try_from(capacity_bytes / 256).unwrap_or(usize::MAX),
             capacity_bytes,
             Weigh,
-            ahash::RandomState::new(),
+            quick_cache::DefaultHashBuilder::default(),
             Default::default(),
         ))
     }
