@@ -118,6 +118,9 @@ pub struct RedisCacheBuilder {
     pub(crate) url_database: Option<i64>,
     /// Why the URL's query could not be read, reported by `build`.
     pub(crate) url_error: Option<String>,
+    /// Whether the URL names `pool_wait_timeout`, which only a pool waits by: refused
+    /// when the connection model is not pooled.
+    pub(crate) url_pool_wait_named: bool,
     /// CA file, client certificate and insecure mode of a `rediss://` URL.
     pub(crate) tls: TlsSettings,
     /// Whether [`tls_insecure_skip_verify`](Self::tls_insecure_skip_verify) was called,
@@ -163,6 +166,7 @@ impl RedisCacheBuilder {
             url_model: None,
             url_database: None,
             url_error: None,
+            url_pool_wait_named: false,
             tls: TlsSettings::default(),
             tls_insecure_named: false,
         }
@@ -181,6 +185,7 @@ impl RedisCacheBuilder {
         }
         self.connect_timeout = params.connect_timeout.unwrap_or(self.connect_timeout);
         self.response_timeout = params.response_timeout.unwrap_or(self.response_timeout);
+        self.url_pool_wait_named = params.pool_wait_timeout.is_some();
         self.pool_wait_timeout = params.pool_wait_timeout.unwrap_or(self.pool_wait_timeout);
         self.max_value_size = params.max_value_size.unwrap_or(self.max_value_size);
         self.url_database = params.db.map(i64::from);

@@ -42,6 +42,12 @@ impl RedisCacheBuilder {
         .map(|timeout| timeout.min(MAX_TIMEOUT));
         let cluster = self.seeds.is_some() || is_cluster_url(&self.url);
         let mode = self.mode(cluster)?;
+        if self.url_pool_wait_named && !matches!(mode, Mode::Pooled { .. }) {
+            return Err(CacheError::config(
+                "the url parameter pool_wait_timeout applies to a pool only (mode=pooled): \
+                 multiplexed connections and a cluster have no pool to wait for",
+            ));
+        }
         if self.max_value_size == 0 || self.max_value_size > REDIS_MAX_VALUE_SIZE {
             return Err(CacheError::config(format!(
                 "the max value size must be between 1 and {REDIS_MAX_VALUE_SIZE} bytes (redis's own limit), not {}",
@@ -301,6 +307,33 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_wait_timeout_without_a_pool_is_refused() {
+        for url in [
+            "redis://h?pool_wait_timeout=1s",
+            "redis://h?mode=multiplexed&pool_wait_timeout=1s",
+            "redis://h?pool_size=4&pool_wait_timeout=1s",
+            "redis+cluster://h1,h2?pool_wait_timeout=1s",
+        ] {
+            let message =
+                cache_tck::config_message(RedisCacheBuilder::new(url).validate().map(drop));
+            assert!(
+                message.contains("pool_wait_timeout applies to a pool only"),
+                "{url}: {message}"
+            );
+        }
+        let pooled = RedisCacheBuilder::new("redis://h?mode=pooled&pool_wait_timeout=1s")
+            .validate()
+            .unwrap();
+        assert_eq!(pooled.pool_wait_timeout, Duration::from_secs(1));
+        // The builder's pooled model makes the URL's wait apply.
+        let made_pooled = RedisCacheBuilder::new("redis://h?pool_wait_timeout=1s")
+            .connection_model(ConnectionModel::Pooled { max_size: 2 })
+            .validate()
+            .unwrap();
+        assert_eq!(made_pooled.pool_wait_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
     fn bad_url_parameters_are_config_errors_naming_them() {
         for (url, named) in [
             ("redis://:s3cret@h?colour=red", "colour"),
@@ -433,7 +466,7 @@ mod tests {
             RedisCacheBuilder::new("redis://127.0.0.1?timeout=18446744073709551615s"),
             RedisCacheBuilder::new(
                 "redis://127.0.0.1?connect_timeout=10000000000y&response_timeout=10000000000y\
-                 &pool_wait_timeout=584542046090y",
+                 &pool_wait_timeout=584542046090y&mode=pooled",
             ),
             RedisCacheBuilder::new("redis+cluster://h1,h2?timeout=584542046090y"),
             RedisCacheBuilder::new_cluster(["redis://h1"]).timeout(Duration::MAX),

@@ -95,3 +95,56 @@ async fn a_missing_socket_is_unreachable() {
         "{result:?}"
     );
 }
+
+/// A server that asks for a password takes it from the URL's user info on a socket as
+/// on TCP; without it, or with a wrong one, the build fails as `Auth`, and the password
+/// shows in no error or `Debug` output.
+#[tokio::test]
+async fn a_password_in_the_url_authenticates_on_the_socket() {
+    const PASSWORD: &str = "S0cketS3cret";
+    let dir = TestDir::new("redis-unix-auth").expect("a temporary directory");
+    let socket = dir.join("redis.sock").display().to_string();
+    let _server = LocalServer::start(
+        &REDIS,
+        &[
+            "--unixsocket",
+            &socket,
+            "--unixsocketperm",
+            "700",
+            "--requirepass",
+            PASSWORD,
+        ],
+    )
+    .await
+    .unwrap_or_else(|err| {
+        panic!("cannot start redis-server (apt-get install redis-server): {err}")
+    });
+    let listening = async {
+        while tokio::net::UnixStream::connect(&socket).await.is_err() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), listening)
+        .await
+        .unwrap_or_else(|_| panic!("redis-server never listened on {socket}"));
+
+    let cache = RedisCache::connect(&format!("redis+unix://:{PASSWORD}@{socket}"))
+        .await
+        .unwrap_or_else(|err| panic!("the password was not taken: {err}"));
+    cache
+        .set("k", Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
+    assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert!(!format!("{cache:?}").contains(PASSWORD), "{cache:?}");
+
+    for url in [
+        format!("redis+unix://{socket}"),
+        format!("redis+unix://:not-{PASSWORD}@{socket}"),
+    ] {
+        let err = RedisCache::connect(&url).await.unwrap_err();
+        assert!(matches!(err, CacheError::Auth { .. }), "{url}: {err:?}");
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains(PASSWORD), "{shown}");
+    }
+}
