@@ -81,10 +81,19 @@ impl MemoryCacheBuilder {
         }
         let (shards, room) = shard_layout(capacity, max_value_size);
         if EntryWeighter::weight_of(1, max_value_size) > room {
-            return Err(CacheError::config(format!(
-                "max_value_size ({max_value_size} bytes) leaves no room for a key and the \
-                 entry overhead in max_capacity_bytes ({capacity} bytes)"
-            )));
+            return Err(CacheError::config(match self.max_value_size {
+                Some(_) => format!(
+                    "max_value_size ({max_value_size} bytes) leaves no room for a key and the \
+                     entry overhead in max_capacity_bytes ({capacity} bytes)"
+                ),
+                // Not set: the user named only the budget.
+                None => format!(
+                    "max_capacity_bytes ({capacity} bytes) is too small: each entry costs {} \
+                     bytes besides its key and value, and the largest value is a 16th of the \
+                     budget unless max_value_size is set",
+                    crate::table::ENTRY_OVERHEAD
+                ),
+            }));
         }
         let options = OptionsBuilder::new()
             .weight_capacity(capacity)
@@ -178,6 +187,19 @@ mod tests {
                 .contains("max_capacity_bytes (1 bytes) is too small"),
             "{err}"
         );
+        for capacity in [16, 60, 100] {
+            let err = MemoryCache::builder()
+                .max_capacity_bytes(capacity)
+                .build()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!(
+                    "max_capacity_bytes ({capacity} bytes) is too small"
+                )) && !err.contains("max_value_size ("),
+                "{err}"
+            );
+        }
         let cache = MemoryCache::new();
         assert_eq!(cache.limits().max_value_size, 16 << 20);
         assert_eq!(cache.capacity_bytes(), 256 << 20);
