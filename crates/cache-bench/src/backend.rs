@@ -114,6 +114,10 @@ impl Backend {
     /// reads (and checks) the whole URL itself, as `cache_url::connect` does, so the
     /// layer parameters are taken out first, as it takes them out.
     pub(crate) fn of(url: &str, timeout: Option<Duration>) -> Result<Self, CacheError> {
+        Self::read(url, timeout).map_err(cache_url::name_layer_params)
+    }
+
+    fn read(url: &str, timeout: Option<Duration>) -> Result<Self, CacheError> {
         let (raw, _) = cache_url_core::split_off_params(url.trim(), cache_url::LAYER_PARAMS);
         let raw = raw.as_str();
         let mut url = CacheUrl::parse(raw)?;

@@ -812,3 +812,22 @@ fn operations_are_split_among_rounds_exactly() {
     ]);
     assert_both_ran(&report, 1001.0, "1001 operations in 4 rounds");
 }
+
+/// An unknown URL parameter is refused naming every parameter the URL takes, the
+/// layers' included, whichever backend the URL names.
+#[test]
+fn unknown_url_parameters_are_refused_naming_the_layers_too() {
+    for url in [
+        "memory://?foo=1",
+        "redis://127.0.0.1:1?foo=1",
+        "memcache://127.0.0.1:1?foo=1",
+    ] {
+        let out = cachectl(&["bench", url, "--ops", "1"]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {stderr}");
+        assert!(
+            stderr.contains("\"foo\"") && stderr.contains("the layers' retry, deadline"),
+            "{url}: {stderr}"
+        );
+    }
+}

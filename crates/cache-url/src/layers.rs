@@ -71,8 +71,19 @@ pub(crate) fn split(url: &str) -> Result<(String, LayerParams), CacheError> {
 
 /// A backend's refusal of an unknown URL parameter lists the parameters it knows;
 /// through [`connect`](crate::connect) the layers' are known too, and named with them, so
-/// that a misspelt `retry` is not told that no such parameter exists.
-pub(crate) fn name_layer_params(error: CacheError) -> CacheError {
+/// that a misspelt `retry` is not told that no such parameter exists. Public for tools
+/// that read a URL's backend part themselves (after taking out [`LAYER_PARAMS`]) and
+/// report its errors as `connect` would.
+///
+/// ```
+/// let err = cache_api::CacheError::config(
+///     "unknown redis:// url parameter \"foo\" (known: prefix, db)",
+/// );
+/// assert!(cache_url::name_layer_params(err)
+///     .to_string()
+///     .ends_with("(known: prefix, db; through cache_url::connect also the layers' retry, deadline, trace, metrics)"));
+/// ```
+pub fn name_layer_params(error: CacheError) -> CacheError {
     match error {
         CacheError::Config { message }
             if message.contains("url parameter")

@@ -12,7 +12,7 @@ pub use cache_url_core::{parse_duration, redact, scrub, CacheUrl, Host, Params};
 
 mod layers;
 
-pub use layers::LAYER_PARAMS;
+pub use layers::{name_layer_params, LAYER_PARAMS};
 
 /// Settings that apply whatever the backend; unset fields keep the backend's default.
 ///
