@@ -6,13 +6,16 @@
 //! starts those processes (it knows how to run itself) and each of them calls
 //! [`measure_side`].
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use bytes::Bytes;
 use cache_api::Cache;
 use serde::{Deserialize, Serialize};
 
-use crate::{backend::Backend, probe, targets::Raw, BenchError, Settings};
+use crate::{
+    backend::Backend, probe, report::group_digits, status_line::StatusLine, targets::Raw,
+    BenchError, Settings,
+};
 
 /// Which side a footprint process measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,9 +163,33 @@ pub fn footprint(
     check_settings(settings)?;
     let run = |side: Side| -> Result<FootprintSide, BenchError> {
         let name = side.name();
-        let output = child(side).output().map_err(|err| {
+        let cannot_run = |err: std::io::Error| {
             BenchError::Run(format!("cannot run the {name} footprint process: {err}"))
-        })?;
+        };
+        let process = child(side)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(cannot_run)?;
+        // Filling a large table takes minutes: on a terminal, the process's resident
+        // memory once a second shows that it does.
+        let pid = process.id().to_string();
+        let line = StatusLine::showing(settings, move |label, elapsed| {
+            let resident = probe::rss_kib_of(&pid)
+                .map(|kib| format!("{} MiB resident", group_digits((kib / 1024) as f64)))
+                .unwrap_or_default();
+            format!(
+                "{label}: {:>4}s  footprint, {name} side storing {} entries: {resident}",
+                elapsed.as_secs(),
+                group_digits(entries as f64),
+            )
+        });
+        let output = process.wait_with_output();
+        if let Some(line) = line {
+            line.finish();
+        }
+        let output = output.map_err(cannot_run)?;
         if !output.status.success() {
             return Err(BenchError::Run(format!(
                 "the {name} footprint process failed: {}",

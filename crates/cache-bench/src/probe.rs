@@ -33,12 +33,17 @@ pub struct Sample {
 ///
 /// When the file cannot be read or has no `VmRSS` line.
 pub(crate) fn rss_kib() -> std::io::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
+    rss_kib_of("self")
+}
+
+/// The resident memory of process `pid` (`self` for this one), in KiB.
+pub(crate) fn rss_kib_of(pid: &str) -> std::io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| std::io::Error::other("no VmRSS line in /proc/self/status"))
+        .ok_or_else(|| std::io::Error::other(format!("no VmRSS line in /proc/{pid}/status")))
 }
 
 /// A connection of its own to the server, that asks how many clients it has.

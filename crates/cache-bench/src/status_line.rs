@@ -65,15 +65,34 @@ pub(crate) struct StatusLine {
 }
 
 impl StatusLine {
-    /// Starts the line when `settings` want one and standard error is a terminal.
+    /// Starts the line of a load run when `settings` want one and standard error is a
+    /// terminal: phase, the rate measured over the time that really passed, errors.
     pub(crate) fn start(settings: &Settings, status: &Arc<Status>) -> Option<Self> {
-        let label = label_to_show(settings, std::io::stderr().is_terminal())?;
         let status = Arc::clone(status);
+        let (mut last_ops, mut last_at) = (0, Instant::now());
+        Self::showing(settings, move |label, elapsed| {
+            let now = Instant::now();
+            let ops = status.progress.ops.load(Ordering::Relaxed);
+            let errors = status.progress.errors.load(Ordering::Relaxed);
+            let seconds = now.duration_since(last_at).as_secs_f64().max(1e-3);
+            let rate = ((ops - last_ops) as f64 / seconds) as u64;
+            (last_ops, last_at) = (ops, now);
+            line(label, elapsed, &status.phase(), rate, errors)
+        })
+    }
+
+    /// Starts a line whose text `text` makes from the label and the time since the
+    /// start, when `settings` want one and standard error is a terminal.
+    pub(crate) fn showing(
+        settings: &Settings,
+        text: impl FnMut(&str, Duration) -> String + Send + 'static,
+    ) -> Option<Self> {
+        let label = label_to_show(settings, std::io::stderr().is_terminal())?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("bench-status".to_owned())
-            .spawn(move || redraw_until(&label, &status, &stopped))
+            .spawn(move || redraw_until(&label, text, &stopped))
             .ok()?;
         Some(Self { stop, thread })
     }
@@ -89,27 +108,19 @@ impl StatusLine {
     }
 }
 
-/// Redraws the line once a second, with the rate measured over the time that really
-/// passed, until `stop` is set.
-fn redraw_until(label: &str, status: &Status, stop: &AtomicBool) {
+/// Redraws the line once a second until `stop` is set.
+fn redraw_until(label: &str, mut text: impl FnMut(&str, Duration) -> String, stop: &AtomicBool) {
     let started = Instant::now();
-    let (mut last_ops, mut last_at) = (0, started);
     loop {
         std::thread::park_timeout(Duration::from_secs(1));
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let now = Instant::now();
-        let ops = status.progress.ops.load(Ordering::Relaxed);
-        let errors = status.progress.errors.load(Ordering::Relaxed);
-        let seconds = now.duration_since(last_at).as_secs_f64().max(1e-3);
-        let rate = ((ops - last_ops) as f64 / seconds) as u64;
-        let text = line(label, now - started, &status.phase(), rate, errors);
+        let shown = text(label, started.elapsed());
         // Carriage return and erase-line: the line is redrawn, not repeated.
         let mut stderr = std::io::stderr().lock();
-        let _ = write!(stderr, "\r\x1b[2K{text}");
+        let _ = write!(stderr, "\r\x1b[2K{shown}");
         let _ = stderr.flush();
-        (last_ops, last_at) = (ops, now);
     }
 }
 
