@@ -192,12 +192,26 @@ fn report(err: &CacheError) -> ExitCode {
 /// Connects to `url`; a backend that cannot be connected to cannot be used at all,
 /// whatever the error (a timeout included): exit code 2, the error said.
 async fn open(url: &str, connection: &Connection) -> Result<Arc<dyn Cache>, ExitCode> {
-    cache_url::connect_with(url, &options(connection))
+    let cache = cache_url::connect_with(url, &options(connection))
         .await
         .map_err(|err| {
             let _ = report(&err);
             ExitCode::from(EXIT_UNUSABLE)
-        })
+        })?;
+    if in_this_process_only(url) {
+        warn(
+            "cachectl: note: a memory:// cache lives only as long as this command: what \
+             one command stores, the next one does not see (use a server's URL to keep it)",
+        );
+    }
+    Ok(cache)
+}
+
+/// Whether `url` names the in-memory backend, whose entries die with the process.
+fn in_this_process_only(url: &str) -> bool {
+    url.trim()
+        .get(.."memory://".len())
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("memory://"))
 }
 
 async fn get(url: &str, key: &str, connection: &Connection) -> Result<ExitCode, CacheError> {

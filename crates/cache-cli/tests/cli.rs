@@ -137,6 +137,27 @@ fn get_of_a_miss_exits_1() {
     assert!(text(&out.stderr).contains("miss"));
 }
 
+/// A memory:// cache dies with the command: get, set and del say so, and a server's
+/// URL gets no such note.
+#[test]
+fn commands_on_memory_say_that_nothing_outlives_them() {
+    for args in [
+        &["set", "memory://", "k", "v"][..],
+        &["get", "memory://?max_value_size=10", "k"],
+        &["del", " MEMORY://", "k"],
+    ] {
+        let out = cachectl(args);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("lives only as long as this command"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let out = cachectl(&["get", "redis://127.0.0.1:1", "k", "--timeout", "100ms"]);
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("lives only"), "{stderr}");
+}
+
 /// A server that takes connections and never answers cannot be used at all: connecting
 /// times out, and every command that needs a connection exits 2 saying so, on every
 /// network scheme alike (a timeout after connecting is exit 1, as any failed operation).
