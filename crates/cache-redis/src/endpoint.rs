@@ -154,7 +154,7 @@ pub(crate) fn split_cluster_url(raw: &str) -> Result<Vec<String>, CacheError> {
     }
     // Checked here, where the message can name the cluster url rather than the url of
     // one of its seeds.
-    match url.path().trim_matches('/') {
+    match database_path(url.path()) {
         "" => {}
         path => match database_number(path) {
             Some(0) => {}
@@ -348,9 +348,17 @@ fn unix_address(url: &CacheUrl) -> Result<redis::ConnectionAddr, CacheError> {
     Ok(redis::ConnectionAddr::Unix(url.path().into()))
 }
 
+/// The part of a URL's path that names the database: the path less one leading and one
+/// trailing `/` (`/3` and `/3/` name database 3); a path of more segments is left whole,
+/// and refused as no database number.
+fn database_path(path: &str) -> &str {
+    let inner = path.strip_prefix('/').unwrap_or(path);
+    inner.strip_suffix('/').unwrap_or(inner)
+}
+
 /// The database of a URL's path (`/N`), checked against the one asked for besides.
 fn database_of(url: &CacheUrl, database: Option<Database>) -> Result<i64, CacheError> {
-    let from_path = match url.path().trim_matches('/') {
+    let from_path = match database_path(url.path()) {
         "" => None,
         path => Some(database_number(path).ok_or_else(|| {
             if path.bytes().all(|byte| byte.is_ascii_digit()) {
@@ -410,6 +418,39 @@ mod tests {
 
         let same = parse_url("redis://127.0.0.1/4", Some(Database::Param(4))).unwrap();
         assert_eq!(same.info.redis_settings().db(), 4);
+    }
+
+    #[test]
+    fn the_path_is_one_database_number_at_most() {
+        for (url, db) in [
+            ("redis://h", 0),
+            ("redis://h/", 0),
+            ("redis://h/3", 3),
+            ("redis://h/3/", 3),
+        ] {
+            let target = parse_url(url, None).unwrap_or_else(|err| panic!("{url}: {err}"));
+            assert_eq!(target.info.redis_settings().db(), db, "{url}");
+        }
+        for url in [
+            "redis://h///3///",
+            "redis://h/3/4",
+            "redis://h//3",
+            "redis://h/a/3",
+        ] {
+            let message = config_message(parse_url(url, None).map(drop));
+            assert!(
+                message.contains("the path of a redis url is the database number"),
+                "{url}: {message}"
+            );
+        }
+        for url in ["redis+cluster://h1,h2///0///", "redis+cluster://h1,h2/0/0"] {
+            let message = config_message(split_cluster_url(url).map(drop));
+            assert!(
+                message.contains("is the database number"),
+                "{url}: {message}"
+            );
+        }
+        assert!(split_cluster_url("redis+cluster://h1,h2/0/").is_ok());
     }
 
     #[test]
