@@ -64,16 +64,20 @@ pub(crate) fn describe(value: &Option<Bytes>) -> String {
     }
 }
 
+/// Shows bytes exactly: as a quoted string when they are UTF-8, else as a byte string
+/// with every byte outside printable ASCII escaped (`b"\xff\xfe"`), so that two values
+/// that differ are never shown alike; past 32 bytes, the length and the first 32.
 pub(crate) fn describe_bytes(bytes: &[u8]) -> String {
     const SHOWN: usize = 32;
+    let shown = |bytes: &[u8]| match std::str::from_utf8(bytes) {
+        Ok(text) => format!("{text:?}"),
+        Err(_) => format!("b\"{}\"", bytes.escape_ascii()),
+    };
     if bytes.len() <= SHOWN {
-        format!("{:?}", String::from_utf8_lossy(bytes))
+        shown(bytes)
     } else {
-        format!(
-            "{} bytes starting {:?}",
-            bytes.len(),
-            String::from_utf8_lossy(&bytes[..SHOWN])
-        )
+        // The first 32 bytes may end inside a character: shown as bytes then.
+        format!("{} bytes starting {}", bytes.len(), shown(&bytes[..SHOWN]))
     }
 }
 
@@ -99,5 +103,25 @@ pub(crate) trait OrFail<T> {
 impl<T> OrFail<T> for Result<T, CacheError> {
     fn or_fail(self, step: impl FnOnce() -> String) -> Result<T, Failure> {
         self.map_err(|err| Failure::new(step(), "Ok", format!("Err({err}) [{err:?}]")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_shown_exactly() {
+        assert_eq!(describe_bytes(b"hello"), "\"hello\"");
+        assert_eq!(describe_bytes("héllo".as_bytes()), "\"héllo\"");
+        assert_eq!(describe_bytes(&[0xff, 0xfe]), "b\"\\xff\\xfe\"");
+        assert_ne!(describe_bytes(&[0xff, 0xfe]), describe_bytes(&[0xfe, 0xff]));
+        assert_eq!(
+            describe_bytes(&[b'a'; 40]),
+            format!("40 bytes starting \"{}\"", "a".repeat(32))
+        );
+        let mut long = vec![0u8; 40];
+        long[0] = 0x80;
+        assert!(describe_bytes(&long).starts_with("40 bytes starting b\"\\x80\\x00"));
     }
 }
