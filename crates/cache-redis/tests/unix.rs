@@ -16,30 +16,38 @@ struct Shared {
     _dir: TestDir,
 }
 
+/// A redis-server of this process listening on `redis.sock` in `dir` (with `extra`
+/// arguments), once the socket takes connections; and the socket's path.
+async fn on_a_socket(dir: &TestDir, extra: &[&str]) -> (LocalServer, String) {
+    let socket = dir.join("redis.sock").display().to_string();
+    let mut args = vec!["--unixsocket", &socket, "--unixsocketperm", "700"];
+    args.extend_from_slice(extra);
+    let server = LocalServer::start(&REDIS, &args)
+        .await
+        .unwrap_or_else(|err| {
+            panic!(
+                "cannot start redis-server with --unixsocket (apt-get install redis-server): {err}"
+            )
+        });
+    // The server is ready once its TCP port answers; it binds the socket, then listens
+    // on it, a moment apart: wait until the socket takes connections.
+    let listening = async {
+        while tokio::net::UnixStream::connect(&socket).await.is_err() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), listening)
+        .await
+        .unwrap_or_else(|_| panic!("redis-server never listened on {socket}"));
+    (server, socket)
+}
+
 async fn shared() -> &'static Shared {
     static SHARED: OnceCell<Shared> = OnceCell::const_new();
     SHARED
         .get_or_init(|| async {
             let dir = TestDir::new("redis-unix").expect("a temporary directory");
-            let socket = dir.join("redis.sock").display().to_string();
-            let server = LocalServer::start(
-                &REDIS,
-                &["--unixsocket", &socket, "--unixsocketperm", "700"],
-            )
-            .await
-            .unwrap_or_else(|err| {
-                panic!("cannot start redis-server with --unixsocket (apt-get install redis-server): {err}")
-            });
-            // The server is ready once its TCP port answers; it binds the socket, then
-            // listens on it, a moment apart: wait until the socket takes connections.
-            let listening = async {
-                while tokio::net::UnixStream::connect(&socket).await.is_err() {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-            };
-            tokio::time::timeout(std::time::Duration::from_secs(10), listening)
-                .await
-                .unwrap_or_else(|_| panic!("redis-server never listened on {socket}"));
+            let (server, socket) = on_a_socket(&dir, &[]).await;
             Shared {
                 socket,
                 _server: server,
@@ -103,30 +111,7 @@ async fn a_missing_socket_is_unreachable() {
 async fn a_password_in_the_url_authenticates_on_the_socket() {
     const PASSWORD: &str = "S0cketS3cret";
     let dir = TestDir::new("redis-unix-auth").expect("a temporary directory");
-    let socket = dir.join("redis.sock").display().to_string();
-    let _server = LocalServer::start(
-        &REDIS,
-        &[
-            "--unixsocket",
-            &socket,
-            "--unixsocketperm",
-            "700",
-            "--requirepass",
-            PASSWORD,
-        ],
-    )
-    .await
-    .unwrap_or_else(|err| {
-        panic!("cannot start redis-server (apt-get install redis-server): {err}")
-    });
-    let listening = async {
-        while tokio::net::UnixStream::connect(&socket).await.is_err() {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(10), listening)
-        .await
-        .unwrap_or_else(|_| panic!("redis-server never listened on {socket}"));
+    let (_server, socket) = on_a_socket(&dir, &["--requirepass", PASSWORD]).await;
 
     let cache = RedisCache::connect(&format!("redis+unix://:{PASSWORD}@{socket}"))
         .await
