@@ -41,6 +41,16 @@ fn number(value: &Value, path: &str) -> f64 {
         .unwrap_or_else(|| panic!("no number at {path} in {value:#}"))
 }
 
+/// `cachectl args` exits 2 (unusable settings) saying `said`; its standard error.
+#[track_caller]
+fn assert_refused(args: &[&str], said: &str) -> String {
+    let out = cachectl(args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(stderr.contains(said), "{args:?}: {stderr}");
+    stderr
+}
+
 /// Both sides of a `--baseline raw` report ran `ops` operations without an error.
 #[track_caller]
 fn assert_both_ran(report: &Value, ops: f64, context: &str) {
@@ -309,13 +319,7 @@ fn values_over_the_backends_limit_are_refused() {
             "99999999999999",
         ],
     ] {
-        let out = cachectl(args);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains("is over the largest the backend takes"),
-            "{args:?}: {stderr}"
-        );
+        assert_refused(args, "is over the largest the backend takes");
     }
     let at_the_limit = cachectl(&[
         "bench",
@@ -785,10 +789,7 @@ fn runs_that_cannot_be_made_as_asked_are_refused() {
             "3 operations cannot be split among 100 rounds",
         ),
     ] {
-        let out = cachectl(args);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(said), "{args:?}: {stderr}");
+        assert_refused(args, said);
     }
 }
 
@@ -822,11 +823,9 @@ fn unknown_url_parameters_are_refused_naming_the_layers_too() {
         "redis://127.0.0.1:1?foo=1",
         "memcache://127.0.0.1:1?foo=1",
     ] {
-        let out = cachectl(&["bench", url, "--ops", "1"]);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{url}: {stderr}");
+        let stderr = assert_refused(&["bench", url, "--ops", "1"], "\"foo\"");
         assert!(
-            stderr.contains("\"foo\"") && stderr.contains("the layers' retry, deadline"),
+            stderr.contains("the layers' retry, deadline"),
             "{url}: {stderr}"
         );
     }
