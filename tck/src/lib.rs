@@ -15,7 +15,9 @@ pub use cache_api::Cache;
 pub use expect::config_message;
 pub use failure::{CheckResult, Failure};
 pub use recorder::KeyRecorder;
-pub use run::{run_check, run_pair_check, Outcome, Requirement, Verdict, CHECK_TIMEOUT};
+pub use run::{
+    run_check, run_pair_check, run_pair_check_from, Outcome, Requirement, Verdict, CHECK_TIMEOUT,
+};
 
 /// A check's future, borrowed from the cache it runs on.
 pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = CheckResult> + Send + 'a>>;

@@ -260,6 +260,52 @@ pub async fn run_pair_check(cache: &dyn Cache, other: &dyn Cache) -> Outcome {
     }
 }
 
+/// Runs the check of two caches ([`run_pair_check`]) on caches from `factory`, as
+/// [`extended_tests!`](crate::extended_tests) does, after steps that need the factory
+/// itself: a cache that wrote a key and was dropped leaves nothing to the next cache the
+/// factory makes (no namespace handed out again uncleaned), and making a cache leaves
+/// the entries of a cache made before it alone (no wipe of the store when a cache is
+/// made). The factory is called three times; the whole is bounded by [`CHECK_TIMEOUT`].
+pub async fn run_pair_check_from<F, Fut, C>(factory: F) -> Outcome
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = C>,
+    C: Cache,
+{
+    let started = Instant::now();
+    let lifecycle = async {
+        crate::checks::write_then_drop(factory().await).await?;
+        let cache = factory().await;
+        crate::checks::clean_after_a_dropped_one(&cache).await?;
+        let other = factory().await;
+        crate::checks::kept_when_another_is_made(&cache).await?;
+        Ok((cache, other))
+    };
+    let (cache, other) = match tokio::time::timeout(CHECK_TIMEOUT, lifecycle).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(failure)) => {
+            return Outcome {
+                check: &crate::PAIR,
+                elapsed: started.elapsed(),
+                result: Err(failure),
+            }
+        }
+        Err(_) => {
+            return Outcome {
+                check: &crate::PAIR,
+                elapsed: started.elapsed(),
+                result: Err(hung(&crate::PAIR)),
+            }
+        }
+    };
+    let outcome = run_pair_check(&cache, &other).await;
+    drop((cache, other));
+    Outcome {
+        elapsed: started.elapsed(),
+        ..outcome
+    }
+}
+
 /// The failure of a check that did not end within [`CHECK_TIMEOUT`].
 fn hung(check: &Check) -> Failure {
     Failure::new(
@@ -269,8 +315,8 @@ fn hung(check: &Check) -> Failure {
     )
 }
 
-/// The body of the generated `#[test]` of [`run_pair_check`]: asks the factory for two
-/// caches and runs the check on them.
+/// The body of the generated `#[test]` of [`run_pair_check`]: runs
+/// [`run_pair_check_from`] on the factory.
 ///
 /// # Panics
 ///
@@ -282,13 +328,7 @@ where
     C: Cache + 'static,
 {
     let (elapsed, result) = watched(&crate::PAIR, move || {
-        let outcome = test_runtime().block_on(async {
-            let cache = factory().await;
-            let other = factory().await;
-            let outcome = run_pair_check(&cache, &other).await;
-            drop((cache, other));
-            outcome
-        });
+        let outcome = test_runtime().block_on(run_pair_check_from(factory));
         (outcome.elapsed, outcome.result)
     });
     report(crate::PAIR.name, elapsed, result);

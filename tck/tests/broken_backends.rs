@@ -275,6 +275,31 @@ enum Defect {
     ZeroWidthCharactersStripped,
     NonAsciiWhitespaceTrimmed,
     AddOfTheSameValueStores,
+    // Keys an encoding merges, and keys taken as patterns.
+    LongKeysKeptAsHeadLengthAndSum,
+    ColonsStoredAsSlashes,
+    ControlsEscapedButNotBackslash,
+    C1ControlsStripped,
+    FullwidthFoldedToAscii,
+    KeysDeletedAsGlobs(Op),
+    LongKeysSlicedAtByte200,
+    // Batches, add and clear, on shapes the other checks leave out.
+    BatchesCutAfter512(Op),
+    DeleteManyDoesNotCountEmptyValues,
+    SetManyZeroTtlLeavesTombstoneFor(Op),
+    AddSeesBatchEntriesAsAbsent,
+    AddLeaksAClaimWhenRefused,
+    ClearKeepsKeysWithoutColon,
+    // Values and TTLs, on shapes the other checks leave out.
+    FirstRunOf256EqualBytesLosesAByte,
+    ValuesOf4To12KiBFlipTheirMiddleByte,
+    LeadingFfFeStripped,
+    FarOversizedIsABackendError,
+    BriefTtlsNeverExpire,
+    TtlsOverThreeSecondsRoundedUpToFiveSeconds,
+    SetNoneOverExpiredKeepsOldExpiry,
+    SetNoneOverExpiredReusesOldTtl,
+    AddNoneOverExpiredReusesOldTtl,
 }
 
 use Defect::*;
@@ -324,6 +349,155 @@ const SECOND: Duration = Duration::from_secs(1);
 
 /// Every step of every check, and the defect that makes it fail.
 const CASES: &[Case] = &[
+    // Values and TTLs, on shapes the other checks leave out.
+    case(
+        FirstRunOf256EqualBytesLosesAByte,
+        "test_values_of_every_size_up_to_the_limit_round_trip",
+        &["after set of 4096 bytes all 0x00"],
+    ),
+    case(
+        ValuesOf4To12KiBFlipTheirMiddleByte,
+        "test_values_of_every_size_up_to_the_limit_round_trip",
+        &["after set of 4096 bytes, next to a power of two"],
+    ),
+    case(
+        LeadingFfFeStripped,
+        "test_binary_values_round_trip",
+        &["get(\"tck:binary-utf16le-bom\")"],
+    ),
+    case(
+        FarOversizedIsABackendError,
+        "test_value_over_limit_is_rejected_and_harms_nothing",
+        &[
+            "set of 2097152 bytes, 2 times the limit 1048576",
+            "got Err(Backend",
+        ],
+    ),
+    case(
+        BriefTtlsNeverExpire,
+        "test_entries_without_ttl_outlive_every_ttl_of_the_run",
+        &[
+            "get(\"tck:brief-5ms\")",
+            "after set with a 5ms ttl",
+            "expected None",
+        ],
+    ),
+    case(
+        TtlsOverThreeSecondsRoundedUpToFiveSeconds,
+        "test_entries_without_ttl_outlive_every_ttl_of_the_run",
+        &["get(\"tck:four-and-a-half\")", "expected None"],
+    ),
+    case(
+        SetNoneOverExpiredKeepsOldExpiry,
+        "test_entries_without_ttl_outlive_every_ttl_of_the_run",
+        &["get(\"tck:none-over-expired-set\") right after it was written by set without ttl"],
+    ),
+    case(
+        SetNoneOverExpiredReusesOldTtl,
+        "test_entries_without_ttl_outlive_every_ttl_of_the_run",
+        &["get(\"tck:none-over-expired-set\") 6.101s after it was written by set without ttl"],
+    ),
+    case(
+        AddNoneOverExpiredReusesOldTtl,
+        "test_entries_without_ttl_outlive_every_ttl_of_the_run",
+        &["get(\"tck:none-over-expired-add\") 6.101s after it was written by add without ttl"],
+    ),
+    // Keys an encoding merges, and keys taken as patterns.
+    case(
+        LongKeysKeptAsHeadLengthAndSum,
+        "test_distinct_keys_never_collide",
+        &["after setting long keys alike up to their last bytes"],
+    ),
+    case(
+        ColonsStoredAsSlashes,
+        "test_distinct_keys_never_collide",
+        &["after setting keys alike but for a separator"],
+    ),
+    case(
+        ControlsEscapedButNotBackslash,
+        "test_distinct_keys_never_collide",
+        &["after setting keys holding a control character or its escape text"],
+    ),
+    case(
+        C1ControlsStripped,
+        "test_distinct_keys_never_collide",
+        &["after setting keys alike but for a C1 control or a line separator"],
+    ),
+    case(
+        FullwidthFoldedToAscii,
+        "test_distinct_keys_never_collide",
+        &["after setting keys alike but for a compatibility form"],
+    ),
+    case(
+        LongKeysSlicedAtByte200,
+        "test_long_keys_round_trip",
+        &[
+            "1 ASCII bytes, then 2-byte characters",
+            "expected an answer, got a panic: ",
+            "byte index 200 is not a char boundary",
+        ],
+    ),
+    case(
+        KeysDeletedAsGlobs(Op::Delete),
+        "test_keys_cannot_inject_protocol_commands",
+        &["get(\"tck:glob-victim:1\") after delete(\"tck:glob-victim:*\")"],
+    ),
+    case(
+        KeysDeletedAsGlobs(Op::DeleteMany),
+        "test_keys_cannot_inject_protocol_commands",
+        &["get(\"tck:glob-victim:1\") after delete_many of keys holding '?' and '[0-9]'"],
+    ),
+    // Batches, add and clear, on shapes the other checks leave out.
+    case(
+        BatchesCutAfter512(Op::SetMany),
+        "test_set_many_stores_every_entry_with_the_ttl",
+        &["get(\"tck:sm-huge-1999\") after set_many of 2000 entries"],
+    ),
+    case(
+        BatchesCutAfter512(Op::GetMany),
+        "test_set_many_stores_every_entry_with_the_ttl",
+        &["get_many of 2000 keys after set_many of them, answer 512"],
+    ),
+    case(
+        BatchesCutAfter512(Op::DeleteMany),
+        "test_set_many_stores_every_entry_with_the_ttl",
+        &["delete_many of 2000 live keys", "expected Ok(2000)"],
+    ),
+    case(
+        DeleteManyDoesNotCountEmptyValues,
+        "test_delete_many_counts_removed_entries",
+        &["of an empty value and a miss", "expected Ok(1), got Ok(0)"],
+    ),
+    case(
+        SetManyZeroTtlLeavesTombstoneFor(Op::Exists),
+        "test_set_many_stores_every_entry_with_the_ttl",
+        &["exists(\"tck:sm-empty\") after set_many with a zero ttl"],
+    ),
+    case(
+        SetManyZeroTtlLeavesTombstoneFor(Op::Delete),
+        "test_set_many_stores_every_entry_with_the_ttl",
+        &["delete(\"tck:sm-empty\") after set_many with a zero ttl"],
+    ),
+    case(
+        SetManyZeroTtlLeavesTombstoneFor(Op::DeleteMany),
+        "test_set_many_stores_every_entry_with_the_ttl",
+        &["delete_many([\"tck:sm-dup\"]) after set_many with a zero ttl"],
+    ),
+    case(
+        AddSeesBatchEntriesAsAbsent,
+        "test_add_of_a_present_key_returns_false_and_changes_nothing",
+        &["of a key written by set_many"],
+    ),
+    case(
+        AddLeaksAClaimWhenRefused,
+        "test_add_refuses_caller_mistakes_and_writes_nothing",
+        &["add(\"tck:add-too-large\", \"fits\", 3600s) of an absent key"],
+    ),
+    case(
+        ClearKeepsKeysWithoutColon,
+        "test_clear_removes_entries_from_every_write_path",
+        &["get(\"with space\") after clear"],
+    ),
     // Values, keys and add, on shapes the other checks leave out.
     case(
         ValuesOfHundredsOfKiBFlipTheirMiddleByte,
@@ -1605,7 +1779,7 @@ const CASES: &[Case] = &[
     case(
         ClearUnsupported,
         "test_clear_removes_entries_from_every_write_path",
-        &["clear() of 15 entries"],
+        &["clear() of 19 entries"],
     ),
     case(
         ClearSkipsBatchWrites,
@@ -1630,7 +1804,7 @@ const CASES: &[Case] = &[
     case(
         ClearLeavesDeleteManyCounting,
         "test_clear_removes_entries_from_every_write_path",
-        &["delete_many of the 15 cleared keys"],
+        &["delete_many of the 19 cleared keys"],
     ),
     case(
         SetManyLostAfterClear,
@@ -1837,6 +2011,11 @@ struct State {
     first_write: HashMap<String, u128>,
     /// Keys whose entry a zero TTL removed.
     zeroed: HashSet<String>,
+    /// Keys whose entry a `set_many` with a zero TTL removed, for
+    /// [`SetManyZeroTtlLeavesTombstoneFor`].
+    tombstones: HashSet<String>,
+    /// Keys an `add` refused, for [`AddLeaksAClaimWhenRefused`].
+    claimed: HashSet<String>,
 }
 
 /// Where a key is used, for defects that encode keys on one path only.
@@ -1984,6 +2163,38 @@ impl Reference {
                 key.bytes().map(|b| format!("{b:02x}")).collect::<String>()
             );
         }
+        if self.has(LongKeysKeptAsHeadLengthAndSum) && key.len() > 250 {
+            let sum: u32 = key.bytes().map(u32::from).sum();
+            key = format!("{}#{}#{sum:08x}", truncate(&key, 200), key.len());
+        }
+        if self.has(LongKeysSlicedAtByte200) && key.len() > 250 {
+            #[allow(clippy::string_slice)] // The defect: it panics inside a character.
+            let (head, tail) = (&key[..200], &key[200..]);
+            key = format!("{head}#{tail}");
+        }
+        if self.has(ColonsStoredAsSlashes) {
+            key = key.replace(':', "/");
+        }
+        if self.has(ControlsEscapedButNotBackslash) {
+            key = key
+                .replace('\n', "\\n")
+                .replace('\r', "\\r")
+                .replace('\t', "\\t")
+                .replace(' ', "\\s")
+                .replace('\0', "\\0");
+        }
+        if self.has(C1ControlsStripped) {
+            key.retain(|c| !matches!(c, '\u{80}'..='\u{9f}' | '\u{2028}' | '\u{2029}'));
+        }
+        if self.has(FullwidthFoldedToAscii) {
+            key = key
+                .chars()
+                .map(|c| match c {
+                    '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0).unwrap_or(c),
+                    _ => c,
+                })
+                .collect();
+        }
         if self.has(WritesStayOnTheirThread) {
             key = format!("{:?}/{key}", std::thread::current().id());
         }
@@ -2025,6 +2236,9 @@ impl Reference {
 
     fn check_value(&self, value: &Bytes) -> Result<(), CacheError> {
         let limit = self.limits().max_value_size;
+        if self.has(FarOversizedIsABackendError) && value.len() >= 2 * limit {
+            return Err(backend_error("value too large for a frame"));
+        }
         let too_large = if self.has(LargestValueRejected) {
             value.len() >= limit
         } else {
@@ -2063,6 +2277,15 @@ impl Reference {
         }
         if self.has(TtlsRoundedUpToTheMinute) && ttl >= 3 * SECOND && ttl < SECOND * 3600 {
             ttl = Duration::from_secs(ttl.as_secs().div_ceil(60) * 60 + 60);
+        }
+        if self.has(BriefTtlsNeverExpire)
+            && ttl >= Duration::from_millis(2)
+            && ttl < Duration::from_millis(250)
+        {
+            return Ok(None);
+        }
+        if self.has(TtlsOverThreeSecondsRoundedUpToFiveSeconds) && ttl > 3 * SECOND {
+            ttl = Duration::from_secs(ttl.as_secs_f64().div_euclid(5.0) as u64 * 5 + 5);
         }
         if self.has(TtlsRoundedDownToWholeSeconds) && ttl > SECOND {
             ttl = Duration::from_secs(ttl.as_secs());
@@ -2137,7 +2360,8 @@ impl Reference {
         }
         let native = self.key_for(key, Path::Write);
         {
-            let state = self.lock();
+            let mut state = self.lock();
+            state.tombstones.remove(&native);
             if (self.has(WritesLostAfterClear) && state.cleared_once)
                 || (self.has(SetManyLostAfterClear) && batch && state.cleared_once)
                 || (self.has(WritesLostAfterRefusedValue) && state.refused_a_value)
@@ -2232,6 +2456,13 @@ impl Reference {
                 let ticks = ttl.as_nanos().div_ceil(self.granularity.as_nanos());
                 since.map(|since| since + ticks)
             }
+            None if !batch && self.has(SetNoneOverExpiredKeepsOldExpiry) => {
+                self.expired(native).and_then(|(expires, _)| expires)
+            }
+            None if !batch && self.has(SetNoneOverExpiredReusesOldTtl) => self
+                .expired(native)
+                .and_then(|(_, ticks)| ticks)
+                .map(|ticks| self.tick() + ticks),
             None if (self.has(SetWithoutTtlKeepsOldTtl) && !batch
                 || self.has(SetManyNoneKeepsOldTtl) && batch)
                 && previous.is_some() =>
@@ -2376,6 +2607,26 @@ impl Reference {
             {
                 Some(value.slice(2..))
             }
+            Some(value) if self.has(LeadingFfFeStripped) && value.starts_with(&[0xff, 0xfe]) => {
+                Some(value.slice(2..))
+            }
+            Some(value)
+                if self.has(ValuesOf4To12KiBFlipTheirMiddleByte)
+                    && (4096..=12_288).contains(&value.len()) =>
+            {
+                let mut flipped = value.to_vec();
+                flipped[value.len() / 2] ^= 1;
+                Some(Bytes::from(flipped))
+            }
+            Some(value) if self.has(FirstRunOf256EqualBytesLosesAByte) => {
+                let run = value
+                    .windows(256)
+                    .position(|window| window.iter().all(|byte| *byte == window[0]));
+                Some(match run {
+                    Some(at) => Bytes::from([&value[..at], &value[at + 1..]].concat()),
+                    None => value,
+                })
+            }
             Some(value) if self.has(LeadingFeByteTakenForATag) && value.starts_with(&[0xfe]) => {
                 Some(value.slice(1..))
             }
@@ -2420,6 +2671,33 @@ impl Reference {
             Some(_) if self.has(ExpiredDeleteReportsTrue) => true,
             Some(stored) => self.live_besides_get(&stored),
             None => false,
+        }
+    }
+}
+
+impl Reference {
+    /// The entry under `native` when it is there but expired: its expiry tick, and the TTL
+    /// in ticks it was written with.
+    fn expired(&self, native: &str) -> Option<(Option<u128>, Option<u128>)> {
+        let state = self.lock();
+        let stored = state
+            .entries
+            .get(native)
+            .filter(|stored| !self.live(stored))?;
+        Some((stored.expires, state.ttl_ticks.get(native).copied()))
+    }
+
+    /// For [`KeysDeletedAsGlobs`]: a key holding `*`, `?` or `[` also removes every
+    /// entry whose key starts with what comes before that character.
+    fn sweep_glob(&self, key: &str) {
+        let Some(at) = key.find(['*', '?', '[']) else {
+            return;
+        };
+        let prefix = &key[..at];
+        if !prefix.is_empty() {
+            self.lock()
+                .entries
+                .retain(|native, _| !native.starts_with(prefix));
         }
     }
 }
@@ -2496,11 +2774,17 @@ impl Cache for Reference {
             let native = self.key_for(key, Path::Delete);
             if (self.has(ZeroTtlLeavesDeleteTrue) && state.zeroed.remove(&native))
                 || (self.has(ClearedKeysDeleteTrue) && state.cleared.remove(&native).is_some())
+                || (self.has(SetManyZeroTtlLeavesTombstoneFor(Op::Delete))
+                    && state.tombstones.remove(&native))
             {
                 return Ok(true);
             }
         }
-        Ok(self.remove(key))
+        let removed = self.remove(key);
+        if self.has(KeysDeletedAsGlobs(Op::Delete)) {
+            self.sweep_glob(key);
+        }
+        Ok(removed)
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
@@ -2561,6 +2845,9 @@ impl Cache for Reference {
         }
         if self.has(GetManyCapsAt100Answers) {
             values.truncate(100);
+        }
+        if self.has(BatchesCutAfter512(Op::GetMany)) {
+            values.iter_mut().skip(512).for_each(|value| *value = None);
         }
         if self.has(GetManyMisordersLongBatches) && values.len() > 100 {
             values[100..].reverse();
@@ -2637,6 +2924,9 @@ impl Cache for Reference {
         if self.has(SetManyStoresFirstEight) {
             written.truncate(8);
         }
+        if self.has(BatchesCutAfter512(Op::SetMany)) {
+            written.truncate(512);
+        }
         if self.has(SetManyMaxTtlDropsLastEntry) && ttl == Some(Duration::MAX) {
             written.pop();
         }
@@ -2668,6 +2958,16 @@ impl Cache for Reference {
                 ttl
             };
             self.store(key, value.clone(), ttl, true).await?;
+        }
+        if ttl.is_some_and(|ttl| ttl.is_zero())
+            && [Op::Exists, Op::Delete, Op::DeleteMany]
+                .iter()
+                .any(|op| self.has(SetManyZeroTtlLeavesTombstoneFor(*op)))
+        {
+            let mut state = self.lock();
+            for (key, _) in entries {
+                state.tombstones.insert(self.key_for(key, Path::Write));
+            }
         }
         if self.has(SetManyAppliesTtlToEveryLiveEntry) {
             if let Some(ttl) = ttl {
@@ -2709,6 +3009,8 @@ impl Cache for Reference {
         };
         let keys = if self.has(DeleteManyStopsAtSixteen) {
             &keys[..keys.len().min(16)]
+        } else if self.has(BatchesCutAfter512(Op::DeleteMany)) {
+            &keys[..keys.len().min(512)]
         } else {
             keys
         };
@@ -2734,16 +3036,29 @@ impl Cache for Reference {
                     || (self.has(ClearLeavesDeleteManyCounting)
                         && state.cleared.contains_key(&native))
             };
+            let tombstone = self.has(SetManyZeroTtlLeavesTombstoneFor(Op::DeleteMany))
+                && self.lock().tombstones.remove(&native);
+            let empty = self.has(DeleteManyDoesNotCountEmptyValues)
+                && self
+                    .lock()
+                    .entries
+                    .get(&native)
+                    .is_some_and(|stored| stored.value.is_empty());
             let was_there = if self.has(DeleteManyLeavesLastLiveKey) && Some(i) == last_live {
                 true
             } else {
-                self.remove(key)
+                self.remove(key) && !empty || tombstone
             };
             if was_there || counted || self.has(DeleteManyCountsEveryKeyNamed) {
                 removed += 1;
             }
             if counted {
                 self.lock().entries.remove(&native);
+            }
+        }
+        if self.has(KeysDeletedAsGlobs(Op::DeleteMany)) {
+            for key in keys {
+                self.sweep_glob(key);
             }
         }
         if self.has(DeleteManyRemovesByPrefix) {
@@ -2825,6 +3140,9 @@ impl Cache for Reference {
         if size_checked {
             if let Err(err) = self.check_value(&value) {
                 let mut state = self.lock();
+                if self.has(AddLeaksAClaimWhenRefused) {
+                    state.claimed.insert(native.clone());
+                }
                 if self.has(AddOversizedRemovesOld) {
                     state.entries.remove(&native);
                 }
@@ -2841,6 +3159,9 @@ impl Cache for Reference {
                 }
                 return Err(err);
             }
+        }
+        if self.has(AddLeaksAClaimWhenRefused) && self.lock().claimed.contains(&native) {
+            return Ok(false);
         }
         if ttl.is_none() && self.has(AddRefusesWithoutTtl) {
             return Ok(false);
@@ -2887,6 +3208,10 @@ impl Cache for Reference {
         }
         let expires = match ttl {
             Some(ttl) if !ttl.is_zero() && !self.has(AddIgnoresTtl) => self.expires(ttl)?,
+            None if self.has(AddNoneOverExpiredReusesOldTtl) => self
+                .expired(&native)
+                .and_then(|(_, ticks)| ticks)
+                .map(|ticks| self.tick() + ticks),
             _ => None,
         };
         if self.has(AddGetThenSet) {
@@ -2910,6 +3235,7 @@ impl Cache for Reference {
         let present = current.as_ref().is_some_and(|stored| {
             (self.live(stored) || self.has(AddKeepsExpiredEntry))
                 && !(stored.value.is_empty() && self.has(AddCountsEmptyValueAsAbsent))
+                && !(stored.batch && self.has(AddSeesBatchEntriesAsAbsent))
         }) || (self.has(AddRefusedAfterDelete)
             && state.deleted.contains_key(&native));
         if let (true, Some(stored)) = (present, current) {
@@ -3005,6 +3331,8 @@ impl Cache for Reference {
         });
         Ok(live
             || (self.has(ZeroTtlLeavesExistsTrue) && state.zeroed.contains(&native))
+            || (self.has(SetManyZeroTtlLeavesTombstoneFor(Op::Exists))
+                && state.tombstones.contains(&native))
             || (self.has(ExistsSeesDeletedEntries) && state.deleted.contains_key(&native))
             || (self.has(ClearLeavesExistsTrue) && state.cleared.contains_key(&native)))
     }
@@ -3040,6 +3368,7 @@ impl Cache for Reference {
                 walked += 1;
                 let keep = matches!(self.defect, Some(ClearStopsAfter(most)) if walked > most)
                     || (self.has(ClearSkipsGlobLikeKeys) && native.contains('*'))
+                    || (self.has(ClearKeepsKeysWithoutColon) && !native.contains(':'))
                     || (self.has(ClearSkipsBatchWrites) && stored.batch)
                     || (self.has(ClearSkipsLongKeys) && native.len() > 250)
                     || (self.has(ClearSkipsNonAsciiKeys) && !native.is_ascii())
@@ -3126,13 +3455,20 @@ fn run_each(
 const DELIBERATE_PANIC: &str = "the reference cannot be used from an unnamed thread";
 
 /// Keeps the panics of [`PanicsOffTheCallerThread`], which the parallel check must
-/// catch, out of the test output; every other panic is reported as usual.
+/// catch, and of [`LongKeysSlicedAtByte200`], which the check of long keys must catch,
+/// out of the test output; every other panic is reported as usual.
 fn quiet_deliberate_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let report = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<&str>() != Some(&DELIBERATE_PANIC) {
+            let deliberate = info.payload().downcast_ref::<&str>() == Some(&DELIBERATE_PANIC)
+                // The slicing of [`LongKeysSlicedAtByte200`], which the check catches.
+                || info
+                    .payload()
+                    .downcast_ref::<String>()
+                    .is_some_and(|message| message.contains("is not a char boundary"));
+            if !deliberate {
                 report(info);
             }
         }));
@@ -3177,44 +3513,62 @@ fn honest_reference_passes_every_check_on_a_coarse_clock() {
 #[test]
 fn each_defect_fails_the_check_and_step_named_for_it() {
     quiet_deliberate_panics();
-    let outcomes: Vec<_> = CASES
-        .iter()
-        .zip(run_each(CASES.iter().map(|case| {
+    let run = |cases: &[&'static Case]| {
+        run_each(cases.iter().map(|case| {
             let check =
                 check_named(case.check).unwrap_or_else(|| panic!("no check named {}", case.check));
             (check, Some(case.defect), case.clock)
-        })))
-        .collect();
+        }))
+    };
+    // Hundreds of checks run at once here, sleeping for their TTLs: on a loaded machine
+    // a defect of timing (an entry that expires 90 ms late) can pass a run whose waits
+    // woke late. A case not caught where expected runs again, with only the others
+    // not caught beside it, up to twice more, before it counts as missed.
+    let mut pending: Vec<&'static Case> = CASES.iter().collect();
     let mut wrong = Vec::new();
-    for (case, outcome) in &outcomes {
-        let name = format!(
-            "{:?} ({:?} clock) on {}",
-            case.defect, case.clock, case.check
-        );
-        match &outcome.result {
-            Ok(_) => wrong.push(format!("{name}: passed or not applicable")),
-            Err(failure) => {
-                let text = failure.to_string();
-                if failure.step.is_empty()
-                    || failure.expected.is_empty()
-                    || failure.actual.is_empty()
-                {
-                    wrong.push(format!("{name}: the failure does not say what was done, expected and got: {failure:?}"));
-                } else if let Some(missing) =
-                    case.step.iter().find(|fragment| !text.contains(*fragment))
-                {
-                    wrong.push(format!(
-                        "{name}: failed elsewhere than at {missing:?}: {text}"
-                    ));
-                }
-            }
+    for attempt in 1..=3 {
+        let outcomes = run(&pending);
+        wrong = pending
+            .iter()
+            .zip(&outcomes)
+            .filter_map(|(case, outcome)| Some((*case, not_caught_as_named(case, outcome)?)))
+            .collect::<Vec<_>>();
+        if wrong.is_empty() || attempt == 3 {
+            break;
         }
+        pending = wrong.iter().map(|(case, _)| *case).collect();
     }
     assert!(
         wrong.is_empty(),
-        "defects not caught where expected:\n{}",
-        wrong.join("\n")
+        "defects not caught where expected (in three runs):\n{}",
+        wrong
+            .iter()
+            .map(|(_, why)| why.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
+}
+
+/// Why `outcome` is not `case`'s defect caught at its check and step; `None` when it is.
+fn not_caught_as_named(case: &Case, outcome: &cache_tck::Outcome) -> Option<String> {
+    let name = format!(
+        "{:?} ({:?} clock) on {}",
+        case.defect, case.clock, case.check
+    );
+    let failure = match &outcome.result {
+        Ok(_) => return Some(format!("{name}: passed or not applicable")),
+        Err(failure) => failure,
+    };
+    let text = failure.to_string();
+    if failure.step.is_empty() || failure.expected.is_empty() || failure.actual.is_empty() {
+        return Some(format!(
+            "{name}: the failure does not say what was done, expected and got: {failure:?}"
+        ));
+    }
+    case.step
+        .iter()
+        .find(|fragment| !text.contains(*fragment))
+        .map(|missing| format!("{name}: failed elsewhere than at {missing:?}: {text}"))
 }
 
 /// A limit no check can run on (a TTL granularity of `Duration::MAX`, a largest value

@@ -1,16 +1,21 @@
 //! The check of two caches (`run_pair_check`): caches that each hold a namespace of one
 //! shared store pass it when `clear` removes only their own namespace, and fail it when
 //! `clear` wipes the store, when the factory hands out one namespace twice, or when a
-//! cache reads, writes or deletes outside its namespace.
+//! cache reads, writes or deletes outside its namespace; and, made by a factory
+//! (`run_pair_check_from`), fail it when the factory hands out a dropped cache's
+//! namespace uncleaned or wipes the store as it makes a cache.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, PoisonError,
+    },
     time::Duration,
 };
 
 use cache_api::{async_trait, Bytes, Cache, CacheError, Limits};
-use cache_tck::{run_pair_check, Verdict};
+use cache_tck::{run_pair_check, run_pair_check_from, Verdict};
 
 /// What is wrong with a [`Namespaced`] cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +46,22 @@ enum Defect {
     SetManyWritesEveryNamespace,
     /// `add` answers false when any namespace holds the key.
     AddSeesOtherNamespaces,
+    /// `get_many` falls back to the key's entry in any namespace (`get` does not).
+    GetManyReadsOutsideItsNamespace,
+    /// `delete_many` of a key its namespace does not hold removes it from the others,
+    /// without counting it.
+    DeleteManyOfAnAbsentKeyReachesOtherNamespaces,
+    /// `delete_many` counts a key any namespace holds, removing only its own.
+    DeleteManyCountsOtherNamespaces,
+    /// `set_many` overwrites the key's entry in whichever namespace holds it.
+    SetManyOverwritesWhereverTheKeyIs,
     /// Declares no `clear`: the check does not apply.
     NoClear,
+    /// A dropped cache's namespace goes back to the factory with its entries, and the
+    /// next cache the factory makes gets it.
+    DroppedNamespaceHandedOutUncleaned,
+    /// The factory empties the whole store each time it makes a cache.
+    FactoryWipesTheStore,
 }
 
 /// One namespace of a store shared by every cache of a factory.
@@ -51,6 +70,19 @@ struct Namespaced {
     store: Arc<Mutex<HashMap<String, (Bytes, bool)>>>,
     namespace: String,
     defect: Defect,
+    /// Namespaces of dropped caches, which the factory hands out again.
+    recycled: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Namespaced {
+    fn drop(&mut self) {
+        if self.defect == Defect::DroppedNamespaceHandedOutUncleaned {
+            self.recycled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(self.namespace.clone());
+        }
+    }
 }
 
 impl Namespaced {
@@ -92,12 +124,38 @@ impl Cache for Namespaced {
         Ok(())
     }
 
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            let mut value = self.get(key).await?;
+            if value.is_none() && self.defect == Defect::GetManyReadsOutsideItsNamespace {
+                let suffix = format!(":{key}");
+                value = self
+                    .store()
+                    .iter()
+                    .find(|(stored, _)| stored.ends_with(&suffix))
+                    .map(|(_, (value, _))| value.clone());
+            }
+            values.push(value);
+        }
+        Ok(values)
+    }
+
     async fn set_many(
         &self,
         entries: &[(&str, Bytes)],
         ttl: Option<Duration>,
     ) -> Result<(), CacheError> {
         for (key, value) in entries {
+            if self.defect == Defect::SetManyOverwritesWhereverTheKeyIs {
+                let suffix = format!(":{key}");
+                let mut store = self.store();
+                if let Some(found) = store.keys().find(|stored| stored.ends_with(&suffix)) {
+                    let found = found.clone();
+                    store.insert(found, (value.clone(), ttl.is_some()));
+                    continue;
+                }
+            }
             self.set(key, value.clone(), ttl).await?;
             if self.defect == Defect::SetManyWritesEveryNamespace {
                 let mut store = self.store();
@@ -147,7 +205,15 @@ impl Cache for Namespaced {
     async fn delete_many(&self, keys: &[&str]) -> Result<usize, CacheError> {
         let mut removed = 0;
         for key in keys {
-            removed += usize::from(self.delete(key).await?);
+            let own = self.delete(key).await?;
+            removed += usize::from(own);
+            let suffix = format!(":{key}");
+            if !own && self.defect == Defect::DeleteManyOfAnAbsentKeyReachesOtherNamespaces {
+                self.store().retain(|stored, _| !stored.ends_with(&suffix));
+            }
+            if !own && self.defect == Defect::DeleteManyCountsOtherNamespaces {
+                removed += usize::from(self.store().keys().any(|stored| stored.ends_with(&suffix)));
+            }
             if self.defect == Defect::DeleteManyInEveryNamespace {
                 let suffix = format!(":{key}");
                 self.store().retain(|stored, _| !stored.ends_with(&suffix));
@@ -197,11 +263,72 @@ async fn run_on(defect: Defect, first: &str, second: &str) -> Result<Verdict, St
         store: Arc::clone(&store),
         namespace: namespace.to_owned(),
         defect,
+        recycled: Arc::default(),
     };
     run_pair_check(&cache(first), &cache(second))
         .await
         .result
         .map_err(|failure| failure.to_string())
+}
+
+/// The check run on caches a factory makes, each in a namespace of its own (`ns1`,
+/// `ns2`, ...) on one store, unless `defect` says otherwise.
+async fn run_from_factory(defect: Defect) -> Result<Verdict, String> {
+    let store = Arc::new(Mutex::new(HashMap::new()));
+    let recycled: Arc<Mutex<Vec<String>>> = Arc::default();
+    let made = AtomicUsize::new(0);
+    let factory = || {
+        let store = Arc::clone(&store);
+        let recycled = Arc::clone(&recycled);
+        let number = made.fetch_add(1, Ordering::Relaxed) + 1;
+        async move {
+            if defect == Defect::FactoryWipesTheStore {
+                store.lock().unwrap_or_else(PoisonError::into_inner).clear();
+            }
+            let again = recycled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            Namespaced {
+                store,
+                namespace: again.unwrap_or_else(|| format!("ns{number}")),
+                defect,
+                recycled,
+            }
+        }
+    };
+    run_pair_check_from(factory)
+        .await
+        .result
+        .map_err(|failure| failure.to_string())
+}
+
+#[tokio::test]
+async fn a_factory_of_clean_caches_that_leave_each_other_alone_passes() {
+    assert_eq!(run_from_factory(Defect::None).await, Ok(Verdict::Passed));
+    match run_from_factory(Defect::NoClear).await {
+        Ok(Verdict::NotApplicable(reason)) => assert!(reason.contains("clear"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_factory_that_reuses_or_wipes_fails() {
+    for (defect, named) in [
+        (
+            Defect::DroppedNamespaceHandedOutUncleaned,
+            "in a cache from the factory made after another one wrote it and was dropped",
+        ),
+        (
+            Defect::FactoryWipesTheStore,
+            "after the factory made a second cache",
+        ),
+    ] {
+        match run_from_factory(defect).await {
+            Err(failure) => assert!(failure.contains(named), "{defect:?}: {failure}"),
+            Ok(verdict) => panic!("{defect:?}: {verdict:?}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -278,6 +405,26 @@ async fn every_way_of_reaching_another_namespace_fails() {
             Defect::AddSeesOtherNamespaces,
             "ns2",
             "add(\"tck:neighbour-mine\"",
+        ),
+        (
+            Defect::GetManyReadsOutsideItsNamespace,
+            "ns2",
+            "get_many([\"tck:neighbour-batched\", \"tck:neighbour-absent\"]) in a second cache",
+        ),
+        (
+            Defect::DeleteManyOfAnAbsentKeyReachesOtherNamespaces,
+            "ns2",
+            "get(\"tck:neighbour-batched\") after a delete_many by a second cache",
+        ),
+        (
+            Defect::DeleteManyCountsOtherNamespaces,
+            "ns2",
+            "delete_many([\"tck:neighbour-batched\"]) in a second cache",
+        ),
+        (
+            Defect::SetManyOverwritesWhereverTheKeyIs,
+            "ns2",
+            "after a set_many of the same key by a second cache",
         ),
         // A factory that hands out the same namespace twice.
         (Defect::None, "ns1", "after the first wrote it"),

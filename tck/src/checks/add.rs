@@ -14,10 +14,10 @@ use cache_api::{Bytes, Cache, CacheError, Limits};
 use futures::future::join_all;
 
 use super::{
-    certainly_alive_for, delete, expect, expect_alive, expect_too_large, remove, set, short_ttl,
-    sleep_past, too_loaded, ttl_text, Alive, ATTEMPTS, KEEP, LONG_TTL,
+    add_absent, certainly_alive_for, delete, expect, expect_alive, expect_too_large, remove, set,
+    short_ttl, sleep_past, too_loaded, ttl_text, Alive, ATTEMPTS, KEEP, LONG_TTL,
 };
-use crate::failure::{describe_bytes, describe_key, CheckResult, Failure};
+use crate::failure::{describe_bytes, describe_key, CheckResult, Failure, OrFail};
 
 /// Calls `add`; `Unsupported` fails with what the contract asks of such a backend.
 async fn add(
@@ -120,7 +120,8 @@ pub async fn test_add_of_an_absent_key_stores_it_and_returns_true(
 }
 
 /// `add` of a key holding a live entry returns false and changes neither its value nor
-/// its TTL: an empty value counts as present, so does the very value the add brings,
+/// its TTL: an empty value counts as present, so does the very value the add brings and
+/// an entry written by `set_many`,
 /// an entry with a short TTL still goes at its end after a refused add with a 1 h TTL,
 /// and a 60 s entry outlives the short TTL of a refused add.
 pub async fn test_add_of_a_present_key_returns_false_and_changes_nothing(
@@ -143,6 +144,30 @@ pub async fn test_add_of_a_present_key_returns_false_and_changes_nothing(
         "tck:add-present-empty",
         Some(b""),
         "after a refused add over an empty value",
+    )
+    .await?;
+    // An entry written by `set_many` is as present as one written by `set`.
+    cache
+        .set_many(
+            &[("tck:add-present-batch", Bytes::from_static(b"batch"))],
+            KEEP,
+        )
+        .await
+        .or_fail(|| "set_many([(\"tck:add-present-batch\", \"batch\")], 1h)".to_owned())?;
+    expect_added(
+        cache,
+        "tck:add-present-batch",
+        b"intruder",
+        KEEP,
+        false,
+        "of a key written by set_many",
+    )
+    .await?;
+    expect(
+        cache,
+        "tck:add-present-batch",
+        Some(b"batch"),
+        "after a refused add over an entry written by set_many",
     )
     .await?;
     set(cache, "tck:add-present-same", b"same", KEEP).await?;
@@ -311,8 +336,9 @@ pub async fn test_add_with_a_zero_ttl_stores_nothing_and_returns_false(
 
 /// `add` refuses what `set` refuses, with the same errors, and writes nothing: the
 /// empty key is `InvalidKey` (with a zero TTL too), a value over the limit is
-/// `ValueTooLarge` (on an absent and on a present key, with a zero TTL too), and a TTL
-/// too large to represent is either stored or refused with `InvalidTtl`.
+/// `ValueTooLarge` (on an absent and on a present key, with a zero TTL too, and a valid
+/// add of that key then stores), and a TTL too large to represent is either stored or
+/// refused with `InvalidTtl`.
 pub async fn test_add_refuses_caller_mistakes_and_writes_nothing(cache: &dyn Cache) -> CheckResult {
     for ttl in [KEEP, Some(Duration::ZERO), None] {
         let result = cache.add("", Bytes::from_static(b"v"), ttl).await;
@@ -366,6 +392,15 @@ async fn refused_oversized_adds_write_nothing(cache: &dyn Cache) -> CheckResult 
         "tck:add-too-large-present",
         Some(b"old value"),
         "after a refused oversized add",
+    )
+    .await?;
+    // A refused add leaves no claim on its key behind: a valid add of it then stores.
+    add_absent(cache, "tck:add-too-large", b"fits", KEEP).await?;
+    expect(
+        cache,
+        "tck:add-too-large",
+        Some(b"fits"),
+        "after a refused oversized add, then a valid add",
     )
     .await
 }

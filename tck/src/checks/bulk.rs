@@ -10,7 +10,7 @@ use super::{
     delete, describe, exists, expect, expect_many, remove, set, short_ttl, sleep_past, KEEP,
     LONG_TTL, MANY,
 };
-use crate::failure::{CheckResult, Failure, OrFail};
+use crate::failure::{describe_key, CheckResult, Failure, OrFail};
 
 /// `get_many` returns one answer per key, in the order asked, `None` for misses.
 pub async fn test_get_many_keeps_order_and_reports_misses(cache: &dyn Cache) -> CheckResult {
@@ -190,6 +190,10 @@ pub async fn test_bulk_operations_accept_empty_lists(cache: &dyn Cache) -> Check
 
 /// `set_many` stores every entry, the last value of a repeated key winning, and
 /// applies the TTL to each.
+///
+/// A batch of 2,000 entries is stored whole, read back whole by one `get_many` and
+/// removed and counted whole by one `delete_many`; a zero TTL leaves nothing that
+/// `exists`, `delete` or `delete_many` still finds.
 pub async fn test_set_many_stores_every_entry_with_the_ttl(cache: &dyn Cache) -> CheckResult {
     let entries = [
         ("tck:sm-1", Bytes::from("one")),
@@ -250,6 +254,7 @@ pub async fn test_set_many_stores_every_entry_with_the_ttl(cache: &dyn Cache) ->
         &many_keys.iter().map(String::as_str).collect::<Vec<_>>(),
     )
     .await;
+    huge_batches_keep_every_entry(cache).await?;
 
     let limits = timed_limits(cache)?;
     let ttl = short_ttl(&limits);
@@ -296,12 +301,84 @@ pub async fn test_set_many_stores_every_entry_with_the_ttl(cache: &dyn Cache) ->
         )
         .await
         .or_fail(|| "set_many of 2 live keys with a zero ttl".to_owned())?;
+    let zeroed = "after set_many with a zero ttl (2 live keys)";
     for key in ["tck:sm-empty", "tck:sm-dup"] {
+        expect(cache, key, None, zeroed).await?;
+        exists(cache, key, false, zeroed).await?;
+    }
+    // Gone to every operation, not hidden from reads only.
+    delete(cache, "tck:sm-empty", false, zeroed).await?;
+    let step = || format!("delete_many([\"tck:sm-dup\"]) {zeroed}");
+    let removed = cache.delete_many(&["tck:sm-dup"]).await.or_fail(step)?;
+    if removed != 0 {
+        return Err(Failure::new(step(), "Ok(0)", format!("Ok({removed})")));
+    }
+    Ok(())
+}
+
+/// Entries in the batches of [`huge_batches_keep_every_entry`]: several times what a
+/// backend may send in one command or one pipeline (512, 1000, 1024).
+const HUGE_BATCH: usize = 2000;
+
+/// One `set_many` of [`HUGE_BATCH`] entries stores every one, the last included; one
+/// `get_many` reads every one back, one `delete_many` removes and counts every one.
+async fn huge_batches_keep_every_entry(cache: &dyn Cache) -> CheckResult {
+    let keys: Vec<String> = (0..HUGE_BATCH)
+        .map(|i| format!("tck:sm-huge-{i:04}"))
+        .collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let entries: Vec<(&str, Bytes)> = refs
+        .iter()
+        .map(|key| (*key, Bytes::copy_from_slice(key.as_bytes())))
+        .collect();
+    cache
+        .set_many(&entries, KEEP)
+        .await
+        .or_fail(|| format!("set_many of {HUGE_BATCH} entries with a 1h ttl"))?;
+    // The last entries first, by `get`, where a batch cut short loses them.
+    for key in refs.iter().rev().take(3) {
+        expect(
+            cache,
+            key,
+            Some(key.as_bytes()),
+            &format!("after set_many of {HUGE_BATCH} entries"),
+        )
+        .await?;
+    }
+    // Not `expect_many`: a failure naming 2,000 keys would bury the one that matters.
+    let step = || format!("get_many of {HUGE_BATCH} keys after set_many of them");
+    let got = cache.get_many(&refs).await.or_fail(step)?;
+    if got.len() != HUGE_BATCH {
+        return Err(Failure::new(
+            step(),
+            format!("{HUGE_BATCH} answers"),
+            format!("{} answers", got.len()),
+        ));
+    }
+    for (i, (key, answer)) in refs.iter().zip(&got).enumerate() {
+        if answer.as_deref() != Some(key.as_bytes()) {
+            return Err(Failure::new(
+                format!("{}, answer {i} ({})", step(), describe_key(key)),
+                describe(&Some(Bytes::copy_from_slice(key.as_bytes()))),
+                describe(answer),
+            ));
+        }
+    }
+    let step = || format!("delete_many of {HUGE_BATCH} live keys");
+    let removed = cache.delete_many(&refs).await.or_fail(step)?;
+    if removed != HUGE_BATCH {
+        return Err(Failure::new(
+            step(),
+            format!("Ok({HUGE_BATCH})"),
+            format!("Ok({removed})"),
+        ));
+    }
+    for key in refs.iter().rev().take(3) {
         expect(
             cache,
             key,
             None,
-            "after set_many with a zero ttl (2 live keys)",
+            &format!("after delete_many of {HUGE_BATCH} keys"),
         )
         .await?;
     }
@@ -386,7 +463,7 @@ pub async fn test_set_many_with_an_unrepresentable_ttl_writes_all_or_nothing(
 }
 
 /// `delete_many` removes every key named and counts the live entries it removed,
-/// a key named twice once.
+/// a key named twice once and an entry holding an empty value too.
 pub async fn test_delete_many_counts_removed_entries(cache: &dyn Cache) -> CheckResult {
     for key in ["tck:dm-1", "tck:dm-2", "tck:dm-3", "tck:dm-kept"] {
         set(cache, key, b"x", KEEP).await?;
@@ -412,6 +489,20 @@ pub async fn test_delete_many_counts_removed_entries(cache: &dyn Cache) -> Check
     for key in ["tck:dm-1", "tck:dm-2", "tck:dm-3"] {
         expect(cache, key, None, "after delete_many").await?;
     }
+    // An entry holding an empty value is a live entry, and counts.
+    set(cache, "tck:dm-empty", b"", KEEP).await?;
+    let step = || {
+        "delete_many([\"tck:dm-empty\", \"tck:dm-missing\"]) of an empty value and a miss"
+            .to_owned()
+    };
+    let removed = cache
+        .delete_many(&["tck:dm-empty", "tck:dm-missing"])
+        .await
+        .or_fail(step)?;
+    if removed != 1 {
+        return Err(Failure::new(step(), "Ok(1)", format!("Ok({removed})")));
+    }
+    expect(cache, "tck:dm-empty", None, "after delete_many").await?;
     expect(
         cache,
         "tck:dm-kept",

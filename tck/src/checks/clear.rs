@@ -32,7 +32,8 @@ pub async fn test_clear_removes_every_entry(cache: &dyn Cache) -> CheckResult {
 }
 
 /// `clear` removes entries written by every write path (`set`, `set_many` and `add`, with
-/// and without TTL, overwritten ones, empty values, long keys, keys outside ASCII):
+/// and without TTL, overwritten ones, empty values, long keys, keys outside ASCII, keys
+/// without a colon):
 /// `get`, `get_many`, `exists` and `delete_many` all find nothing, and batches work
 /// afterwards.
 pub async fn test_clear_removes_entries_from_every_write_path(cache: &dyn Cache) -> CheckResult {
@@ -90,6 +91,13 @@ pub async fn test_clear_removes_entries_from_every_write_path(cache: &dyn Cache)
     ];
     keys.extend(added);
     keys.extend(non_ascii);
+    // Keys without the `tck:` prefix or any colon, or made of a lone `%`: a `clear` that
+    // walks only keys shaped like `name:rest` leaves them.
+    let unprefixed = ["with space", "%", "nocolon", "tck-nocolon"];
+    for key in unprefixed {
+        set(cache, key, b"x", KEEP).await?;
+    }
+    keys.extend(unprefixed);
 
     cache
         .clear()
@@ -149,8 +157,10 @@ pub async fn test_clear_on_an_empty_cache_succeeds(cache: &dyn Cache) -> CheckRe
 /// own): neither cache sees the other's keys (short ones, keys outside ASCII and keys
 /// over 250 bytes alike, written by `set` or `set_many`), an `add` of a key only the
 /// other holds stores, a `delete` or `delete_many` of a key both hold removes only the
-/// deleting cache's, a `delete` of a key only the other holds removes nothing, and a
-/// `clear` only its entries, with or without TTL.
+/// deleting cache's, a `delete` of a key only the other holds removes nothing (and
+/// `get_many`, `delete_many` and `set_many` of such a key neither read, count, remove
+/// nor overwrite the other's entry), and a `clear` only its entries, with or without
+/// TTL.
 pub async fn test_clear_leaves_other_caches_alone(
     cache: &dyn Cache,
     other: &dyn Cache,
@@ -225,6 +235,46 @@ pub async fn test_clear_leaves_other_caches_alone(
             &format!("{second}, after a delete {theirs_only}"),
         )
         .await?;
+        // The second cache's batches, over keys only the first holds: `get_many` misses,
+        // `delete_many` removes and counts nothing, `set_many` writes its own entry.
+        let only_first = format!("{second}, of keys only the first holds");
+        expect_many(
+            other,
+            &[BATCHED, "tck:neighbour-absent"],
+            &[None, None],
+            &only_first,
+        )
+        .await?;
+        let step = || format!("delete_many([{BATCHED:?}]) {only_first}");
+        let removed = other.delete_many(&[BATCHED]).await.or_fail(step)?;
+        if removed != 0 {
+            return Err(Failure::new(step(), "Ok(0)", format!("Ok({removed})")));
+        }
+        expect(
+            cache,
+            BATCHED,
+            Some(b"first"),
+            &format!("after a delete_many by a second cache from the factory, {only_first}"),
+        )
+        .await?;
+        other
+            .set_many(&[(BATCHED, Bytes::from_static(b"second"))], KEEP)
+            .await
+            .or_fail(|| format!("set_many([{BATCHED:?}]) {only_first}"))?;
+        expect(
+            cache,
+            BATCHED,
+            Some(b"first"),
+            "after a set_many of the same key by a second cache from the factory",
+        )
+        .await?;
+        expect(
+            other,
+            BATCHED,
+            Some(b"second"),
+            &format!("{second}, after its own set_many"),
+        )
+        .await?;
         set(cache, SHARED, b"first", KEEP).await?;
         cache
             .clear()
@@ -242,11 +292,56 @@ pub async fn test_clear_leaves_other_caches_alone(
     }
     .await;
     // The second cache's entries go either way; the first's went with its clear.
-    let mut theirs = vec![SHARED, THEIRS, THEIRS_FOREVER, MINE];
+    let mut theirs = vec![SHARED, THEIRS, THEIRS_FOREVER, MINE, BATCHED];
     theirs.extend(&shared[1..]);
     let removed = other.delete_many(&theirs).await;
     outcome?;
     removed
         .map(drop)
         .or_fail(|| format!("delete_many of its {} keys {second}", theirs.len()))
+}
+
+/// The key a cache of the factory writes before it is dropped, in the factory's
+/// lifecycle steps of the check of two caches ([`run_pair_check_from`](crate::run_pair_check_from)).
+const DROPPED: &str = "tck:lifecycle-dropped";
+
+/// The key a cache writes before the factory makes another.
+const EARLIER: &str = "tck:lifecycle-earlier";
+
+/// The first lifecycle step: a cache of the factory writes a key (for a minute, so that
+/// a namespace nobody cleans loses it soon), then is dropped.
+pub(crate) async fn write_then_drop(cache: impl Cache) -> CheckResult {
+    set(&cache, DROPPED, b"dropped", Some(LONG_TTL)).await
+}
+
+/// The next cache of the factory starts clean: the key a dropped cache wrote is not
+/// there. Then it writes a key of its own, which the factory's next cache must leave.
+pub(crate) async fn clean_after_a_dropped_one(cache: &dyn Cache) -> CheckResult {
+    expect(
+        cache,
+        DROPPED,
+        None,
+        "in a cache from the factory made after another one wrote it and was dropped",
+    )
+    .await?;
+    set(cache, EARLIER, b"earlier", Some(LONG_TTL)).await
+}
+
+/// Making a cache leaves the entries of caches made before it alone: no wipe of the
+/// store by the factory.
+pub(crate) async fn kept_when_another_is_made(cache: &dyn Cache) -> CheckResult {
+    expect(
+        cache,
+        EARLIER,
+        Some(b"earlier"),
+        "after the factory made a second cache",
+    )
+    .await?;
+    delete(
+        cache,
+        EARLIER,
+        true,
+        "after the factory made a second cache",
+    )
+    .await
 }

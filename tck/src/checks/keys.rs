@@ -1,13 +1,16 @@
 //! Keys: the empty key, long keys, keys with spaces, control characters and non-ASCII
 //! text, keys that must not collide, and keys that must not inject commands.
 
+use std::panic::AssertUnwindSafe;
+
 use cache_api::{Bytes, Cache};
+use futures::FutureExt;
 
 use super::{
     delete, every_operation_on, expect, expect_invalid_key, expect_many, round_trip_each, set,
     KEEP, LONG_TTL, MANY,
 };
-use crate::failure::{CheckResult, OrFail};
+use crate::failure::{describe, describe_key, CheckResult, Failure, OrFail};
 
 /// The empty key is `InvalidKey` on every operation, and a batch holding it writes
 /// and removes nothing.
@@ -102,7 +105,8 @@ pub async fn test_empty_key_is_invalid_on_every_operation(cache: &dyn Cache) -> 
 
 /// Keys of 300 bytes and of 4 KiB (ASCII and multi-byte) work with every operation:
 /// `set`, `set_many`, `get`, `get_many`, `exists`, `delete`, `delete_many` and, where
-/// declared, `add`.
+/// declared, `add`; keys over 250 bytes of 2-, 3- and 4-byte characters, at every byte
+/// alignment, with `set`, `get` and `delete`.
 pub async fn test_long_keys_round_trip(cache: &dyn Cache) -> CheckResult {
     let keys = [
         "k".repeat(300),
@@ -112,7 +116,74 @@ pub async fn test_long_keys_round_trip(cache: &dyn Cache) -> CheckResult {
         "m".repeat(251),
         format!("{}ü", "n".repeat(300)),
     ];
-    every_operation_on(cache, &keys, "long key").await
+    every_operation_on(cache, &keys, "long key").await?;
+    multi_byte_keys_at_every_alignment(cache).await
+}
+
+/// Keys over 250 bytes made of 2-, 3- and 4-byte characters, behind 0 to 3 ASCII bytes so
+/// that every byte offset falls inside a character in one of them, work with `set`,
+/// `get` and `delete`. A backend that cuts such a key at a fixed byte offset panics on
+/// some of them (slicing a `str` mid-character), and a panic fails this step, naming the
+/// key, rather than the run.
+async fn multi_byte_keys_at_every_alignment(cache: &dyn Cache) -> CheckResult {
+    for wide in ['é', '€', '🦀'] {
+        for lead in 0..=3 {
+            let body = wide.to_string().repeat(300 / wide.len_utf8());
+            let key = format!("{}{body}", "p".repeat(lead));
+            let what = format!(
+                "of a key of {} bytes: {lead} ASCII bytes, then {}-byte characters",
+                key.len(),
+                wide.len_utf8()
+            );
+            let value = format!("aligned {lead} {wide}");
+            let shown = || describe_key(&key);
+            unpanicked(
+                || format!("set({}, {value:?}, 1h) {what}", shown()),
+                cache.set(&key, Bytes::copy_from_slice(value.as_bytes()), KEEP),
+            )
+            .await?;
+            let got = unpanicked(|| format!("get({}) {what}", shown()), cache.get(&key)).await?;
+            if got.as_deref() != Some(value.as_bytes()) {
+                return Err(Failure::new(
+                    format!("get({}) after set, {what}", shown()),
+                    describe(&Some(Bytes::copy_from_slice(value.as_bytes()))),
+                    describe(&got),
+                ));
+            }
+            let removed =
+                unpanicked(|| format!("delete({}) {what}", shown()), cache.delete(&key)).await?;
+            if !removed {
+                return Err(Failure::new(
+                    format!("delete({}) after set, {what}", shown()),
+                    "Ok(true)",
+                    "Ok(false)",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Awaits `operation`, turning an error or a panic into a failure of `step`.
+async fn unpanicked<T>(
+    step: impl Fn() -> String,
+    operation: impl std::future::Future<Output = Result<T, cache_api::CacheError>>,
+) -> Result<T, Failure> {
+    match AssertUnwindSafe(operation).catch_unwind().await {
+        Ok(result) => result.or_fail(step),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            Err(Failure::new(
+                step(),
+                "an answer",
+                format!("a panic: {message}"),
+            ))
+        }
+    }
 }
 
 /// Keys of 4 KiB, 16 KiB, 64 KiB and 128 KiB work with `set`, `get`, `get_many` and
@@ -251,6 +322,12 @@ pub async fn test_keys_with_spaces_control_characters_and_non_ascii_round_trip(
 
 /// Distinct keys never share an entry, however alike they are or however a backend
 /// encodes them.
+///
+/// Among them: keys over 250 bytes alike up to their last bytes (two bytes swapped, or
+/// endings of equal byte sum), keys alike but for a separator (`a:b`, `a/b`, `a//b`,
+/// `a.b`, `a\b`), a control character or a space against the text of its escape, a C1
+/// control character or a line separator against the key without it, and compatibility
+/// forms (fullwidth letters, ligatures, circled digits) against their plain twins.
 pub async fn test_distinct_keys_never_collide(cache: &dyn Cache) -> CheckResult {
     let long = "x".repeat(4095);
     let mut keys = vec![
@@ -320,11 +397,101 @@ pub async fn test_distinct_keys_never_collide(cache: &dyn Cache) -> CheckResult 
             .map(|code| format!("ctl{}x", char::from(code))),
     );
     keys.push("ctlx".to_owned());
-    round_trip_each(cache, &keys, "value", "after setting many alike keys", None).await
+    round_trip_each(cache, &keys, "value", "after setting many alike keys", None).await?;
+    for (label, context, twins) in alike_key_groups() {
+        round_trip_each(cache, &twins, label, context, None).await?;
+    }
+    Ok(())
+}
+
+/// Groups of keys that an encoding backend may merge, each written then read back on
+/// its own: (value label, step, keys).
+fn alike_key_groups() -> Vec<(&'static str, &'static str, Vec<String>)> {
+    // Over 250 bytes, alike up to byte 200 and beyond: two bytes swapped past it, and
+    // endings of equal length and equal byte sum ("ad" and "bc"). A backend that keeps
+    // the first 200 bytes, the length and a sum of the bytes merges each pair.
+    let head = format!("tck:{}", "h".repeat(206));
+    let tail = "t".repeat(80);
+    let long = vec![
+        format!("{head}xy{tail}"),
+        format!("{head}yx{tail}"),
+        format!("{head}{tail}ad"),
+        format!("{head}{tail}bc"),
+    ];
+    // Alike but for a separator: a backend that rewrites one separator into another,
+    // or collapses repeated ones, merges them.
+    let separators = [
+        "a:b", "a/b", "a//b", "a::b", "a.b", "a\\b", "a_b", "a-b", "a|b",
+    ]
+    .map(|key| format!("tck:sep-{key}"))
+    .to_vec();
+    // A control character or a space, and the text of its escape: a backend that
+    // escapes them without escaping the backslash merges each pair.
+    let escapes = [
+        "a\nb", "a\\nb", "a\rb", "a\\rb", "a\tb", "a\\tb", "a b", "a\\ b", "a\\sb", "a\\x20b",
+        "a\\0b", "a\0b",
+    ]
+    .map(|key| format!("tck:esc-{key}"))
+    .to_vec();
+    // C1 control characters (U+0080 to U+009F) and the line and paragraph separators,
+    // each against the key without it: a backend that strips them merges them all.
+    let mut c1: Vec<String> = ('\u{80}'..='\u{9f}')
+        .chain(['\u{2028}', '\u{2029}'])
+        .map(|c| format!("tck:c1-a{c}b"))
+        .collect();
+    c1.push("tck:c1-ab".to_owned());
+    // Compatibility forms and their plain twins: a backend that normalises keys (NFKC,
+    // or fullwidth folded to ASCII) merges each pair.
+    let compatibility = [
+        "ｕｓｅｒ",
+        "user",
+        "ＵＳＥＲ",
+        "USER",
+        "ﬁ",
+        "fi",
+        "①",
+        "1",
+        "Ａ１",
+        "A1",
+        "ｰ",
+        "ー",
+    ]
+    .map(|key| format!("tck:compat-{key}"))
+    .to_vec();
+    vec![
+        (
+            "long twin",
+            "after setting long keys alike up to their last bytes",
+            long,
+        ),
+        (
+            "separator twin",
+            "after setting keys alike but for a separator",
+            separators,
+        ),
+        (
+            "escape twin",
+            "after setting keys holding a control character or its escape text",
+            escapes,
+        ),
+        (
+            "c1 twin",
+            "after setting keys alike but for a C1 control or a line separator",
+            c1,
+        ),
+        (
+            "compatibility twin",
+            "after setting keys alike but for a compatibility form",
+            compatibility,
+        ),
+    ]
 }
 
 /// A key cannot smuggle protocol commands: keys with CR/LF and command words are
 /// stored under themselves and leave other entries alone.
+///
+/// Keys holding `*`, `?` or `[0-9]` are deleted as themselves by `delete` and
+/// `delete_many`, never as patterns matching other keys.
 pub async fn test_keys_cannot_inject_protocol_commands(cache: &dyn Cache) -> CheckResult {
     set(cache, "tck:victim", b"victim", KEEP).await?;
     let keys = [
@@ -350,6 +517,47 @@ pub async fn test_keys_cannot_inject_protocol_commands(cache: &dyn Cache) -> Che
         "tck:victim",
         Some(b"victim"),
         "after writing keys holding protocol commands",
+    )
+    .await?;
+    glob_keys_are_taken_literally(cache).await
+}
+
+/// Keys holding `*`, `?` or `[…]` are deleted as themselves, by `delete` and by
+/// `delete_many`: a backend that hands them to a pattern match (Redis `SCAN MATCH`, a
+/// glob over its own map) removes the keys they match as well.
+async fn glob_keys_are_taken_literally(cache: &dyn Cache) -> CheckResult {
+    const VICTIM: &str = "tck:glob-victim:1";
+    let globs = [
+        "tck:glob-victim:*",
+        "tck:glob-victim:?",
+        "tck:glob-victim:[0-9]",
+    ];
+    set(cache, VICTIM, b"victim", KEEP).await?;
+    for key in globs {
+        set(cache, key, b"glob", KEEP).await?;
+    }
+    delete(cache, globs[0], true, "of a key holding '*'").await?;
+    expect(
+        cache,
+        VICTIM,
+        Some(b"victim"),
+        "after delete(\"tck:glob-victim:*\")",
+    )
+    .await?;
+    let step = || format!("delete_many({:?})", &globs[1..]);
+    let removed = cache.delete_many(&globs[1..]).await.or_fail(step)?;
+    if removed != 2 {
+        return Err(crate::Failure::new(
+            step(),
+            "Ok(2)",
+            format!("Ok({removed})"),
+        ));
+    }
+    expect(
+        cache,
+        VICTIM,
+        Some(b"victim"),
+        "after delete_many of keys holding '?' and '[0-9]'",
     )
     .await
 }

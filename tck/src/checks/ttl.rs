@@ -431,6 +431,10 @@ async fn presence_attempt(
 /// `set_many` and (where declared) `add`, and ones whose TTL in milliseconds or seconds
 /// overflows 32 bits (kept as given, or refused with `InvalidTtl`): a backend that caps
 /// TTLs, or keeps them in 32 bits, loses them within the wait.
+///
+/// So are entries written by `set` and `add` without TTL over an expired entry never read
+/// since; and within the same wait, entries with TTLs of 5, 50, 150 and 250 ms, and one
+/// of 4.5 s, are gone by their TTL, the granularity and 100 ms.
 pub async fn test_entries_without_ttl_outlive_every_ttl_of_the_run(
     cache: &dyn Cache,
 ) -> CheckResult {
@@ -458,7 +462,11 @@ pub async fn test_entries_without_ttl_outlive_every_ttl_of_the_run(
         ));
     }
     entries.extend(write_long_lived(cache).await?);
-    let wait = sleep_past(PRESENCE_TTL, &limits).await;
+    let written = Instant::now();
+    let wait = limits.round_up_ttl(PRESENCE_TTL) + limits.ttl_granularity + EXPIRY_MARGIN;
+    // The wait holds the checks of shorter TTLs, each due before its end.
+    entries.extend(expiries_within_the_wait(cache, &limits, written, written + wait).await?);
+    tokio::time::sleep_until((written + wait).into()).await;
     for (key, value, how) in &entries {
         expect(
             cache,
@@ -471,6 +479,98 @@ pub async fn test_entries_without_ttl_outlive_every_ttl_of_the_run(
     let keys: Vec<&str> = entries.iter().map(|(key, _, _)| key.as_str()).collect();
     remove(cache, &keys).await;
     Ok(())
+}
+
+/// The TTLs of [`expiries_within_the_wait`] under a second: a backend that keeps brief
+/// TTLs apart (or lets them be until a sweep) keeps them.
+const BRIEF_TTLS: [Duration; 4] = [
+    Duration::from_millis(5),
+    Duration::from_millis(50),
+    Duration::from_millis(150),
+    Duration::from_millis(250),
+];
+
+/// A TTL of seconds between two multiples of 5 s and far from a whole minute, within the
+/// wait of the check above.
+const FOUR_AND_A_HALF_SECONDS: Duration = Duration::from_millis(4500);
+
+/// Runs, between `start` and `end`, the checks the wait of
+/// [`test_entries_without_ttl_outlive_every_ttl_of_the_run`] leaves room for: entries
+/// with [`BRIEF_TTLS`] are gone by their TTL, the granularity and the margin; `set` and
+/// `add` without TTL over an expired entry never read since store it right away (and the
+/// entries returned must still be there at `end`, long past the old TTL: it was not
+/// kept); an entry with a 4.5 s TTL is gone by its TTL, the granularity and the margin.
+async fn expiries_within_the_wait(
+    cache: &dyn Cache,
+    limits: &Limits,
+    start: Instant,
+    end: Instant,
+) -> Result<Vec<(String, &'static [u8], String)>, Failure> {
+    let short = short_ttl(limits);
+    let mut over_expired = vec![("tck:none-over-expired-set", "set")];
+    if cache.limits().atomic_add {
+        over_expired.push(("tck:none-over-expired-add", "add"));
+    }
+    for (key, _) in &over_expired {
+        set(cache, key, b"expiring", Some(short)).await?;
+    }
+    for ttl in BRIEF_TTLS {
+        let key = format!("tck:brief-{}ms", ttl.as_millis());
+        set(cache, &key, b"brief", Some(ttl)).await?;
+    }
+    let brief_set = Instant::now();
+    set(
+        cache,
+        "tck:four-and-a-half",
+        b"4.5s",
+        Some(FOUR_AND_A_HALF_SECONDS),
+    )
+    .await?;
+    let four_set = Instant::now();
+    let gone_after =
+        |ttl: Duration| limits.round_up_ttl(ttl) + limits.ttl_granularity + EXPIRY_MARGIN;
+    let brief_due = BRIEF_TTLS.into_iter().chain([short]).map(gone_after).max();
+    tokio::time::sleep_until((brief_set + brief_due.unwrap_or_default()).into()).await;
+    for ttl in BRIEF_TTLS {
+        let key = format!("tck:brief-{}ms", ttl.as_millis());
+        let context = format!(
+            "{:?} after set with a {ttl:?} ttl (granularity {:?})",
+            brief_set.elapsed(),
+            limits.ttl_granularity
+        );
+        expect(cache, &key, None, &context).await?;
+    }
+    let mut written = Vec::new();
+    for (key, path) in over_expired {
+        let how = format!(
+            "by {path} without ttl over an expired entry of a {short:?} ttl, {:?} into the wait",
+            start.elapsed()
+        );
+        if path == "set" {
+            set(cache, key, b"no ttl", None).await?;
+        } else {
+            add_absent(cache, key, b"no ttl", None).await?;
+        }
+        expect(
+            cache,
+            key,
+            Some(b"no ttl"),
+            &format!("right after it was written {how}"),
+        )
+        .await?;
+        written.push((key.to_owned(), &b"no ttl"[..], how));
+    }
+    let four_due = four_set + gone_after(FOUR_AND_A_HALF_SECONDS);
+    if four_due < end {
+        tokio::time::sleep_until(four_due.into()).await;
+        let context = format!(
+            "{:?} after set with a {FOUR_AND_A_HALF_SECONDS:?} ttl (granularity {:?})",
+            four_set.elapsed(),
+            limits.ttl_granularity
+        );
+        expect(cache, "tck:four-and-a-half", None, &context).await?;
+    }
+    Ok(written)
 }
 
 /// Writes an entry for each long TTL, by each write path; the keys written, their

@@ -22,6 +22,10 @@ pub const MAX_TTL_GRANULARITY: Duration = Duration::from_secs(1);
 /// checked; it is also more than memcached (1 GiB items at most) or Redis (512 MiB) store.
 pub const MAX_CHECKED_VALUE_SIZE: usize = 1 << 30;
 
+/// The largest value the check of oversized values writes to see it refused: eight
+/// times the least limit a backend may declare, and more.
+const MAX_FAR_OVER: usize = 64 << 20;
+
 /// The declared limits ask no less than the contract: values of at least 1 MiB less
 /// 1 KiB (and at most [`MAX_CHECKED_VALUE_SIZE`], which the checks can write), and a TTL
 /// granularity of at most 1 s; and an optional operation the backend does not declare
@@ -159,6 +163,7 @@ pub async fn test_empty_value_overwrites_non_empty_value(cache: &dyn Cache) -> C
 
 /// Values are raw bytes: every byte value, invalid UTF-8, protocol-looking bytes,
 /// bytes a text-minded layer might "clean" (a byte-order mark, padding, leading zeros)
+/// the magic numbers of compressed and zipped data and byte-order marks of UTF-16,
 /// and words a client may show for "no value" (`null`, `nil`, `None`) come back
 /// exactly, a lone NUL byte too; so does a value starting with each possible byte (a
 /// backend that frames values with a tag byte of its own must not take any for its tag).
@@ -218,12 +223,38 @@ pub async fn test_binary_values_round_trip(cache: &dyn Cache) -> CheckResult {
         .await?;
         remove(cache, &[key.as_str()]).await;
     }
+    // Byte-order marks of UTF-16 and the magic numbers of zip and gzip, alone and
+    // leading a value: a layer that sniffs them must not strip or decode them.
+    let magic: [(&str, &[u8]); 6] = [
+        ("tck:binary-utf16le-bom", b"\xff\xfepayload"),
+        ("tck:binary-utf16be-bom", b"\xfe\xffpayload"),
+        ("tck:binary-zip", b"PK\x03\x04payload"),
+        ("tck:binary-gzip-bare", b"\x1f\x8b"),
+        ("tck:binary-utf16le-bom-bare", b"\xff\xfe"),
+        ("tck:binary-zip-bare", b"PK\x03\x04"),
+    ];
+    for (key, value) in magic {
+        set(cache, key, value, KEEP).await?;
+    }
+    for (key, value) in magic {
+        expect(
+            cache,
+            key,
+            Some(value),
+            "after set of a value with a magic prefix",
+        )
+        .await?;
+    }
     Ok(())
 }
 
 /// Values of sizes on either side of the usual buffer and frame sizes (1 KiB, 16 KiB,
 /// 64 KiB), of 100,000, 200,000, 500,000 and 1,000,000 bytes and of one byte under the
 /// declared limit round-trip unchanged, each with a pattern of its own.
+///
+/// So do values of 2^n bytes and one byte either side, up to 1 MiB or the limit, and
+/// values of one byte repeated (zeros, 0xff) of 4 KiB, 64 KiB and the limit (1 MiB at
+/// most).
 pub async fn test_values_of_every_size_up_to_the_limit_round_trip(
     cache: &dyn Cache,
 ) -> CheckResult {
@@ -248,7 +279,65 @@ pub async fn test_values_of_every_size_up_to_the_limit_round_trip(
         .await?;
         round_trip_in_batches(cache, "tck:sized-batch", &value, limit).await?;
     }
+    powers_of_two_round_trip(cache, limit).await?;
+    constant_values_round_trip(cache, limit).await?;
     remove(cache, &["tck:sized", "tck:sized-batch"]).await;
+    Ok(())
+}
+
+/// The largest power of two [`powers_of_two_round_trip`] writes: 1 MiB, so that the
+/// check writes about 6 MiB in all whatever the declared limit.
+const LARGEST_POWER_OF_TWO: usize = 1 << 20;
+
+/// Values of 2^n bytes and one byte either side, from 2 bytes to 1 MiB (or the declared
+/// limit), round-trip by `set` and `get` byte for byte: where a backend's buffers,
+/// frames or compression change at a size, one of them sits on the edge.
+async fn powers_of_two_round_trip(cache: &dyn Cache, limit: usize) -> CheckResult {
+    let most = limit.min(LARGEST_POWER_OF_TWO);
+    let sizes = (1..=20)
+        .flat_map(|n| {
+            let power = 1usize << n;
+            [power - 1, power, power + 1]
+        })
+        .filter(|size| *size <= most);
+    for (seed, size) in (11u8..).zip(sizes) {
+        let value = patterned(size, seed);
+        set(cache, "tck:sized-power", &value, KEEP).await?;
+        expect(
+            cache,
+            "tck:sized-power",
+            Some(&value),
+            &format!(
+                "after set of {size} bytes, next to a power of two (the declared limit is {limit})"
+            ),
+        )
+        .await?;
+    }
+    remove(cache, &["tck:sized-power"]).await;
+    Ok(())
+}
+
+/// Values of one byte repeated (zeros, and 0xff), of 4 KiB, 64 KiB and the declared
+/// limit (1 MiB at most, so that a limit of many MiB costs no more), round-trip by `set`
+/// and `get`: what a run-length or other compression, or a buffer that skips runs, gets
+/// wrong.
+async fn constant_values_round_trip(cache: &dyn Cache, limit: usize) -> CheckResult {
+    for byte in [0u8, 0xff] {
+        for size in [4 << 10, 64 << 10, limit.min(LARGEST_POWER_OF_TWO)] {
+            let value = vec![byte; size];
+            set(cache, "tck:sized-constant", &value, KEEP).await?;
+            expect(
+                cache,
+                "tck:sized-constant",
+                Some(&value),
+                &format!(
+                    "after set of {size} bytes all {byte:#04x} (the declared limit is {limit})"
+                ),
+            )
+            .await?;
+        }
+    }
+    remove(cache, &["tck:sized-constant"]).await;
     Ok(())
 }
 
@@ -324,7 +413,8 @@ pub async fn test_largest_value_round_trips(cache: &dyn Cache) -> CheckResult {
 
 /// A value one byte over the limit is `ValueTooLarge` naming the limit; the key's old
 /// value and other entries are untouched and the cache stays usable. A value far over
-/// it, under a key over 250 bytes, is `ValueTooLarge` naming its own size.
+/// it, under a key over 250 bytes, is `ValueTooLarge` naming its own size, and so are
+/// values of twice and eight times the limit (up to 64 MiB).
 pub async fn test_value_over_limit_is_rejected_and_harms_nothing(cache: &dyn Cache) -> CheckResult {
     let limit = largest_value(cache)?;
     set(cache, "tck:too-large", b"old value", KEEP).await?;
@@ -415,6 +505,19 @@ pub async fn test_value_over_limit_is_rejected_and_harms_nothing(cache: &dyn Cac
         "after a refused oversized set",
     )
     .await?;
+    // Twice and eight times the limit: still the caller's mistake, not backend trouble.
+    for factor in [2, 8] {
+        let size = limit.saturating_mul(factor);
+        if size > MAX_FAR_OVER {
+            continue;
+        }
+        let result = cache
+            .set("tck:too-large", Bytes::from(vec![b'x'; size]), KEEP)
+            .await;
+        expect_too_large_of(&result, size, limit, || {
+            format!("set of {size} bytes, {factor} times the limit {limit}")
+        })?;
+    }
     set(cache, "tck:after-too-large", b"still usable", KEEP).await?;
     expect(
         cache,
