@@ -13,7 +13,7 @@ use std::{
     collections::HashMap,
     panic::AssertUnwindSafe,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, PoisonError,
     },
     time::Duration,
@@ -47,10 +47,26 @@ pub(crate) type Landed<V> = (Outcome<V>, Option<BoxFuture<'static, ()>>);
 pub(crate) struct Flight<V> {
     pub(crate) outcome: Shared<BoxFuture<'static, Outcome<V>>>,
     pub(crate) landed: Shared<BoxFuture<'static, ()>>,
+    /// Tells this run from the key's next one.
+    pub(crate) id: u64,
+    /// Set when the key was written or deleted while the run was under way.
+    superseded: Superseded,
 }
 
-/// Each key's run in progress, with the id that tells one run from the next.
-type Running<V> = Arc<Mutex<HashMap<String, (u64, Flight<V>)>>>;
+/// Set once the key a run computes was written or deleted by the application while the
+/// run was under way: the run's value still reaches the callers that waited for it,
+/// but is neither written over the newer state nor kept for fail-safe.
+#[derive(Clone, Default)]
+pub(crate) struct Superseded(Arc<AtomicBool>);
+
+impl Superseded {
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Each key's run in progress.
+type Running<V> = Arc<Mutex<HashMap<String, Flight<V>>>>;
 
 /// The runs in progress, by key.
 pub(crate) struct Flights<V> {
@@ -86,7 +102,10 @@ struct Landing<V> {
 impl<V> Drop for Landing<V> {
     fn drop(&mut self) {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        if running.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+        if running
+            .get(&self.key)
+            .is_some_and(|flight| flight.id == self.id)
+        {
             running.remove(&self.key);
         }
     }
@@ -113,7 +132,8 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
     }
 
     /// The run in progress for `key`, or a new one: `run` spawned as a task on the
-    /// caller's Tokio runtime. The map's lock is held only to look up or insert, never
+    /// caller's Tokio runtime, given the flag that tells it the key was written or
+    /// deleted meanwhile. The map's lock is held only to look up or insert, never
     /// across an `await` nor around the spawn: a spawn that drops the run at once (on a
     /// runtime shutting down) drops its `Landing`, which takes the lock.
     pub(crate) fn join_or_start<F>(
@@ -122,12 +142,12 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
         run: F,
     ) -> Result<(Flight<V>, Role), FlightError>
     where
-        F: FnOnce() -> BoxFuture<'static, Landed<V>>,
+        F: FnOnce(Superseded) -> BoxFuture<'static, Landed<V>>,
     {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| FlightError::NoRuntime)?;
         let (flight, landing, answer, done) = {
             let mut running = self.lock();
-            if let Some((_, flight)) = running.get(key) {
+            if let Some(flight) = running.get(key) {
                 return Ok((flight.clone(), Role::Joined));
             }
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -139,8 +159,10 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
                     .boxed()
                     .shared(),
                 landed: landed.map(drop).boxed().shared(),
+                id,
+                superseded: Superseded::default(),
             };
-            running.insert(key.to_owned(), (id, flight.clone()));
+            running.insert(key.to_owned(), flight.clone());
             let landing = Landing {
                 running: Arc::clone(&self.running),
                 key: key.to_owned(),
@@ -148,7 +170,7 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
             };
             (flight, landing, answer, done)
         };
-        let run = AssertUnwindSafe(run()).catch_unwind();
+        let run = AssertUnwindSafe(run(flight.superseded.clone())).catch_unwind();
         let running_for = (self.address(), key.to_owned());
         runtime.spawn(RUNNING_FOR.scope(running_for, async move {
             // A panic outside the factory's own catch (the lock) reaches every waiter
@@ -170,6 +192,13 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
                 }),
                 Err(_) => Duration::ZERO,
             };
+            // A failure leaves the map before it reaches the waiters: a caller that
+            // got it and calls again (a retry) starts a run of its own, instead of
+            // joining this one and being handed the same failure.
+            let mut landing = Some(landing);
+            if outcome.is_err() {
+                drop(landing.take());
+            }
             // Nobody may be waiting any more (an eager refresh, callers gone).
             let _ = answer.send(outcome);
             if let Some(after) = after {
@@ -188,6 +217,26 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
             drop(done);
         }));
         Ok((flight, Role::Started))
+    }
+
+    /// Takes the run `id` out of the map, if it is still the run of `key`: the next
+    /// caller starts a run of its own. The run goes on, and stores its value when it
+    /// ends. For a caller that waited past its timeout: a run that never ends (a
+    /// factory that hangs) holds the key for no longer than one caller's timeout.
+    pub(crate) fn abandon(&self, key: &str, id: u64) {
+        let mut running = self.lock();
+        if running.get(key).is_some_and(|flight| flight.id == id) {
+            running.remove(key);
+        }
+    }
+
+    /// After the application wrote or deleted `key`: the run under way for it, if
+    /// any, leaves the map and is told, so that it neither writes its value over the
+    /// newer state nor keeps it for fail-safe (its waiters still get it).
+    pub(crate) fn supersede(&self, key: &str) {
+        if let Some(flight) = self.lock().remove(key) {
+            flight.superseded.0.store(true, Ordering::Release);
+        }
     }
 
     /// Records that the calling task, when it is one of this map's runs (a factory),
@@ -231,7 +280,7 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
         Arc::as_ptr(&self.running) as usize
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Flight<V>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Flight<V>>> {
         // A panic while the lock was held cannot leave the map half-updated (each
         // critical section is one insert or remove), so poisoning is ignored.
         self.running.lock().unwrap_or_else(PoisonError::into_inner)

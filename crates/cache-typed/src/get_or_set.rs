@@ -11,7 +11,7 @@ use crate::{
     codec::Codec,
     distributed::{self, Lock},
     error::{Error, FactoryError, FlightError},
-    flight::{panic_message, Flight, Landed, Outcome, Role},
+    flight::{panic_message, Flight, Landed, Outcome, Role, Superseded},
     options::{EntryOptions, ReadErrors},
     stored::{now_ms, Stored},
     telemetry,
@@ -157,8 +157,14 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
         let now = now_ms();
         // After a recent failure, fail-safe serves the kept value alone until the
         // throttle passes: neither the backend nor the factory is tried meanwhile.
+        // Only values within this call's fail-safe duration stand in for fresh ones,
+        // whatever the options they were kept or written with.
+        let max = options.fail_safe_max_duration;
         let kept = if options.fail_safe {
-            inner.fallback.get(key, now)
+            inner
+                .fallback
+                .get(key, now)
+                .filter(|(stored, _)| stored.within_fail_safe(now, max))
         } else {
             None
         };
@@ -174,7 +180,7 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
             }
             Ok(Some(stored)) => {
                 seen = Some(stored.written_at_ms);
-                if options.fail_safe {
+                if options.fail_safe && stored.within_fail_safe(now, max) {
                     stale = Some(Arc::new(stored));
                 }
             }
@@ -196,18 +202,17 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
         let _waiting = inner.flights.wait_for(key).map_err(|()| Error::Recursive {
             key: key.to_owned(),
         })?;
-        let (flight, role) = inner.flights.join_or_start(key, || {
+        let (flight, role) = inner.flights.join_or_start(key, |superseded| {
             let inner = Arc::clone(inner);
-            fly(
-                inner,
-                key.to_owned(),
+            let run = Run {
+                key: key.to_owned(),
                 options,
                 seen,
                 double_check,
-                None,
-                factory,
-            )
-            .boxed()
+                refreshing: None,
+                superseded,
+            };
+            fly(inner, run, factory).boxed()
         })?;
         if matches!(role, Role::Joined) {
             telemetry::joined(inner.label);
@@ -241,18 +246,17 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
             if !due {
                 return;
             }
-            let started = self.inner.flights.join_or_start(key, || {
+            let started = self.inner.flights.join_or_start(key, |superseded| {
                 let inner = Arc::clone(&self.inner);
-                fly(
-                    inner,
-                    key.to_owned(),
+                let run = Run {
+                    key: key.to_owned(),
                     options,
-                    Some(seen),
-                    true,
-                    current,
-                    factory,
-                )
-                .boxed()
+                    seen: Some(seen),
+                    double_check: true,
+                    refreshing: current,
+                    superseded,
+                };
+                fly(inner, run, factory).boxed()
             });
             if matches!(started, Ok((_, Role::Started))) {
                 telemetry::eager_refresh(self.inner.label);
@@ -301,6 +305,7 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
         };
         let expiry = tokio::time::sleep(limit);
         tokio::pin!(expiry);
+        let id = flight.id;
         let outcome = futures::future::select(flight.outcome, expiry.as_mut()).await;
         match outcome {
             futures::future::Either::Left((outcome, _)) => {
@@ -309,12 +314,21 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
                 }
                 self.settle(key, outcome, stale.as_ref(), options)
             }
-            // The run goes on in its task, and stores its value when it ends.
-            futures::future::Either::Right(_) => match (&stale, soft.is_some()) {
-                (Some(stale), true) => Ok(self.stale_entry(stale, "soft_timeout")),
-                (Some(stale), false) => Ok(self.stale_entry(stale, "hard_timeout")),
-                (None, _) => Err(Error::Timeout { after: limit }),
-            },
+            // The run goes on in its task, and stores its value when it ends; the key
+            // is free for the next caller's run (a factory that hangs holds it no
+            // longer than this wait), the stale value served alone for the throttle.
+            futures::future::Either::Right(_) => {
+                self.inner.flights.abandon(key, id);
+                match (&stale, soft.is_some()) {
+                    (Some(stale), true) => {
+                        Ok(self.serve_stale(key, stale, options, "soft_timeout"))
+                    }
+                    (Some(stale), false) => {
+                        Ok(self.serve_stale(key, stale, options, "hard_timeout"))
+                    }
+                    (None, _) => Err(Error::Timeout { after: limit }),
+                }
+            }
         }
     }
 
@@ -353,23 +367,29 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
     }
 }
 
+/// What one factory run is for.
+struct Run<V> {
+    key: String,
+    options: EntryOptions,
+    /// The write the caller read (stale), if any: a newer one found by the last look
+    /// is the run's value.
+    seen: Option<u64>,
+    /// Whether to read the backend once more before the factory.
+    double_check: bool,
+    /// The value an eager refresh replaces: when the refresh fails under fail-safe,
+    /// that value is served alone for the throttle, as after any failure, instead of
+    /// every hit starting another run.
+    refreshing: Option<Arc<Stored<V>>>,
+    /// Set when the application writes or deletes the key while the run is under way.
+    superseded: Superseded,
+}
+
 /// One factory run, in its own task: a last look at the backend (another caller may
 /// have stored the value since this one read), the distributed lock when asked for,
 /// the factory with its panic caught; then, after its outcome has reached the waiters,
-/// the write and the lock's release (see [`Landed`]). `refreshing` is the value an
-/// eager refresh replaces: when the refresh fails under fail-safe, that value is
-/// served alone for the throttle, as after any failure, instead of every hit starting
-/// another run.
-#[allow(clippy::too_many_arguments)]
-async fn fly<V, C, F, Fut, E>(
-    inner: Arc<Inner<V, C>>,
-    key: String,
-    options: EntryOptions,
-    seen: Option<u64>,
-    double_check: bool,
-    refreshing: Option<Arc<Stored<V>>>,
-    factory: F,
-) -> Landed<V>
+/// the write and the lock's release (see [`Landed`]). A run whose key the application
+/// wrote or deleted meanwhile hands its value to its waiters and writes nothing.
+async fn fly<V, C, F, Fut, E>(inner: Arc<Inner<V, C>>, run: Run<V>, factory: F) -> Landed<V>
 where
     V: Value,
     C: Codec,
@@ -377,6 +397,14 @@ where
     Fut: Future<Output = Result<V, E>> + Send + 'static,
     E: Into<BoxError> + 'static,
 {
+    let Run {
+        key,
+        options,
+        seen,
+        double_check,
+        refreshing,
+        superseded,
+    } = run;
     let lock = match options.distributed_lock {
         // Taking the lock reads the value again itself.
         Some(lock) => distributed::acquire(&inner, &key, lock, seen).await,
@@ -418,6 +446,7 @@ where
         }
     };
     match (&outcome, options.fail_safe, refreshing) {
+        _ if superseded.is_set() => {}
         (Ok(stored), true, _) => {
             inner
                 .fallback
@@ -435,7 +464,7 @@ where
     // The write before the release: another process waiting for the lock reads the
     // value once the lock is gone.
     let after = async move {
-        if let Some((bytes, ttl)) = write {
+        if let Some((bytes, ttl)) = write.filter(|_| !superseded.is_set()) {
             if let Err(err) = inner.write(&key, bytes, ttl).await {
                 telemetry::write_failed(inner.label, &err);
             }

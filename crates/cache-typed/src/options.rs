@@ -173,8 +173,10 @@ impl EntryOptions {
     }
 
     /// When a stale value is at hand, the caller waits at most `timeout` for the
-    /// factory, then gets the stale value; the factory keeps running in the background
-    /// and stores its value when it finishes. A fresh value in time is the caller's,
+    /// factory, then gets the stale value, served alone for the fail-safe throttle
+    /// until the factory's value lands; the factory keeps running in the background
+    /// and stores its value when it finishes, and the next caller after the throttle
+    /// starts a run of its own if it has not. A fresh value in time is the caller's,
     /// whether or not its write is done.
     pub fn soft_timeout(mut self, timeout: Duration) -> Self {
         self.soft_timeout = Some(timeout);
@@ -183,7 +185,9 @@ impl EntryOptions {
 
     /// The caller waits at most `timeout` for the factory, then gets
     /// [`Error::Timeout`](crate::Error::Timeout); the factory keeps running in the
-    /// background and stores its value when it finishes. The time counts from the
+    /// background and stores its value when it finishes, and the next caller starts a
+    /// run of its own (a factory that hangs holds the key no longer than this). The
+    /// time counts from the
     /// moment the caller starts waiting for the run (for the caller that starts it, the
     /// run's start, whose last look at the backend before the factory and the
     /// distributed lock it includes; for a caller that joins a run under way, its

@@ -27,6 +27,14 @@ impl<V> Stored<V> {
         self.logical_expiry_ms.is_none_or(|expiry| now_ms < expiry)
     }
 
+    /// Whether fail-safe may serve this value at `now_ms` in place of a fresh one: its
+    /// TTL ended less than `max_duration` ago.
+    pub(crate) fn within_fail_safe(&self, now_ms: u64, max_duration: Duration) -> bool {
+        let max_ms = u64::try_from(max_duration.as_millis()).unwrap_or(u64::MAX);
+        self.logical_expiry_ms
+            .is_none_or(|expiry| now_ms < expiry.saturating_add(max_ms))
+    }
+
     /// Whether a read at `now_ms` is past `fraction` of the value's lifetime.
     pub(crate) fn past_fraction(&self, fraction: f64, now_ms: u64) -> bool {
         let Some(expiry) = self.logical_expiry_ms else {

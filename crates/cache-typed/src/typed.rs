@@ -31,7 +31,8 @@ pub struct Entry<V> {
     pub value: V,
     /// True when the value is served in place of a fresh one: its TTL has passed, or
     /// it was served because the factory or the backend failed, or the factory ran
-    /// past the soft timeout (fail-safe).
+    /// past the soft timeout (fail-safe). A value the factory computed for the call is
+    /// never stale, even with a zero TTL (it is then already past `expires_at`).
     pub stale: bool,
     /// When the value was written.
     pub written_at: SystemTime,
@@ -272,7 +273,8 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
     /// expiry: the value's own TTL, in its envelope, still says when it is stale. The
     /// value fail-safe kept for `key` in the process, and its throttle, are dropped;
     /// with fail-safe in `options`, this value is kept in their place, so that a
-    /// `get_or_set` can serve it while the backend is down (as one it read itself).
+    /// `get_or_set` can serve it while the backend is down (as one it read itself). A
+    /// `get_or_set` run under way for `key` does not write its value over this one.
     ///
     /// # Errors
     ///
@@ -285,6 +287,7 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
     ) -> Result<(), Error> {
         let logical = crate::jitter::apply(options.ttl, options.jitter);
         let (bytes, times) = self.inner.encode(value, logical)?;
+        self.inner.flights.supersede(key);
         self.inner
             .write(key, bytes, self.inner.physical_ttl(options, logical))
             .await?;
@@ -310,12 +313,14 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
     }
 
     /// Removes `key` (and the value fail-safe kept for it in the process); `true` when
-    /// a live entry was removed.
+    /// a live entry was removed. A `get_or_set` run under way for `key` still hands its
+    /// value to the callers waiting for it, but does not write it back.
     ///
     /// # Errors
     ///
     /// [`Error::Cache`] when the backend fails or the key is invalid.
     pub async fn delete(&self, key: &str) -> Result<bool, Error> {
+        self.inner.flights.supersede(key);
         self.inner.fallback.forget(key);
         Ok(self.inner.cache.delete(key).await?)
     }
@@ -372,6 +377,9 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
                 Ok((*key, bytes))
             })
             .collect::<Result<Vec<(&str, Bytes)>, Error>>()?;
+        for (key, _) in entries {
+            self.inner.flights.supersede(key);
+        }
         self.inner
             .cache
             .set_many(&encoded, Some(self.inner.physical_ttl(options, logical)))
