@@ -285,15 +285,26 @@ macro_rules! contract_tests {
 /// [`contract_tests!`], called once per test, except by
 /// `test_clear_leaves_other_caches_alone` ([`run_pair_check`]), which asks it for two
 /// caches: the factory must give each call a cache of its own (on a shared server, a
-/// namespace of its own), as it must for tests that run side by side.
+/// namespace of its own), as it must for tests that run side by side; and
+/// `test_random_sequences_keep_the_model`, which runs [`model::run`] with the factory
+/// (random sequences of every declared operation against the reference model, 16 at a
+/// time, `CACHE_MODEL_CASES` and `CACHE_MODEL_SEED` read; a failure prints the shrunk
+/// sequence).
 #[macro_export]
 macro_rules! extended_tests {
     ($factory:path $(,)?) => {
         $crate::__with_checks!(__check_tests!($factory, Extended,));
+
+        /// Random sequences of every declared operation against the reference model
+        /// (`cache_tck::model`).
+        #[test]
+        fn test_random_sequences_keep_the_model() {
+            $crate::__private::run_model_test($factory);
+        }
     };
 }
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::run::{run_pair_test, run_test};
+    pub use crate::run::{run_model_test, run_pair_test, run_test};
 }

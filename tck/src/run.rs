@@ -335,6 +335,32 @@ where
 }
 
 /// The runtime of a generated `#[test]`.
+/// The body of the model test [`extended_tests!`](crate::extended_tests) stamps out:
+/// [`model::run`](crate::model::run) with the factory, 16 sequences at a time
+/// (`CACHE_MODEL_CASES`, `CACHE_MODEL_SEED` read), on a runtime of its own; a
+/// disagreement with the model fails the test with its shrunk sequence.
+pub fn run_model_test<F, Fut, C>(factory: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = C>,
+    C: Cache,
+{
+    let config = match crate::model::Config::from_env() {
+        Ok(config) => config.with_parallel(16),
+        Err(err) => panic!("{}: {err}", MODEL_TEST),
+    };
+    match test_runtime().block_on(crate::model::run(factory, &config)) {
+        Ok(report) => {
+            eprintln!("{MODEL_TEST}: {report}");
+            assert!(report.cases > 0, "{MODEL_TEST}: no sequence ran: {report}");
+        }
+        Err(failure) => panic!("{MODEL_TEST}:\n{failure}"),
+    }
+}
+
+/// The name of the model test of [`extended_tests!`](crate::extended_tests).
+const MODEL_TEST: &str = "test_random_sequences_keep_the_model";
+
 fn test_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,35 +1,7 @@
-//! The model-based property test (`cache_tck::model`) on memcached: random sequences of
-//! every declared operation, answer by answer against the reference model, each on a
-//! fresh prefixed cache of the fixture, on one server and on the three-node ring. A
-//! bystander cache of the same fixture checks that `clear` stays within its prefix.
-//!
-//! memcached's clock has a granularity of 1 s, so TTLs of 2 and 3 s and pauses of 1 and
-//! 3.5 s: 16 sequences run at once to keep the run near 20 s. `CACHE_MODEL_CASES` sets
-//! how many sequences run (32 by default).
+//! A sequence the model-based property test (`cache_tck::model`, run on memcached by
+//! `extended_tests!` in `contract.rs` and `ring.rs`) found, kept as a plain test.
 
-use cache_memcached::testing::{fresh_cache, fresh_ring_cache};
-use cache_tck::model::{self, Config};
-
-fn config() -> Config {
-    Config::from_env()
-        .expect("CACHE_MODEL_CASES and CACHE_MODEL_SEED are numbers")
-        .with_parallel(16)
-}
-
-/// Every answer of a single memcached server is one the model allows.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memcached_keeps_the_model() {
-    model::assert_kept("memcached", model::run(fresh_cache, &config()).await);
-}
-
-/// Every answer of a ring of three memcached servers is one the model allows.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memcached_ring_keeps_the_model() {
-    model::assert_kept(
-        "memcached ring",
-        model::run(fresh_ring_cache, &config()).await,
-    );
-}
+use cache_memcached::testing::fresh_cache;
 
 /// The shrunk sequence the model found on memcached, as a plain test: on a fresh
 /// prefixed cache whose first operation comes after the generation refresh interval, an
