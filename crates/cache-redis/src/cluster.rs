@@ -279,29 +279,32 @@ impl ClusterBackend {
         ))
     }
 
-    /// Each master's `proto-max-bulk-len`, all asked at once; `None` for one that did not
-    /// say (see [`crate::bulk_limit`]).
+    /// The longest argument each master takes, all masters asked at once; `None` for one
+    /// that did not say (see [`crate::bulk_limit`]).
     pub(crate) async fn bulk_limits(&self, errors: &ErrorContext) -> Vec<Option<usize>> {
         let topology = self.topology();
         let asks = topology.masters.iter().map(|master| async move {
-            let mut connection = self.connection();
-            let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                host: master.host.clone(),
-                port: master.port,
-            });
-            let answer = self
-                .bounded(
-                    async {
-                        connection
-                            .route_command(crate::bulk_limit::query(), route)
-                            .await?
-                            .extract_error()
-                    },
-                    errors,
-                )
-                .await
-                .ok()?;
-            crate::bulk_limit::parse(&answer)
+            let mut answers: [Option<redis::Value>; 2] = [None, None];
+            for (query, answer) in crate::bulk_limit::queries().into_iter().zip(&mut answers) {
+                let mut connection = self.connection();
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: master.host.clone(),
+                    port: master.port,
+                });
+                *answer = self
+                    .bounded(
+                        async {
+                            connection
+                                .route_command(query, route)
+                                .await?
+                                .extract_error()
+                        },
+                        errors,
+                    )
+                    .await
+                    .ok();
+            }
+            crate::bulk_limit::server_limit(answers.each_ref().map(Option::as_ref))
         });
         futures::future::join_all(asks).await
     }

@@ -57,7 +57,7 @@ use single::{Request, Single};
 /// connections. The cache must be used inside a Tokio runtime, the one it was built in.
 ///
 /// ```no_run
-/// // cache-redis = "0.1"
+/// // cache-redis = { git = "https://github.com/cache-contract/cache-rs" }
 /// # async fn run() -> Result<(), cache_api::CacheError> {
 /// use std::time::Duration;
 /// use cache_redis::{cache_api::{Bytes, Cache}, RedisCache};
@@ -93,15 +93,20 @@ enum Backend {
 }
 
 impl Backend {
-    /// What each server says its `proto-max-bulk-len` is (see [`bulk_limit`]).
+    /// The longest argument each server takes (see [`bulk_limit`]).
     async fn bulk_limits(&self, errors: &ErrorContext) -> Vec<Option<usize>> {
-        let query = bulk_limit::query();
-        let answer = match self {
-            Backend::Single(single) => single.send(Request::Command(&query)).await,
-            Backend::Sentinel(sentinel) => sentinel.send(Request::Command(&query)).await,
-            Backend::Cluster(cluster) => return cluster.bulk_limits(errors).await,
-        };
-        vec![answer.ok().as_ref().and_then(bulk_limit::parse)]
+        let mut answers: [Option<redis::Value>; 2] = [None, None];
+        for (query, answer) in bulk_limit::queries().iter().zip(&mut answers) {
+            *answer = match self {
+                Backend::Single(single) => single.send(Request::Command(query)).await,
+                Backend::Sentinel(sentinel) => sentinel.send(Request::Command(query)).await,
+                Backend::Cluster(cluster) => return cluster.bulk_limits(errors).await,
+            }
+            .ok();
+        }
+        vec![bulk_limit::server_limit(
+            answers.each_ref().map(Option::as_ref),
+        )]
     }
 }
 
@@ -169,7 +174,7 @@ impl RedisCache {
     /// `CacheError::Config`.
     ///
     /// ```no_run
-    /// // cache-redis = "0.1"
+    /// // cache-redis = { git = "https://github.com/cache-contract/cache-rs" }
     /// # async fn run() -> Result<(), cache_api::CacheError> {
     /// use cache_redis::RedisCache;
     ///
@@ -250,6 +255,16 @@ impl RedisCache {
             }
             (Err(error), None) => return Err(error::naming(error, &addresses)),
         };
+        if let Backend::Single(single) = &backend {
+            if single.is_cluster_node().await {
+                return Err(CacheError::config(format!(
+                    "{} is a node of a Redis Cluster: a plain connection would see every key \
+                     of another node's slots refused (MOVED); use the redis+cluster:// scheme \
+                     (rediss+cluster:// over TLS) with the same host and port",
+                    addresses.join(", ")
+                )));
+            }
+        }
         let bulk_limits = backend.bulk_limits(&errors).await;
         let max_value_size = bulk_limit::effective(max_value_size, bulk_limits.iter().copied());
         let max_key_len = bulk_limit::effective(REDIS_MAX_VALUE_SIZE, bulk_limits)
@@ -295,14 +310,14 @@ impl RedisCache {
     }
 
     /// Refuses the empty key, and a key the server would take for a protocol error
-    /// (longer than its `proto-max-bulk-len` with the prefix), which would close the
+    /// (longer than its `proto-max-bulk-len` or query buffer with the prefix), which would close the
     /// connection of every call in flight on it.
     fn check_key(&self, key: &str) -> Result<(), CacheError> {
         validate_key(key)?;
         if key.len() > self.inner.max_key_len {
             return Err(CacheError::InvalidKey {
                 reason: "the key, with the key prefix, is longer than the server takes in one \
-                         argument (its proto-max-bulk-len)",
+                         argument (its proto-max-bulk-len or client-query-buffer-limit)",
             });
         }
         Ok(())

@@ -9,7 +9,7 @@
 
 use std::{
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -55,6 +55,12 @@ enum HotPath {
 /// Replacements of one stuck connection are at least this far apart.
 const REPLACE_AT_MOST_EVERY: Duration = Duration::from_millis(100);
 
+/// A multiplexed connection that has not answered for this long is checked with a
+/// `PING` before the next call goes on it (see [`Managed::check_if_idle`]). Redis's own
+/// `timeout` is a whole number of seconds, at least 1; a busy connection never pays
+/// for the check.
+const CHECK_AFTER_IDLE: Duration = Duration::from_millis(500);
+
 /// One multiplexed connection, and whether it may be reconnecting.
 struct Managed {
     /// The manager reconnects by itself after a drop, but a reconnect that fails with an
@@ -72,6 +78,9 @@ struct Managed {
     reconnecting: AtomicBool,
     /// Set while a `PING` checks the connection after a call on it was cut short.
     probing: AtomicBool,
+    /// When the connection last answered, in milliseconds since `born`.
+    answered_ms: AtomicU64,
+    born: Instant,
 }
 
 impl Managed {
@@ -87,6 +96,35 @@ impl Managed {
         {
             self.connection.store(fresh.into());
             self.reconnecting.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn answered(&self) {
+        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.answered_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Before a call on a connection quiet for [`CHECK_AFTER_IDLE`]: a `PING`. A server
+    /// (its `timeout`), a proxy or a NAT may have closed the connection meanwhile, and
+    /// the manager learns of it only from a request that fails: the `PING` is that
+    /// request, and the call goes on the new connection the manager then opens (it waits
+    /// for it). The call itself is never sent twice. `Err` for any other failure of the
+    /// `PING` (a timeout: the call would have met it too).
+    async fn check_if_idle(&self, connection: &mut ConnectionManager) -> Result<(), RedisError> {
+        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let quiet = now.saturating_sub(self.answered_ms.load(Ordering::Relaxed));
+        if u128::from(quiet) < CHECK_AFTER_IDLE.as_millis()
+            || self.reconnecting.load(Ordering::Relaxed)
+        {
+            return Ok(());
+        }
+        match redis::cmd("PING").query_async::<()>(connection).await {
+            Ok(()) => {
+                self.answered();
+                Ok(())
+            }
+            Err(err) if lost_connection(&err) => Ok(()),
+            Err(err) => Err(err),
         }
     }
 
@@ -170,6 +208,16 @@ impl Single {
         })
     }
 
+    /// Whether the server is a node of a Redis Cluster (`INFO cluster` says
+    /// `cluster_enabled:1`). A server that does not say (an ACL without `+info`, a
+    /// renamed `INFO`) is taken as not one.
+    pub(crate) async fn is_cluster_node(&self) -> bool {
+        let query = redis::cmd("INFO").arg("cluster").clone();
+        self.send::<String>(Request::Command(&query))
+            .await
+            .is_ok_and(|info| info.lines().any(|line| line.trim() == "cluster_enabled:1"))
+    }
+
     /// Sends `request` to the server, on the hot path of its connection model.
     pub(crate) async fn send<T: FromRedisValue + Send>(
         &self,
@@ -204,10 +252,14 @@ impl Single {
         let mut connection = ConnectionManager::clone(&managed.connection.load());
         let started = Instant::now();
         let cut_short = OnCutShort::new(|| managed.check_after_cut());
-        let sent = request.send(&mut connection).await;
+        let sent = match managed.check_if_idle(&mut connection).await {
+            Ok(()) => request.send(&mut connection).await,
+            Err(err) => Err(err),
+        };
         cut_short.finish();
         match sent {
             Ok(value) => {
+                managed.answered();
                 if managed.reconnecting.load(Ordering::Relaxed) {
                     managed.reconnecting.store(false, Ordering::Relaxed);
                 }
@@ -363,6 +415,8 @@ async fn connect_managed(
             replacements: AtMostEvery::new(REPLACE_AT_MOST_EVERY),
             reconnecting: AtomicBool::new(false),
             probing: AtomicBool::new(false),
+            answered_ms: AtomicU64::new(0),
+            born: Instant::now(),
         }));
     }
     Ok(connections)

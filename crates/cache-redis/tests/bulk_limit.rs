@@ -17,7 +17,30 @@ const SERVER_LIMIT: usize = 1 << 20;
 
 #[tokio::test]
 async fn a_value_over_the_servers_bulk_length_is_refused_before_it_is_sent() {
-    let server = local_server(&["--proto-max-bulk-len", "1mb"]).await;
+    values_over_the_limit_are_refused_before_they_are_sent(
+        &["--proto-max-bulk-len", "1mb"],
+        SERVER_LIMIT,
+    )
+    .await;
+}
+
+/// A query buffer limit lowered below the value limit lowers it too, by what a command
+/// holds beside its value (64 KiB): the server would close the connection on a command
+/// longer than its buffer.
+#[tokio::test]
+async fn a_value_over_the_servers_query_buffer_is_refused_before_it_is_sent() {
+    values_over_the_limit_are_refused_before_they_are_sent(
+        &["--client-query-buffer-limit", "1mb"],
+        SERVER_LIMIT - 64 * 1024,
+    )
+    .await;
+}
+
+async fn values_over_the_limit_are_refused_before_they_are_sent(
+    server_args: &[&str],
+    server_limit: usize,
+) {
+    let server = local_server(server_args).await;
     for model in [
         ConnectionModel::Multiplexed { connections: 1 },
         ConnectionModel::Pooled { max_size: 4 },
@@ -28,14 +51,14 @@ async fn a_value_over_the_servers_bulk_length_is_refused_before_it_is_sent() {
             .build()
             .await
             .unwrap_or_else(|err| panic!("{model:?}: {err}"));
-        assert_eq!(cache.limits().max_value_size, SERVER_LIMIT, "{model:?}");
+        assert_eq!(cache.limits().max_value_size, server_limit, "{model:?}");
         cache
             .set("keeper", Bytes::from("kept"), None)
             .await
             .unwrap();
 
         // Others' calls in flight beside the refused values all succeed.
-        let oversized = Bytes::from(vec![b'x'; SERVER_LIMIT + 1]);
+        let oversized = Bytes::from(vec![b'x'; server_limit + 1]);
         let readers = (0..20).map(|_| cache.get("keeper"));
         let writes = async {
             (
@@ -58,7 +81,7 @@ async fn a_value_over_the_servers_bulk_length_is_refused_before_it_is_sent() {
                 Err(CacheError::ValueTooLarge { size, limit }) => {
                     assert_eq!(
                         (size, limit),
-                        (SERVER_LIMIT + 1, SERVER_LIMIT),
+                        (server_limit + 1, server_limit),
                         "{model:?} {operation}"
                     );
                 }
@@ -75,7 +98,7 @@ async fn a_value_over_the_servers_bulk_length_is_refused_before_it_is_sent() {
         assert_eq!(cache.get("big").await.unwrap(), None, "{model:?}");
 
         // A value of exactly the server's limit is stored and read back whole.
-        let largest = Bytes::from(vec![b'y'; SERVER_LIMIT]);
+        let largest = Bytes::from(vec![b'y'; server_limit]);
         cache.set("big", largest.clone(), None).await.unwrap();
         assert_eq!(cache.get("big").await.unwrap(), Some(largest), "{model:?}");
         cache.clear().await.unwrap();

@@ -869,3 +869,23 @@ async fn operations_stay_correct_after_a_slot_moved_to_another_master() {
         .iter()
         .all(Option::is_none));
 }
+
+/// A plain `redis://` URL to a node of a cluster is refused at build, naming the scheme
+/// to use, rather than connecting and seeing the keys of other nodes' slots refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_url_to_a_cluster_node_is_refused_naming_the_cluster_scheme() {
+    let node = &masters(cluster().await.url())[0];
+    let err = match RedisCache::builder(&node.url).build().await {
+        Ok(_) => panic!(
+            "a plain connection to cluster node {} was accepted",
+            node.port
+        ),
+        Err(err) => err,
+    };
+    assert!(matches!(err, CacheError::Config { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("redis+cluster://") && message.contains(&node.port.to_string()),
+        "{message}"
+    );
+}

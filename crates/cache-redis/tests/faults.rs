@@ -542,3 +542,38 @@ async fn a_server_out_of_connections_is_unreachable_naming_why() {
     cache.set("k", Bytes::from("v"), None).await.unwrap();
     assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("v")));
 }
+
+/// A server that closes idle connections (`timeout 1`, as a proxy or a NAT may too): the
+/// first call after each quiet spell works, in both connection models, with one or
+/// several multiplexed connections, for `get` and `clear` alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_closing_idle_connections_fails_no_call() {
+    let server = local_server(&["--timeout", "1"]).await;
+    for model in [
+        ConnectionModel::Multiplexed { connections: 1 },
+        ConnectionModel::Multiplexed { connections: 3 },
+        ConnectionModel::Pooled { max_size: 2 },
+    ] {
+        let cache = RedisCache::builder(&server.url())
+            .timeout(RESPONSE_TIMEOUT)
+            .connection_model(model)
+            .build()
+            .await
+            .unwrap();
+        cache.set("idle", Bytes::from("kept"), None).await.unwrap();
+        for round in 0..2 {
+            // Past the server's timeout of 1 s, checked by it every 100 ms.
+            tokio::time::sleep(Duration::from_millis(2300)).await;
+            for call in 0..3 {
+                let read = cache.get("idle").await;
+                assert!(
+                    matches!(&read, Ok(Some(value)) if value == &Bytes::from("kept")),
+                    "{model:?}, round {round}, call {call} after the quiet spell: {read:?}"
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2300)).await;
+        cache.clear().await.unwrap();
+        assert_eq!(cache.get("idle").await.unwrap(), None);
+    }
+}
