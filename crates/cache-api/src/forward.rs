@@ -19,7 +19,7 @@ use crate::Cache;
 /// falling back to the trait's default (which would skip the inner cache's own form).
 ///
 /// ```
-/// // cache-api = "0.1"
+/// // cache-api = { git = "https://github.com/cache-contract/cache-rs" }
 /// use cache_api::{forward_cache, Cache};
 ///
 /// /// A cache shown under a name of its own.

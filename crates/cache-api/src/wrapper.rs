@@ -19,7 +19,7 @@ use crate::{BackendInfo, Cache, CacheFuture, Capabilities};
 /// silently answered by the trait's default.
 ///
 /// ```
-/// // cache-api = "0.1"
+/// // cache-api = { git = "https://github.com/cache-contract/cache-rs" }
 /// use std::sync::{atomic::{AtomicUsize, Ordering}, Arc};
 /// use cache_api::{async_trait, Bytes, Cache, CacheError, CacheWrapper, Wrapped};
 ///

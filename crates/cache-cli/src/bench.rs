@@ -45,7 +45,7 @@ pub(crate) struct BenchArgs {
     value_size: usize,
     /// Number of distinct keys (at most 10,000,000); written before the run for get,
     /// mix and get-many.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     keys: u32,
     /// Tasks issuing operations at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -280,7 +280,7 @@ fn warn_if_debug_build() {
     if cfg!(debug_assertions) {
         warn(&format!(
             "{LABEL}: warning: this is a debug build (no optimisations), figures run \
-             2-3x lower; use a release build: cargo install --path crates/cache-cli, or \
+             2-3x lower; use a release build: cargo install --locked --path crates/cache-cli, or \
              cargo run --release -p cache-cli -- bench ..."
         ));
     }

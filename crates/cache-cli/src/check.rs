@@ -11,6 +11,7 @@ use cache_tck::{run_check, run_pair_check, Check, Group, KeyRecorder, Outcome, C
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
+use crate::output::printable;
 use crate::report::{backend_name, Header};
 use crate::{options, report, say, warn, Connection, EXIT_FAILED, EXIT_UNUSABLE};
 use cache_bench::cleanup::{
@@ -146,6 +147,15 @@ enum Status {
 }
 
 impl Ran {
+    /// Whether the check, or its clean-up, failed on a timeout of the backend.
+    fn timed_out(&self) -> bool {
+        let failure = self.outcome.result.as_ref().err().map(ToString::to_string);
+        failure
+            .iter()
+            .chain(&self.cleanup_error)
+            .any(|text| text.contains(" timed out after "))
+    }
+
     fn status(&self) -> Status {
         if self.needs_rights().is_some() {
             Status::NeedsRights
@@ -235,7 +245,7 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
     if !args.json {
         say(&format!(
             "cachectl check {} ({backend}): {}",
-            cache_url::redact(&args.url),
+            printable(&cache_url::redact(&args.url)),
             limits.describe()
         ));
     }
@@ -272,6 +282,18 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
         say(&format!(
             "{passed} passed, {failed} failed, {} skipped ({need_rights} for want of rights)",
             not_applicable + need_rights
+        ));
+    }
+    let timed_out = results
+        .iter()
+        .filter(|ran| ran.status() == Status::Failed && ran.timed_out())
+        .count();
+    if timed_out > 0 {
+        // A timeout says as much about the machine and the link as about the backend.
+        warn(&format!(
+            "cachectl: {timed_out} of the failed checks met a timeout of the backend: on a \
+             loaded machine, a slow link or with the large values some checks write, give it \
+             more time (--timeout 5s, or ?timeout=5s in the URL) before taking it for a defect"
         ));
     }
     // A check that could not run for want of rights proves nothing: not a success.
@@ -501,6 +523,23 @@ mod tests {
             ran(Ok(Verdict::NotApplicable("x")), Some("clean-up failed")).status(),
             Status::Failed
         );
+    }
+
+    #[test]
+    fn a_failure_on_a_backend_timeout_is_told_from_others() {
+        let timeout = cache_api::CacheError::Timeout {
+            backend: "redis",
+            operation: "get",
+            after: Duration::from_secs(1),
+            phase: "response",
+        };
+        let failure = Failure::new("get", "Ok", format!("Err({timeout})"));
+        assert!(ran(Err(failure), None).timed_out());
+        let cleanup = format!("clean-up failed: {timeout}");
+        assert!(ran(Ok(Verdict::Passed), Some(&cleanup)).timed_out());
+        let other = Failure::new("get", "Some(\"v\")", "None");
+        assert!(!ran(Err(other), None).timed_out());
+        assert!(!ran(Ok(Verdict::Passed), None).timed_out());
     }
 
     #[test]

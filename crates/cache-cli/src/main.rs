@@ -57,7 +57,7 @@ enum Command {
     /// Load-test a backend: throughput and latency percentiles of a workload, optionally
     /// beside the same workload sent straight through the backend's client.
     ///
-    /// Measure with a release build (`cargo install --path crates/cache-cli`, or
+    /// Measure with a release build (`cargo install --locked --path crates/cache-cli`, or
     /// `cargo run --release`): a debug build runs several times slower, and says so.
     #[command(after_help = schemes_help())]
     Bench(bench::BenchArgs),
@@ -83,7 +83,7 @@ enum Command {
         value: Option<String>,
         /// Time to live, e.g. 10s, 5m, 31days; none by default. A TTL of 0 stores
         /// nothing and removes what KEY held, as the cache contract's `set` does.
-        #[arg(long, value_parser = crate::duration_arg)]
+        #[arg(long, value_parser = crate::duration_arg, allow_negative_numbers = true)]
         ttl: Option<Duration>,
         #[command(flatten)]
         connection: Connection,
@@ -103,7 +103,8 @@ enum Command {
 /// The URL schemes this build of cachectl understands, for the end of every help text.
 fn schemes_help() -> String {
     format!(
-        "URL schemes: {} (see the cache-url documentation for each one's parameters)",
+        "URL schemes: {} (each one's parameters: the README of cache-rs, \"Picking a backend \
+         per deployment\" and \"Connectivity\")",
         cache_url::SCHEMES.join(", ")
     )
 }

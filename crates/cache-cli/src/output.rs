@@ -116,6 +116,20 @@ pub(crate) fn command_line_error(err: &clap::Error) -> ExitCode {
 }
 
 /// Prints a line to standard output.
+/// `text` with its control characters escaped (`\u{1b}`), for a line that shows what
+/// the user typed: an escape sequence in a URL must not drive the terminal.
+pub(crate) fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 pub(crate) fn say(line: &str) {
     let line = hidden(line);
     written(writeln!(io::stdout().lock(), "{line}").and_then(|()| io::stdout().flush()));
@@ -145,6 +159,18 @@ pub(crate) fn warn(line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(
+            printable("memory://?prefix=a\u{1b}[31m:\n\u{9b}"),
+            "memory://?prefix=a\\u{1b}[31m:\\u{a}\\u{9b}"
+        );
+        assert_eq!(
+            printable("redis://h:1/?prefix=ü:"),
+            "redis://h:1/?prefix=ü:"
+        );
+    }
 
     #[test]
     fn a_closed_pipe_is_no_loss_and_another_error_is() {

@@ -7,9 +7,9 @@
 //! a call):
 //!
 //! ```
-//! // cache-api = "0.1"
-//! // cache-layers = "0.1"
-//! // cache-memory = "0.1"
+//! // cache-api = { git = "https://github.com/cache-contract/cache-rs" }
+//! // cache-layers = { git = "https://github.com/cache-contract/cache-rs" }
+//! // cache-memory = { git = "https://github.com/cache-contract/cache-rs" }
 //! use std::{sync::Arc, time::Duration};
 //! use cache_api::{Bytes, Cache, CacheStack};
 //! use cache_layers::{MetricsLayer, RetryLayer, TimeoutLayer, TracingLayer};

@@ -15,7 +15,7 @@ use crate::{MemcachedCache, MemcachedCacheBuilder};
 /// silently ignored. Nothing is checked until [`build`](Self::build) (or the builder's).
 ///
 /// ```
-/// // cache-memcached = { version = "0.1", features = ["serde"] }
+/// // cache-memcached = { git = "https://github.com/cache-contract/cache-rs", features = ["serde"] }
 /// use std::time::Duration;
 /// use cache_memcached::MemcachedConfig;
 ///

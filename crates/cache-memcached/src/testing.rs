@@ -12,7 +12,7 @@
 //! `MEMCACHED_RING_URL` when set, else as many `memcached` processes started from `PATH`.
 //!
 //! ```no_run
-//! // [dev-dependencies] cache-memcached = { version = "0.1", features = ["testing"] }
+//! // [dev-dependencies] cache-memcached = { git = "https://github.com/cache-contract/cache-rs", features = ["testing"] }
 //! use cache_api::{Bytes, Cache};
 //!
 //! async fn remembers() {

@@ -216,7 +216,7 @@ fn not_tls(address: &str, error: io::Error) -> io::Error {
     io::Error::new(
         error.kind(),
         format!(
-            "{address} did not answer the tls handshake in tls ({error}): is it a plain \
+            "{address} did not answer the tls handshake ({error}): is it a plain \
              memcached port? memcache:// is the url for one"
         ),
     )

@@ -155,7 +155,7 @@ async fn a_tls_client_on_a_plain_port_is_told_so() {
                     .unwrap_or_default()
             );
             assert!(
-                message.contains("did not answer the tls handshake in tls")
+                message.contains("did not answer the tls handshake (")
                     && message.contains("memcache://"),
                 "{message}"
             );

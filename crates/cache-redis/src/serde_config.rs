@@ -21,7 +21,7 @@ use crate::{
 /// `?colour=red` do not): a secret pasted into the wrong place does not reach a log.
 ///
 /// ```
-/// // cache-redis = { version = "0.1", features = ["serde"] }
+/// // cache-redis = { git = "https://github.com/cache-contract/cache-rs", features = ["serde"] }
 /// use std::time::Duration;
 /// use cache_redis::{ConnectionMode, RedisConfig};
 ///

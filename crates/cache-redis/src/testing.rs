@@ -10,7 +10,7 @@
 //! started, the test fails with a message saying how to provide one.
 //!
 //! ```no_run
-//! // [dev-dependencies] cache-redis = { version = "0.1", features = ["testing"] }
+//! // [dev-dependencies] cache-redis = { git = "https://github.com/cache-contract/cache-rs", features = ["testing"] }
 //! use cache_redis::{cache_api::{Bytes, Cache}, testing::fresh_cache};
 //!
 //! #[tokio::test]
@@ -66,7 +66,7 @@ pub async fn fresh_cache() -> RedisTestCache {
 /// and an empty one is refused, as its clean-up would empty the database.
 ///
 /// ```no_run
-/// // [dev-dependencies] cache-redis = { version = "0.1", features = ["testing"] }
+/// // [dev-dependencies] cache-redis = { git = "https://github.com/cache-contract/cache-rs", features = ["testing"] }
 /// use std::time::Duration;
 /// use cache_redis::{testing::fresh_cache_with, ConnectionModel};
 ///

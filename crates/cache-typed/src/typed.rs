@@ -89,7 +89,7 @@ pub(crate) struct Inner<V, C> {
 /// share the backend, the in-flight factory runs and the fail-safe values.
 ///
 /// ```
-/// // cache-typed = "0.1"; cache-memory = "0.1"
+/// // cache-typed = { git = "https://github.com/cache-contract/cache-rs" }; cache-memory = { git = "https://github.com/cache-contract/cache-rs" }
 /// use std::{sync::Arc, time::Duration};
 /// use cache_typed::{EntryOptions, JsonCodec, TypedCache};
 ///

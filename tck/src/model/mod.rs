@@ -19,7 +19,7 @@
 //! it, with the step that went wrong and the seed that draws it again.
 //!
 //! ```no_run
-//! // [dev-dependencies] cache-tck = "0.1"
+//! // [dev-dependencies] cache-tck = { git = "https://github.com/cache-contract/cache-rs" }
 //! # use cache_api::{async_trait, Bytes, Cache, CacheError};
 //! # struct MyCache;
 //! # #[async_trait] impl Cache for MyCache {
