@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use cache_typed::Error;
+use cache_typed::{Entry, EntryOptions, Error};
 use common::{user, users, Runs, User};
 
 /// A factory that never ends (a database call with no timeout of its own).
@@ -22,11 +22,26 @@ fn hangs() -> impl FnOnce() -> std::future::Pending<User> + Send + 'static {
     std::future::pending::<User>
 }
 
-/// What a plain `get` reads under `key`.
-async fn stored(
-    typed: &cache_typed::TypedCache<User, cache_typed::JsonCodec>,
+type Users = cache_typed::TypedCache<User, cache_typed::JsonCodec>;
+
+/// `get_or_set_entry` of `key` with a factory of `value` that counts its runs: the
+/// entry returned, and how many times the factory ran (0 or 1).
+async fn counted(
+    typed: &Users,
     key: &str,
-) -> Option<User> {
+    options: EntryOptions,
+    value: User,
+) -> (Entry<User>, usize) {
+    let runs = Runs::default();
+    let entry = typed
+        .get_or_set_entry(key, options, runs.factory(Duration::ZERO, value))
+        .await
+        .unwrap();
+    (entry, runs.count())
+}
+
+/// What a plain `get` reads under `key`.
+async fn stored(typed: &Users, key: &str) -> Option<User> {
     typed.get(key).await.unwrap()
 }
 
@@ -37,16 +52,8 @@ async fn a_hung_factory_holds_its_key_no_longer_than_the_hard_timeout() {
     let first = typed.get_or_set("user:1", options, hangs()).await;
     assert!(matches!(first, Err(Error::Timeout { .. })), "{first:?}");
     // The hung run is still under way: the next caller runs a factory of its own.
-    let runs = Runs::default();
-    let second = typed
-        .get_or_set(
-            "user:1",
-            options,
-            runs.factory(Duration::ZERO, user(1, "ada")),
-        )
-        .await
-        .unwrap();
-    assert_eq!((second, runs.count()), (user(1, "ada"), 1));
+    let (second, runs) = counted(&typed, "user:1", options, user(1, "ada")).await;
+    assert_eq!((second.value, runs), (user(1, "ada"), 1));
     assert_eq!(stored(&typed, "user:1").await, Some(user(1, "ada")));
 }
 
@@ -69,33 +76,15 @@ async fn a_hung_factory_past_the_soft_timeout_serves_stale_then_lets_a_new_run_r
         .unwrap();
     assert_eq!((entry.value, entry.stale), (user(2, "old"), true));
     // Within the throttle, the stale value alone: no factory runs.
-    let runs = Runs::default();
-    let throttled = typed
-        .get_or_set_entry(
-            "user:2",
-            options,
-            runs.factory(Duration::ZERO, user(2, "new")),
-        )
-        .await
-        .unwrap();
+    let (throttled, runs) = counted(&typed, "user:2", options, user(2, "new")).await;
     assert_eq!(
-        (throttled.value, throttled.stale, runs.count()),
+        (throttled.value, throttled.stale, runs),
         (user(2, "old"), true, 0)
     );
     // Past it, a run of its own, although the hung one is still under way.
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let fresh = typed
-        .get_or_set_entry(
-            "user:2",
-            options,
-            runs.factory(Duration::ZERO, user(2, "new")),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        (fresh.value, fresh.stale, runs.count()),
-        (user(2, "new"), false, 1)
-    );
+    let (fresh, runs) = counted(&typed, "user:2", options, user(2, "new")).await;
+    assert_eq!((fresh.value, fresh.stale, runs), (user(2, "new"), false, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,16 +110,8 @@ async fn a_hung_eager_refresh_holds_the_key_no_longer_than_one_timeout_after_exp
         .await;
     assert!(matches!(waited, Err(Error::Timeout { .. })), "{waited:?}");
     // ...the next one computes.
-    let runs = Runs::default();
-    let fresh = typed
-        .get_or_set(
-            "user:3",
-            options,
-            runs.factory(Duration::ZERO, user(3, "second")),
-        )
-        .await
-        .unwrap();
-    assert_eq!((fresh, runs.count()), (user(3, "second"), 1));
+    let (fresh, runs) = counted(&typed, "user:3", options, user(3, "second")).await;
+    assert_eq!((fresh.value, runs), (user(3, "second"), 1));
 }
 
 /// 200 times, on a fresh key: a call whose factory fails (or panics), then at once a
@@ -252,16 +233,8 @@ async fn a_set_during_a_run_is_not_overwritten_by_it() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(stored(&typed, "user:7").await, Some(user(7, "new")));
     // And a new call after the set reads it, without a run.
-    let runs = Runs::default();
-    let read = typed
-        .get_or_set(
-            "user:7",
-            typed.options(),
-            runs.factory(Duration::ZERO, user(7, "x")),
-        )
-        .await
-        .unwrap();
-    assert_eq!((read, runs.count()), (user(7, "new"), 0));
+    let (read, runs) = counted(&typed, "user:7", typed.options(), user(7, "x")).await;
+    assert_eq!((read.value, runs), (user(7, "new"), 0));
 }
 
 /// An eager refresh under way when the key is deleted writes nothing.
