@@ -889,3 +889,37 @@ async fn a_plain_url_to_a_cluster_node_is_refused_naming_the_cluster_scheme() {
         "{message}"
     );
 }
+
+/// Nodes that close idle connections (`timeout 1`): the first calls after a quiet spell
+/// work, as on a single server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_closing_idle_connections_fail_no_call() {
+    let cluster = local_cluster(&ClusterSpec::new().replicas_per_master(0)).await;
+    for master in masters(&cluster.url()) {
+        let mut admin = plain(&master.url).await;
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("timeout")
+            .arg("1")
+            .query_async::<()>(&mut admin)
+            .await
+            .unwrap();
+    }
+    let cache = RedisCache::builder(&cluster.url())
+        .timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let entries = entries(30);
+    cache.set_many(&borrowed(&entries), None).await.unwrap();
+    for round in 0..2 {
+        tokio::time::sleep(Duration::from_millis(2300)).await;
+        for (key, value) in &entries {
+            let read = cache.get(key).await;
+            assert!(
+                matches!(&read, Ok(Some(found)) if found == value),
+                "round {round}, {key} after the quiet spell: {read:?}"
+            );
+        }
+    }
+}
