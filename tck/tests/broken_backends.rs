@@ -273,6 +273,19 @@ enum Defect {
     ValueTooLargeNamesLimitPlusOne,
     OversizedUnderLongKeyIsABackendError,
     ZeroWidthCharactersStripped,
+    FormatCharactersStripped,
+    NoncharactersStripped,
+    PrivateUseCharactersReplaced,
+    LongKeysLowercased,
+    CrLfInKeysFolded,
+    ValuesOfChunkMultiplesLoseLastByte,
+    PlusNumbersCanonical,
+    TtlsRoundedUpToATenthOfASecond,
+    LongTtlsRoundedDownToWholeSeconds,
+    TtlsWithASubMillisecondPartRefused,
+    AddReadsLeftoverDeadline,
+    ClearSparesLongLivedEntries,
+    SetManySkipsKeysOver(usize),
     NonAsciiWhitespaceTrimmed,
     AddOfTheSameValueStores,
     // Keys an encoding merges, and keys taken as patterns.
@@ -358,7 +371,7 @@ const CASES: &[Case] = &[
     case(
         ValuesOf4To12KiBFlipTheirMiddleByte,
         "test_values_of_every_size_up_to_the_limit_round_trip",
-        &["after set of 4096 bytes, next to a power of two"],
+        &["after set of 4200 bytes"],
     ),
     case(
         LeadingFfFeStripped,
@@ -1265,6 +1278,76 @@ const CASES: &[Case] = &[
         &["after setting many alike keys"],
     ),
     case(
+        FormatCharactersStripped,
+        "test_distinct_keys_never_collide",
+        &["after setting keys alike but for a format"],
+    ),
+    case(
+        NoncharactersStripped,
+        "test_distinct_keys_never_collide",
+        &["after setting keys alike but for a format"],
+    ),
+    case(
+        PrivateUseCharactersReplaced,
+        "test_distinct_keys_never_collide",
+        &["after setting keys alike but for a format"],
+    ),
+    case(
+        LongKeysLowercased,
+        "test_distinct_keys_never_collide",
+        &["after setting keys alike but for a format"],
+    ),
+    case(
+        CrLfInKeysFolded,
+        "test_distinct_keys_never_collide",
+        &["after setting keys alike but for a format"],
+    ),
+    case(
+        ValuesOfChunkMultiplesLoseLastByte,
+        "test_values_of_every_size_up_to_the_limit_round_trip",
+        &["after set of 1400 bytes"],
+    ),
+    case(
+        PlusNumbersCanonical,
+        "test_binary_values_round_trip",
+        &["tck:binary-plus"],
+    ),
+    case(
+        TtlsRoundedUpToATenthOfASecond,
+        "test_ttls_of_seconds_are_kept_to_the_granularity",
+        &["with a 1.05s ttl", "expected None"],
+    ),
+    case(
+        LongTtlsRoundedDownToWholeSeconds,
+        "test_ttls_of_seconds_are_kept_to_the_granularity",
+        &["into a 4.9s ttl"],
+    ),
+    case(
+        TtlsWithASubMillisecondPartRefused,
+        "test_ttl_below_granularity_is_rounded_up",
+        &["1.000000001s", "invalid ttl"],
+    ),
+    case(
+        AddReadsLeftoverDeadline,
+        "test_add_of_a_present_key_returns_false_and_changes_nothing",
+        &["tck:add-present-lifted"],
+    ),
+    case(
+        ClearSparesLongLivedEntries,
+        "test_clear_removes_entries_from_every_write_path",
+        &["tck:clear-month"],
+    ),
+    case(
+        ExistsFalseForKeysOver(8192),
+        "test_very_long_keys_round_trip_and_stay_apart",
+        &["exists(", "of a very long key after set"],
+    ),
+    case(
+        SetManySkipsKeysOver(8192),
+        "test_very_long_keys_round_trip_and_stay_apart",
+        &["after set_many of very long keys"],
+    ),
+    case(
         KeysCutAtCarriageReturn,
         "test_keys_cannot_inject_protocol_commands",
         &["after set: expected"],
@@ -1779,7 +1862,7 @@ const CASES: &[Case] = &[
     case(
         ClearUnsupported,
         "test_clear_removes_entries_from_every_write_path",
-        &["clear() of 19 entries"],
+        &["clear() of 22 entries"],
     ),
     case(
         ClearSkipsBatchWrites,
@@ -1804,7 +1887,7 @@ const CASES: &[Case] = &[
     case(
         ClearLeavesDeleteManyCounting,
         "test_clear_removes_entries_from_every_write_path",
-        &["delete_many of the 19 cleared keys"],
+        &["delete_many of the 22 cleared keys"],
     ),
     case(
         SetManyLostAfterClear,
@@ -2016,6 +2099,9 @@ struct State {
     tombstones: HashSet<String>,
     /// Keys an `add` refused, for [`AddLeaksAClaimWhenRefused`].
     claimed: HashSet<String>,
+    /// The last deadline each key was written with, kept when a later write has none,
+    /// for [`AddReadsLeftoverDeadline`].
+    deadlines: HashMap<String, u128>,
 }
 
 /// Where a key is used, for defects that encode keys on one path only.
@@ -2119,6 +2205,33 @@ impl Reference {
         }
         if self.has(ZeroWidthCharactersStripped) {
             key.retain(|c| !matches!(c, '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}'));
+        }
+        if self.has(FormatCharactersStripped) {
+            key.retain(|c| {
+                !matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+                    | '\u{2066}'..='\u{2069}' | '\u{fe0e}' | '\u{fe0f}' | '\u{ad}' | '\u{34f}')
+            });
+        }
+        if self.has(NoncharactersStripped) {
+            key.retain(|c| !matches!(c, '\u{fdd0}'..='\u{fdef}' | '\u{fffe}' | '\u{ffff}'));
+        }
+        if self.has(PrivateUseCharactersReplaced) {
+            key = key
+                .chars()
+                .map(|c| {
+                    if matches!(c, '\u{e000}'..='\u{f8ff}') {
+                        '?'
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+        }
+        if self.has(LongKeysLowercased) && key.len() > 250 {
+            key = key.to_lowercase();
+        }
+        if self.has(CrLfInKeysFolded) {
+            key = key.replace("\r\n", "\n");
         }
         if self.has(NonAsciiWhitespaceTrimmed) {
             key = key
@@ -2289,6 +2402,24 @@ impl Reference {
         }
         if self.has(TtlsRoundedDownToWholeSeconds) && ttl > SECOND {
             ttl = Duration::from_secs(ttl.as_secs());
+        }
+        if self.has(LongTtlsRoundedDownToWholeSeconds) && ttl >= 4 * SECOND {
+            ttl = Duration::from_secs(ttl.as_secs());
+        }
+        if self.has(TtlsRoundedUpToATenthOfASecond) {
+            let tenth = Duration::from_millis(100).as_nanos();
+            ttl = Duration::from_nanos(
+                u64::try_from(ttl.as_nanos().div_ceil(tenth) * tenth).unwrap_or(u64::MAX),
+            );
+        }
+        if self.has(TtlsWithASubMillisecondPartRefused)
+            && ttl >= Duration::from_millis(1)
+            && !ttl.subsec_nanos().is_multiple_of(1_000_000)
+        {
+            return Err(CacheError::InvalidTtl {
+                ttl,
+                reason: "sub-millisecond precision",
+            });
         }
         if self.has(TtlsRoundedToNearestSecond) && ttl > SECOND && ttl < SECOND * 100 {
             ttl = Duration::from_secs((ttl.as_millis() as u64 + 500) / 1000);
@@ -2503,6 +2634,7 @@ impl Reference {
             if let Some(expires) = stored.expires {
                 let ticks = expires.saturating_sub(self.tick());
                 state.ttl_ticks.insert(native.to_owned(), ticks);
+                state.deadlines.insert(native.to_owned(), expires);
             }
             if previous.is_none() {
                 state.first_write.insert(native.to_owned(), self.tick());
@@ -2591,6 +2723,21 @@ impl Reference {
             }
             Some(value) if &value[..] == b"null" && self.has(SentinelValuesReadAsMiss) => None,
             Some(value) if self.has(ValuesTruncated) => Some(value.slice(..value.len().min(16))),
+            Some(value)
+                if self.has(ValuesOfChunkMultiplesLoseLastByte)
+                    && !value.is_empty()
+                    && value.len().is_multiple_of(1400) =>
+            {
+                Some(value.slice(..value.len() - 1))
+            }
+            Some(value)
+                if self.has(PlusNumbersCanonical)
+                    && value.len() > 1
+                    && value[0] == b'+'
+                    && value[1..].iter().all(u8::is_ascii_digit) =>
+            {
+                Some(value.slice(1..))
+            }
             Some(value) if self.has(LargeValuesLoseLastByte) && value.len() > 1000 => {
                 Some(value.slice(..value.len() - 1))
             }
@@ -2941,6 +3088,9 @@ impl Cache for Reference {
         if self.has(SetManySkipsEmptyValues) {
             written.retain(|(_, value)| !value.is_empty());
         }
+        if let Some(SetManySkipsKeysOver(len)) = self.defect {
+            written.retain(|(key, _)| key.len() <= len);
+        }
         for (i, (key, value)) in written.into_iter().enumerate() {
             if late_keys {
                 self.check_key(key, Op::SetMany)?;
@@ -3236,8 +3386,12 @@ impl Cache for Reference {
             (self.live(stored) || self.has(AddKeepsExpiredEntry))
                 && !(stored.value.is_empty() && self.has(AddCountsEmptyValueAsAbsent))
                 && !(stored.batch && self.has(AddSeesBatchEntriesAsAbsent))
-        }) || (self.has(AddRefusedAfterDelete)
-            && state.deleted.contains_key(&native));
+        }) && !(self.has(AddReadsLeftoverDeadline)
+            && state
+                .deadlines
+                .get(&native)
+                .is_some_and(|deadline| self.tick() >= *deadline))
+            || (self.has(AddRefusedAfterDelete) && state.deleted.contains_key(&native));
         if let (true, Some(stored)) = (present, current) {
             if self.has(AddOfTheSameValueStores) && stored.value == value {
                 state.entries.insert(
@@ -3373,6 +3527,11 @@ impl Cache for Reference {
                     || (self.has(ClearSkipsLongKeys) && native.len() > 250)
                     || (self.has(ClearSkipsNonAsciiKeys) && !native.is_ascii())
                     || (self.has(ClearSkipsAddedEntries) && added.contains(native))
+                    || (self.has(ClearSparesLongLivedEntries)
+                        && stored.expires.is_some_and(|tick| {
+                            tick.saturating_sub(self.tick()) * self.granularity.as_nanos()
+                                > Duration::from_secs(24 * 3600).as_nanos()
+                        }))
                     || (self.has(ClearKeepsEntriesOfShortTtls)
                         && stored.expires.is_some_and(|tick| {
                             tick.saturating_sub(self.tick()) * self.granularity.as_nanos()

@@ -760,7 +760,7 @@ fn runs_that_cannot_be_made_as_asked_are_refused() {
                 "--warmup",
                 "0s",
             ][..],
-            "4294967295 keys are more than a run may use",
+            "4294967295 is not in 1..=10000000",
         ),
         (
             &[

@@ -120,9 +120,9 @@ pub async fn test_add_of_an_absent_key_stores_it_and_returns_true(
 }
 
 /// `add` of a key holding a live entry returns false and changes neither its value nor
-/// its TTL: an empty value counts as present, so does the very value the add brings and
-/// an entry written by `set_many`,
-/// an entry with a short TTL still goes at its end after a refused add with a 1 h TTL,
+/// its TTL: an empty value counts as present, so does the very value the add brings, an
+/// entry written by `set_many`, and one whose short TTL a `set` without TTL lifted (past
+/// that first TTL); an entry with a short TTL still goes at its end after a refused add with a 1 h TTL,
 /// and a 60 s entry outlives the short TTL of a refused add.
 pub async fn test_add_of_a_present_key_returns_false_and_changes_nothing(
     cache: &dyn Cache,
@@ -200,7 +200,31 @@ pub async fn test_add_of_a_present_key_returns_false_and_changes_nothing(
 
     // Refused with a TTL, then without one: neither may touch the entry's own TTL.
     refused_add_keeps_a_short_ttl(cache, short, &limits, KEEP).await?;
-    refused_add_keeps_a_short_ttl(cache, short, &limits, None).await
+    refused_add_keeps_a_short_ttl(cache, short, &limits, None).await?;
+    // An entry whose short TTL was lifted by a `set` without one is present past that
+    // first TTL: a backend whose `add` reads a leftover deadline takes it for expired.
+    set(cache, "tck:add-present-lifted", b"first", Some(short)).await?;
+    set(cache, "tck:add-present-lifted", b"lifted", None).await?;
+    let wait = sleep_past(short, &limits).await;
+    let context = format!("of a key set with a {short:?} ttl, then without one, {wait:?} later");
+    expect_added(
+        cache,
+        "tck:add-present-lifted",
+        b"intruder",
+        KEEP,
+        false,
+        &context,
+    )
+    .await?;
+    let outcome = expect(
+        cache,
+        "tck:add-present-lifted",
+        Some(b"lifted"),
+        &format!("after a refused add {context}"),
+    )
+    .await;
+    remove(cache, &["tck:add-present-lifted"]).await;
+    outcome
 }
 
 /// A refused `add` with a 1 h TTL leaves a short-lived entry to go at its own end, and a

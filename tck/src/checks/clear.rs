@@ -33,7 +33,7 @@ pub async fn test_clear_removes_every_entry(cache: &dyn Cache) -> CheckResult {
 
 /// `clear` removes entries written by every write path (`set`, `set_many` and `add`, with
 /// and without TTL, overwritten ones, empty values, long keys, keys outside ASCII, keys
-/// without a colon):
+/// without a colon, TTLs of a day, a month and ten years):
 /// `get`, `get_many`, `exists` and `delete_many` all find nothing, and batches work
 /// afterwards.
 pub async fn test_clear_removes_entries_from_every_write_path(cache: &dyn Cache) -> CheckResult {
@@ -98,6 +98,20 @@ pub async fn test_clear_removes_entries_from_every_write_path(cache: &dyn Cache)
         set(cache, key, b"x", KEEP).await?;
     }
     keys.extend(unprefixed);
+    // Entries with TTLs of a day, a month and ten years: a `clear` that leaves a
+    // long-lived tier alone leaves them.
+    let long_lived = [
+        ("tck:clear-day", Duration::from_secs(24 * 3600)),
+        ("tck:clear-month", Duration::from_secs(31 * 24 * 3600)),
+        (
+            "tck:clear-decade",
+            Duration::from_secs(10 * 365 * 24 * 3600),
+        ),
+    ];
+    for (key, ttl) in long_lived {
+        set(cache, key, b"x", Some(ttl)).await?;
+    }
+    keys.extend(long_lived.map(|(key, _)| key));
 
     cache
         .clear()

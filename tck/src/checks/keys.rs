@@ -7,8 +7,8 @@ use cache_api::{Bytes, Cache};
 use futures::FutureExt;
 
 use super::{
-    delete, every_operation_on, expect, expect_invalid_key, expect_many, round_trip_each, set,
-    KEEP, LONG_TTL, MANY,
+    delete, every_operation_on, exists, expect, expect_invalid_key, expect_many, round_trip_each,
+    set, KEEP, LONG_TTL, MANY,
 };
 use crate::failure::{describe, describe_key, CheckResult, Failure, OrFail};
 
@@ -186,8 +186,8 @@ async fn unpanicked<T>(
     }
 }
 
-/// Keys of 4 KiB, 16 KiB, 64 KiB and 128 KiB work with `set`, `get`, `get_many` and
-/// `delete`, and keys of those lengths that differ only in their first, middle or last
+/// Keys of 4 KiB, 16 KiB, 64 KiB and 128 KiB work with `set`, `get`, `get_many`,
+/// `exists`, `delete`, `set_many` and `delete_many`, and keys of those lengths that differ only in their first, middle or last
 /// byte stay apart (a backend that keeps only part of a long key merges them).
 pub async fn test_very_long_keys_round_trip_and_stay_apart(cache: &dyn Cache) -> CheckResult {
     let mut keys = Vec::new();
@@ -221,6 +221,9 @@ pub async fn test_very_long_keys_round_trip_and_stay_apart(cache: &dyn Cache) ->
     let wanted: Vec<Option<&[u8]>> = values.iter().map(|v| Some(v.as_bytes())).collect();
     expect_many(cache, &refs, &wanted, "after set of very long keys").await?;
     for key in &keys {
+        exists(cache, key, true, "of a very long key after set").await?;
+    }
+    for key in &keys {
         delete(cache, key, true, "of a very long key").await?;
     }
     expect_many(
@@ -229,7 +232,36 @@ pub async fn test_very_long_keys_round_trip_and_stay_apart(cache: &dyn Cache) ->
         &vec![None; keys.len()],
         "after delete of very long keys",
     )
-    .await
+    .await?;
+    // The same keys through `set_many`, `exists` and `delete_many`.
+    let batch: Vec<(&str, Bytes)> = refs
+        .iter()
+        .zip(&values)
+        .map(|(key, value)| (*key, Bytes::from(value.clone())))
+        .collect();
+    cache
+        .set_many(&batch, KEEP)
+        .await
+        .or_fail(|| format!("set_many of {} very long keys", batch.len()))?;
+    expect_many(cache, &refs, &wanted, "after set_many of very long keys").await?;
+    let removed = cache
+        .delete_many(&refs)
+        .await
+        .or_fail(|| format!("delete_many of {} very long keys", refs.len()))?;
+    if removed != refs.len() {
+        return Err(Failure::new(
+            format!(
+                "delete_many of {} very long keys set by set_many",
+                refs.len()
+            ),
+            refs.len().to_string(),
+            removed.to_string(),
+        ));
+    }
+    for key in &keys {
+        exists(cache, key, false, "of a very long key after delete_many").await?;
+    }
+    Ok(())
 }
 
 /// How many keys [`test_thousands_of_keys_stay_apart`] writes: enough that a backend
@@ -458,11 +490,67 @@ fn alike_key_groups() -> Vec<(&'static str, &'static str, Vec<String>)> {
     ]
     .map(|key| format!("tck:compat-{key}"))
     .to_vec();
+    // Characters a backend may drop or fold as if they were not there: bidi marks and
+    // embeddings, variation selectors, the soft hyphen, the combining grapheme joiner,
+    // noncharacters, private-use characters (one against another), a decomposed
+    // umlaut, CR LF against LF, and case in a key over 250 bytes. Each is set beside
+    // the key without it: a backend that strips, folds, normalises or replaces them
+    // merges a pair.
+    let mut ignorable: Vec<String> = [
+        '\u{200e}',
+        '\u{200f}',
+        '\u{202a}',
+        '\u{202b}',
+        '\u{202c}',
+        '\u{202d}',
+        '\u{202e}',
+        '\u{2066}',
+        '\u{2067}',
+        '\u{2068}',
+        '\u{2069}',
+        '\u{fe0e}',
+        '\u{fe0f}',
+        '\u{ad}',
+        '\u{34f}',
+        '\u{fdd0}',
+        '\u{fdef}',
+        '\u{fffe}',
+        '\u{ffff}',
+        '\u{e000}',
+        '\u{e001}',
+        '\u{f8ff}',
+        '\u{1f3fb}',
+        '\u{e0001}',
+    ]
+    .iter()
+    .map(|c| format!("tck:ign-a{c}b"))
+    .collect();
+    let long_case = "x".repeat(300);
+    ignorable.extend([
+        "tck:ign-ab".to_owned(),
+        "tck:ign-u\u{308}ber".to_owned(),
+        "tck:ign-über".to_owned(),
+        "tck:ign-a\u{308}".to_owned(),
+        "tck:ign-ä".to_owned(),
+        "tck:ign-line\r\nbreak".to_owned(),
+        "tck:ign-line\nbreak".to_owned(),
+        "tck:ign-line\rbreak".to_owned(),
+        format!("tck:ign-{long_case}A"),
+        format!("tck:ign-{long_case}a"),
+        format!("tck:ign-A{long_case}"),
+        format!("tck:ign-a{long_case}"),
+    ]);
     vec![
         (
             "long twin",
             "after setting long keys alike up to their last bytes",
             long,
+        ),
+        (
+            "ignorable twin",
+            "after setting keys alike but for a format, private-use or noncharacter, a \
+             composed form, CR LF or case past 250 bytes",
+            ignorable,
         ),
         (
             "separator twin",

@@ -123,7 +123,10 @@ pub async fn test_set_of_the_same_value_still_replaces_the_ttl(cache: &dyn Cache
 /// Entries of every shape expire alike: an empty value, one over 64 KiB, one under a key
 /// over 250 bytes and one under a non-ASCII key; at that time `exists`, `get_many` and
 /// `delete` see them gone too. An entry with a 3 s TTL is gone by its TTL plus the
-/// granularity and 20 ms as well (not ignored, not rounded up to a minute).
+/// granularity and 20 ms as well (not ignored, not rounded up to a minute), and so are
+/// ones with TTLs of 1.05 s and 2.005 s (no multiple of 100 ms, just past a second:
+/// not rounded to a coarser step than declared, the fraction not misread); one with a
+/// 4.9 s TTL is there 4.3 s in (long TTLs not rounded down to whole seconds).
 pub async fn test_ttls_of_seconds_are_kept_to_the_granularity(cache: &dyn Cache) -> CheckResult {
     let limits = timed_limits(cache)?;
     let expiring = Duration::from_millis(2500);
@@ -199,7 +202,44 @@ pub async fn test_ttls_of_seconds_are_kept_to_the_granularity(cache: &dyn Cache)
     }
     let due = limits.round_up_ttl(longer) + limits.ttl_granularity + ON_TIME_MARGIN;
     tokio::time::sleep_until((longer_set + due).into()).await;
-    expect(cache, LONGER, None, &when(longer_set, longer)).await
+    expect(cache, LONGER, None, &when(longer_set, longer)).await?;
+    // TTLs that are no multiple of 100 ms, just over a second boundary, gone on time (a
+    // backend that rounds to a coarser step than it declares, or that writes 1.05 s as
+    // "1.5", keeps them late), beside a TTL past 4 s still there well before its end (a
+    // backend that rounds long TTLs down to whole seconds drops it early).
+    let long = Duration::from_millis(4900);
+    let read_at = if limits.ttl_granularity >= Duration::from_millis(100) {
+        (certainly_alive_for(long, &limits) * 3 / 4).min(Duration::from_millis(4300))
+    } else {
+        Duration::from_millis(4300)
+    };
+    let (gone, present) = tokio::join!(
+        odd_ttls_gone_on_time(cache, &limits),
+        present_into(cache, long, read_at)
+    );
+    gone.and(present)
+}
+
+/// Entries with TTLs of 1.05 s and 2.005 s, each read when its TTL, rounded up to the
+/// granularity, and one granularity more have passed: gone.
+async fn odd_ttls_gone_on_time(cache: &dyn Cache, limits: &Limits) -> CheckResult {
+    let mut written = Vec::new();
+    for ttl in [Duration::from_millis(1050), Duration::from_millis(2005)] {
+        let key = format!("tck:seconds-odd-{}", ttl.as_millis());
+        set(cache, &key, b"odd ttl", Some(ttl)).await?;
+        written.push((key, ttl, Instant::now()));
+    }
+    for (key, ttl, written_at) in written {
+        let due = limits.round_up_ttl(ttl) + limits.ttl_granularity + ON_TIME_MARGIN;
+        tokio::time::sleep_until((written_at + due).into()).await;
+        let context = format!(
+            "{:?} after set with a {ttl:?} ttl (granularity {:?})",
+            written_at.elapsed(),
+            limits.ttl_granularity
+        );
+        expect(cache, &key, None, &context).await?;
+    }
+    Ok(())
 }
 
 /// Entries of the shapes a backend may store apart (an empty value, one over 64 KiB, a
@@ -326,7 +366,8 @@ pub async fn test_overwrite_with_a_longer_ttl_extends_the_entry(cache: &dyn Cach
 }
 
 /// A TTL below the backend's granularity is rounded up, never down to "no expiry"
-/// or to "already expired".
+/// or to "already expired"; so is a TTL with a part below it (1 s and 1 ns, 1.5 ms),
+/// never refused.
 pub async fn test_ttl_below_granularity_is_rounded_up(cache: &dyn Cache) -> CheckResult {
     let limits = timed_limits(cache)?;
     let granularity = limits.ttl_granularity;
@@ -341,6 +382,26 @@ pub async fn test_ttl_below_granularity_is_rounded_up(cache: &dyn Cache) -> Chec
         &format!("{wait:?} after set with a {sub:?} ttl (granularity {granularity:?})"),
     )
     .await?;
+
+    // TTLs over the granularity with a part below it (1 s and 1 ns, 1.5 ms): rounded
+    // up, never refused, and there right after set.
+    for ttl in [Duration::new(1, 1), Duration::from_micros(1500)]
+        .into_iter()
+        .filter(|ttl| *ttl > granularity)
+    {
+        let key = format!("tck:sub-granularity-part-{}", ttl.as_nanos());
+        set(cache, &key, b"rounded up", Some(ttl)).await?;
+        if ttl >= Duration::from_secs(1) {
+            expect(
+                cache,
+                &key,
+                Some(b"rounded up"),
+                &format!("right after set with a {ttl:?} ttl"),
+            )
+            .await?;
+        }
+        remove(cache, &[key.as_str()]).await;
+    }
 
     // Rounded down to zero, others would store nothing. Only observable where the
     // granularity is coarse enough to read the entry back before it expires. On a 1 s
