@@ -134,6 +134,7 @@ macro_rules! __with_checks {
                 test_concurrent_use_from_many_tasks,
                 test_parallel_writers_on_many_threads_lose_no_write,
                 test_writes_on_one_thread_are_seen_by_reads_on_another,
+                test_reads_during_overwrites_end_on_the_last_write,
             ]
         }
     };

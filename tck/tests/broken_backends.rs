@@ -286,6 +286,7 @@ enum Defect {
     AddReadsLeftoverDeadline,
     ClearSparesLongLivedEntries,
     SetManySkipsKeysOver(usize),
+    ReadCopiesKeptWhileReadsAreUnderWay,
     NonAsciiWhitespaceTrimmed,
     AddOfTheSameValueStores,
     // Keys an encoding merges, and keys taken as patterns.
@@ -1343,6 +1344,11 @@ const CASES: &[Case] = &[
         &["exists(", "of a very long key after set"],
     ),
     case(
+        ReadCopiesKeptWhileReadsAreUnderWay,
+        "test_reads_during_overwrites_end_on_the_last_write",
+        &["after 200 overwrites on another", "written 200"],
+    ),
+    case(
         SetManySkipsKeysOver(8192),
         "test_very_long_keys_round_trip_and_stay_apart",
         &["after set_many of very long keys"],
@@ -2122,6 +2128,10 @@ struct Reference {
     epoch: Instant,
     state: Mutex<State>,
     in_flight: AtomicUsize,
+    /// Values `get` read, for [`ReadCopiesKeptWhileReadsAreUnderWay`], and the reads
+    /// under way.
+    copies: Mutex<HashMap<String, Bytes>>,
+    reads: AtomicUsize,
 }
 
 const MAX_VALUE_SIZE: usize = 1 << 20;
@@ -2153,6 +2163,8 @@ impl Reference {
             epoch: Instant::now(),
             state: Mutex::new(State::default()),
             in_flight: AtomicUsize::new(0),
+            copies: Mutex::new(HashMap::new()),
+            reads: AtomicUsize::new(0),
         }
     }
 
@@ -2864,6 +2876,21 @@ impl Cache for Reference {
         if self.has(ReadsCachedPerThread) {
             return Ok(self.near(key));
         }
+        if self.has(ReadCopiesKeptWhileReadsAreUnderWay) {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            let copy = self.copies.lock().unwrap().get(key).cloned();
+            let value = copy.or_else(|| {
+                let value = self.read(key, Path::Read)?;
+                self.copies
+                    .lock()
+                    .unwrap()
+                    .insert(key.to_owned(), value.clone());
+                Some(value)
+            });
+            tokio::task::yield_now().await;
+            self.reads.fetch_sub(1, Ordering::SeqCst);
+            return Ok(value);
+        }
         if self.has(MissReturnedAsError) && self.read(key, Path::Read).is_none() {
             return Err(backend_error("key not found"));
         }
@@ -2875,6 +2902,10 @@ impl Cache for Reference {
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
+        // The copy is dropped only when no read is under way (when the lock is free).
+        if self.has(ReadCopiesKeptWhileReadsAreUnderWay) && self.reads.load(Ordering::SeqCst) == 0 {
+            self.copies.lock().unwrap().remove(key);
+        }
         let op = match ttl {
             None => Op::SetNone,
             Some(ttl) if ttl.is_zero() => Op::SetZero,

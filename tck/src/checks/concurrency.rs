@@ -297,6 +297,79 @@ pub async fn test_writes_on_one_thread_are_seen_by_reads_on_another(
     result
 }
 
+/// How many times [`test_reads_during_overwrites_end_on_the_last_write`] overwrites its
+/// key while the readers read it.
+const OVERWRITES: usize = 200;
+
+/// Reads on other threads while one key (without TTL) is overwritten again and again
+/// end on the last write: once the writer is done, each reader's thread reads the
+/// writer's last value (a backend that keeps copies of what it read and misses an
+/// invalidation while reads are under way serves an older value for good). Needs a
+/// multi-thread Tokio runtime, as the check above.
+pub async fn test_reads_during_overwrites_end_on_the_last_write(cache: &dyn Cache) -> CheckResult {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    const KEY: &str = "tck:overwritten";
+    const READERS: usize = 3;
+    let handle = multi_thread_runtime("readers beside a writer")?;
+    set(cache, KEY, b"written 0", None).await?;
+    let last = format!("written {OVERWRITES}");
+    let (done, reading) = (AtomicBool::new(false), AtomicUsize::new(0));
+    let writer = async {
+        // The writes start once every reader reads (5 s at most: a reader that fails
+        // says so itself).
+        let waiting = std::time::Instant::now();
+        while reading.load(Ordering::SeqCst) < READERS && waiting.elapsed() < Duration::from_secs(5)
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let mut written = Ok(());
+        for i in 1..=OVERWRITES {
+            written = set(cache, KEY, format!("written {i}").as_bytes(), None).await;
+            if written.is_err() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        done.store(true, Ordering::SeqCst);
+        written
+    };
+    let reader = || async {
+        let _ = cache.get(KEY).await;
+        reading.fetch_add(1, Ordering::SeqCst);
+        while !done.load(Ordering::SeqCst) {
+            let _ = cache.get(KEY).await;
+        }
+        let context = format!("on a reader's thread, after {OVERWRITES} overwrites on another");
+        expect(cache, KEY, Some(last.as_bytes()), &context).await
+    };
+    let outcomes = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let handle = &handle;
+            let mut threads = vec![("writer", scope.spawn(move || handle.block_on(writer)))];
+            for _ in 0..READERS {
+                let reading = reader();
+                threads.push(("reader", scope.spawn(move || handle.block_on(reading))));
+            }
+            threads
+                .into_iter()
+                .map(|(name, thread)| {
+                    thread.join().unwrap_or_else(|panic| {
+                        Err(Failure::new(
+                            format!("the {name} thread"),
+                            "to finish",
+                            format!("a panic: {}", panic_text(panic.as_ref())),
+                        ))
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    let result = outcomes.into_iter().collect::<CheckResult>();
+    super::remove(cache, &[KEY]).await;
+    result
+}
+
 /// The failure of a reader whose writer stopped before its `step`.
 fn gone(step: &str) -> Failure {
     Failure::new(
