@@ -3,13 +3,12 @@
 //! refuses.
 
 use std::{
-    any::Any,
     sync::atomic::{AtomicBool, AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
 
-use super::multi_thread_runtime;
 use super::values::{largest_value, timed_limits};
+use super::{concurrency::joined, multi_thread_runtime};
 use cache_api::{Bytes, Cache, CacheError, Limits};
 use futures::future::join_all;
 
@@ -558,14 +557,8 @@ pub async fn test_parallel_adds_on_many_threads_have_exactly_one_winner(
             threads
                 .into_iter()
                 .enumerate()
-                .map(|(thread, joined)| {
-                    joined.join().unwrap_or_else(|panic| {
-                        Err(Failure::new(
-                            format!("{per_thread} adders on thread {thread}"),
-                            "to finish",
-                            format!("a panic: {}", panic_text(panic.as_ref())),
-                        ))
-                    })
+                .map(|(thread, handle)| {
+                    joined(handle, || format!("{per_thread} adders on thread {thread}"))
                 })
                 .collect::<Vec<_>>()
         })
@@ -677,12 +670,4 @@ async fn race_adders(
         }
     }
     Ok(answers)
-}
-
-fn panic_text(panic: &(dyn Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(not a string)")
 }

@@ -108,13 +108,9 @@ pub async fn test_parallel_writers_on_many_threads_lose_no_write(cache: &dyn Cac
             threads
                 .into_iter()
                 .enumerate()
-                .map(|(thread, joined)| {
-                    joined.join().unwrap_or_else(|panic| {
-                        Err(Failure::new(
-                            format!("{WRITERS_PER_THREAD} writers on thread {thread}"),
-                            "to finish",
-                            format!("a panic: {}", panic_text(panic.as_ref())),
-                        ))
+                .map(|(thread, handle)| {
+                    joined(handle, || {
+                        format!("{WRITERS_PER_THREAD} writers on thread {thread}")
                     })
                 })
                 .collect::<Vec<_>>()
@@ -224,6 +220,21 @@ async fn write_rounds(cache: &dyn Cache, writer: usize) -> CheckResult {
     Ok(())
 }
 
+/// The outcome of a check's thread, a panic in it a failure of `what` (which did not
+/// finish).
+pub(super) fn joined<T>(
+    thread: std::thread::ScopedJoinHandle<'_, Result<T, Failure>>,
+    what: impl FnOnce() -> String,
+) -> Result<T, Failure> {
+    thread.join().unwrap_or_else(|panic| {
+        Err(Failure::new(
+            what(),
+            "to finish",
+            format!("a panic: {}", panic_text(panic.as_ref())),
+        ))
+    })
+}
+
 fn panic_text(panic: &(dyn Any + Send)) -> &str {
     panic
         .downcast_ref::<&str>()
@@ -281,15 +292,8 @@ pub async fn test_writes_on_one_thread_are_seen_by_reads_on_another(
             let handle = &handle;
             let reader = scope.spawn(move || handle.block_on(reader));
             let writer = scope.spawn(move || handle.block_on(writer));
-            [("reader", reader), ("writer", writer)].map(|(name, thread)| {
-                thread.join().unwrap_or_else(|panic| {
-                    Err(Failure::new(
-                        format!("the {name} thread"),
-                        "to finish",
-                        format!("a panic: {}", panic_text(panic.as_ref())),
-                    ))
-                })
-            })
+            [("reader", reader), ("writer", writer)]
+                .map(|(name, thread)| joined(thread, || format!("the {name} thread")))
         })
     });
     let result = outcomes.into_iter().collect::<CheckResult>();
@@ -353,15 +357,7 @@ pub async fn test_reads_during_overwrites_end_on_the_last_write(cache: &dyn Cach
             }
             threads
                 .into_iter()
-                .map(|(name, thread)| {
-                    thread.join().unwrap_or_else(|panic| {
-                        Err(Failure::new(
-                            format!("the {name} thread"),
-                            "to finish",
-                            format!("a panic: {}", panic_text(panic.as_ref())),
-                        ))
-                    })
-                })
+                .map(|(name, thread)| joined(thread, || format!("the {name} thread")))
                 .collect::<Vec<_>>()
         })
     });
