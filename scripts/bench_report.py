@@ -310,7 +310,8 @@ def render(rows, commands, env, sh=sh, lock_versions=lock_versions):
     backends = ["memory", "redis", "redis-pooled", "memcached"]
     names = {"memory": "memory (quick_cache)", "redis": "redis, default mode (one multiplexed ConnectionManager)",
              "redis-pooled": "redis, pooled mode (deadpool-redis, max 16)", "memcached": "memcached (multiplexed connections, 2 per server)"}
-    raw_names = {"memory": "quick_cache sync::Cache of String to a value and its deadline, with the backend's byte "
+    raw_names = {"memory": "quick_cache sync::Cache of CompactString (keys of up to 24 bytes inline, as the backend keeps them) "
+                           "to a value and its deadline, with the backend's byte "
                            "budget, weigher and hasher (quick_cache's own, foldhash), the deadline checked on every read as the backend does "
                            "(quick_cache has no clock: every quick_cache user with a TTL per entry needs that check)",
                  "redis": "redis ConnectionManager, same timeouts", "redis-pooled": "deadpool-redis pool, max 16, same timeouts",

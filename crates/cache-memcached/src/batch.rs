@@ -73,9 +73,13 @@ impl MemcachedCache {
         let context = self.context("set_many");
         let results = call(context, self.inner.client.run_many(writes, context.timeout)).await?;
         for (result, (_, value)) in results.into_iter().zip(entries) {
-            let result =
-                result.map_err(|error| self.value_context("set_many", value.len()).map(error))?;
-            stored(result)?;
+            match result {
+                Ok(status) => stored(status)?,
+                Err(error) => {
+                    let error = self.value_context("set_many", value.len()).map(error);
+                    return Err(self.write_failed(error).await);
+                }
+            }
         }
         Ok(())
     }

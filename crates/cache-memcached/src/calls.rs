@@ -1,7 +1,7 @@
 //! One exchange with the server for one key: the bound on its time, the request built
 //! without copying the key, and what memcached's answer means for the contract.
 
-use std::future::Future;
+use std::{future::Future, sync::atomic::Ordering};
 
 use cache_api::{validate_value, Bytes, CacheError};
 use futures::TryFutureExt;
@@ -73,13 +73,55 @@ impl MemcachedCache {
 
     pub(crate) fn value_context(&self, operation: &'static str, size: usize) -> Context {
         Context {
-            value: Some((size, self.inner.max_value_size)),
+            value: Some((size, self.max_value_size())),
             ..self.context(operation)
         }
     }
 
     pub(crate) fn check_size(&self, value: &Bytes) -> Result<(), CacheError> {
-        validate_value(value, self.inner.max_value_size)
+        validate_value(value, self.max_value_size())
+    }
+
+    /// The largest value `set` takes now.
+    pub(crate) fn max_value_size(&self) -> usize {
+        self.inner.max_value_size.load(Ordering::Relaxed)
+    }
+
+    /// The error of a write, once the server refused its value as too large although
+    /// the known limit let it through (an item size lowered since the build, a proxy
+    /// in front of servers with a smaller one): the servers are asked their item size
+    /// again and the limit lowered, below the refused value whatever they answer, so
+    /// that the error names it and later writes over it are refused before anything
+    /// is sent. Any other error is returned as it is.
+    pub(crate) async fn write_failed(&self, error: CacheError) -> CacheError {
+        match error {
+            // `map` names a limit below the known one only for such a refusal.
+            CacheError::ValueTooLarge { size, limit } if limit < self.max_value_size() => {
+                Box::pin(self.relearn_limit(size)).await
+            }
+            other => other,
+        }
+    }
+
+    async fn relearn_limit(&self, refused: usize) -> CacheError {
+        let known = self.max_value_size();
+        let asked = crate::connect::effective_value_limit(
+            &self.inner.transport,
+            &self.inner.servers,
+            known,
+            self.context("set"),
+        )
+        .await
+        .unwrap_or(known);
+        let limit = asked.min(refused.saturating_sub(1));
+        let previous = self
+            .inner
+            .max_value_size
+            .fetch_min(limit, Ordering::Relaxed);
+        CacheError::ValueTooLarge {
+            size: refused,
+            limit: previous.min(limit),
+        }
     }
 
     pub(crate) async fn get_in(
@@ -136,7 +178,10 @@ impl MemcachedCache {
     ) -> Result<(), CacheError> {
         let set = self.set_operation(generation, key, value, expiry);
         let context = self.value_context("set", value.len());
-        stored(call(context, self.inner.client.run(set, context.timeout)).await?)
+        match call(context, self.inner.client.run(set, context.timeout)).await {
+            Ok(status) => stored(status),
+            Err(error) => Err(self.write_failed(error).await),
+        }
     }
 
     pub(crate) async fn add_in(
@@ -148,7 +193,10 @@ impl MemcachedCache {
     ) -> Result<bool, CacheError> {
         let add = self.set_operation(generation, key, value, expiry).add();
         let context = self.value_context("add", value.len());
-        added(call(context, self.inner.client.run(add, context.timeout)).await?)
+        match call(context, self.inner.client.run(add, context.timeout)).await {
+            Ok(status) => added(status),
+            Err(error) => Err(self.write_failed(error).await),
+        }
     }
 
     pub(crate) async fn delete_in(

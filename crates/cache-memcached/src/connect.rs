@@ -23,7 +23,7 @@ const ITEM_OVERHEAD: usize = (1 << 20) - DEFAULT_MAX_VALUE_SIZE;
 ///
 /// `Config` when a server does not answer as memcached (a TLS port included); `Unreachable`
 /// or `Timeout` when one does not answer at all.
-async fn effective_value_limit(
+pub(crate) async fn effective_value_limit(
     transport: &Transport,
     servers: &[String],
     configured: usize,
@@ -105,7 +105,7 @@ impl MemcachedCache {
                 namespace,
                 timeout,
                 pool_size: builder.pool_size,
-                max_value_size,
+                max_value_size: max_value_size.into(),
                 get_many_fail_open: builder.get_many_fail_open,
             }),
         })

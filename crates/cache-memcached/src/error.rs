@@ -53,14 +53,15 @@ impl Context {
                 Some((size, limit)) if size > limit => {
                     return CacheError::ValueTooLarge { size, limit };
                 }
-                // A server with a smaller item size than the one asked at build (behind
-                // a proxy, say): its refusal, with the sizes that contradict it.
-                Some((size, limit)) => {
-                    return unexpected(format!(
-                        "the server refused a value of {size} bytes as too large ({error}), \
-                         though it is within the limit of {limit} bytes found at build: \
-                         does a proxy front servers with a smaller item size (-I)?"
-                    ));
+                // A server whose item size is smaller than the one found at build (lowered
+                // since, or behind a proxy): the value is over its limit all the same, which
+                // is below this value's size. The cache asks the servers again and names
+                // the limit it finds (`MemcachedCache::write_failed`).
+                Some((size, _)) => {
+                    return CacheError::ValueTooLarge {
+                        size,
+                        limit: size.saturating_sub(1),
+                    };
                 }
                 None => {}
             }
@@ -231,14 +232,18 @@ mod tests {
             context(None).map(answer()),
             CacheError::Backend { .. }
         ));
-        // A value within the limit refused all the same (a server behind a proxy with a
-        // smaller item size): not a value too large for this cache, and said so.
-        let within = context(Some((1, 1 << 20))).map(answer());
-        assert!(matches!(within, CacheError::Backend { .. }), "{within:?}");
-        let shown = within.to_string();
+        // A value within the limit refused all the same (a server whose item size was
+        // lowered since the build): too large all the same, for a limit below its size.
+        let within = context(Some((1000, 1 << 20))).map(answer());
         assert!(
-            shown.contains("value of 1 bytes") && shown.contains("limit of 1048576"),
-            "{shown}"
+            matches!(
+                within,
+                CacheError::ValueTooLarge {
+                    size: 1000,
+                    limit: 999
+                }
+            ),
+            "{within:?}"
         );
     }
 }

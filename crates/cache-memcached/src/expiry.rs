@@ -1,5 +1,6 @@
 //! From a TTL to memcached's expiry: whole seconds rounded up, an absolute Unix time past
-//! 30 days (memcached reads a larger number as one), and nothing past 2038.
+//! 30 days (memcached reads a larger number as one), and 2038-01-19 for every TTL that
+//! ends later (the last second memcached's 32-bit expiry holds).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,21 +30,17 @@ pub(crate) fn expiry(ttl: Option<Duration>) -> Result<Expiry, CacheError> {
     if ttl.is_zero() {
         return Ok(Expiry::Expired);
     }
-    let too_far = || CacheError::InvalidTtl {
-        ttl,
-        reason: "memcached cannot expire an entry after 2038-01-19",
-    };
     // Rounded up: 300 ms is 1 s, never 0, which memcached reads as "never expires".
     let seconds = ttl
         .as_secs()
-        .checked_add(u64::from(ttl.subsec_nanos() > 0))
-        .ok_or_else(too_far)?;
+        .saturating_add(u64::from(ttl.subsec_nanos() > 0));
     if seconds <= MAX_RELATIVE_TTL_SECS {
-        return u32::try_from(seconds)
-            .map(Expiry::At)
-            .map_err(|_| too_far());
+        return Ok(Expiry::At(u32::try_from(seconds).unwrap_or(u32::MAX)));
     }
-    // memcached reads more than 30 days as a Unix time, so long TTLs are sent as one.
+    // memcached reads more than 30 days as a Unix time, so long TTLs are sent as one. One
+    // that ends after memcached's last second ends on it: sooner than asked, as an
+    // eviction may make any entry, never later. A refusal instead would break every TTL
+    // of ten years from 2028 on.
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|_| CacheError::InvalidTtl {
@@ -51,10 +48,14 @@ pub(crate) fn expiry(ttl: Option<Duration>) -> Result<Expiry, CacheError> {
             reason: "the system clock is before 1970",
         })?
         .as_secs();
-    match now.checked_add(seconds) {
-        Some(at) if at <= MAX_EXPIRY => u32::try_from(at).map(Expiry::At).map_err(|_| too_far()),
-        _ => Err(too_far()),
+    if now >= MAX_EXPIRY {
+        return Err(CacheError::InvalidTtl {
+            ttl,
+            reason: "the system clock is past 2038-01-19, the last expiry memcached keeps",
+        });
     }
+    let at = now.saturating_add(seconds).min(MAX_EXPIRY);
+    Ok(Expiry::At(u32::try_from(at).unwrap_or(u32::MAX)))
 }
 
 #[cfg(test)]
@@ -102,14 +103,16 @@ mod tests {
     }
 
     #[test]
-    fn ttls_beyond_2038_are_invalid() {
+    fn ttls_ending_after_2038_end_on_its_last_second() {
         for ttl in [
             Duration::MAX,
             Duration::from_secs(u64::MAX),
             Duration::from_secs(100 * 365 * 24 * 3600),
+            Duration::from_secs(MAX_EXPIRY),
         ] {
-            assert!(
-                matches!(expiry(Some(ttl)), Err(CacheError::InvalidTtl { .. })),
+            assert_eq!(
+                expiry(Some(ttl)).unwrap(),
+                Expiry::At(i32::MAX as u32),
                 "{ttl:?}"
             );
         }

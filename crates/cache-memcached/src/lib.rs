@@ -22,7 +22,11 @@ mod serde_config;
 pub mod testing;
 mod transport;
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{atomic::AtomicUsize, Arc},
+    time::Duration,
+};
 
 use cache_api::{
     async_trait, validate_entries, validate_key, validate_keys, Bytes, Cache, CacheError, Limits,
@@ -74,7 +78,9 @@ struct Inner {
     namespace: Option<Namespace>,
     timeout: Duration,
     pool_size: usize,
-    max_value_size: usize,
+    /// The largest value `set` takes: lowered when a server refuses a smaller one as too
+    /// large (its item size lowered since the build).
+    max_value_size: AtomicUsize,
     get_many_fail_open: bool,
 }
 
@@ -93,7 +99,7 @@ impl fmt::Debug for MemcachedCache {
             )
             .field("timeout", &inner.timeout)
             .field("pool_size", &inner.pool_size)
-            .field("max_value_size", &inner.max_value_size)
+            .field("max_value_size", &self.max_value_size())
             .field("get_many_fail_open", &inner.get_many_fail_open)
             .finish_non_exhaustive()
     }
@@ -235,7 +241,7 @@ impl Cache for MemcachedCache {
         entries: &[(&str, Bytes)],
         ttl: Option<Duration>,
     ) -> Result<(), CacheError> {
-        validate_entries(entries, self.inner.max_value_size)?;
+        validate_entries(entries, self.max_value_size())?;
         let expiry = expiry(ttl)?;
         if entries.is_empty() {
             return Ok(());
@@ -309,7 +315,7 @@ impl Cache for MemcachedCache {
     /// and its generation tag (22 bytes) for keys stored under their own name; `clear`,
     /// pipelined batches and `add` are native.
     fn limits(&self) -> Limits {
-        Limits::new(Duration::from_secs(1), self.inner.max_value_size)
+        Limits::new(Duration::from_secs(1), self.max_value_size())
             .with_max_native_key_len(self.inner.keys.max_native_key_len())
             .with_clear()
             .with_native_bulk()

@@ -112,37 +112,47 @@ async fn long_ttls_are_sent_as_unix_times() {
     }
 }
 
-/// A TTL that ends after 2038-01-19 (memcached's 32-bit clock) is `InvalidTtl`, never a
-/// panic, and the previous value stays.
+/// A TTL that ends after 2038-01-19 (memcached's 32-bit clock), `Duration::MAX` included,
+/// ends on that last second: stored, readable, never refused and never a panic, through
+/// `set`, `set_many` and `add` alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ttls_past_2038_are_invalid_and_keep_the_old_value() {
+async fn ttls_past_2038_end_on_its_last_second() {
     let (cache, url) = unprefixed().await;
     let key = unique_key("ttl-too-far");
     let _cleanup = Cleanup::new(&url, [&key]);
-    cache.set(&key, Bytes::from("before"), None).await.unwrap();
-    let past_2038 = Duration::from_secs(i32::MAX as u64 - now() + 10);
+    let last_second = i32::MAX as u64;
+    let past_2038 = Duration::from_secs(last_second - now() + 10);
     for ttl in [Duration::MAX, Duration::from_secs(u64::MAX), past_2038] {
-        let error = cache
-            .set(&key, Bytes::from("after"), Some(ttl))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(error, CacheError::InvalidTtl { .. }),
-            "{ttl:?}: {error:?}"
-        );
-        let error = cache
-            .set_many(&[(&key, Bytes::from("after"))], Some(ttl))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(error, CacheError::InvalidTtl { .. }),
-            "{ttl:?}: {error:?}"
-        );
+        for how in ["set", "set_many", "add"] {
+            cache.set(&key, Bytes::from("before"), None).await.unwrap();
+            match how {
+                "set" => cache.set(&key, Bytes::from(how), Some(ttl)).await.unwrap(),
+                "set_many" => cache
+                    .set_many(&[(&key, Bytes::from(how))], Some(ttl))
+                    .await
+                    .unwrap(),
+                _ => {
+                    assert!(cache.delete(&key).await.unwrap());
+                    assert!(cache.add(&key, Bytes::from(how), Some(ttl)).await.unwrap());
+                }
+            }
+            assert_eq!(
+                cache.get(&key).await.unwrap().as_deref(),
+                Some(how.as_bytes()),
+                "{how} {ttl:?}"
+            );
+            let remaining = remaining_ttl(&url, key.as_bytes()).expect("entry stored");
+            let remaining = u64::try_from(remaining)
+                .unwrap_or_else(|_| panic!("{how} {ttl:?}: ttl {remaining}"));
+            // Read against memcached's own clock, which may be a second or two off this
+            // machine's.
+            let expected = last_second - now();
+            assert!(
+                expected - 3 <= remaining && remaining <= expected + 3,
+                "{how} {ttl:?}: {remaining} s left, {expected} to 2038-01-19"
+            );
+        }
     }
-    assert_eq!(
-        cache.get(&key).await.unwrap().as_deref(),
-        Some(&b"before"[..])
-    );
     assert!(cache.delete(&key).await.unwrap());
 }
 
@@ -454,6 +464,61 @@ async fn bad_settings_are_config_errors() {
         largest.get(&unique_key("largest-pool")).await.unwrap(),
         None
     );
+}
+
+/// A server restarted with a smaller item size under a built cache (`-I 2m`, then
+/// `512k`): a value it now refuses, through `set`, `set_many` or `add`, is
+/// `ValueTooLarge` naming its new limit, which `limits()` reports from then on and which
+/// refuses larger values before anything is sent; other entries stay, and a value of
+/// exactly the new limit is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_size_lowered_after_build_is_learnt() {
+    let mut server = local_server(&["-I", "2m"]).await;
+    let limit = (512 << 10) - 512;
+    for how in ["set", "set_many", "add"] {
+        server.restart_with(&["-I", "2m"]).await.unwrap();
+        let cache = MemcachedCache::builder(&server.url())
+            .max_value_size(4 << 20)
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(cache.limits().max_value_size, (2 << 20) - 512);
+        server.restart_with(&["-I", "512k"]).await.unwrap();
+        // The first call after the restart may find its connection closed.
+        let mut tries = 0;
+        while cache.set("small", Bytes::from("kept"), None).await.is_err() {
+            tries += 1;
+            assert!(tries < 20, "{how}: the cache did not reconnect");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let big = Bytes::from(vec![7; 800_000]);
+        let error = match how {
+            "set" => cache.set("big", big.clone(), None).await.unwrap_err(),
+            "set_many" => cache
+                .set_many(&[("other", Bytes::from("o")), ("big", big.clone())], None)
+                .await
+                .unwrap_err(),
+            _ => cache.add("big", big.clone(), None).await.unwrap_err(),
+        };
+        assert!(
+            matches!(error, CacheError::ValueTooLarge { size: 800_000, limit: named } if named == limit),
+            "{how}: {error:?}"
+        );
+        assert_eq!(cache.limits().max_value_size, limit, "{how}");
+        let error = cache.set("big", big, None).await.unwrap_err();
+        assert!(
+            matches!(error, CacheError::ValueTooLarge { size: 800_000, limit: named } if named == limit),
+            "{how}, then set: {error:?}"
+        );
+        assert_eq!(
+            cache.get("small").await.unwrap().as_deref(),
+            Some(&b"kept"[..]),
+            "{how}"
+        );
+        let exact = Bytes::from(vec![1; limit]);
+        cache.set("exact", exact.clone(), None).await.unwrap();
+        assert_eq!(cache.get("exact").await.unwrap(), Some(exact), "{how}");
+    }
 }
 
 /// A server started with `-I 512k`: the limit is its item size less 512 bytes, a value of

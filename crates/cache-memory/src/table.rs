@@ -20,6 +20,7 @@ use std::{
 };
 
 use cache_api::Bytes;
+use compact_str::CompactString;
 use quick_cache::{
     sync::{Cache as QuickCache, EntryAction, EntryResult},
     DefaultHashBuilder, Weighter,
@@ -27,15 +28,22 @@ use quick_cache::{
 
 /// Bytes charged to every entry on top of its key and value: the table's slot, the
 /// entry's own fields and the allocations' headers. `cachectl bench memory://
-/// --footprint 1000000` measured 176 bytes of resident memory per entry of 18 + 100
-/// bytes, so 58 of overhead; charging more keeps the budget an upper bound on memory
-/// for entries of that size and larger, with room for the allocator's rounding. Entries
-/// of a few bytes take more than they are charged (the README says how much).
+/// --footprint 1000000` measured 112 bytes of resident memory per entry of an 18-byte
+/// key (kept inline) and a 100-byte value, and 144 when keys were `String`s: charging 96
+/// keeps the budget an upper bound on memory for entries of that size and larger, keys
+/// of any length, with room for the allocator's rounding. Entries of a few bytes take
+/// more than they are charged (the README says how much).
 pub(crate) const ENTRY_OVERHEAD: u64 = 96;
 
 /// TTLs longer than this are kept as "no expiry": no process lives a century, and
 /// `Instant` arithmetic stays far from overflowing.
 const LONGEST_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// A key as the table keeps it: up to 24 bytes inline, in the table's own entry, so a
+/// lookup compares the key where it finds the entry (a `String` would send it to an
+/// allocation of its own for every compare); longer keys on the heap as a `String`'s.
+/// It hashes and compares as the `str` it holds, which is what lookups pass.
+pub(crate) type Key = CompactString;
 
 /// A value and the moment it dies.
 #[derive(Clone)]
@@ -74,8 +82,8 @@ impl EntryWeighter {
     }
 }
 
-impl Weighter<String, Entry> for EntryWeighter {
-    fn weight(&self, key: &String, entry: &Entry) -> u64 {
+impl Weighter<Key, Entry> for EntryWeighter {
+    fn weight(&self, key: &Key, entry: &Entry) -> u64 {
         Self::weight_of(key.len(), entry.value.len())
     }
 }
@@ -85,7 +93,7 @@ const SWEEP_EVERY: u64 = 64;
 
 /// The sharded table and what one of its shards can hold.
 pub(crate) struct Table {
-    entries: QuickCache<String, Entry, EntryWeighter, DefaultHashBuilder>,
+    entries: QuickCache<Key, Entry, EntryWeighter, DefaultHashBuilder>,
     /// The heaviest entry a shard admits: quick_cache refuses heavier ones silently,
     /// so a write checks against it first.
     pub(crate) room: u64,
@@ -106,7 +114,7 @@ pub(crate) struct TooHeavy;
 
 impl Table {
     pub(crate) fn new(
-        entries: QuickCache<String, Entry, EntryWeighter, DefaultHashBuilder>,
+        entries: QuickCache<Key, Entry, EntryWeighter, DefaultHashBuilder>,
         room: u64,
     ) -> Self {
         Self {
@@ -183,7 +191,7 @@ impl Table {
         match Entry::new(value, ttl) {
             Some(entry) => {
                 self.before_write(&entry);
-                self.entries.insert(key.to_owned(), entry);
+                self.entries.insert(Key::new(key), entry);
             }
             None => {
                 self.entries.remove(key);
@@ -211,7 +219,7 @@ impl Table {
         self.before_write(&entry);
         let found = self
             .entries
-            .entry_async(key, |_, current| {
+            .entry_async(&Key::new(key), |_, current| {
                 if current.is_live() {
                     EntryAction::Retain(())
                 } else {

@@ -180,6 +180,19 @@ impl LocalServer {
         self.process = Some(process);
         Ok(())
     }
+
+    /// Starts the server again on the same port, as [`restart`](Self::restart) does, with
+    /// `extra_args` in place of the arguments it had: a server reconfigured under the
+    /// clients that know it (a smaller item size, another password). Later restarts keep
+    /// these.
+    ///
+    /// # Errors
+    ///
+    /// As [`restart`](Self::restart).
+    pub async fn restart_with(&mut self, extra_args: &[&str]) -> Result<(), String> {
+        self.extra_args = extra_args.iter().map(|arg| (*arg).to_owned()).collect();
+        self.restart().await
+    }
 }
 
 impl fmt::Debug for LocalServer {

@@ -269,8 +269,8 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
 
     /// Stores `value` under `key`: stale after `options`' TTL (plus jitter), kept in
     /// the backend for the fail-safe duration past it when fail-safe is on. A TTL
-    /// longer than the backend can keep (memcached's end at 2038) is written without
-    /// expiry: the value's own TTL, in its envelope, still says when it is stale. The
+    /// longer than the backend can keep (one it refuses with `InvalidTtl`) is written
+    /// without expiry: the value's own TTL, in its envelope, still says when it is stale. The
     /// value fail-safe kept for `key` in the process, and its throttle, are dropped;
     /// with fail-safe in `options`, this value is kept in their place, so that a
     /// `get_or_set` can serve it while the backend is down (as one it read itself). A

@@ -311,7 +311,8 @@ async fn a_set_during_a_throttle_is_served() {
     }
 }
 
-/// A memory cache that refuses TTLs over a year, as memcached refuses those past 2038.
+/// A memory cache that refuses TTLs over a year, as a backend with a shorter clock than
+/// the TTLs asked of it may.
 struct ShortLived(cache_memory::MemoryCache);
 
 #[async_trait]

@@ -1,10 +1,12 @@
 //! The table under the in-memory backend, used directly: quick_cache's sync cache of
-//! `String` to a value and its deadline, with the backend's byte budget, weigher and
-//! hasher, and the deadline checked on every read as the backend does.
+//! `CompactString` (keys of up to 24 bytes inline, as the backend keeps them) to a value
+//! and its deadline, with the backend's byte budget, weigher and hasher, and the deadline
+//! checked on every read as the backend does.
 
 use std::time::Instant;
 
 use bytes::Bytes;
+use compact_str::CompactString;
 
 /// Bytes the in-memory backend charges each entry on top of key and value.
 const OVERHEAD: u64 = cache_memory::PER_ENTRY_OVERHEAD_BYTES;
@@ -38,8 +40,8 @@ impl Timed {
 #[derive(Clone, Copy)]
 pub(crate) struct Weigh;
 
-impl quick_cache::Weighter<String, Timed> for Weigh {
-    fn weight(&self, key: &String, entry: &Timed) -> u64 {
+impl quick_cache::Weighter<CompactString, Timed> for Weigh {
+    fn weight(&self, key: &CompactString, entry: &Timed) -> u64 {
         key.len() as u64 + entry.value.len() as u64 + OVERHEAD
     }
 }
@@ -47,7 +49,7 @@ impl quick_cache::Weighter<String, Timed> for Weigh {
 /// The table: quick_cache's default shard count (four per core), which is the backend's
 /// too with its default largest value.
 pub(crate) struct Table(
-    quick_cache::sync::Cache<String, Timed, Weigh, quick_cache::DefaultHashBuilder>,
+    quick_cache::sync::Cache<CompactString, Timed, Weigh, quick_cache::DefaultHashBuilder>,
 );
 
 impl Table {
@@ -66,7 +68,7 @@ impl Table {
     }
 
     pub(crate) fn insert(&self, key: &str, value: Bytes) {
-        self.0.insert(key.to_owned(), Timed::new(value));
+        self.0.insert(CompactString::new(key), Timed::new(value));
     }
 
     pub(crate) fn remove(&self, key: &str) {
