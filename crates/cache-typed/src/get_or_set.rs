@@ -186,8 +186,11 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
             }
             Ok(None) => {}
             Err(err) => {
-                if let Some(stale) = &stale {
-                    return Ok(self.serve_stale(key, stale, &options, "backend_error"));
+                if let Some(entry) = stale
+                    .as_ref()
+                    .and_then(|stale| self.serve_stale(key, stale, &options, "backend_error"))
+                {
+                    return Ok(entry);
                 }
                 if options.read_errors == ReadErrors::Propagate {
                     return Err(err.into());
@@ -293,9 +296,15 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
         stale: Option<Arc<Stored<V>>>,
         options: &EntryOptions,
     ) -> Result<Entry<V>, Error> {
-        let soft = options
-            .soft_timeout
-            .filter(|soft| stale.is_some() && options.hard_timeout.is_none_or(|hard| *soft < hard));
+        // A soft timeout only where the stale value can still stand in when it fires.
+        let now = now_ms();
+        let soft = options.soft_timeout.filter(|soft| {
+            let fires = now.saturating_add(u64::try_from(soft.as_millis()).unwrap_or(u64::MAX));
+            stale
+                .as_ref()
+                .is_some_and(|stale| stale.within_fail_safe(fires, options.fail_safe_max_duration))
+                && options.hard_timeout.is_none_or(|hard| *soft < hard)
+        });
         let Some(limit) = soft.or(options.hard_timeout) else {
             let outcome = flight.outcome.await;
             if outcome.is_ok() {
@@ -319,21 +328,22 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
             // longer than this wait), the stale value served alone for the throttle.
             futures::future::Either::Right(_) => {
                 self.inner.flights.abandon(key, id);
-                match (&stale, soft.is_some()) {
-                    (Some(stale), true) => {
-                        Ok(self.serve_stale(key, stale, options, "soft_timeout"))
-                    }
-                    (Some(stale), false) => {
-                        Ok(self.serve_stale(key, stale, options, "hard_timeout"))
-                    }
-                    (None, _) => Err(Error::Timeout { after: limit }),
-                }
+                let reason = if soft.is_some() {
+                    "soft_timeout"
+                } else {
+                    "hard_timeout"
+                };
+                stale
+                    .as_ref()
+                    .and_then(|stale| self.serve_stale(key, stale, options, reason))
+                    .ok_or(Error::Timeout { after: limit })
             }
         }
     }
 
     /// The caller's answer from the run's outcome: its value, or on failure the stale
-    /// value (fail-safe, throttled) or the error.
+    /// value (fail-safe, throttled) while it is within the fail-safe duration, or the
+    /// error.
     fn settle(
         &self,
         key: &str,
@@ -341,24 +351,30 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
         stale: Option<&Arc<Stored<V>>>,
         options: &EntryOptions,
     ) -> Result<Entry<V>, Error> {
-        match (outcome, stale) {
-            (Ok(stored), _) => Ok(Entry::from_stored(&stored, false)),
-            (Err(_), Some(stale)) => Ok(self.serve_stale(key, stale, options, "factory_error")),
-            (Err(err), None) => Err(err.into()),
+        match outcome {
+            Ok(stored) => Ok(Entry::from_stored(&stored, false)),
+            Err(err) => stale
+                .and_then(|stale| self.serve_stale(key, stale, options, "factory_error"))
+                .ok_or_else(|| err.into()),
         }
     }
 
-    /// Serves `stale` after a failure, and keeps serving it alone for the throttle.
+    /// Serves `stale` after a failure, and keeps serving it alone for the throttle;
+    /// `None` when it is past the fail-safe duration by now (a factory or a backend
+    /// that took its time to fail outlived it).
     fn serve_stale(
         &self,
         key: &str,
         stale: &Arc<Stored<V>>,
         options: &EntryOptions,
         reason: &'static str,
-    ) -> Entry<V> {
+    ) -> Option<Entry<V>> {
         let (max, throttle) = (options.fail_safe_max_duration, options.fail_safe_throttle);
+        if !stale.within_fail_safe(now_ms(), max) {
+            return None;
+        }
         self.inner.fallback.throttle(key, stale, max, throttle);
-        self.stale_entry(stale, reason)
+        Some(self.stale_entry(stale, reason))
     }
 
     fn stale_entry(&self, stale: &Stored<V>, reason: &'static str) -> Entry<V> {

@@ -301,3 +301,69 @@ async fn fail_safe_serves_only_values_within_the_callers_duration() {
         .unwrap();
     assert_eq!((served.value, served.stale), (user(9, "old"), true));
 }
+
+/// A stale value that runs out of its fail-safe duration while the factory is under way
+/// is not served when the factory fails, nor at a hard timeout; and a soft timeout that
+/// would fire after it ran out does not cut the wait short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_value_that_runs_out_during_the_run_is_not_served() {
+    let typed = users(common::memory());
+    // Stale 100 ms after the write, out of fail-safe 300 ms later.
+    let options = typed
+        .options()
+        .ttl(Duration::from_millis(100))
+        .fail_safe(Duration::from_millis(300), Duration::from_millis(50));
+    let write = |key: &'static str| {
+        let typed = typed.clone();
+        async move {
+            typed
+                .get_or_set(key, options, move || async move { user(5, key) })
+                .await
+                .unwrap();
+            // Stale, and 100 ms within the fail-safe duration.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+
+    // A factory that fails 300 ms in, 200 ms after the stale value ran out.
+    write("user:5").await;
+    let failed = typed
+        .try_get_or_set_entry("user:5", options, || async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Err::<User, _>(std::io::Error::other("database down"))
+        })
+        .await;
+    assert!(
+        matches!(&failed, Err(error) if error.to_string().contains("database down")),
+        "{failed:?}"
+    );
+
+    // A hard timeout 300 ms in.
+    write("user:6").await;
+    let timed_out = typed
+        .get_or_set_entry(
+            "user:6",
+            options.hard_timeout(Duration::from_millis(300)),
+            hangs(),
+        )
+        .await;
+    assert!(
+        matches!(timed_out, Err(Error::Timeout { after }) if after == Duration::from_millis(300)),
+        "{timed_out:?}"
+    );
+
+    // A soft timeout that fires after the stale value ran out: the caller waits for the
+    // run instead, and gets its value.
+    write("user:7").await;
+    let slow = Runs::default();
+    let entry = typed
+        .get_or_set_entry(
+            "user:7",
+            options.soft_timeout(Duration::from_millis(200)),
+            slow.factory(Duration::from_millis(400), user(7, "new")),
+        )
+        .await
+        .unwrap();
+    assert_eq!((entry.value, entry.stale), (user(7, "new"), false));
+    assert_eq!(slow.count(), 1);
+}
