@@ -20,7 +20,9 @@ use crate::around::{Answer, Around, Keys, Layered, Op};
 /// knows whether the answer matters.
 ///
 /// Put a [`TimeoutLayer`](crate::TimeoutLayer) outside it to bound the whole call,
-/// retries and waits included.
+/// retries and waits included. Under such a deadline, a wait that would end past it is
+/// not started: the caller gets the error of the last attempt at once, rather than a
+/// timeout of the deadline that hides it.
 ///
 /// The waits are Tokio's timers: a retry needs a Tokio runtime with time enabled, as
 /// the network backends do. Outside any Tokio runtime (a cache polled by another
@@ -103,7 +105,18 @@ impl Around for Retry {
         Box::pin(
             call.retry(self.backoff)
                 .sleep(tokio::time::sleep)
-                .when(CacheError::is_retryable),
+                .when(CacheError::is_retryable)
+                .adjust(|_, wait| wait.filter(|wait| ends_in_time(*wait))),
         )
     }
+}
+
+/// Whether a wait of `wait` from now ends before the deadline of the `TimeoutLayer`s
+/// around the call, if any: past it, no attempt could follow the wait.
+fn ends_in_time(wait: Duration) -> bool {
+    crate::timeout::current_deadline().is_none_or(|deadline| {
+        tokio::time::Instant::now()
+            .checked_add(wait)
+            .is_some_and(|end| end < deadline)
+    })
 }

@@ -3,6 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use cache_api::{Cache, CacheError, CacheFuture, Layer};
+use tokio::time::Instant;
 
 use crate::around::{Answer, Around, Keys, Layered, Op};
 
@@ -14,7 +15,9 @@ use crate::around::{Answer, Around, Keys, Layered, Op};
 /// where the call is awaited.
 ///
 /// A backend's own timeouts (connect, response) still apply inside; this is the
-/// promise to the caller. A `set` cut short may or may not have been applied.
+/// promise to the caller. A `set` cut short may or may not have been applied. A
+/// [`RetryLayer`](crate::RetryLayer) inside it knows the deadline: it starts no wait
+/// that would end past it, and answers with the error of its last attempt instead.
 #[derive(Debug, Clone, Copy)]
 #[must_use]
 pub struct TimeoutLayer {
@@ -41,6 +44,16 @@ impl Layer for TimeoutLayer {
     }
 }
 
+tokio::task_local! {
+    /// The earliest deadline of the `TimeoutLayer`s the call under way runs inside.
+    static DEADLINE: Instant;
+}
+
+/// The earliest deadline of the `TimeoutLayer`s around the call under way, if any.
+pub(crate) fn current_deadline() -> Option<Instant> {
+    DEADLINE.try_with(|deadline| *deadline).ok()
+}
+
 struct Deadline {
     after: Duration,
     backend: &'static str,
@@ -55,7 +68,20 @@ impl Around for Deadline {
         // The timer is made on the first poll, inside the runtime that polls it: made
         // here, it would start the deadline early and panic outside a runtime.
         Box::pin(async move {
-            tokio::time::timeout(self.after, call())
+            // Known to the layers inside (a retry's waits), nested deadlines the
+            // earliest; one too far off to count (`Duration::MAX`) is no deadline.
+            let call = call();
+            let deadline = Instant::now()
+                .checked_add(self.after)
+                .map(|own| current_deadline().map_or(own, |outer| outer.min(own)))
+                .or_else(current_deadline);
+            let call = async move {
+                match deadline {
+                    Some(deadline) => DEADLINE.scope(deadline, call).await,
+                    None => call.await,
+                }
+            };
+            tokio::time::timeout(self.after, call)
                 .await
                 .unwrap_or_else(|_| {
                     Err(CacheError::Timeout {

@@ -229,6 +229,55 @@ fn a_deadline_is_made_where_the_call_is_awaited() {
     assert_eq!(block_on(call).unwrap(), None);
 }
 
+/// Under a deadline, a retry starts no wait that would end past it: the caller gets the
+/// error of the last attempt, not the deadline's timeout that would hide it; waits
+/// that end in time are still taken, and of nested deadlines the earliest counts.
+#[test]
+fn a_retry_starts_no_wait_that_ends_past_the_deadline() {
+    block_on(async {
+        // Every wait (1 to 2 s) ends past the 300 ms deadline: one attempt, its error.
+        let down = common::Flaky::new(usize::MAX, unreachable);
+        let retry = RetryLayer::new()
+            .max_retries(3)
+            .delays(Duration::from_secs(2), Duration::from_secs(5));
+        let cache = TimeoutLayer::new(Duration::from_millis(300)).layer(retry.layer(down.clone()));
+        let started = tokio::time::Instant::now();
+        let error = cache.get("k").await.unwrap_err();
+        assert!(matches!(error, CacheError::Unreachable { .. }), "{error:?}");
+        assert_eq!(down.calls(), 1);
+        assert!(started.elapsed() < Duration::from_millis(300));
+
+        // Waits of 5 to 40 ms fit in a second: two failures, then the answer.
+        let flaky = common::Flaky::new(2, unreachable);
+        let retry = RetryLayer::new()
+            .max_retries(3)
+            .delays(Duration::from_millis(10), Duration::from_millis(40));
+        let cache = TimeoutLayer::new(Duration::from_secs(1)).layer(retry.layer(flaky.clone()));
+        assert_eq!(cache.get("k").await.unwrap(), None);
+        assert_eq!(flaky.calls(), 3);
+
+        // A longer deadline outside a shorter one: the shorter one counts.
+        let down = common::Flaky::new(usize::MAX, unreachable);
+        let retry = RetryLayer::new()
+            .max_retries(3)
+            .delays(Duration::from_millis(400), Duration::from_millis(800));
+        let inner = TimeoutLayer::new(Duration::from_millis(100)).layer(retry.layer(down.clone()));
+        let cache = TimeoutLayer::new(Duration::from_secs(60)).layer(inner);
+        let error = cache.get("k").await.unwrap_err();
+        assert!(matches!(error, CacheError::Unreachable { .. }), "{error:?}");
+        assert_eq!(down.calls(), 1);
+
+        // Without a deadline, the waits are taken.
+        let down = common::Flaky::new(usize::MAX, unreachable);
+        let cache = RetryLayer::new()
+            .max_retries(2)
+            .delays(Duration::from_secs(2), Duration::from_secs(5))
+            .layer(down.clone());
+        assert!(cache.get("k").await.is_err());
+        assert_eq!(down.calls(), 3);
+    });
+}
+
 /// A cache whose reads take 200 ms.
 struct Slow;
 
