@@ -44,6 +44,38 @@ pub fn validate_key(key: &str) -> Result<(), CacheError> {
     Ok(())
 }
 
+/// Checks a [`Cache::get_many`] answer against the keys asked: one value per key. A
+/// wrapper hands on an answer it relies on through this, so that a backend that answers
+/// with fewer or more values than keys (which would pair values with the wrong keys, or
+/// count hits that never were) fails the call instead.
+///
+/// # Errors
+///
+/// [`CacheError::Backend`] naming `backend` and both counts when they differ.
+///
+/// ```
+/// use cache_api::{check_get_many_answer, Bytes, CacheError};
+///
+/// let answer = vec![Some(Bytes::from("a")), None];
+/// assert!(check_get_many_answer(answer.clone(), 2, "custom").is_ok());
+/// let error = check_get_many_answer(answer, 3, "custom").unwrap_err();
+/// assert!(matches!(error, CacheError::Backend { .. }));
+/// assert_eq!(error.to_string(), "custom error: get_many answered 2 values for 3 keys");
+/// ```
+pub fn check_get_many_answer(
+    answer: Vec<Option<Bytes>>,
+    keys: usize,
+    backend: &'static str,
+) -> Result<Vec<Option<Bytes>>, CacheError> {
+    if answer.len() == keys {
+        return Ok(answer);
+    }
+    Err(CacheError::Backend {
+        backend,
+        source: format!("get_many answered {} values for {keys} keys", answer.len()).into(),
+    })
+}
+
 /// Checks every key of a bulk operation before anything is sent, so that a bad key
 /// in the middle of a batch leaves the cache untouched.
 ///
@@ -354,6 +386,48 @@ pub trait Cache: Send + Sync {
     /// nothing (no round trip). The default is [`BackendInfo::default`], `custom`.
     fn describe(&self) -> BackendInfo {
         BackendInfo::default()
+    }
+}
+
+/// So that an application's state that holds an `Arc<dyn Cache>` can derive `Debug`:
+/// the backend's label ([`Cache::describe`]) and its [`Cache::limits`], never a host, key
+/// prefix or secret.
+///
+/// ```
+/// use std::{sync::Arc, time::Duration};
+/// use cache_api::{async_trait, Bytes, Cache, CacheError};
+///
+/// #[derive(Debug)]
+/// struct AppState {
+///     cache: Arc<dyn Cache>,
+/// }
+///
+/// /// A cache that keeps nothing, for the shape.
+/// struct Nothing;
+///
+/// #[async_trait]
+/// impl Cache for Nothing {
+///     async fn get(&self, _: &str) -> Result<Option<Bytes>, CacheError> {
+///         Ok(None)
+///     }
+///     async fn set(&self, _: &str, _: Bytes, _: Option<Duration>) -> Result<(), CacheError> {
+///         Ok(())
+///     }
+///     async fn delete(&self, _: &str) -> Result<bool, CacheError> {
+///         Ok(false)
+///     }
+/// }
+///
+/// let state = AppState { cache: Arc::new(Nothing) };
+/// let shown = format!("{state:?}");
+/// assert!(shown.starts_with("AppState { cache: Cache { backend: \"custom\", limits: "), "{shown}");
+/// ```
+impl std::fmt::Debug for dyn Cache + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("backend", &self.describe().label)
+            .field("limits", &self.limits())
+            .finish()
     }
 }
 

@@ -213,8 +213,14 @@ impl<P: Around> Cache for Layered<P> {
         Self: 'f,
     {
         let inner = &self.inner;
-        self.policy
-            .around(Op::GetMany, Keys::Many(keys), move || inner.get_many(keys))
+        // One value per key, or the call fails: a layer counts hits from the answer,
+        // and a caller pairs its values with the keys it asked.
+        let backend = inner.describe().label;
+        self.policy.around(Op::GetMany, Keys::Many(keys), move || {
+            Box::pin(async move {
+                cache_api::check_get_many_answer(inner.get_many(keys).await?, keys.len(), backend)
+            })
+        })
     }
 
     fn set_many<'s, 'k, 'e, 'f>(

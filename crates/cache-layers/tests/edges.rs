@@ -278,6 +278,79 @@ fn a_retry_starts_no_wait_that_ends_past_the_deadline() {
     });
 }
 
+/// A cache whose `get_many` answers one value more than keys asked, or one fewer.
+struct Miscounts {
+    extra: bool,
+}
+
+#[async_trait]
+impl Cache for Miscounts {
+    async fn get(&self, _: &str) -> Result<Option<Bytes>, CacheError> {
+        Ok(None)
+    }
+    async fn set(&self, _: &str, _: Bytes, _: Option<Duration>) -> Result<(), CacheError> {
+        Ok(())
+    }
+    async fn delete(&self, _: &str) -> Result<bool, CacheError> {
+        Ok(false)
+    }
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        let mut answer = vec![Some(Bytes::from("v")); keys.len()];
+        if self.extra {
+            answer.push(Some(Bytes::from("stray")));
+        } else {
+            answer.pop();
+        }
+        Ok(answer)
+    }
+}
+
+/// A `get_many` answer with more or fewer values than keys fails the call through
+/// every layer, with a backend error naming both counts; no hit is counted for it.
+#[test]
+fn a_get_many_answer_of_the_wrong_length_fails_the_call() {
+    let snapshotter = {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        block_on(async {
+            for extra in [true, false] {
+                let backend: Arc<dyn Cache> = Arc::new(Miscounts { extra });
+                let layers: [Box<dyn Layer>; 4] = [
+                    Box::new(RetryLayer::new()),
+                    Box::new(TimeoutLayer::new(Duration::from_secs(1))),
+                    Box::new(TracingLayer::new()),
+                    Box::new(MetricsLayer::new()),
+                ];
+                for layer in layers {
+                    let error = layer
+                        .layer(backend.clone())
+                        .get_many(&["a", "b"])
+                        .await
+                        .unwrap_err();
+                    assert!(matches!(error, CacheError::Backend { .. }), "{error:?}");
+                    let values = if extra { 3 } else { 1 };
+                    assert!(
+                        error
+                            .to_string()
+                            .contains(&format!("answered {values} values for 2 keys")),
+                        "{error}"
+                    );
+                }
+            }
+        });
+        snapshotter
+    };
+    let common::Recorded { counters, .. } = common::Recorded::from(&snapshotter);
+    assert_eq!(
+        counters,
+        BTreeMap::from([(
+            "cache_errors_total{kind=backend,operation=get_many}".to_owned(),
+            2
+        )])
+    );
+}
+
 /// A cache whose reads take 200 ms.
 struct Slow;
 

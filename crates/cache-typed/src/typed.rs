@@ -334,6 +334,8 @@ impl<V: Value, C: Codec> TypedCache<V, C> {
     pub async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<V>>, Error> {
         let now = now_ms();
         let found = self.inner.cache.get_many(keys).await?;
+        let found =
+            cache_api::check_get_many_answer(found, keys.len(), self.inner.cache.describe().label)?;
         Ok(found
             .into_iter()
             .map(|bytes| {

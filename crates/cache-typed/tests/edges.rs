@@ -610,3 +610,39 @@ async fn a_panic_while_decoding_under_the_lock_releases_it() {
     DECODE_PANICS.store(false, Ordering::SeqCst);
     assert_panicked_and_unlocked(&result, "deserialize bomb", &*store, "d").await;
 }
+
+/// A memory cache whose `get_many` answers one value fewer than keys asked.
+struct OneShort(cache_memory::MemoryCache);
+
+#[async_trait]
+impl Cache for OneShort {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        self.0.get(key).await
+    }
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<(), CacheError> {
+        self.0.set(key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        self.0.delete(key).await
+    }
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        let mut answer = self.0.get_many(keys).await?;
+        answer.pop();
+        Ok(answer)
+    }
+}
+
+/// A backend's `get_many` answer with fewer values than keys is an error of the call,
+/// never values paired with the wrong keys.
+#[tokio::test]
+async fn a_get_many_answer_one_short_is_an_error() {
+    let typed = numbers(Arc::new(OneShort(cache_memory::MemoryCache::new())));
+    typed.set("a", &1).await.unwrap();
+    typed.set("b", &2).await.unwrap();
+    let answer = typed.get_many(&["a", "b"]).await;
+    assert!(
+        matches!(&answer, Err(Error::Cache(CacheError::Backend { .. }))),
+        "{answer:?}"
+    );
+    assert_eq!(typed.get("b").await.unwrap(), Some(2));
+}
