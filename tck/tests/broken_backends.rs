@@ -118,6 +118,14 @@ enum Defect {
     EncodedSlashDecoded,
     BlankKeysRejected,
     KeysHashedTo24Bits,
+    /// Each character of a key kept in 16 bits (UCS-2 cut short): a character past
+    /// U+FFFF becomes the one 65,536 code points before it.
+    CharactersKeptIn16Bits,
+    /// Entries are numbered in order of first use, in 16 bits: the 65,537th key takes
+    /// the first one's entry.
+    SlotIdsWrapAt16Bits,
+    /// Past this many entries, writes of new keys are answered `Ok` and dropped.
+    NewKeysDroppedPast(usize),
     DeleteMissesKeysOver(usize),
     DeleteLeavesKeysOver(usize),
     GetManyTruncatesKeysTo(usize),
@@ -874,12 +882,27 @@ const CASES: &[Case] = &[
     case(
         KeysHashedTo24Bits,
         "test_thousands_of_keys_stay_apart",
-        &["after set_many of 16384 keys"],
+        &["after set_many of 70000 keys"],
+    ),
+    case(
+        CharactersKeptIn16Bits,
+        "test_distinct_keys_never_collide",
+        &["keys alike but for one character, sampled over every plane"],
+    ),
+    case(
+        SlotIdsWrapAt16Bits,
+        "test_thousands_of_keys_stay_apart",
+        &["after set_many of 70000 keys"],
+    ),
+    case(
+        NewKeysDroppedPast(20_000),
+        "test_thousands_of_keys_stay_apart",
+        &["after set_many of 70000 keys", "got None"],
     ),
     case(
         ClearStopsAfter(1000),
         "test_thousands_of_keys_stay_apart",
-        &["after clear of 16384 entries"],
+        &["after clear of 70000 entries"],
     ),
     case(
         ClearStopsAfter(100),
@@ -2132,6 +2155,8 @@ struct Reference {
     /// under way.
     copies: Mutex<HashMap<String, Bytes>>,
     reads: AtomicUsize,
+    /// The entry numbers of [`SlotIdsWrapAt16Bits`], by key.
+    slots: Mutex<HashMap<String, u16>>,
 }
 
 const MAX_VALUE_SIZE: usize = 1 << 20;
@@ -2165,6 +2190,7 @@ impl Reference {
             in_flight: AtomicUsize::new(0),
             copies: Mutex::new(HashMap::new()),
             reads: AtomicUsize::new(0),
+            slots: Mutex::new(HashMap::new()),
         }
     }
 
@@ -2270,6 +2296,18 @@ impl Reference {
                 (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
             });
             key = format!("#{:06x}", hash & 0xff_ffff);
+        }
+        if self.has(CharactersKeptIn16Bits) {
+            key = key
+                .chars()
+                .map(|c| char::from_u32(u32::from(c) & 0xffff).unwrap_or('\u{fffd}'))
+                .collect();
+        }
+        if self.has(SlotIdsWrapAt16Bits) {
+            let mut slots = self.slots.lock().unwrap();
+            #[allow(clippy::cast_possible_truncation)]
+            let next = slots.len() as u16;
+            key = format!("#slot {}", *slots.entry(key).or_insert(next));
         }
         if let Some(DeleteMissesKeysOver(len)) = self.defect {
             if path == Path::Delete && key.len() > len {
@@ -2505,7 +2543,10 @@ impl Reference {
         {
             let mut state = self.lock();
             state.tombstones.remove(&native);
-            if (self.has(WritesLostAfterClear) && state.cleared_once)
+            let full = matches!(self.defect, Some(NewKeysDroppedPast(count))
+                if state.entries.len() >= count && !state.entries.contains_key(&native));
+            if full
+                || (self.has(WritesLostAfterClear) && state.cleared_once)
                 || (self.has(SetManyLostAfterClear) && batch && state.cleared_once)
                 || (self.has(WritesLostAfterRefusedValue) && state.refused_a_value)
             {

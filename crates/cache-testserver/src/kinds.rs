@@ -71,10 +71,22 @@ fn redis_url(host: &str, port: u16) -> String {
 }
 
 fn memcached_args(port: u16) -> Vec<String> {
-    let mut args: Vec<String> = ["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"]
-        .iter()
-        .map(|arg| (*arg).to_owned())
-        .collect();
+    // 1 GiB of item memory at most (taken as items come, not at start): the default 64 MiB
+    // holds the entries of a few suites' checks at once, and beyond it memcached evicts
+    // entries a check is about to read back. A test's own `-m` comes later and wins.
+    let mut args: Vec<String> = [
+        "-l",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "0",
+        "-m",
+        "1024",
+    ]
+    .iter()
+    .map(|arg| (*arg).to_owned())
+    .collect();
     // memcached refuses to start as root unless told which user to run as.
     if running_as_root() {
         args.extend(["-u".to_owned(), "root".to_owned()]);
@@ -128,10 +140,15 @@ mod tests {
     }
 
     #[test]
-    fn memcached_listens_on_loopback_only() {
+    fn memcached_listens_on_loopback_only_with_room_for_many_suites() {
         assert_args_hold(
             &MEMCACHED,
-            &[["-l", "127.0.0.1"], ["-p", "12345"], ["-U", "0"]],
+            &[
+                ["-l", "127.0.0.1"],
+                ["-p", "12345"],
+                ["-U", "0"],
+                ["-m", "1024"],
+            ],
         );
     }
 }

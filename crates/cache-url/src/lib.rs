@@ -339,7 +339,7 @@ mod tests {
         ] {
             let scheme = &url[..url.find("://").unwrap() + 3];
             assert!(SCHEMES.contains(&scheme), "{scheme} listed");
-            let err = connect(url).await.err().expect("nothing listens there");
+            let err = connect(url).await.expect_err("nothing listens there");
             assert!(
                 matches!(
                     err,
@@ -362,7 +362,7 @@ mod tests {
         ] {
             let scheme = &url[..url.find("://").unwrap() + 3];
             assert!(SCHEMES.contains(&scheme), "{scheme} listed");
-            let err = connect(url).await.err().expect("nothing listens there");
+            let err = connect(url).await.expect_err("nothing listens there");
             assert!(
                 matches!(
                     err,
@@ -401,7 +401,7 @@ mod tests {
             ("memory://?db=2", "db"),
             ("memory://?colour=red", "colour"),
         ] {
-            let err = connect(url).await.err().expect("a config error");
+            let err = connect(url).await.expect_err("a config error");
             assert!(
                 matches!(&err, CacheError::Config { message } if message.contains(named)),
                 "{url}: {err:?}"
@@ -451,7 +451,7 @@ mod tests {
             "memory://u:1?deadline=0&hunter2@h",
             "memcache://u:11211?hunter2&x@127.0.0.1:1",
         ] {
-            let err = connect(url).await.err().expect("a config error");
+            let err = connect(url).await.expect_err("a config error");
             let shown = format!("{err} {err:?}");
             assert!(
                 matches!(err, CacheError::Config { .. }) && !shown.contains("hunter2"),
@@ -481,7 +481,7 @@ mod tests {
                 "default:S3cr?etPw&x",
             ] {
                 let url = format!("{scheme}://{rest}");
-                let err = connect(&url).await.err().expect("a config error");
+                let err = connect(&url).await.expect_err("a config error");
                 let shown = format!("{err} {err:?} {}", redact(&url));
                 assert!(
                     matches!(err, CacheError::Config { .. }),
@@ -509,7 +509,7 @@ mod tests {
             "memory://u:hunter2@host?max_value_size=1",
             "MEMORY://:hunter2@",
         ] {
-            let err = connect(url).await.err().expect("a config error");
+            let err = connect(url).await.expect_err("a config error");
             let shown = format!("{err} {err:?}");
             assert!(!shown.contains("hunter2"), "{url}: {shown}");
             assert!(shown.contains("***"), "{url}: {shown}");

@@ -265,12 +265,16 @@ pub async fn test_very_long_keys_round_trip_and_stay_apart(cache: &dyn Cache) ->
 }
 
 /// How many keys [`test_thousands_of_keys_stay_apart`] writes: enough that a backend
-/// storing entries under a 24-bit hash of their key has several collisions among them.
-const MANY_KEYS: usize = 16_384;
+/// storing entries under a 24-bit hash of their key has many collisions among them, and
+/// more than a 16-bit number counts (a backend whose slot or entry numbers wrap at 65,536
+/// hands the first keys' entries to the last ones).
+const MANY_KEYS: usize = 70_000;
 
-/// 16,384 keys, written by `set_many` in batches, each read back by `get_many` with
-/// its own value (a backend that stores entries under a short hash of their key, or
-/// keeps only part of it, hands one key's value to another); then removed, by one
+/// 70,000 keys, written by `set_many` in batches, each read back by `get_many` with its
+/// own value (a backend that stores entries under a short hash of their key, keeps only
+/// part of it, numbers its entries in 16 bits or stops storing past some count hands one
+/// key's value to another or loses it; 70,000 small entries are a few megabytes, which
+/// any cache under test has room for); then removed, by one
 /// `clear` where declared (a `clear` that stops after the first thousand entries leaves
 /// some), by `delete_many` otherwise, and all read back as misses.
 pub async fn test_thousands_of_keys_stay_apart(cache: &dyn Cache) -> CheckResult {
@@ -432,6 +436,53 @@ pub async fn test_distinct_keys_never_collide(cache: &dyn Cache) -> CheckResult 
     round_trip_each(cache, &keys, "value", "after setting many alike keys", None).await?;
     for (label, context, twins) in alike_key_groups() {
         round_trip_each(cache, &twins, label, context, None).await?;
+    }
+    code_point_neighbours_stay_apart(cache).await
+}
+
+/// Characters sampled over every plane (one every 499 code points from U+00A0), each
+/// beside the characters 1, 256 and 65,536 code points on: keys alike but for that one
+/// character, written by `set_many` and read back by `get_many`, each with its own
+/// value. A backend that keeps 8 or 16 bits of a character, or replaces the characters
+/// it cannot send with one placeholder, merges a pair.
+async fn code_point_neighbours_stay_apart(cache: &dyn Cache) -> CheckResult {
+    const STEP: usize = 499;
+    const BATCH: usize = 256;
+    let mut characters: Vec<char> = (0xa0_u32..=0x10_ffff)
+        .step_by(STEP)
+        .flat_map(|c| [c, c + 1, c + 0x100, c + 0x1_0000])
+        .filter_map(char::from_u32)
+        .collect();
+    characters.sort_unstable();
+    characters.dedup();
+    let keys: Vec<String> = characters.iter().map(|c| format!("tck:cp-{c}")).collect();
+    let values: Vec<String> = characters
+        .iter()
+        .map(|c| format!("U+{:04X}", u32::from(*c)))
+        .collect();
+    for (keys, values) in keys.chunks(BATCH).zip(values.chunks(BATCH)) {
+        let entries: Vec<(&str, Bytes)> = keys
+            .iter()
+            .zip(values)
+            .map(|(key, value)| (key.as_str(), Bytes::copy_from_slice(value.as_bytes())))
+            .collect();
+        cache.set_many(&entries, KEEP).await.or_fail(|| {
+            format!(
+                "set_many of {} keys alike but for one character",
+                entries.len()
+            )
+        })?;
+    }
+    let context = format!(
+        "after set_many of {} keys alike but for one character, sampled over every plane \
+         beside the characters 1, 256 and 65,536 code points on",
+        keys.len()
+    );
+    for (keys, values) in keys.chunks(BATCH).zip(values.chunks(BATCH)) {
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let wanted: Vec<Option<&[u8]>> =
+            values.iter().map(|value| Some(value.as_bytes())).collect();
+        expect_many(cache, &refs, &wanted, &context).await?;
     }
     Ok(())
 }
