@@ -95,9 +95,15 @@ impl MemcachedCache {
     /// is sent. Any other error is returned as it is.
     pub(crate) async fn write_failed(&self, error: CacheError) -> CacheError {
         match error {
-            // `map` names a limit below the known one only for such a refusal.
-            CacheError::ValueTooLarge { size, limit } if limit < self.max_value_size() => {
-                Box::pin(self.relearn_limit(size)).await
+            CacheError::ValueTooLarge { size, limit } => {
+                let known = self.max_value_size();
+                // `map` names a limit below the known one only for such a refusal; else
+                // the limit is the known one (lowered meanwhile by another write, maybe).
+                if limit < known {
+                    Box::pin(self.relearn_limit(size)).await
+                } else {
+                    CacheError::ValueTooLarge { size, limit: known }
+                }
             }
             other => other,
         }
